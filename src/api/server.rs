@@ -1,0 +1,288 @@
+//! Hosting: holds the data dir's engine lock, runs the engine, and serves it on a
+//! random loopback port with a bearer token written to a user-only file.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{
+    ByBody, DecideBody, Endpoint, LAGGED_LINE, LogsQuery, endpoint_path, lock_path,
+};
+use super::{Feed, feed};
+use crate::config::Project;
+use crate::engine::{self, EngineError, EngineHandle, TriggerRequest};
+use crate::store::RunFilter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("an engine is already running for {0} (pid {1}); use it, or stop it first")]
+    AlreadyRunning(PathBuf, String),
+    #[error("{0}")]
+    Io(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// An engine hosted by this process.
+pub struct Hosted {
+    pub handle: EngineHandle,
+    pub endpoint: Endpoint,
+    data_dir: PathBuf,
+    stop_server: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+    engine: tokio::task::JoinHandle<()>,
+    _lock: File,
+}
+
+#[derive(Clone)]
+struct AppState {
+    handle: EngineHandle,
+    token: String,
+}
+
+fn random_token() -> std::io::Result<String> {
+    let mut buf = [0u8; 24];
+    std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Takes the data dir's engine lock and hosts the engine there.
+pub async fn host(project: Project, data_dir: &Path) -> Result<Hosted, HostError> {
+    let io = |what: &str, e: std::io::Error| HostError::Io(format!("{what}: {e}"));
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| io(&format!("cannot create {}", data_dir.display()), e))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(data_dir))
+        .map_err(|e| io("cannot open the engine lock", e))?;
+    if lock.try_lock().is_err() {
+        let pid = std::fs::read_to_string(endpoint_path(data_dir))
+            .ok()
+            .and_then(|s| serde_json::from_str::<Endpoint>(&s).ok())
+            .map(|e| e.pid.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        return Err(HostError::AlreadyRunning(data_dir.to_path_buf(), pid));
+    }
+    let (handle, engine) = engine::start(project, data_dir).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| io("cannot listen on loopback", e))?;
+    let addr = listener.local_addr().map_err(|e| io("listener", e))?;
+    let token = random_token().map_err(|e| io("cannot make a token", e))?;
+    let endpoint = Endpoint {
+        url: format!("http://{addr}"),
+        token: token.clone(),
+        pid: std::process::id(),
+    };
+    write_endpoint(data_dir, &endpoint).map_err(|e| io("cannot write the endpoint file", e))?;
+    let state = AppState {
+        handle: handle.clone(),
+        token,
+    };
+    let stop_server = CancellationToken::new();
+    let app = router(state);
+    let stop = stop_server.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    Ok(Hosted {
+        handle,
+        endpoint,
+        data_dir: data_dir.to_path_buf(),
+        stop_server,
+        server,
+        engine,
+        _lock: lock,
+    })
+}
+
+fn write_endpoint(data_dir: &Path, e: &Endpoint) -> std::io::Result<()> {
+    let tmp = data_dir.join(".engine.json.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(
+        serde_json::to_string(e)
+            .map_err(std::io::Error::other)?
+            .as_bytes(),
+    )?;
+    f.sync_all()?;
+    std::fs::rename(tmp, endpoint_path(data_dir))
+}
+
+impl Hosted {
+    /// Stops the engine (running steps terminated and recorded), then the server.
+    pub async fn shutdown(self) {
+        self.handle.shutdown().await;
+        let _ = self.engine.await;
+        self.stop_server.cancel();
+        let _ = self.server.await;
+        let _ = std::fs::remove_file(endpoint_path(&self.data_dir));
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/runs", get(list_runs).post(trigger))
+        .route("/v1/runs/{id}", get(detail))
+        .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/rerun", post(rerun))
+        .route("/v1/runs/{id}/gates/{env}", post(decide))
+        .route("/v1/runs/{id}/logs", get(logs))
+        .route("/v1/runs/{id}/audit", get(audit))
+        .route("/v1/gates", get(gates))
+        .route("/v1/events", get(events))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), st.token.as_bytes()));
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError(EngineError::Forbidden(
+            "missing or wrong bearer token".into(),
+        ))
+        .into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+struct ApiError(EngineError);
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = match &self.0 {
+            EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+            EngineError::Invalid(_) => StatusCode::BAD_REQUEST,
+            EngineError::Conflict(_) => StatusCode::CONFLICT,
+            EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
+            EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            EngineError::Stopped | EngineError::Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (code, Json(self.0)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+async fn list_runs(
+    State(st): State<AppState>,
+    Query(f): Query<RunFilter>,
+) -> ApiResult<Vec<crate::domain::RunInfo>> {
+    Ok(Json(st.handle.runs(f).await?))
+}
+
+async fn trigger(
+    State(st): State<AppState>,
+    Json(req): Json<TriggerRequest>,
+) -> ApiResult<crate::domain::RunInfo> {
+    Ok(Json(st.handle.trigger(req).await?))
+}
+
+async fn detail(
+    State(st): State<AppState>,
+    UrlPath(id): UrlPath<i64>,
+) -> ApiResult<crate::domain::RunDetail> {
+    Ok(Json(st.handle.detail(id).await?))
+}
+
+async fn cancel(
+    State(st): State<AppState>,
+    UrlPath(id): UrlPath<i64>,
+    Json(b): Json<ByBody>,
+) -> ApiResult<crate::domain::RunInfo> {
+    Ok(Json(st.handle.cancel(id, &b.by).await?))
+}
+
+async fn rerun(
+    State(st): State<AppState>,
+    UrlPath(id): UrlPath<i64>,
+    Json(b): Json<ByBody>,
+) -> ApiResult<crate::domain::RunInfo> {
+    Ok(Json(st.handle.rerun(id, &b.by).await?))
+}
+
+async fn decide(
+    State(st): State<AppState>,
+    UrlPath((id, env)): UrlPath<(i64, String)>,
+    Json(b): Json<DecideBody>,
+) -> ApiResult<crate::domain::GateInfo> {
+    Ok(Json(
+        st.handle
+            .decide(id, &env, b.decision, &b.by, b.comment)
+            .await?,
+    ))
+}
+
+async fn logs(
+    State(st): State<AppState>,
+    UrlPath(id): UrlPath<i64>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Vec<crate::store::LogLine>> {
+    let limit = q.limit.unwrap_or(10_000).min(100_000);
+    Ok(Json(st.handle.logs(id, q.step, q.from, limit).await?))
+}
+
+async fn audit(
+    State(st): State<AppState>,
+    UrlPath(id): UrlPath<i64>,
+) -> ApiResult<Vec<crate::store::AuditEntry>> {
+    Ok(Json(st.handle.audit(id).await?))
+}
+
+async fn gates(State(st): State<AppState>) -> ApiResult<Vec<crate::domain::GateInfo>> {
+    Ok(Json(st.handle.waiting_gates().await?))
+}
+
+/// Newline-delimited JSON events, from now on, until the engine stops.
+async fn events(State(st): State<AppState>) -> Response {
+    let stream = feed(st.handle.subscribe()).map(|f| {
+        let mut line = match f {
+            Feed::Event(e) => serde_json::to_string(&e).unwrap_or_else(|_| LAGGED_LINE.to_string()),
+            Feed::Lagged => LAGGED_LINE.to_string(),
+        };
+        line.push('\n');
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    // A first line tells the client the subscription is live.
+    let hello = futures_util::stream::once(async { Ok("{\"type\":\"hello\"}\n".to_string()) });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(hello.chain(stream)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

@@ -1,0 +1,232 @@
+//! The headless CLI (EN-4). Every command except `validate` talks to the engine
+//! hosted for the data dir; `serve` and `run --wait` host one when none runs.
+
+mod control;
+mod logs;
+mod output;
+mod run;
+mod serve;
+mod show;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::api::client::Client;
+use crate::config::{self, Project, user::UserConfig};
+use crate::engine::EngineError;
+
+/// Exit codes, as documented in `--help`.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const RUN_FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const CANCELLED: i32 = 3;
+    pub const NO_ENGINE: i32 = 4;
+}
+
+const EXIT_CODES: &str = "Exit codes:
+  0  success (for a run: it succeeded)
+  1  the run failed (or was interrupted)
+  2  usage or config error, or a request the engine refused
+  3  the run was cancelled or a gate rejected it
+  4  no engine is running, or it could not be reached";
+
+#[derive(Debug, Parser)]
+#[command(name = "pipedeck", version, about = "Delivery and infrastructure pipelines from the terminal", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Data dir (state, logs, workspaces). Default: PIPEDECK_DATA_DIR, the user config, or the platform data dir.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Project file.
+    #[arg(long, global = true, value_name = "FILE", default_value = config::PROJECT_FILE)]
+    pub project: PathBuf,
+    /// Who you are, as recorded in runs and the audit log. Default: PIPEDECK_USER, the user config, or $USER.
+    #[arg(long = "as", global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the project file without running anything.
+    Validate,
+    /// Host the engine headless until SIGINT/SIGTERM.
+    Serve,
+    /// Trigger a run of a service; prints the run id first.
+    Run {
+        service: String,
+        /// Branch to build (default: the service's default branch).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Commit to build (default: the head of the branch).
+        #[arg(long)]
+        commit: Option<String>,
+        /// Follow progress and exit with the run's outcome (hosts an engine if none runs).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        service: Option<String>,
+        /// One of: queued, running, awaiting_approval, cancelling, succeeded, failed, cancelled, rejected, skipped, interrupted.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One run with its steps and gates.
+    Show { run: i64 },
+    /// A run's logs (every step, or one).
+    Logs {
+        run: i64,
+        /// A step name (`test`), path (`build/test`) or environment (`deploy/prod`).
+        #[arg(long)]
+        step: Option<String>,
+        /// Keep printing new lines until the run ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Approve the gate waiting before an environment.
+    Approve {
+        run: i64,
+        env: String,
+        #[arg(long, short)]
+        comment: Option<String>,
+    },
+    /// Reject the gate waiting before an environment (it and later ones are skipped).
+    Reject {
+        run: i64,
+        env: String,
+        #[arg(long, short)]
+        comment: Option<String>,
+    },
+    /// Cancel a run: the build stops now; a deploy in flight finishes, later ones are cancelled.
+    Cancel { run: i64 },
+    /// Run again as a new attempt, at the same commit with the same pipeline definition.
+    Rerun { run: i64 },
+}
+
+/// Resolved global settings.
+pub struct Ctx {
+    pub data_dir: PathBuf,
+    pub project_path: PathBuf,
+    pub user: String,
+    pub json: bool,
+}
+
+impl Ctx {
+    pub fn load_project(&self) -> Result<Project, i32> {
+        config::load_project(&self.project_path).map_err(|e| {
+            eprintln!("{e}");
+            exit::USAGE
+        })
+    }
+
+    pub fn connect(&self) -> Result<Client, i32> {
+        Client::connect(&self.data_dir).map_err(|e| {
+            eprintln!("error: {e}");
+            exit::NO_ENGINE
+        })
+    }
+}
+
+/// Prints an engine error and returns its exit code.
+pub fn fail(e: EngineError) -> i32 {
+    eprintln!("error: {e}");
+    match e {
+        EngineError::Stopped | EngineError::Unreachable(_) => exit::NO_ENGINE,
+        EngineError::Internal(_) => exit::RUN_FAILED,
+        _ => exit::USAGE,
+    }
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let user_cfg = match UserConfig::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::USAGE;
+        }
+    };
+    let ctx = Ctx {
+        data_dir: user_cfg.data_dir(cli.data_dir.as_deref()),
+        project_path: cli.project.clone(),
+        user: user_cfg.identity(cli.user.as_deref()),
+        json: cli.json,
+    };
+    let _log_guard = init_tracing(&ctx.data_dir);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::RUN_FAILED;
+        }
+    };
+    rt.block_on(dispatch(cli.command, ctx))
+}
+
+fn init_tracing(data_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(data_dir).ok()?;
+    let appender = tracing_appender::rolling::daily(data_dir.join("log"), "pipedeck.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
+
+async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
+    match cmd {
+        Command::Validate => match ctx.load_project() {
+            Ok(p) => {
+                if ctx.json {
+                    output::json(
+                        &serde_json::json!({"valid": true, "project": p.name, "services": p.services.keys().collect::<Vec<_>>()}),
+                    );
+                } else {
+                    let steps: usize = p.services.values().map(|s| s.steps.len()).sum();
+                    println!(
+                        "{}: ok ({} services, {} build steps)",
+                        ctx.project_path.display(),
+                        p.services.len(),
+                        steps
+                    );
+                }
+                exit::OK
+            }
+            Err(code) => code,
+        },
+        Command::Serve => serve::serve(&ctx).await,
+        Command::Run {
+            service,
+            branch,
+            commit,
+            wait,
+        } => run::run(&ctx, service, branch, commit, wait).await,
+        Command::Runs {
+            service,
+            status,
+            limit,
+        } => show::runs(&ctx, service, status, limit).await,
+        Command::Show { run } => show::show(&ctx, run).await,
+        Command::Logs { run, step, follow } => logs::logs(&ctx, run, step, follow).await,
+        Command::Approve { run, env, comment } => {
+            control::decide(&ctx, run, &env, crate::domain::Decision::Approve, comment).await
+        }
+        Command::Reject { run, env, comment } => {
+            control::decide(&ctx, run, &env, crate::domain::Decision::Reject, comment).await
+        }
+        Command::Cancel { run } => control::cancel(&ctx, run).await,
+        Command::Rerun { run } => control::rerun(&ctx, run).await,
+    }
+}

@@ -1,0 +1,110 @@
+//! Human and JSON output helpers.
+
+use std::io::IsTerminal;
+
+use crate::domain::{Millis, RunDetail, RunInfo, StepInfo, now_ms};
+
+pub fn json<T: serde::Serialize>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot encode JSON: {e}"),
+    }
+}
+
+/// `1.2s`, `3m04s`, `2h05m`.
+pub fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
+pub fn ago(at: Millis) -> String {
+    let s = (now_ms() - at).max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86400 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86400),
+    }
+}
+
+pub fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+pub fn step_line(s: &StepInfo) -> String {
+    let dur = match (s.started_at, s.ended_at) {
+        (Some(a), Some(b)) => format!(" ({})", duration(b - a)),
+        _ => String::new(),
+    };
+    let reason = s
+        .reason
+        .as_deref()
+        .map(|r| format!(" — {r}"))
+        .unwrap_or_default();
+    format!(
+        "  {:<24} {}{dur}{reason}",
+        s.path(),
+        s.status.as_str().replace('_', " ")
+    )
+}
+
+pub fn run_header(r: &RunInfo) -> String {
+    format!(
+        "run {} {}@{} {} \"{}\" ({}, {}, by {})",
+        r.id,
+        r.service,
+        r.branch,
+        short(&r.commit_sha),
+        crate::domain::ansi::sanitize(&r.commit_message, false),
+        r.run_type,
+        r.trigger,
+        r.triggered_by
+    )
+}
+
+pub fn print_detail(d: &RunDetail) {
+    let r = &d.run;
+    println!("{}", run_header(r));
+    let dur = r
+        .duration_ms(now_ms())
+        .map(duration)
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "status: {}  duration: {dur}  attempt: {}{}",
+        r.status.as_str().replace('_', " "),
+        r.attempt,
+        r.rerun_of
+            .map(|o| format!(" (rerun of {o})"))
+            .unwrap_or_default()
+    );
+    if let Some(reason) = &r.reason {
+        println!("reason: {reason}");
+    }
+    for s in &d.steps {
+        println!("{}", step_line(s));
+    }
+    for g in &d.gates {
+        let who = g
+            .decided_by
+            .as_deref()
+            .map(|w| format!(" by {w}"))
+            .unwrap_or_default();
+        let c = g
+            .comment
+            .as_deref()
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
+        println!("  gate {:<19} {}{who}{c}", g.env, g.status);
+    }
+}
+
+/// Whether SGR colours may be written to stdout.
+pub fn colour_ok() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}

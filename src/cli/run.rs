@@ -1,0 +1,164 @@
+//! `pipedeck run SERVICE [--wait]`: trigger, and optionally follow to the end.
+
+use futures_util::StreamExt;
+
+use super::output::{self, step_line};
+use super::{Ctx, exit, fail};
+use crate::api::client::Client;
+use crate::api::{EngineClient, Feed, server};
+use crate::domain::{Event, RunStatus, StepStatus};
+use crate::engine::TriggerRequest;
+
+pub async fn run(
+    ctx: &Ctx,
+    service: String,
+    branch: Option<String>,
+    commit: Option<String>,
+    wait: bool,
+) -> i32 {
+    let req = TriggerRequest {
+        service,
+        branch,
+        commit,
+        triggered_by: ctx.user.clone(),
+    };
+    match Client::connect(&ctx.data_dir) {
+        Ok(client) => trigger(ctx, &client, req, wait).await,
+        Err(e) if !wait => {
+            eprintln!("error: {e}");
+            exit::NO_ENGINE
+        }
+        Err(_) => {
+            // Nobody hosts an engine: host one for as long as this run takes.
+            let project = match ctx.load_project() {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let hosted = match server::host(project, &ctx.data_dir).await {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::NO_ENGINE;
+                }
+            };
+            let code = tokio::select! {
+                c = trigger(ctx, &hosted.handle, req, true) => c,
+                _ = super::serve::wait_for_stop_signal() => {
+                    eprintln!("interrupted: stopping the engine this command hosted \
+                               (running steps are cancelled; a waiting gate stays waiting)");
+                    130
+                }
+            };
+            hosted.shutdown().await;
+            code
+        }
+    }
+}
+
+async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: TriggerRequest, wait: bool) -> i32 {
+    // Subscribe first, so no event of the new run is missed.
+    let mut events = if wait {
+        match c.events().await {
+            Ok(e) => Some(e),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
+    let run = match c.trigger(req).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    println!("{}", run.id);
+    let Some(events) = events.as_mut() else {
+        if ctx.json {
+            output::json(&run);
+        } else {
+            eprintln!("{}", output::run_header(&run));
+        }
+        return exit::OK;
+    };
+    if !ctx.json {
+        println!("{}", output::run_header(&run));
+    }
+    let id = run.id;
+    let mut last: std::collections::HashMap<i64, StepStatus> = Default::default();
+    loop {
+        let status = match events.next().await.map(Feed::event) {
+            Some(Some(Event::Step { step })) if step.run_id == id => {
+                if !ctx.json
+                    && last.insert(step.id, step.status) != Some(step.status)
+                    && step.status != StepStatus::Pending
+                {
+                    println!("{}", step_line(&step));
+                }
+                continue;
+            }
+            Some(Some(Event::Gate { gate })) if gate.run_id == id => {
+                if !ctx.json {
+                    match &gate.decided_by {
+                        None => println!(
+                            "  gate {} is waiting: approve with `pipedeck approve {id} {}` (or reject)",
+                            gate.env, gate.env
+                        ),
+                        Some(by) => println!(
+                            "  gate {} {} by {by}{}",
+                            gate.env,
+                            gate.status,
+                            gate.comment
+                                .as_deref()
+                                .map(|c| format!(": {c}"))
+                                .unwrap_or_default()
+                        ),
+                    }
+                }
+                continue;
+            }
+            Some(Some(Event::Run { run })) if run.id == id => run.status,
+            Some(None) => match c.detail(id).await {
+                Ok(d) => d.run.status,
+                Err(e) => return fail(e),
+            },
+            Some(_) => continue,
+            None => {
+                eprintln!(
+                    "error: the engine stopped before run {id} ended; see `pipedeck show {id}`"
+                );
+                return exit::NO_ENGINE;
+            }
+        };
+        if status.is_terminal() {
+            return finish(ctx, c, id).await;
+        }
+        if status == RunStatus::Cancelling && !ctx.json {
+            println!("run {id} cancelling");
+        }
+    }
+}
+
+async fn finish<C: EngineClient>(ctx: &Ctx, c: &C, id: i64) -> i32 {
+    let d = match c.detail(id).await {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    if ctx.json {
+        output::json(&d);
+    } else {
+        let dur = d
+            .run
+            .duration_ms(crate::domain::now_ms())
+            .map(output::duration)
+            .unwrap_or_default();
+        let reason = d
+            .run
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        println!(
+            "run {id} {} in {dur}{reason}",
+            d.run.status.as_str().replace('_', " ")
+        );
+    }
+    d.run.status.exit_code()
+}

@@ -1,0 +1,86 @@
+//! `pipedeck runs` and `pipedeck show RUN`.
+
+use super::output::{self, ago, duration, short};
+use super::{Ctx, exit, fail};
+use crate::api::EngineClient;
+use crate::domain::{RunStatus, ansi::sanitize, now_ms};
+use crate::store::RunFilter;
+
+pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, limit: usize) -> i32 {
+    let status = match status.as_deref().map(|s| (s, RunStatus::parse(s))) {
+        None => None,
+        Some((_, Some(s))) => Some(s),
+        Some((s, None)) => {
+            let words: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+            eprintln!(
+                "error: unknown status `{s}`\n  hint: use one of {}",
+                words.join(", ")
+            );
+            return exit::USAGE;
+        }
+    };
+    let c = match ctx.connect() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runs = match c
+        .runs(RunFilter {
+            service,
+            status,
+            limit: Some(limit),
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if ctx.json {
+        output::json(&runs);
+        return exit::OK;
+    }
+    println!(
+        "{:>5}  {:<12} {:<8} {:<40} {:<11} {:<18} {:>8}  {:<9} BRANCH / AUTHOR",
+        "RUN", "SERVICE", "COMMIT", "MESSAGE", "TYPE", "STATUS", "DURATION", "STARTED",
+    );
+    let now = now_ms();
+    for r in runs {
+        let msg: String = sanitize(&r.commit_message, false)
+            .chars()
+            .take(40)
+            .collect();
+        println!(
+            "{:>5}  {:<12} {:<8} {:<40} {:<11} {:<18} {:>8}  {:<9} {} / {}",
+            r.id,
+            r.service,
+            short(&r.commit_sha),
+            msg,
+            r.run_type.as_str(),
+            r.status.as_str(),
+            r.duration_ms(now)
+                .map(duration)
+                .unwrap_or_else(|| "-".into()),
+            ago(r.created_at),
+            r.branch,
+            r.author
+        );
+    }
+    exit::OK
+}
+
+pub async fn show(ctx: &Ctx, run: i64) -> i32 {
+    let c = match ctx.connect() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match c.detail(run).await {
+        Ok(d) => {
+            if ctx.json {
+                output::json(&d);
+            } else {
+                output::print_detail(&d);
+            }
+            exit::OK
+        }
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,203 @@
+//! Pipeline as code (PC-1..PC-4): the project file, strictly loaded and resolved.
+
+mod load;
+pub mod schema;
+pub mod user;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, LoadError, load_project, parse_project};
+
+/// The default project file name.
+pub const PROJECT_FILE: &str = "pipedeck.toml";
+
+/// A loaded, validated project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub name: String,
+    /// The project file.
+    pub path: PathBuf,
+    pub engine: EngineSettings,
+    pub services: BTreeMap<String, Service>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineSettings {
+    /// Most steps (build steps and deploys) running at once, across all runs.
+    pub concurrency: usize,
+    /// Default grace between SIGTERM and SIGKILL.
+    pub kill_grace_ms: u64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            kill_grace_ms: 10_000,
+        }
+    }
+}
+
+/// Pull-request pipelines (SP-7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullRequestLevel {
+    Off,
+    Build,
+    Deploy,
+}
+
+/// One service's pipeline, as stored with every run (a rerun uses the stored copy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    /// A local path or a URL that `git` can clone.
+    pub repo: String,
+    /// When set, the repo is created from this folder on first use.
+    pub repo_seed: Option<PathBuf>,
+    pub default_branch: String,
+    pub branches: Vec<String>,
+    pub tags: Vec<String>,
+    pub pull_requests: PullRequestLevel,
+    pub pipelines_enabled: bool,
+    pub deployments_enabled: bool,
+    pub secrets: Vec<SecretRef>,
+    pub steps: Vec<Step>,
+    /// In deploy order.
+    pub environments: Vec<EnvDeploy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub run: String,
+    pub needs: Vec<String>,
+    pub kill_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvDeploy {
+    pub name: String,
+    pub run: String,
+    pub gate: GatePolicy,
+    pub kill_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatePolicy {
+    pub approval: bool,
+    /// Who may decide; empty means anyone.
+    pub approvers: Vec<String>,
+    /// The person who triggered the run may not approve it.
+    pub forbid_self_approval: bool,
+    /// After this long without a decision the gate counts as rejected.
+    pub expires_after_ms: Option<u64>,
+}
+
+impl GatePolicy {
+    /// Why `who` may not decide this gate for a run triggered by `triggered_by`, if not.
+    pub fn refuses(&self, who: &str, triggered_by: &str) -> Option<String> {
+        if !self.approvers.is_empty() && !self.approvers.iter().any(|a| a == who) {
+            return Some(format!(
+                "{who} may not decide this gate (approvers: {})",
+                self.approvers.join(", ")
+            ));
+        }
+        if self.forbid_self_approval && who == triggered_by {
+            return Some(format!(
+                "{who} triggered this run and this environment forbids self-approval"
+            ));
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretRef {
+    /// The variable the step sees.
+    pub name: String,
+    pub source: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    /// Read from this environment variable of the engine's process.
+    Env(String),
+    /// Read from this file (trailing newline removed).
+    File(PathBuf),
+}
+
+impl SecretRef {
+    /// Reads the secret's value now.
+    pub fn resolve(&self) -> Result<String, String> {
+        match &self.source {
+            SecretSource::Env(var) => std::env::var(var).map_err(|_| {
+                format!(
+                    "secret {} is read from the environment variable {var}, which is not set",
+                    self.name
+                )
+            }),
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("secret {} is read from {}: {e}", self.name, path.display())),
+        }
+    }
+}
+
+impl Project {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.get(name)
+    }
+}
+
+/// Parses `500ms`, `10s`, `5m`, `2h`, `1d` into milliseconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(500));
+        assert_eq!(parse_duration("10s"), Some(10_000));
+        assert_eq!(parse_duration("2h"), Some(7_200_000));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("3 weeks"), None);
+    }
+
+    #[test]
+    fn gate_refusals() {
+        let g = GatePolicy {
+            approval: true,
+            approvers: vec!["alice".into()],
+            forbid_self_approval: true,
+            expires_after_ms: None,
+        };
+        assert!(g.refuses("bob", "carol").is_some());
+        assert!(g.refuses("alice", "alice").is_some());
+        assert!(g.refuses("alice", "carol").is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! User settings (PC-4): the user config file, overridable by flags and environment.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The user config file's contents; every key optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Where state, logs and workspaces live.
+    pub data_dir: Option<PathBuf>,
+    /// The name recorded as who triggered, approved or rejected.
+    pub user: Option<String>,
+}
+
+/// The platform's config dir entry for pipedeck (e.g. `~/.config/pipedeck/config.toml`).
+pub fn user_config_path() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("PIPEDECK_CONFIG") {
+        return Some(PathBuf::from(p));
+    }
+    directories::ProjectDirs::from("", "", "pipedeck").map(|d| d.config_dir().join("config.toml"))
+}
+
+impl UserConfig {
+    /// Reads the user config file; a missing file is an empty config.
+    pub fn load() -> Result<Self, String> {
+        let Some(path) = user_config_path() else {
+            return Ok(Self::default());
+        };
+        Self::load_from(&path)
+    }
+
+    pub fn load_from(path: &Path) -> Result<Self, String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                let at = e.span().map(|s| s.start).unwrap_or(0);
+                let line = text[..at.min(text.len())].matches('\n').count() + 1;
+                format!(
+                    "{}:{line}: error: {}\n  hint: fix or remove the key; known keys: data_dir, user",
+                    path.display(),
+                    e.message().trim()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Data dir: flag, then `PIPEDECK_DATA_DIR`, then this file, then the platform default.
+    pub fn data_dir(&self, flag: Option<&Path>) -> PathBuf {
+        if let Some(p) = flag {
+            return p.to_path_buf();
+        }
+        if let Some(p) = std::env::var_os("PIPEDECK_DATA_DIR") {
+            return PathBuf::from(p);
+        }
+        if let Some(p) = &self.data_dir {
+            return p.clone();
+        }
+        directories::ProjectDirs::from("", "", "pipedeck")
+            .map(|d| d.data_dir().to_path_buf())
+            .unwrap_or_else(|| PathBuf::from(".pipedeck"))
+    }
+
+    /// Identity: flag, then `PIPEDECK_USER`, then this file, then `$USER`.
+    pub fn identity(&self, flag: Option<&str>) -> String {
+        flag.map(str::to_string)
+            .or_else(|| std::env::var("PIPEDECK_USER").ok())
+            .or_else(|| self.user.clone())
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "unknown".into())
+    }
+}

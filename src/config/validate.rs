@@ -1,0 +1,397 @@
+//! References, names and cycles: everything TOML itself cannot check.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use petgraph::graph::DiGraph;
+use toml::Spanned;
+
+use super::load::{ConfigError, Locator};
+use super::schema::{EnvironmentFile, ProjectFile, ServiceFile};
+use super::{
+    EngineSettings, EnvDeploy, GatePolicy, Project, PullRequestLevel, SecretRef, SecretSource,
+    Service, Step, parse_duration,
+};
+
+const DURATION_HINT: &str = "write a whole number with a unit: 500ms, 10s, 5m, 2h or 1d";
+
+struct Ctx<'a> {
+    loc: &'a Locator<'a>,
+    dir: PathBuf,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, span: std::ops::Range<usize>, msg: String, hint: &str) {
+        self.errors.push(self.loc.error(span, msg, hint));
+    }
+
+    fn duration(&mut self, value: &Option<Spanned<String>>, default: u64) -> u64 {
+        match value {
+            None => default,
+            Some(v) => parse_duration(v.get_ref()).unwrap_or_else(|| {
+                self.err(
+                    v.span(),
+                    format!("`{}` is not a duration", v.get_ref()),
+                    DURATION_HINT,
+                );
+                default
+            }),
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+}
+
+pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, Vec<ConfigError>> {
+    let dir = loc.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut cx = Ctx {
+        loc,
+        dir,
+        errors: Vec::new(),
+    };
+    let mut engine = EngineSettings::default();
+    if let Some(c) = &file.engine.concurrency {
+        if *c.get_ref() < 1 {
+            cx.err(
+                c.span(),
+                format!("concurrency must be at least 1, not {}", c.get_ref()),
+                "set engine.concurrency to the most steps that may run at once",
+            );
+        } else {
+            engine.concurrency = *c.get_ref() as usize;
+        }
+    }
+    engine.kill_grace_ms = cx.duration(&file.engine.kill_grace, engine.kill_grace_ms);
+
+    let envs: HashMap<&str, &EnvironmentFile> = file
+        .environments
+        .iter()
+        .map(|(k, v)| (k.get_ref().as_str(), v))
+        .collect();
+    let mut services = BTreeMap::new();
+    for (name, svc) in &file.services {
+        if let Some(s) = resolve_service(&mut cx, name, svc, &envs, &engine) {
+            services.insert(name.get_ref().clone(), s);
+        }
+    }
+    if cx.errors.is_empty() {
+        Ok(Project {
+            name: file.project.name.unwrap_or_else(|| {
+                cx.dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "pipedeck".into())
+            }),
+            path: loc.file.to_path_buf(),
+            engine,
+            services,
+        })
+    } else {
+        cx.errors.sort_by_key(|e| (e.line, e.column));
+        Err(cx.errors)
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+fn check_name(cx: &mut Ctx<'_>, name: &Spanned<String>, what: &str) {
+    if !valid_name(name.get_ref()) {
+        cx.err(
+            name.span(),
+            format!("{what} name `{}` is not allowed", name.get_ref()),
+            "use letters, digits, `-`, `_` and `.` only",
+        );
+    }
+}
+
+fn resolve_service(
+    cx: &mut Ctx<'_>,
+    name: &Spanned<String>,
+    svc: &ServiceFile,
+    envs: &HashMap<&str, &EnvironmentFile>,
+    engine: &EngineSettings,
+) -> Option<Service> {
+    let first_error = cx.errors.len();
+    let sname = name.get_ref();
+    check_name(cx, name, "service");
+    let repo = match (&svc.repo, &svc.repo_seed) {
+        (Some(r), _) => {
+            let r = r.get_ref();
+            if r.contains("://") || r.contains('@') {
+                r.clone()
+            } else {
+                cx.path(r).to_string_lossy().into_owned()
+            }
+        }
+        (None, Some(_)) => String::new(), // the engine places seeded repos in the data dir
+        (None, None) => {
+            cx.err(
+                name.span(),
+                format!("service `{sname}` has no repository"),
+                "add `repo = \"<path or git URL>\"` (or `repo_seed = \"<folder>\"`) to the service",
+            );
+            String::new()
+        }
+    };
+    let pull_requests = match svc
+        .pull_requests
+        .as_ref()
+        .map(|p| (p.get_ref().as_str(), p))
+    {
+        None | Some(("off", _)) => PullRequestLevel::Off,
+        Some(("build", _)) => PullRequestLevel::Build,
+        Some(("deploy", _)) => PullRequestLevel::Deploy,
+        Some((other, p)) => {
+            cx.err(
+                p.span(),
+                format!("pull_requests = \"{other}\" is not a level"),
+                "use \"off\", \"build\" (build only) or \"deploy\" (build and deploy a preview)",
+            );
+            PullRequestLevel::Off
+        }
+    };
+
+    let secrets = svc
+        .secrets
+        .iter()
+        .filter_map(|(k, v)| {
+            let source = match (&v.env, &v.file) {
+                (Some(e), None) => SecretSource::Env(e.clone()),
+                (None, Some(f)) => SecretSource::File(cx.path(f)),
+                _ => {
+                    cx.err(
+                        k.span(),
+                        format!("secret `{}` needs exactly one source", k.get_ref()),
+                        "write `{ env = \"VAR\" }` or `{ file = \"/path\" }`; never the value itself",
+                    );
+                    return None;
+                }
+            };
+            Some(SecretRef {
+                name: k.get_ref().clone(),
+                source,
+            })
+        })
+        .collect();
+
+    let steps = resolve_steps(cx, sname, svc, engine);
+
+    // Environments: each must be declared, listed once, and have a deploy command.
+    let mut environments = Vec::new();
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    for env in &svc.environments {
+        let ename = env.get_ref().as_str();
+        if seen.insert(ename, ()).is_some() {
+            cx.err(
+                env.span(),
+                format!("environment `{ename}` is listed twice for service `{sname}`"),
+                "list each environment once, in deploy order",
+            );
+            continue;
+        }
+        let Some(decl) = envs.get(ename) else {
+            cx.err(
+                env.span(),
+                format!("environment `{ename}` is not declared"),
+                &format!("add an `[environments.{ename}]` table, or fix the name"),
+            );
+            continue;
+        };
+        let Some((_, dep)) = svc.deploy.iter().find(|(k, _)| k.get_ref() == ename) else {
+            cx.err(
+                env.span(),
+                format!("service `{sname}` deploys to `{ename}` but has no deploy command for it"),
+                &format!("add `[services.{sname}.deploy.{ename}]` with `run = \"...\"`"),
+            );
+            continue;
+        };
+        let expires_after_ms = match dep.expires_after.as_ref().or(decl.expires_after.as_ref()) {
+            None => None,
+            some => Some(cx.duration(&some.cloned(), 0)),
+        };
+        environments.push(EnvDeploy {
+            name: ename.to_string(),
+            run: dep.run.clone(),
+            gate: GatePolicy {
+                approval: dep.approval.or(decl.approval).unwrap_or(false),
+                approvers: dep
+                    .approvers
+                    .clone()
+                    .or_else(|| decl.approvers.clone())
+                    .unwrap_or_default(),
+                forbid_self_approval: dep
+                    .forbid_self_approval
+                    .or(decl.forbid_self_approval)
+                    .unwrap_or(false),
+                expires_after_ms,
+            },
+            kill_grace_ms: cx.duration(&dep.kill_grace, engine.kill_grace_ms),
+        });
+    }
+    for key in svc.deploy.keys() {
+        if !svc
+            .environments
+            .iter()
+            .any(|e| e.get_ref() == key.get_ref())
+        {
+            cx.err(
+                key.span(),
+                format!(
+                    "deploy command for `{}` but service `{sname}` does not deploy there",
+                    key.get_ref()
+                ),
+                &format!(
+                    "add \"{}\" to services.{sname}.environments, or remove this table",
+                    key.get_ref()
+                ),
+            );
+        }
+    }
+
+    if cx.errors.len() > first_error {
+        return None;
+    }
+    Some(Service {
+        name: sname.clone(),
+        repo,
+        repo_seed: svc.repo_seed.as_ref().map(|s| cx.path(s.get_ref())),
+        default_branch: svc
+            .default_branch
+            .clone()
+            .or_else(|| svc.branches.first().cloned())
+            .unwrap_or_else(|| "main".into()),
+        branches: svc.branches.clone(),
+        tags: svc.tags.clone(),
+        pull_requests,
+        pipelines_enabled: svc.pipelines_enabled.unwrap_or(true),
+        deployments_enabled: svc.deployments_enabled.unwrap_or(true),
+        secrets,
+        steps,
+        environments,
+    })
+}
+
+fn resolve_steps(
+    cx: &mut Ctx<'_>,
+    sname: &str,
+    svc: &ServiceFile,
+    engine: &EngineSettings,
+) -> Vec<Step> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, step) in svc.steps.iter().enumerate() {
+        check_name(cx, &step.name, "step");
+        if index.insert(step.name.get_ref(), i).is_some() {
+            cx.err(
+                step.name.span(),
+                format!(
+                    "step `{}` is defined twice in service `{sname}`",
+                    step.name.get_ref()
+                ),
+                "give each step a unique name",
+            );
+        }
+    }
+    let mut graph = DiGraph::<usize, ()>::new();
+    let nodes: Vec<_> = (0..svc.steps.len()).map(|i| graph.add_node(i)).collect();
+    for (i, step) in svc.steps.iter().enumerate() {
+        for need in &step.needs {
+            match index.get(need.get_ref().as_str()) {
+                Some(&j) => {
+                    graph.add_edge(nodes[i], nodes[j], ());
+                }
+                None => cx.err(
+                    need.span(),
+                    format!(
+                        "step `{}` needs `{}`, which service `{sname}` does not define",
+                        step.name.get_ref(),
+                        need.get_ref()
+                    ),
+                    "name a step of the same service, or remove it from `needs`",
+                ),
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(&graph) {
+        let names: Vec<&str> = cycle
+            .iter()
+            .map(|&i| svc.steps[i].name.get_ref().as_str())
+            .collect();
+        let first = &svc.steps[cycle[0]];
+        let span = first
+            .needs
+            .iter()
+            .find(|n| n.get_ref() == names[1])
+            .map(|n| n.span())
+            .unwrap_or_else(|| first.name.span());
+        cx.err(
+            span,
+            format!(
+                "dependency cycle in service `{sname}` (each step needs the next): {}",
+                names.join(" -> ")
+            ),
+            "remove one of these `needs` so the steps form a DAG",
+        );
+    }
+    svc.steps
+        .iter()
+        .map(|s| Step {
+            name: s.name.get_ref().clone(),
+            run: s.run.clone(),
+            needs: s.needs.iter().map(|n| n.get_ref().clone()).collect(),
+            kill_grace_ms: cx.duration(&s.kill_grace, engine.kill_grace_ms),
+        })
+        .collect()
+}
+
+/// A cycle as a path of node weights `a -> b -> ... -> a` following edges, if any.
+pub(crate) fn find_cycle(graph: &DiGraph<usize, ()>) -> Option<Vec<usize>> {
+    use petgraph::visit::EdgeRef;
+    // Iterative DFS with colours; the grey stack is the current path.
+    let n = graph.node_count();
+    let mut colour = vec![0u8; n];
+    for start in graph.node_indices() {
+        if colour[start.index()] != 0 {
+            continue;
+        }
+        let mut stack = vec![(
+            start,
+            graph.edges(start).map(|e| e.target()).collect::<Vec<_>>(),
+        )];
+        colour[start.index()] = 1;
+        while let Some((node, next)) = stack.last_mut() {
+            let node = *node;
+            match next.pop() {
+                Some(t) if colour[t.index()] == 1 => {
+                    let pos = stack.iter().position(|(n, _)| *n == t).unwrap_or(0);
+                    let mut path: Vec<usize> =
+                        stack[pos..].iter().map(|(n, _)| graph[*n]).collect();
+                    path.push(graph[t]);
+                    return Some(path);
+                }
+                Some(t) if colour[t.index()] == 0 => {
+                    colour[t.index()] = 1;
+                    let succ = graph.edges(t).map(|e| e.target()).collect();
+                    stack.push((t, succ));
+                }
+                Some(_) => {}
+                None => {
+                    colour[node.index()] = 2;
+                    stack.pop();
+                }
+            }
+        }
+    }
+    None
+}

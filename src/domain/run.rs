@@ -1,0 +1,345 @@
+//! Runs, steps and gates: their statuses and the transitions between them.
+
+use serde::{Deserialize, Serialize};
+
+use super::Millis;
+
+macro_rules! words {
+    ($name:ident { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The snake_case word used in the store, the API and `--json` output.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+
+            /// Parses the word written by [`Self::as_str`].
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($word => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// Status of a run (SP-9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    AwaitingApproval,
+    Cancelling,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// A gate said no: the environment and every later one were not deployed.
+    Rejected,
+    /// Nothing ran because the service's pipelines are disabled.
+    Skipped,
+    /// The engine stopped while the run was executing.
+    Interrupted,
+}
+words!(RunStatus {
+    Queued => "queued",
+    Running => "running",
+    AwaitingApproval => "awaiting_approval",
+    Cancelling => "cancelling",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Cancelled => "cancelled",
+    Rejected => "rejected",
+    Skipped => "skipped",
+    Interrupted => "interrupted",
+});
+
+impl RunStatus {
+    /// A terminal status never changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded
+                | Self::Failed
+                | Self::Cancelled
+                | Self::Rejected
+                | Self::Skipped
+                | Self::Interrupted
+        )
+    }
+
+    /// Whether a run may move from `self` to `next`. Terminal runs never move;
+    /// a cancelling run only settles.
+    pub fn can_become(self, next: RunStatus) -> bool {
+        use RunStatus::*;
+        if self.is_terminal() || self == next {
+            return false;
+        }
+        match self {
+            Queued => true,
+            Running | AwaitingApproval => next != Queued,
+            Cancelling => next.is_terminal(),
+            _ => false,
+        }
+    }
+
+    /// The CLI exit code for a run that ended with this status.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Self::Succeeded | Self::Skipped => 0,
+            Self::Cancelled | Self::Rejected => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Status of a build step or an environment deploy (SP-6b).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    /// Waiting for an execution slot or for the environment's deploy queue.
+    Queued,
+    Running,
+    AwaitingApproval,
+    Succeeded,
+    Failed,
+    /// Not run (or stopped) because something upstream failed; the reason says what.
+    Skipped,
+    /// An operator asked.
+    Cancelled,
+    /// A gate said no.
+    Rejected,
+    Interrupted,
+}
+words!(StepStatus {
+    Pending => "pending",
+    Queued => "queued",
+    Running => "running",
+    AwaitingApproval => "awaiting_approval",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Skipped => "skipped",
+    Cancelled => "cancelled",
+    Rejected => "rejected",
+    Interrupted => "interrupted",
+});
+
+impl StepStatus {
+    /// A terminal status never changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded
+                | Self::Failed
+                | Self::Skipped
+                | Self::Cancelled
+                | Self::Rejected
+                | Self::Interrupted
+        )
+    }
+}
+
+/// The two stages of a service run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Build,
+    Deploy,
+}
+words!(Stage { Build => "build", Deploy => "deploy" });
+
+/// Production for branch and tag runs, Preview for pull requests (SP-7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunType {
+    Production,
+    Preview,
+}
+words!(RunType { Production => "production", Preview => "preview" });
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Push,
+    Tag,
+    PullRequest,
+    Schedule,
+    Rerun,
+}
+words!(Trigger {
+    Manual => "manual",
+    Push => "push",
+    Tag => "tag",
+    PullRequest => "pull_request",
+    Schedule => "schedule",
+    Rerun => "rerun",
+});
+
+/// What a run executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    Service,
+}
+words!(RunKind { Service => "service" });
+
+/// Status of a gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStatus {
+    Waiting,
+    Approved,
+    Rejected,
+    /// The gate's expiry passed before anyone decided: counts as rejected.
+    Expired,
+    /// The run was cancelled while the gate waited.
+    Cancelled,
+}
+words!(GateStatus {
+    Waiting => "waiting",
+    Approved => "approved",
+    Rejected => "rejected",
+    Expired => "expired",
+    Cancelled => "cancelled",
+});
+
+/// An operator's answer at a gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// One run, as stored and as shown in the runs table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: i64,
+    pub kind: RunKind,
+    pub service: String,
+    pub run_type: RunType,
+    pub trigger: Trigger,
+    pub branch: String,
+    pub tag: Option<String>,
+    pub commit_sha: String,
+    pub commit_message: String,
+    pub author: String,
+    pub triggered_by: String,
+    pub status: RunStatus,
+    /// Why the run ended as it did, when there is more to say than the status.
+    pub reason: Option<String>,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    /// The run this one repeats (SP-6).
+    pub rerun_of: Option<i64>,
+    pub attempt: i64,
+}
+
+impl RunInfo {
+    /// Duration in milliseconds: up to `now` while the run is still going.
+    pub fn duration_ms(&self, now: Millis) -> Option<i64> {
+        let start = self.started_at?;
+        Some(self.ended_at.unwrap_or(now) - start)
+    }
+}
+
+/// One build step or environment deploy of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepInfo {
+    pub id: i64,
+    pub run_id: i64,
+    pub stage: Stage,
+    /// The step name, or for the deploy stage the environment name.
+    pub name: String,
+    pub position: i64,
+    pub status: StepStatus,
+    pub reason: Option<String>,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+}
+
+impl StepInfo {
+    /// `build/test` or `deploy/prod`: how reasons and the CLI name a step.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.stage, self.name)
+    }
+}
+
+/// A gate before an environment deploy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateInfo {
+    pub id: i64,
+    pub run_id: i64,
+    pub env: String,
+    pub status: GateStatus,
+    pub opened_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Millis>,
+    pub comment: Option<String>,
+}
+
+/// A run with its steps and gates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    pub run: RunInfo,
+    pub steps: Vec<StepInfo>,
+    pub gates: Vec<GateInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(*s));
+            let json = serde_json::to_string(s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+        }
+        for s in StepStatus::ALL {
+            assert_eq!(StepStatus::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(RunStatus::AwaitingApproval.as_str(), "awaiting_approval");
+    }
+
+    #[test]
+    fn terminal_runs_never_move() {
+        for from in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
+            for to in RunStatus::ALL {
+                assert!(!from.can_become(*to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn cancelling_only_settles() {
+        for to in RunStatus::ALL {
+            assert_eq!(RunStatus::Cancelling.can_become(*to), to.is_terminal());
+        }
+        assert!(RunStatus::Running.can_become(RunStatus::Cancelling));
+        assert!(RunStatus::AwaitingApproval.can_become(RunStatus::Running));
+        assert!(!RunStatus::Running.can_become(RunStatus::Queued));
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(RunStatus::Succeeded.exit_code(), 0);
+        assert_eq!(RunStatus::Failed.exit_code(), 1);
+        assert_eq!(RunStatus::Interrupted.exit_code(), 1);
+        assert_eq!(RunStatus::Cancelled.exit_code(), 3);
+        assert_eq!(RunStatus::Rejected.exit_code(), 3);
+    }
+}

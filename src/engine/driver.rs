@@ -1,0 +1,455 @@
+//! One task per run: checks out the workspace, runs the build DAG, then deploys
+//! environment by environment through gates and queues. It reports every change to
+//! the runner, which commits and publishes it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::executor::process::{self, LogTarget, Masker, Outcome, ProcSpec};
+use super::runner::Msg;
+use super::{Shared, workspace};
+use crate::config::Service;
+use crate::domain::{GateStatus, RunInfo, RunStatus, Stage, StepInfo, StepStatus, now_ms};
+
+/// How a stage ended.
+enum End {
+    Done,
+    /// The run ends with this status and reason.
+    Stop(RunStatus, String),
+    /// The engine is shutting down and the run stays as it is (waiting at a gate).
+    Park,
+}
+
+pub(crate) struct Driver {
+    run: RunInfo,
+    def: Service,
+    steps: Vec<StepInfo>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+    /// Fires when an operator cancels, or the engine shuts down (its parent).
+    cancel: CancellationToken,
+    masker: Arc<Masker>,
+    env: Vec<(String, String)>,
+    workspace: PathBuf,
+}
+
+const SHUTDOWN: &str = "the engine shut down";
+
+impl Driver {
+    pub fn new(
+        run: RunInfo,
+        def: Service,
+        steps: Vec<StepInfo>,
+        shared: Arc<Shared>,
+        tx: mpsc::Sender<Msg>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let workspace = shared.data_dir.join("workspaces").join(run.id.to_string());
+        Self {
+            run,
+            def,
+            steps,
+            shared,
+            tx,
+            cancel,
+            masker: Arc::new(Masker::default()),
+            env: Vec::new(),
+            workspace,
+        }
+    }
+
+    pub async fn drive(mut self) {
+        let id = self.run.id;
+        let end = self.execute().await;
+        let update = match end {
+            End::Done => Some((RunStatus::Succeeded, None)),
+            End::Stop(status, reason) => Some((status, Some(reason))),
+            End::Park => None,
+        };
+        if let Some((status, reason)) = update {
+            self.send(Msg::RunStatus {
+                run_id: id,
+                status,
+                reason,
+            })
+            .await;
+        }
+        self.send(Msg::Done(id)).await;
+    }
+
+    async fn send(&self, msg: Msg) {
+        let _ = self.tx.send(msg).await;
+    }
+
+    async fn set_step(&mut self, i: usize, status: StepStatus, reason: Option<String>) {
+        let now = now_ms();
+        let s = &mut self.steps[i];
+        s.status = status;
+        s.reason = reason;
+        if status == StepStatus::Running {
+            s.started_at = Some(now);
+        }
+        if status.is_terminal() {
+            s.ended_at = Some(now);
+        }
+        let msg = Msg::Step(s.clone());
+        self.send(msg).await;
+    }
+
+    /// Ends every step not yet ended that matches `stage` (all stages if `None`).
+    async fn end_rest(&mut self, stage: Option<Stage>, status: StepStatus, reason: &str) {
+        for i in 0..self.steps.len() {
+            let s = &self.steps[i];
+            if !s.status.is_terminal() && stage.is_none_or(|st| st == s.stage) {
+                self.set_step(i, status, Some(reason.to_string())).await;
+            }
+        }
+    }
+
+    fn stopped_why(&self) -> (StepStatus, String) {
+        if self.shared.shutdown.is_cancelled() {
+            (StepStatus::Cancelled, SHUTDOWN.to_string())
+        } else {
+            (
+                StepStatus::Cancelled,
+                "cancelled by an operator".to_string(),
+            )
+        }
+    }
+
+    async fn cancelled_end(&mut self) -> End {
+        let (status, why) = self.stopped_why();
+        self.end_rest(None, status, &why).await;
+        End::Stop(RunStatus::Cancelled, why)
+    }
+
+    fn target(&self, step_id: i64) -> LogTarget {
+        LogTarget {
+            logs: self.shared.logs.clone(),
+            run_id: self.run.id,
+            step_id,
+            events: self.shared.events.clone(),
+            masker: self.masker.clone(),
+        }
+    }
+
+    fn spec(&self, command: &str, kill_grace_ms: u64, extra: &[(&str, &str)]) -> ProcSpec {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        ProcSpec {
+            command: command.to_string(),
+            cwd: self.workspace.clone(),
+            env,
+            kill_grace: Duration::from_millis(kill_grace_ms),
+        }
+    }
+
+    async fn execute(&mut self) -> End {
+        if self.run.status != RunStatus::AwaitingApproval {
+            self.send(Msg::RunStatus {
+                run_id: self.run.id,
+                status: RunStatus::Running,
+                reason: None,
+            })
+            .await;
+        }
+        if let Err(why) = self.prepare().await {
+            let reason = format!("the run could not start: {why}");
+            self.end_rest(None, StepStatus::Skipped, &reason).await;
+            return End::Stop(RunStatus::Failed, reason);
+        }
+        match self.build().await {
+            End::Done => {}
+            other => return other,
+        }
+        self.deploy().await
+    }
+
+    /// Workspace at the run's commit, secrets read, variables set (EN-2).
+    async fn prepare(&mut self) -> Result<(), String> {
+        let (def, data_dir, ws, sha) = (
+            self.def.clone(),
+            self.shared.data_dir.clone(),
+            self.workspace.clone(),
+            self.run.commit_sha.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let repo = workspace::ensure_repo(&def, &data_dir)?;
+            workspace::checkout(&repo, &sha, &ws)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let mut values = Vec::new();
+        for secret in &self.def.secrets {
+            let v = secret.resolve()?;
+            self.env.push((secret.name.clone(), v.clone()));
+            values.push(v);
+        }
+        self.masker = Arc::new(Masker::new(&values));
+        let r = &self.run;
+        let vars = [
+            ("PIPEDECK_RUN_ID", r.id.to_string()),
+            ("PIPEDECK_ATTEMPT", r.attempt.to_string()),
+            ("PIPEDECK_SERVICE", r.service.clone()),
+            ("PIPEDECK_COMMIT", r.commit_sha.clone()),
+            ("PIPEDECK_COMMIT_MESSAGE", r.commit_message.clone()),
+            ("PIPEDECK_AUTHOR", r.author.clone()),
+            ("PIPEDECK_BRANCH", r.branch.clone()),
+            ("PIPEDECK_TAG", r.tag.clone().unwrap_or_default()),
+            ("PIPEDECK_RUN_TYPE", r.run_type.to_string()),
+            ("PIPEDECK_TRIGGER", r.trigger.to_string()),
+            ("PIPEDECK_TRIGGERED_BY", r.triggered_by.clone()),
+            (
+                "PIPEDECK_WORKSPACE",
+                self.workspace.to_string_lossy().into_owned(),
+            ),
+            (
+                "PIPEDECK_DATA_DIR",
+                self.shared.data_dir.to_string_lossy().into_owned(),
+            ),
+        ];
+        self.env
+            .extend(vars.into_iter().map(|(k, v)| (k.to_string(), v)));
+        Ok(())
+    }
+
+    /// The build DAG: ready steps start at once (bounded by the global slots); the
+    /// first failure stops the rest (SP-2).
+    async fn build(&mut self) -> End {
+        let build: Vec<usize> = (0..self.steps.len())
+            .filter(|&i| self.steps[i].stage == Stage::Build)
+            .collect();
+        let by_name: HashMap<String, usize> = build
+            .iter()
+            .map(|&i| (self.steps[i].name.clone(), i))
+            .collect();
+        let defs: HashMap<String, crate::config::Step> = self
+            .def
+            .steps
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect();
+        let mut waiting: HashMap<usize, usize> = HashMap::new();
+        let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &i in &build {
+            let Some(def) = defs.get(&self.steps[i].name) else {
+                continue;
+            };
+            let mut n = 0;
+            for need in &def.needs {
+                if let Some(&j) = by_name.get(need)
+                    && self.steps[j].status != StepStatus::Succeeded
+                {
+                    n += 1;
+                    dependents.entry(j).or_default().push(i);
+                }
+            }
+            waiting.insert(i, n);
+        }
+        let stop = self.cancel.child_token();
+        let mut set: JoinSet<(usize, Option<i64>, Outcome)> = JoinSet::new();
+        let mut failed: Option<String> = None;
+        loop {
+            if failed.is_none() && !stop.is_cancelled() {
+                let ready: Vec<usize> = build
+                    .iter()
+                    .copied()
+                    .filter(|i| {
+                        self.steps[*i].status == StepStatus::Pending && waiting.get(i) == Some(&0)
+                    })
+                    .collect();
+                for i in ready {
+                    self.set_step(i, StepStatus::Queued, None).await;
+                    let Some(def) = defs.get(&self.steps[i].name) else {
+                        continue;
+                    };
+                    let name = self.steps[i].name.clone();
+                    let spec = self.spec(&def.run, def.kill_grace_ms, &[("PIPEDECK_STEP", &name)]);
+                    let target = self.target(self.steps[i].id);
+                    let (slots, stop, tx) =
+                        (self.shared.slots.clone(), stop.clone(), self.tx.clone());
+                    let mut step = self.steps[i].clone();
+                    set.spawn(async move {
+                        let permit = tokio::select! {
+                            p = slots.acquire_owned() => p.ok(),
+                            _ = stop.cancelled() => None,
+                        };
+                        let Some(_permit) = permit else {
+                            return (i, None, Outcome::Stopped);
+                        };
+                        step.status = StepStatus::Running;
+                        step.started_at = Some(now_ms());
+                        let started = step.started_at;
+                        let _ = tx.send(Msg::Step(step)).await;
+                        (i, started, process::run(spec, target, stop).await)
+                    });
+                }
+            }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let Ok((i, started, outcome)) = joined else {
+                continue;
+            };
+            self.steps[i].started_at = started;
+            let path = self.steps[i].path();
+            self.steps[i].exit_code = outcome.exit_code();
+            if outcome.success() {
+                self.set_step(i, StepStatus::Succeeded, None).await;
+                for d in dependents.get(&i).cloned().unwrap_or_default() {
+                    if let Some(n) = waiting.get_mut(&d) {
+                        *n -= 1;
+                    }
+                }
+            } else if outcome == Outcome::Stopped {
+                let (status, why) = match (&failed, started) {
+                    (Some(f), None) => (StepStatus::Skipped, format!("upstream failed: {f}")),
+                    (Some(f), Some(_)) => (StepStatus::Skipped, format!("stopped: {f} failed")),
+                    (None, _) => self.stopped_why(),
+                };
+                self.set_step(i, status, Some(why)).await;
+            } else {
+                let why = outcome.describe();
+                self.set_step(i, StepStatus::Failed, Some(why)).await;
+                if failed.is_none() {
+                    failed = Some(path);
+                    stop.cancel();
+                }
+            }
+        }
+        if let Some(f) = failed {
+            let reason = format!("upstream failed: {f}");
+            self.end_rest(None, StepStatus::Skipped, &reason).await;
+            return End::Stop(RunStatus::Failed, format!("{f} failed"));
+        }
+        if self.cancel.is_cancelled() {
+            return self.cancelled_end().await;
+        }
+        End::Done
+    }
+
+    /// Environments one after another, each behind its gate and its queue (SP-3..SP-6a).
+    async fn deploy(&mut self) -> End {
+        if !self.def.deployments_enabled {
+            let why = format!("deployments are disabled for service {}", self.def.name);
+            self.end_rest(Some(Stage::Deploy), StepStatus::Skipped, &why)
+                .await;
+            return End::Done;
+        }
+        let envs: Vec<usize> = (0..self.steps.len())
+            .filter(|&i| {
+                self.steps[i].stage == Stage::Deploy && !self.steps[i].status.is_terminal()
+            })
+            .collect();
+        for i in envs {
+            if self.cancel.is_cancelled() {
+                return self.cancelled_end().await;
+            }
+            let name = self.steps[i].name.clone();
+            let path = self.steps[i].path();
+            let Some(env) = self
+                .def
+                .environments
+                .iter()
+                .find(|e| e.name == name)
+                .cloned()
+            else {
+                continue;
+            };
+            if env.gate.approval {
+                self.set_step(i, StepStatus::AwaitingApproval, None).await;
+                let (reply, rx) = oneshot::channel();
+                self.send(Msg::OpenGate {
+                    run_id: self.run.id,
+                    env: name.clone(),
+                    policy: env.gate.clone(),
+                    reply,
+                })
+                .await;
+                let gate = tokio::select! {
+                    g = rx => g,
+                    _ = self.shared.shutdown.cancelled() => return End::Park,
+                };
+                let Ok(gate) = gate else {
+                    return End::Park;
+                };
+                match gate.status {
+                    GateStatus::Approved => {
+                        self.send(Msg::RunStatus {
+                            run_id: self.run.id,
+                            status: RunStatus::Running,
+                            reason: None,
+                        })
+                        .await;
+                    }
+                    GateStatus::Rejected | GateStatus::Expired => {
+                        let who = gate.decided_by.unwrap_or_default();
+                        let mut why = if gate.status == GateStatus::Expired {
+                            "the gate expired before anyone decided".to_string()
+                        } else {
+                            format!("rejected by {who}")
+                        };
+                        if let (GateStatus::Rejected, Some(c)) = (gate.status, &gate.comment) {
+                            why.push_str(&format!(": {c}"));
+                        }
+                        self.set_step(i, StepStatus::Rejected, Some(why.clone()))
+                            .await;
+                        let rest = format!("gate rejected at {path}");
+                        self.end_rest(Some(Stage::Deploy), StepStatus::Skipped, &rest)
+                            .await;
+                        return End::Stop(RunStatus::Rejected, format!("{path}: {why}"));
+                    }
+                    GateStatus::Cancelled | GateStatus::Waiting => {
+                        return self.cancelled_end().await;
+                    }
+                }
+            }
+            // Wait in order for this (service, environment), then for a slot.
+            self.set_step(i, StepStatus::Queued, None).await;
+            let lock = self.shared.env_lock(&self.def.name, &name);
+            let guard = tokio::select! {
+                g = lock.lock_owned() => g,
+                _ = self.cancel.cancelled() => return self.cancelled_end().await,
+            };
+            let permit = tokio::select! {
+                p = self.shared.slots.clone().acquire_owned() => p.ok(),
+                _ = self.cancel.cancelled() => return self.cancelled_end().await,
+            };
+            self.set_step(i, StepStatus::Running, None).await;
+            let spec = self.spec(
+                &env.run,
+                env.kill_grace_ms,
+                &[("PIPEDECK_ENV", &name), ("PIPEDECK_STEP", &path)],
+            );
+            // An operator's cancel lets the environment in flight finish; only a shutdown stops it.
+            let outcome = process::run(
+                spec,
+                self.target(self.steps[i].id),
+                self.shared.shutdown.clone(),
+            )
+            .await;
+            drop(permit);
+            drop(guard);
+            self.steps[i].exit_code = outcome.exit_code();
+            if outcome.success() {
+                self.set_step(i, StepStatus::Succeeded, None).await;
+            } else if outcome == Outcome::Stopped {
+                return self.cancelled_end().await;
+            } else {
+                self.set_step(i, StepStatus::Failed, Some(outcome.describe()))
+                    .await;
+                let rest = format!("upstream failed: {path}");
+                self.end_rest(Some(Stage::Deploy), StepStatus::Skipped, &rest)
+                    .await;
+                return End::Stop(RunStatus::Failed, format!("{path} failed"));
+            }
+        }
+        End::Done
+    }
+}

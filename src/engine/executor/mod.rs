@@ -1,0 +1,3 @@
+//! Executors: how one executable unit runs.
+
+pub mod process;

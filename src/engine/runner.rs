@@ -1,0 +1,563 @@
+//! The runner actor: the one owner of engine state. It commits every change to the
+//! store, then publishes it; drivers and clients only send it messages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::driver::Driver;
+use super::{EngineError, Result, Shared};
+use crate::config::GatePolicy;
+use crate::domain::{
+    Decision, Event, GateInfo, GateStatus, RunDetail, RunInfo, RunStatus, Stage, StepInfo,
+    StepStatus, Trigger, now_ms,
+};
+use crate::store::{AuditEntry, NewRun, RunFilter, Store};
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+pub(crate) enum Msg {
+    // From clients.
+    Create(Box<NewRun>, Reply<RunInfo>),
+    Cancel(i64, String, Reply<RunInfo>),
+    Rerun(i64, String, Reply<RunInfo>),
+    Decide {
+        run_id: i64,
+        env: String,
+        decision: Decision,
+        by: String,
+        comment: Option<String>,
+        reply: Reply<GateInfo>,
+    },
+    List(RunFilter, Reply<Vec<RunInfo>>),
+    Detail(i64, Reply<RunDetail>),
+    WaitingGates(Reply<Vec<GateInfo>>),
+    Audit(i64, Reply<Vec<AuditEntry>>),
+    Shutdown(oneshot::Sender<()>),
+    // From drivers.
+    RunStatus {
+        run_id: i64,
+        status: RunStatus,
+        reason: Option<String>,
+    },
+    Step(StepInfo),
+    OpenGate {
+        run_id: i64,
+        env: String,
+        policy: GatePolicy,
+        reply: oneshot::Sender<GateInfo>,
+    },
+    ExpireGate(i64),
+    Done(i64),
+}
+
+pub(crate) struct Runner {
+    store: Store,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+    rx: mpsc::Receiver<Msg>,
+    /// Runs with a live driver, and the token that cancels each.
+    active: HashMap<i64, CancellationToken>,
+    /// Drivers waiting at a gate, by gate id.
+    waiters: HashMap<i64, oneshot::Sender<GateInfo>>,
+    shutdown: Option<Vec<oneshot::Sender<()>>>,
+}
+
+/// What a batch of messages produced: events to publish and replies to send, both
+/// only after the batch's transaction commits.
+#[derive(Default)]
+struct Out {
+    events: Vec<Event>,
+    replies: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl Out {
+    fn reply<T: Send + 'static>(&mut self, to: Reply<T>, v: Result<T>) {
+        self.replies.push(Box::new(move || {
+            let _ = to.send(v);
+        }));
+    }
+}
+
+impl Runner {
+    pub fn new(
+        store: Store,
+        shared: Arc<Shared>,
+        tx: mpsc::Sender<Msg>,
+        rx: mpsc::Receiver<Msg>,
+    ) -> Self {
+        Self {
+            store,
+            shared,
+            tx,
+            rx,
+            active: HashMap::new(),
+            waiters: HashMap::new(),
+            shutdown: None,
+        }
+    }
+
+    /// After a crash: runs that were executing become `interrupted` (their steps too,
+    /// their logs trimmed of torn records); runs that were queued or waiting at a gate
+    /// get a driver again.
+    pub fn recover(&mut self) -> Result<()> {
+        let now = now_ms();
+        let dead = self
+            .store
+            .runs_with_status(&[RunStatus::Running, RunStatus::Cancelling])?;
+        let logs = self.shared.logs.clone();
+        self.store.batch(|s| {
+            for mut run in dead {
+                for mut step in s.steps(run.id)? {
+                    if !step.status.is_terminal() {
+                        if step.started_at.is_some() {
+                            let _ = logs.repair(run.id, step.id);
+                        }
+                        step.status = StepStatus::Interrupted;
+                        step.reason = Some("the engine stopped while this ran".into());
+                        step.ended_at.get_or_insert(now);
+                        s.update_step(&step)?;
+                    }
+                }
+                run.status = RunStatus::Interrupted;
+                run.reason = Some("the engine stopped while this run was executing".into());
+                run.ended_at = Some(now);
+                s.update_run(&run)?;
+            }
+            Ok(())
+        })?;
+        for run in self
+            .store
+            .runs_with_status(&[RunStatus::Queued, RunStatus::AwaitingApproval])?
+        {
+            self.spawn_driver(&run)?;
+        }
+        Ok(())
+    }
+
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            if self.rx.recv_many(&mut batch, 256).await == 0 {
+                break;
+            }
+            let mut out = Out::default();
+            let msgs = std::mem::take(&mut batch);
+            // One transaction for the whole batch: many small state changes, one commit.
+            let began = self.begin();
+            for msg in msgs {
+                self.handle(msg, &mut out);
+            }
+            if began {
+                self.commit();
+            }
+            for e in out.events {
+                let _ = self.shared.events.send(e);
+            }
+            for r in out.replies {
+                r();
+            }
+            if let Some(waiting) = &mut self.shutdown
+                && self.active.is_empty()
+            {
+                for w in waiting.drain(..) {
+                    let _ = w.send(());
+                }
+                break;
+            }
+        }
+    }
+
+    fn begin(&mut self) -> bool {
+        match self.store.execute_raw("BEGIN IMMEDIATE") {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!("cannot begin a transaction: {e}");
+                false
+            }
+        }
+    }
+
+    fn commit(&mut self) {
+        if let Err(e) = self.store.execute_raw("COMMIT") {
+            tracing::error!("commit failed: {e}");
+            let _ = self.store.execute_raw("ROLLBACK");
+        }
+    }
+
+    fn handle(&mut self, msg: Msg, out: &mut Out) {
+        match msg {
+            Msg::Create(new, reply) => {
+                let r = self.create(&new, out);
+                out.reply(reply, r);
+            }
+            Msg::Cancel(id, by, reply) => {
+                let r = self.cancel(id, &by, out);
+                out.reply(reply, r);
+            }
+            Msg::Rerun(id, by, reply) => {
+                let r = self.rerun(id, &by, out);
+                out.reply(reply, r);
+            }
+            Msg::Decide {
+                run_id,
+                env,
+                decision,
+                by,
+                comment,
+                reply,
+            } => {
+                let r = self.decide(run_id, &env, decision, &by, comment, out);
+                out.reply(reply, r);
+            }
+            Msg::List(f, reply) => {
+                let r = self.store.list_runs(&f).map_err(Into::into);
+                out.reply(reply, r);
+            }
+            Msg::Detail(id, reply) => {
+                let r = self
+                    .store
+                    .detail(id)
+                    .map_err(EngineError::from)
+                    .and_then(|d| d.ok_or_else(|| no_run(id)));
+                out.reply(reply, r);
+            }
+            Msg::WaitingGates(reply) => {
+                let r = self.store.waiting_gates().map_err(Into::into);
+                out.reply(reply, r);
+            }
+            Msg::Audit(id, reply) => {
+                let r = self.store.audit(id).map_err(Into::into);
+                out.reply(reply, r);
+            }
+            Msg::Shutdown(done) => {
+                self.shared.shutdown.cancel();
+                self.shutdown.get_or_insert_with(Vec::new).push(done);
+            }
+            Msg::RunStatus {
+                run_id,
+                status,
+                reason,
+            } => {
+                if let Err(e) = self.set_run_status(run_id, status, reason, out) {
+                    tracing::error!("run {run_id}: {e}");
+                }
+            }
+            Msg::Step(step) => match self.store.update_step(&step) {
+                Ok(()) => out.events.push(Event::Step { step }),
+                Err(e) => tracing::error!("step {}: {e}", step.id),
+            },
+            Msg::OpenGate {
+                run_id,
+                env,
+                policy,
+                reply,
+            } => {
+                if let Err(e) = self.open_gate(run_id, &env, &policy, reply, out) {
+                    tracing::error!("gate {run_id}/{env}: {e}");
+                }
+            }
+            Msg::ExpireGate(gate_id) => {
+                if let Err(e) = self.expire_gate(gate_id, out) {
+                    tracing::error!("gate {gate_id}: {e}");
+                }
+            }
+            Msg::Done(run_id) => {
+                self.active.remove(&run_id);
+            }
+        }
+    }
+
+    fn spawn_driver(&mut self, run: &RunInfo) -> Result<()> {
+        let def = self
+            .store
+            .definition(run.id)?
+            .ok_or_else(|| no_run(run.id))?;
+        let steps = self.store.steps(run.id)?;
+        let token = self.shared.shutdown.child_token();
+        self.active.insert(run.id, token.clone());
+        let driver = Driver::new(
+            run.clone(),
+            def,
+            steps,
+            self.shared.clone(),
+            self.tx.clone(),
+            token,
+        );
+        tokio::spawn(driver.drive());
+        Ok(())
+    }
+
+    fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        run_id: i64,
+        target: Option<&str>,
+        comment: Option<&str>,
+    ) -> Result<()> {
+        self.store.append_audit(&AuditEntry {
+            at: now_ms(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            run_id,
+            target: target.map(str::to_string),
+            comment: comment.map(str::to_string),
+        })?;
+        Ok(())
+    }
+
+    fn create(&mut self, new: &NewRun, out: &mut Out) -> Result<RunInfo> {
+        if self.shutdown.is_some() {
+            return Err(EngineError::Stopped);
+        }
+        let run = self.store.insert_run(new, now_ms())?;
+        out.events.push(Event::Run { run: run.clone() });
+        let mut pos = 0;
+        for s in &new.definition.steps {
+            let step = self.store.insert_step(run.id, Stage::Build, &s.name, pos)?;
+            out.events.push(Event::Step { step });
+            pos += 1;
+        }
+        for e in &new.definition.environments {
+            let step = self
+                .store
+                .insert_step(run.id, Stage::Deploy, &e.name, pos)?;
+            out.events.push(Event::Step { step });
+            pos += 1;
+        }
+        let action = if new.trigger == Trigger::Rerun {
+            "rerun"
+        } else {
+            "trigger"
+        };
+        self.audit(&new.triggered_by, action, run.id, None, None)?;
+        self.spawn_driver(&run)?;
+        Ok(run)
+    }
+
+    fn rerun(&mut self, id: i64, by: &str, out: &mut Out) -> Result<RunInfo> {
+        let orig = self.store.run(id)?.ok_or_else(|| no_run(id))?;
+        let definition = self.store.definition(id)?.ok_or_else(|| no_run(id))?;
+        let new = NewRun {
+            kind: orig.kind,
+            service: orig.service,
+            run_type: orig.run_type,
+            trigger: Trigger::Rerun,
+            branch: orig.branch,
+            tag: orig.tag,
+            commit_sha: orig.commit_sha,
+            commit_message: orig.commit_message,
+            author: orig.author,
+            triggered_by: by.to_string(),
+            rerun_of: Some(id),
+            attempt: orig.attempt + 1,
+            definition,
+        };
+        self.create(&new, out)
+    }
+
+    fn cancel(&mut self, id: i64, by: &str, out: &mut Out) -> Result<RunInfo> {
+        let run = self.store.run(id)?.ok_or_else(|| no_run(id))?;
+        if run.status.is_terminal() {
+            return Err(EngineError::Conflict(format!(
+                "run {id} has already ended ({}); nothing to cancel",
+                run.status
+            )));
+        }
+        if run.status == RunStatus::Cancelling {
+            return Ok(run);
+        }
+        self.audit(by, "cancel", id, None, None)?;
+        let run = self.set_run_status(
+            id,
+            RunStatus::Cancelling,
+            Some(format!("cancelled by {by}")),
+            out,
+        )?;
+        for gate in self.store.gates(id)? {
+            if gate.status == GateStatus::Waiting {
+                self.close_gate(gate, GateStatus::Cancelled, by, None, out)?;
+            }
+        }
+        if let Some(token) = self.active.get(&id) {
+            token.cancel();
+        }
+        Ok(run)
+    }
+
+    fn set_run_status(
+        &mut self,
+        id: i64,
+        status: RunStatus,
+        reason: Option<String>,
+        out: &mut Out,
+    ) -> Result<RunInfo> {
+        let mut run = self.store.run(id)?.ok_or_else(|| no_run(id))?;
+        if !run.status.can_become(status) {
+            return Ok(run);
+        }
+        let now = now_ms();
+        run.status = status;
+        if reason.is_some() {
+            run.reason = reason;
+        }
+        if status == RunStatus::Running {
+            run.started_at.get_or_insert(now);
+        }
+        if status.is_terminal() {
+            run.started_at.get_or_insert(now);
+            run.ended_at = Some(now);
+        }
+        self.store.update_run(&run)?;
+        out.events.push(Event::Run { run: run.clone() });
+        Ok(run)
+    }
+
+    fn open_gate(
+        &mut self,
+        run_id: i64,
+        env: &str,
+        policy: &GatePolicy,
+        reply: oneshot::Sender<GateInfo>,
+        out: &mut Out,
+    ) -> Result<()> {
+        // A resumed run finds its gate as it was: still waiting, or decided meanwhile.
+        let existing = self
+            .store
+            .gates(run_id)?
+            .into_iter()
+            .rev()
+            .find(|g| g.env == env);
+        let gate = match existing {
+            Some(g) if g.status != GateStatus::Waiting => {
+                let _ = reply.send(g);
+                return Ok(());
+            }
+            Some(g) => g,
+            None => {
+                let now = now_ms();
+                let expires = policy.expires_after_ms.map(|ms| now + ms as i64);
+                let g = self.store.insert_gate(run_id, env, now, expires)?;
+                out.events.push(Event::Gate { gate: g.clone() });
+                g
+            }
+        };
+        self.set_run_status(run_id, RunStatus::AwaitingApproval, None, out)?;
+        if let Some(at) = gate.expires_at {
+            let tx = self.tx.clone();
+            let id = gate.id;
+            let wait = (at - now_ms()).max(0) as u64;
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                let _ = tx.send(Msg::ExpireGate(id)).await;
+            });
+        }
+        self.waiters.insert(gate.id, reply);
+        Ok(())
+    }
+
+    fn close_gate(
+        &mut self,
+        mut gate: GateInfo,
+        status: GateStatus,
+        by: &str,
+        comment: Option<String>,
+        out: &mut Out,
+    ) -> Result<GateInfo> {
+        gate.status = status;
+        gate.decided_by = Some(by.to_string());
+        gate.decided_at = Some(now_ms());
+        gate.comment = comment;
+        self.store.update_gate(&gate)?;
+        let action = match status {
+            GateStatus::Approved => "approve",
+            GateStatus::Rejected => "reject",
+            GateStatus::Expired => "expire",
+            GateStatus::Cancelled => "cancel_gate",
+            GateStatus::Waiting => "open",
+        };
+        self.audit(
+            by,
+            action,
+            gate.run_id,
+            Some(&gate.env),
+            gate.comment.as_deref(),
+        )?;
+        out.events.push(Event::Gate { gate: gate.clone() });
+        if let Some(w) = self.waiters.remove(&gate.id) {
+            let g = gate.clone();
+            out.replies.push(Box::new(move || {
+                let _ = w.send(g);
+            }));
+        }
+        Ok(gate)
+    }
+
+    fn decide(
+        &mut self,
+        run_id: i64,
+        env: &str,
+        decision: Decision,
+        by: &str,
+        comment: Option<String>,
+        out: &mut Out,
+    ) -> Result<GateInfo> {
+        let run = self.store.run(run_id)?.ok_or_else(|| no_run(run_id))?;
+        let gate = self
+            .store
+            .gates(run_id)?
+            .into_iter()
+            .rev()
+            .find(|g| g.env == env && g.status == GateStatus::Waiting)
+            .ok_or_else(|| {
+                EngineError::Conflict(format!(
+                    "no gate is waiting at `{env}` in run {run_id} (the run is {})",
+                    run.status
+                ))
+            })?;
+        let def = self
+            .store
+            .definition(run_id)?
+            .ok_or_else(|| no_run(run_id))?;
+        let policy = def
+            .environments
+            .iter()
+            .find(|e| e.name == env)
+            .map(|e| e.gate.clone())
+            .unwrap_or_default();
+        if let Some(why) = policy.refuses(by, &run.triggered_by) {
+            return Err(EngineError::Forbidden(why));
+        }
+        let status = match decision {
+            Decision::Approve => GateStatus::Approved,
+            Decision::Reject => GateStatus::Rejected,
+        };
+        self.close_gate(gate, status, by, comment, out)
+    }
+
+    fn expire_gate(&mut self, gate_id: i64, out: &mut Out) -> Result<()> {
+        let Some(gate) = self
+            .store
+            .waiting_gates()?
+            .into_iter()
+            .find(|g| g.id == gate_id)
+        else {
+            return Ok(()); // decided before it expired
+        };
+        self.close_gate(
+            gate,
+            GateStatus::Expired,
+            "pipedeck",
+            Some("the gate expired".into()),
+            out,
+        )?;
+        Ok(())
+    }
+}
+
+fn no_run(id: i64) -> EngineError {
+    EngineError::NotFound(format!("no run {id}"))
+}

@@ -1,0 +1,318 @@
+//! Step logs: one append-only file a step plus a sparse line index.
+//!
+//! A record is one line: `<unix millis, 13 digits> <o|e> <text>\n`. The index file
+//! holds the byte offset (u64, little endian) of every [`INDEX_EVERY`]th line, so any
+//! line range reads in O(range). A torn last record (no trailing newline) is trimmed
+//! on repair, never misread.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Lines between index entries.
+pub const INDEX_EVERY: u64 = 4096;
+/// Bytes of the `<millis> <stream> ` prefix.
+pub const PREFIX_LEN: usize = 16;
+
+/// Where step logs live.
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    root: PathBuf,
+}
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// 0-based line number within the step's log.
+    pub n: u64,
+    pub ts: i64,
+    /// `o` for stdout, `e` for stderr, `p` for pipedeck's own notes.
+    pub stream: char,
+    pub text: String,
+}
+
+impl LogStore {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    fn paths(&self, run_id: i64, step_id: i64) -> (PathBuf, PathBuf) {
+        let dir = self.root.join(run_id.to_string());
+        (
+            dir.join(format!("{step_id}.log")),
+            dir.join(format!("{step_id}.idx")),
+        )
+    }
+
+    /// Opens a step's log for appending, repairing it first if a crash tore it.
+    pub fn writer(&self, run_id: i64, step_id: i64) -> io::Result<LogWriter> {
+        let (log, idx) = self.paths(run_id, step_id);
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lines = repair(&log, &idx)?;
+        let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        Ok(LogWriter {
+            log: OpenOptions::new().create(true).append(true).open(&log)?,
+            idx: OpenOptions::new().create(true).append(true).open(&idx)?,
+            lines,
+            bytes: len,
+        })
+    }
+
+    /// Repairs a step's log after a crash; returns its line count.
+    pub fn repair(&self, run_id: i64, step_id: i64) -> io::Result<u64> {
+        let (log, idx) = self.paths(run_id, step_id);
+        repair(&log, &idx)
+    }
+
+    /// Number of complete lines stored for a step.
+    pub fn line_count(&self, run_id: i64, step_id: i64) -> io::Result<u64> {
+        let (log, idx) = self.paths(run_id, step_id);
+        let (entries, _) = read_index(&idx)?;
+        let Some(&last) = entries.last() else {
+            return Ok(0);
+        };
+        let mut f = match File::open(&log) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        f.seek(SeekFrom::Start(last))?;
+        let mut rest = Vec::new();
+        f.read_to_end(&mut rest)?;
+        let tail = memchr::memchr_iter(b'\n', &rest).count() as u64;
+        Ok((entries.len() as u64 - 1) * INDEX_EVERY + tail)
+    }
+
+    /// Reads up to `limit` lines starting at line `from`.
+    pub fn read(
+        &self,
+        run_id: i64,
+        step_id: i64,
+        from: u64,
+        limit: usize,
+    ) -> io::Result<Vec<LogLine>> {
+        let (log, idx) = self.paths(run_id, step_id);
+        let (entries, _) = read_index(&idx)?;
+        let k = (from / INDEX_EVERY) as usize;
+        let Some(&offset) = entries.get(k) else {
+            return Ok(Vec::new());
+        };
+        let mut r = BufReader::with_capacity(64 * 1024, File::open(&log)?);
+        r.seek(SeekFrom::Start(offset))?;
+        let mut n = k as u64 * INDEX_EVERY;
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            buf.clear();
+            if r.read_until(b'\n', &mut buf)? == 0 || buf.last() != Some(&b'\n') {
+                break; // end, or a record still being written
+            }
+            if n >= from {
+                out.push(parse_record(n, &buf[..buf.len() - 1]));
+            }
+            n += 1;
+        }
+        Ok(out)
+    }
+}
+
+fn parse_record(n: u64, rec: &[u8]) -> LogLine {
+    let ts = std::str::from_utf8(rec.get(..13).unwrap_or_default())
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let stream = rec.get(14).map(|&b| b as char).unwrap_or('o');
+    let text = String::from_utf8_lossy(rec.get(PREFIX_LEN..).unwrap_or_default()).into_owned();
+    LogLine {
+        n,
+        ts,
+        stream,
+        text,
+    }
+}
+
+fn read_index(idx: &Path) -> io::Result<(Vec<u64>, u64)> {
+    let bytes = match std::fs::read(idx) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let whole = bytes.len() / 8 * 8;
+    let entries = bytes[..whole]
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect();
+    Ok((entries, bytes.len() as u64))
+}
+
+/// Trims a torn last record, makes the index agree with the log, returns the line count.
+fn repair(log: &Path, idx: &Path) -> io::Result<u64> {
+    let mut data = match std::fs::read(log) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let _ = std::fs::remove_file(idx);
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    let keep = data
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    if keep != data.len() {
+        OpenOptions::new()
+            .write(true)
+            .open(log)?
+            .set_len(keep as u64)?;
+        data.truncate(keep);
+    }
+    // Rebuild the index from scratch: cheap next to what was written, and always right.
+    let mut entries = Vec::new();
+    let mut lines = 0u64;
+    let mut start = 0usize;
+    for nl in memchr::memchr_iter(b'\n', &data) {
+        if lines.is_multiple_of(INDEX_EVERY) {
+            entries.extend_from_slice(&(start as u64).to_le_bytes());
+        }
+        lines += 1;
+        start = nl + 1;
+    }
+    std::fs::write(idx, &entries)?;
+    Ok(lines)
+}
+
+/// Appends formatted records to one step's log and keeps its index.
+pub struct LogWriter {
+    log: File,
+    idx: File,
+    lines: u64,
+    bytes: u64,
+}
+
+impl LogWriter {
+    /// Lines written so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Appends complete records (each ending in `\n`), `count` of them.
+    pub fn append(&mut self, records: &[u8], count: u64) -> io::Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        // Index entries for every multiple of INDEX_EVERY in [lines, lines + count).
+        let first = self.lines;
+        let mut next_mark = first.div_ceil(INDEX_EVERY) * INDEX_EVERY;
+        if next_mark < first + count {
+            let mut idx = Vec::new();
+            let mut line = first;
+            let mut offset = 0usize;
+            let mut nls = memchr::memchr_iter(b'\n', records);
+            while next_mark < first + count {
+                while line < next_mark {
+                    offset = nls.next().map(|i| i + 1).unwrap_or(records.len());
+                    line += 1;
+                }
+                idx.extend_from_slice(&(self.bytes + offset as u64).to_le_bytes());
+                next_mark += INDEX_EVERY;
+            }
+            self.log.write_all(records)?;
+            self.idx.write_all(&idx)?;
+        } else {
+            self.log.write_all(records)?;
+        }
+        self.lines += count;
+        self.bytes += records.len() as u64;
+        Ok(())
+    }
+
+    /// Appends one line of pipedeck's own (stream `p`).
+    pub fn note(&mut self, text: &str) -> io::Result<()> {
+        let mut rec = Vec::with_capacity(text.len() + PREFIX_LEN + 1);
+        push_prefix(&mut rec, crate::domain::now_ms(), b'p');
+        rec.extend_from_slice(text.replace('\n', " ").as_bytes());
+        rec.push(b'\n');
+        self.append(&rec, 1)
+    }
+
+    /// Makes everything written so far durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.idx.sync_data()
+    }
+}
+
+/// Writes the 16-byte record prefix `<13-digit millis> <stream> `.
+pub fn push_prefix(out: &mut Vec<u8>, ts: i64, stream: u8) {
+    let mut digits = [b'0'; 13];
+    let mut v = ts.max(0) as u64;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.push(b' ');
+    out.push(stream);
+    out.push(b' ');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(from: u64, n: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in from..from + n {
+            push_prefix(&mut v, 1_700_000_000_000 + i as i64, b'o');
+            v.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn ranges_read_through_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path().to_path_buf());
+        let mut w = store.writer(1, 2).unwrap();
+        // Uneven batches that straddle index marks.
+        let mut at = 0;
+        for n in [1, 4094, 2, 10_000, 3, 5_000] {
+            w.append(&records(at, n), n).unwrap();
+            at += n;
+        }
+        w.sync().unwrap();
+        assert_eq!(store.line_count(1, 2).unwrap(), at);
+        for from in [0, 4095, 4096, 4097, 8191, 12_345, at - 1] {
+            let got = store.read(1, 2, from, 3).unwrap();
+            assert_eq!(got[0].n, from);
+            assert_eq!(got[0].text, format!("line {from}"));
+            assert_eq!(got[0].ts, 1_700_000_000_000 + from as i64);
+            assert_eq!(got[0].stream, 'o');
+        }
+        assert!(store.read(1, 2, at, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn torn_last_record_is_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path().to_path_buf());
+        let mut w = store.writer(1, 1).unwrap();
+        w.append(&records(0, 5000), 5000).unwrap();
+        drop(w);
+        let log = dir.path().join("1/1.log");
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"1700000000000 o half a li").unwrap();
+        assert_eq!(store.repair(1, 1).unwrap(), 5000);
+        let mut w = store.writer(1, 1).unwrap();
+        assert_eq!(w.lines(), 5000);
+        w.append(&records(5000, 1), 1).unwrap();
+        let got = store.read(1, 1, 4999, 10).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].text, "line 5000");
+    }
+}

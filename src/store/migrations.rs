@@ -1,0 +1,85 @@
+//! Schema migrations, applied in order; `PRAGMA user_version` records how far.
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, steps, gates, audit.
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        service TEXT NOT NULL,
+        run_type TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        tag TEXT,
+        commit_sha TEXT NOT NULL,
+        commit_message TEXT NOT NULL,
+        author TEXT NOT NULL,
+        triggered_by TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        ended_at INTEGER,
+        rerun_of INTEGER REFERENCES runs(id),
+        attempt INTEGER NOT NULL DEFAULT 1,
+        definition TEXT NOT NULL
+    );
+    CREATE INDEX runs_status ON runs(status);
+    CREATE INDEX runs_service ON runs(service, id);
+    CREATE TABLE steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        stage TEXT NOT NULL,
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        exit_code INTEGER,
+        started_at INTEGER,
+        ended_at INTEGER
+    );
+    CREATE INDEX steps_run ON steps(run_id, position);
+    CREATE TABLE gates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        env TEXT NOT NULL,
+        status TEXT NOT NULL,
+        opened_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        decided_by TEXT,
+        decided_at INTEGER,
+        comment TEXT
+    );
+    CREATE INDEX gates_run ON gates(run_id, env);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        run_id INTEGER NOT NULL,
+        target TEXT,
+        comment TEXT
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+];
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew(version, known));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! State in SQLite (runs, steps, gates, audit); logs in append-only files ([`logs`]).
+
+pub mod logs;
+mod migrations;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::config::Service;
+use crate::domain::{
+    GateInfo, GateStatus, Millis, RunDetail, RunInfo, RunKind, RunStatus, RunType, Stage, StepInfo,
+    StepStatus, Trigger,
+};
+
+pub use logs::{LogLine, LogStore, LogWriter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored pipeline definition is unreadable: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "the database schema version {0} is newer than this pipedeck knows ({1}); upgrade pipedeck"
+    )]
+    TooNew(i64, i64),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A run to insert: everything but the id and the statuses.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub kind: RunKind,
+    pub service: String,
+    pub run_type: RunType,
+    pub trigger: Trigger,
+    pub branch: String,
+    pub tag: Option<String>,
+    pub commit_sha: String,
+    pub commit_message: String,
+    pub author: String,
+    pub triggered_by: String,
+    pub rerun_of: Option<i64>,
+    pub attempt: i64,
+    pub definition: Service,
+}
+
+/// Filters for listing runs; newest first.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct RunFilter {
+    pub service: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: Option<usize>,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    pub at: Millis,
+    pub actor: String,
+    pub action: String,
+    pub run_id: i64,
+    pub target: Option<String>,
+    pub comment: Option<String>,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+const RUN_COLS: &str = "id, kind, service, run_type, trigger, branch, tag, commit_sha, commit_message, \
+     author, triggered_by, status, reason, created_at, started_at, ended_at, rerun_of, attempt";
+const STEP_COLS: &str =
+    "id, run_id, stage, name, position, status, reason, exit_code, started_at, ended_at";
+const GATE_COLS: &str =
+    "id, run_id, env, status, opened_at, expires_at, decided_by, decided_at, comment";
+
+fn word<T>(parse: fn(&str) -> Option<T>, s: String, idx: usize) -> rusqlite::Result<T> {
+    parse(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown word {s:?}").into(),
+        )
+    })
+}
+
+fn run_row(r: &Row<'_>) -> rusqlite::Result<RunInfo> {
+    Ok(RunInfo {
+        id: r.get(0)?,
+        kind: word(RunKind::parse, r.get(1)?, 1)?,
+        service: r.get(2)?,
+        run_type: word(RunType::parse, r.get(3)?, 3)?,
+        trigger: word(Trigger::parse, r.get(4)?, 4)?,
+        branch: r.get(5)?,
+        tag: r.get(6)?,
+        commit_sha: r.get(7)?,
+        commit_message: r.get(8)?,
+        author: r.get(9)?,
+        triggered_by: r.get(10)?,
+        status: word(RunStatus::parse, r.get(11)?, 11)?,
+        reason: r.get(12)?,
+        created_at: r.get(13)?,
+        started_at: r.get(14)?,
+        ended_at: r.get(15)?,
+        rerun_of: r.get(16)?,
+        attempt: r.get(17)?,
+    })
+}
+
+fn step_row(r: &Row<'_>) -> rusqlite::Result<StepInfo> {
+    Ok(StepInfo {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        stage: word(Stage::parse, r.get(2)?, 2)?,
+        name: r.get(3)?,
+        position: r.get(4)?,
+        status: word(StepStatus::parse, r.get(5)?, 5)?,
+        reason: r.get(6)?,
+        exit_code: r.get(7)?,
+        started_at: r.get(8)?,
+        ended_at: r.get(9)?,
+    })
+}
+
+fn gate_row(r: &Row<'_>) -> rusqlite::Result<GateInfo> {
+    Ok(GateInfo {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        env: r.get(2)?,
+        status: word(GateStatus::parse, r.get(3)?, 3)?,
+        opened_at: r.get(4)?,
+        expires_at: r.get(5)?,
+        decided_by: r.get(6)?,
+        decided_at: r.get(7)?,
+        comment: r.get(8)?,
+    })
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations::migrate(&mut conn)?;
+        Ok(Self { conn })
+    }
+
+    /// Runs `f` in one transaction: all of its writes land together or not at all.
+    pub fn batch<T>(&mut self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    pub fn insert_run(&self, new: &NewRun, now: Millis) -> Result<RunInfo> {
+        let def = serde_json::to_string(&new.definition)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO runs (kind, service, run_type, trigger, branch, tag, commit_sha, \
+                 commit_message, author, triggered_by, status, created_at, rerun_of, attempt, definition) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14)",
+            )?
+            .execute(params![
+                new.kind.as_str(),
+                new.service,
+                new.run_type.as_str(),
+                new.trigger.as_str(),
+                new.branch,
+                new.tag,
+                new.commit_sha,
+                new.commit_message,
+                new.author,
+                new.triggered_by,
+                now,
+                new.rerun_of,
+                new.attempt,
+                def
+            ])?;
+        let id = self.conn.last_insert_rowid();
+        self.run(id)?
+            .ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    pub fn insert_step(
+        &self,
+        run_id: i64,
+        stage: Stage,
+        name: &str,
+        position: i64,
+    ) -> Result<StepInfo> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO steps (run_id, stage, name, position, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
+            )?
+            .execute(params![run_id, stage.as_str(), name, position])?;
+        Ok(StepInfo {
+            id: self.conn.last_insert_rowid(),
+            run_id,
+            stage,
+            name: name.to_string(),
+            position,
+            status: StepStatus::Pending,
+            reason: None,
+            exit_code: None,
+            started_at: None,
+            ended_at: None,
+        })
+    }
+
+    pub fn update_run(&self, r: &RunInfo) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE runs SET status = ?2, reason = ?3, started_at = ?4, ended_at = ?5 WHERE id = ?1",
+            )?
+            .execute(params![r.id, r.status.as_str(), r.reason, r.started_at, r.ended_at])?;
+        Ok(())
+    }
+
+    pub fn update_step(&self, s: &StepInfo) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE steps SET status = ?2, reason = ?3, exit_code = ?4, started_at = ?5, ended_at = ?6 \
+                 WHERE id = ?1",
+            )?
+            .execute(params![s.id, s.status.as_str(), s.reason, s.exit_code, s.started_at, s.ended_at])?;
+        Ok(())
+    }
+
+    pub fn run(&self, id: i64) -> Result<Option<RunInfo>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"))?
+            .query_row([id], run_row)
+            .optional()?)
+    }
+
+    pub fn definition(&self, run_id: i64) -> Result<Option<Service>> {
+        let def: Option<String> = self
+            .conn
+            .prepare_cached("SELECT definition FROM runs WHERE id = ?1")?
+            .query_row([run_id], |r| r.get(0))
+            .optional()?;
+        Ok(def.map(|d| serde_json::from_str(&d)).transpose()?)
+    }
+
+    pub fn steps(&self, run_id: i64) -> Result<Vec<StepInfo>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {STEP_COLS} FROM steps WHERE run_id = ?1 ORDER BY position"
+        ))?;
+        let rows = st.query_map([run_id], step_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn gates(&self, run_id: i64) -> Result<Vec<GateInfo>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {GATE_COLS} FROM gates WHERE run_id = ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map([run_id], gate_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn detail(&self, run_id: i64) -> Result<Option<RunDetail>> {
+        let Some(run) = self.run(run_id)? else {
+            return Ok(None);
+        };
+        Ok(Some(RunDetail {
+            run,
+            steps: self.steps(run_id)?,
+            gates: self.gates(run_id)?,
+        }))
+    }
+
+    pub fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunInfo>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let limit = f.limit.map(|l| l as i64).unwrap_or(-1);
+        let rows = st.query_map(
+            params![f.service, f.status.map(|s| s.as_str()), limit],
+            run_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Runs whose status is one of `statuses`, oldest first.
+    pub fn runs_with_status(&self, statuses: &[RunStatus]) -> Result<Vec<RunInfo>> {
+        let mut out = Vec::new();
+        for s in statuses {
+            out.extend(self.list_runs(&RunFilter {
+                status: Some(*s),
+                ..Default::default()
+            })?);
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    pub fn insert_gate(
+        &self,
+        run_id: i64,
+        env: &str,
+        now: Millis,
+        expires_at: Option<Millis>,
+    ) -> Result<GateInfo> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO gates (run_id, env, status, opened_at, expires_at) VALUES (?1, ?2, 'waiting', ?3, ?4)",
+            )?
+            .execute(params![run_id, env, now, expires_at])?;
+        Ok(GateInfo {
+            id: self.conn.last_insert_rowid(),
+            run_id,
+            env: env.to_string(),
+            status: GateStatus::Waiting,
+            opened_at: now,
+            expires_at,
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+        })
+    }
+
+    pub fn update_gate(&self, g: &GateInfo) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE gates SET status = ?2, decided_by = ?3, decided_at = ?4, comment = ?5 WHERE id = ?1",
+            )?
+            .execute(params![g.id, g.status.as_str(), g.decided_by, g.decided_at, g.comment])?;
+        Ok(())
+    }
+
+    /// Every gate still waiting, oldest first.
+    pub fn waiting_gates(&self) -> Result<Vec<GateInfo>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {GATE_COLS} FROM gates WHERE status = 'waiting' ORDER BY opened_at, id"
+        ))?;
+        let rows = st.query_map([], gate_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn append_audit(&self, e: &AuditEntry) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit (at, actor, action, run_id, target, comment) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![e.at, e.actor, e.action, e.run_id, e.target, e.comment])?;
+        Ok(())
+    }
+
+    pub fn audit(&self, run_id: i64) -> Result<Vec<AuditEntry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT at, actor, action, run_id, target, comment FROM audit WHERE run_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([run_id], |r| {
+            Ok(AuditEntry {
+                at: r.get(0)?,
+                actor: r.get(1)?,
+                action: r.get(2)?,
+                run_id: r.get(3)?,
+                target: r.get(4)?,
+                comment: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Direct SQL, for tests that prove the audit log refuses edits.
+    #[doc(hidden)]
+    pub fn execute_raw(&self, sql: &str) -> Result<usize> {
+        Ok(self.conn.execute(sql, [])?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_is_append_only() {
+        let s = Store::in_memory().unwrap();
+        let e = AuditEntry {
+            at: 1,
+            actor: "a".into(),
+            action: "approve".into(),
+            run_id: 1,
+            target: Some("prod".into()),
+            comment: None,
+        };
+        s.append_audit(&e).unwrap();
+        assert!(s.execute_raw("UPDATE audit SET actor = 'b'").is_err());
+        assert!(s.execute_raw("DELETE FROM audit").is_err());
+        assert_eq!(s.audit(1).unwrap(), vec![e]);
+    }
+}

@@ -24,7 +24,10 @@ fn invalid_fixtures_fail_with_the_expected_error() {
         let (head, hint) = first.split_once('\n').unwrap();
         let want = format!("{}/{}", dir.display(), expected.trim());
         assert_eq!(head, want, "{}", path.display());
-        assert!(hint.trim_start().starts_with("hint: ") && hint.len() > 12, "{first}");
+        assert!(
+            hint.trim_start().starts_with("hint: ") && hint.len() > 12,
+            "{first}"
+        );
         checked += 1;
     }
     assert!(checked >= 8, "only {checked} fixtures");
@@ -42,13 +45,37 @@ fn the_demo_and_the_example_config_are_valid() {
 #[test]
 fn the_example_documents_every_key() {
     // Every key the schema accepts appears in config.example.toml.
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml"))
+            .unwrap();
     for key in [
-        "name", "concurrency", "kill_grace", "approval", "approvers", "forbid_self_approval",
-        "expires_after", "repo", "repo_seed", "default_branch", "branches", "tags", "pull_requests",
-        "environments", "pipelines_enabled", "deployments_enabled", "secrets", "env =", "file =",
-        "steps", "run", "needs", "deploy",
+        "name",
+        "concurrency",
+        "kill_grace",
+        "approval",
+        "approvers",
+        "forbid_self_approval",
+        "expires_after",
+        "repo",
+        "repo_seed",
+        "default_branch",
+        "branches",
+        "tags",
+        "pull_requests",
+        "environments",
+        "pipelines_enabled",
+        "deployments_enabled",
+        "secrets",
+        "env =",
+        "file =",
+        "steps",
+        "run",
+        "needs",
+        "deploy",
     ] {
-        assert!(text.contains(key), "config.example.toml does not mention `{key}`");
+        assert!(
+            text.contains(key),
+            "config.example.toml does not mention `{key}`"
+        );
     }
 }

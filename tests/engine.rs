@@ -60,7 +60,10 @@ run = "echo deploying to $PIPEDECK_ENV at $PIPEDECK_COMMIT"
     assert!(c >= step(&done, "build/b").ended_at.unwrap());
     let dev = step(&done, "deploy/dev");
     let log = h.logs(run.id, dev.id, 0, 10).await.unwrap();
-    assert_eq!(log[0].text, format!("deploying to dev at {}", done.run.commit_sha));
+    assert_eq!(
+        log[0].text,
+        format!("deploying to dev at {}", done.run.commit_sha)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +105,11 @@ run = "echo never"
     for s in ["build/after", "deploy/dev", "deploy/staging"] {
         let st = step(&done, s);
         assert_eq!(st.status, StepStatus::Skipped, "{s}");
-        assert_eq!(st.reason.as_deref(), Some("upstream failed: build/bad"), "{s}");
+        assert_eq!(
+            st.reason.as_deref(),
+            Some("upstream failed: build/bad"),
+            "{s}"
+        );
     }
     let log = h.logs(run.id, bad.id, 0, 10).await.unwrap();
     assert_eq!((log[0].stream, log[0].text.as_str()), ('e', "failing"));
@@ -134,10 +141,19 @@ async fn approving_a_gate_proceeds_and_is_recorded() {
     wait_for(&mut rx, |e| matches!(e, Event::Run { run: r } if r.id == run.id && r.status == RunStatus::AwaitingApproval)).await;
     assert_eq!(h.waiting_gates().await.unwrap().len(), 1);
     // Not an approver: refused, nothing changes.
-    let err = h.decide(run.id, "staging", Decision::Approve, "mallory", None).await.unwrap_err();
+    let err = h
+        .decide(run.id, "staging", Decision::Approve, "mallory", None)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("mallory may not decide"), "{err}");
     let g = h
-        .decide(run.id, "staging", Decision::Approve, "alice", Some("ship it".into()))
+        .decide(
+            run.id,
+            "staging",
+            Decision::Approve,
+            "alice",
+            Some("ship it".into()),
+        )
         .await
         .unwrap();
     assert_eq!(g.status, GateStatus::Approved);
@@ -149,7 +165,10 @@ async fn approving_a_gate_proceeds_and_is_recorded() {
     assert_eq!(gate.comment.as_deref(), Some("ship it"));
     assert!(gate.decided_at.unwrap() >= gate.opened_at);
     let audit = h.audit(run.id).await.unwrap();
-    let actions: Vec<_> = audit.iter().map(|a| (a.actor.as_str(), a.action.as_str())).collect();
+    let actions: Vec<_> = audit
+        .iter()
+        .map(|a| (a.actor.as_str(), a.action.as_str()))
+        .collect();
     assert_eq!(actions, [("tester", "trigger"), ("alice", "approve")]);
 }
 
@@ -160,21 +179,37 @@ async fn rejecting_a_gate_skips_it_and_every_later_environment() {
     let mut rx = h.subscribe();
     let run = h.trigger(trigger("svc")).await.unwrap();
     wait_step(&mut rx, run.id, "deploy/staging", "awaiting_approval").await;
-    h.decide(run.id, "staging", Decision::Reject, "tester", Some("not today".into()))
-        .await
-        .unwrap();
+    h.decide(
+        run.id,
+        "staging",
+        Decision::Reject,
+        "tester",
+        Some("not today".into()),
+    )
+    .await
+    .unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Rejected);
     assert_eq!(done.run.status.exit_code(), 3);
     assert_eq!(step(&done, "deploy/dev").status, StepStatus::Succeeded);
     let staging = step(&done, "deploy/staging");
     assert_eq!(staging.status, StepStatus::Rejected);
-    assert_eq!(staging.reason.as_deref(), Some("rejected by tester: not today"));
+    assert_eq!(
+        staging.reason.as_deref(),
+        Some("rejected by tester: not today")
+    );
     let prod = step(&done, "deploy/prod");
     assert_eq!(prod.status, StepStatus::Skipped);
-    assert_eq!(prod.reason.as_deref(), Some("gate rejected at deploy/staging"));
+    assert_eq!(
+        prod.reason.as_deref(),
+        Some("gate rejected at deploy/staging")
+    );
     // A decided gate cannot be decided again.
-    assert!(h.decide(run.id, "staging", Decision::Approve, "alice", None).await.is_err());
+    assert!(
+        h.decide(run.id, "staging", Decision::Approve, "alice", None)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,9 +233,14 @@ expires_after = "100ms"
     let mut rx = h.subscribe();
     let run = h.trigger(trigger("svc")).await.unwrap();
     wait_step(&mut rx, run.id, "deploy/dev", "awaiting_approval").await;
-    let err = h.decide(run.id, "dev", Decision::Approve, "tester", None).await.unwrap_err();
+    let err = h
+        .decide(run.id, "dev", Decision::Approve, "tester", None)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("forbids self-approval"), "{err}");
-    h.decide(run.id, "dev", Decision::Approve, "bob", None).await.unwrap();
+    h.decide(run.id, "dev", Decision::Approve, "bob", None)
+        .await
+        .unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Rejected);
     assert_eq!(done.gates[1].status, GateStatus::Expired);
@@ -251,7 +291,10 @@ run = "echo never"
     assert_eq!(step(&done, "build/tree").status, StepStatus::Cancelled);
     assert_eq!(step(&done, "build/later").status, StepStatus::Cancelled);
     assert_eq!(step(&done, "deploy/dev").status, StepStatus::Cancelled);
-    assert!(process_gone(pid), "the grandchild sleep 1000 survived the cancel");
+    assert!(
+        process_gone(pid),
+        "the grandchild sleep 1000 survived the cancel"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,7 +323,10 @@ run = "echo never"
     assert_eq!(done.run.status, RunStatus::Cancelled);
     let dev = step(&done, "deploy/dev");
     assert_eq!(dev.status, StepStatus::Succeeded);
-    assert_eq!(h.logs(run.id, dev.id, 0, 5).await.unwrap()[0].text, "dev finished");
+    assert_eq!(
+        h.logs(run.id, dev.id, 0, 5).await.unwrap()[0].text,
+        "dev finished"
+    );
     assert_eq!(step(&done, "deploy/staging").status, StepStatus::Cancelled);
 }
 
@@ -318,7 +364,10 @@ run = "awk -v t=\"$TOKEN\" 'BEGIN { for (i = 0; i < 200000; i++) print \"line \"
     }
     assert_eq!(n, 200_000);
     let raw = std::fs::read(p.data_dir().join(format!("logs/{}/{id}.log", run.id))).unwrap();
-    assert!(memchr::memmem::find(&raw, b"s3cr3t").is_none(), "a secret reached the stored log");
+    assert!(
+        memchr::memmem::find(&raw, b"s3cr3t").is_none(),
+        "a secret reached the stored log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,11 +391,17 @@ run = "echo first definition"
     assert_eq!(again.commit_sha, done.run.commit_sha);
     let redone = wait_done(&h, &mut rx, again.id).await;
     let s = step(&redone, "build/one");
-    assert_eq!(h.logs(again.id, s.id, 0, 1).await.unwrap()[0].text, "first definition");
+    assert_eq!(
+        h.logs(again.id, s.id, 0, 1).await.unwrap()[0].text,
+        "first definition"
+    );
     // The original and its log are untouched.
     let orig = step(&done, "build/one");
     assert_eq!(h.logs(first.id, orig.id, 0, 5).await.unwrap().len(), 1);
-    assert_eq!(h.detail(first.id).await.unwrap().run.status, RunStatus::Succeeded);
+    assert_eq!(
+        h.detail(first.id).await.unwrap().run.status,
+        RunStatus::Succeeded
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,7 +428,11 @@ run = "echo never"
     );
     let h = p.start().await;
     let err = h.trigger(trigger("off")).await.unwrap_err();
-    assert!(err.to_string().contains("pipelines are disabled for service off"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("pipelines are disabled for service off"),
+        "{err}"
+    );
     let mut rx = h.subscribe();
     let run = h.trigger(trigger("builds")).await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
@@ -381,7 +440,10 @@ run = "echo never"
     assert_eq!(step(&done, "build/one").status, StepStatus::Succeeded);
     let dev = step(&done, "deploy/dev");
     assert_eq!(dev.status, StepStatus::Skipped);
-    assert_eq!(dev.reason.as_deref(), Some("deployments are disabled for service builds"));
+    assert_eq!(
+        dev.reason.as_deref(),
+        Some("deployments are disabled for service builds")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,7 +46,10 @@ impl TestProject {
         parse_project(&self.project_file(), &text).unwrap_or_else(|e| {
             panic!(
                 "{}",
-                e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+                e.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             )
         })
     }
@@ -70,7 +73,10 @@ pub fn trigger(service: &str) -> TriggerRequest {
 
 /// Waits for the first event matching `pred`, failing after a generous bound
 /// (a hang guard, never a timing assertion).
-pub async fn wait_for(rx: &mut broadcast::Receiver<Event>, mut pred: impl FnMut(&Event) -> bool) -> Event {
+pub async fn wait_for(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
     let fut = async {
         loop {
             match rx.recv().await {
@@ -87,11 +93,19 @@ pub async fn wait_for(rx: &mut broadcast::Receiver<Event>, mut pred: impl FnMut(
 }
 
 /// Waits until run `id` reaches a terminal status; returns its detail.
-pub async fn wait_done(h: &EngineHandle, rx: &mut broadcast::Receiver<Event>, id: i64) -> RunDetail {
+pub async fn wait_done(
+    h: &EngineHandle,
+    rx: &mut broadcast::Receiver<Event>,
+    id: i64,
+) -> RunDetail {
     // It may have ended before we subscribed.
     let d = h.detail(id).await.expect("detail");
     if !d.run.status.is_terminal() {
-        wait_for(rx, |e| matches!(e, Event::Run { run } if run.id == id && run.status.is_terminal())).await;
+        wait_for(
+            rx,
+            |e| matches!(e, Event::Run { run } if run.id == id && run.status.is_terminal()),
+        )
+        .await;
     }
     h.detail(id).await.expect("detail")
 }

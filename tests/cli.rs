@@ -1,0 +1,271 @@
+//! The real binary end to end: hosting, the local API between processes, restart
+//! after kill -9, exit codes.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::*;
+
+const SERVICES: &str = r#"
+[services.gated]
+repo_seed = "src"
+environments = ["dev", "prod"]
+[[services.gated.steps]]
+name = "build"
+run = "echo built"
+[services.gated.deploy.dev]
+run = "echo dev"
+[services.gated.deploy.prod]
+run = "echo prod"
+approval = true
+
+[services.slow]
+repo_seed = "src"
+[[services.slow.steps]]
+name = "print-then-hang"
+run = "echo $$ > \"$PIPEDECK_DATA_DIR/slow.pgid\"; i=1; while [ $i -le 50 ]; do echo line $i; i=$((i+1)); done; sleep 1000"
+"#;
+
+fn setup() -> TestProject {
+    TestProject::new(&format!("{HEADER}\n{SERVICES}"))
+}
+
+fn pipedeck(p: &TestProject) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pipedeck"));
+    c.arg("--data-dir")
+        .arg(p.data_dir())
+        .arg("--project")
+        .arg(p.project_file())
+        .arg("--as")
+        .arg("tester")
+        .env_remove("PIPEDECK_DATA_DIR")
+        .env("PIPEDECK_CONFIG", p.file("no-user-config.toml"))
+        .stdin(Stdio::null());
+    c
+}
+
+fn run_ok(p: &TestProject, args: &[&str]) -> String {
+    let out = pipedeck(p).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn run_out(p: &TestProject, args: &[&str]) -> Output {
+    pipedeck(p).args(args).output().unwrap()
+}
+
+fn json(p: &TestProject, args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&run_ok(p, &a)).unwrap()
+}
+
+/// Starts a process and reads its stdout (or stderr) until a line contains `needle`.
+struct Proc {
+    child: Child,
+    lines: std::io::Lines<BufReader<Box<dyn std::io::Read + Send>>>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, stderr: bool) -> Self {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let src: Box<dyn std::io::Read + Send> = if stderr {
+            Box::new(child.stderr.take().unwrap())
+        } else {
+            Box::new(child.stdout.take().unwrap())
+        };
+        Self {
+            child,
+            lines: BufReader::new(src).lines(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn until(&mut self, needle: &str) -> String {
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("never saw {needle:?}; saw {:#?}", self.seen);
+    }
+
+    fn rest(mut self) -> (i32, Vec<String>) {
+        for l in self.lines.by_ref() {
+            self.seen.push(l.unwrap());
+        }
+        let st = self.child.wait().unwrap();
+        (st.code().unwrap_or(-1), self.seen)
+    }
+}
+
+fn serve(p: &TestProject) -> Proc {
+    let mut c = pipedeck(p);
+    c.arg("serve");
+    let mut s = Proc::spawn(c, true);
+    s.until("serving");
+    s
+}
+
+#[test]
+fn run_wait_in_one_process_and_approve_from_another() {
+    let p = setup();
+    // No engine yet: read commands say so, with exit code 4.
+    let out = run_out(&p, &["runs"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no engine is running"));
+
+    let mut c = pipedeck(&p);
+    c.args(["run", "gated", "--wait"]);
+    let mut waiting = Proc::spawn(c, false);
+    let id = waiting.until("").trim().to_string();
+    assert!(
+        id.parse::<i64>().is_ok(),
+        "first line is the run id: {id:?}"
+    );
+    waiting.until("gate prod is waiting");
+    let shown = json(&p, &["show", &id]);
+    assert_eq!(shown["run"]["status"], "awaiting_approval");
+    assert_eq!(json(&p, &["runs"])[0]["id"].to_string(), id);
+
+    let out = run_ok(
+        &p,
+        &[
+            "approve",
+            &id,
+            "prod",
+            "--comment",
+            "ship it",
+            "--as",
+            "alice",
+        ],
+    );
+    assert!(out.contains("approved by alice"), "{out}");
+    let (code, lines) = waiting.rest();
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("gate prod approved by alice: ship it")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains(&format!("run {id} succeeded")),
+        "{lines:#?}"
+    );
+
+    // Rejection ends `run --wait` with exit code 3.
+    let mut c = pipedeck(&p);
+    c.args(["run", "gated", "--wait"]);
+    let mut waiting = Proc::spawn(c, false);
+    let id2 = waiting.until("").trim().to_string();
+    waiting.until("gate prod is waiting");
+    run_ok(&p, &["reject", &id2, "prod"]);
+    assert_eq!(waiting.rest().0, 3);
+}
+
+#[test]
+fn kill_9_mid_run_then_restart_interrupts_and_keeps_gates() {
+    let p = setup();
+    let mut engine = serve(&p);
+    let mut c = pipedeck(&p);
+    c.args(["run", "gated", "--wait"]);
+    let mut gated = Proc::spawn(c, false);
+    let gated_id = gated.until("").trim().to_string();
+    gated.until("gate prod is waiting");
+
+    let slow_id = run_ok(&p, &["run", "slow"]).trim().to_string();
+    let mut c = pipedeck(&p);
+    c.args(["logs", &slow_id, "--follow"]);
+    let mut follow = Proc::spawn(c, false);
+    follow.until("line 50");
+
+    engine.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    engine.child.wait().unwrap();
+    let _ = follow.child.kill();
+    // The engine's clients notice it is gone.
+    assert_eq!(gated.rest().0, 4);
+    // The orphaned step is ours to clean up; the new engine must not count on it.
+    let pgid: i32 = std::fs::read_to_string(p.data_dir().join("slow.pgid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    pipedeck::engine::executor::process::signal_group(pgid, 9);
+
+    let engine = serve(&p);
+    let slow = json(&p, &["show", &slow_id]);
+    assert_eq!(slow["run"]["status"], "interrupted", "{slow:#}");
+    assert_eq!(slow["steps"][0]["status"], "interrupted");
+    let logs = run_ok(&p, &["logs", &slow_id]);
+    let want: Vec<String> = (1..=50).map(|i| format!("line {i}")).collect();
+    assert_eq!(logs.lines().collect::<Vec<_>>(), want);
+
+    let gated = json(&p, &["show", &gated_id]);
+    assert_eq!(gated["run"]["status"], "awaiting_approval", "{gated:#}");
+    run_ok(&p, &["approve", &gated_id, "prod"]);
+    // `logs --follow` returns when the run ends.
+    let out = run_ok(&p, &["logs", &gated_id, "--follow"]);
+    assert!(out.contains("[deploy/prod] prod"), "{out}");
+    let gated = json(&p, &["show", &gated_id]);
+    assert_eq!(gated["run"]["status"], "succeeded", "{gated:#}");
+
+    // SIGTERM stops the engine cleanly.
+    let pid = engine.child.id() as i32;
+    kill(pid, "TERM");
+    assert_eq!(engine.rest().0, 0);
+    assert_eq!(run_out(&p, &["runs"]).status.code(), Some(4));
+}
+
+fn kill(pid: i32, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn exit_codes_for_usage_errors() {
+    let p = setup();
+    let _engine = serve(&p);
+    // Unknown service: the engine refuses, exit 2.
+    let out = run_out(&p, &["run", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no service `nope`"));
+    // Approving a gate that is not waiting: exit 2 with the reason.
+    let out = run_out(&p, &["approve", "999", "prod"]);
+    assert_eq!(out.status.code(), Some(2));
+    // A second host for the same data dir is refused.
+    let out = run_out(&p, &["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+    // A broken project file: exit 2 with file:line.
+    std::fs::write(p.file("bad.toml"), "[engine]\nconcurency = 2\n").unwrap();
+    let out = run_out(
+        &p,
+        &[
+            "validate",
+            "--project",
+            p.file("bad.toml").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("bad.toml:2:1: error: unknown field `concurency`")
+    );
+}

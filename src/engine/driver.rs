@@ -280,14 +280,18 @@ impl Driver {
                             p = slots.acquire_owned() => p.ok(),
                             _ = stop.cancelled() => None,
                         };
-                        let Some(_permit) = permit else {
+                        let Some(permit) = permit else {
                             return (i, None, Outcome::Stopped);
                         };
                         step.status = StepStatus::Running;
                         step.started_at = Some(now_ms());
                         let started = step.started_at;
                         let _ = tx.send(Msg::Step(step)).await;
-                        (i, started, process::run(spec, target, stop).await)
+                        (
+                            i,
+                            started,
+                            process::run(spec, target, stop, Some(permit)).await,
+                        )
                     });
                 }
             }
@@ -432,9 +436,9 @@ impl Driver {
                 spec,
                 self.target(self.steps[i].id),
                 self.shared.shutdown.clone(),
+                permit,
             )
             .await;
-            drop(permit);
             drop(guard);
             self.steps[i].exit_code = outcome.exit_code();
             if outcome.success() {

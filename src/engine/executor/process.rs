@@ -149,9 +149,13 @@ fn format_lines(region: &[u8], stream: u8, masker: &Masker) -> Batch {
 }
 
 fn pump(mut src: impl Read, stream: u8, tx: SyncSender<Batch>, masker: Arc<Masker>) {
-    let mut buf = vec![0u8; READ_BUF];
+    // Start small (most steps print little); grow to READ_BUF for steps that stream.
+    let mut buf = vec![0u8; 4096];
     let mut filled = 0;
     loop {
+        if filled == buf.len() && buf.len() < READ_BUF {
+            buf.resize((buf.len() * 4).min(READ_BUF), 0);
+        }
         if filled == buf.len() {
             // A line longer than the cap: store what we have as one record.
             buf.push(b'\n');
@@ -232,16 +236,39 @@ pub fn note(t: &LogTarget, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs `spec` to the end, or until `stop` fires.
-pub async fn run(spec: ProcSpec, target: LogTarget, stop: CancellationToken) -> Outcome {
+/// `sh -c COMMAND`, or, for a plain command with no shell syntax at all, the program
+/// itself (as make does): one exec fewer per step.
+fn command(line: &str) -> Command {
+    let plain = |c: char| c.is_ascii_alphanumeric() || " _./=:,+-@%".contains(c);
+    let mut words = line.split_ascii_whitespace();
+    match words.next() {
+        Some(prog) if line.chars().all(plain) && !prog.contains('=') => {
+            let mut c = Command::new(prog);
+            c.args(words);
+            c
+        }
+        _ => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(line);
+            c
+        }
+    }
+}
+
+/// Runs `spec` to the end, or until `stop` fires. `slot` (the step's execution slot)
+/// is released as soon as the process group is gone, before the log is finished.
+pub async fn run(
+    spec: ProcSpec,
+    target: LogTarget,
+    stop: CancellationToken,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Outcome {
     let writer = match target.logs.writer(target.run_id, target.step_id) {
         Ok(w) => w,
         Err(e) => return Outcome::Error(format!("cannot open the step's log: {e}")),
     };
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(&spec.command)
-        .current_dir(&spec.cwd)
+    let mut cmd = command(&spec.command);
+    cmd.current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -249,7 +276,7 @@ pub async fn run(spec: ProcSpec, target: LogTarget, stop: CancellationToken) -> 
         .process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::Error(format!("cannot start /bin/sh: {e}")),
+        Err(e) => return Outcome::Error(format!("cannot start `{}`: {e}", spec.command)),
     };
     let pgid = child.id() as i32;
     let (tx, rx) = sync_channel::<Batch>(16);
@@ -284,6 +311,7 @@ pub async fn run(spec: ProcSpec, target: LogTarget, stop: CancellationToken) -> 
     };
     // No orphans: whatever the step left behind in its group goes too.
     signal_group(pgid, libc::SIGKILL);
+    drop(slot);
     let outcome = match status {
         Ok(Ok(st)) if stopped => {
             let _ = st;
@@ -304,10 +332,11 @@ pub async fn run(spec: ProcSpec, target: LogTarget, stop: CancellationToken) -> 
         for p in pumps {
             let _ = p.join();
         }
-        let mut w = writer_thread
+        let w = writer_thread
             .join()
             .map_err(|_| std::io::Error::other("log writer panicked"))??;
-        w.sync()?;
+        // Written means safe from an engine crash; the writer already fsyncs every
+        // SYNC_EVERY while a step streams, so a step's end adds no fsync of its own.
         publish(&target, w.lines());
         Ok(())
     })

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Engine-core benchmarks, each run side by side with its named peer in one go.
+#   1. log capture: a step writing 1 GiB of 100-byte lines through pipedeck
+#      (capture, mask, timestamp, store with index) vs the same generator `| cat > file`.
+#   2. memory: peak RSS of the hosting process during (1).
+#   3. step overhead: a 2,000-step DAG of /bin/true (width 16, 2 needs each) vs
+#      `make -j2` on the equivalent generated Makefile.
+# Usage: scripts/bench.sh [--quick]   (--quick: 128 MiB and 500 steps)
+# Prints figures and ratios; it never fails on time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+BIN="$PWD/target/release/pipedeck"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+BYTES=$((1024 * 1024 * 1024)); STEPS=2000
+if [ "${1:-}" = "--quick" ]; then BYTES=$((128 * 1024 * 1024)); STEPS=500; fi
+LINE=$(printf '%099d' 7)   # 99 chars + newline = 100 bytes
+GEN="yes $LINE | head -c $BYTES"
+
+now() { date +%s.%N; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+mkdir -p "$WORK/proj/src" && echo bench > "$WORK/proj/src/README"
+echo "not-in-the-output" > "$WORK/proj/token"
+{
+  echo '[engine]'
+  echo 'concurrency = 2'
+  echo '[services.flood]'
+  echo 'repo_seed = "src"'
+  echo '[services.flood.secrets]'
+  echo 'TOKEN = { file = "token" }'
+  echo '[[services.flood.steps]]'
+  echo 'name = "gen"'
+  echo "run = \"$GEN\""
+} > "$WORK/proj/pipedeck.toml"
+python3 - "$STEPS" >> "$WORK/proj/pipedeck.toml" <<'PY'
+import sys
+n, w = int(sys.argv[1]), 16
+print('[services.dag]\nrepo_seed = "src"')
+for k in range(n):
+    layer, i = divmod(k, w)
+    needs = "" if layer == 0 else f'needs = ["s{(layer-1)*w + i}", "s{(layer-1)*w + (i+1) % w}"]\n'
+    print(f'[[services.dag.steps]]\nname = "s{k}"\nrun = "/bin/true"\n{needs}')
+PY
+python3 - "$STEPS" > "$WORK/dag.mk" <<'PY'
+import sys
+n, w = int(sys.argv[1]), 16
+names = [f"s{k}" for k in range(n)]
+print(".PHONY: all " + " ".join(names))
+print("all: " + " ".join(names))
+for k in range(n):
+    layer, i = divmod(k, w)
+    deps = "" if layer == 0 else f"s{(layer-1)*w + i} s{(layer-1)*w + (i+1) % w}"
+    print(f"s{k}: {deps}\n\t/bin/true")
+PY
+
+PD=("$BIN" --data-dir "$WORK/data" --project "$WORK/proj/pipedeck.toml" --as bench)
+# Warm up: seed the repos so neither measurement pays for it.
+"${PD[@]}" validate >/dev/null
+
+echo "== log capture: $((BYTES / 1024 / 1024)) MiB of 100-byte lines"
+t0=$(now); sh -c "$GEN | cat > '$WORK/peer.out'"; t1=$(now)
+peer=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+rm -f "$WORK/peer.out"
+/usr/bin/time -f '%M' -o "$WORK/rss" "${PD[@]}" run flood --wait > "$WORK/flood.out"
+id=$(head -n 1 "$WORK/flood.out")
+step_ms=$("${PD[@]}" serve >/dev/null 2>&1 & spid=$!; 
+  for _ in $(seq 1 100); do [ -f "$WORK/data/engine.json" ] && break; sleep 0.05; done
+  "${PD[@]}" show "$id" --json | python3 -c 'import json,sys; s=json.load(sys.stdin)["steps"][0]; print(s["ended_at"]-s["started_at"])'
+  kill "$spid"; wait "$spid" 2>/dev/null || true)
+whole=$(grep -o 'succeeded in [0-9.]*s' "$WORK/flood.out" | grep -o '[0-9.]*' | head -1)
+pd=$(awk -v ms="$step_ms" 'BEGIN { print ms / 1000 }')
+stored=$(du -sm "$WORK/data/logs" | cut -f1)
+echo "  peer (gen | cat > file): ${peer}s"
+echo "  pipedeck step (capture+mask+store): ${pd}s   whole run incl. engine start: ${whole}s   stored: ${stored} MiB"
+echo "  ratio: $(ratio "$pd" "$peer")   (target <= 1.5)"
+echo "== memory: peak RSS of the hosting process: $(( $(cat "$WORK/rss") / 1024 )) MiB   (target < 64 MiB)"
+rm -rf "$WORK/data/logs"
+
+echo "== step overhead: $STEPS x /bin/true, width 16, 2 needs each"
+t0=$(now); make -s -j2 -f "$WORK/dag.mk" all; t1=$(now)
+mk=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+t0=$(now); "${PD[@]}" run dag --wait > "$WORK/dag.out"; t1=$(now)
+pdd=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+tail -n 1 "$WORK/dag.out" | sed 's/^/  /'
+echo "  make -j2: ${mk}s   pipedeck (concurrency 2, state persisted, output captured): ${pdd}s"
+echo "  ratio: $(ratio "$pdd" "$mk")   (target <= 1.2)"

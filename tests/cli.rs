@@ -269,3 +269,29 @@ fn exit_codes_for_usage_errors() {
             .contains("bad.toml:2:1: error: unknown field `concurency`")
     );
 }
+
+#[test]
+fn serve_stops_on_sigterm_and_records_running_steps_as_cancelled() {
+    let p = setup();
+    let engine = serve(&p);
+    let slow_id = run_ok(&p, &["run", "slow"]).trim().to_string();
+    let mut c = pipedeck(&p);
+    c.args(["logs", &slow_id, "--follow"]);
+    let mut follow = Proc::spawn(c, false);
+    follow.until("line 50");
+    kill(engine.child.id() as i32, "TERM");
+    assert_eq!(engine.rest().0, 0);
+    let _ = follow.child.kill();
+    let pgid: i32 = std::fs::read_to_string(p.data_dir().join("slow.pgid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(process_gone(pgid), "the step's process outlived the engine");
+
+    let _engine = serve(&p);
+    let slow = json(&p, &["show", &slow_id]);
+    assert_eq!(slow["run"]["status"], "cancelled", "{slow:#}");
+    assert_eq!(slow["run"]["reason"], "the engine shut down");
+    assert_eq!(slow["steps"][0]["status"], "cancelled");
+}

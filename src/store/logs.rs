@@ -46,19 +46,22 @@ impl LogStore {
         )
     }
 
-    /// Opens a step's log for appending, repairing it first if a crash tore it.
+    /// A step's log, for appending (repaired first if a crash tore it). The files are
+    /// created with the first line, so a step that prints nothing costs no file.
     pub fn writer(&self, run_id: i64, step_id: i64) -> io::Result<LogWriter> {
         let (log, idx) = self.paths(run_id, step_id);
-        if let Some(dir) = log.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let lines = repair(&log, &idx)?;
-        let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        let (lines, bytes) = if log.exists() {
+            let lines = repair(&log, &idx)?;
+            (lines, std::fs::metadata(&log)?.len())
+        } else {
+            (0, 0)
+        };
         Ok(LogWriter {
-            log: OpenOptions::new().create(true).append(true).open(&log)?,
-            idx: OpenOptions::new().create(true).append(true).open(&idx)?,
+            log_path: log,
+            idx_path: idx,
+            files: None,
             lines,
-            bytes: len,
+            bytes,
         })
     }
 
@@ -188,13 +191,28 @@ fn repair(log: &Path, idx: &Path) -> io::Result<u64> {
 
 /// Appends formatted records to one step's log and keeps its index.
 pub struct LogWriter {
-    log: File,
-    idx: File,
+    log_path: PathBuf,
+    idx_path: PathBuf,
+    /// The log and its index, opened on the first append.
+    files: Option<(File, File)>,
     lines: u64,
     bytes: u64,
 }
 
 impl LogWriter {
+    fn files(&mut self) -> io::Result<&mut (File, File)> {
+        if self.files.is_none() {
+            if let Some(dir) = self.log_path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
+            self.files = Some((open(&self.log_path)?, open(&self.idx_path)?));
+        }
+        self.files
+            .as_mut()
+            .ok_or_else(|| io::Error::other("log files not open"))
+    }
+
     /// Lines written so far.
     pub fn lines(&self) -> u64 {
         self.lines
@@ -221,10 +239,11 @@ impl LogWriter {
                 idx.extend_from_slice(&(self.bytes + offset as u64).to_le_bytes());
                 next_mark += INDEX_EVERY;
             }
-            self.log.write_all(records)?;
-            self.idx.write_all(&idx)?;
+            let (log, index) = self.files()?;
+            log.write_all(records)?;
+            index.write_all(&idx)?;
         } else {
-            self.log.write_all(records)?;
+            self.files()?.0.write_all(records)?;
         }
         self.lines += count;
         self.bytes += records.len() as u64;
@@ -242,8 +261,13 @@ impl LogWriter {
 
     /// Makes everything written so far durable.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.log.sync_data()?;
-        self.idx.sync_data()
+        match &self.files {
+            Some((log, idx)) => {
+                log.sync_data()?;
+                idx.sync_data()
+            }
+            None => Ok(()),
+        }
     }
 }
 

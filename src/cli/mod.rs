@@ -128,6 +128,17 @@ impl Ctx {
         })
     }
 
+    /// Hosts the engine for the data dir in this process (exit 2 when one already runs).
+    pub async fn host(&self) -> Result<crate::api::server::Hosted, i32> {
+        let project = self.load_project()?;
+        crate::api::server::host(project, &self.data_dir)
+            .await
+            .map_err(|e| {
+                eprintln!("error: {e}");
+                exit::USAGE
+            })
+    }
+
     pub fn connect(&self) -> Result<Client, i32> {
         Client::connect(&self.data_dir).map_err(|e| {
             eprintln!("error: {e}");

@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use super::output::{self, step_line};
 use super::{Ctx, exit, fail};
 use crate::api::client::Client;
-use crate::api::{EngineClient, Feed, server};
+use crate::api::{EngineClient, Feed};
 use crate::domain::{Event, RunStatus, StepStatus};
 use crate::engine::TriggerRequest;
 
@@ -30,16 +30,9 @@ pub async fn run(
         }
         Err(_) => {
             // Nobody hosts an engine: host one for as long as this run takes.
-            let project = match ctx.load_project() {
-                Ok(p) => p,
-                Err(code) => return code,
-            };
-            let hosted = match server::host(project, &ctx.data_dir).await {
+            let hosted = match ctx.host().await {
                 Ok(h) => h,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return exit::NO_ENGINE;
-                }
+                Err(code) => return code,
             };
             let code = tokio::select! {
                 c = trigger(ctx, &hosted.handle, req, true) => c,

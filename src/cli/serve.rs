@@ -3,19 +3,11 @@
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{Ctx, exit};
-use crate::api::server;
 
 pub async fn serve(ctx: &Ctx) -> i32 {
-    let project = match ctx.load_project() {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let hosted = match server::host(project, &ctx.data_dir).await {
+    let hosted = match ctx.host().await {
         Ok(h) => h,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
     eprintln!(
         "pipedeck engine serving {} for {} (Ctrl-C to stop)",

@@ -171,8 +171,8 @@ impl Runner {
     }
 
     fn begin(&mut self) -> bool {
-        match self.store.execute_raw("BEGIN IMMEDIATE") {
-            Ok(_) => true,
+        match self.store.begin() {
+            Ok(()) => true,
             Err(e) => {
                 tracing::error!("cannot begin a transaction: {e}");
                 false
@@ -181,9 +181,8 @@ impl Runner {
     }
 
     fn commit(&mut self) {
-        if let Err(e) = self.store.execute_raw("COMMIT") {
+        if let Err(e) = self.store.commit() {
             tracing::error!("commit failed: {e}");
-            let _ = self.store.execute_raw("ROLLBACK");
         }
     }
 

@@ -388,6 +388,20 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Opens a transaction that the caller ends with [`Self::commit`] (the runner
+    /// groups a whole batch of messages into one).
+    pub fn begin(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    /// Commits the open transaction, or rolls it back if the commit fails.
+    pub fn commit(&self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            e.into()
+        })
+    }
+
     /// Direct SQL, for tests that prove the audit log refuses edits.
     #[doc(hidden)]
     pub fn execute_raw(&self, sql: &str) -> Result<usize> {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pipedeck::config::{Project, parse_project};
-use pipedeck::domain::{Event, RunDetail, RunInfo};
+use pipedeck::domain::{Event, RunDetail};
 use pipedeck::engine::{self, EngineHandle, TriggerRequest};
 use tokio::sync::broadcast;
 
@@ -123,13 +123,6 @@ pub fn step<'a>(d: &'a RunDetail, path: &str) -> &'a pipedeck::domain::StepInfo 
         .iter()
         .find(|s| s.path() == path)
         .unwrap_or_else(|| panic!("no step {path}"))
-}
-
-pub fn run_of(e: &Event) -> Option<&RunInfo> {
-    match e {
-        Event::Run { run } => Some(run),
-        _ => None,
-    }
 }
 
 /// The project header every test project starts with.

@@ -280,18 +280,21 @@ pub async fn run(
     };
     let pgid = child.id() as i32;
     let (tx, rx) = sync_channel::<Batch>(16);
-    let mut pumps = Vec::new();
+    // Pumps and writer run on the blocking pool: its threads are reused from step to
+    // step (a thread created per step costs more than /bin/true itself).
+    use tokio::task::spawn_blocking as blocking;
     if let Some(out) = child.stdout.take() {
         let (tx, m) = (tx.clone(), target.masker.clone());
-        pumps.push(std::thread::spawn(move || pump(out, b'o', tx, m)));
+        blocking(move || pump(out, b'o', tx, m));
     }
     if let Some(err) = child.stderr.take() {
         let (tx, m) = (tx.clone(), target.masker.clone());
-        pumps.push(std::thread::spawn(move || pump(err, b'e', tx, m)));
+        blocking(move || pump(err, b'e', tx, m));
     }
     drop(tx);
     let t2 = target.clone();
-    let writer_thread = std::thread::spawn(move || write_loop(writer, rx, &t2));
+    // The writer ends when both pumps have dropped their senders (end of output).
+    let writer_task = blocking(move || write_loop(writer, rx, &t2));
 
     let mut waiter = tokio::task::spawn_blocking(move || child.wait());
     let mut stopped = false;
@@ -328,21 +331,13 @@ pub async fn run(
         Ok(Err(e)) => Outcome::Error(format!("waiting for the process failed: {e}")),
         Err(e) => Outcome::Error(format!("waiting for the process failed: {e}")),
     };
-    let finish = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        for p in pumps {
-            let _ = p.join();
+    match writer_task.await {
+        Ok(Ok(w)) => {
+            // Written means safe from an engine crash; the writer already fsyncs every
+            // SYNC_EVERY while a step streams, so a step's end adds no fsync of its own.
+            publish(&target, w.lines());
+            outcome
         }
-        let w = writer_thread
-            .join()
-            .map_err(|_| std::io::Error::other("log writer panicked"))??;
-        // Written means safe from an engine crash; the writer already fsyncs every
-        // SYNC_EVERY while a step streams, so a step's end adds no fsync of its own.
-        publish(&target, w.lines());
-        Ok(())
-    })
-    .await;
-    match finish {
-        Ok(Ok(())) => outcome,
         Ok(Err(e)) => Outcome::Error(format!("writing the step's log failed: {e}")),
         Err(e) => Outcome::Error(format!("writing the step's log failed: {e}")),
     }

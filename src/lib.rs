@@ -6,6 +6,7 @@
 //! - [`engine`]: the runner actor, run drivers and executors; [`engine::EngineHandle`] is the API.
 //! - [`api`]: the local HTTP API (server and client) over which the CLI talks to the engine.
 //! - [`cli`]: the headless command line.
+//! - [`tui`]: the dashboard.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
@@ -14,3 +15,4 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod store;
+pub mod tui;

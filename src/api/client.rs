@@ -180,6 +180,16 @@ impl EngineClient for Client {
         .await
     }
 
+    async fn log_count(&self, run_id: i64, step_id: i64) -> Result<u64> {
+        let q = [("step", step_id.to_string())];
+        self.send(
+            self.http
+                .get(self.url(&format!("/v1/runs/{run_id}/logs/count")))
+                .query(&q),
+        )
+        .await
+    }
+
     async fn events(&self) -> Result<EventStream> {
         let resp = self
             .http

@@ -58,6 +58,8 @@ pub trait EngineClient: Send + Sync {
         from: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<LogLine>>> + Send;
+    /// How many lines a step's log holds.
+    fn log_count(&self, run_id: i64, step_id: i64) -> impl Future<Output = Result<u64>> + Send;
     /// Events from now on.
     fn events(&self) -> impl Future<Output = Result<EventStream>> + Send;
 }
@@ -111,6 +113,9 @@ impl EngineClient for EngineHandle {
         limit: usize,
     ) -> Result<Vec<LogLine>> {
         EngineHandle::logs(self, run_id, step_id, from, limit).await
+    }
+    async fn log_count(&self, run_id: i64, step_id: i64) -> Result<u64> {
+        EngineHandle::log_count(self, run_id, step_id).await
     }
     async fn events(&self) -> Result<EventStream> {
         Ok(feed(self.subscribe()))

@@ -149,6 +149,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/gates/{env}", post(decide))
         .route("/v1/runs/{id}/logs", get(logs))
         .route("/v1/runs/{id}/audit", get(audit))
+        .route("/v1/runs/{id}/logs/count", get(log_count))
         .route("/v1/gates", get(gates))
         .route("/v1/events", get(events))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -256,6 +257,14 @@ async fn logs(
 ) -> ApiResult<Vec<crate::store::LogLine>> {
     let limit = q.limit.unwrap_or(10_000).min(100_000);
     Ok(Json(st.handle.logs(id, q.step, q.from, limit).await?))
+}
+
+async fn log_count(
+    State(st): State<AppState>,
+    UrlPath(id): UrlPath<i64>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<u64> {
+    Ok(Json(st.handle.log_count(id, q.step).await?))
 }
 
 async fn audit(

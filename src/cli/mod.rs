@@ -47,8 +47,15 @@ pub struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Use the bundled demo project (unpacked into the data dir).
+    #[arg(long, global = true)]
+    pub demo: bool,
+    /// Draw the dashboard with plain ASCII instead of box-drawing glyphs.
+    #[arg(long, global = true)]
+    pub ascii: bool,
+    /// Without a command, pipedeck opens the dashboard.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +125,7 @@ pub struct Ctx {
     pub project_path: PathBuf,
     pub user: String,
     pub json: bool,
+    pub keymap: std::collections::BTreeMap<String, String>,
 }
 
 impl Ctx {
@@ -167,12 +175,26 @@ pub fn main() -> i32 {
             return exit::USAGE;
         }
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         data_dir: user_cfg.data_dir(cli.data_dir.as_deref()),
         project_path: cli.project.clone(),
         user: user_cfg.identity(cli.user.as_deref()),
         json: cli.json,
+        keymap: user_cfg.keymap.clone(),
     };
+    if cli.demo {
+        match crate::tui::demo::unpack(&ctx.data_dir) {
+            Ok(p) => ctx.project_path = p,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot unpack the demo into {}: {e}",
+                    ctx.data_dir.display()
+                );
+                return exit::RUN_FAILED;
+            }
+        }
+    }
+    let ascii = cli.ascii || user_cfg.ascii.unwrap_or(false);
     let _log_guard = init_tracing(&ctx.data_dir);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -181,7 +203,10 @@ pub fn main() -> i32 {
             return exit::RUN_FAILED;
         }
     };
-    rt.block_on(dispatch(cli.command, ctx))
+    match cli.command {
+        Some(cmd) => rt.block_on(dispatch(cmd, ctx)),
+        None => rt.block_on(crate::tui::open(&ctx, ascii)),
+    }
 }
 
 fn init_tracing(data_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {

@@ -11,26 +11,10 @@ pub fn json<T: serde::Serialize>(v: &T) {
     }
 }
 
-/// `1.2s`, `3m04s`, `2h05m`.
-pub fn duration(ms: i64) -> String {
-    let ms = ms.max(0);
-    if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else if ms < 3_600_000 {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    } else {
-        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
-    }
-}
+pub use crate::domain::format_duration as duration;
 
 pub fn ago(at: Millis) -> String {
-    let s = (now_ms() - at).max(0) / 1000;
-    match s {
-        0..60 => format!("{s}s ago"),
-        60..3600 => format!("{}m ago", s / 60),
-        3600..86400 => format!("{}h ago", s / 3600),
-        _ => format!("{}d ago", s / 86400),
-    }
+    crate::tui::views::ago(now_ms(), at)
 }
 
 pub fn short(sha: &str) -> &str {

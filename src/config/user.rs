@@ -12,6 +12,11 @@ pub struct UserConfig {
     pub data_dir: Option<PathBuf>,
     /// The name recorded as who triggered, approved or rejected.
     pub user: Option<String>,
+    /// Draw with plain ASCII instead of box-drawing glyphs.
+    pub ascii: Option<bool>,
+    /// Key overrides: `"runs.cancel" = "C"` (scopes: global, runs, detail, approvals).
+    #[serde(default)]
+    pub keymap: std::collections::BTreeMap<String, String>,
 }
 
 /// The platform's config dir entry for pipedeck (e.g. `~/.config/pipedeck/config.toml`).
@@ -37,7 +42,7 @@ impl UserConfig {
                 let at = e.span().map(|s| s.start).unwrap_or(0);
                 let line = text[..at.min(text.len())].matches('\n').count() + 1;
                 format!(
-                    "{}:{line}: error: {}\n  hint: fix or remove the key; known keys: data_dir, user",
+                    "{}:{line}: error: {}\n  hint: fix or remove the key; known keys: data_dir, user, ascii, keymap",
                     path.display(),
                     e.message().trim()
                 )

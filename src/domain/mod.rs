@@ -13,6 +13,18 @@ pub use run::{
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
+/// `1.2s`, `3m04s`, `2h05m`.
+pub fn format_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
 /// The current wall-clock time in milliseconds since the Unix epoch.
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()

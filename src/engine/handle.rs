@@ -180,6 +180,15 @@ impl EngineHandle {
             .map_err(|e| EngineError::Internal(format!("reading the log failed: {e}")))
     }
 
+    /// How many lines a step's log holds.
+    pub async fn log_count(&self, run_id: i64, step_id: i64) -> Result<u64> {
+        let logs = self.shared.logs.clone();
+        tokio::task::spawn_blocking(move || logs.line_count(run_id, step_id))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::Internal(format!("reading the log failed: {e}")))
+    }
+
     /// Stops the engine: running steps are terminated and recorded as cancelled;
     /// gates that wait stay waiting for the next engine.
     pub async fn shutdown(&self) {

@@ -1,0 +1,77 @@
+//! What a key means ([`Action`]) and what an update asks the outside world to do ([`Effect`]).
+
+use crate::domain::{Decision, RunDetail, RunInfo};
+use crate::store::LogLine;
+
+/// Every action a key can be bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    Enter,
+    Back,
+    Search,
+    NextMatch,
+    PrevMatch,
+    CommandLine,
+    Help,
+    Quit,
+    Trigger,
+    Cancel,
+    Rerun,
+    Approve,
+    Reject,
+    Follow,
+    Wrap,
+    Timestamps,
+    StreamMarker,
+    Sort,
+    Approvals,
+}
+
+/// Work for the event loop: engine commands and store reads. Results come back as [`Reply`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Trigger {
+        service: String,
+        branch: Option<String>,
+        commit: Option<String>,
+    },
+    Cancel(i64),
+    Rerun(i64),
+    Decide {
+        run: i64,
+        env: String,
+        decision: Decision,
+        comment: Option<String>,
+    },
+    LoadDetail(i64),
+    LoadLogs {
+        run: i64,
+        step: i64,
+        from: u64,
+        limit: usize,
+    },
+    Quit {
+        stop_engine: bool,
+    },
+}
+
+/// What the event loop reports back after an effect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Detail(Box<RunDetail>),
+    /// A run this dashboard started (trigger, rerun): selected in the table.
+    Started(Box<RunInfo>, String),
+    Logs {
+        step: i64,
+        from: u64,
+        lines: Vec<LogLine>,
+    },
+    Info(String),
+    Error(String),
+}

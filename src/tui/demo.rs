@@ -1,0 +1,45 @@
+//! The bundled demo project, embedded in the binary and unpacked into the data dir.
+
+use std::path::{Path, PathBuf};
+
+const FILES: &[(&str, &str)] = &[
+    (
+        "pipedeck.toml",
+        include_str!("../../assets/demo/pipedeck.toml"),
+    ),
+    (
+        "demo-token.txt",
+        include_str!("../../assets/demo/demo-token.txt"),
+    ),
+    (
+        "web/src/main.rs",
+        include_str!("../../assets/demo/web/src/main.rs"),
+    ),
+    (
+        "web/scripts/lint.sh",
+        include_str!("../../assets/demo/web/scripts/lint.sh"),
+    ),
+    (
+        "web/scripts/banner.sh",
+        include_str!("../../assets/demo/web/scripts/banner.sh"),
+    ),
+    (
+        "web/scripts/deploy.sh",
+        include_str!("../../assets/demo/web/scripts/deploy.sh"),
+    ),
+];
+
+/// Writes the demo into `data_dir/demo` (refreshing changed files); returns its project file.
+pub fn unpack(data_dir: &Path) -> std::io::Result<PathBuf> {
+    let root = data_dir.join("demo");
+    for (rel, text) in FILES {
+        let p = root.join(rel);
+        if std::fs::read_to_string(&p).ok().as_deref() != Some(*text) {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&p, text)?;
+        }
+    }
+    Ok(root.join("pipedeck.toml"))
+}

@@ -1,0 +1,248 @@
+//! Keys are defined once: this table drives dispatch, the `?` help and the status-bar hints.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::action::Action;
+use super::app::View;
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    In(View),
+}
+
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub scope: Scope,
+    pub key: KeyCode,
+    pub ctrl: bool,
+    pub action: Action,
+    pub help: &'static str,
+    /// Shown in the status bar of its view.
+    pub hint: bool,
+}
+
+fn b(scope: Scope, key: KeyCode, action: Action, help: &'static str, hint: bool) -> Binding {
+    Binding {
+        scope,
+        key,
+        ctrl: false,
+        action,
+        help,
+        hint,
+    }
+}
+
+pub struct Keymap {
+    pub bindings: Vec<Binding>,
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        use Action::*;
+        use KeyCode::Char;
+        use Scope::*;
+        let runs = In(View::Runs);
+        let detail = In(View::Detail);
+        let inbox = In(View::Approvals);
+        let mut v = vec![
+            b(Global, Char('j'), Down, "move down", false),
+            b(Global, KeyCode::Down, Down, "move down", false),
+            b(Global, Char('k'), Up, "move up", false),
+            b(Global, KeyCode::Up, Up, "move up", false),
+            b(Global, Char('g'), Top, "go to the top", false),
+            b(
+                Global,
+                Char('G'),
+                Bottom,
+                "go to the bottom (logs: follow)",
+                false,
+            ),
+            b(Global, KeyCode::PageUp, PageUp, "page up", false),
+            b(Global, KeyCode::PageDown, PageDown, "page down", false),
+            b(Global, KeyCode::Enter, Enter, "open", true),
+            b(Global, KeyCode::Esc, Back, "back", true),
+            b(Global, Char('/'), Search, "filter runs / search logs", true),
+            b(Global, Char('n'), NextMatch, "next match", false),
+            b(Global, Char('N'), PrevMatch, "previous match", false),
+            b(
+                Global,
+                Char(':'),
+                CommandLine,
+                "jump to a view (:runs :approvals)",
+                false,
+            ),
+            b(Global, Char('?'), Help, "help", true),
+            b(Global, Char('q'), Quit, "quit", true),
+            b(Global, Char('t'), Trigger, "trigger a run", true),
+            b(Global, Char('i'), Approvals, "approvals inbox", false),
+            b(runs, Char('c'), Cancel, "cancel the selected run", true),
+            b(runs, Char('r'), Rerun, "rerun the selected run", true),
+            b(runs, Char('s'), Sort, "sort by the next column", false),
+            b(detail, Char('c'), Cancel, "cancel this run", true),
+            b(detail, Char('r'), Rerun, "rerun this run", false),
+            b(detail, Char('a'), Approve, "approve the waiting gate", true),
+            b(detail, Char('x'), Reject, "reject the waiting gate", false),
+            b(detail, Char('f'), Follow, "follow the log", true),
+            b(detail, Char('w'), Wrap, "wrap log lines", false),
+            b(detail, Char('T'), Timestamps, "show timestamps", false),
+            b(
+                detail,
+                Char('s'),
+                StreamMarker,
+                "show stdout/stderr marker",
+                false,
+            ),
+            b(inbox, Char('a'), Approve, "approve the selected gate", true),
+            b(inbox, Char('x'), Reject, "reject the selected gate", true),
+        ];
+        v.push(Binding {
+            scope: detail,
+            key: Char('u'),
+            ctrl: true,
+            action: PageUp,
+            help: "scroll the log up",
+            hint: false,
+        });
+        v.push(Binding {
+            scope: detail,
+            key: Char('d'),
+            ctrl: true,
+            action: PageDown,
+            help: "scroll the log down",
+            hint: false,
+        });
+        Self { bindings: v }
+    }
+}
+
+impl Keymap {
+    /// The action for `key` in `view`: a view's own binding wins over a global one.
+    pub fn lookup(&self, view: View, key: &KeyEvent) -> Option<Action> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let code = match key.code {
+            // Some terminals report shifted letters with SHIFT and the lowercase char.
+            KeyCode::Char(c) if key.modifiers.contains(KeyModifiers::SHIFT) => {
+                KeyCode::Char(c.to_ascii_uppercase())
+            }
+            c => c,
+        };
+        let matches = |b: &&Binding| b.key == code && b.ctrl == ctrl;
+        self.bindings
+            .iter()
+            .filter(matches)
+            .find(|b| b.scope == Scope::In(view))
+            .or_else(|| {
+                self.bindings
+                    .iter()
+                    .filter(matches)
+                    .find(|b| b.scope == Scope::Global)
+            })
+            .map(|b| b.action)
+    }
+
+    /// Rebinds from the user config: `"view.action" = "key"` (view: global, runs, detail, approvals).
+    pub fn apply_overrides(
+        &mut self,
+        overrides: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        for (name, key) in overrides {
+            let code = parse_key(key).ok_or_else(|| format!("keymap: `{key}` is not a key"))?;
+            let found = self
+                .bindings
+                .iter_mut()
+                .filter(|b| format!("{}.{}", scope_name(b.scope), action_name(b.action)) == *name)
+                .map(|b| b.key = code)
+                .count();
+            if found == 0 {
+                return Err(format!(
+                    "keymap: no binding named `{name}` (e.g. runs.cancel, global.quit)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn scope_name(s: Scope) -> &'static str {
+    match s {
+        Scope::Global => "global",
+        Scope::In(View::Runs) => "runs",
+        Scope::In(View::Detail) => "detail",
+        Scope::In(View::Approvals) => "approvals",
+    }
+}
+
+pub fn action_name(a: Action) -> String {
+    let s = format!("{a:?}");
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+pub fn parse_key(s: &str) -> Option<KeyCode> {
+    Some(match s {
+        "enter" => KeyCode::Enter,
+        "esc" => KeyCode::Esc,
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "pageup" => KeyCode::PageUp,
+        "pagedown" => KeyCode::PageDown,
+        "tab" => KeyCode::Tab,
+        s if s.chars().count() == 1 => KeyCode::Char(s.chars().next()?),
+        _ => return None,
+    })
+}
+
+pub fn key_name(b: &Binding) -> String {
+    let k = match b.key {
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Enter => "enter".into(),
+        KeyCode::Esc => "esc".into(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::PageUp => "pgup".into(),
+        KeyCode::PageDown => "pgdn".into(),
+        other => format!("{other:?}"),
+    };
+    if b.ctrl { format!("ctrl-{k}") } else { k }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn view_bindings_win_over_global_ones() {
+        let km = Keymap::default();
+        assert_eq!(km.lookup(View::Runs, &key('s')), Some(Action::Sort));
+        assert_eq!(
+            km.lookup(View::Detail, &key('s')),
+            Some(Action::StreamMarker)
+        );
+        assert_eq!(km.lookup(View::Runs, &key('q')), Some(Action::Quit));
+        assert_eq!(km.lookup(View::Runs, &key('a')), None);
+    }
+
+    #[test]
+    fn overrides_rebind_and_reject_unknown_names() {
+        let mut km = Keymap::default();
+        let mut o = std::collections::BTreeMap::new();
+        o.insert("runs.cancel".to_string(), "C".to_string());
+        km.apply_overrides(&o).unwrap();
+        assert_eq!(km.lookup(View::Runs, &key('C')), Some(Action::Cancel));
+        assert_eq!(km.lookup(View::Runs, &key('c')), None);
+        o.insert("runs.nope".to_string(), "z".to_string());
+        assert!(km.apply_overrides(&o).is_err());
+    }
+}

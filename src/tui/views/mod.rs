@@ -1,0 +1,196 @@
+//! Drawing: `render(&AppState, &Keymap, Frame)`; views only read the state.
+
+mod approvals;
+mod detail;
+mod dialogs;
+mod runs;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::border;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use super::app::{AppState, View};
+use super::keymap::{Keymap, Scope, key_name};
+
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+const ASCII_BORDER: border::Set = border::Set {
+    top_left: "+",
+    top_right: "+",
+    bottom_left: "+",
+    bottom_right: "+",
+    vertical_left: "|",
+    vertical_right: "|",
+    horizontal_top: "-",
+    horizontal_bottom: "-",
+};
+
+/// A bordered block with a title, in box glyphs or plain ASCII.
+pub fn block<'a>(s: &AppState, title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
+    let b = Block::default().borders(Borders::ALL).title(title);
+    let b = if s.ascii {
+        b.border_set(ASCII_BORDER)
+    } else {
+        b
+    };
+    if focused && s.color {
+        b.border_style(Style::new().fg(Color::Cyan))
+    } else {
+        b
+    }
+}
+
+pub fn accent(s: &AppState) -> Style {
+    if s.color {
+        Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+}
+
+pub fn selected(s: &AppState) -> Style {
+    if s.color {
+        Style::new()
+            .bg(Color::DarkGray)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+}
+
+pub use crate::domain::format_duration as duration;
+
+/// `42s ago`, `3m ago`.
+pub fn ago(now: i64, at: i64) -> String {
+    format!("{} ago", span(now - at))
+}
+
+/// A coarse length of time: `42s`, `3m`, `5h`, `2d`.
+pub fn span(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// Cuts `s` to `n` characters, marking the cut.
+pub fn fit(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "pipedeck needs at least {MIN_WIDTH}x{MIN_HEIGHT}; this terminal is {}x{}. Enlarge it, or press q to quit.",
+            area.width, area.height
+        );
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let [top, main, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    title_bar(f, s, top);
+    match s.view {
+        View::Runs => runs::render(f, s, main),
+        View::Detail => detail::render(f, s, main),
+        View::Approvals => approvals::render(f, s, main),
+    }
+    status_bar(f, s, km, bottom);
+    if s.help {
+        dialogs::help(f, s, km, main);
+    }
+    if let Some(d) = &s.dialog {
+        dialogs::render(f, s, d, main);
+    }
+}
+
+fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
+    let view = match s.view {
+        View::Runs => "runs",
+        View::Detail => "run detail",
+        View::Approvals => "approvals",
+    };
+    let mut spans = vec![
+        Span::styled(" pipedeck ", accent(s)),
+        Span::raw(format!("· {view} ")),
+    ];
+    if !s.gates.is_empty() {
+        let style = if s.color {
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED)
+        };
+        spans.push(Span::styled(
+            format!(
+                " {} gate{} waiting (i) ",
+                s.gates.len(),
+                if s.gates.len() == 1 { "" } else { "s" }
+            ),
+            style,
+        ));
+    }
+    let mode = if s.hosting {
+        "engine: hosted here"
+    } else {
+        "engine: attached"
+    };
+    let right = format!("{mode} · {} ", s.data_dir);
+    let left_len: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    let pad = (area.width as usize).saturating_sub(left_len + right.chars().count());
+    spans.push(Span::raw(" ".repeat(pad)));
+    spans.push(Span::raw(fit(
+        &right,
+        (area.width as usize).saturating_sub(left_len),
+    )));
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn status_bar(f: &mut Frame, s: &AppState, km: &Keymap, area: Rect) {
+    let line = if let Some((is_err, msg)) = &s.message {
+        let style = if *is_err && s.color {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::BOLD)
+        };
+        Line::from(Span::styled(fit(msg, area.width as usize), style))
+    } else if s.filter_editing {
+        let (what, text) = match s.view {
+            View::Detail => ("search", s.log.search.clone().unwrap_or_default()),
+            _ => ("filter", s.filter.clone()),
+        };
+        Line::from(format!("{what}: {text}▏ (enter keeps, esc clears)"))
+    } else {
+        let hints: Vec<String> = km
+            .bindings
+            .iter()
+            .filter(|b| b.hint && (b.scope == Scope::Global || b.scope == Scope::In(s.view)))
+            .map(|b| format!("{} {}", key_name(b), b.help.split(' ').next().unwrap_or("")))
+            .collect();
+        Line::from(Span::styled(
+            fit(&hints.join("  "), area.width as usize),
+            Style::new().add_modifier(Modifier::DIM),
+        ))
+    };
+    f.render_widget(Paragraph::new(line), area);
+}

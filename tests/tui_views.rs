@@ -1,0 +1,329 @@
+//! Snapshots of every view and dialog at 80x24 and 160x48, with a fixed clock and data.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use pipedeck::domain::{
+    GateInfo, GateStatus, RunDetail, RunInfo, RunKind, RunStatus, RunType, Stage, StepInfo,
+    StepStatus, Trigger,
+};
+use pipedeck::store::LogLine;
+use pipedeck::tui::action::Reply;
+use pipedeck::tui::app::{AppState, View};
+use pipedeck::tui::keymap::Keymap;
+use pipedeck::tui::{update, views};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn run(id: i64, status: RunStatus, msg: &str, ago_s: i64, dur_s: i64) -> RunInfo {
+    let start = NOW - ago_s * 1000;
+    RunInfo {
+        id,
+        kind: RunKind::Service,
+        service: if id % 3 == 0 {
+            "api".into()
+        } else {
+            "web".into()
+        },
+        run_type: if id % 4 == 0 {
+            RunType::Preview
+        } else {
+            RunType::Production
+        },
+        trigger: Trigger::Manual,
+        branch: if id % 4 == 0 {
+            "feature/login".into()
+        } else {
+            "main".into()
+        },
+        tag: None,
+        commit_sha: format!("{:x}{}", id * 0x1234567, "0".repeat(33)),
+        commit_message: msg.into(),
+        author: "Dana Ops".into(),
+        triggered_by: "alice".into(),
+        status,
+        reason: None,
+        created_at: start,
+        started_at: Some(start),
+        ended_at: status.is_terminal().then_some(start + dur_s * 1000),
+        rerun_of: None,
+        attempt: 1,
+    }
+}
+
+fn state() -> AppState {
+    let mut s = AppState::new(
+        vec!["api".into(), "web".into()],
+        true,
+        "/var/lib/pipedeck".into(),
+    );
+    s.now = NOW;
+    s.runs = vec![
+        run(
+            7,
+            RunStatus::AwaitingApproval,
+            "Add rate limiting to the login endpoint",
+            90,
+            0,
+        ),
+        run(6, RunStatus::Running, "Bump dependencies", 30, 0),
+        run(5, RunStatus::Failed, "Refactor session store", 600, 42),
+        run(
+            4,
+            RunStatus::Succeeded,
+            "Preview: new login page",
+            3_600,
+            95,
+        ),
+        run(
+            3,
+            RunStatus::Cancelled,
+            "Try a faster test runner",
+            7_200,
+            12,
+        ),
+        run(2, RunStatus::Rejected, "Migrate the database", 86_400, 300),
+        run(
+            1,
+            RunStatus::Interrupted,
+            "Initial import \u{1b}]0;evil title\u{7}",
+            172_800,
+            3,
+        ),
+    ];
+    s.gates = vec![GateInfo {
+        id: 1,
+        run_id: 7,
+        env: "prod".into(),
+        status: GateStatus::Waiting,
+        opened_at: NOW - 60_000,
+        expires_at: Some(NOW + 3_600_000),
+        decided_by: None,
+        decided_at: None,
+        comment: None,
+    }];
+    s
+}
+
+fn step(
+    id: i64,
+    stage: Stage,
+    name: &str,
+    pos: i64,
+    status: StepStatus,
+    secs: Option<(i64, i64)>,
+) -> StepInfo {
+    StepInfo {
+        id,
+        run_id: 7,
+        stage,
+        name: name.into(),
+        position: pos,
+        status,
+        reason: None,
+        exit_code: None,
+        started_at: secs.map(|(a, _)| NOW - a * 1000),
+        ended_at: secs.map(|(a, d)| NOW - a * 1000 + d * 1000),
+    }
+}
+
+fn detail_state() -> AppState {
+    let mut s = state();
+    s.view = View::Detail;
+    let mut steps = vec![
+        step(
+            1,
+            Stage::Build,
+            "lint",
+            0,
+            StepStatus::Succeeded,
+            Some((90, 2)),
+        ),
+        step(
+            2,
+            Stage::Build,
+            "compile",
+            1,
+            StepStatus::Succeeded,
+            Some((90, 20)),
+        ),
+        step(
+            3,
+            Stage::Build,
+            "unit-test",
+            2,
+            StepStatus::Succeeded,
+            Some((90, 31)),
+        ),
+        step(
+            4,
+            Stage::Deploy,
+            "dev",
+            3,
+            StepStatus::Succeeded,
+            Some((50, 4)),
+        ),
+        step(
+            5,
+            Stage::Deploy,
+            "staging",
+            4,
+            StepStatus::Succeeded,
+            Some((45, 5)),
+        ),
+        step(
+            6,
+            Stage::Deploy,
+            "prod",
+            5,
+            StepStatus::AwaitingApproval,
+            None,
+        ),
+    ];
+    steps[1].reason = None;
+    let detail = RunDetail {
+        run: s.runs[0].clone(),
+        steps,
+        gates: s.gates.clone(),
+    };
+    s.apply_reply(Reply::Detail(Box::new(detail)));
+    s.detail_sel = 2;
+    s.select_step();
+    let lines = (0..40)
+        .map(|n| LogLine {
+            n,
+            ts: NOW - 60_000 + n as i64 * 100,
+            stream: if n % 7 == 3 { 'e' } else { 'o' },
+            text: match n {
+                0 => "\u{1b}[1;34m== unit tests ==\u{1b}[0m".into(),
+                5 => {
+                    "cursor \u{1b}[2J\u{1b}[H moves and \u{1b}]52;c;c2VjcmV0\u{7}clipboard are gone"
+                        .into()
+                }
+                n => format!("test module_{n}::works ... ok"),
+            },
+        })
+        .collect();
+    s.apply_reply(Reply::Logs {
+        step: 3,
+        from: 0,
+        lines,
+    });
+    s.log.total = 40;
+    s
+}
+
+fn draw(s: &AppState, w: u16, h: u16) -> String {
+    let mut s = s.clone();
+    s.screen_height = h;
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let km = Keymap::default();
+    t.draw(|f| views::render(f, &s, &km)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        let line: String = (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn key(s: &mut AppState, c: KeyCode) {
+    update::on_key(s, &Keymap::default(), KeyEvent::new(c, KeyModifiers::NONE));
+}
+
+fn both(name: &str, s: &AppState) {
+    insta::assert_snapshot!(format!("{name}_80x24"), draw(s, 80, 24));
+    insta::assert_snapshot!(format!("{name}_160x48"), draw(s, 160, 48));
+}
+
+#[test]
+fn runs_table() {
+    let mut s = state();
+    s.runs_sel = 2;
+    both("runs", &s);
+}
+
+#[test]
+fn runs_table_filtered_and_ascii_without_colour() {
+    let mut s = state();
+    s.ascii = true;
+    s.color = false;
+    key(&mut s, KeyCode::Char('/'));
+    for c in "web".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    both("runs_filtered_ascii", &s);
+}
+
+#[test]
+fn run_detail_with_log() {
+    both("detail", &detail_state());
+}
+
+#[test]
+fn run_detail_timestamps_streams_and_search() {
+    let mut s = detail_state();
+    key(&mut s, KeyCode::Char('T'));
+    key(&mut s, KeyCode::Char('s'));
+    key(&mut s, KeyCode::Char('/'));
+    for c in "module_1".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    key(&mut s, KeyCode::Enter);
+    both("detail_search", &s);
+}
+
+#[test]
+fn approvals_inbox() {
+    let mut s = state();
+    s.view = View::Approvals;
+    both("approvals", &s);
+}
+
+#[test]
+fn dialogs() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('c'));
+    both("dialog_cancel", &s);
+
+    let mut s = state();
+    key(&mut s, KeyCode::Char('t'));
+    key(&mut s, KeyCode::Tab);
+    for c in "release".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    both("dialog_trigger", &s);
+
+    let mut s = state();
+    s.view = View::Approvals;
+    key(&mut s, KeyCode::Char('x'));
+    for c in "not during the freeze".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    both("dialog_reject_comment", &s);
+    key(&mut s, KeyCode::Enter);
+    both("dialog_reject_confirm", &s);
+
+    let mut s = state();
+    key(&mut s, KeyCode::Char('q'));
+    both("dialog_quit", &s);
+
+    let mut s = state();
+    key(&mut s, KeyCode::Char('?'));
+    both("help", &s);
+
+    let mut s = detail_state();
+    key(&mut s, KeyCode::Char('?'));
+    both("help_detail", &s);
+}
+
+#[test]
+fn too_small_terminals_get_a_message_and_never_panic() {
+    let s = detail_state();
+    insta::assert_snapshot!("too_small", draw(&s, 60, 10));
+    for (w, h) in [(1, 1), (2, 1), (79, 24), (80, 23), (0, 0)] {
+        let _ = draw(&s, w, h);
+    }
+}

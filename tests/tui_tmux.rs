@@ -1,0 +1,124 @@
+//! The real binary in a real terminal (tmux): trigger a run with `t`, watch it reach
+//! the prod gate, approve it from the inbox, see it succeed; cancel a second run.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            assert!(self.cmd(&["send-keys", "-t", "pd", k]).status.success());
+        }
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-t", "pd", "-p"]).stdout).into_owned()
+    }
+
+    /// Reads the screen until it shows `needle` (a bound guards against hangs).
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let s = self.screen();
+            if s.contains(needle) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the screen never showed {needle:?}:\n{s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn tmux_available() -> bool {
+    if Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    eprintln!("tmux is missing: trying apt-get install tmux");
+    let ok = Command::new("sh")
+        .args(["-c", "apt-get install -y -qq tmux >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null 2>&1)"])
+        .status()
+        .is_ok_and(|s| s.success());
+    ok && Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn trigger_approve_and_cancel_from_the_dashboard() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed and could not be installed with apt-get");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let t = Tmux {
+        socket: format!("pipedeck-test-{}", std::process::id()),
+    };
+    let cmd = format!(
+        "{} --demo --data-dir {} --as alice",
+        env!("CARGO_BIN_EXE_pipedeck"),
+        data.path().display()
+    );
+    let out = t.cmd(&["new-session", "-d", "-s", "pd", "-x", "120", "-y", "36", &cmd]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    t.wait_for("No runs yet");
+
+    // Trigger with `t`, accept the dialog's defaults.
+    t.keys(&["t"]);
+    t.wait_for("trigger a run");
+    t.keys(&["Enter"]);
+    t.wait_for("awaiting approval");
+    t.wait_for("1 gate waiting");
+
+    // Approve from the inbox, with a comment and the confirmation.
+    t.keys(&["i"]);
+    t.wait_for("approvals inbox (1 waiting)");
+    t.keys(&["a"]);
+    t.wait_for("Comment");
+    t.keys(&["-l", "ship it"]);
+    t.keys(&["Enter"]);
+    t.wait_for("Approve the gate before prod of run 1?");
+    t.keys(&["y"]);
+    t.wait_for("approvals inbox (0 waiting)");
+    t.keys(&["Escape"]);
+    t.wait_for("✓ succeeded");
+
+    // The run detail shows the decided gate.
+    t.keys(&["Enter"]);
+    t.wait_for("gate approved by alice: ship it");
+    t.keys(&["Escape"]);
+
+    // A second run, cancelled with `c` while it waits at the gate.
+    t.keys(&["t"]);
+    t.wait_for("trigger a run");
+    t.keys(&["Enter"]);
+    t.wait_for("awaiting approval");
+    t.keys(&["c"]);
+    t.wait_for("Cancel run 2?");
+    t.keys(&["y"]);
+    let screen = t.wait_for("⊘ cancelled");
+    assert!(screen.contains("✓ succeeded"), "{screen}");
+
+    // Quit: nothing is active, so the dashboard stops the engine it started.
+    t.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pipedeck::api::client::Client::connect(data.path()).is_ok() {
+        assert!(Instant::now() < deadline, "the engine kept running after quit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -6,6 +6,7 @@
 #   3. step overhead: a 2,000-step DAG of /bin/true (width 16, 2 needs each) vs
 #      `make -j2` on the equivalent generated Makefile.
 # Usage: scripts/bench.sh [--quick]   (--quick: 128 MiB and 500 steps)
+# Also: frame time (benches/frame.rs) and the dashboard under load (scripts/bench_tui.py).
 # Prints figures and ratios; it never fails on time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,3 +88,11 @@ pdd=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 tail -n 1 "$WORK/dag.out" | sed 's/^/  /'
 echo "  make -j2: ${mk}s   pipedeck (concurrency 2, state persisted, output captured): ${pdd}s"
 echo "  ratio: $(ratio "$pdd" "$mk")   (target <= 1.2)"
+
+# Dashboard benchmarks (issue: the dashboard).
+cargo bench --quiet --bench frame 2>/dev/null | grep -v '^$'
+if command -v tmux >/dev/null; then
+  python3 scripts/bench_tui.py "$BIN" "$((BYTES / 1024 / 1024))"
+else
+  echo "== dashboard under load: skipped (no tmux)"
+fi

@@ -35,7 +35,10 @@ impl Tmux {
             if s.contains(needle) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "the screen never showed {needle:?}:\n{s}");
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {needle:?}:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -48,7 +51,11 @@ impl Drop for Tmux {
 }
 
 fn tmux_available() -> bool {
-    if Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         return true;
     }
     eprintln!("tmux is missing: trying apt-get install tmux");
@@ -56,7 +63,10 @@ fn tmux_available() -> bool {
         .args(["-c", "apt-get install -y -qq tmux >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null 2>&1)"])
         .status()
         .is_ok_and(|s| s.success());
-    ok && Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+    ok && Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -74,8 +84,22 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
         env!("CARGO_BIN_EXE_pipedeck"),
         data.path().display()
     );
-    let out = t.cmd(&["new-session", "-d", "-s", "pd", "-x", "120", "-y", "36", &cmd]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "pd",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t.wait_for("No runs yet");
 
     // Trigger with `t`, accept the dialog's defaults.
@@ -118,7 +142,10 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
     t.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while pipedeck::api::client::Client::connect(data.path()).is_ok() {
-        assert!(Instant::now() < deadline, "the engine kept running after quit");
+        assert!(
+            Instant::now() < deadline,
+            "the engine kept running after quit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -16,6 +16,9 @@ pub enum View {
     Approvals,
 }
 
+/// Following: when this many lines or more are unread, jump to the newest instead.
+pub const FOLLOW_CATCH_UP: u64 = 500;
+
 /// `from` for a load of the newest lines.
 pub const TAIL: u64 = u64::MAX;
 
@@ -318,11 +321,18 @@ impl AppState {
         if !self.log.follow || self.log.loading || have >= self.log.total {
             return None;
         }
+        // Far behind (a step printing flat out): skip to the newest lines; the ones
+        // skipped stay in the store for scroll-back.
+        let from = if self.log.total > have + FOLLOW_CATCH_UP {
+            self.log.total - FOLLOW_CATCH_UP
+        } else {
+            have
+        };
         self.log.loading = true;
         Some(Effect::LoadLogs {
             run,
             step,
-            from: have,
+            from,
             limit: LOG_WINDOW,
         })
     }

@@ -156,7 +156,7 @@ fn log_pane(f: &mut Frame, s: &AppState, area: Rect) {
         ),
         None => " log ".to_string(),
     };
-    let b = block(s, title, true);
+    let b = block(s, title.clone(), true);
     let inner_h = area.height.saturating_sub(2) as usize;
     let end = lv.first + lv.lines.len() as u64;
     let top = if lv.follow {
@@ -212,7 +212,7 @@ fn log_pane(f: &mut Frame, s: &AppState, area: Rect) {
             Some(_) => "(no output)".to_string(),
             None => String::new(),
         };
-        p = Paragraph::new(text).block(block(s, " log ", true));
+        p = Paragraph::new(text).block(block(s, title, true));
     }
     f.render_widget(p, area);
 }

@@ -1,0 +1,166 @@
+//! Frame time of the dashboard at 200x50 into a TestBackend: the runs table with
+//! 10,000 runs, and the log view of a step with 1,000,000 stored lines (following,
+//! then scrolling back through the store). Prints median and p99 per frame.
+//! Run: cargo bench --bench frame   (scripts/bench.sh runs it too)
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use pipedeck::domain::{
+    RunDetail, RunInfo, RunKind, RunStatus, RunType, Stage, StepInfo, StepStatus, Trigger,
+};
+use pipedeck::store::LogStore;
+use pipedeck::store::logs::push_prefix;
+use pipedeck::tui::action::{Effect, Reply};
+use pipedeck::tui::app::{AppState, TAIL, View};
+use pipedeck::tui::keymap::Keymap;
+use pipedeck::tui::{update, views};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const W: u16 = 200;
+const H: u16 = 50;
+
+fn report(name: &str, mut t: Vec<Duration>) {
+    t.sort();
+    let p = |q: f64| t[((t.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1000.0;
+    println!(
+        "  {name}: {} frames, median {:.3} ms, p99 {:.3} ms, max {:.3} ms   (target p99 < 4 ms)",
+        t.len(),
+        p(0.5),
+        p(0.99),
+        p(1.0)
+    );
+}
+
+fn run(id: i64) -> RunInfo {
+    RunInfo {
+        id,
+        kind: RunKind::Service,
+        service: format!("svc-{}", id % 17),
+        run_type: RunType::Production,
+        trigger: Trigger::Manual,
+        branch: "main".into(),
+        tag: None,
+        commit_sha: format!("{id:040x}"),
+        commit_message: format!("Commit number {id} with a message of ordinary length"),
+        author: "Dana Ops".into(),
+        triggered_by: "alice".into(),
+        status: RunStatus::ALL[(id % 10) as usize],
+        reason: None,
+        created_at: 1_700_000_000_000 + id * 1000,
+        started_at: Some(1_700_000_000_000 + id * 1000),
+        ended_at: None,
+        rerun_of: None,
+        attempt: 1,
+    }
+}
+
+fn key(s: &mut AppState, km: &Keymap, c: KeyCode) -> Option<Effect> {
+    update::on_key(s, km, KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+fn main() {
+    let km = Keymap::default();
+    let mut term = Terminal::new(TestBackend::new(W, H)).expect("terminal");
+    println!("== frame time at {W}x{H} (TestBackend)");
+
+    // Runs table: 10,000 runs, moving the selection every frame.
+    let mut s = AppState::new(vec!["svc".into()], true, "/data".into());
+    s.now = 1_700_000_000_000 + 20_000_000;
+    s.screen_height = H;
+    s.runs = (1..=10_000).rev().map(run).collect();
+    let mut times = Vec::new();
+    for i in 0..2000 {
+        let t = Instant::now();
+        key(
+            &mut s,
+            &km,
+            if i < 1500 {
+                KeyCode::Char('j')
+            } else {
+                KeyCode::PageUp
+            },
+        );
+        term.draw(|f| views::render(f, &s, &km)).expect("draw");
+        times.push(t.elapsed());
+    }
+    report("runs table, 10,000 runs", times);
+
+    // Log view: a step with 1,000,000 stored lines.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = LogStore::new(dir.path().to_path_buf());
+    let mut w = logs.writer(1, 1).expect("writer");
+    let mut batch = Vec::new();
+    let total = 1_000_000u64;
+    for i in 0..total {
+        push_prefix(&mut batch, 1_700_000_000_000 + i as i64, b'o');
+        batch.extend_from_slice(format!("\u{1b}[32m{i:>8}\u{1b}[0m some log line of a build step printing its progress {}\n", "x".repeat(20)).as_bytes());
+        if i % 10_000 == 9_999 {
+            w.append(&batch, 10_000).expect("append");
+            batch.clear();
+        }
+    }
+    drop(w);
+    s.view = View::Detail;
+    let step = StepInfo {
+        id: 1,
+        run_id: 1,
+        stage: Stage::Build,
+        name: "flood".into(),
+        position: 0,
+        status: StepStatus::Running,
+        reason: None,
+        exit_code: None,
+        started_at: Some(s.now - 5000),
+        ended_at: None,
+    };
+    let mut r = run(1);
+    r.status = RunStatus::Running;
+    let mut pending = s.apply_reply(Reply::Detail(Box::new(RunDetail {
+        run: r,
+        steps: vec![step],
+        gates: vec![],
+    })));
+    let serve = |s: &mut AppState, e: Option<Effect>| {
+        let mut e = e;
+        while let Some(Effect::LoadLogs {
+            run,
+            step,
+            from,
+            limit,
+        }) = e
+        {
+            let from = if from == TAIL {
+                logs.line_count(run, step)
+                    .expect("count")
+                    .saturating_sub(limit as u64)
+            } else {
+                from
+            };
+            let lines = logs.read(run, step, from, limit).expect("read");
+            e = s.apply_reply(Reply::Logs { step, from, lines });
+        }
+    };
+    serve(&mut s, pending.take());
+    let mut times = Vec::new();
+    for _ in 0..1000 {
+        let t = Instant::now();
+        term.draw(|f| views::render(f, &s, &km)).expect("draw");
+        times.push(t.elapsed());
+    }
+    report("log view following, 1,000,000 stored lines", times);
+    let mut times = Vec::new();
+    for _ in 0..1000 {
+        let t = Instant::now();
+        let e = key(&mut s, &km, KeyCode::PageUp);
+        serve(&mut s, e);
+        term.draw(|f| views::render(f, &s, &km)).expect("draw");
+        times.push(t.elapsed());
+    }
+    report("log view paging back (store reads included)", times);
+    println!(
+        "  log window in memory: {} lines (of {total})",
+        s.log.lines.len()
+    );
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Dashboard under load: while a step prints 1 GiB of lines (followed in the log pane),
+measure key-to-screen latency (tmux send-keys until the change shows in capture-pane)
+and the dashboard process's CPU share. Peer: the same key round trip on an idle
+dashboard. Usage: scripts/bench_tui.py BIN [MiB]"""
+import os, re, subprocess, sys, tempfile, time
+
+BIN = sys.argv[1]
+MIB = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
+SOCK = f"pdbench{os.getpid()}"
+
+def tmux(*a):
+    return subprocess.run(["tmux", "-L", SOCK, *a], capture_output=True, text=True).stdout
+
+def screen():
+    return tmux("capture-pane", "-t", "b", "-p")
+
+def wait(pred, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        s = screen()
+        if pred(s):
+            return s
+        time.sleep(0.01)
+    raise SystemExit("timed out; screen:\n" + screen())
+
+def cpu_ticks(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+def latency_samples(n):
+    """`:` opens the jump dialog, `esc` closes it: each key until the screen shows it."""
+    out = []
+    for _ in range(n):
+        for key, shown in ((":", True), ("Escape", False)):
+            t = time.perf_counter()
+            tmux("send-keys", "-t", "b", key)
+            wait(lambda s: ("jump to" in s) == shown, 10)
+            out.append((time.perf_counter() - t) * 1000)
+    return sorted(out)
+
+d = tempfile.mkdtemp()
+os.makedirs(f"{d}/proj/src")
+open(f"{d}/proj/src/README", "w").write("bench\n")
+line = "7" * 99
+open(f"{d}/proj/pipedeck.toml", "w").write(f'''
+[services.flood]
+repo_seed = "src"
+[[services.flood.steps]]
+name = "idle"
+run = "sleep 600; true"
+[[services.flood.steps]]
+name = "gen"
+needs = ["idle"]
+run = "yes {line} | head -c {MIB * 1024 * 1024}"
+''')
+try:
+    tmux("new-session", "-d", "-s", "b", "-x", "200", "-y", "50",
+         f"{BIN} --project {d}/proj/pipedeck.toml --data-dir {d}/data --as bench")
+    pid = int(tmux("list-panes", "-t", "b", "-F", "#{pane_pid}").split()[0])
+    wait(lambda s: "No runs yet" in s)
+    tmux("send-keys", "-t", "b", "t"); wait(lambda s: "trigger a run" in s)
+    tmux("send-keys", "-t", "b", "Enter"); wait(lambda s: "running" in s)
+    tmux("send-keys", "-t", "b", "Enter"); wait(lambda s: "build/idle" in s)
+    idle = latency_samples(20)
+    # Switch the log pane to the generator step, then release it by ending `idle`.
+    tmux("send-keys", "-t", "b", "j"); wait(lambda s: "build/gen" in s)
+    subprocess.run(["pkill", "-f", "^sleep 600$"])
+    wait(lambda s: re.search(r"build/gen · [1-9][\d]* lines", s) is not None)
+    t0, c0 = time.time(), cpu_ticks(pid)
+    loaded = latency_samples(20)
+    wait(lambda s: "✓ succeeded" in s or "succeeded" in s, 600)
+    t1, c1 = time.time(), cpu_ticks(pid)
+    share = (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0) * 100
+    p = lambda v, q: v[min(len(v) - 1, int(len(v) * q))]
+    print(f"== dashboard under load: a step printing {MIB} MiB, followed in the log pane")
+    print(f"  key-to-screen latency idle (peer):  median {p(idle, .5):.1f} ms, p95 {p(idle, .95):.1f} ms")
+    print(f"  key-to-screen latency under load:   median {p(loaded, .5):.1f} ms, p95 {p(loaded, .95):.1f} ms, max {loaded[-1]:.1f} ms   (target < 100 ms)")
+    print(f"  ratio (median, loaded/idle): {p(loaded, .5) / p(idle, .5):.2f}")
+    print(f"  dashboard CPU share while the step printed: {share:.0f}% of one core over {t1 - t0:.1f} s")
+finally:
+    tmux("send-keys", "-t", "b", "q")
+    time.sleep(0.5)
+    tmux("kill-server")
+    subprocess.run(["pkill", "-f", "--", f"--data-dir {d}/data"])

@@ -124,7 +124,8 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
 
     // The run detail shows the decided gate.
     t.keys(&["Enter"]);
-    t.wait_for("gate approved by alice: ship it");
+    t.wait_for("gate approved by alice,");
+    t.wait_for("  : ship it");
     t.keys(&["Escape"]);
 
     // A second run, cancelled with `c` while it waits at the gate.

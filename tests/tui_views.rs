@@ -307,6 +307,13 @@ fn dialogs() {
     both("dialog_reject_confirm", &s);
 
     let mut s = state();
+    key(&mut s, KeyCode::Char(':'));
+    for c in "appr".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    both("dialog_jump", &s);
+
+    let mut s = state();
     key(&mut s, KeyCode::Char('q'));
     both("dialog_quit", &s);
 

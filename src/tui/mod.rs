@@ -121,8 +121,8 @@ async fn event_loop(
                 match k {
                     Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => update::on_key(&mut state, km, key),
                     Some(Ok(TermEvent::Mouse(m))) => match m.kind {
-                        MouseEventKind::ScrollUp => update::update(&mut state, Action::Up),
-                        MouseEventKind::ScrollDown => update::update(&mut state, Action::Down),
+                        MouseEventKind::ScrollUp => update::scroll(&mut state, -3),
+                        MouseEventKind::ScrollDown => update::scroll(&mut state, 3),
                         MouseEventKind::Down(_) => click(&mut state, m.row),
                         _ => None,
                     },

@@ -454,6 +454,20 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
     }
 }
 
+/// The mouse wheel: scrolls the log in the run detail, moves the selection elsewhere.
+pub fn scroll(s: &mut AppState, lines: i64) -> Option<Effect> {
+    if s.view != View::Detail {
+        let a = if lines < 0 { Action::Up } else { Action::Down };
+        return update(s, a);
+    }
+    let top = current_top(s);
+    let end = s.log.first + s.log.lines.len() as u64;
+    if lines > 0 && top + s.log_rows() as u64 + lines as u64 >= end.max(s.log.total) {
+        return update(s, Action::Follow);
+    }
+    scroll_to(s, top.saturating_add_signed(lines))
+}
+
 fn comment_dialog(run: i64, env: String, a: Action) -> Dialog {
     Dialog::Comment {
         run,

@@ -101,20 +101,21 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             .iter()
             .rev()
             .find(|g| st.stage == Stage::Deploy && g.env == st.name);
-        let note = match gate {
-            Some(g) if g.decided_by.is_some() => Some(format!(
-                "gate {} by {}{}",
-                g.status,
-                g.decided_by.as_deref().unwrap_or(""),
-                g.comment
-                    .as_deref()
-                    .map(|c| format!(": {c}"))
-                    .unwrap_or_default()
-            )),
-            Some(g) => Some(format!("gate waiting {}", super::span(s.now - g.opened_at))),
-            None => st.reason.clone(),
+        let notes: Vec<String> = match gate {
+            Some(g) if g.decided_by.is_some() => {
+                let mut v = vec![format!(
+                    "gate {} by {}, {} ago",
+                    g.status,
+                    g.decided_by.as_deref().unwrap_or(""),
+                    super::span(s.now - g.decided_at.unwrap_or(s.now)),
+                )];
+                v.extend(g.comment.as_ref().map(|c| format!(": {c}")));
+                v
+            }
+            Some(g) => vec![format!("gate waiting {}", super::span(s.now - g.opened_at))],
+            None => st.reason.iter().cloned().collect(),
         };
-        if let Some(n) = note {
+        for n in notes {
             lines.push(Line::from(Span::styled(
                 format!("    {}", fit(&n, w)),
                 Style::new().add_modifier(Modifier::DIM),

@@ -22,7 +22,7 @@ use crate::api::{EngineClient, Feed};
 use crate::domain::now_ms;
 use crate::engine::TriggerRequest;
 use crate::store::RunFilter;
-use action::{Action, Effect, Reply};
+use action::{Effect, Reply};
 use app::AppState;
 use keymap::Keymap;
 

@@ -53,6 +53,7 @@ fn run(id: i64) -> RunInfo {
         ended_at: None,
         rerun_of: None,
         attempt: 1,
+        operation: None,
     }
 }
 
@@ -114,6 +115,8 @@ fn main() {
         exit_code: None,
         started_at: Some(s.now - 5000),
         ended_at: None,
+        parent_id: None,
+        outputs: None,
     };
     let mut r = run(1);
     r.status = RunStatus::Running;

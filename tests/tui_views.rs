@@ -48,6 +48,7 @@ fn run(id: i64, status: RunStatus, msg: &str, ago_s: i64, dur_s: i64) -> RunInfo
         ended_at: status.is_terminal().then_some(start + dur_s * 1000),
         rerun_of: None,
         attempt: 1,
+        operation: None,
     }
 }
 
@@ -124,6 +125,8 @@ fn step(
         exit_code: None,
         started_at: secs.map(|(a, _)| NOW - a * 1000),
         ended_at: secs.map(|(a, d)| NOW - a * 1000 + d * 1000),
+        parent_id: None,
+        outputs: None,
     }
 }
 

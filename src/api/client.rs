@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use super::protocol::{ByBody, DecideBody, Endpoint, endpoint_path, lock_path};
+use super::protocol::{ByBody, DecideBody, Endpoint, InfraRunBody, endpoint_path, lock_path};
 use super::{EngineClient, EventStream, Feed};
 use crate::domain::{Decision, Event, GateInfo, RunDetail, RunInfo};
 use crate::engine::{EngineError, Result, TriggerRequest};
@@ -99,6 +99,16 @@ impl EngineClient for Client {
             .await
     }
 
+    async fn trigger_infra(&self, project: &str, undeploy: bool, by: &str) -> Result<RunInfo> {
+        let body = InfraRunBody {
+            project: project.to_string(),
+            undeploy,
+            by: by.to_string(),
+        };
+        self.send(self.http.post(self.url("/v1/infra-runs")).json(&body))
+            .await
+    }
+
     async fn cancel(&self, run_id: i64, by: &str) -> Result<RunInfo> {
         let body = ByBody { by: by.to_string() };
         self.send(
@@ -132,7 +142,9 @@ impl EngineClient for Client {
             by: by.to_string(),
             comment,
         };
-        let url = self.url(&format!("/v1/runs/{run_id}/gates/{env}"));
+        // Node gates are keyed `env/node`: the slash travels encoded.
+        let key = env.replace('%', "%25").replace('/', "%2F");
+        let url = self.url(&format!("/v1/runs/{run_id}/gates/{key}"));
         self.send(self.http.post(url).json(&body)).await
     }
 

@@ -38,6 +38,12 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Feed> + Send>>;
 /// The one client API the dashboard and the CLI use (EN-1).
 pub trait EngineClient: Send + Sync {
     fn trigger(&self, req: TriggerRequest) -> impl Future<Output = Result<RunInfo>> + Send;
+    fn trigger_infra(
+        &self,
+        project: &str,
+        undeploy: bool,
+        by: &str,
+    ) -> impl Future<Output = Result<RunInfo>> + Send;
     fn cancel(&self, run_id: i64, by: &str) -> impl Future<Output = Result<RunInfo>> + Send;
     fn rerun(&self, run_id: i64, by: &str) -> impl Future<Output = Result<RunInfo>> + Send;
     fn decide(
@@ -79,6 +85,9 @@ pub fn feed(rx: tokio::sync::broadcast::Receiver<Event>) -> EventStream {
 impl EngineClient for EngineHandle {
     async fn trigger(&self, req: TriggerRequest) -> Result<RunInfo> {
         EngineHandle::trigger(self, req).await
+    }
+    async fn trigger_infra(&self, project: &str, undeploy: bool, by: &str) -> Result<RunInfo> {
+        EngineHandle::trigger_infra(self, project, undeploy, by).await
     }
     async fn cancel(&self, run_id: i64, by: &str) -> Result<RunInfo> {
         EngineHandle::cancel(self, run_id, by).await

@@ -31,6 +31,13 @@ pub struct ByBody {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InfraRunBody {
+    pub project: String,
+    pub undeploy: bool,
+    pub by: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecideBody {
     pub decision: Decision,
     pub by: String,

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
-    ByBody, DecideBody, Endpoint, LAGGED_LINE, LogsQuery, endpoint_path, lock_path,
+    ByBody, DecideBody, Endpoint, InfraRunBody, LAGGED_LINE, LogsQuery, endpoint_path, lock_path,
 };
 use super::{Feed, feed};
 use crate::config::Project;
@@ -144,6 +144,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/runs", get(list_runs).post(trigger))
         .route("/v1/runs/{id}", get(detail))
+        .route("/v1/infra-runs", post(trigger_infra))
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/rerun", post(rerun))
         .route("/v1/runs/{id}/gates/{env}", post(decide))
@@ -213,6 +214,17 @@ async fn trigger(
     Json(req): Json<TriggerRequest>,
 ) -> ApiResult<crate::domain::RunInfo> {
     Ok(Json(st.handle.trigger(req).await?))
+}
+
+async fn trigger_infra(
+    State(st): State<AppState>,
+    Json(b): Json<InfraRunBody>,
+) -> ApiResult<crate::domain::RunInfo> {
+    Ok(Json(
+        st.handle
+            .trigger_infra(&b.project, b.undeploy, &b.by)
+            .await?,
+    ))
 }
 
 async fn detail(

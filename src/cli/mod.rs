@@ -2,6 +2,7 @@
 //! hosted for the data dir; `serve` and `run --wait` host one when none runs.
 
 mod control;
+mod infra;
 mod logs;
 mod output;
 mod run;
@@ -117,6 +118,9 @@ pub enum Command {
     Cancel { run: i64 },
     /// Run again as a new attempt, at the same commit with the same pipeline definition.
     Rerun { run: i64 },
+    /// Infra pipelines: graph, run, undeploy, environment and node gates.
+    #[command(subcommand)]
+    Infra(infra::InfraCommand),
 }
 
 /// Resolved global settings.
@@ -264,5 +268,6 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
         }
         Command::Cancel { run } => control::cancel(&ctx, run).await,
         Command::Rerun { run } => control::rerun(&ctx, run).await,
+        Command::Infra(cmd) => infra::infra(&ctx, cmd).await,
     }
 }

@@ -9,6 +9,12 @@ use crate::api::{EngineClient, Feed};
 use crate::domain::{Event, RunStatus, StepStatus};
 use crate::engine::TriggerRequest;
 
+/// What to start.
+pub enum Start {
+    Service(TriggerRequest),
+    Infra { project: String, undeploy: bool },
+}
+
 pub async fn run(
     ctx: &Ctx,
     service: String,
@@ -22,6 +28,12 @@ pub async fn run(
         commit,
         triggered_by: ctx.user.clone(),
     };
+    start(ctx, Start::Service(req), wait).await
+}
+
+/// Starts a run (service or infra); with `wait`, follows it to the end, hosting an
+/// engine when none runs.
+pub async fn start(ctx: &Ctx, req: Start, wait: bool) -> i32 {
     match Client::connect(&ctx.data_dir) {
         Ok(client) => trigger(ctx, &client, req, wait).await,
         Err(e) if !wait => {
@@ -48,7 +60,7 @@ pub async fn run(
     }
 }
 
-async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: TriggerRequest, wait: bool) -> i32 {
+async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i32 {
     // Subscribe first, so no event of the new run is missed.
     let mut events = if wait {
         match c.events().await {
@@ -58,7 +70,11 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: TriggerRequest, wait: b
     } else {
         None
     };
-    let run = match c.trigger(req).await {
+    let started = match req {
+        Start::Service(r) => c.trigger(r).await,
+        Start::Infra { project, undeploy } => c.trigger_infra(&project, undeploy, &ctx.user).await,
+    };
+    let run = match started {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -75,6 +91,7 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: TriggerRequest, wait: b
         println!("{}", output::run_header(&run));
     }
     let id = run.id;
+    let run_kind = run.kind;
     let mut last: std::collections::HashMap<i64, StepStatus> = Default::default();
     loop {
         let status = match events.next().await.map(Feed::event) {
@@ -91,8 +108,9 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: TriggerRequest, wait: b
                 if !ctx.json {
                     match &gate.decided_by {
                         None => println!(
-                            "  gate {} is waiting: approve with `pipedeck approve {id} {}` (or reject)",
-                            gate.env, gate.env
+                            "  gate {} is waiting: approve with `{}` (or reject)",
+                            gate.env,
+                            approve_hint(id, &gate.env, run_kind)
                         ),
                         Some(by) => println!(
                             "  gate {} {} by {by}{}",
@@ -154,4 +172,14 @@ async fn finish<C: EngineClient>(ctx: &Ctx, c: &C, id: i64) -> i32 {
         );
     }
     d.run.status.exit_code()
+}
+
+/// The command that approves a gate: service gates by environment; infra gates by
+/// environment (`staging`) or node (`staging/db`).
+fn approve_hint(id: i64, key: &str, kind: crate::domain::RunKind) -> String {
+    match (kind, key.split_once('/')) {
+        (crate::domain::RunKind::Service, _) => format!("pipedeck approve {id} {key}"),
+        (_, Some((env, node))) => format!("pipedeck infra approve-node {id} {env} {node}"),
+        (_, None) => format!("pipedeck infra approve-env {id} {key}"),
+    }
 }

@@ -1,5 +1,6 @@
 //! Pipeline as code (PC-1..PC-4): the project file, strictly loaded and resolved.
 
+pub mod infra;
 mod load;
 pub mod schema;
 pub mod user;
@@ -23,6 +24,7 @@ pub struct Project {
     pub path: PathBuf,
     pub engine: EngineSettings,
     pub services: BTreeMap<String, Service>,
+    pub infra: BTreeMap<String, infra::InfraProject>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,53 @@ pub struct ProjectFile {
     pub environments: BTreeMap<Name, EnvironmentFile>,
     #[serde(default)]
     pub services: BTreeMap<Name, ServiceFile>,
+    #[serde(default)]
+    pub infra: BTreeMap<Name, InfraFile>,
+}
+
+/// An infra project: resources for one environment, deployed as a DAG.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfraFile {
+    pub environment: Name,
+    /// Environment gate: approval before any resource starts (default: the environment's `approval`).
+    pub approval: Option<bool>,
+    pub approvers: Option<Vec<String>>,
+    /// Defaults for every resource: its module and its command-driver commands.
+    pub module: Option<Spanned<String>>,
+    #[serde(default)]
+    pub commands: CommandsFile,
+    #[serde(default)]
+    pub resources: Vec<ResourceFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceFile {
+    pub id: Name,
+    pub kind: String,
+    pub driver: Option<Spanned<String>>,
+    pub module: Option<Spanned<String>>,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    pub depends_on: Vec<Name>,
+    /// Node gate: approval after this resource completes, before its dependents start.
+    pub approval: Option<bool>,
+    #[serde(default)]
+    pub commands: CommandsFile,
+    pub kill_grace: Option<Spanned<String>>,
+}
+
+/// The `command` driver: one shell command per operation.
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsFile {
+    pub init: Option<String>,
+    pub refresh: Option<String>,
+    pub preview: Option<String>,
+    pub apply: Option<String>,
+    pub destroy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

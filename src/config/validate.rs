@@ -15,18 +15,18 @@ use super::{
 
 const DURATION_HINT: &str = "write a whole number with a unit: 500ms, 10s, 5m, 2h or 1d";
 
-struct Ctx<'a> {
-    loc: &'a Locator<'a>,
-    dir: PathBuf,
-    errors: Vec<ConfigError>,
+pub(super) struct Ctx<'a> {
+    pub loc: &'a Locator<'a>,
+    pub dir: PathBuf,
+    pub errors: Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, span: std::ops::Range<usize>, msg: String, hint: &str) {
+    pub fn err(&mut self, span: std::ops::Range<usize>, msg: String, hint: &str) {
         self.errors.push(self.loc.error(span, msg, hint));
     }
 
-    fn duration(&mut self, value: &Option<Spanned<String>>, default: u64) -> u64 {
+    pub fn duration(&mut self, value: &Option<Spanned<String>>, default: u64) -> u64 {
         match value {
             None => default,
             Some(v) => parse_duration(v.get_ref()).unwrap_or_else(|| {
@@ -40,7 +40,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {
             p.to_path_buf()
@@ -82,8 +82,16 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
             services.insert(name.get_ref().clone(), s);
         }
     }
+    let mut infra = BTreeMap::new();
+    for (name, f) in &file.infra {
+        if let Some(p) = super::infra::resolve_infra(&mut cx, name, f, &envs, engine.kill_grace_ms)
+        {
+            infra.insert(name.get_ref().clone(), p);
+        }
+    }
     if cx.errors.is_empty() {
         Ok(Project {
+            infra,
             name: file.project.name.unwrap_or_else(|| {
                 cx.dir
                     .file_name()
@@ -106,7 +114,7 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
-fn check_name(cx: &mut Ctx<'_>, name: &Spanned<String>, what: &str) {
+pub(super) fn check_name(cx: &mut Ctx<'_>, name: &Spanned<String>, what: &str) {
     if !valid_name(name.get_ref()) {
         cx.err(
             name.span(),

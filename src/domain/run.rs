@@ -152,8 +152,17 @@ impl StepStatus {
 pub enum Stage {
     Build,
     Deploy,
+    /// A resource of an infra pipeline (its stack job).
+    Resource,
+    /// One operation of a resource's stack job (init, refresh, preview, apply, destroy).
+    Operation,
 }
-words!(Stage { Build => "build", Deploy => "deploy" });
+words!(Stage {
+    Build => "build",
+    Deploy => "deploy",
+    Resource => "resource",
+    Operation => "operation",
+});
 
 /// Production for branch and tag runs, Preview for pull requests (SP-7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -189,8 +198,9 @@ words!(Trigger {
 #[serde(rename_all = "snake_case")]
 pub enum RunKind {
     Service,
+    Infra,
 }
-words!(RunKind { Service => "service" });
+words!(RunKind { Service => "service", Infra => "infra" });
 
 /// Status of a gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -243,6 +253,9 @@ pub struct RunInfo {
     /// The run this one repeats (SP-6).
     pub rerun_of: Option<i64>,
     pub attempt: i64,
+    /// Infra runs: `deploy` or `undeploy`.
+    #[serde(default)]
+    pub operation: Option<String>,
 }
 
 impl RunInfo {
@@ -267,10 +280,17 @@ pub struct StepInfo {
     pub exit_code: Option<i32>,
     pub started_at: Option<Millis>,
     pub ended_at: Option<Millis>,
+    /// An operation's resource step.
+    #[serde(default)]
+    pub parent_id: Option<i64>,
+    /// A resource's outputs (JSON object), once applied.
+    #[serde(default)]
+    pub outputs: Option<serde_json::Value>,
 }
 
 impl StepInfo {
-    /// `build/test` or `deploy/prod`: how reasons and the CLI name a step.
+    /// `build/test`, `deploy/prod`, `resource/db` or `operation/db.apply`: how reasons
+    /// and the CLI name a step.
     pub fn path(&self) -> String {
         format!("{}/{}", self.stage, self.name)
     }

@@ -110,7 +110,48 @@ impl EngineHandle {
             triggered_by: req.triggered_by,
             rerun_of: None,
             attempt: 1,
-            definition: svc.clone(),
+            operation: None,
+            definition: serde_json::to_value(svc)
+                .map_err(|e| EngineError::Internal(e.to_string()))?,
+        };
+        self.call(|reply| Msg::Create(Box::new(new), reply)).await
+    }
+
+    /// Starts an infra pipeline run: deploy, or undeploy in reverse dependency order.
+    pub async fn trigger_infra(&self, project: &str, undeploy: bool, by: &str) -> Result<RunInfo> {
+        let p = self.project.infra.get(project).ok_or_else(|| {
+            let names: Vec<&str> = self.project.infra.keys().map(String::as_str).collect();
+            EngineError::NotFound(format!(
+                "no infra project `{project}` in {} (infra projects: {})",
+                self.project.path.display(),
+                names.join(", ")
+            ))
+        })?;
+        if undeploy && let Some(r) = p.resources.iter().find(|r| r.commands.destroy.is_none()) {
+            return Err(EngineError::Invalid(format!(
+                "resource `{}` has no destroy command, so `{project}` cannot be undeployed \
+                 (add commands.destroy to it in {})",
+                r.id,
+                self.project.path.display()
+            )));
+        }
+        let op = if undeploy { "undeploy" } else { "deploy" };
+        let new = NewRun {
+            kind: RunKind::Infra,
+            service: p.name.clone(),
+            run_type: RunType::Production,
+            trigger: Trigger::Manual,
+            branch: p.environment.clone(),
+            tag: None,
+            commit_sha: String::new(),
+            commit_message: format!("{op} {} to {}", p.name, p.environment),
+            author: by.to_string(),
+            triggered_by: by.to_string(),
+            rerun_of: None,
+            attempt: 1,
+            operation: Some(op.to_string()),
+            definition: serde_json::to_value(p)
+                .map_err(|e| EngineError::Internal(e.to_string()))?,
         };
         self.call(|reply| Msg::Create(Box::new(new), reply)).await
     }

@@ -4,6 +4,8 @@
 mod driver;
 pub mod executor;
 mod handle;
+mod infra;
+mod plan;
 mod runner;
 pub mod workspace;
 

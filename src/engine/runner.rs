@@ -8,10 +8,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::Driver;
+use super::infra::InfraDriver;
 use super::{EngineError, Result, Shared};
 use crate::config::GatePolicy;
 use crate::domain::{
-    Decision, Event, GateInfo, GateStatus, RunDetail, RunInfo, RunStatus, Stage, StepInfo,
+    Decision, Event, GateInfo, GateStatus, RunDetail, RunInfo, RunKind, RunStatus, StepInfo,
     StepStatus, Trigger, now_ms,
 };
 use crate::store::{AuditEntry, NewRun, RunFilter, Store};
@@ -270,22 +271,41 @@ impl Runner {
     }
 
     fn spawn_driver(&mut self, run: &RunInfo) -> Result<()> {
-        let def = self
-            .store
-            .definition(run.id)?
-            .ok_or_else(|| no_run(run.id))?;
         let steps = self.store.steps(run.id)?;
         let token = self.shared.shutdown.child_token();
-        self.active.insert(run.id, token.clone());
-        let driver = Driver::new(
-            run.clone(),
-            def,
-            steps,
-            self.shared.clone(),
-            self.tx.clone(),
-            token,
-        );
-        tokio::spawn(driver.drive());
+        match run.kind {
+            RunKind::Service => {
+                let def = self
+                    .store
+                    .definition(run.id)?
+                    .ok_or_else(|| no_run(run.id))?;
+                let d = Driver::new(
+                    run.clone(),
+                    def,
+                    steps,
+                    self.shared.clone(),
+                    self.tx.clone(),
+                    token.clone(),
+                );
+                tokio::spawn(d.drive());
+            }
+            RunKind::Infra => {
+                let def = self
+                    .store
+                    .definition_as(run.id)?
+                    .ok_or_else(|| no_run(run.id))?;
+                let d = InfraDriver::new(
+                    run.clone(),
+                    def,
+                    steps,
+                    self.shared.clone(),
+                    self.tx.clone(),
+                    token.clone(),
+                );
+                tokio::spawn(d.drive());
+            }
+        }
+        self.active.insert(run.id, token);
         Ok(())
     }
 
@@ -314,18 +334,14 @@ impl Runner {
         }
         let run = self.store.insert_run(new, now_ms())?;
         out.events.push(Event::Run { run: run.clone() });
-        let mut pos = 0;
-        for s in &new.definition.steps {
-            let step = self.store.insert_step(run.id, Stage::Build, &s.name, pos)?;
-            out.events.push(Event::Step { step });
-            pos += 1;
-        }
-        for e in &new.definition.environments {
+        let mut ids: Vec<i64> = Vec::new();
+        for (pos, p) in super::plan::plan(new)?.into_iter().enumerate() {
+            let parent = p.parent.and_then(|i| ids.get(i).copied());
             let step = self
                 .store
-                .insert_step(run.id, Stage::Deploy, &e.name, pos)?;
+                .insert_step(run.id, p.stage, &p.name, pos as i64, parent)?;
+            ids.push(step.id);
             out.events.push(Event::Step { step });
-            pos += 1;
         }
         let action = if new.trigger == Trigger::Rerun {
             "rerun"
@@ -339,7 +355,8 @@ impl Runner {
 
     fn rerun(&mut self, id: i64, by: &str, out: &mut Out) -> Result<RunInfo> {
         let orig = self.store.run(id)?.ok_or_else(|| no_run(id))?;
-        let definition = self.store.definition(id)?.ok_or_else(|| no_run(id))?;
+        let definition: serde_json::Value =
+            self.store.definition_as(id)?.ok_or_else(|| no_run(id))?;
         let new = NewRun {
             kind: orig.kind,
             service: orig.service,
@@ -353,6 +370,7 @@ impl Runner {
             triggered_by: by.to_string(),
             rerun_of: Some(id),
             attempt: orig.attempt + 1,
+            operation: orig.operation,
             definition,
         };
         self.create(&new, out)
@@ -517,16 +535,27 @@ impl Runner {
                     run.status
                 ))
             })?;
-        let def = self
-            .store
-            .definition(run_id)?
-            .ok_or_else(|| no_run(run_id))?;
-        let policy = def
-            .environments
-            .iter()
-            .find(|e| e.name == env)
-            .map(|e| e.gate.clone())
-            .unwrap_or_default();
+        let policy = match run.kind {
+            RunKind::Service => {
+                let def = self
+                    .store
+                    .definition(run_id)?
+                    .ok_or_else(|| no_run(run_id))?;
+                def.environments
+                    .iter()
+                    .find(|e| e.name == env)
+                    .map(|e| e.gate.clone())
+                    .unwrap_or_default()
+            }
+            // Environment and node gates of an infra project share the environment's approvers.
+            RunKind::Infra => {
+                let def: crate::config::infra::InfraProject = self
+                    .store
+                    .definition_as(run_id)?
+                    .ok_or_else(|| no_run(run_id))?;
+                def.gate
+            }
+        };
         if let Some(why) = policy.refuses(by, &run.triggered_by) {
             return Err(EngineError::Forbidden(why));
         }

@@ -67,6 +67,10 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    // 2: infra pipelines: operations under resources, resource outputs, deploy/undeploy.
+    "ALTER TABLE steps ADD COLUMN parent_id INTEGER REFERENCES steps(id);
+    ALTER TABLE steps ADD COLUMN outputs TEXT;
+    ALTER TABLE runs ADD COLUMN operation TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -44,7 +44,10 @@ pub struct NewRun {
     pub triggered_by: String,
     pub rerun_of: Option<i64>,
     pub attempt: i64,
-    pub definition: Service,
+    /// Infra runs: `deploy` or `undeploy`.
+    pub operation: Option<String>,
+    /// The pipeline definition as it was (a service, or an infra project), as JSON.
+    pub definition: serde_json::Value,
 }
 
 /// Filters for listing runs; newest first.
@@ -71,9 +74,9 @@ pub struct Store {
 }
 
 const RUN_COLS: &str = "id, kind, service, run_type, trigger, branch, tag, commit_sha, commit_message, \
-     author, triggered_by, status, reason, created_at, started_at, ended_at, rerun_of, attempt";
-const STEP_COLS: &str =
-    "id, run_id, stage, name, position, status, reason, exit_code, started_at, ended_at";
+     author, triggered_by, status, reason, created_at, started_at, ended_at, rerun_of, attempt, operation";
+const STEP_COLS: &str = "id, run_id, stage, name, position, status, reason, exit_code, started_at, ended_at, \
+     parent_id, outputs";
 const GATE_COLS: &str =
     "id, run_id, env, status, opened_at, expires_at, decided_by, decided_at, comment";
 
@@ -107,6 +110,7 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunInfo> {
         ended_at: r.get(15)?,
         rerun_of: r.get(16)?,
         attempt: r.get(17)?,
+        operation: r.get(18)?,
     })
 }
 
@@ -122,6 +126,10 @@ fn step_row(r: &Row<'_>) -> rusqlite::Result<StepInfo> {
         exit_code: r.get(7)?,
         started_at: r.get(8)?,
         ended_at: r.get(9)?,
+        parent_id: r.get(10)?,
+        outputs: r
+            .get::<_, Option<String>>(11)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -176,12 +184,12 @@ impl Store {
     }
 
     pub fn insert_run(&self, new: &NewRun, now: Millis) -> Result<RunInfo> {
-        let def = serde_json::to_string(&new.definition)?;
+        let def = new.definition.to_string();
         self.conn
             .prepare_cached(
                 "INSERT INTO runs (kind, service, run_type, trigger, branch, tag, commit_sha, \
-                 commit_message, author, triggered_by, status, created_at, rerun_of, attempt, definition) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14)",
+                 commit_message, author, triggered_by, status, created_at, rerun_of, attempt, definition, operation) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 new.kind.as_str(),
@@ -197,7 +205,8 @@ impl Store {
                 now,
                 new.rerun_of,
                 new.attempt,
-                def
+                def,
+                new.operation
             ])?;
         let id = self.conn.last_insert_rowid();
         self.run(id)?
@@ -210,12 +219,14 @@ impl Store {
         stage: Stage,
         name: &str,
         position: i64,
+        parent_id: Option<i64>,
     ) -> Result<StepInfo> {
         self.conn
             .prepare_cached(
-                "INSERT INTO steps (run_id, stage, name, position, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
+                "INSERT INTO steps (run_id, stage, name, position, status, parent_id) \
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
             )?
-            .execute(params![run_id, stage.as_str(), name, position])?;
+            .execute(params![run_id, stage.as_str(), name, position, parent_id])?;
         Ok(StepInfo {
             id: self.conn.last_insert_rowid(),
             run_id,
@@ -227,6 +238,8 @@ impl Store {
             exit_code: None,
             started_at: None,
             ended_at: None,
+            parent_id,
+            outputs: None,
         })
     }
 
@@ -242,10 +255,18 @@ impl Store {
     pub fn update_step(&self, s: &StepInfo) -> Result<()> {
         self.conn
             .prepare_cached(
-                "UPDATE steps SET status = ?2, reason = ?3, exit_code = ?4, started_at = ?5, ended_at = ?6 \
-                 WHERE id = ?1",
+                "UPDATE steps SET status = ?2, reason = ?3, exit_code = ?4, started_at = ?5, ended_at = ?6, \
+                 outputs = ?7 WHERE id = ?1",
             )?
-            .execute(params![s.id, s.status.as_str(), s.reason, s.exit_code, s.started_at, s.ended_at])?;
+            .execute(params![
+                s.id,
+                s.status.as_str(),
+                s.reason,
+                s.exit_code,
+                s.started_at,
+                s.ended_at,
+                s.outputs.as_ref().map(|o| o.to_string())
+            ])?;
         Ok(())
     }
 
@@ -257,7 +278,13 @@ impl Store {
             .optional()?)
     }
 
+    /// A service run's stored pipeline definition.
     pub fn definition(&self, run_id: i64) -> Result<Option<Service>> {
+        self.definition_as(run_id)
+    }
+
+    /// A run's stored definition, as the type its kind stores.
+    pub fn definition_as<T: serde::de::DeserializeOwned>(&self, run_id: i64) -> Result<Option<T>> {
         let def: Option<String> = self
             .conn
             .prepare_cached("SELECT definition FROM runs WHERE id = ?1")?
@@ -428,5 +455,38 @@ mod tests {
         assert!(s.execute_raw("UPDATE audit SET actor = 'b'").is_err());
         assert!(s.execute_raw("DELETE FROM audit").is_err());
         assert_eq!(s.audit(1).unwrap(), vec![e]);
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// A database written by the first release (schema 1) opens, migrates, and keeps
+    /// its runs, steps and waiting gate.
+    #[test]
+    fn schema_1_database_migrates() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/state-v1.db"),
+            &db,
+        )
+        .unwrap();
+        let s = Store::open(&db).unwrap();
+        let runs = s.list_runs(&RunFilter::default()).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, RunStatus::AwaitingApproval);
+        assert_eq!(runs[0].operation, None);
+        let steps = s.steps(runs[0].id).unwrap();
+        assert_eq!(steps.len(), 8);
+        assert!(steps.iter().all(|st| st.parent_id.is_none()));
+        assert_eq!(s.waiting_gates().unwrap().len(), 1);
+        assert!(s.definition(runs[0].id).unwrap().is_some());
+        let version: i64 = s
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
     }
 }

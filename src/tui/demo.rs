@@ -27,6 +27,10 @@ const FILES: &[(&str, &str)] = &[
         "web/scripts/deploy.sh",
         include_str!("../../assets/demo/web/scripts/deploy.sh"),
     ),
+    (
+        "infra/cloud.sh",
+        include_str!("../../assets/demo/infra/cloud.sh"),
+    ),
 ];
 
 /// Writes the demo into `data_dir/demo` (refreshing changed files); returns its project file.

@@ -539,6 +539,7 @@ mod tests {
             ended_at: None,
             rerun_of: None,
             attempt: 1,
+            operation: None,
         }
     }
 

@@ -65,13 +65,18 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
     let mut sel_row = 0;
     let mut last_stage = None;
     for (i, st) in d.steps.iter().enumerate() {
-        if last_stage != Some(st.stage) {
-            let name = match st.stage {
-                Stage::Build => "build",
-                Stage::Deploy => "deploy",
+        // Operations sit under their resource, inside the resources section.
+        let section = match st.stage {
+            Stage::Operation => Stage::Resource,
+            other => other,
+        };
+        if last_stage != Some(section) {
+            let name = match section {
+                Stage::Resource => "resources",
+                other => other.as_str(),
             };
             items.push(ListItem::new(Line::from(Span::styled(name, accent(s)))));
-            last_stage = Some(st.stage);
+            last_stage = Some(section);
         }
         if i == s.detail_sel {
             sel_row = items.len();
@@ -81,7 +86,16 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             (Some(a), None) => duration(s.now.max(a) - a),
             _ => String::new(),
         };
-        let branch = if s.ascii { "`-" } else { "└" };
+        let branch = match (st.stage == Stage::Operation, s.ascii) {
+            (true, true) => "   `-",
+            (true, false) => "   └",
+            (false, true) => "`-",
+            (false, false) => "└",
+        };
+        let shown_name = match st.stage {
+            Stage::Operation => st.name.rsplit('.').next().unwrap_or(&st.name),
+            _ => st.name.as_str(),
+        };
         let look = step_look(st.status);
         let sym = if s.ascii { look.ascii } else { look.symbol };
         let sym_style = if s.color {
@@ -90,11 +104,11 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             Style::new()
         };
         let w = tree_w.saturating_sub(4) as usize;
-        let name_w = w.saturating_sub(dur.len() + 4);
+        let name_w = w.saturating_sub(dur.len() + 3 + branch.chars().count());
         let mut lines = vec![Line::from(vec![
             Span::raw(format!("{branch} ")),
             Span::styled(sym, sym_style),
-            Span::raw(format!(" {:<name_w$} {dur}", fit(&st.name, name_w))),
+            Span::raw(format!(" {:<name_w$} {dur}", fit(shown_name, name_w))),
         ])];
         let gate = d
             .gates

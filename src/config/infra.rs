@@ -1,0 +1,253 @@
+//! Infra projects (IP-1): resources, explicit `depends_on` and implicit edges from
+//! `${id.outputs.key}` references, validated into a DAG.
+
+use std::collections::{BTreeMap, HashMap};
+
+use petgraph::graph::DiGraph;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::GatePolicy;
+use super::schema::{CommandsFile, EnvironmentFile, InfraFile};
+use super::validate::{Ctx, check_name, find_cycle};
+
+/// A validated infra project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InfraProject {
+    pub name: String,
+    pub environment: String,
+    /// The environment gate.
+    pub gate: GatePolicy,
+    /// In declaration order.
+    pub resources: Vec<Resource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    pub id: String,
+    pub kind: String,
+    pub driver: String,
+    /// Absolute path of the IaC module (the command driver's `PIPEDECK_MODULE`).
+    pub module: Option<std::path::PathBuf>,
+    /// Values may hold `${id.outputs.key}` references, substituted at run time.
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    /// Explicit and implicit (from references) dependencies, sorted, without repeats.
+    pub depends_on: Vec<String>,
+    /// Node gate after this resource completes.
+    pub gate: bool,
+    pub commands: CommandsFile,
+    pub kill_grace_ms: u64,
+}
+
+impl InfraProject {
+    pub fn resource(&self, id: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.id == id)
+    }
+}
+
+/// Every `${id.outputs.key}` in a string: `(id, key)` pairs.
+pub fn references(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        let inner = &after[..end];
+        if let Some((id, key)) = inner.split_once(".outputs.") {
+            out.push((id.to_string(), key.to_string()));
+        }
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+fn collect_refs(v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::String(s) => out.extend(references(s)),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
+pub(super) fn resolve_infra(
+    cx: &mut Ctx<'_>,
+    name: &Spanned<String>,
+    f: &InfraFile,
+    envs: &HashMap<&str, &EnvironmentFile>,
+    default_grace: u64,
+) -> Option<InfraProject> {
+    let first_error = cx.errors.len();
+    check_name(cx, name, "infra project");
+    let env_name = f.environment.get_ref();
+    let decl = envs.get(env_name.as_str());
+    if decl.is_none() {
+        cx.err(
+            f.environment.span(),
+            format!("environment `{env_name}` is not declared"),
+            &format!("add an `[environments.{env_name}]` table, or fix the name"),
+        );
+    }
+    let gate = GatePolicy {
+        approval: f
+            .approval
+            .or(decl.and_then(|d| d.approval))
+            .unwrap_or(false),
+        approvers: f
+            .approvers
+            .clone()
+            .or_else(|| decl.and_then(|d| d.approvers.clone()))
+            .unwrap_or_default(),
+        forbid_self_approval: decl.and_then(|d| d.forbid_self_approval).unwrap_or(false),
+        expires_after_ms: None,
+    };
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in f.resources.iter().enumerate() {
+        check_name(cx, &r.id, "resource");
+        if index.insert(r.id.get_ref(), i).is_some() {
+            cx.err(
+                r.id.span(),
+                format!(
+                    "resource `{}` is defined twice in infra project `{}`",
+                    r.id.get_ref(),
+                    name.get_ref()
+                ),
+                "give each resource a unique id",
+            );
+        }
+    }
+    let mut graph = DiGraph::<usize, ()>::new();
+    let nodes: Vec<_> = (0..f.resources.len()).map(|i| graph.add_node(i)).collect();
+    let mut resources = Vec::new();
+    for (i, r) in f.resources.iter().enumerate() {
+        let rid = r.id.get_ref();
+        let mut deps: Vec<String> = Vec::new();
+        for d in &r.depends_on {
+            match index.get(d.get_ref().as_str()) {
+                Some(_) => deps.push(d.get_ref().clone()),
+                None => cx.err(
+                    d.span(),
+                    format!("resource `{rid}` depends on `{}`, which this infra project does not define", d.get_ref()),
+                    "name a resource of the same infra project, or remove it from `depends_on`",
+                ),
+            }
+        }
+        let mut inputs = BTreeMap::new();
+        for (k, v) in &r.inputs {
+            let json = serde_json::to_value(v.get_ref()).unwrap_or(serde_json::Value::Null);
+            let mut refs = Vec::new();
+            collect_refs(&json, &mut refs);
+            for (id, _) in refs {
+                if index.contains_key(id.as_str()) {
+                    deps.push(id);
+                } else {
+                    cx.err(
+                        v.span(),
+                        format!("input `{k}` of resource `{rid}` references `{id}`, which this infra project does not define"),
+                        "write ${<resource id>.outputs.<key>} with the id of a resource declared here",
+                    );
+                }
+            }
+            inputs.insert(k.clone(), json);
+        }
+        deps.sort();
+        deps.dedup();
+        if deps.iter().any(|d| d == rid) {
+            cx.err(
+                r.id.span(),
+                format!("resource `{rid}` depends on itself"),
+                "remove the reference to itself",
+            );
+            deps.retain(|d| d != rid);
+        }
+        for d in &deps {
+            if let Some(&j) = index.get(d.as_str()) {
+                graph.add_edge(nodes[i], nodes[j], ());
+            }
+        }
+        let driver = r
+            .driver
+            .as_ref()
+            .map(|d| d.get_ref().clone())
+            .unwrap_or_else(|| "command".into());
+        if driver != "command" {
+            let span = r
+                .driver
+                .as_ref()
+                .map(|d| d.span())
+                .unwrap_or_else(|| r.id.span());
+            cx.err(
+                span,
+                format!("driver `{driver}` is not available"),
+                "use driver = \"command\"",
+            );
+        }
+        let d = &f.commands;
+        let commands = CommandsFile {
+            init: r.commands.init.clone().or_else(|| d.init.clone()),
+            refresh: r.commands.refresh.clone().or_else(|| d.refresh.clone()),
+            preview: r.commands.preview.clone().or_else(|| d.preview.clone()),
+            apply: r.commands.apply.clone().or_else(|| d.apply.clone()),
+            destroy: r.commands.destroy.clone().or_else(|| d.destroy.clone()),
+        };
+        if commands.apply.is_none() {
+            cx.err(
+                r.id.span(),
+                format!("resource `{rid}` has no apply command"),
+                &format!("add `commands.apply = \"...\"` to resource `{rid}` (the command driver needs one per operation it runs)"),
+            );
+        }
+        resources.push(Resource {
+            id: rid.clone(),
+            kind: r.kind.clone(),
+            driver,
+            module: r
+                .module
+                .as_ref()
+                .or(f.module.as_ref())
+                .map(|m| cx.path(m.get_ref())),
+            inputs,
+            depends_on: deps,
+            gate: r.approval.unwrap_or(false),
+            commands,
+            kill_grace_ms: cx.duration(&r.kill_grace, default_grace),
+        });
+    }
+    if let Some(cycle) = find_cycle(&graph) {
+        let names: Vec<&str> = cycle
+            .iter()
+            .map(|&i| f.resources[i].id.get_ref().as_str())
+            .collect();
+        cx.err(
+            f.resources[cycle[0]].id.span(),
+            format!(
+                "dependency cycle in infra project `{}` (each resource needs the next): {}",
+                name.get_ref(),
+                names.join(" -> ")
+            ),
+            "remove one of these dependencies (depends_on or an ${...outputs...} reference)",
+        );
+    }
+    if cx.errors.len() > first_error {
+        return None;
+    }
+    Some(InfraProject {
+        name: name.get_ref().clone(),
+        environment: env_name.clone(),
+        gate,
+        resources,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_references() {
+        assert_eq!(
+            references("${vpc.outputs.id}/${db.outputs.host}:5432 ${nope}"),
+            vec![("vpc".into(), "id".into()), ("db".into(), "host".into())]
+        );
+    }
+}

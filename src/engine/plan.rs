@@ -1,0 +1,87 @@
+//! The steps a new run starts with, from its definition.
+
+use super::{EngineError, Result};
+use crate::config::Service;
+use crate::config::infra::InfraProject;
+use crate::domain::{RunKind, Stage};
+use crate::store::NewRun;
+
+pub(crate) struct Planned {
+    pub stage: Stage,
+    pub name: String,
+    /// Index into the plan of this step's parent (an operation's resource).
+    pub parent: Option<usize>,
+}
+
+/// The operations of a resource's stack job, in order (SJ-1); `undeploy` ends in destroy.
+pub(crate) fn operations(undeploy: bool) -> [&'static str; 4] {
+    if undeploy {
+        ["init", "refresh", "preview", "destroy"]
+    } else {
+        ["init", "refresh", "preview", "apply"]
+    }
+}
+
+fn bad(e: serde_json::Error) -> EngineError {
+    EngineError::Internal(format!("the stored definition is unreadable: {e}"))
+}
+
+pub(crate) fn plan(new: &NewRun) -> Result<Vec<Planned>> {
+    let mut out = Vec::new();
+    match new.kind {
+        RunKind::Service => {
+            let svc: Service = serde_json::from_value(new.definition.clone()).map_err(bad)?;
+            for s in &svc.steps {
+                out.push(Planned {
+                    stage: Stage::Build,
+                    name: s.name.clone(),
+                    parent: None,
+                });
+            }
+            for e in &svc.environments {
+                out.push(Planned {
+                    stage: Stage::Deploy,
+                    name: e.name.clone(),
+                    parent: None,
+                });
+            }
+        }
+        RunKind::Infra => {
+            let p: InfraProject = serde_json::from_value(new.definition.clone()).map_err(bad)?;
+            let undeploy = new.operation.as_deref() == Some("undeploy");
+            for r in &p.resources {
+                let parent = out.len();
+                out.push(Planned {
+                    stage: Stage::Resource,
+                    name: r.id.clone(),
+                    parent: None,
+                });
+                for op in operations(undeploy) {
+                    if command(&r.commands, op).is_some() {
+                        out.push(Planned {
+                            stage: Stage::Operation,
+                            name: format!("{}.{op}", r.id),
+                            parent: Some(parent),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The command-driver command for an operation.
+pub(crate) fn command<'a>(
+    c: &'a crate::config::schema::CommandsFile,
+    op: &str,
+) -> Option<&'a String> {
+    match op {
+        "init" => c.init.as_ref(),
+        "refresh" => c.refresh.as_ref(),
+        "preview" => c.preview.as_ref(),
+        "apply" => c.apply.as_ref(),
+        "destroy" => c.destroy.as_ref(),
+        _ => None,
+    }
+}

@@ -124,6 +124,7 @@ fn main() {
         run: r,
         steps: vec![step],
         gates: vec![],
+        graph: vec![],
     })));
     let serve = |s: &mut AppState, e: Option<Effect>| {
         let mut e = e;

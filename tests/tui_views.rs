@@ -188,6 +188,7 @@ fn detail_state() -> AppState {
         run: s.runs[0].clone(),
         steps,
         gates: s.gates.clone(),
+        graph: vec![],
     };
     s.apply_reply(Reply::Detail(Box::new(detail)));
     s.detail_sel = 2;
@@ -336,4 +337,135 @@ fn too_small_terminals_get_a_message_and_never_panic() {
     for (w, h) in [(1, 1), (2, 1), (79, 24), (80, 23), (0, 0)] {
         let _ = draw(&s, w, h);
     }
+}
+
+fn infra_state() -> AppState {
+    use pipedeck::domain::GraphNode;
+    let mut s = state();
+    let mut r = run(
+        8,
+        RunStatus::AwaitingApproval,
+        "deploy aws-staging to staging",
+        40,
+        0,
+    );
+    r.kind = pipedeck::domain::RunKind::Infra;
+    r.service = "aws-staging".into();
+    r.branch = "staging".into();
+    r.commit_sha = String::new();
+    r.operation = Some("deploy".into());
+    s.runs.insert(0, r.clone());
+    let ids = [
+        ("vpc", vec![], StepStatus::Succeeded),
+        ("subnet-public", vec!["vpc"], StepStatus::Succeeded),
+        ("subnet-private", vec!["vpc"], StepStatus::Succeeded),
+        ("db", vec!["subnet-private"], StepStatus::AwaitingApproval),
+        ("lb", vec!["subnet-public"], StepStatus::Running),
+        ("dns", vec!["lb"], StepStatus::Pending),
+    ];
+    let mut steps = Vec::new();
+    let mut graph = Vec::new();
+    for (k, (id, deps, status)) in ids.iter().enumerate() {
+        let mut st = step(
+            100 + k as i64 * 10,
+            Stage::Resource,
+            id,
+            k as i64 * 5,
+            *status,
+            if *status == StepStatus::Pending {
+                None
+            } else {
+                Some((30 - k as i64 * 4, 3))
+            },
+        );
+        st.run_id = 8;
+        if *status == StepStatus::Succeeded {
+            st.outputs = Some(serde_json::json!({"id": format!("{id}-1")}));
+        }
+        if matches!(status, StepStatus::Running | StepStatus::AwaitingApproval) {
+            st.ended_at = None;
+        }
+        let parent = st.id;
+        steps.push(st);
+        for (j, op) in ["init", "preview", "apply"].iter().enumerate() {
+            let mut o = step(
+                parent + 1 + j as i64,
+                Stage::Operation,
+                &format!("{id}.{op}"),
+                k as i64 * 5 + 1 + j as i64,
+                *status,
+                None,
+            );
+            o.run_id = 8;
+            o.parent_id = Some(parent);
+            if *status == StepStatus::Pending || (*status == StepStatus::Running && j == 2) {
+                o.status = if *status == StepStatus::Running {
+                    StepStatus::Running
+                } else {
+                    StepStatus::Pending
+                };
+            } else {
+                o.status = StepStatus::Succeeded;
+            }
+            steps.push(o);
+        }
+        graph.push(GraphNode {
+            id: id.to_string(),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        });
+    }
+    s.gates = vec![GateInfo {
+        id: 5,
+        run_id: 8,
+        env: "staging/db".into(),
+        status: GateStatus::Waiting,
+        opened_at: NOW - 5_000,
+        expires_at: None,
+        decided_by: None,
+        decided_at: None,
+        comment: None,
+    }];
+    let gates = vec![
+        GateInfo {
+            id: 4,
+            run_id: 8,
+            env: "staging".into(),
+            status: GateStatus::Approved,
+            opened_at: NOW - 40_000,
+            expires_at: None,
+            decided_by: Some("alice".into()),
+            decided_at: Some(NOW - 35_000),
+            comment: None,
+        },
+        s.gates[0].clone(),
+    ];
+    s.apply_reply(Reply::Detail(Box::new(RunDetail {
+        run: r,
+        steps,
+        gates,
+        graph,
+    })));
+    s.view = View::Graph;
+    s
+}
+
+#[test]
+fn infra_graph_view_and_navigation() {
+    let mut s = infra_state();
+    both("graph", &s);
+    // l moves right from vpc, j down within a layer, enter opens the node's stack job.
+    key(&mut s, KeyCode::Char('l'));
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Char('l'));
+    assert_eq!(s.detail.as_ref().unwrap().graph[s.graph_sel].id, "db");
+    key(&mut s, KeyCode::Char('a'));
+    assert!(
+        matches!(&s.dialog, Some(pipedeck::tui::app::Dialog::Comment { env, .. }) if env == "staging/db")
+    );
+    key(&mut s, KeyCode::Esc);
+    key(&mut s, KeyCode::Enter);
+    assert_eq!(s.view, View::Detail);
+    both("infra_detail", &s);
+    key(&mut s, KeyCode::Esc);
+    assert_eq!(s.view, View::Graph);
 }

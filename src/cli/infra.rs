@@ -114,32 +114,35 @@ pub async fn infra(ctx: &Ctx, cmd: InfraCommand) -> i32 {
     }
 }
 
-/// Longest-path layers: a resource sits one layer below its deepest dependency.
-pub fn layers(p: &InfraProject) -> Vec<Vec<&crate::config::infra::Resource>> {
-    let mut depth: std::collections::HashMap<&str, usize> = Default::default();
-    // Validation guarantees a DAG, so repeated relaxation terminates.
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for r in &p.resources {
-            let d = r
-                .depends_on
-                .iter()
-                .map(|x| depth.get(x.as_str()).map_or(1, |v| v + 1))
-                .max()
-                .unwrap_or(0);
-            if depth.get(r.id.as_str()) != Some(&d) {
-                depth.insert(&r.id, d);
-                changed = true;
-            }
-        }
-    }
-    let n = depth.values().max().map_or(0, |m| m + 1);
-    let mut out: Vec<Vec<_>> = vec![Vec::new(); n];
-    for r in &p.resources {
-        out[depth[r.id.as_str()]].push(r);
-    }
-    out
+/// The DAG drawn as text: boxes (id, kind, gate) and edges, no colour.
+pub fn drawing(p: &InfraProject, ascii: bool) -> String {
+    use crate::tui::widgets::dag_graph::{Label, Layout, Node, draw};
+    let nodes: Vec<Node> = p
+        .resources
+        .iter()
+        .map(|r| Node {
+            id: r.id.clone(),
+            deps: r.depends_on.clone(),
+        })
+        .collect();
+    let labels: Vec<Label> = p
+        .resources
+        .iter()
+        .map(|r| Label {
+            title: if r.gate {
+                format!("{} [gate]", r.id)
+            } else {
+                r.id.clone()
+            },
+            status: r.kind.clone(),
+            color: ratatui::style::Color::Reset,
+        })
+        .collect();
+    let layout = Layout::new(&nodes);
+    format!(
+        "{}\n",
+        draw(&layout, &labels, None, ascii, false).to_text(ascii)
+    )
 }
 
 fn graph(ctx: &Ctx, name: &str, ascii: bool) -> i32 {
@@ -159,28 +162,12 @@ fn graph(ctx: &Ctx, name: &str, ascii: bool) -> i32 {
         super::output::json(p);
         return exit::OK;
     }
-    let arrow = if ascii { "<-" } else { "←" };
     let gate = if p.gate.approval {
-        ", environment gate"
+        " (environment gate)"
     } else {
         ""
     };
     println!("{} → {}{gate}", p.name, p.environment);
-    for (i, layer) in layers(p).iter().enumerate() {
-        for (k, r) in layer.iter().enumerate() {
-            let head = if k == 0 {
-                format!("layer {i}:")
-            } else {
-                String::new()
-            };
-            let deps = if r.depends_on.is_empty() {
-                String::new()
-            } else {
-                format!(" {arrow} {}", r.depends_on.join(", "))
-            };
-            let gate = if r.gate { "  [node gate]" } else { "" };
-            println!("{head:<9} [{}] ({}){deps}{gate}", r.id, r.kind);
-        }
-    }
+    print!("{}", drawing(p, ascii));
     exit::OK
 }

@@ -6,8 +6,8 @@ pub mod run;
 
 pub use event::Event;
 pub use run::{
-    Decision, GateInfo, GateStatus, RunDetail, RunInfo, RunKind, RunStatus, RunType, Stage,
-    StepInfo, StepStatus, Trigger,
+    Decision, GateInfo, GateStatus, GraphNode, RunDetail, RunInfo, RunKind, RunStatus, RunType,
+    Stage, StepInfo, StepStatus, Trigger,
 };
 
 /// Milliseconds since the Unix epoch.

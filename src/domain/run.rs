@@ -316,6 +316,16 @@ pub struct RunDetail {
     pub run: RunInfo,
     pub steps: Vec<StepInfo>,
     pub gates: Vec<GateInfo>,
+    /// Infra runs: each resource with the ids it depends on (for the DAG view).
+    #[serde(default)]
+    pub graph: Vec<GraphNode>,
+}
+
+/// A resource in an infra run's DAG.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphNode {
+    pub id: String,
+    pub depends_on: Vec<String>,
 }
 
 #[cfg(test)]

@@ -313,10 +313,26 @@ impl Store {
         let Some(run) = self.run(run_id)? else {
             return Ok(None);
         };
+        let graph = match run.kind {
+            RunKind::Infra => self
+                .definition_as::<crate::config::infra::InfraProject>(run_id)?
+                .map(|p| {
+                    p.resources
+                        .into_iter()
+                        .map(|r| crate::domain::GraphNode {
+                            id: r.id,
+                            depends_on: r.depends_on,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            RunKind::Service => Vec::new(),
+        };
         Ok(Some(RunDetail {
             run,
             steps: self.steps(run_id)?,
             gates: self.gates(run_id)?,
+            graph,
         }))
     }
 

@@ -8,6 +8,8 @@ use crate::store::LogLine;
 pub enum Action {
     Up,
     Down,
+    Left,
+    Right,
     Top,
     Bottom,
     PageUp,

@@ -14,6 +14,8 @@ pub enum View {
     Runs,
     Detail,
     Approvals,
+    /// An infra run's DAG.
+    Graph,
 }
 
 /// Following: when this many lines or more are unread, jump to the newest instead.
@@ -118,6 +120,8 @@ pub struct AppState {
     pub log: LogView,
     pub gates: Vec<GateInfo>,
     pub gate_sel: usize,
+    /// The selected node of the DAG view (index into the run's graph).
+    pub graph_sel: usize,
     pub dialog: Option<Dialog>,
     pub help: bool,
     pub message: Option<(bool, String)>,
@@ -150,6 +154,7 @@ impl AppState {
             },
             gates: Vec::new(),
             gate_sel: 0,
+            graph_sel: 0,
             dialog: None,
             help: false,
             message: None,

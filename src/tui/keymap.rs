@@ -46,6 +46,7 @@ impl Default for Keymap {
         let runs = In(View::Runs);
         let detail = In(View::Detail);
         let inbox = In(View::Approvals);
+        let graph = In(View::Graph);
         let mut v = vec![
             b(Global, Char('j'), Down, "move down", false),
             b(Global, KeyCode::Down, Down, "move down", false),
@@ -92,6 +93,25 @@ impl Default for Keymap {
                 Char('s'),
                 StreamMarker,
                 "show stdout/stderr marker",
+                false,
+            ),
+            b(graph, Char('h'), Left, "node to the left", false),
+            b(graph, KeyCode::Left, Left, "node to the left", false),
+            b(graph, Char('l'), Right, "node to the right", false),
+            b(graph, KeyCode::Right, Right, "node to the right", false),
+            b(graph, Char('c'), Cancel, "cancel this run", true),
+            b(
+                graph,
+                Char('a'),
+                Approve,
+                "approve the gate at this node (or the environment's)",
+                true,
+            ),
+            b(
+                graph,
+                Char('x'),
+                Reject,
+                "reject the gate at this node (or the environment's)",
                 false,
             ),
             b(inbox, Char('a'), Approve, "approve the selected gate", true),
@@ -171,6 +191,7 @@ pub fn scope_name(s: Scope) -> &'static str {
         Scope::In(View::Runs) => "runs",
         Scope::In(View::Detail) => "detail",
         Scope::In(View::Approvals) => "approvals",
+        Scope::In(View::Graph) => "graph",
     }
 }
 
@@ -206,6 +227,8 @@ pub fn key_name(b: &Binding) -> String {
         KeyCode::Enter => "enter".into(),
         KeyCode::Esc => "esc".into(),
         KeyCode::Up => "↑".into(),
+        KeyCode::Left => "←".into(),
+        KeyCode::Right => "→".into(),
         KeyCode::Down => "↓".into(),
         KeyCode::PageUp => "pgup".into(),
         KeyCode::PageDown => "pgdn".into(),

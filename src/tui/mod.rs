@@ -185,7 +185,7 @@ fn click(s: &mut AppState, row: u16) -> Option<Effect> {
                 s.gate_sel = i;
             }
         }
-        app::View::Detail => {}
+        app::View::Detail | app::View::Graph => {}
     }
     None
 }

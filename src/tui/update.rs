@@ -258,8 +258,74 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             }
             None
         }
-        (Action::Back, View::Detail) | (Action::Back, View::Approvals) => {
+        (Action::Back, View::Detail) => {
+            let infra = s.detail.as_ref().is_some_and(|d| !d.graph.is_empty());
+            s.view = if infra { View::Graph } else { View::Runs };
+            None
+        }
+        (Action::Back, View::Approvals) | (Action::Back, View::Graph) => {
             s.view = View::Runs;
+            None
+        }
+        // The infra DAG.
+        (Action::Up | Action::Down | Action::Left | Action::Right, View::Graph) => {
+            let (layout, _) = super::views::graph_of(s)?;
+            let (dx, dy) = match a {
+                Action::Left => (-1, 0),
+                Action::Right => (1, 0),
+                Action::Up => (0, -1),
+                _ => (0, 1),
+            };
+            if let Some(n) = layout.neighbour(s.graph_sel, dx, dy) {
+                s.graph_sel = n;
+            }
+            None
+        }
+        (Action::Enter, View::Graph) => {
+            let d = s.detail.as_ref()?;
+            let id = &d.graph.get(s.graph_sel)?.id;
+            s.detail_sel = d
+                .steps
+                .iter()
+                .position(|st| st.stage == crate::domain::Stage::Resource && st.name == *id)?;
+            // Open the node's stack job on its latest operation.
+            let rid = d.steps[s.detail_sel].id;
+            if let Some(last) = d
+                .steps
+                .iter()
+                .rposition(|st| st.parent_id == Some(rid) && st.started_at.is_some())
+            {
+                s.detail_sel = last;
+            }
+            s.view = View::Detail;
+            s.select_step()
+        }
+        (Action::Approve | Action::Reject, View::Graph) => {
+            let d = s.detail.as_ref()?;
+            let node = d
+                .graph
+                .get(s.graph_sel)
+                .map(|g| g.id.clone())
+                .unwrap_or_default();
+            let waiting: Vec<&crate::domain::GateInfo> =
+                s.gates.iter().filter(|g| g.run_id == d.run.id).collect();
+            let pick = waiting
+                .iter()
+                .find(|g| g.env.ends_with(&format!("/{node}")))
+                .or_else(|| waiting.iter().find(|g| !g.env.contains('/')));
+            let Some(g) = pick else {
+                s.error(format!(
+                    "no gate is waiting at {node} or before the environment"
+                ));
+                return None;
+            };
+            let (run, env) = (g.run_id, g.env.clone());
+            s.dialog = Some(comment_dialog(run, env, a));
+            None
+        }
+        (Action::Cancel, View::Graph) => {
+            let (id, st) = s.detail.as_ref().map(|d| (d.run.id, d.run.status))?;
+            cancel_dialog(s, id, st);
             None
         }
         (Action::Back, View::Runs) => {
@@ -297,8 +363,13 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             None
         }
         (Action::Enter, View::Runs) => {
-            let id = s.selected_run()?.id;
-            s.view = View::Detail;
+            let (id, kind) = s.selected_run().map(|r| (r.id, r.kind))?;
+            s.view = if kind == crate::domain::RunKind::Infra {
+                s.graph_sel = 0;
+                View::Graph
+            } else {
+                View::Detail
+            };
             if s.detail.as_ref().is_none_or(|d| d.run.id != id) {
                 s.detail = None;
                 s.log = super::app::LogView {
@@ -446,7 +517,11 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             if let Some(pos) = s.visible_runs().iter().position(|r| r.id == id) {
                 s.runs_sel = pos;
             }
-            s.view = View::Detail;
+            let infra = s
+                .runs
+                .iter()
+                .any(|r| r.id == id && r.kind == crate::domain::RunKind::Infra);
+            s.view = if infra { View::Graph } else { View::Detail };
             s.detail = None;
             Some(Effect::LoadDetail(id))
         }

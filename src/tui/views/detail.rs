@@ -127,7 +127,22 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 v
             }
             Some(g) => vec![format!("gate waiting {}", super::span(s.now - g.opened_at))],
-            None => st.reason.iter().cloned().collect(),
+            None => {
+                let mut v: Vec<String> = st.reason.iter().cloned().collect();
+                if let Some(serde_json::Value::Object(o)) = &st.outputs {
+                    let kv: Vec<String> = o
+                        .iter()
+                        .map(|(k, v)| match v {
+                            serde_json::Value::String(s) => format!("{k}={s}"),
+                            other => format!("{k}={other}"),
+                        })
+                        .collect();
+                    if !kv.is_empty() {
+                        v.push(format!("out: {}", kv.join(" ")));
+                    }
+                }
+                v
+            }
         };
         for n in notes {
             lines.push(Line::from(Span::styled(

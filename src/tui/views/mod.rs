@@ -3,6 +3,9 @@
 mod approvals;
 mod detail;
 mod dialogs;
+mod graph;
+
+pub use graph::graph_of;
 mod runs;
 
 use ratatui::Frame;
@@ -112,6 +115,7 @@ pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
         View::Runs => runs::render(f, s, main),
         View::Detail => detail::render(f, s, main),
         View::Approvals => approvals::render(f, s, main),
+        View::Graph => graph::render(f, s, main),
     }
     status_bar(f, s, km, bottom);
     if s.help {
@@ -127,6 +131,7 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
         View::Runs => "runs",
         View::Detail => "run detail",
         View::Approvals => "approvals",
+        View::Graph => "infra graph",
     };
     let mut spans = vec![
         Span::styled(" pipedeck ", accent(s)),

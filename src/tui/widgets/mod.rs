@@ -1,4 +1,5 @@
 //! Stateless, reusable pieces of the dashboard.
 
+pub mod dag_graph;
 pub mod log_pane;
 pub mod status;

@@ -89,6 +89,35 @@ tail -n 1 "$WORK/dag.out" | sed 's/^/  /'
 echo "  make -j2: ${mk}s   pipedeck (concurrency 2, state persisted, output captured): ${pdd}s"
 echo "  ratio: $(ratio "$pdd" "$mk")   (target <= 1.2)"
 
+echo "== infra scheduling: $((STEPS * 5)) command-driver nodes running /bin/true, width 32"
+NODES=$((STEPS * 5))
+python3 - "$NODES" > "$WORK/infra.toml" <<'PY'
+import sys
+n, w = int(sys.argv[1]), 32
+print('[engine]\nconcurrency = 2\n[environments.bench]\n[infra.big]\nenvironment = "bench"\ncommands = { apply = "/bin/true" }')
+for k in range(n):
+    layer, i = divmod(k, w)
+    deps = "" if layer == 0 else f'depends_on = ["r{(layer-1)*w + i}", "r{(layer-1)*w + (i+7) % w}"]\n'
+    print(f'[[infra.big.resources]]\nid = "r{k}"\nkind = "x"\n{deps}')
+PY
+python3 - "$NODES" > "$WORK/infra.mk" <<'PY'
+import sys
+n, w = int(sys.argv[1]), 32
+print(".PHONY: all " + " ".join(f"r{k}" for k in range(n)))
+print("all: " + " ".join(f"r{k}" for k in range(n)))
+for k in range(n):
+    layer, i = divmod(k, w)
+    deps = "" if layer == 0 else f"r{(layer-1)*w + i} r{(layer-1)*w + (i+7) % w}"
+    print(f"r{k}: {deps}\n\t/bin/true")
+PY
+t0=$(now); make -s -j2 -f "$WORK/infra.mk" all; t1=$(now)
+mk=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+t0=$(now); "$BIN" --data-dir "$WORK/idata" --project "$WORK/infra.toml" --as bench infra run big --wait > "$WORK/infra.out"; t1=$(now)
+pdi=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+tail -n 1 "$WORK/infra.out" | sed 's/^/  /'
+echo "  make -j2: ${mk}s   pipedeck infra run (concurrency 2, state persisted, output captured): ${pdi}s"
+echo "  ratio: $(ratio "$pdi" "$mk")   (target <= 1.5)"
+
 # Dashboard benchmarks (issue: the dashboard).
 cargo bench --quiet --bench frame 2>/dev/null | grep -v '^$'
 if command -v tmux >/dev/null; then

@@ -232,23 +232,58 @@ impl InfraDriver {
         let mut started: HashSet<String> = done.clone();
         let mut failed: Vec<String> = Vec::new();
         let mut rejected: Option<String> = None;
+        // Indexes so that each completion costs O(its neighbours), not O(graph).
+        let pos_of: HashMap<i64, usize> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(k, s)| (s.id, k))
+            .collect();
+        let mut children: HashMap<i64, Vec<usize>> = HashMap::new();
+        for (k, s) in self.steps.iter().enumerate() {
+            if let Some(p) = s.parent_id {
+                children.entry(p).or_default().push(k);
+            }
+        }
+        let mut unblocks: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut remaining: HashMap<&str, usize> = HashMap::new();
+        for (rid, ws) in &waits {
+            let left = ws.iter().filter(|d| !done.contains(*d)).count();
+            remaining.insert(rid, left);
+            for d in ws {
+                unblocks.entry(d).or_default().push(rid);
+            }
+        }
+        let by_id: HashMap<String, usize> = self
+            .def
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(k, r)| (r.id.clone(), k))
+            .collect();
+        // Declaration order among the first ready set.
+        let mut ready: std::collections::VecDeque<String> = self
+            .def
+            .resources
+            .iter()
+            .filter(|r| remaining[r.id.as_str()] == 0 && !done.contains(&r.id))
+            .map(|r| r.id.clone())
+            .collect();
         loop {
-            if !self.cancel.is_cancelled() {
-                for r in &self.def.resources {
-                    let i = res_idx[&r.id];
-                    let ready = !started.contains(&r.id)
-                        && !self.steps[i].status.is_terminal()
-                        && waits[&r.id].iter().all(|d| done.contains(d));
-                    if !ready {
-                        continue;
-                    }
+            while !self.cancel.is_cancelled()
+                && let Some(rid) = ready.pop_front()
+            {
+                let i = res_idx[&rid];
+                if started.contains(&rid) || self.steps[i].status.is_terminal() {
+                    continue;
+                }
+                let r = &self.def.resources[by_id[&rid]];
+                {
                     started.insert(r.id.clone());
-                    let ops: Vec<StepInfo> = self
-                        .steps
-                        .iter()
-                        .filter(|s| s.parent_id == Some(self.steps[i].id))
-                        .cloned()
-                        .collect();
+                    let ops: Vec<StepInfo> = children
+                        .get(&self.steps[i].id)
+                        .map(|ks| ks.iter().map(|&k| self.steps[k].clone()).collect())
+                        .unwrap_or_default();
                     let job = Job {
                         run: self.run.clone(),
                         env: self.def.environment.clone(),
@@ -279,8 +314,8 @@ impl InfraDriver {
             };
             // The task's view of its steps is the current one.
             for s in steps {
-                if let Some(mine) = self.steps.iter_mut().find(|m| m.id == s.id) {
-                    *mine = s;
+                if let Some(&k) = pos_of.get(&s.id) {
+                    self.steps[k] = s;
                 }
             }
             let i = res_idx[&rid];
@@ -289,6 +324,14 @@ impl InfraDriver {
                     self.steps[i].status = StepStatus::Succeeded;
                     if let Some(o) = outs {
                         outputs.insert(rid.clone(), o);
+                    }
+                    for next in unblocks.get(rid.as_str()).into_iter().flatten() {
+                        if let Some(n) = remaining.get_mut(next) {
+                            *n -= 1;
+                            if *n == 0 {
+                                ready.push_back(next.to_string());
+                            }
+                        }
                     }
                     done.insert(rid);
                 }
@@ -492,9 +535,14 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
                 .await;
             return (Outcome::Failed, None);
         }
-        let inputs_file = state_dir.join(format!("inputs-{}.json", j.run.id));
-        let outputs_file = state_dir.join(format!("outputs-{}.json", j.run.id));
-        let _ = std::fs::write(&inputs_file, Value::Object(inputs.clone()).to_string());
+        // Fixed names in the state dir, overwritten run after run (no file churn).
+        let inputs_file = state_dir.join("inputs.json");
+        let outputs_file = state_dir.join(NEXT_OUTPUTS);
+        if let Err(e) = std::fs::write(&inputs_file, Value::Object(inputs.clone()).to_string()) {
+            let why = format!("cannot write {}: {e}", inputs_file.display());
+            rep.step(&mut j.step, StepStatus::Failed, Some(why)).await;
+            return (Outcome::Failed, None);
+        }
         let mut env: Vec<(String, String)> = vec![
             ("PIPEDECK_RUN_ID".into(), j.run.id.to_string()),
             ("PIPEDECK_INFRA_PROJECT".into(), j.project.clone()),
@@ -625,11 +673,12 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
         if j.undeploy {
             outputs = None;
             let _ = std::fs::remove_file(&last);
-        } else if let Some(o) = &outputs {
-            let _ = std::fs::write(&last, o.to_string());
+        } else if outputs_file.exists() {
+            // What apply wrote becomes the last applied outputs.
+            let _ = std::fs::rename(&outputs_file, &last);
+        } else {
+            let _ = std::fs::remove_file(&last);
         }
-        let _ = std::fs::remove_file(&inputs_file);
-        let _ = std::fs::remove_file(&outputs_file);
         j.step.outputs = outputs.clone();
     }
     // The node gate: after this resource, before its dependents (IP-5).
@@ -673,6 +722,8 @@ async fn end_ops(rep: &Reporter, ops: &mut [StepInfo], from: usize, status: Step
 
 /// The outputs a resource last applied, kept in its state dir.
 const LAST_OUTPUTS: &str = "outputs.json";
+/// Where `apply` writes its outputs (`$PIPEDECK_OUTPUTS`).
+const NEXT_OUTPUTS: &str = "outputs.next.json";
 
 /// Where a resource's state lives across runs (the command driver's working dir).
 fn state_dir(shared: &Shared, project: &str, resource: &str) -> PathBuf {

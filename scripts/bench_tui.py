@@ -65,6 +65,12 @@ try:
     idle = latency_samples(20)
     # Switch the log pane to the generator step, then release it by ending `idle`.
     tmux("send-keys", "-t", "b", "j"); wait(lambda s: "build/gen" in s)
+    # End `idle` once it really runs (its workspace checkout may take a moment).
+    end = time.time() + 60
+    while subprocess.run(["pgrep", "-f", "^sleep 600$"], capture_output=True).returncode != 0:
+        if time.time() > end:
+            raise SystemExit("the idle step never started")
+        time.sleep(0.05)
     subprocess.run(["pkill", "-f", "^sleep 600$"])
     wait(lambda s: re.search(r"build/gen · [1-9][\d]* lines", s) is not None)
     t0, c0 = time.time(), cpu_ticks(pid)

@@ -159,6 +159,9 @@ impl EngineClient for Client {
         if let Some(l) = f.limit {
             q.push(("limit", l.to_string()));
         }
+        if let Some(id) = f.id {
+            q.push(("id", id.to_string()));
+        }
         self.send(self.http.get(self.url("/v1/runs")).query(&q))
             .await
     }

@@ -1,5 +1,7 @@
 //! `pipedeck run SERVICE [--wait]`: trigger, and optionally follow to the end.
 
+use std::io::Write;
+
 use futures_util::StreamExt;
 
 use super::output::{self, step_line};
@@ -93,26 +95,38 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
     let id = run.id;
     let run_kind = run.kind;
     let mut last: std::collections::HashMap<i64, StepStatus> = Default::default();
+    // Progress goes through a buffer, flushed when the stream pauses: a run with
+    // thousands of steps must not make this reader the engine's slow subscriber.
+    let mut out = std::io::BufWriter::new(std::io::stdout());
     loop {
-        let status = match events.next().await.map(Feed::event) {
+        let next = tokio::select! {
+            e = events.next() => e,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+                let _ = out.flush();
+                continue;
+            }
+        };
+        let status = match next.map(Feed::event) {
             Some(Some(Event::Step { step })) if step.run_id == id => {
                 if !ctx.json
                     && last.insert(step.id, step.status) != Some(step.status)
                     && step.status != StepStatus::Pending
                 {
-                    println!("{}", step_line(&step));
+                    let _ = writeln!(out, "{}", step_line(&step));
                 }
                 continue;
             }
             Some(Some(Event::Gate { gate })) if gate.run_id == id => {
                 if !ctx.json {
                     match &gate.decided_by {
-                        None => println!(
+                        None => writeln!(
+                            out,
                             "  gate {} is waiting: approve with `{}` (or reject)",
                             gate.env,
                             approve_hint(id, &gate.env, run_kind)
                         ),
-                        Some(by) => println!(
+                        Some(by) => writeln!(
+                            out,
                             "  gate {} {} by {by}{}",
                             gate.env,
                             gate.status,
@@ -122,12 +136,24 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
                                 .unwrap_or_default()
                         ),
                     }
+                    .ok();
+                    let _ = out.flush();
                 }
                 continue;
             }
             Some(Some(Event::Run { run })) if run.id == id => run.status,
-            Some(None) => match c.detail(id).await {
-                Ok(d) => d.run.status,
+            // Fell behind: ask for the run's status only (cheap, whatever its size).
+            Some(None) => match c
+                .runs(crate::store::RunFilter {
+                    id: Some(id),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(runs) => match runs.first() {
+                    Some(r) => r.status,
+                    None => continue,
+                },
                 Err(e) => return fail(e),
             },
             Some(_) => continue,
@@ -139,10 +165,12 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
             }
         };
         if status.is_terminal() {
+            let _ = out.flush();
             return finish(ctx, c, id).await;
         }
         if status == RunStatus::Cancelling && !ctx.json {
-            println!("run {id} cancelling");
+            let _ = writeln!(out, "run {id} cancelling");
+            let _ = out.flush();
         }
     }
 }

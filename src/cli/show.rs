@@ -25,6 +25,7 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
     };
     let runs = match c
         .runs(RunFilter {
+            id: None,
             service,
             status,
             limit: Some(limit),

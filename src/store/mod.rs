@@ -53,6 +53,8 @@ pub struct NewRun {
 /// Filters for listing runs; newest first.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RunFilter {
+    /// One run by id.
+    pub id: Option<i64>,
     pub service: Option<String>,
     pub status: Option<RunStatus>,
     pub limit: Option<usize>,
@@ -339,11 +341,11 @@ impl Store {
     pub fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunInfo>> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR status = ?2) \
-             ORDER BY id DESC LIMIT ?3"
+             AND (?4 IS NULL OR id = ?4) ORDER BY id DESC LIMIT ?3"
         ))?;
         let limit = f.limit.map(|l| l as i64).unwrap_or(-1);
         let rows = st.query_map(
-            params![f.service, f.status.map(|s| s.as_str()), limit],
+            params![f.service, f.status.map(|s| s.as_str()), limit, f.id],
             run_row,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -265,7 +265,9 @@ impl Driver {
                     })
                     .collect();
                 for i in ready {
-                    self.set_step(i, StepStatus::Queued, None).await;
+                    // Queued here (so it is not started twice); reported as queued only
+                    // if it has to wait for a slot.
+                    self.steps[i].status = StepStatus::Queued;
                     let Some(def) = defs.get(&self.steps[i].name) else {
                         continue;
                     };
@@ -276,9 +278,15 @@ impl Driver {
                         (self.shared.slots.clone(), stop.clone(), self.tx.clone());
                     let mut step = self.steps[i].clone();
                     set.spawn(async move {
-                        let permit = tokio::select! {
-                            p = slots.acquire_owned() => p.ok(),
-                            _ = stop.cancelled() => None,
+                        let permit = match slots.clone().try_acquire_owned() {
+                            Ok(p) => Some(p),
+                            Err(_) => {
+                                let _ = tx.send(Msg::Step(step.clone())).await;
+                                tokio::select! {
+                                    p = slots.acquire_owned() => p.ok(),
+                                    _ = stop.cancelled() => None,
+                                }
+                            }
                         };
                         let Some(permit) = permit else {
                             return (i, None, Outcome::Stopped);

@@ -26,7 +26,11 @@ pub struct InfraProject {
 pub struct Resource {
     pub id: String,
     pub kind: String,
+    /// `command`, `terraform` or `tofu`.
     pub driver: String,
+    /// For terraform/tofu: the binary to run (default: the driver's name, then the other).
+    #[serde(default)]
+    pub binary: Option<String>,
     /// Absolute path of the IaC module (the command driver's `PIPEDECK_MODULE`).
     pub module: Option<std::path::PathBuf>,
     /// Values may hold `${id.outputs.key}` references, substituted at run time.
@@ -37,6 +41,13 @@ pub struct Resource {
     pub gate: bool,
     pub commands: CommandsFile,
     pub kill_grace_ms: u64,
+}
+
+impl Resource {
+    /// Runs a real Terraform/OpenTofu binary (SJ-2), rather than operator commands.
+    pub fn is_terraform(&self) -> bool {
+        self.driver == "terraform" || self.driver == "tofu"
+    }
 }
 
 impl InfraProject {
@@ -165,21 +176,24 @@ pub(super) fn resolve_infra(
                 graph.add_edge(nodes[i], nodes[j], ());
             }
         }
-        let driver = r
-            .driver
-            .as_ref()
+        let driver_src = r.driver.as_ref().or(f.driver.as_ref());
+        let driver = driver_src
             .map(|d| d.get_ref().clone())
             .unwrap_or_else(|| "command".into());
-        if driver != "command" {
-            let span = r
-                .driver
-                .as_ref()
-                .map(|d| d.span())
-                .unwrap_or_else(|| r.id.span());
+        if !["command", "terraform", "tofu"].contains(&driver.as_str()) {
+            let span = driver_src.map(|d| d.span()).unwrap_or_else(|| r.id.span());
             cx.err(
                 span,
                 format!("driver `{driver}` is not available"),
-                "use driver = \"command\"",
+                "use driver = \"command\", \"terraform\" or \"tofu\"",
+            );
+        }
+        let terraform = driver != "command";
+        if terraform && r.module.is_none() && f.module.is_none() {
+            cx.err(
+                r.id.span(),
+                format!("resource `{rid}` uses the {driver} driver but has no module"),
+                &format!("add `module = \"<folder with .tf files>\"` to resource `{rid}` or to the infra project"),
             );
         }
         let d = &f.commands;
@@ -190,7 +204,7 @@ pub(super) fn resolve_infra(
             apply: r.commands.apply.clone().or_else(|| d.apply.clone()),
             destroy: r.commands.destroy.clone().or_else(|| d.destroy.clone()),
         };
-        if commands.apply.is_none() {
+        if !terraform && commands.apply.is_none() {
             cx.err(
                 r.id.span(),
                 format!("resource `{rid}` has no apply command"),
@@ -201,6 +215,7 @@ pub(super) fn resolve_infra(
             id: rid.clone(),
             kind: r.kind.clone(),
             driver,
+            binary: f.terraform_binary.clone(),
             module: r
                 .module
                 .as_ref()

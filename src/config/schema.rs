@@ -31,8 +31,11 @@ pub struct InfraFile {
     /// Environment gate: approval before any resource starts (default: the environment's `approval`).
     pub approval: Option<bool>,
     pub approvers: Option<Vec<String>>,
-    /// Defaults for every resource: its module and its command-driver commands.
+    /// Defaults for every resource: its driver, module and command-driver commands.
+    pub driver: Option<Spanned<String>>,
     pub module: Option<Spanned<String>>,
+    /// The Terraform/OpenTofu binary (a name on PATH or a path); default `terraform`, then `tofu`.
+    pub terraform_binary: Option<String>,
     #[serde(default)]
     pub commands: CommandsFile,
     #[serde(default)]

@@ -147,6 +147,7 @@ impl Driver {
             cwd: self.workspace.clone(),
             env,
             kill_grace: Duration::from_millis(kill_grace_ms),
+            interrupt_first: false,
         }
     }
 

@@ -127,7 +127,12 @@ impl EngineHandle {
                 names.join(", ")
             ))
         })?;
-        if undeploy && let Some(r) = p.resources.iter().find(|r| r.commands.destroy.is_none()) {
+        if undeploy
+            && let Some(r) = p
+                .resources
+                .iter()
+                .find(|r| !r.is_terraform() && r.commands.destroy.is_none())
+        {
             return Err(EngineError::Invalid(format!(
                 "resource `{}` has no destroy command, so `{project}` cannot be undeployed \
                  (add commands.destroy to it in {})",

@@ -543,6 +543,56 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
             rep.step(&mut j.step, StepStatus::Failed, Some(why)).await;
             return (Outcome::Failed, None);
         }
+        // The Terraform/OpenTofu driver: the real binary in this working directory;
+        // without one, the operator's commands (if any) stand in.
+        let mut tf_bin = None;
+        if j.resource.is_terraform() {
+            match super::executor::terraform::find_binary(
+                &j.resource.driver,
+                j.resource.binary.as_deref(),
+            ) {
+                Some(bin) => {
+                    let module = j.resource.module.clone().unwrap_or_default();
+                    if let Err(why) =
+                        super::executor::terraform::prepare(&module, &state_dir, &inputs)
+                    {
+                        rep.step(&mut j.step, StepStatus::Failed, Some(why)).await;
+                        end_ops(
+                            &rep,
+                            &mut j.ops,
+                            0,
+                            StepStatus::Skipped,
+                            "the module could not be prepared",
+                        )
+                        .await;
+                        return (Outcome::Failed, None);
+                    }
+                    tf_bin = Some(bin);
+                }
+                None if j.resource.commands.apply.is_some() => {
+                    if let Some(first) = j.ops.first() {
+                        let t = LogTarget {
+                            logs: j.shared.logs.clone(),
+                            run_id: j.run.id,
+                            step_id: first.id,
+                            events: j.shared.events.clone(),
+                            masker: Arc::new(Masker::default()),
+                        };
+                        let _ = process::note(
+                            &t,
+                            "no terraform or tofu binary on PATH: using the command driver's commands instead",
+                        );
+                    }
+                }
+                None => {
+                    let why = "no terraform or tofu binary on PATH (install one, or set terraform_binary)".to_string();
+                    rep.step(&mut j.step, StepStatus::Failed, Some(why.clone()))
+                        .await;
+                    end_ops(&rep, &mut j.ops, 0, StepStatus::Skipped, &why).await;
+                    return (Outcome::Failed, None);
+                }
+            }
+        }
         let mut env: Vec<(String, String)> = vec![
             ("PIPEDECK_RUN_ID".into(), j.run.id.to_string()),
             ("PIPEDECK_INFRA_PROJECT".into(), j.project.clone()),
@@ -602,8 +652,20 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
                 return (Outcome::Cancelled, None);
             }
             let op = j.ops[k].name.rsplit('.').next().unwrap_or("").to_string();
-            let Some(cmd) = command(&j.resource.commands, &op).cloned() else {
-                continue;
+            let cmd = match &tf_bin {
+                Some(bin) => super::executor::terraform::op_command(bin, &op, j.undeploy),
+                None => match command(&j.resource.commands, &op) {
+                    Some(c) => c.clone(),
+                    None => {
+                        rep.step(
+                            &mut j.ops[k],
+                            StepStatus::Skipped,
+                            Some("no command for this operation".into()),
+                        )
+                        .await;
+                        continue;
+                    }
+                },
             };
             if op == "apply" {
                 let _ = std::fs::remove_file(&outputs_file);
@@ -628,11 +690,16 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
             rep.step(&mut j.ops[k], StepStatus::Running, None).await;
             let mut op_env = env.clone();
             op_env.push(("PIPEDECK_OPERATION".into(), op.clone()));
+            if tf_bin.is_some() {
+                op_env.extend(super::executor::terraform::env(&j.shared.data_dir));
+            }
             let spec = ProcSpec {
                 command: cmd,
                 cwd: state_dir.clone(),
                 env: op_env,
                 kill_grace: Duration::from_millis(j.resource.kill_grace_ms),
+                // Terraform gets SIGINT first, so it can release its state lock (SJ-5).
+                interrupt_first: tf_bin.is_some(),
             };
             let target = LogTarget {
                 logs: j.shared.logs.clone(),
@@ -660,6 +727,52 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
                 rep.step(&mut j.step, StepStatus::Failed, Some(why.clone()))
                     .await;
                 return (Outcome::Failed, None);
+            }
+            if let Some(bin) = &tf_bin {
+                let (bin, dir, data) = (bin.clone(), state_dir.clone(), j.shared.data_dir.clone());
+                let after = op.clone();
+                let undeploy = j.undeploy;
+                let res = tokio::task::spawn_blocking(
+                    move || -> Result<Option<(Value, bool)>, String> {
+                        use super::executor::terraform as tf;
+                        match after.as_str() {
+                            "preview" => Ok(Some((tf::plan_summary(&bin, &dir, &data)?, false))),
+                            "apply" if !undeploy => {
+                                Ok(Some((tf::outputs(&bin, &dir, &data)?, true)))
+                            }
+                            _ => Ok(None),
+                        }
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+                match res {
+                    Ok(Some((summary, false))) => {
+                        let t = LogTarget {
+                            logs: j.shared.logs.clone(),
+                            run_id: j.run.id,
+                            step_id: j.ops[k].id,
+                            events: j.shared.events.clone(),
+                            masker: Arc::new(Masker::default()),
+                        };
+                        let _ =
+                            process::note(&t, &super::executor::terraform::summary_line(&summary));
+                        j.ops[k].outputs = Some(summary);
+                    }
+                    Ok(Some((outs, true))) => {
+                        let _ = std::fs::write(&outputs_file, outs.to_string());
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        rep.step(&mut j.ops[k], StepStatus::Failed, Some(e.clone()))
+                            .await;
+                        let rest = format!("upstream failed: operation/{}", j.ops[k].name);
+                        end_ops(&rep, &mut j.ops, k + 1, StepStatus::Skipped, &rest).await;
+                        rep.step(&mut j.step, StepStatus::Failed, Some(e)).await;
+                        return (Outcome::Failed, None);
+                    }
+                }
             }
             if op == "apply" {
                 match read_outputs(&outputs_file) {

@@ -57,7 +57,7 @@ pub(crate) fn plan(new: &NewRun) -> Result<Vec<Planned>> {
                     parent: None,
                 });
                 for op in operations(undeploy) {
-                    if command(&r.commands, op).is_some() {
+                    if r.is_terraform() || command(&r.commands, op).is_some() {
                         out.push(Planned {
                             stage: Stage::Operation,
                             name: format!("{}.{op}", r.id),

@@ -31,6 +31,26 @@ const FILES: &[(&str, &str)] = &[
         "infra/cloud.sh",
         include_str!("../../assets/demo/infra/cloud.sh"),
     ),
+    (
+        "infra/modules/vpc/main.tf",
+        include_str!("../../assets/demo/infra/modules/vpc/main.tf"),
+    ),
+    (
+        "infra/modules/subnet/main.tf",
+        include_str!("../../assets/demo/infra/modules/subnet/main.tf"),
+    ),
+    (
+        "infra/modules/db/main.tf",
+        include_str!("../../assets/demo/infra/modules/db/main.tf"),
+    ),
+    (
+        "infra/modules/lb/main.tf",
+        include_str!("../../assets/demo/infra/modules/lb/main.tf"),
+    ),
+    (
+        "infra/modules/dns/main.tf",
+        include_str!("../../assets/demo/infra/modules/dns/main.tf"),
+    ),
 ];
 
 /// Writes the demo into `data_dir/demo` (refreshing changed files); returns its project file.

@@ -1,3 +1,4 @@
 //! Executors: how one executable unit runs.
 
 pub mod process;
+pub mod terraform;

@@ -31,6 +31,8 @@ pub struct ProcSpec {
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
     pub kill_grace: Duration,
+    /// Stop with SIGINT first (Terraform releases its state lock), not SIGTERM.
+    pub interrupt_first: bool,
 }
 
 /// Where the output goes.
@@ -302,7 +304,7 @@ pub async fn run(
         s = &mut waiter => s,
         _ = stop.cancelled() => {
             stopped = true;
-            signal_group(pgid, libc::SIGTERM);
+            signal_group(pgid, if spec.interrupt_first { libc::SIGINT } else { libc::SIGTERM });
             tokio::select! {
                 s = &mut waiter => s,
                 _ = tokio::time::sleep(spec.kill_grace) => {

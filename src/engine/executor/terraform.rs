@@ -1,0 +1,245 @@
+//! The Terraform/OpenTofu driver (SJ-2): the real binary, one working directory and
+//! state file per resource, `-input=false`; preview saves a plan file and apply
+//! applies exactly that file; the plan summary comes from `show -json`, outputs from
+//! `output -json`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Map, Value};
+
+/// The saved plan in the resource's working directory.
+pub const PLAN_FILE: &str = "pipedeck.tfplan";
+/// The inputs, as Terraform variables (loaded automatically).
+pub const VARS_FILE: &str = "pipedeck.auto.tfvars.json";
+
+/// Finds the binary: the configured one (a path, or a name on PATH), else the
+/// driver's own name, else the other of terraform/tofu.
+pub fn find_binary(driver: &str, configured: Option<&str>) -> Option<PathBuf> {
+    let mut names: Vec<&str> = Vec::new();
+    if let Some(c) = configured {
+        if c.contains('/') {
+            let p = PathBuf::from(c);
+            return p.is_file().then_some(p);
+        }
+        names.push(c);
+    }
+    names.push(driver);
+    names.push(if driver == "tofu" {
+        "terraform"
+    } else {
+        "tofu"
+    });
+    let path = std::env::var_os("PATH")?;
+    for name in names {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// `terraform version`'s first line.
+pub fn version(bin: &Path) -> Option<String> {
+    let out = Command::new(bin)
+        .arg("version")
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_string)
+}
+
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// The shell command for one operation (the plan file is the only thing apply reads).
+pub fn op_command(bin: &Path, op: &str, undeploy: bool) -> String {
+    let b = quote(bin);
+    match op {
+        "init" => format!("{b} init -input=false"),
+        "refresh" => format!("{b} apply -refresh-only -auto-approve -input=false"),
+        "preview" if undeploy => format!("{b} plan -destroy -input=false -out={PLAN_FILE}"),
+        "preview" => format!("{b} plan -input=false -out={PLAN_FILE}"),
+        _ => format!("{b} apply -input=false {PLAN_FILE}"),
+    }
+}
+
+/// Environment every Terraform operation gets.
+pub fn env(data_dir: &Path) -> Vec<(String, String)> {
+    let rc = data_dir.join("terraform.rc");
+    if !rc.exists() {
+        let _ = std::fs::write(&rc, "");
+    }
+    vec![
+        ("TF_IN_AUTOMATION".into(), "1".into()),
+        ("TF_INPUT".into(), "0".into()),
+        ("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()),
+    ]
+}
+
+fn is_config(name: &str) -> bool {
+    name.ends_with(".tf") || name.ends_with(".tf.json")
+}
+
+/// Makes the working directory hold the module's configuration as it is now, and
+/// the inputs as variables. State, plan and `.terraform` stay.
+pub fn prepare(module: &Path, dir: &Path, inputs: &Map<String, Value>) -> Result<(), String> {
+    let entries = std::fs::read_dir(module)
+        .map_err(|e| format!("cannot read the module {}: {e}", module.display()))?;
+    let mut wanted = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_file() && is_config(&name) {
+            std::fs::copy(e.path(), dir.join(&name))
+                .map_err(|err| format!("cannot copy {name}: {err}"))?;
+            wanted.push(name);
+        }
+    }
+    if wanted.is_empty() {
+        return Err(format!("the module {} has no .tf files", module.display()));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_config(&name) && !wanted.contains(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    std::fs::write(
+        dir.join(VARS_FILE),
+        Value::Object(inputs.clone()).to_string(),
+    )
+    .map_err(|e| format!("cannot write {VARS_FILE}: {e}"))
+}
+
+fn json_of(bin: &Path, dir: &Path, args: &[&str], data_dir: &Path) -> Result<Value, String> {
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .envs(env(data_dir))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} {} failed: {}",
+            bin.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{} {}: not JSON: {e}", bin.display(), args.join(" ")))
+}
+
+/// The saved plan's summary: counts and the addresses of what changes.
+pub fn plan_summary(bin: &Path, dir: &Path, data_dir: &Path) -> Result<Value, String> {
+    let plan = json_of(bin, dir, &["show", "-json", PLAN_FILE], data_dir)?;
+    Ok(summarize(&plan))
+}
+
+/// Counts a `show -json` plan's resource changes.
+pub fn summarize(plan: &Value) -> Value {
+    let (mut add, mut change, mut destroy) = (0, 0, 0);
+    let mut changes = Vec::new();
+    for rc in plan["resource_changes"].as_array().into_iter().flatten() {
+        let actions: Vec<&str> = rc["change"]["actions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let what = match actions.as_slice() {
+            ["create"] => {
+                add += 1;
+                "create"
+            }
+            ["update"] => {
+                change += 1;
+                "update"
+            }
+            ["delete"] => {
+                destroy += 1;
+                "delete"
+            }
+            ["delete", "create"] | ["create", "delete"] => {
+                add += 1;
+                destroy += 1;
+                "replace"
+            }
+            _ => continue,
+        };
+        changes.push(serde_json::json!({"address": rc["address"], "action": what}));
+    }
+    serde_json::json!({"add": add, "change": change, "destroy": destroy, "changes": changes})
+}
+
+/// `plan: 1 to add, 0 to change, 0 to destroy (create terraform_data.vpc)`.
+pub fn summary_line(s: &Value) -> String {
+    let list: Vec<String> = s["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["action"].as_str().unwrap_or(""),
+                c["address"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let tail = if list.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", list.join(", "))
+    };
+    format!(
+        "plan: {} to add, {} to change, {} to destroy{tail}",
+        s["add"], s["change"], s["destroy"]
+    )
+}
+
+/// The root module's outputs, as `{name: value}`.
+pub fn outputs(bin: &Path, dir: &Path, data_dir: &Path) -> Result<Value, String> {
+    let raw = json_of(bin, dir, &["output", "-json"], data_dir)?;
+    let mut out = Map::new();
+    for (k, v) in raw.as_object().into_iter().flatten() {
+        out.insert(k.clone(), v["value"].clone());
+    }
+    Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarizes_actions() {
+        let plan = serde_json::json!({"resource_changes": [
+            {"address": "a.x", "change": {"actions": ["create"]}},
+            {"address": "a.y", "change": {"actions": ["update"]}},
+            {"address": "a.z", "change": {"actions": ["delete", "create"]}},
+            {"address": "a.n", "change": {"actions": ["no-op"]}}
+        ]});
+        let s = summarize(&plan);
+        assert_eq!(
+            (
+                s["add"].as_i64(),
+                s["change"].as_i64(),
+                s["destroy"].as_i64()
+            ),
+            (Some(2), Some(1), Some(1))
+        );
+        assert_eq!(
+            summary_line(&s),
+            "plan: 2 to add, 1 to change, 1 to destroy (create a.x, update a.y, replace a.z)"
+        );
+    }
+}

@@ -330,3 +330,44 @@ commands = {{ apply = "echo never" }}
     assert_eq!(res(&done, "a").status, StepStatus::Cancelled);
     assert_eq!(res(&done, "b").status, StepStatus::Cancelled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_preflight_stops_the_job_before_anything_runs() {
+    let p = TestProject::new("");
+    std::fs::write(
+        p.project_file(),
+        format!(
+            r#"{HEADER}
+[infra.one]
+environment = "dev"
+[[infra.one.resources]]
+id = "a"
+kind = "x"
+credentials = ["PIPEDECK_TEST_NEVER_SET_TOKEN"]
+commands = {{ init = "touch {d}/ran", apply = "touch {d}/ran" }}
+"#,
+            d = p.path().display()
+        ),
+    )
+    .unwrap();
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let run = h.trigger_infra("one", false, "tester").await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Failed);
+    let a = res(&done, "a");
+    assert_eq!(
+        a.reason.as_deref(),
+        Some(
+            "preflight failed: credentials: not set in the engine's environment: PIPEDECK_TEST_NEVER_SET_TOKEN"
+        )
+    );
+    assert_eq!(step(&done, "operation/a.init").status, StepStatus::Skipped);
+    assert!(
+        !p.file("ran").exists(),
+        "an operation ran despite the failed preflight"
+    );
+    let report = log_text(&h, &done, "operation/a.init").await;
+    assert!(report.contains("preflight FAIL credentials"), "{report}");
+    assert!(report.contains("preflight pass state"), "{report}");
+}

@@ -21,6 +21,32 @@ fn state(data: &Path, id: &str) -> serde_json::Value {
     .unwrap()
 }
 
+/// Approves every gate of `run` as it opens, until the run ends; returns the gates' keys.
+async fn approve_all(
+    h: &pipedeck::engine::EngineHandle,
+    rx: &mut tokio::sync::broadcast::Receiver<Event>,
+    run: i64,
+) -> (pipedeck::domain::RunDetail, Vec<String>) {
+    let mut keys = Vec::new();
+    loop {
+        let e = wait_for(rx, |e| match e {
+            Event::Gate { gate } => gate.run_id == run && gate.decided_by.is_none(),
+            Event::Run { run: r } => r.id == run && r.status.is_terminal(),
+            _ => false,
+        })
+        .await;
+        match e {
+            Event::Gate { gate } => {
+                keys.push(gate.env.clone());
+                h.decide(run, &gate.env, Decision::Approve, "alice", None)
+                    .await
+                    .unwrap();
+            }
+            _ => return (h.detail(run).await.unwrap(), keys),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_deploys_on_terraform_and_undeploys_to_empty_states() {
     let Some(bin) = find_binary("terraform", None) else {
@@ -38,23 +64,15 @@ async fn the_demo_deploys_on_terraform_and_undeploys_to_empty_states() {
         .trigger_infra("aws-staging", false, "tester")
         .await
         .unwrap();
-    wait_for(
-        &mut rx,
-        |e| matches!(e, Event::Gate { gate } if gate.env == "staging"),
-    )
-    .await;
-    h.decide(run.id, "staging", Decision::Approve, "alice", None)
-        .await
-        .unwrap();
-    wait_for(
-        &mut rx,
-        |e| matches!(e, Event::Gate { gate } if gate.env == "staging/db"),
-    )
-    .await;
-    h.decide(run.id, "staging/db", Decision::Approve, "alice", None)
-        .await
-        .unwrap();
-    let done = wait_done(&h, &mut rx, run.id).await;
+    let (done, gates) = approve_all(&h, &mut rx, run.id).await;
+    // The environment gate, a pause before each apply (the staging policy), the db node gate.
+    assert_eq!(gates[0], "staging");
+    assert!(
+        gates.contains(&"staging/vpc/apply".to_string())
+            && gates.contains(&"staging/db".to_string()),
+        "{gates:?}"
+    );
+    assert_eq!(gates.len(), 8, "{gates:?}");
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
 
     // Every resource's own state file holds its resource.
@@ -119,18 +137,158 @@ async fn the_demo_deploys_on_terraform_and_undeploys_to_empty_states() {
         .trigger_infra("aws-staging", true, "tester")
         .await
         .unwrap();
-    wait_for(
-        &mut rx,
-        |e| matches!(e, Event::Gate { gate } if gate.run_id == un.id),
-    )
-    .await;
-    h.decide(un.id, "staging", Decision::Approve, "alice", None)
-        .await
-        .unwrap();
-    let done = wait_done(&h, &mut rx, un.id).await;
+    let (done, _) = approve_all(&h, &mut rx, un.id).await;
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
     for id in ["vpc", "subnet-public", "subnet-private", "db", "lb", "dns"] {
         let st = state(data.path(), id);
         assert!(st["resources"].as_array().unwrap().is_empty(), "{id}: {st}");
     }
+}
+
+/// One terraform resource whose module takes `value`, paused before apply by policy.
+fn paused_project(dir: &Path) -> pipedeck::config::Project {
+    std::fs::create_dir_all(dir.join("mod")).unwrap();
+    std::fs::write(
+        dir.join("mod/main.tf"),
+        "variable \"value\" { type = string }\nresource \"terraform_data\" \"thing\" { input = var.value }\noutput \"value\" { value = terraform_data.thing.output }\n",
+    )
+    .unwrap();
+    let toml = r#"
+[policy]
+pause_before_apply = false
+
+[environments.staging.policy]
+pause_before_apply = true
+
+[infra.p]
+environment = "staging"
+driver = "terraform"
+
+[[infra.p.resources]]
+id = "thing"
+kind = "terraform_data"
+module = "mod"
+inputs = { value = "reviewed" }
+"#;
+    std::fs::write(dir.join("pipedeck.toml"), toml).unwrap();
+    load_project(&dir.join("pipedeck.toml")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_approved_is_the_plan_applied_and_a_stale_plan_is_refused() {
+    let Some(bin) = find_binary("terraform", None) else {
+        eprintln!("SKIPPED: neither terraform nor tofu is on PATH");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = paused_project(tmp.path());
+    let data = tmp.path().join("data");
+    let (h, _) = pipedeck::engine::start(project, &data).await.unwrap();
+    let mut rx = h.subscribe();
+    let work = data.join("infra/p/thing");
+
+    // 1. Change the configuration after the preview: the reviewed plan is what applies.
+    let run = h.trigger_infra("p", false, "tester").await.unwrap();
+    wait_for(
+        &mut rx,
+        |e| matches!(e, Event::Gate { gate } if gate.env == "staging/thing/apply"),
+    )
+    .await;
+    let d = h.detail(run.id).await.unwrap();
+    assert_eq!(
+        step(&d, "resource/thing").reason.as_deref(),
+        Some("plan: 1 to add, 0 to change, 0 to destroy (create terraform_data.thing)")
+    );
+    std::fs::write(
+        work.join("pipedeck.auto.tfvars.json"),
+        r#"{"value": "edited"}"#,
+    )
+    .unwrap();
+    h.decide(
+        run.id,
+        "staging/thing/apply",
+        Decision::Approve,
+        "alice",
+        None,
+    )
+    .await
+    .unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    let tfstate: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("terraform.tfstate")).unwrap())
+            .unwrap();
+    assert_eq!(
+        tfstate["resources"][0]["instances"][0]["attributes"]["input"]["value"],
+        "reviewed"
+    );
+    assert_eq!(
+        step(&done, "resource/thing").outputs.as_ref().unwrap()["value"],
+        "reviewed"
+    );
+
+    // 2. The state changes between preview and apply: apply is refused as stale.
+    let input = std::fs::read_to_string(tmp.path().join("pipedeck.toml"))
+        .unwrap()
+        .replace("reviewed", "second");
+    std::fs::write(tmp.path().join("pipedeck.toml"), input).unwrap();
+    h.shutdown().await;
+    let (h, _) = pipedeck::engine::start(
+        load_project(&tmp.path().join("pipedeck.toml")).unwrap(),
+        &data,
+    )
+    .await
+    .unwrap();
+    let mut rx = h.subscribe();
+    let run = h.trigger_infra("p", false, "tester").await.unwrap();
+    wait_for(
+        &mut rx,
+        |e| matches!(e, Event::Gate { gate } if gate.run_id == run.id),
+    )
+    .await;
+    // Another job applies in between.
+    let out = std::process::Command::new(&bin)
+        .args([
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-var",
+            "value=interloper",
+        ])
+        .current_dir(&work)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.decide(
+        run.id,
+        "staging/thing/apply",
+        Decision::Approve,
+        "alice",
+        None,
+    )
+    .await
+    .unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Failed);
+    let apply = step(&done, "operation/thing.apply");
+    assert!(
+        apply
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("the saved plan is stale"),
+        "{apply:#?}"
+    );
+    let tfstate: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("terraform.tfstate")).unwrap())
+            .unwrap();
+    assert_eq!(
+        tfstate["resources"][0]["instances"][0]["attributes"]["input"]["value"],
+        "interloper"
+    );
 }

@@ -8,6 +8,7 @@ mod output;
 mod run;
 mod serve;
 mod show;
+mod stack_job;
 
 use std::path::PathBuf;
 
@@ -121,6 +122,9 @@ pub enum Command {
     /// Infra pipelines: graph, run, undeploy, environment and node gates.
     #[command(subcommand)]
     Infra(infra::InfraCommand),
+    /// Stack jobs: preflight checks for one resource.
+    #[command(subcommand)]
+    StackJob(stack_job::StackJobCommand),
 }
 
 /// Resolved global settings.
@@ -269,5 +273,6 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
         Command::Cancel { run } => control::cancel(&ctx, run).await,
         Command::Rerun { run } => control::rerun(&ctx, run).await,
         Command::Infra(cmd) => infra::infra(&ctx, cmd).await,
+        Command::StackJob(cmd) => stack_job::stack_job(&ctx, cmd),
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::GatePolicy;
-use super::schema::{CommandsFile, EnvironmentFile, InfraFile};
+use super::schema::{CommandsFile, EnvironmentFile, InfraFile, PolicyFile};
 use super::validate::{Ctx, check_name, find_cycle};
 
 /// A validated infra project.
@@ -39,8 +39,59 @@ pub struct Resource {
     pub depends_on: Vec<String>,
     /// Node gate after this resource completes.
     pub gate: bool,
+    /// The flow-control policy, resolved (SJ-3).
+    #[serde(default)]
+    pub policy: Policy,
+    /// Connection variables the engine's environment must hold (SJ-4).
+    #[serde(default)]
+    pub credentials: Vec<String>,
     pub commands: CommandsFile,
     pub kill_grace_ms: u64,
+}
+
+/// One knob's value and the level it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Knob {
+    pub value: bool,
+    /// `resource`, `environment`, `organization` or `default`.
+    pub from: String,
+}
+
+/// A resolved flow-control policy (SJ-3): resource → environment → organization → default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub skip_refresh: Knob,
+    pub require_preview: Knob,
+    pub pause_before_apply: Knob,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        resolve_policy(&[])
+    }
+}
+
+/// Resolves each knob from the most specific level that sets it.
+pub fn resolve_policy(levels: &[(&str, &PolicyFile)]) -> Policy {
+    let knob = |get: fn(&PolicyFile) -> Option<bool>, default: bool| {
+        levels
+            .iter()
+            .find_map(|(name, p)| {
+                get(p).map(|v| Knob {
+                    value: v,
+                    from: name.to_string(),
+                })
+            })
+            .unwrap_or(Knob {
+                value: default,
+                from: "default".into(),
+            })
+    };
+    Policy {
+        skip_refresh: knob(|p| p.skip_refresh, false),
+        require_preview: knob(|p| p.require_preview, true),
+        pause_before_apply: knob(|p| p.pause_before_apply, false),
+    }
 }
 
 impl Resource {
@@ -86,6 +137,7 @@ pub(super) fn resolve_infra(
     name: &Spanned<String>,
     f: &InfraFile,
     envs: &HashMap<&str, &EnvironmentFile>,
+    org_policy: &PolicyFile,
     default_grace: u64,
 ) -> Option<InfraProject> {
     let first_error = cx.errors.len();
@@ -224,6 +276,15 @@ pub(super) fn resolve_infra(
             inputs,
             depends_on: deps,
             gate: r.approval.unwrap_or(false),
+            policy: {
+                let mut levels: Vec<(&str, &PolicyFile)> = vec![("resource", &r.policy)];
+                if let Some(d) = decl {
+                    levels.push(("environment", &d.policy));
+                }
+                levels.push(("organization", org_policy));
+                resolve_policy(&levels)
+            },
+            credentials: r.credentials.clone(),
             commands,
             kill_grace_ms: cx.duration(&r.kill_grace, default_grace),
         });
@@ -257,6 +318,54 @@ pub(super) fn resolve_infra(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_resolves_from_the_most_specific_level() {
+        let org = PolicyFile {
+            skip_refresh: Some(true),
+            require_preview: Some(false),
+            pause_before_apply: Some(false),
+        };
+        let env = PolicyFile {
+            require_preview: Some(true),
+            pause_before_apply: Some(true),
+            ..Default::default()
+        };
+        let res = PolicyFile {
+            pause_before_apply: Some(false),
+            ..Default::default()
+        };
+        let p = resolve_policy(&[
+            ("resource", &res),
+            ("environment", &env),
+            ("organization", &org),
+        ]);
+        assert_eq!(
+            (
+                p.pause_before_apply.value,
+                p.pause_before_apply.from.as_str()
+            ),
+            (false, "resource")
+        );
+        assert_eq!(
+            (p.require_preview.value, p.require_preview.from.as_str()),
+            (true, "environment")
+        );
+        assert_eq!(
+            (p.skip_refresh.value, p.skip_refresh.from.as_str()),
+            (true, "organization")
+        );
+        let d = resolve_policy(&[("resource", &PolicyFile::default())]);
+        assert_eq!(
+            (
+                d.skip_refresh.value,
+                d.require_preview.value,
+                d.pause_before_apply.value
+            ),
+            (false, true, false)
+        );
+        assert_eq!(d.pause_before_apply.from, "default");
+    }
 
     #[test]
     fn finds_references() {

@@ -21,6 +21,18 @@ pub struct ProjectFile {
     pub services: BTreeMap<Name, ServiceFile>,
     #[serde(default)]
     pub infra: BTreeMap<Name, InfraFile>,
+    /// The organization's flow-control policy for stack jobs (SJ-3).
+    #[serde(default)]
+    pub policy: PolicyFile,
+}
+
+/// Flow-control knobs; each unset one comes from the next level out.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub skip_refresh: Option<bool>,
+    pub require_preview: Option<bool>,
+    pub pause_before_apply: Option<bool>,
 }
 
 /// An infra project: resources for one environment, deployed as a DAG.
@@ -55,6 +67,11 @@ pub struct ResourceFile {
     pub depends_on: Vec<Name>,
     /// Node gate: approval after this resource completes, before its dependents start.
     pub approval: Option<bool>,
+    #[serde(default)]
+    pub policy: PolicyFile,
+    /// Named connection variables that must be set in the engine's environment (SJ-4).
+    #[serde(default)]
+    pub credentials: Vec<String>,
     #[serde(default)]
     pub commands: CommandsFile,
     pub kill_grace: Option<Spanned<String>>,
@@ -91,6 +108,8 @@ pub struct EnvironmentFile {
     pub approvers: Option<Vec<String>>,
     pub forbid_self_approval: Option<bool>,
     pub expires_after: Option<Spanned<String>>,
+    #[serde(default)]
+    pub policy: PolicyFile,
 }
 
 #[derive(Debug, Deserialize)]

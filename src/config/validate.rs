@@ -84,7 +84,8 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
     }
     let mut infra = BTreeMap::new();
     for (name, f) in &file.infra {
-        if let Some(p) = super::infra::resolve_infra(&mut cx, name, f, &envs, engine.kill_grace_ms)
+        if let Some(p) =
+            super::infra::resolve_infra(&mut cx, name, f, &envs, &file.policy, engine.kill_grace_ms)
         {
             infra.insert(name.get_ref().clone(), p);
         }

@@ -529,6 +529,28 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
             }
         };
         let state_dir: PathBuf = state_dir(&j.shared, &j.project, &j.resource.id);
+        // Preflight (SJ-4): a failed check stops the job before anything runs.
+        let checks = super::preflight::preflight(&j.resource, &state_dir, false);
+        let failed = super::preflight::failures(&checks);
+        // The full report goes to the first operation's log when something is missing.
+        if let (Some(first), Some(_)) = (j.ops.first(), &failed) {
+            let t = LogTarget {
+                logs: j.shared.logs.clone(),
+                run_id: j.run.id,
+                step_id: first.id,
+                events: j.shared.events.clone(),
+                masker: Arc::new(Masker::default()),
+            };
+            for line in super::preflight::report(&checks) {
+                let _ = process::note(&t, &format!("preflight {line}"));
+            }
+        }
+        if let Some(why) = failed {
+            rep.step(&mut j.step, StepStatus::Failed, Some(why.clone()))
+                .await;
+            end_ops(&rep, &mut j.ops, 0, StepStatus::Skipped, "preflight failed").await;
+            return (Outcome::Failed, None);
+        }
         if let Err(e) = std::fs::create_dir_all(&state_dir) {
             let why = format!("cannot create the state dir {}: {e}", state_dir.display());
             rep.step(&mut j.step, StepStatus::Failed, Some(why.clone()))
@@ -652,8 +674,84 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
                 return (Outcome::Cancelled, None);
             }
             let op = j.ops[k].name.rsplit('.').next().unwrap_or("").to_string();
+            // Flow control (SJ-3): the resolved policy may waive refresh or preview…
+            let policy = j.resource.policy.clone();
+            let waived = match op.as_str() {
+                "refresh" if policy.skip_refresh.value => Some(format!(
+                    "policy ({}): skip refresh",
+                    policy.skip_refresh.from
+                )),
+                "preview" if !policy.require_preview.value => Some(format!(
+                    "policy ({}): preview not required",
+                    policy.require_preview.from
+                )),
+                _ => None,
+            };
+            // Terraform cannot refresh what does not exist yet.
+            let waived = waived.or_else(|| {
+                (tf_bin.is_some()
+                    && op == "refresh"
+                    && !super::executor::terraform::has_state(&state_dir))
+                .then(|| "nothing deployed yet: no state to refresh".to_string())
+            });
+            if let Some(why) = waived {
+                rep.step(&mut j.ops[k], StepStatus::Skipped, Some(why))
+                    .await;
+                continue;
+            }
+            // …or pause between preview and apply until someone approves the plan.
+            if (op == "apply" || op == "destroy") && policy.pause_before_apply.value {
+                let summary = j
+                    .ops
+                    .iter()
+                    .find(|o| o.name.ends_with(".preview"))
+                    .and_then(|o| o.outputs.clone());
+                rep.step(
+                    &mut j.step,
+                    StepStatus::AwaitingApproval,
+                    summary
+                        .as_ref()
+                        .map(super::executor::terraform::summary_line),
+                )
+                .await;
+                let key = format!("{}/{}/{op}", j.env, j.resource.id);
+                let Some(gate) = rep.gate(j.run.id, &key, &j.shared).await else {
+                    return (Outcome::Park, None);
+                };
+                match gate.status {
+                    GateStatus::Approved => {
+                        rep.run(j.run.id, RunStatus::Running, None).await;
+                        rep.step(&mut j.step, StepStatus::Running, None).await;
+                    }
+                    GateStatus::Cancelled | GateStatus::Waiting => {
+                        end_ops(&rep, &mut j.ops, k, StepStatus::Cancelled, CANCELLED).await;
+                        rep.step(&mut j.step, StepStatus::Cancelled, Some(CANCELLED.into()))
+                            .await;
+                        return (Outcome::Cancelled, None);
+                    }
+                    GateStatus::Rejected | GateStatus::Expired => {
+                        // Rejecting discards the reviewed plan.
+                        let _ = std::fs::remove_file(
+                            state_dir.join(super::executor::terraform::PLAN_FILE),
+                        );
+                        let why = format!(
+                            "plan rejected by {}{}",
+                            gate.decided_by.unwrap_or_default(),
+                            gate.comment.map(|c| format!(": {c}")).unwrap_or_default()
+                        );
+                        end_ops(&rep, &mut j.ops, k, StepStatus::Skipped, &why).await;
+                        rep.step(&mut j.step, StepStatus::Rejected, Some(why.clone()))
+                            .await;
+                        return (Outcome::Rejected(why), None);
+                    }
+                }
+            }
+            let planned = j
+                .ops
+                .iter()
+                .any(|o| o.name.ends_with(".preview") && o.status == StepStatus::Succeeded);
             let cmd = match &tf_bin {
-                Some(bin) => super::executor::terraform::op_command(bin, &op, j.undeploy),
+                Some(bin) => super::executor::terraform::op_command(bin, &op, j.undeploy, planned),
                 None => match command(&j.resource.commands, &op) {
                     Some(c) => c.clone(),
                     None => {
@@ -712,7 +810,18 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
             let result = process::run(spec, target, j.shared.shutdown.clone(), permit).await;
             j.ops[k].exit_code = result.exit_code();
             if !result.success() {
-                let why = result.describe();
+                let mut why = result.describe();
+                if tf_bin.is_some() && (op == "apply" || op == "destroy") {
+                    // Terraform refuses a plan made against a state that has changed since.
+                    let tail = j
+                        .shared
+                        .logs
+                        .read(j.run.id, j.ops[k].id, 0, 10_000)
+                        .unwrap_or_default();
+                    if tail.iter().any(|l| l.text.contains("Saved plan is stale")) {
+                        why = "the saved plan is stale: the state changed after the preview, so nothing was applied; preview again".into();
+                    }
+                }
                 let (status, rest) = if result == process::Outcome::Stopped {
                     (StepStatus::Cancelled, SHUTDOWN.to_string())
                 } else {

@@ -6,6 +6,7 @@ pub mod executor;
 mod handle;
 mod infra;
 mod plan;
+pub mod preflight;
 mod runner;
 pub mod workspace;
 

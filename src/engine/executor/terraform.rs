@@ -60,15 +60,27 @@ fn quote(p: &Path) -> String {
 }
 
 /// The shell command for one operation (the plan file is the only thing apply reads).
-pub fn op_command(bin: &Path, op: &str, undeploy: bool) -> String {
+/// `planned`: a preview saved a plan this job, so apply/destroy apply exactly that file.
+pub fn op_command(bin: &Path, op: &str, undeploy: bool, planned: bool) -> String {
     let b = quote(bin);
     match op {
         "init" => format!("{b} init -input=false"),
         "refresh" => format!("{b} apply -refresh-only -auto-approve -input=false"),
         "preview" if undeploy => format!("{b} plan -destroy -input=false -out={PLAN_FILE}"),
         "preview" => format!("{b} plan -input=false -out={PLAN_FILE}"),
-        _ => format!("{b} apply -input=false {PLAN_FILE}"),
+        _ if planned => format!("{b} apply -input=false {PLAN_FILE}"),
+        // The policy waived the preview: no saved plan to apply.
+        "destroy" => format!("{b} destroy -auto-approve -input=false"),
+        _ => format!("{b} apply -auto-approve -input=false"),
     }
+}
+
+/// Whether the working directory's state holds any resource.
+pub fn has_state(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("terraform.tfstate"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .is_some_and(|v| v["resources"].as_array().is_some_and(|r| !r.is_empty()))
 }
 
 /// Environment every Terraform operation gets.

@@ -1,0 +1,267 @@
+//! Preflight (SJ-4): everything a stack job needs, checked before anything runs.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::executor::terraform;
+use crate::config::infra::Resource;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Runs every check for `r`, whose state lives in `state_dir`; `with_version` also
+/// asks the binary for its version (one more process).
+pub fn preflight(r: &Resource, state_dir: &Path, with_version: bool) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut check = |name: &str, ok: bool, detail: String| {
+        out.push(Check {
+            name: name.into(),
+            ok,
+            detail,
+        });
+    };
+    // The module.
+    match &r.module {
+        Some(m) => {
+            let has_tf = std::fs::read_dir(m)
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.file_name().to_string_lossy().ends_with(".tf"))
+                })
+                .unwrap_or(false);
+            if !m.is_dir() {
+                check("module", false, format!("{} does not exist", m.display()));
+            } else if r.is_terraform() && !has_tf {
+                check("module", false, format!("{} has no .tf files", m.display()));
+            } else {
+                check("module", true, m.display().to_string());
+            }
+        }
+        None if r.is_terraform() => check("module", false, "no module is set".into()),
+        None => check("module", true, "none needed by the command driver".into()),
+    }
+    // The driver's binary.
+    if r.is_terraform() {
+        match terraform::find_binary(&r.driver, r.binary.as_deref()) {
+            Some(bin) => {
+                let v = if with_version {
+                    format!(
+                        " ({})",
+                        terraform::version(&bin).unwrap_or_else(|| "version unknown".into())
+                    )
+                } else {
+                    String::new()
+                };
+                check("binary", true, format!("{}{v}", bin.display()));
+            }
+            None if r.commands.apply.is_some() => check(
+                "binary",
+                true,
+                "no terraform or tofu on PATH: the command driver's commands stand in".into(),
+            ),
+            None => check(
+                "binary",
+                false,
+                format!(
+                    "{} not found{}",
+                    r.binary.as_deref().unwrap_or("terraform or tofu on PATH"),
+                    if r.binary.is_some() {
+                        ""
+                    } else {
+                        " (install one, or set terraform_binary)"
+                    }
+                ),
+            ),
+        }
+    } else {
+        let sh = Path::new("/bin/sh").exists();
+        check(
+            "binary",
+            sh,
+            if sh {
+                "/bin/sh".into()
+            } else {
+                "/bin/sh not found".into()
+            },
+        );
+    }
+    // Credentials: named connection variables.
+    let missing: Vec<&str> = r
+        .credentials
+        .iter()
+        .filter(|v| std::env::var_os(v).is_none_or(|x| x.is_empty()))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        let d = if r.credentials.is_empty() {
+            "none named".to_string()
+        } else {
+            r.credentials.join(", ")
+        };
+        check("credentials", true, d);
+    } else {
+        check(
+            "credentials",
+            false,
+            format!(
+                "not set in the engine's environment: {}",
+                missing.join(", ")
+            ),
+        );
+    }
+    // The state location.
+    let writable = std::fs::create_dir_all(state_dir).and_then(|_| {
+        let c = std::ffi::CString::new(state_dir.as_os_str().as_encoded_bytes())
+            .map_err(std::io::Error::other)?;
+        // SAFETY: access(2) reads a valid NUL-terminated path and has no other preconditions.
+        match unsafe { libc::access(c.as_ptr(), libc::W_OK) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    });
+    match writable {
+        Ok(()) => check(
+            "state",
+            true,
+            format!("{} is writable", state_dir.display()),
+        ),
+        Err(e) => check(
+            "state",
+            false,
+            format!("{} is not writable: {e}", state_dir.display()),
+        ),
+    }
+    // The policy, resolved level by level.
+    let p = &r.policy;
+    check(
+        "policy",
+        true,
+        format!(
+            "skip_refresh={} ({}), require_preview={} ({}), pause_before_apply={} ({})",
+            p.skip_refresh.value,
+            p.skip_refresh.from,
+            p.require_preview.value,
+            p.require_preview.from,
+            p.pause_before_apply.value,
+            p.pause_before_apply.from
+        ),
+    );
+    out
+}
+
+/// `missing: credentials (not set …); state (…)` for the failed checks.
+pub fn failures(checks: &[Check]) -> Option<String> {
+    let bad: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    (!bad.is_empty()).then(|| format!("preflight failed: {}", bad.join("; ")))
+}
+
+/// One line per check, for logs and the CLI.
+pub fn report(checks: &[Check]) -> Vec<String> {
+    checks
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {:<12} {}",
+                if c.ok { "pass" } else { "FAIL" },
+                c.name,
+                c.detail
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::infra::Policy;
+    use crate::config::schema::CommandsFile;
+
+    fn resource(driver: &str, module: Option<std::path::PathBuf>) -> Resource {
+        Resource {
+            id: "db".into(),
+            kind: "x".into(),
+            driver: driver.into(),
+            binary: None,
+            module,
+            inputs: Default::default(),
+            depends_on: vec![],
+            gate: false,
+            policy: Policy::default(),
+            credentials: vec![],
+            commands: CommandsFile::default(),
+            kill_grace_ms: 1000,
+        }
+    }
+
+    fn failed(checks: &[Check]) -> Vec<&str> {
+        checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn each_failure_is_reported_precisely() {
+        let tmp = tempfile::tempdir().unwrap();
+        let module = tmp.path().join("mod");
+        std::fs::create_dir_all(&module).unwrap();
+        std::fs::write(module.join("main.tf"), "").unwrap();
+        let state = tmp.path().join("state");
+
+        // All good (the command driver needs no module and no binary but sh).
+        let ok = preflight(&resource("command", None), &state, false);
+        assert!(failed(&ok).is_empty(), "{ok:?}");
+
+        // No module.
+        let c = preflight(
+            &resource("terraform", Some(tmp.path().join("nope"))),
+            &state,
+            false,
+        );
+        assert_eq!(failed(&c), ["module"]);
+        assert!(c[0].detail.ends_with("nope does not exist"));
+
+        // No binary.
+        let mut r = resource("terraform", Some(module.clone()));
+        r.binary = Some("/nonexistent/terraform".into());
+        let c = preflight(&r, &state, false);
+        assert_eq!(failed(&c), ["binary"]);
+        assert_eq!(c[1].detail, "/nonexistent/terraform not found");
+
+        // A missing credential variable.
+        let mut r = resource("command", None);
+        r.credentials = vec!["PIPEDECK_TEST_SURELY_UNSET_CRED".into(), "PATH".into()];
+        let c = preflight(&r, &state, false);
+        assert_eq!(failed(&c), ["credentials"]);
+        assert_eq!(
+            c[2].detail,
+            "not set in the engine's environment: PIPEDECK_TEST_SURELY_UNSET_CRED"
+        );
+
+        // State location not writable (its parent is a file).
+        std::fs::write(tmp.path().join("file"), "").unwrap();
+        let c = preflight(
+            &resource("command", None),
+            &tmp.path().join("file/state"),
+            false,
+        );
+        assert_eq!(failed(&c), ["state"]);
+        assert!(
+            failures(&c)
+                .unwrap()
+                .starts_with("preflight failed: state: ")
+        );
+        // The policy line says where each knob came from.
+        assert!(c[4].detail.contains("pause_before_apply=false (default)"));
+    }
+}

@@ -292,3 +292,107 @@ async fn the_plan_approved_is_the_plan_applied_and_a_stale_plan_is_refused() {
         "interloper"
     );
 }
+
+/// Two terraform resources, `a` then `b`, no pauses.
+fn chain_project(dir: &Path, value: &str, apply_sleep: bool) -> pipedeck::config::Project {
+    std::fs::create_dir_all(dir.join("mod")).unwrap();
+    let slow = if apply_sleep {
+        "resource \"terraform_data\" \"wait\" {\n  input = var.value\n  provisioner \"local-exec\" { command = \"touch ${path.cwd}/applying && sleep 2\" }\n}\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        dir.join("mod/main.tf"),
+        format!("variable \"value\" {{ type = string }}\nresource \"terraform_data\" \"thing\" {{ input = var.value }}\n{slow}output \"value\" {{ value = terraform_data.thing.output }}\n"),
+    )
+    .unwrap();
+    let toml = format!(
+        r#"
+[environments.dev]
+
+[infra.c]
+environment = "dev"
+driver = "terraform"
+module = "mod"
+
+[[infra.c.resources]]
+id = "a"
+kind = "terraform_data"
+inputs = {{ value = "{value}" }}
+
+[[infra.c.resources]]
+id = "b"
+kind = "terraform_data"
+inputs = {{ value = "${{a.outputs.value}}" }}
+"#
+    );
+    std::fs::write(dir.join("pipedeck.toml"), toml).unwrap();
+    load_project(&dir.join("pipedeck.toml")).unwrap()
+}
+
+fn tfstate_value(dir: &Path) -> serde_json::Value {
+    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("terraform.tfstate")).unwrap()).unwrap();
+    st["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "thing")
+        .map(|r| r["instances"][0]["attributes"]["input"]["value"].clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_input_shows_in_the_next_preview_and_applies_exactly() {
+    if find_binary("terraform", None).is_none() {
+        eprintln!("SKIPPED: neither terraform nor tofu is on PATH");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (h, _) = pipedeck::engine::start(chain_project(tmp.path(), "one", false), &data).await.unwrap();
+    let mut rx = h.subscribe();
+    let run = h.trigger_infra("c", false, "tester").await.unwrap();
+    assert_eq!(wait_done(&h, &mut rx, run.id).await.run.status, RunStatus::Succeeded);
+    h.shutdown().await;
+
+    // Edit the input in the project file; the next preview shows the change.
+    let (h, _) = pipedeck::engine::start(chain_project(tmp.path(), "two", false), &data).await.unwrap();
+    let mut rx = h.subscribe();
+    let run = h.trigger_infra("c", false, "tester").await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    let summary = step(&done, "operation/a.preview").outputs.clone().unwrap();
+    assert_eq!(summary["changes"][0]["address"], "terraform_data.thing");
+    let action = summary["changes"][0]["action"].as_str().unwrap();
+    assert!(action == "update" || action == "replace", "{summary}");
+    assert_eq!(summary["changes"].as_array().unwrap().len(), 1, "{summary}");
+    assert_eq!(tfstate_value(&data.join("infra/c/a")), "two");
+    // …and the dependent follows the new output.
+    assert_eq!(tfstate_value(&data.join("infra/c/b")), "two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_apply_lets_terraform_finish_and_skips_the_rest() {
+    if find_binary("terraform", None).is_none() {
+        eprintln!("SKIPPED: neither terraform nor tofu is on PATH");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (h, _) = pipedeck::engine::start(chain_project(tmp.path(), "one", true), &data).await.unwrap();
+    let mut rx = h.subscribe();
+    let run = h.trigger_infra("c", false, "tester").await.unwrap();
+    wait_step(&mut rx, run.id, "operation/a.apply", "running").await;
+    // The apply is under way (its provisioner has started) when the cancel comes.
+    while !data.join("infra/c/a/applying").exists() {
+        wait_for(&mut rx, |e| matches!(e, Event::Log { .. })).await;
+    }
+    h.cancel(run.id, "tester").await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Cancelled);
+    assert_eq!(step(&done, "operation/a.apply").status, pipedeck::domain::StepStatus::Succeeded);
+    assert_eq!(tfstate_value(&data.join("infra/c/a")), "one");
+    assert!(!data.join("infra/c/a/.terraform.tfstate.lock.info").exists(), "a stale state lock was left");
+    assert_eq!(step(&done, "resource/b").status, pipedeck::domain::StepStatus::Cancelled);
+    assert!(!data.join("infra/c/b/terraform.tfstate").exists());
+}

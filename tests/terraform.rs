@@ -331,7 +331,9 @@ inputs = {{ value = "${{a.outputs.value}}" }}
 }
 
 fn tfstate_value(dir: &Path) -> serde_json::Value {
-    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("terraform.tfstate")).unwrap()).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("terraform.tfstate")).unwrap())
+            .unwrap();
     st["resources"]
         .as_array()
         .unwrap()
@@ -349,14 +351,21 @@ async fn an_edited_input_shows_in_the_next_preview_and_applies_exactly() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (h, _) = pipedeck::engine::start(chain_project(tmp.path(), "one", false), &data).await.unwrap();
+    let (h, _) = pipedeck::engine::start(chain_project(tmp.path(), "one", false), &data)
+        .await
+        .unwrap();
     let mut rx = h.subscribe();
     let run = h.trigger_infra("c", false, "tester").await.unwrap();
-    assert_eq!(wait_done(&h, &mut rx, run.id).await.run.status, RunStatus::Succeeded);
+    assert_eq!(
+        wait_done(&h, &mut rx, run.id).await.run.status,
+        RunStatus::Succeeded
+    );
     h.shutdown().await;
 
     // Edit the input in the project file; the next preview shows the change.
-    let (h, _) = pipedeck::engine::start(chain_project(tmp.path(), "two", false), &data).await.unwrap();
+    let (h, _) = pipedeck::engine::start(chain_project(tmp.path(), "two", false), &data)
+        .await
+        .unwrap();
     let mut rx = h.subscribe();
     let run = h.trigger_infra("c", false, "tester").await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
@@ -379,7 +388,9 @@ async fn cancel_during_apply_lets_terraform_finish_and_skips_the_rest() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (h, _) = pipedeck::engine::start(chain_project(tmp.path(), "one", true), &data).await.unwrap();
+    let (h, _) = pipedeck::engine::start(chain_project(tmp.path(), "one", true), &data)
+        .await
+        .unwrap();
     let mut rx = h.subscribe();
     let run = h.trigger_infra("c", false, "tester").await.unwrap();
     wait_step(&mut rx, run.id, "operation/a.apply", "running").await;
@@ -390,9 +401,18 @@ async fn cancel_during_apply_lets_terraform_finish_and_skips_the_rest() {
     h.cancel(run.id, "tester").await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Cancelled);
-    assert_eq!(step(&done, "operation/a.apply").status, pipedeck::domain::StepStatus::Succeeded);
+    assert_eq!(
+        step(&done, "operation/a.apply").status,
+        pipedeck::domain::StepStatus::Succeeded
+    );
     assert_eq!(tfstate_value(&data.join("infra/c/a")), "one");
-    assert!(!data.join("infra/c/a/.terraform.tfstate.lock.info").exists(), "a stale state lock was left");
-    assert_eq!(step(&done, "resource/b").status, pipedeck::domain::StepStatus::Cancelled);
+    assert!(
+        !data.join("infra/c/a/.terraform.tfstate.lock.info").exists(),
+        "a stale state lock was left"
+    );
+    assert_eq!(
+        step(&done, "resource/b").status,
+        pipedeck::domain::StepStatus::Cancelled
+    );
     assert!(!data.join("infra/c/b/terraform.tfstate").exists());
 }

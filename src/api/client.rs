@@ -109,6 +109,23 @@ impl EngineClient for Client {
             .await
     }
 
+    async fn trigger_stack_job(
+        &self,
+        resource: &str,
+        infra: Option<&str>,
+        operation: &str,
+        by: &str,
+    ) -> Result<RunInfo> {
+        let body = super::protocol::StackJobBody {
+            resource: resource.to_string(),
+            infra: infra.map(str::to_string),
+            operation: operation.to_string(),
+            by: by.to_string(),
+        };
+        self.send(self.http.post(self.url("/v1/stack-jobs")).json(&body))
+            .await
+    }
+
     async fn cancel(&self, run_id: i64, by: &str) -> Result<RunInfo> {
         let body = ByBody { by: by.to_string() };
         self.send(

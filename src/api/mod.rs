@@ -44,6 +44,13 @@ pub trait EngineClient: Send + Sync {
         undeploy: bool,
         by: &str,
     ) -> impl Future<Output = Result<RunInfo>> + Send;
+    fn trigger_stack_job(
+        &self,
+        resource: &str,
+        infra: Option<&str>,
+        operation: &str,
+        by: &str,
+    ) -> impl Future<Output = Result<RunInfo>> + Send;
     fn cancel(&self, run_id: i64, by: &str) -> impl Future<Output = Result<RunInfo>> + Send;
     fn rerun(&self, run_id: i64, by: &str) -> impl Future<Output = Result<RunInfo>> + Send;
     fn decide(
@@ -88,6 +95,15 @@ impl EngineClient for EngineHandle {
     }
     async fn trigger_infra(&self, project: &str, undeploy: bool, by: &str) -> Result<RunInfo> {
         EngineHandle::trigger_infra(self, project, undeploy, by).await
+    }
+    async fn trigger_stack_job(
+        &self,
+        resource: &str,
+        infra: Option<&str>,
+        operation: &str,
+        by: &str,
+    ) -> Result<RunInfo> {
+        EngineHandle::trigger_stack_job(self, resource, infra, operation, by).await
     }
     async fn cancel(&self, run_id: i64, by: &str) -> Result<RunInfo> {
         EngineHandle::cancel(self, run_id, by).await

@@ -38,6 +38,14 @@ pub struct InfraRunBody {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackJobBody {
+    pub resource: String,
+    pub infra: Option<String>,
+    pub operation: String,
+    pub by: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecideBody {
     pub decision: Decision,
     pub by: String,

@@ -18,7 +18,8 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
-    ByBody, DecideBody, Endpoint, InfraRunBody, LAGGED_LINE, LogsQuery, endpoint_path, lock_path,
+    ByBody, DecideBody, Endpoint, InfraRunBody, LAGGED_LINE, LogsQuery, StackJobBody,
+    endpoint_path, lock_path,
 };
 use super::{Feed, feed};
 use crate::config::Project;
@@ -145,6 +146,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/runs", get(list_runs).post(trigger))
         .route("/v1/runs/{id}", get(detail))
         .route("/v1/infra-runs", post(trigger_infra))
+        .route("/v1/stack-jobs", post(trigger_stack_job))
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/rerun", post(rerun))
         .route("/v1/runs/{id}/gates/{env}", post(decide))
@@ -223,6 +225,17 @@ async fn trigger_infra(
     Ok(Json(
         st.handle
             .trigger_infra(&b.project, b.undeploy, &b.by)
+            .await?,
+    ))
+}
+
+async fn trigger_stack_job(
+    State(st): State<AppState>,
+    Json(b): Json<StackJobBody>,
+) -> ApiResult<crate::domain::RunInfo> {
+    Ok(Json(
+        st.handle
+            .trigger_stack_job(&b.resource, b.infra.as_deref(), &b.operation, &b.by)
             .await?,
     ))
 }

@@ -122,7 +122,7 @@ pub enum Command {
     /// Infra pipelines: graph, run, undeploy, environment and node gates.
     #[command(subcommand)]
     Infra(infra::InfraCommand),
-    /// Stack jobs: preflight checks for one resource.
+    /// Stack jobs: one resource's operations (create, list, show, logs, resume, cancel, rerun, preflight).
     #[command(subcommand)]
     StackJob(stack_job::StackJobCommand),
 }
@@ -273,6 +273,6 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
         Command::Cancel { run } => control::cancel(&ctx, run).await,
         Command::Rerun { run } => control::rerun(&ctx, run).await,
         Command::Infra(cmd) => infra::infra(&ctx, cmd).await,
-        Command::StackJob(cmd) => stack_job::stack_job(&ctx, cmd),
+        Command::StackJob(cmd) => stack_job::stack_job(&ctx, cmd).await,
     }
 }

@@ -14,7 +14,15 @@ use crate::engine::TriggerRequest;
 /// What to start.
 pub enum Start {
     Service(TriggerRequest),
-    Infra { project: String, undeploy: bool },
+    Infra {
+        project: String,
+        undeploy: bool,
+    },
+    StackJob {
+        resource: String,
+        infra: Option<String>,
+        operation: String,
+    },
 }
 
 pub async fn run(
@@ -75,6 +83,14 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
     let started = match req {
         Start::Service(r) => c.trigger(r).await,
         Start::Infra { project, undeploy } => c.trigger_infra(&project, undeploy, &ctx.user).await,
+        Start::StackJob {
+            resource,
+            infra,
+            operation,
+        } => {
+            c.trigger_stack_job(&resource, infra.as_deref(), &operation, &ctx.user)
+                .await
+        }
     };
     let run = match started {
         Ok(r) => r,

@@ -1,10 +1,48 @@
-//! `pipedeck stack-job …`: the checks of one resource's stack job, alone.
+//! `pipedeck stack-job …`: one resource's stack job, outside a pipeline run.
 
-use super::{Ctx, exit};
+use super::run::{Start, start};
+use super::{Ctx, exit, fail};
+use crate::api::EngineClient;
+use crate::domain::{Decision, GateStatus};
 use crate::engine::preflight::{failures, preflight, report};
+use crate::store::RunFilter;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum StackJobCommand {
+    /// Start a stack job for a resource; prints the job id first.
+    Create {
+        resource: String,
+        /// update (… → apply), destroy, preview or refresh.
+        #[arg(long, default_value = "update")]
+        operation: String,
+        #[arg(long)]
+        infra: Option<String>,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stack jobs, newest first.
+    List {
+        #[arg(long)]
+        resource: Option<String>,
+    },
+    /// A job's operations, their status and the plan summary.
+    Show { job: i64 },
+    /// A job's logs.
+    Logs {
+        job: i64,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Resume a job paused before apply: approves the reviewed plan.
+    Resume {
+        job: i64,
+        #[arg(long, short)]
+        comment: Option<String>,
+    },
+    /// Cancel: the operation in flight finishes; the rest are skipped.
+    Cancel { job: i64 },
+    /// Repeat the same operation as a new job linked to this one.
+    Rerun { job: i64 },
     /// Run the preflight checks for a resource (module, binary, credentials, state, policy); nothing executes.
     Preflight {
         /// The resource id.
@@ -15,8 +53,92 @@ pub enum StackJobCommand {
     },
 }
 
-pub fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
+pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
     match cmd {
+        StackJobCommand::Create {
+            resource,
+            operation,
+            infra,
+            wait,
+        } => {
+            start(
+                ctx,
+                Start::StackJob {
+                    resource,
+                    infra,
+                    operation,
+                },
+                wait,
+            )
+            .await
+        }
+        StackJobCommand::List { resource } => {
+            let c = match ctx.connect() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runs = match c
+                .runs(RunFilter {
+                    limit: Some(1000),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            let jobs: Vec<_> = runs
+                .into_iter()
+                .filter(|r| {
+                    r.operation
+                        .as_deref()
+                        .is_some_and(|o| o.starts_with("stack-job:"))
+                })
+                .filter(|r| resource.is_none() || r.tag == resource)
+                .collect();
+            if ctx.json {
+                super::output::json(&jobs);
+            } else {
+                println!(
+                    "{:>5}  {:<16} {:<10} {:<10} {:<18} STARTED",
+                    "JOB", "RESOURCE", "OPERATION", "ENV", "STATUS"
+                );
+                for j in jobs {
+                    println!(
+                        "{:>5}  {:<16} {:<10} {:<10} {:<18} {}",
+                        j.id,
+                        j.tag.as_deref().unwrap_or(""),
+                        j.operation
+                            .as_deref()
+                            .unwrap_or("")
+                            .trim_start_matches("stack-job:"),
+                        j.branch,
+                        j.status.as_str(),
+                        super::output::ago(j.created_at)
+                    );
+                }
+            }
+            exit::OK
+        }
+        StackJobCommand::Show { job } => super::show::show(ctx, job).await,
+        StackJobCommand::Logs { job, follow } => super::logs::logs(ctx, job, None, follow).await,
+        StackJobCommand::Cancel { job } => super::control::cancel(ctx, job).await,
+        StackJobCommand::Rerun { job } => super::control::rerun(ctx, job).await,
+        StackJobCommand::Resume { job, comment } => {
+            let c = match ctx.connect() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let d = match c.detail(job).await {
+                Ok(d) => d,
+                Err(e) => return fail(e),
+            };
+            let Some(g) = d.gates.iter().find(|g| g.status == GateStatus::Waiting) else {
+                eprintln!("error: job {job} is not paused (it is {})", d.run.status);
+                return exit::USAGE;
+            };
+            super::control::decide(ctx, job, &g.env.clone(), Decision::Approve, comment).await
+        }
         StackJobCommand::Preflight { resource, infra } => {
             let project = match ctx.load_project() {
                 Ok(p) => p,

@@ -161,6 +161,73 @@ impl EngineHandle {
         self.call(|reply| Msg::Create(Box::new(new), reply)).await
     }
 
+    /// A stack job for one resource (SJ-1): `update` (…→ apply), `destroy`, `preview`
+    /// or `refresh`, outside any pipeline run (no environment gate; the policy applies).
+    pub async fn trigger_stack_job(
+        &self,
+        resource: &str,
+        infra: Option<&str>,
+        operation: &str,
+        by: &str,
+    ) -> Result<RunInfo> {
+        if !["update", "destroy", "preview", "refresh"].contains(&operation) {
+            return Err(EngineError::Invalid(format!(
+                "`{operation}` is not a stack-job operation: use update, destroy, preview or refresh"
+            )));
+        }
+        let found: Vec<&crate::config::infra::InfraProject> = self
+            .project
+            .infra
+            .values()
+            .filter(|p| infra.is_none_or(|n| n == p.name) && p.resource(resource).is_some())
+            .collect();
+        let p = match found.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(EngineError::NotFound(format!(
+                    "no resource `{resource}` in {}",
+                    self.project.path.display()
+                )));
+            }
+            _ => {
+                return Err(EngineError::Invalid(format!(
+                    "several infra projects define `{resource}`: name one"
+                )));
+            }
+        };
+        let mut def = p.clone();
+        def.gate.approval = false;
+        def.resources.retain(|r| r.id == resource);
+        if let Some(r) = def.resources.first_mut() {
+            r.depends_on.clear();
+            r.gate = false;
+            if operation == "destroy" && !r.is_terraform() && r.commands.destroy.is_none() {
+                return Err(EngineError::Invalid(format!(
+                    "resource `{resource}` has no destroy command"
+                )));
+            }
+        }
+        let new = NewRun {
+            kind: RunKind::Infra,
+            service: p.name.clone(),
+            run_type: RunType::Production,
+            trigger: Trigger::Manual,
+            branch: p.environment.clone(),
+            // A stack job names its resource here.
+            tag: Some(resource.to_string()),
+            commit_sha: String::new(),
+            commit_message: format!("stack job: {operation} {resource} in {}", p.environment),
+            author: by.to_string(),
+            triggered_by: by.to_string(),
+            rerun_of: None,
+            attempt: 1,
+            operation: Some(format!("stack-job:{operation}")),
+            definition: serde_json::to_value(&def)
+                .map_err(|e| EngineError::Internal(e.to_string()))?,
+        };
+        self.call(|reply| Msg::Create(Box::new(new), reply)).await
+    }
+
     /// Asks a run to stop (SP-5). Returns at once; the run shows `cancelling` until it settles.
     pub async fn cancel(&self, run_id: i64, by: &str) -> Result<RunInfo> {
         let by = by.to_string();

@@ -163,7 +163,7 @@ impl InfraDriver {
         if self.run.status != RunStatus::AwaitingApproval {
             self.rep.run(id, RunStatus::Running, None).await;
         }
-        let undeploy = self.run.operation.as_deref() == Some("undeploy");
+        let undeploy = super::plan::destroys(self.run.operation.as_deref());
         // The environment gate: before any resource starts (IP-5).
         if self.def.gate.approval {
             let gate = self
@@ -210,12 +210,24 @@ impl InfraDriver {
             }
         }
         let mut outputs: HashMap<String, Value> = HashMap::new();
-        if undeploy {
-            // Destroy takes the inputs it was applied with: upstream outputs as last applied.
-            for r in &self.def.resources {
-                let f = state_dir(&self.shared, &self.def.name, &r.id).join(LAST_OUTPUTS);
-                if let Ok(o) = read_outputs(&f) {
-                    outputs.insert(r.id.clone(), o);
+        let stack_job = self
+            .run
+            .operation
+            .as_deref()
+            .is_some_and(|o| o.starts_with("stack-job:"));
+        if undeploy || stack_job {
+            // Destroy takes the inputs it was applied with, and a lone stack job its
+            // upstream's: outputs as last applied, from every resource's state dir.
+            let project_dir = self.shared.data_dir.join("infra").join(&self.def.name);
+            for e in std::fs::read_dir(&project_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(o) = read_outputs(&e.path().join(LAST_OUTPUTS))
+                    && o.as_object().is_some_and(|m| !m.is_empty())
+                {
+                    outputs.insert(e.file_name().to_string_lossy().into_owned(), o);
                 }
             }
         }
@@ -898,7 +910,16 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
             rep.step(&mut j.ops[k], StepStatus::Succeeded, None).await;
         }
         let last = state_dir.join(LAST_OUTPUTS);
-        if j.undeploy {
+        let changed = j.ops.iter().any(|o| {
+            (o.name.ends_with(".apply") || o.name.ends_with(".destroy"))
+                && o.status == StepStatus::Succeeded
+        });
+        if !changed {
+            // A preview or refresh leaves what was applied as it was.
+            outputs = read_outputs(&last)
+                .ok()
+                .filter(|o| o.as_object().is_some_and(|m| !m.is_empty()));
+        } else if j.undeploy {
             outputs = None;
             let _ = std::fs::remove_file(&last);
         } else if outputs_file.exists() {

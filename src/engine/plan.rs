@@ -13,13 +13,21 @@ pub(crate) struct Planned {
     pub parent: Option<usize>,
 }
 
-/// The operations of a resource's stack job, in order (SJ-1); `undeploy` ends in destroy.
-pub(crate) fn operations(undeploy: bool) -> [&'static str; 4] {
-    if undeploy {
-        ["init", "refresh", "preview", "destroy"]
-    } else {
-        ["init", "refresh", "preview", "apply"]
+/// The operations of a resource's stack job, in order (SJ-1), for a run's operation:
+/// `deploy`/`stack-job:update` end in apply, `undeploy`/`stack-job:destroy` in
+/// destroy; `stack-job:preview` and `stack-job:refresh` stop early.
+pub(crate) fn operations(operation: Option<&str>) -> &'static [&'static str] {
+    match operation {
+        Some("undeploy" | "stack-job:destroy") => &["init", "refresh", "preview", "destroy"],
+        Some("stack-job:preview") => &["init", "refresh", "preview"],
+        Some("stack-job:refresh") => &["init", "refresh"],
+        _ => &["init", "refresh", "preview", "apply"],
     }
+}
+
+/// Whether a run's operation destroys.
+pub(crate) fn destroys(operation: Option<&str>) -> bool {
+    matches!(operation, Some("undeploy" | "stack-job:destroy"))
 }
 
 fn bad(e: serde_json::Error) -> EngineError {
@@ -48,7 +56,7 @@ pub(crate) fn plan(new: &NewRun) -> Result<Vec<Planned>> {
         }
         RunKind::Infra => {
             let p: InfraProject = serde_json::from_value(new.definition.clone()).map_err(bad)?;
-            let undeploy = new.operation.as_deref() == Some("undeploy");
+            let ops = operations(new.operation.as_deref());
             for r in &p.resources {
                 let parent = out.len();
                 out.push(Planned {
@@ -56,7 +64,7 @@ pub(crate) fn plan(new: &NewRun) -> Result<Vec<Planned>> {
                     name: r.id.clone(),
                     parent: None,
                 });
-                for op in operations(undeploy) {
+                for &op in ops {
                     if r.is_terraform() || command(&r.commands, op).is_some() {
                         out.push(Planned {
                             stage: Stage::Operation,

@@ -118,6 +118,8 @@ tail -n 1 "$WORK/infra.out" | sed 's/^/  /'
 echo "  make -j2: ${mk}s   pipedeck infra run (concurrency 2, state persisted, output captured): ${pdi}s"
 echo "  ratio: $(ratio "$pdi" "$mk")   (target <= 1.5)"
 
+bash scripts/bench_tf.sh "$BIN"
+
 # Dashboard benchmarks (issue: the dashboard).
 cargo bench --quiet --bench frame 2>/dev/null | grep -v '^$'
 if command -v tmux >/dev/null; then

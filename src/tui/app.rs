@@ -228,9 +228,23 @@ impl AppState {
     }
 
     /// The gate waiting in the open run, if any.
+    /// The gate waiting in the open run: the selected resource's own (its pause
+    /// before apply, or its node gate) when it has one, else any.
     pub fn waiting_gate_in_detail(&self) -> Option<&GateInfo> {
         let d = self.detail.as_ref()?;
-        self.gates.iter().find(|g| g.run_id == d.run.id)
+        let sel = self.selected_step()?;
+        // An operation's resource is its parent.
+        let resource = match sel.parent_id {
+            Some(p) => d.steps.iter().find(|s| s.id == p).map(|s| s.name.as_str()),
+            None => Some(sel.name.as_str()),
+        };
+        let mine = resource.and_then(|r| {
+            self.gates.iter().find(|g| {
+                g.run_id == d.run.id
+                    && (g.env.ends_with(&format!("/{r}")) || g.env.contains(&format!("/{r}/")))
+            })
+        });
+        mine.or_else(|| self.gates.iter().find(|g| g.run_id == d.run.id))
     }
 
     pub fn info(&mut self, text: impl Into<String>) {

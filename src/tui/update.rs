@@ -311,7 +311,9 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
                 s.gates.iter().filter(|g| g.run_id == d.run.id).collect();
             let pick = waiting
                 .iter()
-                .find(|g| g.env.ends_with(&format!("/{node}")))
+                .find(|g| {
+                    g.env.ends_with(&format!("/{node}")) || g.env.contains(&format!("/{node}/"))
+                })
                 .or_else(|| waiting.iter().find(|g| !g.env.contains('/')));
             let Some(g) = pick else {
                 s.error(format!(

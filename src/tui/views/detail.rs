@@ -129,7 +129,12 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             Some(g) => vec![format!("gate waiting {}", super::span(s.now - g.opened_at))],
             None => {
                 let mut v: Vec<String> = st.reason.iter().cloned().collect();
-                if let Some(serde_json::Value::Object(o)) = &st.outputs {
+                if st.stage == Stage::Operation
+                    && let Some(summary) = st.outputs.as_ref().filter(|o| o.get("add").is_some())
+                {
+                    // A preview's plan summary.
+                    v.push(crate::engine::executor::terraform::summary_line(summary));
+                } else if let Some(serde_json::Value::Object(o)) = &st.outputs {
                     let kv: Vec<String> = o
                         .iter()
                         .map(|(k, v)| match v {

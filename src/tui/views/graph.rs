@@ -84,41 +84,42 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         );
         return;
     };
-    let labels: Vec<Label> =
-        d.graph
-            .iter()
-            .zip(&steps)
-            .map(|(g, st)| {
-                let waiting = d.gates.iter().any(|x| {
-                    x.env.ends_with(&format!("/{}", g.id)) && x.status == GateStatus::Waiting
-                });
-                let (status, color) = match st {
-                    Some(st) => {
-                        let look = step_look(st.status);
-                        let dur = match (st.started_at, st.ended_at) {
-                            (Some(a), Some(b)) => format!(" {}", duration(b - a)),
-                            (Some(a), None) => format!(" {}", duration(s.now.max(a) - a)),
-                            _ => String::new(),
-                        };
-                        let sym = if s.ascii { look.ascii } else { look.symbol };
-                        (
-                            format!("{sym} {}{dur}", st.status.as_str().replace('_', " ")),
-                            look.color,
-                        )
-                    }
-                    None => ("?".into(), ratatui::style::Color::Reset),
-                };
-                Label {
-                    title: if waiting {
-                        format!("{} [gate]", g.id)
-                    } else {
-                        g.id.clone()
-                    },
-                    status,
-                    color,
+    let labels: Vec<Label> = d
+        .graph
+        .iter()
+        .zip(&steps)
+        .map(|(g, st)| {
+            let waiting = d.gates.iter().any(|x| {
+                (x.env.ends_with(&format!("/{}", g.id)) || x.env.contains(&format!("/{}/", g.id)))
+                    && x.status == GateStatus::Waiting
+            });
+            let (status, color) = match st {
+                Some(st) => {
+                    let look = step_look(st.status);
+                    let dur = match (st.started_at, st.ended_at) {
+                        (Some(a), Some(b)) => format!(" {}", duration(b - a)),
+                        (Some(a), None) => format!(" {}", duration(s.now.max(a) - a)),
+                        _ => String::new(),
+                    };
+                    let sym = if s.ascii { look.ascii } else { look.symbol };
+                    (
+                        format!("{sym} {}{dur}", st.status.as_str().replace('_', " ")),
+                        look.color,
+                    )
                 }
-            })
-            .collect();
+                None => ("?".into(), ratatui::style::Color::Reset),
+            };
+            Label {
+                title: if waiting {
+                    format!("{} [gate]", g.id)
+                } else {
+                    g.id.clone()
+                },
+                status,
+                color,
+            }
+        })
+        .collect();
     let sel = s.graph_sel.min(layout.nodes.len().saturating_sub(1));
     let canvas = dag_graph::draw(&layout, &labels, Some(sel), s.ascii, s.color);
     let inner_w = body.width.saturating_sub(2);

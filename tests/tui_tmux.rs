@@ -116,7 +116,7 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
     t.wait_for("Comment");
     t.keys(&["-l", "ship it"]);
     t.keys(&["Enter"]);
-    t.wait_for("Approve the gate before prod of run 1?");
+    t.wait_for("Approve the gate before prod in run 1?");
     t.keys(&["y"]);
     t.wait_for("approvals inbox (0 waiting)");
     t.keys(&["Escape"]);

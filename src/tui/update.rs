@@ -91,15 +91,39 @@ fn dialog_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
                     Decision::Approve => "Approve",
                     Decision::Reject => "Reject",
                 };
-                let what = match decision {
-                    Decision::Approve => format!("run {run} deploys to {env} and continues"),
-                    Decision::Reject => {
-                        format!("{env} and every later environment of run {run} are skipped")
-                    }
+                // Service gates stand before an environment; infra gates are keyed
+                // `env` (environment gate), `env/node` (node gate) or `env/node/apply`
+                // (a pause before applying a reviewed plan).
+                let parts: Vec<&str> = env.split('/').collect();
+                let (what_gate, what) = match (parts.as_slice(), decision) {
+                    ([e], Decision::Approve) => (
+                        format!("the gate before {e}"),
+                        format!("run {run} deploys to {e} and continues"),
+                    ),
+                    ([e], Decision::Reject) => (
+                        format!("the gate before {e}"),
+                        format!("{e} and everything after it in run {run} are skipped"),
+                    ),
+                    ([_, n], Decision::Approve) => (
+                        format!("the gate after {n}"),
+                        format!("{n}'s dependents start"),
+                    ),
+                    ([_, n], Decision::Reject) => (
+                        format!("the gate after {n}"),
+                        format!("{n}'s dependents are skipped"),
+                    ),
+                    ([_, n, op], Decision::Approve) => (
+                        format!("the reviewed plan of {n}"),
+                        format!("{n} runs {op} with exactly the plan that was previewed"),
+                    ),
+                    (_, _) => (
+                        format!("the plan of {}", parts.get(1).unwrap_or(&"")),
+                        "the plan is discarded and nothing is applied".to_string(),
+                    ),
                 };
                 let comment = (!input.trim().is_empty()).then(|| input.trim().to_string());
                 s.dialog = Some(Dialog::Confirm {
-                    text: format!("{verb} the gate before {env} of run {run}? {what}."),
+                    text: format!("{verb} {what_gate} in run {run}? {what}."),
                     effect: Effect::Decide {
                         run,
                         env,

@@ -259,6 +259,15 @@ impl LogWriter {
         self.append(&rec, 1)
     }
 
+    /// Handles on the log and its index, for an fsync on another thread (so that
+    /// making lines durable never holds up capturing new ones).
+    pub fn sync_handles(&self) -> io::Result<Option<(File, File)>> {
+        match &self.files {
+            Some((log, idx)) => Ok(Some((log.try_clone()?, idx.try_clone()?))),
+            None => Ok(None),
+        }
+    }
+
     /// Makes everything written so far durable.
     pub fn sync(&mut self) -> io::Result<()> {
         match &self.files {

@@ -197,6 +197,7 @@ fn write_loop(mut w: LogWriter, rx: Receiver<Batch>, t: &LogTarget) -> std::io::
     let mut last_sync = Instant::now();
     let mut last_pub = Instant::now();
     let (mut dirty, mut unpublished) = (false, false);
+    let mut syncing: Option<std::thread::JoinHandle<()>> = None;
     loop {
         match rx.recv_timeout(PUBLISH_EVERY) {
             Ok((data, count)) => {
@@ -207,8 +208,19 @@ fn write_loop(mut w: LogWriter, rx: Receiver<Batch>, t: &LogTarget) -> std::io::
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if dirty && last_sync.elapsed() >= SYNC_EVERY {
-            w.sync()?;
+        // Every SYNC_EVERY, fsync what has been written, on a thread of its own: the
+        // capture goes on at memory speed while the disk catches up. One at a time.
+        if dirty
+            && last_sync.elapsed() >= SYNC_EVERY
+            && syncing
+                .as_ref()
+                .is_none_or(|s: &std::thread::JoinHandle<()>| s.is_finished())
+            && let Some((log, idx)) = w.sync_handles()?
+        {
+            syncing = Some(std::thread::spawn(move || {
+                let _ = log.sync_data();
+                let _ = idx.sync_data();
+            }));
             dirty = false;
             last_sync = Instant::now();
         }

@@ -475,3 +475,93 @@ run = "mkdir {d}/lock || exit 7; echo $PIPEDECK_RUN_ID >> {d}/order; sleep 0.2; 
     got.sort();
     assert_eq!(got, ids);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_ends_with_its_process_even_if_an_escaped_daemon_holds_its_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    // The daemon leaves the step's process group (setsid) but keeps its stdout open.
+    let p = project(&format!(
+        r#"
+[services.svc]
+repo_seed = "src"
+[[services.svc.steps]]
+name = "daemonize"
+run = "echo before; setsid sh -c 'echo $$ > {d}/daemon.pid; exec sleep 30' & sleep 0.2; echo after"
+"#
+    ));
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let run = h.trigger(trigger("svc")).await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    let pid: i32 = std::fs::read_to_string(tmp.path().join("daemon.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let still_there = !process_gone(pid);
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(still_there, "the daemon should have outlived the step");
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    let s = step(&done, "build/daemonize");
+    let log = h.logs(run.id, s.id, 0, 10).await.unwrap();
+    let text: Vec<&str> = log.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(text, ["before", "after"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_waiting_for_a_slot_are_reported_queued_and_run_one_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    // One slot; three ready steps that each hold it for a while and check they are alone.
+    let body = format!("mkdir {d}/lock || exit 7; sleep 0.3; rmdir {d}/lock");
+    let p = TestProject::new(&format!(
+        r#"
+[engine]
+concurrency = 1
+[services.svc]
+repo_seed = "src"
+[[services.svc.steps]]
+name = "a"
+run = "{body}"
+[[services.svc.steps]]
+name = "b"
+run = "{body}"
+[[services.svc.steps]]
+name = "c"
+run = "{body}"
+"#
+    ));
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let run = h.trigger(trigger("svc")).await.unwrap();
+    let mut queued = std::collections::HashSet::new();
+    let done = loop {
+        match rx.recv().await.unwrap() {
+            Event::Step { step } if step.run_id == run.id && step.status == StepStatus::Queued => {
+                queued.insert(step.name.clone());
+            }
+            Event::Run { run: r } if r.id == run.id && r.status.is_terminal() => {
+                break h.detail(run.id).await.unwrap();
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    // The first starts at once; the other two wait 300 ms or more, so are seen queued.
+    assert_eq!(queued.len(), 2, "queued: {queued:?}");
+    let mut spans: Vec<(i64, i64)> = ["build/a", "build/b", "build/c"]
+        .iter()
+        .map(|s| {
+            (
+                step(&done, s).started_at.unwrap(),
+                step(&done, s).ended_at.unwrap(),
+            )
+        })
+        .collect();
+    spans.sort();
+    assert!(
+        spans[0].1 <= spans[1].0 && spans[1].1 <= spans[2].0,
+        "{spans:?}"
+    );
+}

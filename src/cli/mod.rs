@@ -204,7 +204,17 @@ pub fn main() -> i32 {
     }
     let ascii = cli.ascii || user_cfg.ascii.unwrap_or(false);
     let _log_guard = init_tracing(&ctx.data_dir);
-    let rt = match tokio::runtime::Runtime::new() {
+    // The engine (and every CLI command) runs on one thread: a step's life is a chain
+    // of small tasks, and handing them between threads costs more than running them
+    // (children run on the other cores). The dashboard keeps a thread per core.
+    let rt = if cli.command.is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

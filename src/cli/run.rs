@@ -114,14 +114,24 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
     // Progress goes through a buffer, flushed when the stream pauses: a run with
     // thousands of steps must not make this reader the engine's slow subscriber.
     let mut out = std::io::BufWriter::new(std::io::stdout());
+    let flush = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(flush);
+    let mut unflushed = false;
     loop {
         let next = tokio::select! {
             e = events.next() => e,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+            _ = &mut flush, if unflushed => {
                 let _ = out.flush();
+                unflushed = false;
                 continue;
             }
         };
+        if !unflushed {
+            unflushed = true;
+            flush
+                .as_mut()
+                .reset(tokio::time::Instant::now() + std::time::Duration::from_millis(50));
+        }
         let status = match next.map(Feed::event) {
             Some(Some(Event::Step { step })) if step.run_id == id => {
                 if !ctx.json

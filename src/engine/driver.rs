@@ -2,10 +2,10 @@
 //! environment by environment through gates and queues. It reports every change to
 //! the runner, which commits and publishes it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -40,6 +40,43 @@ pub(crate) struct Driver {
 }
 
 const SHUTDOWN: &str = "the engine shut down";
+
+/// A step ready to run but waiting for a slot is reported `queued` once it has waited
+/// this long: shorter waits are invisible to an operator, and not reporting them
+/// spares a state change per step when a wide DAG keeps every slot busy.
+pub(crate) const QUEUED_AFTER: Duration = Duration::from_millis(50);
+
+/// Waits for an execution slot, or for `stop`; runs `queued` (which reports the wait)
+/// if the wait lasts QUEUED_AFTER.
+pub(crate) async fn acquire_slot(
+    slots: &Arc<tokio::sync::Semaphore>,
+    stop: &CancellationToken,
+    queued: impl std::future::Future<Output = ()>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(p) = slots.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    let acquire = slots.clone().acquire_owned();
+    tokio::pin!(acquire);
+    tokio::select! {
+        p = &mut acquire => return p.ok(),
+        _ = stop.cancelled() => return None,
+        _ = tokio::time::sleep(QUEUED_AFTER) => {}
+    }
+    queued.await;
+    tokio::select! {
+        p = acquire => p.ok(),
+        _ = stop.cancelled() => None,
+    }
+}
+
+/// Sleeps until `at` (forever if `None`).
+pub(crate) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 impl Driver {
     pub fn new(
@@ -253,78 +290,76 @@ impl Driver {
             }
             waiting.insert(i, n);
         }
+        // Ready steps, in order, with when each became ready; each starts only once it
+        // holds a slot, so nothing waits for a slot but this loop. The first `queued`
+        // of them have been reported as waiting for one.
+        let now = Instant::now();
+        let mut ready: VecDeque<(usize, Instant)> = build
+            .iter()
+            .filter(|i| self.steps[**i].status == StepStatus::Pending && waiting.get(i) == Some(&0))
+            .map(|&i| (i, now))
+            .collect();
+        let mut queued: usize = 0;
         let stop = self.cancel.child_token();
-        let mut set: JoinSet<(usize, Option<i64>, Outcome)> = JoinSet::new();
+        let mut set: JoinSet<(usize, Outcome)> = JoinSet::new();
         let mut failed: Option<String> = None;
         loop {
-            if failed.is_none() && !stop.is_cancelled() {
-                let ready: Vec<usize> = build
-                    .iter()
-                    .copied()
-                    .filter(|i| {
-                        self.steps[*i].status == StepStatus::Pending && waiting.get(i) == Some(&0)
-                    })
-                    .collect();
-                for i in ready {
-                    // Queued here (so it is not started twice); reported as queued only
-                    // if it has to wait for a slot.
-                    self.steps[i].status = StepStatus::Queued;
-                    let Some(def) = defs.get(&self.steps[i].name) else {
-                        continue;
-                    };
-                    let name = self.steps[i].name.clone();
-                    let spec = self.spec(&def.run, def.kill_grace_ms, &[("PIPEDECK_STEP", &name)]);
-                    let target = self.target(self.steps[i].id);
-                    let (slots, stop, tx) =
-                        (self.shared.slots.clone(), stop.clone(), self.tx.clone());
-                    let mut step = self.steps[i].clone();
-                    set.spawn(async move {
-                        let permit = match slots.clone().try_acquire_owned() {
-                            Ok(p) => Some(p),
-                            Err(_) => {
-                                let _ = tx.send(Msg::Step(step.clone())).await;
-                                tokio::select! {
-                                    p = slots.acquire_owned() => p.ok(),
-                                    _ = stop.cancelled() => None,
-                                }
-                            }
-                        };
-                        let Some(permit) = permit else {
-                            return (i, None, Outcome::Stopped);
-                        };
-                        step.status = StepStatus::Running;
-                        step.started_at = Some(now_ms());
-                        let started = step.started_at;
-                        let _ = tx.send(Msg::Step(step)).await;
-                        (
-                            i,
-                            started,
-                            process::run(spec, target, stop, Some(permit)).await,
-                        )
-                    });
-                }
+            if failed.is_some() || stop.is_cancelled() {
+                // Not started, never will be: ended with the rest below.
+                ready.clear();
+                queued = 0;
             }
-            let Some(joined) = set.join_next().await else {
+            while let Some(&(i, _)) = ready.front() {
+                let Ok(permit) = self.shared.slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                ready.pop_front();
+                queued = queued.saturating_sub(1);
+                self.start_step(&mut set, i, &defs, permit, &stop).await;
+            }
+            // Those that have waited for a slot for a while are reported as queued.
+            let now = Instant::now();
+            while let Some(&(i, since)) = ready.get(queued)
+                && now >= since + QUEUED_AFTER
+            {
+                self.set_step(i, StepStatus::Queued, None).await;
+                queued += 1;
+            }
+            let report_at = ready.get(queued).map(|(_, since)| *since + QUEUED_AFTER);
+            if set.is_empty() && ready.is_empty() {
                 break;
+            }
+            let joined = tokio::select! {
+                j = set.join_next(), if !set.is_empty() => j,
+                p = self.shared.slots.clone().acquire_owned(), if !ready.is_empty() => {
+                    if let (Ok(permit), Some((i, _))) = (p, ready.pop_front()) {
+                        queued = queued.saturating_sub(1);
+                        self.start_step(&mut set, i, &defs, permit, &stop).await;
+                    }
+                    continue;
+                }
+                _ = sleep_until(report_at), if report_at.is_some() => continue,
+                _ = stop.cancelled(), if !ready.is_empty() => continue,
             };
-            let Ok((i, started, outcome)) = joined else {
+            let Some(Ok((i, outcome))) = joined else {
                 continue;
             };
-            self.steps[i].started_at = started;
             let path = self.steps[i].path();
             self.steps[i].exit_code = outcome.exit_code();
             if outcome.success() {
                 self.set_step(i, StepStatus::Succeeded, None).await;
-                for d in dependents.get(&i).cloned().unwrap_or_default() {
+                for &d in dependents.get(&i).map(Vec::as_slice).unwrap_or_default() {
                     if let Some(n) = waiting.get_mut(&d) {
                         *n -= 1;
+                        if *n == 0 && self.steps[d].status == StepStatus::Pending {
+                            ready.push_back((d, Instant::now()));
+                        }
                     }
                 }
             } else if outcome == Outcome::Stopped {
-                let (status, why) = match (&failed, started) {
-                    (Some(f), None) => (StepStatus::Skipped, format!("upstream failed: {f}")),
-                    (Some(f), Some(_)) => (StepStatus::Skipped, format!("stopped: {f} failed")),
-                    (None, _) => self.stopped_why(),
+                let (status, why) = match &failed {
+                    Some(f) => (StepStatus::Skipped, format!("stopped: {f} failed")),
+                    None => self.stopped_why(),
                 };
                 self.set_step(i, status, Some(why)).await;
             } else {
@@ -345,6 +380,26 @@ impl Driver {
             return self.cancelled_end().await;
         }
         End::Done
+    }
+
+    /// Starts build step `i`, which holds `permit` for as long as its process runs.
+    async fn start_step(
+        &mut self,
+        set: &mut JoinSet<(usize, Outcome)>,
+        i: usize,
+        defs: &HashMap<String, crate::config::Step>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        stop: &CancellationToken,
+    ) {
+        let Some(def) = defs.get(&self.steps[i].name) else {
+            return;
+        };
+        let name = self.steps[i].name.clone();
+        let spec = self.spec(&def.run, def.kill_grace_ms, &[("PIPEDECK_STEP", &name)]);
+        let target = self.target(self.steps[i].id);
+        self.set_step(i, StepStatus::Running, None).await;
+        let stop = stop.clone();
+        set.spawn(async move { (i, process::run(spec, target, stop, Some(permit)).await) });
     }
 
     /// Environments one after another, each behind its gate and its queue (SP-3..SP-6a).

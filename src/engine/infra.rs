@@ -780,17 +780,13 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
             if op == "apply" {
                 let _ = std::fs::remove_file(&outputs_file);
             }
-            // `queued` only when it really waits for a slot.
-            let permit = match j.shared.slots.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    rep.step(&mut j.ops[k], StepStatus::Queued, None).await;
-                    tokio::select! {
-                        p = j.shared.slots.clone().acquire_owned() => p.ok(),
-                        _ = j.shared.shutdown.cancelled() => None,
-                    }
-                }
-            };
+            // `queued` only when it really waits for a slot (for a while).
+            let permit = super::driver::acquire_slot(
+                &j.shared.slots,
+                &j.shared.shutdown,
+                rep.step(&mut j.ops[k], StepStatus::Queued, None),
+            )
+            .await;
             if permit.is_none() {
                 end_ops(&rep, &mut j.ops, k, StepStatus::Cancelled, SHUTDOWN).await;
                 rep.step(&mut j.step, StepStatus::Cancelled, Some(SHUTDOWN.into()))

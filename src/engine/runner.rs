@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +19,10 @@ use crate::domain::{
 use crate::store::{AuditEntry, NewRun, RunFilter, Store};
 
 type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// Commits are at most this frequent: a busy engine batches its state changes (and
+/// delays their events by at most this long); an idle one commits each at once.
+const COMMIT_EVERY: Duration = Duration::from_millis(5);
 
 pub(crate) enum Msg {
     // From clients.
@@ -140,20 +145,30 @@ impl Runner {
 
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(256);
+        let mut last_commit = Instant::now() - COMMIT_EVERY;
         loop {
             if self.rx.recv_many(&mut batch, 256).await == 0 {
                 break;
             }
             let mut out = Out::default();
-            let msgs = std::mem::take(&mut batch);
             // One transaction for the whole batch: many small state changes, one commit.
             let began = self.begin();
-            for msg in msgs {
+            for msg in batch.drain(..) {
                 self.handle(msg, &mut out);
+            }
+            // A busy engine commits at most once per COMMIT_EVERY: what arrives until
+            // then joins this commit. An idle one commits at once.
+            let due = last_commit + COMMIT_EVERY;
+            if Instant::now() < due {
+                tokio::time::sleep_until(due.into()).await;
+                while let Ok(msg) = self.rx.try_recv() {
+                    self.handle(msg, &mut out);
+                }
             }
             if began {
                 self.commit();
             }
+            last_commit = Instant::now();
             for e in out.events {
                 let _ = self.shared.events.send(e);
             }

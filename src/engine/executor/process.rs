@@ -1,27 +1,34 @@
 //! A step as a real child process in its own process group, its output captured
 //! line by line, masked, timestamped and appended to the step's log in batches.
 
-use std::io::{ErrorKind, Read};
-use std::os::unix::process::CommandExt;
+use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use memchr::memmem;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Event, now_ms};
 use crate::store::logs::{LogStore, LogWriter, PREFIX_LEN, push_prefix};
 
-/// Longest line kept whole; longer ones are split into records of this size.
-const READ_BUF: usize = 128 * 1024;
+/// Longest line kept whole (longer ones are split into records of this size), and the
+/// most one read takes from a pipe.
+const READ_BUF: usize = 1024 * 1024;
+/// The pipe buffer a step that streams gets (the kernel's default is 64 KiB): the
+/// step writes on while pipedeck stores, with fewer wakeups on both sides.
+const PIPE_SIZE: i32 = 1024 * 1024;
 /// A line read is durable within this long.
 const SYNC_EVERY: Duration = Duration::from_millis(250);
 /// Log events are published at most this often per step.
 const PUBLISH_EVERY: Duration = Duration::from_millis(25);
+/// After the step exits (and its group is killed), how long its pipes may stay open:
+/// only a process that left the group can hold them, and it is not waited for.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -150,87 +157,156 @@ fn format_lines(region: &[u8], stream: u8, masker: &Masker) -> Batch {
     (out, count as u64)
 }
 
-fn pump(mut src: impl Read, stream: u8, tx: SyncSender<Batch>, masker: Arc<Masker>) {
-    // Start small (most steps print little); grow to READ_BUF for steps that stream.
-    let mut buf = vec![0u8; 4096];
-    let mut filled = 0;
-    loop {
-        if filled == buf.len() && buf.len() < READ_BUF {
-            buf.resize((buf.len() * 4).min(READ_BUF), 0);
+/// One of the child's output pipes, read on the runtime's reactor, cut into lines.
+type Src = Pin<Box<dyn AsyncRead + Send>>;
+
+struct Pump {
+    src: Option<Src>,
+    /// The pipe, to enlarge its buffer once the step streams.
+    fd: Option<std::os::fd::RawFd>,
+    stream: u8,
+    buf: Vec<u8>,
+    filled: usize,
+    /// The last read filled all the room there was: more is waiting.
+    full: bool,
+}
+
+impl Pump {
+    fn new(src: Option<Src>, fd: Option<std::os::fd::RawFd>, stream: u8) -> Self {
+        Self {
+            src,
+            fd,
+            stream,
+            // Start small (most steps print little); grow to READ_BUF for steps that stream.
+            buf: Vec::new(),
+            filled: 0,
+            full: false,
         }
-        if filled == buf.len() {
-            // A line longer than the cap: store what we have as one record.
-            buf.push(b'\n');
-            let batch = format_lines(&buf[..=filled], stream, &masker);
-            buf.truncate(READ_BUF);
-            filled = 0;
-            if tx.send(batch).is_err() {
-                return;
-            }
-        }
-        let n = match src.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => break,
+    }
+
+    fn open(&self) -> bool {
+        self.src.is_some()
+    }
+
+    /// Reads what the pipe has (cancel safe: a read that did not finish took nothing).
+    async fn read(&mut self) -> io::Result<usize> {
+        self.grow();
+        let Some(src) = self.src.as_mut() else {
+            return Ok(0);
         };
-        let scan_from = filled;
-        filled += n;
-        if let Some(rel) = memchr::memrchr(b'\n', &buf[scan_from..filled]) {
-            let last = scan_from + rel;
-            let batch = format_lines(&buf[..=last], stream, &masker);
-            buf.copy_within(last + 1..filled, 0);
-            filled -= last + 1;
-            if tx.send(batch).is_err() {
-                return;
+        let room = self.buf.len() - self.filled;
+        let n = src.read(&mut self.buf[self.filled..]).await?;
+        self.full = n == room;
+        Ok(n)
+    }
+
+    /// Makes room for the next read: a first small buffer, grown while a line needs it
+    /// or the pipe holds more than a read takes.
+    fn grow(&mut self) {
+        if self.buf.is_empty() {
+            self.buf.resize(4096, 0);
+        } else if (self.full || self.filled == self.buf.len()) && self.buf.len() < READ_BUF {
+            let len = (self.buf.len() * 4).min(READ_BUF);
+            self.buf.resize(len, 0);
+            if len == READ_BUF
+                && let Some(fd) = self.fd.take()
+            {
+                // SAFETY: F_SETPIPE_SZ on a pipe this pump owns (open while src is);
+                // failing (over the system's limit) leaves the default, which works.
+                unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE) };
             }
         }
     }
-    if filled > 0 {
-        buf.truncate(filled);
-        buf.push(b'\n');
-        let _ = tx.send(format_lines(&buf, stream, &masker));
+
+    /// Takes `n` more bytes in; returns the complete lines as records, if any.
+    fn took(&mut self, n: usize, masker: &Masker) -> Option<Batch> {
+        let scan_from = self.filled;
+        self.filled += n;
+        if let Some(rel) = memchr::memrchr(b'\n', &self.buf[scan_from..self.filled]) {
+            let last = scan_from + rel;
+            let batch = format_lines(&self.buf[..=last], self.stream, masker);
+            self.buf.copy_within(last + 1..self.filled, 0);
+            self.filled -= last + 1;
+            return Some(batch);
+        }
+        if self.filled == self.buf.len() && self.buf.len() >= READ_BUF {
+            // A line longer than the cap: store what we have as one record.
+            self.buf.push(b'\n');
+            let batch = format_lines(&self.buf, self.stream, masker);
+            self.buf.truncate(READ_BUF);
+            self.filled = 0;
+            return Some(batch);
+        }
+        None
+    }
+
+    /// End of output: the pipe is closed; an unterminated last line becomes a record.
+    fn finish(&mut self, masker: &Masker) -> Option<Batch> {
+        self.src = None;
+        self.fd = None;
+        if self.filled == 0 {
+            return None;
+        }
+        let mut rest = self.buf[..self.filled].to_vec();
+        rest.push(b'\n');
+        self.filled = 0;
+        Some(format_lines(&rest, self.stream, masker))
     }
 }
 
-fn write_loop(mut w: LogWriter, rx: Receiver<Batch>, t: &LogTarget) -> std::io::Result<LogWriter> {
-    let mut last_sync = Instant::now();
-    let mut last_pub = Instant::now();
-    let (mut dirty, mut unpublished) = (false, false);
-    let mut syncing: Option<std::thread::JoinHandle<()>> = None;
-    loop {
-        match rx.recv_timeout(PUBLISH_EVERY) {
-            Ok((data, count)) => {
-                w.append(&data, count)?;
-                dirty = true;
-                unpublished = true;
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+/// The step's log as it is written: appends, and publishes and fsyncs on a schedule.
+struct Sink<'a> {
+    w: LogWriter,
+    t: &'a LogTarget,
+    /// Lines written but not yet announced, and since when.
+    unpublished: Option<Instant>,
+    /// Bytes written but not yet fsynced, and since when.
+    dirty: Option<Instant>,
+    syncing: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sink<'_> {
+    fn append(&mut self, (data, count): Batch) -> io::Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        self.w.append(&data, count)?;
+        let now = Instant::now();
+        self.unpublished.get_or_insert(now);
+        self.dirty.get_or_insert(now);
+        self.tick(now)
+    }
+
+    /// When the next publish or fsync is due, if one is pending.
+    fn next_due(&self) -> Option<Instant> {
+        let p = self.unpublished.map(|t| t + PUBLISH_EVERY);
+        let s = self.dirty.map(|t| t + SYNC_EVERY);
+        match (p, s) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Publishes and fsyncs what is due.
+    fn tick(&mut self, now: Instant) -> io::Result<()> {
+        if self.unpublished.is_some_and(|t| now >= t + PUBLISH_EVERY) {
+            publish(self.t, self.w.lines());
+            self.unpublished = None;
         }
         // Every SYNC_EVERY, fsync what has been written, on a thread of its own: the
         // capture goes on at memory speed while the disk catches up. One at a time.
-        if dirty
-            && last_sync.elapsed() >= SYNC_EVERY
-            && syncing
-                .as_ref()
-                .is_none_or(|s: &std::thread::JoinHandle<()>| s.is_finished())
-            && let Some((log, idx)) = w.sync_handles()?
+        if self.dirty.is_some_and(|t| now >= t + SYNC_EVERY)
+            && self.syncing.as_ref().is_none_or(|s| s.is_finished())
+            && let Some((log, idx)) = self.w.sync_handles()?
         {
-            syncing = Some(std::thread::spawn(move || {
+            self.syncing = Some(std::thread::spawn(move || {
                 let _ = log.sync_data();
                 let _ = idx.sync_data();
             }));
-            dirty = false;
-            last_sync = Instant::now();
+            self.dirty = None;
         }
-        if unpublished && last_pub.elapsed() >= PUBLISH_EVERY {
-            publish(t, w.lines());
-            unpublished = false;
-            last_pub = Instant::now();
-        }
+        Ok(())
     }
-    Ok(w)
 }
 
 fn publish(t: &LogTarget, total_lines: u64) {
@@ -271,17 +347,20 @@ fn command(line: &str) -> Command {
 
 /// Runs `spec` to the end, or until `stop` fires. `slot` (the step's execution slot)
 /// is released as soon as the process group is gone, before the log is finished.
+///
+/// One task does it all on the runtime: the child's exit comes from its pidfd and its
+/// pipes are read on the reactor, so a step costs no thread handoffs of its own.
 pub async fn run(
     spec: ProcSpec,
     target: LogTarget,
     stop: CancellationToken,
-    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    mut slot: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Outcome {
     let writer = match target.logs.writer(target.run_id, target.step_id) {
         Ok(w) => w,
         Err(e) => return Outcome::Error(format!("cannot open the step's log: {e}")),
     };
-    let mut cmd = command(&spec.command);
+    let mut cmd = tokio::process::Command::from(command(&spec.command));
     cmd.current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -292,49 +371,100 @@ pub async fn run(
         Ok(c) => c,
         Err(e) => return Outcome::Error(format!("cannot start `{}`: {e}", spec.command)),
     };
-    let pgid = child.id() as i32;
-    let (tx, rx) = sync_channel::<Batch>(16);
-    // Pumps and writer run on the blocking pool: its threads are reused from step to
-    // step (a thread created per step costs more than /bin/true itself).
-    use tokio::task::spawn_blocking as blocking;
-    if let Some(out) = child.stdout.take() {
-        let (tx, m) = (tx.clone(), target.masker.clone());
-        blocking(move || pump(out, b'o', tx, m));
-    }
-    if let Some(err) = child.stderr.take() {
-        let (tx, m) = (tx.clone(), target.masker.clone());
-        blocking(move || pump(err, b'e', tx, m));
-    }
-    drop(tx);
-    let t2 = target.clone();
-    // The writer ends when both pumps have dropped their senders (end of output).
-    let writer_task = blocking(move || write_loop(writer, rx, &t2));
-
-    let mut waiter = tokio::task::spawn_blocking(move || child.wait());
-    let mut stopped = false;
-    let status = tokio::select! {
-        s = &mut waiter => s,
-        _ = stop.cancelled() => {
-            stopped = true;
-            signal_group(pgid, if spec.interrupt_first { libc::SIGINT } else { libc::SIGTERM });
-            tokio::select! {
-                s = &mut waiter => s,
-                _ = tokio::time::sleep(spec.kill_grace) => {
-                    signal_group(pgid, libc::SIGKILL);
-                    waiter.await
-                }
-            }
-        }
+    let pgid = child.id().map_or(0, |p| p as i32);
+    use std::os::fd::AsRawFd;
+    let (out_fd, err_fd) = (
+        child.stdout.as_ref().map(|p| p.as_raw_fd()),
+        child.stderr.as_ref().map(|p| p.as_raw_fd()),
+    );
+    let mut out = Pump::new(
+        child.stdout.take().map(|p| Box::pin(p) as Src),
+        out_fd,
+        b'o',
+    );
+    let mut err = Pump::new(
+        child.stderr.take().map(|p| Box::pin(p) as Src),
+        err_fd,
+        b'e',
+    );
+    let mut sink = Sink {
+        w: writer,
+        t: &target,
+        unpublished: None,
+        dirty: None,
+        syncing: None,
     };
-    // No orphans: whatever the step left behind in its group goes too.
-    signal_group(pgid, libc::SIGKILL);
-    drop(slot);
-    let outcome = match status {
-        Ok(Ok(st)) if stopped => {
-            let _ = st;
-            Outcome::Stopped
+    let masker = target.masker.clone();
+    let mut status = None;
+    let mut stopped = false;
+    // After SIGTERM: when to send SIGKILL. After the exit: how long output may still
+    // come from a process that left the group.
+    let mut deadline: Option<Instant> = None;
+    let mut failure: Option<io::Error> = None;
+    while status.is_none() || out.open() || err.open() {
+        let due = match (deadline, sink.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let sleep = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (read, from_out) = tokio::select! {
+            r = out.read(), if out.open() => (r, true),
+            r = err.read(), if err.open() => (r, false),
+            s = child.wait(), if status.is_none() => {
+                // No orphans: whatever the step left behind in its group goes too.
+                signal_group(pgid, libc::SIGKILL);
+                drop(slot.take());
+                status = Some(s);
+                deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                continue;
+            }
+            _ = stop.cancelled(), if !stopped && status.is_none() => {
+                stopped = true;
+                signal_group(pgid, if spec.interrupt_first { libc::SIGINT } else { libc::SIGTERM });
+                deadline = Some(Instant::now() + spec.kill_grace);
+                continue;
+            }
+            _ = sleep => {
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    deadline = None;
+                    if status.is_none() {
+                        signal_group(pgid, libc::SIGKILL);
+                    } else {
+                        // Output held open by a process outside the group: stop reading.
+                        let (a, b) = (out.finish(&masker), err.finish(&masker));
+                        for batch in [a, b].into_iter().flatten() {
+                            if let Err(e) = sink.append(batch) {
+                                failure.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+                if let Err(e) = sink.tick(now) {
+                    failure.get_or_insert(e);
+                }
+                continue;
+            }
+        };
+        let pump = if from_out { &mut out } else { &mut err };
+        let batch = match read {
+            Ok(0) | Err(_) => pump.finish(&masker),
+            Ok(n) => pump.took(n, &masker),
+        };
+        if let Some(batch) = batch
+            && let Err(e) = sink.append(batch)
+        {
+            failure.get_or_insert(e);
         }
-        Ok(Ok(st)) => {
+    }
+    let outcome = match status {
+        Some(Ok(_)) if stopped => Outcome::Stopped,
+        Some(Ok(st)) => {
             use std::os::unix::process::ExitStatusExt;
             match (st.code(), st.signal()) {
                 (Some(c), _) => Outcome::Exited(c),
@@ -342,19 +472,16 @@ pub async fn run(
                 _ => Outcome::Error("unknown exit status".into()),
             }
         }
-        Ok(Err(e)) => Outcome::Error(format!("waiting for the process failed: {e}")),
-        Err(e) => Outcome::Error(format!("waiting for the process failed: {e}")),
+        Some(Err(e)) => Outcome::Error(format!("waiting for the process failed: {e}")),
+        None => Outcome::Error("the process was lost".into()),
     };
-    match writer_task.await {
-        Ok(Ok(w)) => {
-            // Written means safe from an engine crash; the writer already fsyncs every
-            // SYNC_EVERY while a step streams, so a step's end adds no fsync of its own.
-            publish(&target, w.lines());
-            outcome
-        }
-        Ok(Err(e)) => Outcome::Error(format!("writing the step's log failed: {e}")),
-        Err(e) => Outcome::Error(format!("writing the step's log failed: {e}")),
+    if let Some(e) = failure {
+        return Outcome::Error(format!("writing the step's log failed: {e}"));
     }
+    // Written means safe from an engine crash; the sink already fsyncs every SYNC_EVERY
+    // while a step streams, so a step's end adds no fsync of its own.
+    publish(&target, sink.w.lines());
+    outcome
 }
 
 #[cfg(test)]
@@ -366,6 +493,52 @@ mod tests {
         let m = Masker::new(&["hunter2".into(), "".into(), "hunter2x".into()]);
         assert_eq!(&*m.apply(b"a hunter2x b hunter2\n"), b"a *** b ***\n");
         assert!(matches!(m.apply(b"clean\n"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    /// Feeds `chunks` through a pump as if read from a pipe; the texts of its records.
+    fn cut(chunks: &[&[u8]]) -> Vec<String> {
+        let mut p = Pump::new(None, None, b'o');
+        let m = Masker::default();
+        let mut out = Vec::new();
+        let mut keep = |b: Option<Batch>| {
+            if let Some((data, _)) = b {
+                let text = String::from_utf8(data).unwrap();
+                out.extend(text.lines().map(|l| l[PREFIX_LEN..].to_string()));
+            }
+        };
+        for c in chunks {
+            let mut c: &[u8] = c;
+            while !c.is_empty() {
+                // What read() does: make room, then take in what fits.
+                p.grow();
+                let n = c.len().min(p.buf.len() - p.filled);
+                p.buf[p.filled..p.filled + n].copy_from_slice(&c[..n]);
+                c = &c[n..];
+                keep(p.took(n, &m));
+            }
+        }
+        keep(p.finish(&m));
+        out
+    }
+
+    #[test]
+    fn pump_cuts_lines_across_reads_and_caps_long_ones() {
+        assert_eq!(cut(&[b"a\nb", b"c\nd"]), ["a", "bc", "d"]);
+        assert_eq!(cut(&[b"", b"x\n"]), ["x"]);
+        // A line just under the cap stays whole even when it fills the buffer.
+        let almost = vec![b'y'; READ_BUF - 1];
+        let mut feed = almost.clone();
+        feed.extend_from_slice(b"\nz\n");
+        assert_eq!(
+            cut(&[&feed]),
+            [String::from_utf8(almost).unwrap(), "z".to_string()]
+        );
+        // A longer one is cut at the cap.
+        let long = vec![b'w'; READ_BUF + 10];
+        let got = cut(&[&long, b"\n"]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].len(), READ_BUF);
+        assert_eq!(got[1].len(), 10);
     }
 
     #[test]

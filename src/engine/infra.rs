@@ -572,7 +572,14 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
         // Fixed names in the state dir, overwritten run after run (no file churn).
         let inputs_file = state_dir.join("inputs.json");
         let outputs_file = state_dir.join(NEXT_OUTPUTS);
-        if let Err(e) = std::fs::write(&inputs_file, Value::Object(inputs.clone()).to_string()) {
+        // Rewritten only when they changed: a redeploy with the same inputs touches nothing.
+        let text = Value::Object(inputs.clone()).to_string();
+        let same = std::fs::read(&inputs_file).is_ok_and(|old| old == text.as_bytes());
+        if let Err(e) = if same {
+            Ok(())
+        } else {
+            std::fs::write(&inputs_file, text)
+        } {
             let why = format!("cannot write {}: {e}", inputs_file.display());
             rep.step(&mut j.step, StepStatus::Failed, Some(why)).await;
             return (Outcome::Failed, None);

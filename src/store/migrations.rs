@@ -71,6 +71,14 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE steps ADD COLUMN parent_id INTEGER REFERENCES steps(id);
     ALTER TABLE steps ADD COLUMN outputs TEXT;
     ALTER TABLE runs ADD COLUMN operation TEXT;",
+    // 3: a run's definition (a whole project, megabytes for a large infra project) in a
+    // table of its own, so that reading a run row never walks it.
+    "CREATE TABLE definitions (
+        run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+        definition TEXT NOT NULL
+    );
+    INSERT INTO definitions (run_id, definition) SELECT id, definition FROM runs;
+    ALTER TABLE runs DROP COLUMN definition;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -190,8 +190,8 @@ impl Store {
         self.conn
             .prepare_cached(
                 "INSERT INTO runs (kind, service, run_type, trigger, branch, tag, commit_sha, \
-                 commit_message, author, triggered_by, status, created_at, rerun_of, attempt, definition, operation) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14, ?15)",
+                 commit_message, author, triggered_by, status, created_at, rerun_of, attempt, operation) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14)",
             )?
             .execute(params![
                 new.kind.as_str(),
@@ -207,10 +207,12 @@ impl Store {
                 now,
                 new.rerun_of,
                 new.attempt,
-                def,
                 new.operation
             ])?;
         let id = self.conn.last_insert_rowid();
+        self.conn
+            .prepare_cached("INSERT INTO definitions (run_id, definition) VALUES (?1, ?2)")?
+            .execute(params![id, def])?;
         self.run(id)?
             .ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
     }
@@ -289,7 +291,7 @@ impl Store {
     pub fn definition_as<T: serde::de::DeserializeOwned>(&self, run_id: i64) -> Result<Option<T>> {
         let def: Option<String> = self
             .conn
-            .prepare_cached("SELECT definition FROM runs WHERE id = ?1")?
+            .prepare_cached("SELECT definition FROM definitions WHERE run_id = ?1")?
             .query_row([run_id], |r| r.get(0))
             .optional()?;
         Ok(def.map(|d| serde_json::from_str(&d)).transpose()?)
@@ -505,6 +507,6 @@ mod migration_tests {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
     }
 }

@@ -281,10 +281,7 @@ impl Sink<'_> {
     fn next_due(&self) -> Option<Instant> {
         let p = self.unpublished.map(|t| t + PUBLISH_EVERY);
         let s = self.dirty.map(|t| t + SYNC_EVERY);
-        match (p, s) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(p, s)
     }
 
     /// Publishes and fsyncs what is due.
@@ -345,6 +342,14 @@ fn command(line: &str) -> Command {
     }
 }
 
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Runs `spec` to the end, or until `stop` fires. `slot` (the step's execution slot)
 /// is released as soon as the process group is gone, before the log is finished.
 ///
@@ -402,16 +407,7 @@ pub async fn run(
     let mut deadline: Option<Instant> = None;
     let mut failure: Option<io::Error> = None;
     while status.is_none() || out.open() || err.open() {
-        let due = match (deadline, sink.next_due()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let sleep = async {
-            match due {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = crate::engine::driver::sleep_until(earliest(deadline, sink.next_due()));
         let (read, from_out) = tokio::select! {
             r = out.read(), if out.open() => (r, true),
             r = err.read(), if err.open() => (r, false),

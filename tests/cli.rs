@@ -105,7 +105,17 @@ impl Proc {
             self.seen.push(l.unwrap());
         }
         let st = self.child.wait().unwrap();
-        (st.code().unwrap_or(-1), self.seen)
+        (st.code().unwrap_or(-1), std::mem::take(&mut self.seen))
+    }
+}
+
+/// A process a test started does not outlive it (an engine left serving would).
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -35,7 +35,8 @@ pub(crate) struct Driver {
     /// Fires when an operator cancels, or the engine shuts down (its parent).
     cancel: CancellationToken,
     masker: Arc<Masker>,
-    env: Vec<(String, String)>,
+    /// The run's variables, shared by its steps.
+    env: Arc<[(String, String)]>,
     workspace: PathBuf,
 }
 
@@ -96,7 +97,7 @@ impl Driver {
             tx,
             cancel,
             masker: Arc::new(Masker::default()),
-            env: Vec::new(),
+            env: Arc::new([]),
             workspace,
         }
     }
@@ -125,7 +126,18 @@ impl Driver {
     }
 
     async fn set_step(&mut self, i: usize, status: StepStatus, reason: Option<String>) {
-        let now = now_ms();
+        self.set_step_at(i, status, reason, now_ms()).await
+    }
+
+    /// Sets step `i`'s status as of `now` (unix ms): a process's end is stamped with
+    /// when it was seen to exit, not when its result was handled.
+    async fn set_step_at(
+        &mut self,
+        i: usize,
+        status: StepStatus,
+        reason: Option<String>,
+        now: i64,
+    ) {
         let s = &mut self.steps[i];
         s.status = status;
         s.reason = reason;
@@ -177,12 +189,14 @@ impl Driver {
     }
 
     fn spec(&self, command: &str, kill_grace_ms: u64, extra: &[(&str, &str)]) -> ProcSpec {
-        let mut env = self.env.clone();
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         ProcSpec {
             command: command.to_string(),
             cwd: self.workspace.clone(),
-            env,
+            env: self.env.clone(),
+            extra_env: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             kill_grace: Duration::from_millis(kill_grace_ms),
             interrupt_first: false,
         }
@@ -224,9 +238,10 @@ impl Driver {
         .await
         .map_err(|e| e.to_string())??;
         let mut values = Vec::new();
+        let mut env = Vec::new();
         for secret in &self.def.secrets {
             let v = secret.resolve()?;
-            self.env.push((secret.name.clone(), v.clone()));
+            env.push((secret.name.clone(), v.clone()));
             values.push(v);
         }
         self.masker = Arc::new(Masker::new(&values));
@@ -252,8 +267,8 @@ impl Driver {
                 self.shared.data_dir.to_string_lossy().into_owned(),
             ),
         ];
-        self.env
-            .extend(vars.into_iter().map(|(k, v)| (k.to_string(), v)));
+        env.extend(vars.into_iter().map(|(k, v)| (k.to_string(), v)));
+        self.env = env.into();
         Ok(())
     }
 
@@ -301,7 +316,7 @@ impl Driver {
             .collect();
         let mut queued: usize = 0;
         let stop = self.cancel.child_token();
-        let mut set: JoinSet<(usize, Outcome)> = JoinSet::new();
+        let mut set: JoinSet<(usize, (Outcome, i64))> = JoinSet::new();
         let mut failed: Option<String> = None;
         loop {
             if failed.is_some() || stop.is_cancelled() {
@@ -341,13 +356,14 @@ impl Driver {
                 _ = sleep_until(report_at), if report_at.is_some() => continue,
                 _ = stop.cancelled(), if !ready.is_empty() => continue,
             };
-            let Some(Ok((i, outcome))) = joined else {
+            let Some(Ok((i, (outcome, ended_at)))) = joined else {
                 continue;
             };
             let path = self.steps[i].path();
             self.steps[i].exit_code = outcome.exit_code();
             if outcome.success() {
-                self.set_step(i, StepStatus::Succeeded, None).await;
+                self.set_step_at(i, StepStatus::Succeeded, None, ended_at)
+                    .await;
                 for &d in dependents.get(&i).map(Vec::as_slice).unwrap_or_default() {
                     if let Some(n) = waiting.get_mut(&d) {
                         *n -= 1;
@@ -364,7 +380,8 @@ impl Driver {
                 self.set_step(i, status, Some(why)).await;
             } else {
                 let why = outcome.describe();
-                self.set_step(i, StepStatus::Failed, Some(why)).await;
+                self.set_step_at(i, StepStatus::Failed, Some(why), ended_at)
+                    .await;
                 if failed.is_none() {
                     failed = Some(path);
                     stop.cancel();
@@ -385,7 +402,7 @@ impl Driver {
     /// Starts build step `i`, which holds `permit` for as long as its process runs.
     async fn start_step(
         &mut self,
-        set: &mut JoinSet<(usize, Outcome)>,
+        set: &mut JoinSet<(usize, (Outcome, i64))>,
         i: usize,
         defs: &HashMap<String, crate::config::Step>,
         permit: tokio::sync::OwnedSemaphorePermit,
@@ -496,7 +513,7 @@ impl Driver {
                 &[("PIPEDECK_ENV", &name), ("PIPEDECK_STEP", &path)],
             );
             // An operator's cancel lets the environment in flight finish; only a shutdown stops it.
-            let outcome = process::run(
+            let (outcome, ended_at) = process::run(
                 spec,
                 self.target(self.steps[i].id),
                 self.shared.shutdown.clone(),
@@ -506,11 +523,12 @@ impl Driver {
             drop(guard);
             self.steps[i].exit_code = outcome.exit_code();
             if outcome.success() {
-                self.set_step(i, StepStatus::Succeeded, None).await;
+                self.set_step_at(i, StepStatus::Succeeded, None, ended_at)
+                    .await;
             } else if outcome == Outcome::Stopped {
                 return self.cancelled_end().await;
             } else {
-                self.set_step(i, StepStatus::Failed, Some(outcome.describe()))
+                self.set_step_at(i, StepStatus::Failed, Some(outcome.describe()), ended_at)
                     .await;
                 let rest = format!("upstream failed: {path}");
                 self.end_rest(Some(Stage::Deploy), StepStatus::Skipped, &rest)

@@ -20,7 +20,7 @@ use crate::store::{AuditEntry, NewRun, RunFilter, Store};
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
-/// Commits are at most this frequent: a busy engine batches its state changes (and
+/// Commits of step changes are at most this frequent: a busy engine batches them (and
 /// delays their events by at most this long); an idle one commits each at once.
 const COMMIT_EVERY: Duration = Duration::from_millis(5);
 
@@ -151,15 +151,18 @@ impl Runner {
                 break;
             }
             let mut out = Out::default();
+            // Only step changes wait for company; anything else (a request, a run's
+            // status, a shutdown) is committed and answered at once.
+            let urgent = batch.iter().any(|m| !matches!(m, Msg::Step(_)));
             // One transaction for the whole batch: many small state changes, one commit.
             let began = self.begin();
             for msg in batch.drain(..) {
                 self.handle(msg, &mut out);
             }
-            // A busy engine commits at most once per COMMIT_EVERY: what arrives until
-            // then joins this commit. An idle one commits at once.
+            // A busy engine commits step changes at most once per COMMIT_EVERY: what
+            // arrives until then joins this commit. An idle one commits at once.
             let due = last_commit + COMMIT_EVERY;
-            if Instant::now() < due {
+            if Instant::now() < due && !urgent {
                 tokio::time::sleep_until(due.into()).await;
                 while let Ok(msg) = self.rx.try_recv() {
                     self.handle(msg, &mut out);

@@ -122,9 +122,18 @@ pub fn resolve_commit(
         Some(c) => format!("{c}^{{commit}}"),
         None => format!("refs/heads/{branch}^{{commit}}"),
     };
-    let sha = git(
+    // One git call resolves the revision and reads what the run records of it.
+    let meta = git(
         Some(repo),
-        &["rev-parse", "--verify", "--quiet", "--end-of-options", &rev],
+        &[
+            "log",
+            "-1",
+            "--no-walk",
+            "--format=%H%x00%an%x00%s",
+            "--end-of-options",
+            &rev,
+            "--",
+        ],
     )
     .map_err(|_| match commit {
         Some(c) => format!("commit {c} is not in the repository {}", repo.display()),
@@ -133,8 +142,12 @@ pub fn resolve_commit(
             repo.display()
         ),
     })?;
-    let meta = git(Some(repo), &["log", "-1", "--format=%an%x00%s", &sha])?;
-    let (author, message) = meta.split_once('\0').unwrap_or((meta.as_str(), ""));
+    let mut parts = meta.splitn(3, '\0');
+    let (sha, author, message) = (
+        parts.next().unwrap_or_default().to_string(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     Ok(CommitInfo {
         sha,
         message: message.to_string(),

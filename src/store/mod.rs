@@ -166,6 +166,13 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Closing leaves the WAL for the next open instead of checkpointing it: every
+        // commit is already in the WAL, and a short-lived CLI engine (`run --wait`)
+        // would otherwise spend its last milliseconds copying pages and fsyncing.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         migrations::migrate(&mut conn)?;
         Ok(Self { conn })
     }

@@ -1,4 +1,5 @@
 //! Executors: how one executable unit runs.
 
 pub mod process;
+pub mod spawn;
 pub mod terraform;

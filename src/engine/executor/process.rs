@@ -3,16 +3,16 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memchr::memmem;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::spawn;
 use crate::domain::{Event, now_ms};
 use crate::store::logs::{LogStore, LogWriter, PREFIX_LEN, push_prefix};
 
@@ -36,7 +36,10 @@ pub struct ProcSpec {
     /// A shell command from the project file (trusted); untrusted values come in `env`.
     pub command: String,
     pub cwd: PathBuf,
-    pub env: Vec<(String, String)>,
+    /// Variables set over the engine's environment: those of the run (shared by its
+    /// steps), then the step's own.
+    pub env: Arc<[(String, String)]>,
+    pub extra_env: Vec<(String, String)>,
     pub kill_grace: Duration,
     /// Stop with SIGINT first (Terraform releases its state lock), not SIGTERM.
     pub interrupt_first: bool,
@@ -158,12 +161,10 @@ fn format_lines(region: &[u8], stream: u8, masker: &Masker) -> Batch {
 }
 
 /// One of the child's output pipes, read on the runtime's reactor, cut into lines.
-type Src = Pin<Box<dyn AsyncRead + Send>>;
-
 struct Pump {
-    src: Option<Src>,
-    /// The pipe, to enlarge its buffer once the step streams.
-    fd: Option<std::os::fd::RawFd>,
+    src: Option<pipe::Receiver>,
+    /// Whether the pipe's buffer may still be enlarged (once the step streams).
+    small_pipe: bool,
     stream: u8,
     buf: Vec<u8>,
     filled: usize,
@@ -172,10 +173,10 @@ struct Pump {
 }
 
 impl Pump {
-    fn new(src: Option<Src>, fd: Option<std::os::fd::RawFd>, stream: u8) -> Self {
+    fn new(src: Option<pipe::Receiver>, stream: u8) -> Self {
         Self {
             src,
-            fd,
+            small_pipe: true,
             stream,
             // Start small (most steps print little); grow to READ_BUF for steps that stream.
             buf: Vec::new(),
@@ -209,11 +210,13 @@ impl Pump {
             let len = (self.buf.len() * 4).min(READ_BUF);
             self.buf.resize(len, 0);
             if len == READ_BUF
-                && let Some(fd) = self.fd.take()
+                && std::mem::take(&mut self.small_pipe)
+                && let Some(src) = &self.src
             {
-                // SAFETY: F_SETPIPE_SZ on a pipe this pump owns (open while src is);
-                // failing (over the system's limit) leaves the default, which works.
-                unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE) };
+                use std::os::fd::AsRawFd;
+                // SAFETY: F_SETPIPE_SZ on a pipe this pump owns; failing (over the
+                // system's limit) leaves the default, which works.
+                unsafe { libc::fcntl(src.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
             }
         }
     }
@@ -243,7 +246,6 @@ impl Pump {
     /// End of output: the pipe is closed; an unterminated last line becomes a record.
     fn finish(&mut self, masker: &Masker) -> Option<Batch> {
         self.src = None;
-        self.fd = None;
         if self.filled == 0 {
             return None;
         }
@@ -323,25 +325,6 @@ pub fn note(t: &LogTarget, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `sh -c COMMAND`, or, for a plain command with no shell syntax at all, the program
-/// itself (as make does): one exec fewer per step.
-fn command(line: &str) -> Command {
-    let plain = |c: char| c.is_ascii_alphanumeric() || " _./=:,+-@%".contains(c);
-    let mut words = line.split_ascii_whitespace();
-    match words.next() {
-        Some(prog) if line.chars().all(plain) && !prog.contains('=') => {
-            let mut c = Command::new(prog);
-            c.args(words);
-            c
-        }
-        _ => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(line);
-            c
-        }
-    }
-}
-
 /// The earlier of two optional instants.
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -350,8 +333,10 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// Runs `spec` to the end, or until `stop` fires. `slot` (the step's execution slot)
-/// is released as soon as the process group is gone, before the log is finished.
+/// Runs `spec` to the end, or until `stop` fires; returns how it ended and when (unix
+/// ms). `slot` (the step's execution slot) is released as soon as the process group
+/// is gone, before the log is finished: the end time is taken before that, so a step
+/// that takes over the slot never seems to start before this one ended.
 ///
 /// One task does it all on the runtime: the child's exit comes from its pidfd and its
 /// pipes are read on the reactor, so a step costs no thread handoffs of its own.
@@ -360,38 +345,30 @@ pub async fn run(
     target: LogTarget,
     stop: CancellationToken,
     mut slot: Option<tokio::sync::OwnedSemaphorePermit>,
-) -> Outcome {
+) -> (Outcome, i64) {
     let writer = match target.logs.writer(target.run_id, target.step_id) {
         Ok(w) => w,
-        Err(e) => return Outcome::Error(format!("cannot open the step's log: {e}")),
+        Err(e) => {
+            return (
+                Outcome::Error(format!("cannot open the step's log: {e}")),
+                now_ms(),
+            );
+        }
     };
-    let mut cmd = tokio::process::Command::from(command(&spec.command));
-    cmd.current_dir(&spec.cwd)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = match cmd.spawn() {
+    let mut child = match spawn::spawn(
+        &spawn::argv(&spec.command),
+        &spec.cwd,
+        spec.env.iter().chain(spec.extra_env.iter()),
+    ) {
         Ok(c) => c,
-        Err(e) => return Outcome::Error(format!("cannot start `{}`: {e}", spec.command)),
+        Err(e) => {
+            let why = format!("cannot start `{}`: {e}", spec.command);
+            return (Outcome::Error(why), now_ms());
+        }
     };
-    let pgid = child.id().map_or(0, |p| p as i32);
-    use std::os::fd::AsRawFd;
-    let (out_fd, err_fd) = (
-        child.stdout.as_ref().map(|p| p.as_raw_fd()),
-        child.stderr.as_ref().map(|p| p.as_raw_fd()),
-    );
-    let mut out = Pump::new(
-        child.stdout.take().map(|p| Box::pin(p) as Src),
-        out_fd,
-        b'o',
-    );
-    let mut err = Pump::new(
-        child.stderr.take().map(|p| Box::pin(p) as Src),
-        err_fd,
-        b'e',
-    );
+    let pgid = child.pid;
+    let mut out = Pump::new(child.stdout.take(), b'o');
+    let mut err = Pump::new(child.stderr.take(), b'e');
     let mut sink = Sink {
         w: writer,
         t: &target,
@@ -401,6 +378,7 @@ pub async fn run(
     };
     let masker = target.masker.clone();
     let mut status = None;
+    let mut ended_at = 0;
     let mut stopped = false;
     // After SIGTERM: when to send SIGKILL. After the exit: how long output may still
     // come from a process that left the group.
@@ -414,6 +392,7 @@ pub async fn run(
             s = child.wait(), if status.is_none() => {
                 // No orphans: whatever the step left behind in its group goes too.
                 signal_group(pgid, libc::SIGKILL);
+                ended_at = now_ms();
                 drop(slot.take());
                 status = Some(s);
                 deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
@@ -461,7 +440,7 @@ pub async fn run(
     let outcome = match status {
         Some(Ok(_)) if stopped => Outcome::Stopped,
         Some(Ok(st)) => {
-            use std::os::unix::process::ExitStatusExt;
+            use std::os::unix::process::ExitStatusExt as _;
             match (st.code(), st.signal()) {
                 (Some(c), _) => Outcome::Exited(c),
                 (None, Some(s)) => Outcome::Signalled(s),
@@ -472,12 +451,13 @@ pub async fn run(
         None => Outcome::Error("the process was lost".into()),
     };
     if let Some(e) = failure {
-        return Outcome::Error(format!("writing the step's log failed: {e}"));
+        let why = format!("writing the step's log failed: {e}");
+        return (Outcome::Error(why), ended_at);
     }
     // Written means safe from an engine crash; the sink already fsyncs every SYNC_EVERY
     // while a step streams, so a step's end adds no fsync of its own.
     publish(&target, sink.w.lines());
-    outcome
+    (outcome, ended_at)
 }
 
 #[cfg(test)]
@@ -493,7 +473,7 @@ mod tests {
 
     /// Feeds `chunks` through a pump as if read from a pipe; the texts of its records.
     fn cut(chunks: &[&[u8]]) -> Vec<String> {
-        let mut p = Pump::new(None, None, b'o');
+        let mut p = Pump::new(None, b'o');
         let m = Masker::default();
         let mut out = Vec::new();
         let mut keep = |b: Option<Batch>| {

@@ -1,0 +1,388 @@
+//! Starting a step's process with `posix_spawn`, everything prepared up front.
+//!
+//! `std::process::Command` rebuilds the whole environment (a sorted map of the
+//! engine's own variables and the step's) and opens `/dev/null` in the parent for
+//! every spawn, and tokio's wrapper adds a reaper of its own. A pipeline spawns
+//! thousands of short steps, so here the engine's environment is captured once, a
+//! spawn copies only the step's own variables, and the exit is awaited on a pidfd.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::ExitStatus;
+use std::sync::OnceLock;
+
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
+
+/// What to run: a plain command line runs its program directly (as make does, one
+/// exec fewer), anything with shell syntax runs under `/bin/sh -c`.
+pub fn argv(line: &str) -> Vec<String> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || " _./=:,+-@%".contains(c);
+    let mut words = line.split_ascii_whitespace();
+    match words.next() {
+        Some(prog) if line.chars().all(plain) && !prog.contains('=') => std::iter::once(prog)
+            .chain(words)
+            .map(String::from)
+            .collect(),
+        _ => vec!["/bin/sh".into(), "-c".into(), line.into()],
+    }
+}
+
+fn cstring(s: &[u8], what: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} contains a NUL byte"),
+        )
+    })
+}
+
+/// The engine's own environment as `KEY=VALUE` strings, captured once (pipedeck
+/// never changes its environment after start).
+fn inherited() -> &'static [CString] {
+    static ENV: OnceLock<Vec<CString>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).ok()
+            })
+            .collect()
+    })
+}
+
+/// The child's environment: the engine's own, with `vars` set over it.
+fn environment<'a>(
+    vars: impl Iterator<Item = &'a (String, String)> + Clone,
+) -> io::Result<Vec<CString>> {
+    let overridden = |kv: &CString| {
+        let kv = kv.as_bytes();
+        let key = kv.split(|&b| b == b'=').next().unwrap_or_default();
+        vars.clone().any(|(k, _)| k.as_bytes() == key)
+    };
+    let mut env: Vec<CString> = inherited()
+        .iter()
+        .filter(|kv| !overridden(kv))
+        .cloned()
+        .collect();
+    for (k, v) in vars {
+        if k.is_empty() || k.contains('=') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("environment variable name `{k}` is not valid"),
+            ));
+        }
+        env.push(cstring(
+            format!("{k}={v}").as_bytes(),
+            "an environment value",
+        )?);
+    }
+    Ok(env)
+}
+
+/// A NULL-terminated array of pointers into `strings` (which must outlive it).
+fn pointers(strings: &[CString]) -> Vec<*mut libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr() as *mut libc::c_char)
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect()
+}
+
+/// Fails with the OS error when a libc call returned -1.
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A pipe: (read end, write end), both close-on-exec.
+fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two new descriptors into `fds`, which we then own.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// posix_spawn's file actions and attributes, destroyed on drop.
+struct Actions(libc::posix_spawn_file_actions_t);
+struct Attrs(libc::posix_spawnattr_t);
+
+impl Drop for Actions {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `spawn` before this value was made.
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
+    }
+}
+
+impl Drop for Attrs {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+    }
+}
+
+/// Errors from posix_spawn* come back as the return value, not in errno.
+fn spawn_check(r: libc::c_int) -> io::Result<()> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}
+
+/// A started step: its pid (also its process group), its output pipes, and its exit.
+pub struct Child {
+    pub pid: i32,
+    pub stdout: Option<pipe::Receiver>,
+    pub stderr: Option<pipe::Receiver>,
+    exit: Option<AsyncFd<OwnedFd>>,
+    reaped: bool,
+}
+
+/// Starts `argv` in `cwd` with `vars` over the engine's environment: stdin from
+/// /dev/null, stdout and stderr into pipes, in a new process group of its own.
+pub fn spawn<'a>(
+    argv: &[String],
+    cwd: &Path,
+    vars: impl Iterator<Item = &'a (String, String)> + Clone,
+) -> io::Result<Child> {
+    let args = argv
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "the command"))
+        .collect::<io::Result<Vec<_>>>()?;
+    let Some(prog) = args.first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+    };
+    let env = environment(vars)?;
+    let dir = cstring(cwd.as_os_str().as_bytes(), "the working directory")?;
+    let (argp, envp) = (pointers(&args), pointers(&env));
+    let (out_r, out_w) = pipe_pair()?;
+    let (err_r, err_w) = pipe_pair()?;
+
+    // SAFETY: zeroed storage is what the *_init functions expect to initialise.
+    let mut actions = Actions(unsafe { std::mem::zeroed() });
+    let mut attrs = Attrs(unsafe { std::mem::zeroed() });
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: every pointer handed over stays alive until posix_spawn returns: the
+    // strings and pointer arrays above, the descriptors, and the action/attr objects
+    // (destroyed by their Drop only after). No memory of ours is touched by the child.
+    unsafe {
+        spawn_check(libc::posix_spawn_file_actions_init(&mut actions.0))?;
+        let a = &mut actions.0;
+        spawn_check(libc::posix_spawn_file_actions_addopen(
+            a,
+            0,
+            c"/dev/null".as_ptr(),
+            libc::O_RDONLY,
+            0,
+        ))?;
+        spawn_check(libc::posix_spawn_file_actions_adddup2(
+            a,
+            out_w.as_raw_fd(),
+            1,
+        ))?;
+        spawn_check(libc::posix_spawn_file_actions_adddup2(
+            a,
+            err_w.as_raw_fd(),
+            2,
+        ))?;
+        spawn_check(libc::posix_spawn_file_actions_addchdir_np(a, dir.as_ptr()))?;
+
+        spawn_check(libc::posix_spawnattr_init(&mut attrs.0))?;
+        let t = &mut attrs.0;
+        // The child starts as std would start it: its own group, no signals blocked,
+        // SIGPIPE back to its default (Rust ignores it in this process).
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        spawn_check(libc::posix_spawnattr_setsigmask(t, &set))?;
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        spawn_check(libc::posix_spawnattr_setsigdefault(t, &set))?;
+        spawn_check(libc::posix_spawnattr_setpgroup(t, 0))?;
+        spawn_check(libc::posix_spawnattr_setflags(
+            t,
+            (libc::POSIX_SPAWN_SETPGROUP
+                | libc::POSIX_SPAWN_SETSIGMASK
+                | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
+        ))?;
+
+        // A program named without a slash is looked up on PATH.
+        let start = if prog.as_bytes().contains(&b'/') {
+            libc::posix_spawn
+        } else {
+            libc::posix_spawnp
+        };
+        spawn_check(start(
+            &mut pid,
+            prog.as_ptr(),
+            &actions.0,
+            &attrs.0,
+            argp.as_ptr(),
+            envp.as_ptr(),
+        ))?;
+    }
+    drop((out_w, err_w));
+    let mut child = Child {
+        pid,
+        stdout: None,
+        stderr: None,
+        exit: None,
+        reaped: false,
+    };
+    child.stdout = Some(receiver(out_r)?);
+    child.stderr = Some(receiver(err_r)?);
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd >= 0 {
+        // SAFETY: a new descriptor, ours alone; an OwnedFd keeps it open and the same
+        // for as long as the AsyncFd holds it.
+        child.exit = Some(unsafe {
+            let fd = OwnedFd::from_raw_fd(pidfd as RawFd);
+            AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)?
+        });
+    }
+    Ok(child)
+}
+
+/// The read end of an output pipe, non-blocking, on the runtime's reactor.
+fn receiver(fd: OwnedFd) -> io::Result<pipe::Receiver> {
+    // SAFETY: F_SETFL on a descriptor we own.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) })?;
+    pipe::Receiver::from_owned_fd_unchecked(fd)
+}
+
+impl Child {
+    /// Waits for the process to exit and reaps it (cancel safe).
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let Some(pidfd) = &self.exit else {
+            // No pidfd (a kernel older than 5.3): wait on a thread of its own.
+            let pid = self.pid;
+            let status = tokio::task::spawn_blocking(move || waitpid(pid, 0))
+                .await
+                .map_err(io::Error::other)??;
+            self.reaped = true;
+            return status.ok_or_else(|| io::Error::other("the process vanished"));
+        };
+        loop {
+            let mut ready = pidfd.readable().await?;
+            if let Some(status) = waitpid(self.pid, libc::WNOHANG)? {
+                self.reaped = true;
+                return Ok(status);
+            }
+            ready.clear_ready();
+        }
+    }
+}
+
+/// waitpid: the status, or None when (with WNOHANG) the process is still running.
+fn waitpid(pid: i32, flags: libc::c_int) -> io::Result<Option<ExitStatus>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes the status into a local.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        match r {
+            0 => return Ok(None),
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+            -1 => return Err(io::Error::last_os_error()),
+            _ => return Ok(Some(ExitStatus::from_raw(status))),
+        }
+    }
+}
+
+impl Drop for Child {
+    /// A child dropped before it was reaped (its task was aborted) is killed with its
+    /// group and reaped on a thread, so it neither runs on nor lingers as a zombie.
+    fn drop(&mut self) {
+        if !self.reaped {
+            super::process::signal_group(self.pid, libc::SIGKILL);
+            let pid = self.pid;
+            std::thread::spawn(move || waitpid(pid, 0));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_commands_skip_the_shell() {
+        assert_eq!(argv("/bin/true"), ["/bin/true"]);
+        assert_eq!(argv("cargo test --locked"), ["cargo", "test", "--locked"]);
+        assert_eq!(argv("echo $HOME"), ["/bin/sh", "-c", "echo $HOME"]);
+        assert_eq!(argv("A=1 env"), ["/bin/sh", "-c", "A=1 env"]);
+        assert_eq!(argv("a | b"), ["/bin/sh", "-c", "a | b"]);
+    }
+
+    #[test]
+    fn step_variables_override_the_engine_environment() {
+        let vars = [("PATH".to_string(), "/nowhere".to_string())];
+        let env = environment(vars.iter()).unwrap();
+        let paths: Vec<&[u8]> = env
+            .iter()
+            .map(|c| c.as_bytes())
+            .filter(|kv| kv.starts_with(b"PATH="))
+            .collect();
+        // Set once, to the step's value, whether or not the engine had it.
+        assert_eq!(paths, [b"PATH=/nowhere".as_slice()]);
+        let bad = [("A=B".to_string(), "x".to_string())];
+        assert!(environment(bad.iter()).is_err());
+    }
+
+    #[tokio::test]
+    async fn runs_a_process_in_its_own_group_and_reports_its_exit() {
+        use tokio::io::AsyncReadExt;
+        let dir = std::env::temp_dir();
+        let vars = [("PD_X".to_string(), "42".to_string())];
+        let mut c = spawn(
+            &argv("echo $PD_X $(pwd -P) >&2; echo out; cut -d' ' -f5 /proc/$$/stat; exit 3"),
+            &dir,
+            vars.iter(),
+        )
+        .unwrap();
+        let (mut out, mut err) = (String::new(), String::new());
+        c.stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        c.stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .await
+            .unwrap();
+        let status = c.wait().await.unwrap();
+        assert_eq!(status.code(), Some(3));
+        let canon = std::fs::canonicalize(&dir).unwrap();
+        assert_eq!(err.trim(), format!("42 {}", canon.display()));
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("out"));
+        assert_eq!(
+            lines.next().map(str::trim),
+            Some(c.pid.to_string().as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_an_error_at_spawn() {
+        let e = spawn(&argv("no-such-program-pd"), Path::new("/"), [].iter())
+            .err()
+            .expect("spawn fails");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let e = spawn(&argv("/bin/true"), Path::new("/no/such/dir"), [].iter())
+            .err()
+            .expect("spawn fails");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+}

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::executor::process::{self, LogTarget, Masker, Outcome, ProcSpec};
+use super::executor::spawn::Env;
 use super::runner::Msg;
 use super::{Shared, workspace};
 use crate::config::Service;
@@ -36,7 +37,7 @@ pub(crate) struct Driver {
     cancel: CancellationToken,
     masker: Arc<Masker>,
     /// The run's variables, shared by its steps.
-    env: Arc<[(String, String)]>,
+    env: Arc<Env>,
     workspace: PathBuf,
 }
 
@@ -97,7 +98,7 @@ impl Driver {
             tx,
             cancel,
             masker: Arc::new(Masker::default()),
-            env: Arc::new([]),
+            env: Arc::default(),
             workspace,
         }
     }
@@ -268,7 +269,7 @@ impl Driver {
             ),
         ];
         env.extend(vars.into_iter().map(|(k, v)| (k.to_string(), v)));
-        self.env = env.into();
+        self.env = Arc::new(Env::new(&env).map_err(|e| e.to_string())?);
         Ok(())
     }
 

@@ -660,7 +660,15 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
             };
             env.push((format!("PIPEDECK_INPUT_{}", env_name(k)), text));
         }
-        let env: Arc<[(String, String)]> = env.into();
+        let env = match super::executor::spawn::Env::new(&env) {
+            Ok(e) => Arc::new(e),
+            Err(e) => {
+                let why = format!("cannot set the environment: {e}");
+                rep.step(&mut j.step, StepStatus::Failed, Some(why)).await;
+                end_ops(&rep, &mut j.ops, 0, StepStatus::Skipped, "no environment").await;
+                return (Outcome::Failed, None);
+            }
+        };
         if j.step.status != StepStatus::Running {
             rep.step(&mut j.step, StepStatus::Running, None).await;
         }

@@ -46,22 +46,17 @@ impl LogStore {
         )
     }
 
-    /// A step's log, for appending (repaired first if a crash tore it). The files are
-    /// created with the first line, so a step that prints nothing costs no file.
+    /// A step's log, for appending. Nothing is touched until the first line: then the
+    /// files are opened (created, or repaired first if a crash tore them), so a step
+    /// that prints nothing costs no file and no lookup.
     pub fn writer(&self, run_id: i64, step_id: i64) -> io::Result<LogWriter> {
         let (log, idx) = self.paths(run_id, step_id);
-        let (lines, bytes) = if log.exists() {
-            let lines = repair(&log, &idx)?;
-            (lines, std::fs::metadata(&log)?.len())
-        } else {
-            (0, 0)
-        };
         Ok(LogWriter {
             log_path: log,
             idx_path: idx,
             files: None,
-            lines,
-            bytes,
+            lines: 0,
+            bytes: 0,
         })
     }
 
@@ -202,7 +197,11 @@ pub struct LogWriter {
 impl LogWriter {
     fn files(&mut self) -> io::Result<&mut (File, File)> {
         if self.files.is_none() {
-            if let Some(dir) = self.log_path.parent() {
+            // A log already there (lines written before a restart) is continued.
+            if self.log_path.exists() {
+                self.lines = repair(&self.log_path, &self.idx_path)?;
+                self.bytes = std::fs::metadata(&self.log_path)?.len();
+            } else if let Some(dir) = self.log_path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
             let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
@@ -213,9 +212,14 @@ impl LogWriter {
             .ok_or_else(|| io::Error::other("log files not open"))
     }
 
-    /// Lines written so far.
+    /// Lines in the log, once something was appended through this writer (0 before).
     pub fn lines(&self) -> u64 {
         self.lines
+    }
+
+    /// Whether anything was appended through this writer.
+    pub fn wrote(&self) -> bool {
+        self.files.is_some()
     }
 
     /// Appends complete records (each ending in `\n`), `count` of them.
@@ -223,6 +227,7 @@ impl LogWriter {
         if count == 0 {
             return Ok(());
         }
+        self.files()?;
         // Index entries for every multiple of INDEX_EVERY in [lines, lines + count).
         let first = self.lines;
         let mut next_mark = first.div_ceil(INDEX_EVERY) * INDEX_EVERY;
@@ -341,9 +346,10 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&log).unwrap();
         f.write_all(b"1700000000000 o half a li").unwrap();
         assert_eq!(store.repair(1, 1).unwrap(), 5000);
+        // A writer continues the repaired log: its next line is line 5000.
         let mut w = store.writer(1, 1).unwrap();
-        assert_eq!(w.lines(), 5000);
         w.append(&records(5000, 1), 1).unwrap();
+        assert_eq!(w.lines(), 5001);
         let got = store.read(1, 1, 4999, 10).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].text, "line 5000");

@@ -38,7 +38,7 @@ pub struct ProcSpec {
     pub cwd: PathBuf,
     /// Variables set over the engine's environment: those of the run (shared by its
     /// steps), then the step's own.
-    pub env: Arc<[(String, String)]>,
+    pub env: Arc<spawn::Env>,
     pub extra_env: Vec<(String, String)>,
     pub kill_grace: Duration,
     /// Stop with SIGINT first (Terraform releases its state lock), not SIGTERM.
@@ -355,11 +355,9 @@ pub async fn run(
             );
         }
     };
-    let mut child = match spawn::spawn(
-        &spawn::argv(&spec.command),
-        &spec.cwd,
-        spec.env.iter().chain(spec.extra_env.iter()),
-    ) {
+    let started = spawn::Env::new(&spec.extra_env)
+        .and_then(|extra| spawn::spawn(&spawn::argv(&spec.command), &spec.cwd, &spec.env, &extra));
+    let mut child = match started {
         Ok(c) => c,
         Err(e) => {
             let why = format!("cannot start `{}`: {e}", spec.command);
@@ -455,8 +453,11 @@ pub async fn run(
         return (Outcome::Error(why), ended_at);
     }
     // Written means safe from an engine crash; the sink already fsyncs every SYNC_EVERY
-    // while a step streams, so a step's end adds no fsync of its own.
-    publish(&target, sink.w.lines());
+    // while a step streams, so a step's end adds no fsync of its own. A step that
+    // printed nothing has nothing to announce.
+    if sink.w.wrote() {
+        publish(&target, sink.w.lines());
+    }
     (outcome, ended_at)
 }
 

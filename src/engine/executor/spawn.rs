@@ -6,7 +6,7 @@
 //! thousands of short steps, so here the engine's environment is captured once, a
 //! spawn copies only the step's own variables, and the exit is awaited on a pidfd.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -57,37 +57,64 @@ fn inherited() -> &'static [CString] {
     })
 }
 
-/// The child's environment: the engine's own, with `vars` set over it.
-fn environment<'a>(
-    vars: impl Iterator<Item = &'a (String, String)> + Clone,
-) -> io::Result<Vec<CString>> {
-    let overridden = |kv: &CString| {
-        let kv = kv.as_bytes();
-        let key = kv.split(|&b| b == b'=').next().unwrap_or_default();
-        vars.clone().any(|(k, _)| k.as_bytes() == key)
-    };
-    let mut env: Vec<CString> = inherited()
-        .iter()
-        .filter(|kv| !overridden(kv))
-        .cloned()
-        .collect();
-    for (k, v) in vars {
-        if k.is_empty() || k.contains('=') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("environment variable name `{k}` is not valid"),
-            ));
-        }
-        env.push(cstring(
-            format!("{k}={v}").as_bytes(),
-            "an environment value",
-        )?);
+/// Variables set over the engine's environment, as `KEY=VALUE` strings made once
+/// (a run's for all of its steps, a resource's for its operations).
+#[derive(Default)]
+pub struct Env {
+    vars: Vec<CString>,
+}
+
+/// The name in a `KEY=VALUE` string.
+fn key(kv: &CStr) -> &[u8] {
+    let kv = kv.to_bytes();
+    kv.split(|&b| b == b'=').next().unwrap_or_default()
+}
+
+/// Names only: values may be secrets.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = self.vars.iter().map(|kv| String::from_utf8_lossy(key(kv)));
+        f.debug_list().entries(names).finish()
     }
-    Ok(env)
+}
+
+impl Env {
+    pub fn new<'a>(vars: impl IntoIterator<Item = &'a (String, String)>) -> io::Result<Self> {
+        let vars = vars
+            .into_iter()
+            .map(|(k, v)| {
+                if k.is_empty() || k.contains('=') {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("environment variable name `{k}` is not valid"),
+                    ));
+                }
+                cstring(format!("{k}={v}").as_bytes(), "an environment value")
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Self { vars })
+    }
+
+    /// The child's environment: the engine's own, then these variables, then `extra`,
+    /// each set once (a later one wins); pointers into strings that outlive them.
+    fn pointers(&self, extra: &Env) -> Vec<*mut libc::c_char> {
+        let ours: Vec<&[u8]> = self.vars.iter().map(|kv| key(kv)).collect();
+        let theirs: Vec<&[u8]> = extra.vars.iter().map(|kv| key(kv)).collect();
+        let inherited = inherited()
+            .iter()
+            .filter(|kv| !ours.contains(&key(kv)) && !theirs.contains(&key(kv)));
+        let own = self.vars.iter().filter(|kv| !theirs.contains(&key(kv)));
+        inherited
+            .chain(own)
+            .chain(extra.vars.iter())
+            .map(|kv| kv.as_ptr() as *mut libc::c_char)
+            .chain(std::iter::once(std::ptr::null_mut()))
+            .collect()
+    }
 }
 
 /// A NULL-terminated array of pointers into `strings` (which must outlive it).
-fn pointers(strings: &[CString]) -> Vec<*mut libc::c_char> {
+fn argv_pointers(strings: &[CString]) -> Vec<*mut libc::c_char> {
     strings
         .iter()
         .map(|s| s.as_ptr() as *mut libc::c_char)
@@ -149,13 +176,9 @@ pub struct Child {
     reaped: bool,
 }
 
-/// Starts `argv` in `cwd` with `vars` over the engine's environment: stdin from
-/// /dev/null, stdout and stderr into pipes, in a new process group of its own.
-pub fn spawn<'a>(
-    argv: &[String],
-    cwd: &Path,
-    vars: impl Iterator<Item = &'a (String, String)> + Clone,
-) -> io::Result<Child> {
+/// Starts `argv` in `cwd` with `env`, then `extra`, over the engine's environment:
+/// stdin from /dev/null, stdout and stderr into pipes, in a new process group.
+pub fn spawn(argv: &[String], cwd: &Path, env: &Env, extra: &Env) -> io::Result<Child> {
     let args = argv
         .iter()
         .map(|a| cstring(a.as_bytes(), "the command"))
@@ -163,9 +186,8 @@ pub fn spawn<'a>(
     let Some(prog) = args.first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
     };
-    let env = environment(vars)?;
     let dir = cstring(cwd.as_os_str().as_bytes(), "the working directory")?;
-    let (argp, envp) = (pointers(&args), pointers(&env));
+    let (argp, envp) = (argv_pointers(&args), env.pointers(extra));
     let (out_r, out_w) = pipe_pair()?;
     let (err_r, err_w) = pipe_pair()?;
 
@@ -323,30 +345,47 @@ mod tests {
         assert_eq!(argv("a | b"), ["/bin/sh", "-c", "a | b"]);
     }
 
+    /// The `KEY=VALUE` strings a child would get.
+    fn child_env(env: &Env, extra: &Env) -> Vec<String> {
+        env.pointers(extra)
+            .into_iter()
+            .take_while(|p| !p.is_null())
+            // SAFETY: pointers into strings that `env`, `extra` and the engine's
+            // captured environment keep alive.
+            .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            .collect()
+    }
+
     #[test]
     fn step_variables_override_the_engine_environment() {
-        let vars = [("PATH".to_string(), "/nowhere".to_string())];
-        let env = environment(vars.iter()).unwrap();
-        let paths: Vec<&[u8]> = env
-            .iter()
-            .map(|c| c.as_bytes())
-            .filter(|kv| kv.starts_with(b"PATH="))
-            .collect();
-        // Set once, to the step's value, whether or not the engine had it.
-        assert_eq!(paths, [b"PATH=/nowhere".as_slice()]);
-        let bad = [("A=B".to_string(), "x".to_string())];
-        assert!(environment(bad.iter()).is_err());
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let run = Env::new(&[pair("PATH", "/nowhere"), pair("PD_A", "run")]).unwrap();
+        let step = Env::new(&[pair("PD_A", "step"), pair("PD_B", "b")]).unwrap();
+        let got = child_env(&run, &step);
+        let with = |prefix: &str| -> Vec<&String> {
+            got.iter().filter(|kv| kv.starts_with(prefix)).collect()
+        };
+        // Each set once, the most specific value winning, whether or not the engine had it.
+        assert_eq!(with("PATH="), ["PATH=/nowhere"]);
+        assert_eq!(with("PD_A="), ["PD_A=step"]);
+        assert_eq!(with("PD_B="), ["PD_B=b"]);
+        // The engine's own variables are all there, unless overridden.
+        let home = std::env::var("HOME").unwrap_or_default();
+        assert_eq!(with("HOME=").len(), usize::from(!home.is_empty()));
+        assert!(Env::new(&[pair("A=B", "x")]).is_err());
+        assert!(Env::new(&[pair("", "x")]).is_err());
     }
 
     #[tokio::test]
     async fn runs_a_process_in_its_own_group_and_reports_its_exit() {
         use tokio::io::AsyncReadExt;
         let dir = std::env::temp_dir();
-        let vars = [("PD_X".to_string(), "42".to_string())];
+        let vars = Env::new(&[("PD_X".to_string(), "42".to_string())]).unwrap();
         let mut c = spawn(
             &argv("echo $PD_X $(pwd -P) >&2; echo out; cut -d' ' -f5 /proc/$$/stat; exit 3"),
             &dir,
-            vars.iter(),
+            &vars,
+            &Env::default(),
         )
         .unwrap();
         let (mut out, mut err) = (String::new(), String::new());
@@ -376,11 +415,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_program_is_an_error_at_spawn() {
-        let e = spawn(&argv("no-such-program-pd"), Path::new("/"), [].iter())
+        let none = Env::default();
+        let e = spawn(&argv("no-such-program-pd"), Path::new("/"), &none, &none)
             .err()
             .expect("spawn fails");
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        let e = spawn(&argv("/bin/true"), Path::new("/no/such/dir"), [].iter())
+        let e = spawn(&argv("/bin/true"), Path::new("/no/such/dir"), &none, &none)
             .err()
             .expect("spawn fails");
         assert_eq!(e.kind(), io::ErrorKind::NotFound);

@@ -34,11 +34,19 @@ fn bad(e: serde_json::Error) -> EngineError {
     EngineError::Internal(format!("the stored definition is unreadable: {e}"))
 }
 
-pub(crate) fn plan(new: &NewRun) -> Result<Vec<Planned>> {
+/// A run's definition, as its kind's driver takes it.
+pub(crate) enum Definition {
+    Service(Service),
+    Infra(InfraProject),
+}
+
+/// The steps a new run starts with, and its definition read from `new`.
+pub(crate) fn plan(new: &NewRun) -> Result<(Vec<Planned>, Definition)> {
+    use serde::Deserialize;
     let mut out = Vec::new();
-    match new.kind {
+    let def = match new.kind {
         RunKind::Service => {
-            let svc: Service = serde_json::from_value(new.definition.clone()).map_err(bad)?;
+            let svc = Service::deserialize(&new.definition).map_err(bad)?;
             for s in &svc.steps {
                 out.push(Planned {
                     stage: Stage::Build,
@@ -53,9 +61,10 @@ pub(crate) fn plan(new: &NewRun) -> Result<Vec<Planned>> {
                     parent: None,
                 });
             }
+            Definition::Service(svc)
         }
         RunKind::Infra => {
-            let p: InfraProject = serde_json::from_value(new.definition.clone()).map_err(bad)?;
+            let p = InfraProject::deserialize(&new.definition).map_err(bad)?;
             let ops = operations(new.operation.as_deref());
             for r in &p.resources {
                 let parent = out.len();
@@ -74,9 +83,10 @@ pub(crate) fn plan(new: &NewRun) -> Result<Vec<Planned>> {
                     }
                 }
             }
+            Definition::Infra(p)
         }
-    }
-    Ok(out)
+    };
+    Ok((out, def))
 }
 
 /// The command-driver command for an operation.

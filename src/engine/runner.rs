@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
+
+use super::plan::Definition;
 use tokio_util::sync::CancellationToken;
 
 use super::driver::Driver;
@@ -288,43 +290,37 @@ impl Runner {
         }
     }
 
+    /// Starts the driver of a run found in the store (after a restart).
     fn spawn_driver(&mut self, run: &RunInfo) -> Result<()> {
         let steps = self.store.steps(run.id)?;
-        let token = self.shared.shutdown.child_token();
-        match run.kind {
-            RunKind::Service => {
-                let def = self
-                    .store
+        let def = match run.kind {
+            RunKind::Service => Definition::Service(
+                self.store
                     .definition(run.id)?
-                    .ok_or_else(|| no_run(run.id))?;
-                let d = Driver::new(
-                    run.clone(),
-                    def,
-                    steps,
-                    self.shared.clone(),
-                    self.tx.clone(),
-                    token.clone(),
-                );
-                tokio::spawn(d.drive());
-            }
-            RunKind::Infra => {
-                let def = self
-                    .store
+                    .ok_or_else(|| no_run(run.id))?,
+            ),
+            RunKind::Infra => Definition::Infra(
+                self.store
                     .definition_as(run.id)?
-                    .ok_or_else(|| no_run(run.id))?;
-                let d = InfraDriver::new(
-                    run.clone(),
-                    def,
-                    steps,
-                    self.shared.clone(),
-                    self.tx.clone(),
-                    token.clone(),
-                );
-                tokio::spawn(d.drive());
+                    .ok_or_else(|| no_run(run.id))?,
+            ),
+        };
+        self.start_driver(run, def, steps);
+        Ok(())
+    }
+
+    fn start_driver(&mut self, run: &RunInfo, def: Definition, steps: Vec<StepInfo>) {
+        let token = self.shared.shutdown.child_token();
+        let (shared, tx, cancel) = (self.shared.clone(), self.tx.clone(), token.clone());
+        match def {
+            Definition::Service(def) => {
+                tokio::spawn(Driver::new(run.clone(), def, steps, shared, tx, cancel).drive());
+            }
+            Definition::Infra(def) => {
+                tokio::spawn(InfraDriver::new(run.clone(), def, steps, shared, tx, cancel).drive());
             }
         }
         self.active.insert(run.id, token);
-        Ok(())
     }
 
     fn audit(
@@ -352,14 +348,16 @@ impl Runner {
         }
         let run = self.store.insert_run(new, now_ms())?;
         out.events.push(Event::Run { run: run.clone() });
-        let mut ids: Vec<i64> = Vec::new();
-        for (pos, p) in super::plan::plan(new)?.into_iter().enumerate() {
-            let parent = p.parent.and_then(|i| ids.get(i).copied());
+        // The driver starts from what was just stored, not from reading it back.
+        let (planned, def) = super::plan::plan(new)?;
+        let mut steps: Vec<StepInfo> = Vec::with_capacity(planned.len());
+        for (pos, p) in planned.into_iter().enumerate() {
+            let parent = p.parent.and_then(|i| steps.get(i).map(|s| s.id));
             let step = self
                 .store
                 .insert_step(run.id, p.stage, &p.name, pos as i64, parent)?;
-            ids.push(step.id);
-            out.events.push(Event::Step { step });
+            out.events.push(Event::Step { step: step.clone() });
+            steps.push(step);
         }
         let action = if new.trigger == Trigger::Rerun {
             "rerun"
@@ -367,7 +365,7 @@ impl Runner {
             "trigger"
         };
         self.audit(&new.triggered_by, action, run.id, None, None)?;
-        self.spawn_driver(&run)?;
+        self.start_driver(&run, def, steps);
         Ok(run)
     }
 

@@ -557,8 +557,8 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
         // Preflight (SJ-4), the state dir and the inputs file. (Done here, not on the
         // blocking pool: handing 10,000 of these to other threads measured 20% slower.)
         let text = Value::Object(inputs.clone()).to_string();
-        match ready_state(&j.resource, &state_dir, &text) {
-            Ok(()) => {}
+        let fresh = match ready_state(&j.resource, &state_dir, &text) {
+            Ok(fresh) => fresh,
             Err(NotReady::Preflight(checks, why)) => {
                 // The full report goes to the first operation's log.
                 if let Some(first) = j.ops.first() {
@@ -582,7 +582,7 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
                 rep.step(&mut j.step, StepStatus::Failed, Some(why)).await;
                 return (Outcome::Failed, None);
             }
-        }
+        };
         // The Terraform/OpenTofu driver: the real binary in this working directory;
         // without one, the operator's commands (if any) stand in.
         let mut tf_bin = None;
@@ -792,7 +792,7 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
                     }
                 },
             };
-            if op == "apply" {
+            if op == "apply" && !fresh {
                 let _ = std::fs::remove_file(&outputs_file);
             }
             // `queued` only when it really waits for a slot (for a while).
@@ -938,7 +938,7 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
         } else if outputs_file.exists() {
             // What apply wrote becomes the last applied outputs.
             let _ = std::fs::rename(&outputs_file, &last);
-        } else {
+        } else if !fresh {
             let _ = std::fs::remove_file(&last);
         }
         j.step.outputs = outputs.clone();
@@ -997,7 +997,9 @@ enum NotReady {
 
 /// Runs preflight, makes the state dir and writes `inputs.json` into it (only when
 /// its content changed: a redeploy with the same inputs touches nothing).
-fn ready_state(r: &Resource, state_dir: &std::path::Path, inputs: &str) -> Result<(), NotReady> {
+/// Whether the state dir is new (then nothing in it needs to be replaced or removed).
+fn ready_state(r: &Resource, state_dir: &std::path::Path, inputs: &str) -> Result<bool, NotReady> {
+    let fresh = std::fs::symlink_metadata(state_dir).is_err();
     let checks = super::preflight::preflight(r, state_dir, false);
     if let Some(why) = super::preflight::failures(&checks) {
         return Err(NotReady::Preflight(checks, why));
@@ -1009,11 +1011,12 @@ fn ready_state(r: &Resource, state_dir: &std::path::Path, inputs: &str) -> Resul
         ))
     })?;
     let file = state_dir.join("inputs.json");
-    if std::fs::read(&file).is_ok_and(|old| old == inputs.as_bytes()) {
-        return Ok(());
+    if !fresh && std::fs::read(&file).is_ok_and(|old| old == inputs.as_bytes()) {
+        return Ok(false);
     }
     std::fs::write(&file, inputs)
-        .map_err(|e| NotReady::Io(format!("cannot write {}: {e}", file.display())))
+        .map_err(|e| NotReady::Io(format!("cannot write {}: {e}", file.display())))?;
+    Ok(fresh)
 }
 
 fn state_dir(shared: &Shared, project: &str, resource: &str) -> PathBuf {

@@ -562,13 +562,7 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
             Err(NotReady::Preflight(checks, why)) => {
                 // The full report goes to the first operation's log.
                 if let Some(first) = j.ops.first() {
-                    let t = LogTarget {
-                        logs: j.shared.logs.clone(),
-                        run_id: j.run.id,
-                        step_id: first.id,
-                        events: j.shared.events.clone(),
-                        masker: Arc::new(Masker::default()),
-                    };
+                    let t = log_target(j, first.id);
                     for line in super::preflight::report(&checks) {
                         let _ = process::note(&t, &format!("preflight {line}"));
                     }
@@ -611,13 +605,7 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
                 }
                 None if j.resource.commands.apply.is_some() => {
                     if let Some(first) = j.ops.first() {
-                        let t = LogTarget {
-                            logs: j.shared.logs.clone(),
-                            run_id: j.run.id,
-                            step_id: first.id,
-                            events: j.shared.events.clone(),
-                            masker: Arc::new(Masker::default()),
-                        };
+                        let t = log_target(j, first.id);
                         let _ = process::note(
                             &t,
                             "no terraform or tofu binary on PATH: using the command driver's commands instead",
@@ -822,13 +810,7 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
                 // Terraform gets SIGINT first, so it can release its state lock (SJ-5).
                 interrupt_first: tf_bin.is_some(),
             };
-            let target = LogTarget {
-                logs: j.shared.logs.clone(),
-                run_id: j.run.id,
-                step_id: j.ops[k].id,
-                events: j.shared.events.clone(),
-                masker: Arc::new(Masker::default()),
-            };
+            let target = log_target(j, j.ops[k].id);
             // Only a shutdown stops an operation in flight; an operator's cancel lets it finish.
             let (result, ended_at) =
                 process::run(spec, target, j.shared.shutdown.clone(), permit).await;
@@ -883,13 +865,7 @@ async fn job_body(j: &mut Job) -> (Outcome, Option<Value>) {
                 .and_then(|r| r);
                 match res {
                     Ok(Some((summary, false))) => {
-                        let t = LogTarget {
-                            logs: j.shared.logs.clone(),
-                            run_id: j.run.id,
-                            step_id: j.ops[k].id,
-                            events: j.shared.events.clone(),
-                            masker: Arc::new(Masker::default()),
-                        };
+                        let t = log_target(j, j.ops[k].id);
                         let _ =
                             process::note(&t, &super::executor::terraform::summary_line(&summary));
                         j.ops[k].outputs = Some(summary);
@@ -988,6 +964,17 @@ const LAST_OUTPUTS: &str = "outputs.json";
 const NEXT_OUTPUTS: &str = "outputs.next.json";
 
 /// Where a resource's state lives across runs (the command driver's working dir).
+/// Where the output of one of a job's steps goes.
+fn log_target(j: &Job, step_id: i64) -> LogTarget {
+    LogTarget {
+        logs: j.shared.logs.clone(),
+        run_id: j.run.id,
+        step_id,
+        events: j.shared.events.clone(),
+        masker: Arc::new(Masker::default()),
+    }
+}
+
 /// Why a job's state dir could not be made ready.
 enum NotReady {
     /// A preflight check failed: the whole report, and the failure.

@@ -59,6 +59,8 @@ pub(crate) enum Msg {
     },
     ExpireGate(i64),
     Done(i64),
+    /// A run's driver panicked (a bug): the run fails instead of hanging.
+    Crashed(i64, String),
 }
 
 pub(crate) struct Runner {
@@ -86,6 +88,23 @@ impl Out {
         self.replies.push(Box::new(move || {
             let _ = to.send(v);
         }));
+    }
+}
+
+/// Waits for run `id`'s driver; one that panicked (a bug; its steps' processes die
+/// with it) is reported, so the run fails instead of staying `running` for good.
+async fn supervise(driver: tokio::task::JoinHandle<()>, tx: mpsc::Sender<Msg>, id: i64) {
+    if let Err(e) = driver.await
+        && e.is_panic()
+    {
+        let panic = e.into_panic();
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic")
+            .to_string();
+        let _ = tx.send(Msg::Crashed(id, why)).await;
     }
 }
 
@@ -287,6 +306,12 @@ impl Runner {
             Msg::Done(run_id) => {
                 self.active.remove(&run_id);
             }
+            Msg::Crashed(run_id, why) => {
+                self.active.remove(&run_id);
+                if let Err(e) = self.crashed(run_id, &why, out) {
+                    tracing::error!("run {run_id}: {e}");
+                }
+            }
         }
     }
 
@@ -312,15 +337,34 @@ impl Runner {
     fn start_driver(&mut self, run: &RunInfo, def: Definition, steps: Vec<StepInfo>) {
         let token = self.shared.shutdown.child_token();
         let (shared, tx, cancel) = (self.shared.clone(), self.tx.clone(), token.clone());
-        match def {
+        let driver = match def {
             Definition::Service(def) => {
-                tokio::spawn(Driver::new(run.clone(), def, steps, shared, tx, cancel).drive());
+                tokio::spawn(Driver::new(run.clone(), def, steps, shared, tx, cancel).drive())
             }
             Definition::Infra(def) => {
-                tokio::spawn(InfraDriver::new(run.clone(), def, steps, shared, tx, cancel).drive());
+                tokio::spawn(InfraDriver::new(run.clone(), def, steps, shared, tx, cancel).drive())
+            }
+        };
+        tokio::spawn(supervise(driver, self.tx.clone(), run.id));
+        self.active.insert(run.id, token);
+    }
+
+    /// Ends a run whose driver crashed: its unfinished steps and the run fail.
+    fn crashed(&mut self, run_id: i64, why: &str, out: &mut Out) -> Result<()> {
+        tracing::error!("run {run_id}: the driver crashed: {why}");
+        let reason = format!("internal error: the run's driver crashed ({why})");
+        let now = now_ms();
+        for mut step in self.store.steps(run_id)? {
+            if !step.status.is_terminal() {
+                step.status = StepStatus::Failed;
+                step.reason = Some(reason.clone());
+                step.ended_at.get_or_insert(now);
+                self.store.update_step(&step)?;
+                out.events.push(Event::Step { step });
             }
         }
-        self.active.insert(run.id, token);
+        self.set_run_status(run_id, RunStatus::Failed, Some(reason), out)?;
+        Ok(())
     }
 
     fn audit(
@@ -604,4 +648,89 @@ impl Runner {
 
 fn no_run(id: i64) -> EngineError {
     EngineError::NotFound(format!("no run {id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{RunKind, RunType, Stage, Trigger};
+
+    #[tokio::test]
+    async fn a_driver_that_panics_is_reported() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let driver = tokio::spawn(async { panic!("boom") });
+        supervise(driver, tx.clone(), 7).await;
+        match rx.try_recv() {
+            Ok(Msg::Crashed(7, why)) => assert_eq!(why, "boom"),
+            _ => panic!("no crash reported"),
+        }
+        // One that ends normally is not.
+        supervise(tokio::spawn(async {}), tx, 8).await;
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_crashed_run_fails_with_its_unfinished_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (events, mut seen) = tokio::sync::broadcast::channel(64);
+        let shared = Arc::new(Shared {
+            data_dir: dir.path().to_path_buf(),
+            logs: crate::store::logs::LogStore::new(dir.path().join("logs")),
+            events,
+            slots: Arc::new(tokio::sync::Semaphore::new(1)),
+            env_locks: Default::default(),
+            shutdown: CancellationToken::new(),
+        });
+        let (tx, rx) = mpsc::channel(4);
+        let mut r = Runner::new(Store::in_memory().unwrap(), shared, tx, rx);
+        let new = NewRun {
+            kind: RunKind::Service,
+            service: "svc".into(),
+            run_type: RunType::Production,
+            trigger: Trigger::Manual,
+            branch: "main".into(),
+            tag: None,
+            commit_sha: "abc".into(),
+            commit_message: "m".into(),
+            author: "a".into(),
+            triggered_by: "t".into(),
+            rerun_of: None,
+            attempt: 1,
+            operation: None,
+            definition: serde_json::json!({}),
+        };
+        let run = r.store.insert_run(&new, now_ms()).unwrap();
+        let mut done = r
+            .store
+            .insert_step(run.id, Stage::Build, "a", 0, None)
+            .unwrap();
+        done.status = StepStatus::Succeeded;
+        r.store.update_step(&done).unwrap();
+        let mut running = r
+            .store
+            .insert_step(run.id, Stage::Build, "b", 1, None)
+            .unwrap();
+        running.status = StepStatus::Running;
+        r.store.update_step(&running).unwrap();
+        let mut out = Out::default();
+        r.set_run_status(run.id, RunStatus::Running, None, &mut out)
+            .unwrap();
+        r.active.insert(run.id, CancellationToken::new());
+
+        let mut out = Out::default();
+        r.handle(Msg::Crashed(run.id, "boom".into()), &mut out);
+        assert!(r.active.is_empty());
+        let d = r.store.detail(run.id).unwrap().unwrap();
+        assert_eq!(d.run.status, RunStatus::Failed);
+        assert!(d.run.reason.as_deref().unwrap_or("").contains("boom"));
+        let status = |name: &str| d.steps.iter().find(|s| s.name == name).unwrap().status;
+        assert_eq!(status("a"), StepStatus::Succeeded);
+        assert_eq!(status("b"), StepStatus::Failed);
+        assert!(
+            out.events
+                .iter()
+                .any(|e| matches!(e, Event::Run { run } if run.status == RunStatus::Failed))
+        );
+        assert!(seen.try_recv().is_err()); // published only after the commit
+    }
 }

@@ -95,6 +95,15 @@ impl Env {
         Ok(Self { vars })
     }
 
+    /// The PATH these variables set, if they set one.
+    fn path(&self) -> Option<&[u8]> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|kv| key(kv) == b"PATH")
+            .map(|kv| &kv.to_bytes()[b"PATH=".len()..])
+    }
+
     /// The child's environment: the engine's own, then these variables, then `extra`,
     /// each set once (a later one wins); pointers into strings that outlive them.
     fn pointers(&self, extra: &Env) -> Vec<*mut libc::c_char> {
@@ -138,6 +147,27 @@ fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
     // SAFETY: both were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `prog` on `path` (relative entries from `cwd`, an empty one meaning `cwd`), as
+/// execvp would find it: the first executable regular file.
+fn search(path: &[u8], prog: &CStr, cwd: &Path) -> io::Result<CString> {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in path.split(|&b| b == b':') {
+        let dir = Path::new(std::ffi::OsStr::from_bytes(dir));
+        let file = cwd
+            .join(dir)
+            .join(std::ffi::OsStr::from_bytes(prog.to_bytes()));
+        if std::fs::metadata(&file)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        {
+            return cstring(file.as_os_str().as_bytes(), "the program path");
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} is not on the step's PATH", prog.to_string_lossy()),
+    ))
 }
 
 /// posix_spawn's file actions and attributes, destroyed on drop.
@@ -187,6 +217,10 @@ pub fn spawn(argv: &[String], cwd: &Path, env: &Env, extra: &Env) -> io::Result<
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
     };
     let dir = cstring(cwd.as_os_str().as_bytes(), "the working directory")?;
+    let found = match extra.path().or_else(|| env.path()) {
+        Some(path) if !prog.as_bytes().contains(&b'/') => Some(search(path, prog, cwd)?),
+        _ => None,
+    };
     let (argp, envp) = (argv_pointers(&args), env.pointers(extra));
     let (out_r, out_w) = pipe_pair()?;
     let (err_r, err_w) = pipe_pair()?;
@@ -237,15 +271,16 @@ pub fn spawn(argv: &[String], cwd: &Path, env: &Env, extra: &Env) -> io::Result<
                 | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
         ))?;
 
-        // A program named without a slash is looked up on PATH.
-        let start = if prog.as_bytes().contains(&b'/') {
+        // A program named without a slash is looked up on PATH: the step's, when it
+        // sets one, else the engine's.
+        let start = if prog.as_bytes().contains(&b'/') || found.is_some() {
             libc::posix_spawn
         } else {
             libc::posix_spawnp
         };
         spawn_check(start(
             &mut pid,
-            prog.as_ptr(),
+            found.as_ref().unwrap_or(prog).as_ptr(),
             &actions.0,
             &attrs.0,
             argp.as_ptr(),
@@ -411,6 +446,22 @@ mod tests {
             lines.next().map(str::trim),
             Some(c.pid.to_string().as_str())
         );
+    }
+
+    #[tokio::test]
+    async fn a_path_the_step_sets_is_where_its_program_is_found() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("pd-only-here");
+        std::fs::write(&tool, "#!/bin/sh\nexit 5\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("/nowhere:{}", dir.path().display());
+        let env = Env::new(&[("PATH".to_string(), path)]).unwrap();
+        let mut c = spawn(&argv("pd-only-here"), dir.path(), &env, &Env::default()).unwrap();
+        assert_eq!(c.wait().await.unwrap().code(), Some(5));
+        // Not on the engine's PATH, so without the step's it is not found.
+        let none = Env::default();
+        assert!(spawn(&argv("pd-only-here"), dir.path(), &none, &none).is_err());
     }
 
     #[tokio::test]

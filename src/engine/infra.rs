@@ -250,6 +250,24 @@ impl InfraDriver {
                 }
             }
         }
+        if !undeploy {
+            // A first deploy makes a state dir per resource, the largest part of a
+            // small resource's own cost on the engine's thread. A thread of its own
+            // makes them ahead, in declaration order, while the first resources start
+            // (a job still makes its own if it gets there first).
+            let dirs: Vec<PathBuf> = self
+                .def
+                .resources
+                .iter()
+                .filter(|r| !done.contains(&r.id))
+                .map(|r| state_dir(&self.shared, &self.def.name, &r.id))
+                .collect();
+            std::thread::spawn(move || {
+                for d in dirs {
+                    let _ = std::fs::create_dir_all(d);
+                }
+            });
+        }
         let mut set: JoinSet<JobEnd> = JoinSet::new();
         let mut started: HashSet<String> = done.clone();
         let mut failed: Vec<String> = Vec::new();
@@ -983,10 +1001,11 @@ enum NotReady {
 }
 
 /// Runs preflight, makes the state dir and writes `inputs.json` into it (only when
-/// its content changed: a redeploy with the same inputs touches nothing).
-/// Whether the state dir is new (then nothing in it needs to be replaced or removed).
+/// its content changed: a redeploy with the same inputs touches nothing). Returns
+/// whether the state dir is fresh: no job has run in it (every job writes its inputs
+/// first), so nothing in it needs to be replaced or removed.
 fn ready_state(r: &Resource, state_dir: &std::path::Path, inputs: &str) -> Result<bool, NotReady> {
-    let fresh = std::fs::symlink_metadata(state_dir).is_err();
+    let fresh = std::fs::symlink_metadata(state_dir.join("inputs.json")).is_err();
     let checks = super::preflight::preflight(r, state_dir, false);
     if let Some(why) = super::preflight::failures(&checks) {
         return Err(NotReady::Preflight(checks, why));

@@ -981,7 +981,6 @@ const LAST_OUTPUTS: &str = "outputs.json";
 /// Where `apply` writes its outputs (`$PIPEDECK_OUTPUTS`).
 const NEXT_OUTPUTS: &str = "outputs.next.json";
 
-/// Where a resource's state lives across runs (the command driver's working dir).
 /// Where the output of one of a job's steps goes.
 fn log_target(j: &Job, step_id: i64) -> LogTarget {
     LogTarget {
@@ -1025,6 +1024,7 @@ fn ready_state(r: &Resource, state_dir: &std::path::Path, inputs: &str) -> Resul
     Ok(fresh)
 }
 
+/// Where a resource's state lives across runs (the command driver's working dir).
 fn state_dir(shared: &Shared, project: &str, resource: &str) -> PathBuf {
     shared.data_dir.join("infra").join(project).join(resource)
 }

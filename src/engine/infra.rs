@@ -254,12 +254,12 @@ impl InfraDriver {
             // A first deploy makes a state dir per resource, the largest part of a
             // small resource's own cost on the engine's thread. A thread of its own
             // makes them ahead, in declaration order, while the first resources start
-            // (a job still makes its own if it gets there first).
+            // (a job still makes its own if it gets there first). Only this run's.
             let dirs: Vec<PathBuf> = self
                 .def
                 .resources
                 .iter()
-                .filter(|r| !done.contains(&r.id))
+                .filter(|r| res_idx.contains_key(&r.id) && !done.contains(&r.id))
                 .map(|r| state_dir(&self.shared, &self.def.name, &r.id))
                 .collect();
             std::thread::spawn(move || {

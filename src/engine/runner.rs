@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-
-use super::plan::Definition;
 use tokio_util::sync::CancellationToken;
 
 use super::driver::Driver;
 use super::infra::InfraDriver;
+use super::plan::Definition;
 use super::{EngineError, Result, Shared};
 use crate::config::GatePolicy;
 use crate::domain::{

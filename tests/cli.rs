@@ -305,3 +305,36 @@ fn serve_stops_on_sigterm_and_records_running_steps_as_cancelled() {
     assert_eq!(slow["run"]["reason"], "the engine shut down");
     assert_eq!(slow["steps"][0]["status"], "cancelled");
 }
+
+#[test]
+fn serve_stops_on_sigterm_while_a_client_waits_at_a_gate() {
+    let p = setup();
+    let mut engine = serve(&p);
+    let mut c = pipedeck(&p);
+    c.args(["run", "gated", "--wait"]);
+    let mut waiting = Proc::spawn(c, false);
+    let id = waiting.lines.next().unwrap().unwrap().trim().to_string();
+    waiting.until("gate prod is waiting");
+    // The client's event stream is open; the engine still stops (it used to wait for
+    // the client for ever), and the client says so.
+    kill(engine.child.id() as i32, "TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = engine.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let (code, _) = waiting.rest();
+    assert_eq!(code, 4, "the waiting client ends with 'no engine'");
+    // The gate is still waiting, and approvable, with the next engine.
+    let _engine = serve(&p);
+    let shown = json(&p, &["show", &id]);
+    assert_eq!(shown["run"]["status"], "awaiting_approval", "{shown:#}");
+    run_ok(&p, &["approve", &id, "prod"]);
+}

@@ -51,6 +51,9 @@ pub struct Hosted {
 struct AppState {
     handle: EngineHandle,
     token: String,
+    /// Fires when the server stops: open event streams end then, or a graceful
+    /// shutdown would wait for their clients for ever.
+    stop: CancellationToken,
 }
 
 fn random_token() -> std::io::Result<String> {
@@ -90,11 +93,12 @@ pub async fn host(project: Project, data_dir: &Path) -> Result<Hosted, HostError
         pid: std::process::id(),
     };
     write_endpoint(data_dir, &endpoint).map_err(|e| io("cannot write the endpoint file", e))?;
+    let stop_server = CancellationToken::new();
     let state = AppState {
         handle: handle.clone(),
         token,
+        stop: stop_server.clone(),
     };
-    let stop_server = CancellationToken::new();
     let app = router(state);
     let stop = stop_server.clone();
     let server = tokio::spawn(async move {
@@ -315,8 +319,12 @@ async fn events(State(st): State<AppState>) -> Response {
     });
     // A first line tells the client the subscription is live.
     let hello = futures_util::stream::once(async { Ok("{\"type\":\"hello\"}\n".to_string()) });
+    let stop = st.stop.clone();
+    let stream = hello
+        .chain(stream)
+        .take_until(async move { stop.cancelled().await });
     Response::builder()
         .header(header::CONTENT_TYPE, "application/x-ndjson")
-        .body(Body::from_stream(hello.chain(stream)))
+        .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

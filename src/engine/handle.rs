@@ -141,24 +141,9 @@ impl EngineHandle {
             )));
         }
         let op = if undeploy { "undeploy" } else { "deploy" };
-        let new = NewRun {
-            kind: RunKind::Infra,
-            service: p.name.clone(),
-            run_type: RunType::Production,
-            trigger: Trigger::Manual,
-            branch: p.environment.clone(),
-            tag: None,
-            commit_sha: String::new(),
-            commit_message: format!("{op} {} to {}", p.name, p.environment),
-            author: by.to_string(),
-            triggered_by: by.to_string(),
-            rerun_of: None,
-            attempt: 1,
-            operation: Some(op.to_string()),
-            definition: serde_json::to_value(p)
-                .map_err(|e| EngineError::Internal(e.to_string()))?,
-        };
-        self.call(|reply| Msg::Create(Box::new(new), reply)).await
+        let message = format!("{op} {} to {}", p.name, p.environment);
+        self.create_infra(p, None, message, op.to_string(), by)
+            .await
     }
 
     /// A stack job for one resource (SJ-1): `update` (…→ apply), `destroy`, `preview`
@@ -207,22 +192,37 @@ impl EngineHandle {
                 )));
             }
         }
+        let message = format!("stack job: {operation} {resource} in {}", p.environment);
+        // A stack job names its resource in the run's tag.
+        let op = format!("stack-job:{operation}");
+        self.create_infra(&def, Some(resource.to_string()), message, op, by)
+            .await
+    }
+
+    /// Creates a manual infra run of `def` (its project name, environment and operation).
+    async fn create_infra(
+        &self,
+        def: &crate::config::infra::InfraProject,
+        tag: Option<String>,
+        message: String,
+        operation: String,
+        by: &str,
+    ) -> Result<RunInfo> {
         let new = NewRun {
             kind: RunKind::Infra,
-            service: p.name.clone(),
+            service: def.name.clone(),
             run_type: RunType::Production,
             trigger: Trigger::Manual,
-            branch: p.environment.clone(),
-            // A stack job names its resource here.
-            tag: Some(resource.to_string()),
+            branch: def.environment.clone(),
+            tag,
             commit_sha: String::new(),
-            commit_message: format!("stack job: {operation} {resource} in {}", p.environment),
+            commit_message: message,
             author: by.to_string(),
             triggered_by: by.to_string(),
             rerun_of: None,
             attempt: 1,
-            operation: Some(format!("stack-job:{operation}")),
-            definition: serde_json::to_value(&def)
+            operation: Some(operation),
+            definition: serde_json::to_value(def)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };
         self.call(|reply| Msg::Create(Box::new(new), reply)).await

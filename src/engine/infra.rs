@@ -1004,18 +1004,13 @@ enum NotReady {
 /// whether the state dir is fresh: no job has run in it (every job writes its inputs
 /// first), so nothing in it needs to be replaced or removed.
 fn ready_state(r: &Resource, state_dir: &std::path::Path, inputs: &str) -> Result<bool, NotReady> {
-    let fresh = std::fs::symlink_metadata(state_dir.join("inputs.json")).is_err();
+    let file = state_dir.join("inputs.json");
+    let fresh = std::fs::symlink_metadata(&file).is_err();
+    // Preflight's state check makes the dir (or fails saying why).
     let checks = super::preflight::preflight(r, state_dir, false);
     if let Some(why) = super::preflight::failures(&checks) {
         return Err(NotReady::Preflight(checks, why));
     }
-    std::fs::create_dir_all(state_dir).map_err(|e| {
-        NotReady::Io(format!(
-            "cannot create the state dir {}: {e}",
-            state_dir.display()
-        ))
-    })?;
-    let file = state_dir.join("inputs.json");
     if !fresh && std::fs::read(&file).is_ok_and(|old| old == inputs.as_bytes()) {
         return Ok(false);
     }

@@ -217,6 +217,11 @@ impl LogWriter {
         self.lines
     }
 
+    /// Bytes in the log, once something was appended through this writer (0 before).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// Whether anything was appended through this writer.
     pub fn wrote(&self) -> bool {
         self.files.is_some()
@@ -285,6 +290,29 @@ impl LogWriter {
     }
 }
 
+/// Drops the log's cached pages in `[from, to)` (whole pages only); for bytes already
+/// durable, so the pages are clean. A step that streams gigabytes then recycles a few
+/// hundred megabytes of page cache instead of pushing the operator's cached files
+/// out; and the pages it writes into next are ones just freed, which are filled
+/// faster than pages untouched for a while (on a VM, up to five times faster).
+pub fn release_cached(log: &File, from: u64, to: u64) {
+    use std::os::fd::AsRawFd;
+    const PAGE: u64 = 4096;
+    let (from, to) = (from / PAGE * PAGE, to / PAGE * PAGE);
+    if to > from {
+        // SAFETY: fadvise on an open file; it drops clean cached pages only, and a
+        // failure leaves them cached, which is harmless.
+        unsafe {
+            libc::posix_fadvise(
+                log.as_raw_fd(),
+                from as libc::off_t,
+                (to - from) as libc::off_t,
+                libc::POSIX_FADV_DONTNEED,
+            );
+        }
+    }
+}
+
 /// Writes the 16-byte record prefix `<13-digit millis> <stream> `.
 pub fn push_prefix(out: &mut Vec<u8>, ts: i64, stream: u8) {
     let mut digits = [b'0'; 13];
@@ -333,6 +361,77 @@ mod tests {
             assert_eq!(got[0].stream, 'o');
         }
         assert!(store.read(1, 2, at, 10).unwrap().is_empty());
+    }
+
+    /// Which of the first `pages` pages of `f` are in the page cache.
+    fn resident(f: &File, pages: usize) -> Vec<bool> {
+        use std::os::fd::AsRawFd;
+        let len = pages * 4096;
+        // SAFETY: a read-only shared mapping of `len` bytes of a file at least that
+        // long, only passed to mincore (which faults nothing in) and unmapped.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            let mut v = vec![0u8; pages];
+            assert_eq!(libc::mincore(p, len, v.as_mut_ptr()), 0);
+            libc::munmap(p, len);
+            v.into_iter().map(|b| b & 1 == 1).collect()
+        }
+    }
+
+    #[test]
+    fn durable_pages_leave_the_cache_and_the_log_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path().to_path_buf());
+        let mut w = store.writer(1, 3).unwrap();
+        let n = 400_000;
+        w.append(&records(0, n), n).unwrap();
+        w.sync().unwrap();
+        let (log, _) = w.sync_handles().unwrap().unwrap();
+        let reader = File::open(dir.path().join("1/3.log")).unwrap();
+        let pages = (w.bytes() / 4096) as usize;
+        assert!(pages > 2048, "the log spans more than 8 MiB");
+        assert!(resident(&reader, pages).iter().all(|&r| r));
+        // The first 4 MiB go (a boundary no cached folio straddles); a ragged end
+        // that is no whole page counts for nothing.
+        let cut = 4 << 20;
+        release_cached(&log, 0, cut + 100);
+        let after = resident(&reader, pages);
+        // SAFETY: statfs fills the struct for an existing path.
+        let tmpfs = unsafe {
+            let mut st: libc::statfs = std::mem::zeroed();
+            let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+            libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC
+        };
+        let first = (cut / 4096) as usize;
+        if !tmpfs {
+            // tmpfs keeps its pages (they are the file); a disk file system drops them.
+            assert!(
+                after[..first].iter().all(|&r| !r),
+                "released pages stayed cached"
+            );
+        }
+        assert!(
+            after[first..].iter().all(|&r| r),
+            "pages past the range were dropped"
+        );
+        // Nothing is lost: the lines read back from disk as they were written, and the
+        // log goes on.
+        w.append(&records(n, 5), 5).unwrap();
+        let got = store.read(1, 3, 0, 3).unwrap();
+        assert_eq!(got[2].text, "line 2");
+        assert_eq!(store.line_count(1, 3).unwrap(), n + 5);
+        assert_eq!(
+            store.read(1, 3, n + 4, 5).unwrap()[0].text,
+            format!("line {}", n + 4)
+        );
     }
 
     #[test]

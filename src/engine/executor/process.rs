@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::spawn;
 use crate::domain::{Event, now_ms};
-use crate::store::logs::{LogStore, LogWriter, PREFIX_LEN, push_prefix};
+use crate::store::logs::{LogStore, LogWriter, PREFIX_LEN, push_prefix, release_cached};
 
 /// Longest line kept whole (longer ones are split into records of this size), and the
 /// most one read takes from a pipe.
@@ -268,6 +268,8 @@ struct Sink<'a> {
     /// Bytes written but not yet fsynced, and since when.
     dirty: Option<Instant>,
     syncing: Option<std::thread::JoinHandle<()>>,
+    /// Log bytes before this offset were fsynced and dropped from the page cache.
+    released: u64,
 }
 
 impl Sink<'_> {
@@ -301,8 +303,13 @@ impl Sink<'_> {
             && self.syncing.as_ref().is_none_or(|s| s.is_finished())
             && let Some((log, idx)) = self.w.sync_handles()?
         {
+            // Once durable, the bytes written so far leave the page cache.
+            let (from, to) = (self.released, self.w.bytes());
+            self.released = to;
             self.syncing = Some(std::thread::spawn(move || {
-                let _ = log.sync_data();
+                if log.sync_data().is_ok() {
+                    release_cached(&log, from, to);
+                }
                 let _ = idx.sync_data();
             }));
             self.dirty = None;
@@ -376,6 +383,7 @@ pub async fn run(
         unpublished: None,
         dirty: None,
         syncing: None,
+        released: 0,
     };
     let masker = target.masker.clone();
     let mut status = None;

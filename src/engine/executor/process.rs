@@ -301,20 +301,38 @@ impl Sink<'_> {
         // capture goes on at memory speed while the disk catches up. One at a time.
         if self.dirty.is_some_and(|t| now >= t + SYNC_EVERY)
             && self.syncing.as_ref().is_none_or(|s| s.is_finished())
-            && let Some((log, idx)) = self.w.sync_handles()?
         {
             // Once durable, the bytes written so far leave the page cache.
             let (from, to) = (self.released, self.w.bytes());
             self.released = to;
-            self.syncing = Some(std::thread::spawn(move || {
-                if log.sync_data().is_ok() {
-                    release_cached(&log, from, to);
-                }
-                let _ = idx.sync_data();
-            }));
+            self.syncing = self.spawn_sync(from, to)?;
             self.dirty = None;
         }
         Ok(())
+    }
+
+    /// At the step's end: what is not durable yet is fsynced too, on a thread of its
+    /// own (the step's end waits for no disk). Those pages stay cached: they are the
+    /// lines a reader asks for next.
+    fn sync_rest(&mut self) -> io::Result<()> {
+        if self.dirty.take().is_some() {
+            self.spawn_sync(0, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Starts an fsync of the log and its index on a thread; once the log is durable,
+    /// its cached pages in `[from, to)` are dropped.
+    fn spawn_sync(&self, from: u64, to: u64) -> io::Result<Option<std::thread::JoinHandle<()>>> {
+        let Some((log, idx)) = self.w.sync_handles()? else {
+            return Ok(None);
+        };
+        Ok(Some(std::thread::spawn(move || {
+            if log.sync_data().is_ok() {
+                release_cached(&log, from, to);
+            }
+            let _ = idx.sync_data();
+        })))
     }
 }
 
@@ -446,6 +464,11 @@ pub async fn run(
             failure.get_or_insert(e);
         }
     }
+    // Written means safe from an engine crash; the last lines are fsynced as well, so
+    // that they too are safe from a machine crash within SYNC_EVERY.
+    if let Err(e) = sink.sync_rest() {
+        failure.get_or_insert(e);
+    }
     let outcome = match status {
         Some(Ok(_)) if stopped => Outcome::Stopped,
         Some(Ok(st)) => {
@@ -463,9 +486,7 @@ pub async fn run(
         let why = format!("writing the step's log failed: {e}");
         return (Outcome::Error(why), ended_at);
     }
-    // Written means safe from an engine crash; the sink already fsyncs every SYNC_EVERY
-    // while a step streams, so a step's end adds no fsync of its own. A step that
-    // printed nothing has nothing to announce.
+    // A step that printed nothing has nothing to announce.
     if sink.w.wrote() {
         publish(&target, sink.w.lines());
     }

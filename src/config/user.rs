@@ -68,12 +68,53 @@ impl UserConfig {
             .unwrap_or_else(|| PathBuf::from(".pipedeck"))
     }
 
-    /// Identity: flag, then `PIPEDECK_USER`, then this file, then `$USER`.
+    /// Identity: flag, then `PIPEDECK_USER`, then this file, then `$USER` (or
+    /// `$LOGNAME`), then the name of the account pipedeck runs as (containers and
+    /// `sudo -i` shells often set neither variable).
     pub fn identity(&self, flag: Option<&str>) -> String {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         flag.map(str::to_string)
-            .or_else(|| std::env::var("PIPEDECK_USER").ok())
+            .or_else(|| var("PIPEDECK_USER"))
             .or_else(|| self.user.clone())
-            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| var("USER"))
+            .or_else(|| var("LOGNAME"))
+            .or_else(account_name)
             .unwrap_or_else(|| "unknown".into())
+    }
+}
+
+/// The name of the account pipedeck runs as, from the password database.
+fn account_name() -> Option<String> {
+    // SAFETY: geteuid cannot fail; getpwuid_r writes only into `pwd` and `buf`, whose
+    // sizes it is given, and `pw_name` points into `buf` when it succeeds.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut found = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        );
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(pwd.pw_name).to_str().ok()?;
+        (!name.is_empty()).then(|| name.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn account_name_is_the_one_id_reports() {
+        let out = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        let id = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(super::account_name().as_deref(), Some(id.trim()));
     }
 }

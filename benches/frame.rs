@@ -10,7 +10,6 @@ use pipedeck::domain::{
     RunDetail, RunInfo, RunKind, RunStatus, RunType, Stage, StepInfo, StepStatus, Trigger,
 };
 use pipedeck::store::LogStore;
-use pipedeck::store::logs::push_prefix;
 use pipedeck::tui::action::{Effect, Reply};
 use pipedeck::tui::app::{AppState, TAIL, View};
 use pipedeck::tui::keymap::Keymap;
@@ -92,15 +91,15 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = LogStore::new(dir.path().to_path_buf());
     let mut w = logs.writer(1, 1).expect("writer");
-    let mut batch = Vec::new();
     let total = 1_000_000u64;
+    // Every line a millisecond of its own, the most `.meta` entries a log can have.
     for i in 0..total {
-        push_prefix(&mut batch, 1_700_000_000_000 + i as i64, b'o');
-        batch.extend_from_slice(format!("\u{1b}[32m{i:>8}\u{1b}[0m some log line of a build step printing its progress {}\n", "x".repeat(20)).as_bytes());
-        if i % 10_000 == 9_999 {
-            w.append(&batch, 10_000).expect("append");
-            batch.clear();
-        }
+        let line = format!(
+            "\u{1b}[32m{i:>8}\u{1b}[0m some log line of a build step printing its progress {}\n",
+            "x".repeat(20)
+        );
+        w.append(line.as_bytes(), 1, 1_700_000_000_000 + i as i64, b'o')
+            .expect("append");
     }
     drop(w);
     s.view = View::Detail;

@@ -1,20 +1,34 @@
-//! Step logs: one append-only file a step plus a sparse line index.
+//! Step logs: per step, an append-only file of lines, a sparse line index, and the
+//! times and streams of those lines.
 //!
-//! A record is one line: `<unix millis, 13 digits> <o|e> <text>\n`. The index file
-//! holds the byte offset (u64, little endian) of every [`INDEX_EVERY`]th line, so any
-//! line range reads in O(range). A torn last record (no trailing newline) is trimmed
-//! on repair, never misread.
+//! - `STEP.log` holds the lines as the step printed them (masked), each ending in `\n`.
+//! - `STEP.idx` holds the byte offset (u64, little endian) of every [`INDEX_EVERY`]th
+//!   line, so any line range reads in O(range).
+//! - `STEP.meta` holds 16-byte entries, one each time the time (ms) or the stream
+//!   changes: the first line it covers (u64 LE), then the unix millis in the low 56
+//!   bits and the stream byte (`o`, `e`, `p`) in the top 8 (u64 LE). A step that
+//!   floods writes one entry per read of its pipe, so the lines cost nothing extra.
+//!
+//! Logs written before the `.meta` file existed carry a 16-byte prefix on every line
+//! (`<unix millis, 13 digits> <stream> `): they are read, and continued, as they are.
+//!
+//! A torn last line (no trailing newline) is trimmed on repair, never misread; so are
+//! entries for lines that never made it. The `.meta` entry for new lines is written
+//! before them, so a line never lacks its time.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 /// Lines between index entries.
 pub const INDEX_EVERY: u64 = 4096;
-/// Bytes of the `<millis> <stream> ` prefix.
+/// Bytes of the `<millis> <stream> ` prefix of the older format.
 pub const PREFIX_LEN: usize = 16;
+/// Bytes of one `.meta` entry.
+const META_LEN: usize = 16;
 
 /// Where step logs live.
 #[derive(Debug, Clone)]
@@ -33,28 +47,44 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// The three files of one step's log.
+#[derive(Debug, Clone)]
+struct Paths {
+    log: PathBuf,
+    idx: PathBuf,
+    meta: PathBuf,
+}
+
+impl Paths {
+    /// Whether the log is in the older, prefixed format (it has lines, and no `.meta`).
+    fn prefixed(&self) -> bool {
+        !self.meta.exists() && std::fs::metadata(&self.log).is_ok_and(|m| m.len() > 0)
+    }
+}
+
 impl LogStore {
     pub fn new(root: PathBuf) -> Self {
         Self { root }
     }
 
-    fn paths(&self, run_id: i64, step_id: i64) -> (PathBuf, PathBuf) {
+    fn paths(&self, run_id: i64, step_id: i64) -> Paths {
         let dir = self.root.join(run_id.to_string());
-        (
-            dir.join(format!("{step_id}.log")),
-            dir.join(format!("{step_id}.idx")),
-        )
+        Paths {
+            log: dir.join(format!("{step_id}.log")),
+            idx: dir.join(format!("{step_id}.idx")),
+            meta: dir.join(format!("{step_id}.meta")),
+        }
     }
 
     /// A step's log, for appending. Nothing is touched until the first line: then the
     /// files are opened (created, or repaired first if a crash tore them), so a step
     /// that prints nothing costs no file and no lookup.
     pub fn writer(&self, run_id: i64, step_id: i64) -> io::Result<LogWriter> {
-        let (log, idx) = self.paths(run_id, step_id);
         Ok(LogWriter {
-            log_path: log,
-            idx_path: idx,
+            paths: self.paths(run_id, step_id),
             files: None,
+            prefixed: false,
+            last_meta: None,
             lines: 0,
             bytes: 0,
         })
@@ -62,18 +92,17 @@ impl LogStore {
 
     /// Repairs a step's log after a crash; returns its line count.
     pub fn repair(&self, run_id: i64, step_id: i64) -> io::Result<u64> {
-        let (log, idx) = self.paths(run_id, step_id);
-        repair(&log, &idx)
+        repair(&self.paths(run_id, step_id))
     }
 
     /// Number of complete lines stored for a step.
     pub fn line_count(&self, run_id: i64, step_id: i64) -> io::Result<u64> {
-        let (log, idx) = self.paths(run_id, step_id);
-        let (entries, _) = read_index(&idx)?;
+        let p = self.paths(run_id, step_id);
+        let (entries, _) = read_index(&p.idx)?;
         let Some(&last) = entries.last() else {
             return Ok(0);
         };
-        let mut f = match File::open(&log) {
+        let mut f = match File::open(&p.log) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
@@ -93,13 +122,18 @@ impl LogStore {
         from: u64,
         limit: usize,
     ) -> io::Result<Vec<LogLine>> {
-        let (log, idx) = self.paths(run_id, step_id);
-        let (entries, _) = read_index(&idx)?;
+        let p = self.paths(run_id, step_id);
+        let (entries, _) = read_index(&p.idx)?;
         let k = (from / INDEX_EVERY) as usize;
         let Some(&offset) = entries.get(k) else {
             return Ok(Vec::new());
         };
-        let mut r = BufReader::with_capacity(64 * 1024, File::open(&log)?);
+        let mut stamps = if p.prefixed() {
+            None
+        } else {
+            Some(Stamps::open(&p.meta, from, limit)?)
+        };
+        let mut r = BufReader::with_capacity(64 * 1024, File::open(&p.log)?);
         r.seek(SeekFrom::Start(offset))?;
         let mut n = k as u64 * INDEX_EVERY;
         let mut buf = Vec::new();
@@ -107,10 +141,22 @@ impl LogStore {
         while out.len() < limit {
             buf.clear();
             if r.read_until(b'\n', &mut buf)? == 0 || buf.last() != Some(&b'\n') {
-                break; // end, or a record still being written
+                break; // end, or a line still being written
             }
             if n >= from {
-                out.push(parse_record(n, &buf[..buf.len() - 1]));
+                let line = &buf[..buf.len() - 1];
+                out.push(match stamps.as_mut() {
+                    Some(st) => {
+                        let (ts, stream) = st.at(n);
+                        LogLine {
+                            n,
+                            ts,
+                            stream: stream as char,
+                            text: String::from_utf8_lossy(line).into_owned(),
+                        }
+                    }
+                    None => parse_record(n, line),
+                });
             }
             n += 1;
         }
@@ -118,6 +164,84 @@ impl LogStore {
     }
 }
 
+/// The times and streams of a range of lines, from the `.meta` entries that cover it.
+struct Stamps {
+    /// (first line, ts, stream), ascending; the first covers the range's first line.
+    entries: Vec<(u64, i64, u8)>,
+    /// The entry in use.
+    at: usize,
+}
+
+impl Stamps {
+    /// The entries for lines `from..from + limit` (at most `limit + 1` of them, as
+    /// every entry starts a line of its own).
+    fn open(meta: &Path, from: u64, limit: usize) -> io::Result<Self> {
+        let f = match File::open(meta) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    entries: Vec::new(),
+                    at: 0,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let count = f.metadata()?.len() / META_LEN as u64;
+        let entry = |i: u64| -> io::Result<(u64, i64, u8)> {
+            let mut b = [0u8; META_LEN];
+            f.read_exact_at(&mut b, i * META_LEN as u64)?;
+            Ok(decode_meta(&b))
+        };
+        // The last entry starting at or before `from`.
+        let (mut lo, mut hi) = (0u64, count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if entry(mid)?.0 <= from {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let first = lo.saturating_sub(1);
+        let take = (count - first).min(limit as u64 + 1) as usize;
+        let mut bytes = vec![0u8; take * META_LEN];
+        f.read_exact_at(&mut bytes, first * META_LEN as u64)?;
+        Ok(Self {
+            entries: bytes.chunks_exact(META_LEN).map(decode_meta).collect(),
+            at: 0,
+        })
+    }
+
+    /// Time and stream of line `n` (asked for in ascending order).
+    fn at(&mut self, n: u64) -> (i64, u8) {
+        while self.entries.get(self.at + 1).is_some_and(|e| e.0 <= n) {
+            self.at += 1;
+        }
+        self.entries.get(self.at).map_or((0, b'o'), |e| (e.1, e.2))
+    }
+}
+
+fn encode_meta(first_line: u64, ts: i64, stream: u8) -> [u8; META_LEN] {
+    let mut b = [0u8; META_LEN];
+    b[..8].copy_from_slice(&first_line.to_le_bytes());
+    let packed = (ts.max(0) as u64 & ((1 << 56) - 1)) | (u64::from(stream) << 56);
+    b[8..].copy_from_slice(&packed.to_le_bytes());
+    b
+}
+
+fn decode_meta(b: &[u8]) -> (u64, i64, u8) {
+    let word = |r: std::ops::Range<usize>| {
+        u64::from_le_bytes(b.get(r).and_then(|s| s.try_into().ok()).unwrap_or_default())
+    };
+    let packed = word(8..16);
+    (
+        word(0..8),
+        (packed & ((1 << 56) - 1)) as i64,
+        (packed >> 56) as u8,
+    )
+}
+
+/// A line of the older format: its prefix, then the text.
 fn parse_record(n: u64, rec: &[u8]) -> LogLine {
     let ts = std::str::from_utf8(rec.get(..13).unwrap_or_default())
         .ok()
@@ -147,12 +271,13 @@ fn read_index(idx: &Path) -> io::Result<(Vec<u64>, u64)> {
     Ok((entries, bytes.len() as u64))
 }
 
-/// Trims a torn last record, makes the index agree with the log, returns the line count.
-fn repair(log: &Path, idx: &Path) -> io::Result<u64> {
-    let mut data = match std::fs::read(log) {
+/// Trims a torn last line, makes the index and the `.meta` entries agree with the
+/// log, returns the line count.
+fn repair(p: &Paths) -> io::Result<u64> {
+    let mut data = match std::fs::read(&p.log) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let _ = std::fs::remove_file(idx);
+            let _ = std::fs::remove_file(&p.idx);
             return Ok(0);
         }
         Err(e) => return Err(e),
@@ -165,7 +290,7 @@ fn repair(log: &Path, idx: &Path) -> io::Result<u64> {
     if keep != data.len() {
         OpenOptions::new()
             .write(true)
-            .open(log)?
+            .open(&p.log)?
             .set_len(keep as u64)?;
         data.truncate(keep);
     }
@@ -180,32 +305,66 @@ fn repair(log: &Path, idx: &Path) -> io::Result<u64> {
         lines += 1;
         start = nl + 1;
     }
-    std::fs::write(idx, &entries)?;
+    std::fs::write(&p.idx, &entries)?;
+    // Entries for lines that never made it (and a torn entry) go.
+    if let Ok(meta) = std::fs::read(&p.meta) {
+        let valid = meta
+            .chunks_exact(META_LEN)
+            .take_while(|e| decode_meta(e).0 < lines)
+            .count();
+        if valid * META_LEN != meta.len() {
+            OpenOptions::new()
+                .write(true)
+                .open(&p.meta)?
+                .set_len((valid * META_LEN) as u64)?;
+        }
+    }
     Ok(lines)
 }
 
-/// Appends formatted records to one step's log and keeps its index.
+/// A step log's open files.
+struct Files {
+    log: File,
+    idx: File,
+    /// None for a log of the older format.
+    meta: Option<File>,
+}
+
+/// Appends lines to one step's log and keeps its index and `.meta` entries.
 pub struct LogWriter {
-    log_path: PathBuf,
-    idx_path: PathBuf,
-    /// The log and its index, opened on the first append.
-    files: Option<(File, File)>,
+    paths: Paths,
+    /// Opened on the first append.
+    files: Option<Files>,
+    /// Continuing a log of the older, prefixed format.
+    prefixed: bool,
+    /// The time and stream of the last `.meta` entry.
+    last_meta: Option<(i64, u8)>,
     lines: u64,
     bytes: u64,
 }
 
 impl LogWriter {
-    fn files(&mut self) -> io::Result<&mut (File, File)> {
+    fn files(&mut self) -> io::Result<&mut Files> {
         if self.files.is_none() {
+            let p = &self.paths;
             // A log already there (lines written before a restart) is continued.
-            if self.log_path.exists() {
-                self.lines = repair(&self.log_path, &self.idx_path)?;
-                self.bytes = std::fs::metadata(&self.log_path)?.len();
-            } else if let Some(dir) = self.log_path.parent() {
+            if p.log.exists() {
+                self.prefixed = p.prefixed();
+                self.lines = repair(p)?;
+                self.bytes = std::fs::metadata(&p.log)?.len();
+            } else if let Some(dir) = p.log.parent() {
                 std::fs::create_dir_all(dir)?;
             }
             let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
-            self.files = Some((open(&self.log_path)?, open(&self.idx_path)?));
+            // The `.meta` file first: a log that has one is never taken for the older
+            // format.
+            let meta = if self.prefixed {
+                None
+            } else {
+                Some(open(&p.meta)?)
+            };
+            let (log, idx) = (open(&p.log)?, open(&p.idx)?);
+            self.files = Some(Files { log, idx, meta });
         }
         self.files
             .as_mut()
@@ -227,66 +386,83 @@ impl LogWriter {
         self.files.is_some()
     }
 
-    /// Appends complete records (each ending in `\n`), `count` of them.
-    pub fn append(&mut self, records: &[u8], count: u64) -> io::Result<()> {
+    /// Appends `count` complete lines (each ending in `\n`), read at `ts` (unix ms)
+    /// from `stream` (`o`, `e`, or `p` for pipedeck's own).
+    pub fn append(&mut self, lines: &[u8], count: u64, ts: i64, stream: u8) -> io::Result<()> {
         if count == 0 {
             return Ok(());
         }
         self.files()?;
-        // Index entries for every multiple of INDEX_EVERY in [lines, lines + count).
+        if self.prefixed {
+            let records = prefix_lines(lines, ts, stream);
+            return self.write(&records, count);
+        }
+        if self.last_meta != Some((ts, stream)) {
+            let entry = encode_meta(self.lines, ts, stream);
+            if let Some(meta) = &mut self.files()?.meta {
+                meta.write_all(&entry)?;
+            }
+            self.last_meta = Some((ts, stream));
+        }
+        self.write(lines, count)
+    }
+
+    /// Writes lines to the log, and index entries for every multiple of INDEX_EVERY
+    /// in [lines, lines + count).
+    fn write(&mut self, data: &[u8], count: u64) -> io::Result<()> {
         let first = self.lines;
         let mut next_mark = first.div_ceil(INDEX_EVERY) * INDEX_EVERY;
+        let mut idx = Vec::new();
         if next_mark < first + count {
-            let mut idx = Vec::new();
             let mut line = first;
             let mut offset = 0usize;
-            let mut nls = memchr::memchr_iter(b'\n', records);
+            let mut nls = memchr::memchr_iter(b'\n', data);
             while next_mark < first + count {
                 while line < next_mark {
-                    offset = nls.next().map(|i| i + 1).unwrap_or(records.len());
+                    offset = nls.next().map(|i| i + 1).unwrap_or(data.len());
                     line += 1;
                 }
                 idx.extend_from_slice(&(self.bytes + offset as u64).to_le_bytes());
                 next_mark += INDEX_EVERY;
             }
-            let (log, index) = self.files()?;
-            log.write_all(records)?;
-            index.write_all(&idx)?;
-        } else {
-            self.files()?.0.write_all(records)?;
+        }
+        let f = self.files()?;
+        f.log.write_all(data)?;
+        if !idx.is_empty() {
+            f.idx.write_all(&idx)?;
         }
         self.lines += count;
-        self.bytes += records.len() as u64;
+        self.bytes += data.len() as u64;
         Ok(())
     }
 
     /// Appends one line of pipedeck's own (stream `p`).
     pub fn note(&mut self, text: &str) -> io::Result<()> {
-        let mut rec = Vec::with_capacity(text.len() + PREFIX_LEN + 1);
-        push_prefix(&mut rec, crate::domain::now_ms(), b'p');
-        rec.extend_from_slice(text.replace('\n', " ").as_bytes());
-        rec.push(b'\n');
-        self.append(&rec, 1)
+        let mut line = text.replace('\n', " ").into_bytes();
+        line.push(b'\n');
+        self.append(&line, 1, crate::domain::now_ms(), b'p')
     }
 
-    /// Handles on the log and its index, for an fsync on another thread (so that
-    /// making lines durable never holds up capturing new ones).
-    pub fn sync_handles(&self) -> io::Result<Option<(File, File)>> {
-        match &self.files {
-            Some((log, idx)) => Ok(Some((log.try_clone()?, idx.try_clone()?))),
-            None => Ok(None),
+    /// Handles on the log, then its index and `.meta` entries, for an fsync on another
+    /// thread (so that making lines durable never holds up capturing new ones). Empty
+    /// before the first append.
+    pub fn sync_handles(&self) -> io::Result<Vec<File>> {
+        let Some(f) = &self.files else {
+            return Ok(Vec::new());
+        };
+        let mut v = vec![f.log.try_clone()?, f.idx.try_clone()?];
+        if let Some(m) = &f.meta {
+            v.push(m.try_clone()?);
         }
+        Ok(v)
     }
 
     /// Makes everything written so far durable.
     pub fn sync(&mut self) -> io::Result<()> {
-        match &self.files {
-            Some((log, idx)) => {
-                log.sync_data()?;
-                idx.sync_data()
-            }
-            None => Ok(()),
+        for f in self.sync_handles()? {
+            f.sync_data()?;
         }
+        Ok(())
     }
 }
 
@@ -313,54 +489,94 @@ pub fn release_cached(log: &File, from: u64, to: u64) {
     }
 }
 
-/// Writes the 16-byte record prefix `<13-digit millis> <stream> `.
-pub fn push_prefix(out: &mut Vec<u8>, ts: i64, stream: u8) {
-    let mut digits = [b'0'; 13];
+/// `lines` in the older format: each with the prefix `<13-digit millis> <stream> `.
+fn prefix_lines(lines: &[u8], ts: i64, stream: u8) -> Vec<u8> {
+    let mut prefix = [b'0'; PREFIX_LEN];
     let mut v = ts.max(0) as u64;
-    for d in digits.iter_mut().rev() {
+    for d in prefix[..13].iter_mut().rev() {
         *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    out.extend_from_slice(&digits);
-    out.push(b' ');
-    out.push(stream);
-    out.push(b' ');
+    prefix[13] = b' ';
+    prefix[14] = stream;
+    prefix[15] = b' ';
+    let count = memchr::memchr_iter(b'\n', lines).count();
+    let mut out = Vec::with_capacity(lines.len() + count * PREFIX_LEN);
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', lines) {
+        out.extend_from_slice(&prefix);
+        out.extend_from_slice(&lines[start..=nl]);
+        start = nl + 1;
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn records(from: u64, n: u64) -> Vec<u8> {
+    fn lines(from: u64, n: u64) -> Vec<u8> {
         let mut v = Vec::new();
         for i in from..from + n {
-            push_prefix(&mut v, 1_700_000_000_000 + i as i64, b'o');
             v.extend_from_slice(format!("line {i}\n").as_bytes());
         }
         v
     }
 
+    const T0: i64 = 1_700_000_000_000;
+
     #[test]
-    fn ranges_read_through_the_index() {
+    fn ranges_read_through_the_index_with_their_times_and_streams() {
         let dir = tempfile::tempdir().unwrap();
         let store = LogStore::new(dir.path().to_path_buf());
         let mut w = store.writer(1, 2).unwrap();
-        // Uneven batches that straddle index marks.
+        // Uneven batches that straddle index marks; the time changes with each batch
+        // but the third, the stream with each second one.
         let mut at = 0;
-        for n in [1, 4094, 2, 10_000, 3, 5_000] {
-            w.append(&records(at, n), n).unwrap();
+        let mut batches = Vec::new();
+        for (k, n) in [1u64, 4094, 2, 10_000, 3, 5_000].into_iter().enumerate() {
+            let ts = T0 + if k == 2 { 1 } else { k as i64 };
+            let stream = if k % 2 == 0 { b'o' } else { b'e' };
+            w.append(&lines(at, n), n, ts, stream).unwrap();
+            batches.push((at, at + n, ts, stream));
             at += n;
         }
         w.sync().unwrap();
         assert_eq!(store.line_count(1, 2).unwrap(), at);
-        for from in [0, 4095, 4096, 4097, 8191, 12_345, at - 1] {
+        // One entry a change of time or stream: six batches, six entries.
+        let meta = std::fs::read(dir.path().join("1/2.meta")).unwrap();
+        assert_eq!(meta.len(), 6 * META_LEN);
+        // The log holds the lines as printed, nothing more.
+        let log = std::fs::read(dir.path().join("1/2.log")).unwrap();
+        assert_eq!(log, lines(0, at));
+        for from in [
+            0,
+            1,
+            4094,
+            4095,
+            4096,
+            4097,
+            8191,
+            12_345,
+            14_099,
+            14_100,
+            at - 1,
+        ] {
             let got = store.read(1, 2, from, 3).unwrap();
-            assert_eq!(got[0].n, from);
-            assert_eq!(got[0].text, format!("line {from}"));
-            assert_eq!(got[0].ts, 1_700_000_000_000 + from as i64);
-            assert_eq!(got[0].stream, 'o');
+            for (i, l) in got.iter().enumerate() {
+                let n = from + i as u64;
+                let &(_, _, ts, stream) = batches.iter().find(|b| b.0 <= n && n < b.1).unwrap();
+                assert_eq!(l.n, n);
+                assert_eq!(l.text, format!("line {n}"));
+                assert_eq!((l.ts, l.stream), (ts, stream as char), "line {n}");
+            }
+            assert_eq!(got.len() as u64, 3.min(at - from));
         }
         assert!(store.read(1, 2, at, 10).unwrap().is_empty());
+        // A long range crosses many entries in order.
+        let all = store.read(1, 2, 0, at as usize).unwrap();
+        assert_eq!(all.len() as u64, at);
+        assert!(all.iter().all(|l| l.text == format!("line {}", l.n)));
     }
 
     /// Which of the first `pages` pages of `f` are in the page cache.
@@ -391,10 +607,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LogStore::new(dir.path().to_path_buf());
         let mut w = store.writer(1, 3).unwrap();
-        let n = 400_000;
-        w.append(&records(0, n), n).unwrap();
+        let n = 1_000_000;
+        w.append(&lines(0, n), n, T0, b'o').unwrap();
         w.sync().unwrap();
-        let (log, _) = w.sync_handles().unwrap().unwrap();
+        let log = w.sync_handles().unwrap().remove(0);
         let reader = File::open(dir.path().join("1/3.log")).unwrap();
         let pages = (w.bytes() / 4096) as usize;
         assert!(pages > 2048, "the log spans more than 8 MiB");
@@ -424,33 +640,66 @@ mod tests {
         );
         // Nothing is lost: the lines read back from disk as they were written, and the
         // log goes on.
-        w.append(&records(n, 5), 5).unwrap();
+        w.append(&lines(n, 5), 5, T0 + 1, b'e').unwrap();
         let got = store.read(1, 3, 0, 3).unwrap();
         assert_eq!(got[2].text, "line 2");
         assert_eq!(store.line_count(1, 3).unwrap(), n + 5);
+        let last = &store.read(1, 3, n + 4, 5).unwrap()[0];
         assert_eq!(
-            store.read(1, 3, n + 4, 5).unwrap()[0].text,
-            format!("line {}", n + 4)
+            (last.text.as_str(), last.ts, last.stream),
+            ("line 1000004", T0 + 1, 'e')
         );
     }
 
     #[test]
-    fn torn_last_record_is_trimmed() {
+    fn torn_last_line_and_its_entries_are_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         let store = LogStore::new(dir.path().to_path_buf());
         let mut w = store.writer(1, 1).unwrap();
-        w.append(&records(0, 5000), 5000).unwrap();
+        w.append(&lines(0, 5000), 5000, T0, b'o').unwrap();
         drop(w);
-        let log = dir.path().join("1/1.log");
-        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
-        f.write_all(b"1700000000000 o half a li").unwrap();
+        // A crash after the entry for the next lines, amid their first line.
+        let path = |ext: &str| dir.path().join(format!("1/1.{ext}"));
+        let mut meta = OpenOptions::new().append(true).open(path("meta")).unwrap();
+        meta.write_all(&encode_meta(5000, T0 + 9, b'e')).unwrap();
+        meta.write_all(&[1, 2, 3]).unwrap();
+        let mut log = OpenOptions::new().append(true).open(path("log")).unwrap();
+        log.write_all(b"half a li").unwrap();
         assert_eq!(store.repair(1, 1).unwrap(), 5000);
+        assert_eq!(std::fs::read(path("meta")).unwrap().len(), META_LEN);
         // A writer continues the repaired log: its next line is line 5000.
         let mut w = store.writer(1, 1).unwrap();
-        w.append(&records(5000, 1), 1).unwrap();
+        w.append(&lines(5000, 1), 1, T0 + 5, b'e').unwrap();
         assert_eq!(w.lines(), 5001);
         let got = store.read(1, 1, 4999, 10).unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[1].text, "line 5000");
+        assert_eq!((got[0].ts, got[0].stream), (T0, 'o'));
+        assert_eq!(
+            (got[1].text.as_str(), got[1].ts, got[1].stream),
+            ("line 5000", T0 + 5, 'e')
+        );
+    }
+
+    #[test]
+    fn a_log_of_the_older_prefixed_format_reads_and_goes_on_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path().to_path_buf());
+        std::fs::create_dir_all(dir.path().join("4")).unwrap();
+        let old = prefix_lines(&lines(0, 5000), T0, b'e');
+        assert!(old.starts_with(b"1700000000000 e line 0\n"));
+        std::fs::write(dir.path().join("4/7.log"), &old).unwrap();
+        // No index either (as after a crash): the repair on open rebuilds it.
+        let mut w = store.writer(4, 7).unwrap();
+        w.note("restarted").unwrap();
+        assert_eq!(w.lines(), 5001);
+        assert!(!dir.path().join("4/7.meta").exists());
+        let got = store.read(4, 7, 4999, 5).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].text.as_str(), got[0].ts, got[0].stream),
+            ("line 4999", T0, 'e')
+        );
+        assert_eq!((got[1].text.as_str(), got[1].stream), ("restarted", 'p'));
+        assert_eq!(store.line_count(4, 7).unwrap(), 5001);
     }
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::spawn;
 use crate::domain::{Event, now_ms};
-use crate::store::logs::{LogStore, LogWriter, PREFIX_LEN, push_prefix, release_cached};
+use crate::store::logs::{LogStore, LogWriter, release_cached};
 
 /// Longest line kept whole (longer ones are split into records of this size), and the
 /// most one read takes from a pipe.
@@ -142,25 +142,25 @@ pub fn signal_group(pgid: i32, sig: i32) {
     }
 }
 
-type Batch = (Vec<u8>, u64);
+/// Complete lines, masked, ready for the log: `count` of them, read at `ts` from
+/// `stream`. Borrowed from the pump's buffer unless a secret had to be masked.
+struct Lines<'a> {
+    data: std::borrow::Cow<'a, [u8]>,
+    count: u64,
+    ts: i64,
+    stream: u8,
+}
 
-/// Formats the complete lines in `region` (ending in `\n`) as records.
-fn format_lines(region: &[u8], stream: u8, masker: &Masker) -> Batch {
-    let region = masker.apply(region);
-    let count = memchr::memchr_iter(b'\n', &region).count();
-    let mut out = Vec::with_capacity(region.len() + count * PREFIX_LEN);
-    let mut stamp = Vec::with_capacity(PREFIX_LEN);
-    push_prefix(&mut stamp, now_ms(), stream);
-    // A fixed-size prefix copies as two moves, not a call (10 million lines a GiB).
-    let mut prefix = [0u8; PREFIX_LEN];
-    prefix.copy_from_slice(&stamp);
-    let mut start = 0;
-    for nl in memchr::memchr_iter(b'\n', &region) {
-        out.extend_from_slice(&prefix);
-        out.extend_from_slice(&region[start..=nl]);
-        start = nl + 1;
+/// Masks the complete lines in `region` (ending in `\n`).
+fn mask_lines<'a>(region: &'a [u8], stream: u8, masker: &Masker) -> Lines<'a> {
+    let data = masker.apply(region);
+    let count = memchr::memchr_iter(b'\n', &data).count() as u64;
+    Lines {
+        data,
+        count,
+        ts: now_ms(),
+        stream,
     }
-    (out, count as u64)
 }
 
 /// One of the child's output pipes, read on the runtime's reactor, cut into lines.
@@ -224,38 +224,49 @@ impl Pump {
         }
     }
 
-    /// Takes `n` more bytes in; returns the complete lines as records, if any.
-    fn took(&mut self, n: usize, masker: &Masker) -> Option<Batch> {
+    /// Takes `n` more bytes in; returns how far the buffer holds complete lines, if
+    /// it does. A line longer than the cap is cut there (it gets a `\n` of its own).
+    fn took(&mut self, n: usize) -> Option<usize> {
         let scan_from = self.filled;
         self.filled += n;
         if let Some(rel) = memchr::memrchr(b'\n', &self.buf[scan_from..self.filled]) {
-            let last = scan_from + rel;
-            let batch = format_lines(&self.buf[..=last], self.stream, masker);
-            self.buf.copy_within(last + 1..self.filled, 0);
-            self.filled -= last + 1;
-            return Some(batch);
+            return Some(scan_from + rel + 1);
         }
         if self.filled == self.buf.len() && self.buf.len() >= READ_BUF {
-            // A line longer than the cap: store what we have as one record.
             self.buf.push(b'\n');
-            let batch = format_lines(&self.buf, self.stream, masker);
-            self.buf.truncate(READ_BUF);
-            self.filled = 0;
-            return Some(batch);
+            self.filled += 1;
+            return Some(self.filled);
         }
         None
     }
 
-    /// End of output: the pipe is closed; an unterminated last line becomes a record.
-    fn finish(&mut self, masker: &Masker) -> Option<Batch> {
+    /// End of output: the pipe is closed; an unterminated last line is completed.
+    /// Returns how far the buffer holds complete lines, if anything is left.
+    fn finish(&mut self) -> Option<usize> {
         self.src = None;
         if self.filled == 0 {
             return None;
         }
-        let mut rest = self.buf[..self.filled].to_vec();
-        rest.push(b'\n');
-        self.filled = 0;
-        Some(format_lines(&rest, self.stream, masker))
+        if self.filled == self.buf.len() {
+            self.buf.push(b'\n');
+        } else {
+            self.buf[self.filled] = b'\n';
+        }
+        self.filled += 1;
+        Some(self.filled)
+    }
+
+    /// The complete lines up to `end` (from [`took`](Self::took) or
+    /// [`finish`](Self::finish)), masked.
+    fn lines(&self, end: usize, masker: &Masker) -> Lines<'_> {
+        mask_lines(&self.buf[..end], self.stream, masker)
+    }
+
+    /// Drops the lines up to `end`, once stored; keeps the partial line after them.
+    fn consume(&mut self, end: usize) {
+        self.buf.copy_within(end..self.filled, 0);
+        self.filled -= end;
+        self.buf.truncate(READ_BUF.max(self.filled));
     }
 }
 
@@ -273,11 +284,11 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn append(&mut self, (data, count): Batch) -> io::Result<()> {
-        if count == 0 {
+    fn append(&mut self, l: Lines<'_>) -> io::Result<()> {
+        if l.count == 0 {
             return Ok(());
         }
-        self.w.append(&data, count)?;
+        self.w.append(&l.data, l.count, l.ts, l.stream)?;
         let now = Instant::now();
         self.unpublished.get_or_insert(now);
         self.dirty.get_or_insert(now);
@@ -321,19 +332,29 @@ impl Sink<'_> {
         Ok(())
     }
 
-    /// Starts an fsync of the log and its index on a thread; once the log is durable,
-    /// its cached pages in `[from, to)` are dropped.
+    /// Starts an fsync of the log's files on a thread; once the log is durable, its
+    /// cached pages in `[from, to)` are dropped.
     fn spawn_sync(&self, from: u64, to: u64) -> io::Result<Option<std::thread::JoinHandle<()>>> {
-        let Some((log, idx)) = self.w.sync_handles()? else {
+        let files = self.w.sync_handles()?;
+        if files.is_empty() {
             return Ok(None);
-        };
+        }
         Ok(Some(std::thread::spawn(move || {
-            if log.sync_data().is_ok() {
-                release_cached(&log, from, to);
+            // The log comes first in `files`.
+            for (i, f) in files.iter().enumerate() {
+                if f.sync_data().is_ok() && i == 0 {
+                    release_cached(f, from, to);
+                }
             }
-            let _ = idx.sync_data();
         })))
     }
+}
+
+/// Stores the complete lines of `pump` up to `end` and drops them from its buffer.
+fn store(sink: &mut Sink<'_>, pump: &mut Pump, end: usize, masker: &Masker) -> io::Result<()> {
+    let stored = sink.append(pump.lines(end, masker));
+    pump.consume(end);
+    stored
 }
 
 fn publish(t: &LogTarget, total_lines: u64) {
@@ -439,9 +460,10 @@ pub async fn run(
                         signal_group(pgid, libc::SIGKILL);
                     } else {
                         // Output held open by a process outside the group: stop reading.
-                        let (a, b) = (out.finish(&masker), err.finish(&masker));
-                        for batch in [a, b].into_iter().flatten() {
-                            if let Err(e) = sink.append(batch) {
+                        for pump in [&mut out, &mut err] {
+                            if let Some(end) = pump.finish()
+                                && let Err(e) = store(&mut sink, pump, end, &masker)
+                            {
                                 failure.get_or_insert(e);
                             }
                         }
@@ -454,12 +476,12 @@ pub async fn run(
             }
         };
         let pump = if from_out { &mut out } else { &mut err };
-        let batch = match read {
-            Ok(0) | Err(_) => pump.finish(&masker),
-            Ok(n) => pump.took(n, &masker),
+        let end = match read {
+            Ok(0) | Err(_) => pump.finish(),
+            Ok(n) => pump.took(n),
         };
-        if let Some(batch) = batch
-            && let Err(e) = sink.append(batch)
+        if let Some(end) = end
+            && let Err(e) = store(&mut sink, pump, end, &masker)
         {
             failure.get_or_insert(e);
         }
@@ -504,15 +526,20 @@ mod tests {
         assert!(matches!(m.apply(b"clean\n"), std::borrow::Cow::Borrowed(_)));
     }
 
-    /// Feeds `chunks` through a pump as if read from a pipe; the texts of its records.
+    /// Feeds `chunks` through a pump as if read from a pipe; the lines it hands over,
+    /// and the line counts it gave for them.
     fn cut(chunks: &[&[u8]]) -> Vec<String> {
         let mut p = Pump::new(None, b'o');
         let m = Masker::default();
         let mut out = Vec::new();
-        let mut keep = |b: Option<Batch>| {
-            if let Some((data, _)) = b {
-                let text = String::from_utf8(data).unwrap();
-                out.extend(text.lines().map(|l| l[PREFIX_LEN..].to_string()));
+        let mut keep = |p: &mut Pump, end: Option<usize>| {
+            if let Some(end) = end {
+                let l = p.lines(end, &m);
+                let text = String::from_utf8(l.data.to_vec()).unwrap();
+                assert_eq!(l.count as usize, text.lines().count());
+                assert_eq!(l.stream, b'o');
+                out.extend(text.lines().map(str::to_string));
+                p.consume(end);
             }
         };
         for c in chunks {
@@ -523,10 +550,12 @@ mod tests {
                 let n = c.len().min(p.buf.len() - p.filled);
                 p.buf[p.filled..p.filled + n].copy_from_slice(&c[..n]);
                 c = &c[n..];
-                keep(p.took(n, &m));
+                let end = p.took(n);
+                keep(&mut p, end);
             }
         }
-        keep(p.finish(&m));
+        let end = p.finish();
+        keep(&mut p, end);
         out
     }
 
@@ -542,22 +571,30 @@ mod tests {
             cut(&[&feed]),
             [String::from_utf8(almost).unwrap(), "z".to_string()]
         );
-        // A longer one is cut at the cap.
-        let long = vec![b'w'; READ_BUF + 10];
-        let got = cut(&[&long, b"\n"]);
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].len(), READ_BUF);
-        assert_eq!(got[1].len(), 10);
+        // A longer one is cut at the cap, twice over, and what follows is whole.
+        let long = vec![b'w'; 2 * READ_BUF + 10];
+        let got = cut(&[&long, b"\nafter\n"]);
+        assert_eq!(got.len(), 4);
+        assert_eq!(
+            (got[0].len(), got[1].len(), got[2].len()),
+            (READ_BUF, READ_BUF, 10)
+        );
+        assert_eq!(got[3], "after");
+        // An unterminated last line that exactly fills the buffer is kept whole.
+        assert_eq!(
+            cut(&[&[b'q'; 4096]]),
+            [String::from_utf8(vec![b'q'; 4096]).unwrap()]
+        );
     }
 
     #[test]
-    fn formats_records() {
-        let (out, n) = format_lines(b"one\ntwo\n", b'e', &Masker::default());
-        assert_eq!(n, 2);
-        let s = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = s.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert!(lines[0].ends_with(" e one"));
-        assert_eq!(lines[1].len(), PREFIX_LEN + 3);
+    fn masked_lines_are_owned_only_when_a_secret_was_there() {
+        let m = Masker::new(&["s3cret".into()]);
+        let clean = mask_lines(b"one\ntwo\n", b'e', &m);
+        assert!(matches!(clean.data, std::borrow::Cow::Borrowed(_)));
+        assert_eq!((clean.count, clean.stream), (2, b'e'));
+        let masked = mask_lines(b"a s3cret b\n", b'o', &m);
+        assert_eq!(&*masked.data, b"a *** b\n");
+        assert_eq!(masked.count, 1);
     }
 }

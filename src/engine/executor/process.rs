@@ -27,6 +27,8 @@ const READ_CHUNK: usize = 128 * 1024;
 const PIPE_SIZE: i32 = 1024 * 1024;
 /// A line read is durable within this long.
 const SYNC_EVERY: Duration = Duration::from_millis(250);
+/// How soon a due fsync is tried again while the one before is still running.
+const SYNC_RETRY: Duration = Duration::from_millis(10);
 /// Log events are published at most this often per step.
 const PUBLISH_EVERY: Duration = Duration::from_millis(25);
 /// After the step exits (and its group is killed), how long its pipes may stay open:
@@ -314,14 +316,18 @@ impl Sink<'_> {
         }
         // Every SYNC_EVERY, fsync what has been written, on a thread of its own: the
         // capture goes on at memory speed while the disk catches up. One at a time.
-        if self.dirty.is_some_and(|t| now >= t + SYNC_EVERY)
-            && self.syncing.as_ref().is_none_or(|s| s.is_finished())
-        {
-            // Once durable, the bytes written so far leave the page cache.
-            let (from, to) = (self.released, self.w.bytes());
-            self.released = to;
-            self.syncing = self.spawn_sync(from, to)?;
-            self.dirty = None;
+        if self.dirty.is_some_and(|t| now >= t + SYNC_EVERY) {
+            if self.syncing.as_ref().is_none_or(|s| s.is_finished()) {
+                // Once durable, the bytes written so far leave the page cache.
+                let (from, to) = (self.released, self.w.bytes());
+                self.released = to;
+                self.syncing = self.spawn_sync(from, to)?;
+                self.dirty = None;
+            } else {
+                // The last fsync is still at it (a slow disk): look again shortly,
+                // rather than at once and over and over.
+                self.dirty = (now + SYNC_RETRY).checked_sub(SYNC_EVERY).or(self.dirty);
+            }
         }
         Ok(())
     }
@@ -436,8 +442,21 @@ pub async fn run(
     // come from a process that left the group.
     let mut deadline: Option<Instant> = None;
     let mut failure: Option<io::Error> = None;
+    // One timer and one cancellation wait for the whole step: set up afresh for each
+    // read, they cost about 3% of the engine's time while a step floods.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut timer_at: Option<Instant> = None;
+    let cancelled = stop.cancelled();
+    tokio::pin!(cancelled);
     while status.is_none() || out.open() || err.open() {
-        let sleep = crate::engine::driver::sleep_until(earliest(deadline, sink.next_due()));
+        let due = earliest(deadline, sink.next_due());
+        if due != timer_at {
+            if let Some(at) = due {
+                timer.as_mut().reset(at.into());
+            }
+            timer_at = due;
+        }
         let (read, from_out) = tokio::select! {
             r = out.read(), if out.open() => (r, true),
             r = err.read(), if err.open() => (r, false),
@@ -450,13 +469,13 @@ pub async fn run(
                 deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
                 continue;
             }
-            _ = stop.cancelled(), if !stopped && status.is_none() => {
+            _ = &mut cancelled, if !stopped && status.is_none() => {
                 stopped = true;
                 signal_group(pgid, if spec.interrupt_first { libc::SIGINT } else { libc::SIGTERM });
                 deadline = Some(Instant::now() + spec.kill_grace);
                 continue;
             }
-            _ = sleep => {
+            _ = &mut timer, if timer_at.is_some() => {
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {
                     deadline = None;

@@ -128,11 +128,8 @@ impl LogStore {
         let Some(&offset) = entries.get(k) else {
             return Ok(Vec::new());
         };
-        let mut stamps = if p.prefixed() {
-            None
-        } else {
-            Some(Stamps::open(&p.meta, from, limit)?)
-        };
+        // No `.meta` file: a log of the older, prefixed format.
+        let mut stamps = Stamps::open(&p.meta, from, limit)?;
         let mut r = BufReader::with_capacity(64 * 1024, File::open(&p.log)?);
         r.seek(SeekFrom::Start(offset))?;
         let mut n = k as u64 * INDEX_EVERY;
@@ -174,16 +171,11 @@ struct Stamps {
 
 impl Stamps {
     /// The entries for lines `from..from + limit` (at most `limit + 1` of them, as
-    /// every entry starts a line of its own).
-    fn open(meta: &Path, from: u64, limit: usize) -> io::Result<Self> {
+    /// every entry starts a line of its own); None when the log has no `.meta` file.
+    fn open(meta: &Path, from: u64, limit: usize) -> io::Result<Option<Self>> {
         let f = match File::open(meta) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    entries: Vec::new(),
-                    at: 0,
-                });
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         let count = f.metadata()?.len() / META_LEN as u64;
@@ -206,10 +198,10 @@ impl Stamps {
         let take = (count - first).min(limit as u64 + 1) as usize;
         let mut bytes = vec![0u8; take * META_LEN];
         f.read_exact_at(&mut bytes, first * META_LEN as u64)?;
-        Ok(Self {
+        Ok(Some(Self {
             entries: bytes.chunks_exact(META_LEN).map(decode_meta).collect(),
             at: 0,
-        })
+        }))
     }
 
     /// Time and stream of line `n` (asked for in ascending order).
@@ -447,22 +439,20 @@ impl LogWriter {
     /// thread (so that making lines durable never holds up capturing new ones). Empty
     /// before the first append.
     pub fn sync_handles(&self) -> io::Result<Vec<File>> {
-        let Some(f) = &self.files else {
-            return Ok(Vec::new());
-        };
-        let mut v = vec![f.log.try_clone()?, f.idx.try_clone()?];
-        if let Some(m) = &f.meta {
-            v.push(m.try_clone()?);
-        }
-        Ok(v)
+        self.open_files().map(File::try_clone).collect()
     }
 
     /// Makes everything written so far durable.
     pub fn sync(&mut self) -> io::Result<()> {
-        for f in self.sync_handles()? {
-            f.sync_data()?;
-        }
-        Ok(())
+        self.open_files().try_for_each(File::sync_data)
+    }
+
+    /// The open files, the log first.
+    fn open_files(&self) -> impl Iterator<Item = &File> {
+        self.files
+            .iter()
+            .flat_map(|f| [Some(&f.log), Some(&f.idx), f.meta.as_ref()])
+            .flatten()
     }
 }
 

@@ -350,10 +350,12 @@ impl Sink<'_> {
             return Ok(None);
         }
         Ok(Some(std::thread::spawn(move || {
-            // The log comes first in `files`.
-            for (i, f) in files.iter().enumerate() {
-                if f.sync_data().is_ok() && i == 0 {
-                    release_cached(f, from, to);
+            if let Some((log, rest)) = files.split_first() {
+                if log.sync_data().is_ok() {
+                    release_cached(log, from, to);
+                }
+                for f in rest {
+                    let _ = f.sync_data();
                 }
             }
         })))

@@ -25,6 +25,13 @@ const READ_CHUNK: usize = 128 * 1024;
 /// The pipe buffer a step that streams gets (the kernel's default is 64 KiB): the
 /// step writes on while pipedeck stores, with fewer wakeups on both sides.
 const PIPE_SIZE: i32 = 1024 * 1024;
+/// How long a read of a step that streams first polls its empty pipe before the
+/// task sleeps. The step's next write usually lands within microseconds; sleeping
+/// costs a wakeup (a cross-CPU interrupt) per write instead: 14,000 sleeps for 1 GiB
+/// on a 2-vCPU VM, against 2,000 with the poll. A 1 GiB capture took 0.88-0.90 s
+/// instead of 0.96-0.98 s (medians of 8 and 10 alternating runs; 5, 10 and 40 us
+/// did less well than 20).
+const SPIN_FOR: Duration = Duration::from_micros(20);
 /// A line read is durable within this long.
 const SYNC_EVERY: Duration = Duration::from_millis(250);
 /// How soon a due fsync is tried again while the one before is still running.
@@ -204,7 +211,11 @@ impl Pump {
             return Ok(0);
         };
         let end = self.buf.len().min(self.filled + READ_CHUNK);
-        let n = src.read(&mut self.buf[self.filled..end]).await?;
+        // Only a step whose pipe was enlarged (it streams) is worth polling for.
+        let n = match (!self.small_pipe).then(|| spin_read(src, &mut self.buf[self.filled..end])) {
+            Some(Some(n)) => n,
+            _ => src.read(&mut self.buf[self.filled..end]).await?,
+        };
         self.full = n == end - self.filled;
         Ok(n)
     }
@@ -273,6 +284,28 @@ impl Pump {
         self.buf.copy_within(end..self.filled, 0);
         self.filled -= end;
         self.buf.truncate(READ_BUF.max(self.filled));
+    }
+}
+
+/// Reads `src` without waiting, trying again for up to [`SPIN_FOR`] while it is empty;
+/// `None` if nothing came (or the read failed: the awaited read that follows reports it).
+fn spin_read(src: &pipe::Receiver, dst: &mut [u8]) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let started = Instant::now();
+    loop {
+        // SAFETY: `dst` is valid for writes of `dst.len()` bytes; the descriptor is
+        // the pipe `src` owns, non-blocking. A direct read leaves the reactor's
+        // readiness stale at worst, which the awaited read clears.
+        let n = unsafe { libc::read(src.as_raw_fd(), dst.as_mut_ptr().cast(), dst.len()) };
+        if n >= 0 {
+            return Some(n as usize);
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock
+            || started.elapsed() >= SPIN_FOR
+        {
+            return None;
+        }
+        std::hint::spin_loop();
     }
 }
 
@@ -543,6 +576,24 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn spin_read_takes_what_the_pipe_has_and_gives_up_when_it_stays_empty() {
+        let (mut tx, rx) = pipe::pipe().unwrap();
+        let mut buf = [0u8; 16];
+        // Empty: gives up (after SPIN_FOR) and leaves the read to the reactor.
+        let started = Instant::now();
+        assert_eq!(spin_read(&rx, &mut buf), None);
+        assert!(started.elapsed() >= SPIN_FOR);
+        tokio::io::AsyncWriteExt::write_all(&mut tx, b"abc\n")
+            .await
+            .unwrap();
+        assert_eq!(spin_read(&rx, &mut buf), Some(4));
+        assert_eq!(&buf[..4], b"abc\n");
+        // The writer gone: end of output.
+        drop(tx);
+        assert_eq!(spin_read(&rx, &mut buf), Some(0));
+    }
 
     #[test]
     fn masks_every_secret_occurrence() {

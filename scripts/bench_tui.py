@@ -3,7 +3,7 @@
 measure key-to-screen latency (tmux send-keys until the change shows in capture-pane)
 and the dashboard process's CPU share. Peer: the same key round trip on an idle
 dashboard. Usage: scripts/bench_tui.py BIN [MiB]"""
-import os, re, subprocess, sys, tempfile, time
+import os, re, shutil, subprocess, sys, tempfile, time
 
 BIN = sys.argv[1]
 MIB = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
@@ -41,6 +41,7 @@ def latency_samples(n):
 
 d = tempfile.mkdtemp()
 os.makedirs(f"{d}/proj/src")
+os.mkfifo(f"{d}/go")  # the `idle` step waits on it; opening it to write ends the wait
 open(f"{d}/proj/src/README", "w").write("bench\n")
 line = "7" * 99
 open(f"{d}/proj/pipedeck.toml", "w").write(f'''
@@ -48,7 +49,7 @@ open(f"{d}/proj/pipedeck.toml", "w").write(f'''
 repo_seed = "src"
 [[services.flood.steps]]
 name = "idle"
-run = "sleep 600; true"
+run = "read go < {d}/go"
 [[services.flood.steps]]
 name = "gen"
 needs = ["idle"]
@@ -65,13 +66,19 @@ try:
     idle = latency_samples(20)
     # Switch the log pane to the generator step, then release it by ending `idle`.
     tmux("send-keys", "-t", "b", "j"); wait(lambda s: "build/gen" in s)
-    # End `idle` once it really runs (its workspace checkout may take a moment).
+    # End `idle` once it really runs (its workspace checkout may take a moment): a
+    # write end opens only once the step holds the read end.
     end = time.time() + 60
-    while subprocess.run(["pgrep", "-f", "^sleep 600$"], capture_output=True).returncode != 0:
-        if time.time() > end:
-            raise SystemExit("the idle step never started")
-        time.sleep(0.05)
-    subprocess.run(["pkill", "-f", "^sleep 600$"])
+    while True:
+        try:
+            fd = os.open(f"{d}/go", os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            if time.time() > end:
+                raise SystemExit("the idle step never started")
+            time.sleep(0.05)
+    os.write(fd, b"go\n")
+    os.close(fd)
     wait(lambda s: re.search(r"build/gen · [1-9][\d]* lines", s) is not None)
     t0, c0 = time.time(), cpu_ticks(pid)
     loaded = latency_samples(20)
@@ -89,3 +96,6 @@ finally:
     time.sleep(0.5)
     tmux("kill-server")
     subprocess.run(["pkill", "-f", "--", f"--data-dir {d}/data"])
+    # The engine may still be stopping; then its log (1 GiB) goes with the directory.
+    time.sleep(1)
+    shutil.rmtree(d, ignore_errors=True)

@@ -180,6 +180,9 @@ struct Pump {
     src: Option<pipe::Receiver>,
     /// Whether the pipe's buffer may still be enlarged (once the step streams).
     small_pipe: bool,
+    /// Whether the next read polls the pipe first ([`SPIN_FOR`]): off once a poll
+    /// found nothing, on again once a read finds a default pipe's worth waiting.
+    spin: bool,
     stream: u8,
     buf: Vec<u8>,
     filled: usize,
@@ -192,6 +195,7 @@ impl Pump {
         Self {
             src,
             small_pipe: true,
+            spin: true,
             stream,
             // Start small (most steps print little); grow to READ_BUF for steps that stream.
             buf: Vec::new(),
@@ -211,10 +215,17 @@ impl Pump {
             return Ok(0);
         };
         let end = self.buf.len().min(self.filled + READ_CHUNK);
-        // Only a step whose pipe was enlarged (it streams) is worth polling for.
-        let n = match (!self.small_pipe).then(|| spin_read(src, &mut self.buf[self.filled..end])) {
+        // Only a step whose pipe was enlarged (it streams) is worth polling for, and
+        // only while polls pay: a step that went quiet costs one poll, not one a line.
+        let polled = (self.spin && !self.small_pipe)
+            .then(|| spin_read(src, &mut self.buf[self.filled..end]));
+        let n = match polled {
             Some(Some(n)) => n,
-            _ => src.read(&mut self.buf[self.filled..end]).await?,
+            _ => {
+                let n = src.read(&mut self.buf[self.filled..end]).await?;
+                self.spin = (polled.is_none() && self.spin) || n >= 64 * 1024;
+                n
+            }
         };
         self.full = n == end - self.filled;
         Ok(n)
@@ -593,6 +604,31 @@ mod tests {
         // The writer gone: end of output.
         drop(tx);
         assert_eq!(spin_read(&rx, &mut buf), Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_pump_stops_polling_once_a_poll_finds_nothing_and_resumes_when_output_piles_up() {
+        use tokio::io::AsyncWriteExt;
+        let (mut tx, rx) = pipe::pipe().unwrap();
+        let mut p = Pump::new(Some(rx), b'o');
+        p.small_pipe = false; // as if the step streamed
+        p.buf.resize(READ_BUF, 0);
+        // Output waiting: the poll takes it and polling stays on.
+        tx.write_all(b"ab\n").await.unwrap();
+        assert_eq!(p.read().await.unwrap(), 3);
+        assert!(p.spin);
+        // Nothing comes while the pump polls (the writer writes only once the read
+        // waits): polling goes off.
+        let (n, _) = tokio::join!(p.read(), async {
+            tokio::task::yield_now().await;
+            tx.write_all(b"cd\n").await.unwrap();
+        });
+        assert_eq!(n.unwrap(), 3);
+        assert!(!p.spin);
+        // A default pipe's worth waiting at once: the step streams again.
+        tx.write_all(&[b'x'; 64 * 1024]).await.unwrap();
+        assert_eq!(p.read().await.unwrap(), 64 * 1024);
+        assert!(p.spin);
     }
 
     #[test]

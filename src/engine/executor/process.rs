@@ -28,9 +28,9 @@ const PIPE_SIZE: i32 = 1024 * 1024;
 /// How long a read of a step that streams first polls its empty pipe before the
 /// task sleeps. The step's next write usually lands within microseconds; sleeping
 /// costs a wakeup (a cross-CPU interrupt) per write instead: 14,000 sleeps for 1 GiB
-/// on a 2-vCPU VM, against 2,000 with the poll. A 1 GiB capture took 0.88-0.90 s
-/// instead of 0.96-0.98 s (medians of 8 and 10 alternating runs; 5, 10 and 40 us
-/// did less well than 20).
+/// on a 2-vCPU VM, against 2,000 with the poll. A 1 GiB capture took 0.84-0.94 s
+/// instead of 0.96-1.06 s (medians of three series of 9-10 runs in rotated order;
+/// in one series 20 us also beat 5, 10 and 40).
 const SPIN_FOR: Duration = Duration::from_micros(20);
 /// A line read is durable within this long.
 const SYNC_EVERY: Duration = Duration::from_millis(250);

@@ -298,8 +298,10 @@ impl Pump {
     }
 }
 
-/// Reads `src` without waiting, trying again for up to [`SPIN_FOR`] while it is empty;
-/// `None` if nothing came (or the read failed: the awaited read that follows reports it).
+/// Reads `src` without waiting, trying again for up to [`SPIN_FOR`] while it is empty,
+/// yielding the core between tries to whatever else waits for it (the dashboard, the
+/// terminal); `None` if nothing came (or the read failed: the awaited read that
+/// follows reports it).
 fn spin_read(src: &pipe::Receiver, dst: &mut [u8]) -> Option<usize> {
     use std::os::fd::AsRawFd;
     let started = Instant::now();
@@ -316,7 +318,8 @@ fn spin_read(src: &pipe::Receiver, dst: &mut [u8]) -> Option<usize> {
         {
             return None;
         }
-        std::hint::spin_loop();
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
     }
 }
 

@@ -22,6 +22,9 @@ const READ_BUF: usize = 1024 * 1024;
 /// still in the CPU's cache: against 1 MiB reads, a 1 GiB capture took 0.81-0.93 s
 /// instead of 1.0-1.19 s (six alternating runs).
 const READ_CHUNK: usize = 128 * 1024;
+/// The kernel's default pipe buffer: a read that takes this much at once means the
+/// step streams.
+const DEFAULT_PIPE: usize = 64 * 1024;
 /// The pipe buffer a step that streams gets (the kernel's default is 64 KiB): the
 /// step writes on while pipedeck stores, with fewer wakeups on both sides.
 const PIPE_SIZE: i32 = 1024 * 1024;
@@ -223,7 +226,7 @@ impl Pump {
             Some(Some(n)) => n,
             _ => {
                 let n = src.read(&mut self.buf[self.filled..end]).await?;
-                self.spin = (polled.is_none() && self.spin) || n >= 64 * 1024;
+                self.spin = (polled.is_none() && self.spin) || n >= DEFAULT_PIPE;
                 n
             }
         };
@@ -240,7 +243,7 @@ impl Pump {
             let len = (self.buf.len() * 4).min(READ_BUF);
             self.buf.resize(len, 0);
             // A read took a whole default pipe's worth: the step streams.
-            if len > 64 * 1024
+            if len > DEFAULT_PIPE
                 && std::mem::take(&mut self.small_pipe)
                 && let Some(src) = &self.src
             {
@@ -629,8 +632,8 @@ mod tests {
         assert_eq!(n.unwrap(), 3);
         assert!(!p.spin);
         // A default pipe's worth waiting at once: the step streams again.
-        tx.write_all(&[b'x'; 64 * 1024]).await.unwrap();
-        assert_eq!(p.read().await.unwrap(), 64 * 1024);
+        tx.write_all(&[b'x'; DEFAULT_PIPE]).await.unwrap();
+        assert_eq!(p.read().await.unwrap(), DEFAULT_PIPE);
         assert!(p.spin);
     }
 

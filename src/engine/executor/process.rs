@@ -561,6 +561,9 @@ pub async fn run(
             failure.get_or_insert(e);
         }
     }
+    // Disk blocks reserved ahead of a large log and not used go back (failing would
+    // cost disk space only, not lines).
+    let _ = sink.w.release();
     // Written means safe from an engine crash; the last lines are fsynced as well, so
     // that they too are safe from a machine crash within SYNC_EVERY.
     if let Err(e) = sink.sync_rest() {

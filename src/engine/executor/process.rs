@@ -223,7 +223,13 @@ impl Pump {
         let polled = (self.spin && !self.small_pipe)
             .then(|| spin_read(src, &mut self.buf[self.filled..end]));
         let n = match polled {
-            Some(Some(n)) => n,
+            Some(Some(n)) => {
+                // A polled read bypasses the runtime: count it against the task's
+                // budget, so that a flood still lets the engine's other tasks (the
+                // API, other steps) run between reads.
+                tokio::task::consume_budget().await;
+                n
+            }
             _ => {
                 let n = src.read(&mut self.buf[self.filled..end]).await?;
                 self.spin = (polled.is_none() && self.spin) || n >= DEFAULT_PIPE;

@@ -127,6 +127,17 @@ fn serve(p: &TestProject) -> Proc {
     s
 }
 
+/// Starts `run gated --wait` and waits until it stops at the prod gate; returns the
+/// waiting client and the run id (its first line).
+fn run_to_gate(p: &TestProject) -> (Proc, String) {
+    let mut c = pipedeck(p);
+    c.args(["run", "gated", "--wait"]);
+    let mut waiting = Proc::spawn(c, false);
+    let id = waiting.until("").trim().to_string();
+    waiting.until("gate prod is waiting");
+    (waiting, id)
+}
+
 #[test]
 fn run_wait_in_one_process_and_approve_from_another() {
     let p = setup();
@@ -135,15 +146,11 @@ fn run_wait_in_one_process_and_approve_from_another() {
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no engine is running"));
 
-    let mut c = pipedeck(&p);
-    c.args(["run", "gated", "--wait"]);
-    let mut waiting = Proc::spawn(c, false);
-    let id = waiting.until("").trim().to_string();
+    let (waiting, id) = run_to_gate(&p);
     assert!(
         id.parse::<i64>().is_ok(),
         "first line is the run id: {id:?}"
     );
-    waiting.until("gate prod is waiting");
     let shown = json(&p, &["show", &id]);
     assert_eq!(shown["run"]["status"], "awaiting_approval");
     assert_eq!(json(&p, &["runs"])[0]["id"].to_string(), id);
@@ -178,11 +185,7 @@ fn run_wait_in_one_process_and_approve_from_another() {
     );
 
     // Rejection ends `run --wait` with exit code 3.
-    let mut c = pipedeck(&p);
-    c.args(["run", "gated", "--wait"]);
-    let mut waiting = Proc::spawn(c, false);
-    let id2 = waiting.until("").trim().to_string();
-    waiting.until("gate prod is waiting");
+    let (waiting, id2) = run_to_gate(&p);
     run_ok(&p, &["reject", &id2, "prod"]);
     assert_eq!(waiting.rest().0, 3);
 }
@@ -191,11 +194,7 @@ fn run_wait_in_one_process_and_approve_from_another() {
 fn kill_9_mid_run_then_restart_interrupts_and_keeps_gates() {
     let p = setup();
     let mut engine = serve(&p);
-    let mut c = pipedeck(&p);
-    c.args(["run", "gated", "--wait"]);
-    let mut gated = Proc::spawn(c, false);
-    let gated_id = gated.until("").trim().to_string();
-    gated.until("gate prod is waiting");
+    let (gated, gated_id) = run_to_gate(&p);
 
     let slow_id = run_ok(&p, &["run", "slow"]).trim().to_string();
     let mut c = pipedeck(&p);
@@ -310,11 +309,7 @@ fn serve_stops_on_sigterm_and_records_running_steps_as_cancelled() {
 fn serve_stops_on_sigterm_while_a_client_waits_at_a_gate() {
     let p = setup();
     let mut engine = serve(&p);
-    let mut c = pipedeck(&p);
-    c.args(["run", "gated", "--wait"]);
-    let mut waiting = Proc::spawn(c, false);
-    let id = waiting.lines.next().unwrap().unwrap().trim().to_string();
-    waiting.until("gate prod is waiting");
+    let (waiting, id) = run_to_gate(&p);
     // The client's event stream is open; the engine still stops (it used to wait for
     // the client for ever), and the client says so.
     kill(engine.child.id() as i32, "TERM");

@@ -1,10 +1,40 @@
 //! Pure types shared by the engine, the store and every client.
 
+/// `as_str`, `parse`, `ALL` and `Display` for an enum of snake_case words.
+macro_rules! words {
+    ($name:ident { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The snake_case word used in the store, the API and `--json` output.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+
+            /// Parses the word written by [`Self::as_str`].
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($word => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub mod ansi;
 pub mod event;
+pub mod gate;
+pub mod operation;
 pub mod run;
 
 pub use event::Event;
+pub use gate::GateKey;
+pub use operation::{InfraAction, Operation};
 pub use run::{
     Decision, GateInfo, GateStatus, GraphNode, RunDetail, RunInfo, RunKind, RunStatus, RunType,
     Stage, StepInfo, StepStatus, Trigger,

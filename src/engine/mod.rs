@@ -1,13 +1,12 @@
 //! The orchestrator: one actor owns the live state ([`runner`]), one task drives
 //! each run ([`driver`]), and every client talks to it through [`EngineHandle`].
 
-mod driver;
 pub mod executor;
 mod handle;
-mod infra;
 mod plan;
 pub mod preflight;
 mod runner;
+mod scheduler;
 pub mod workspace;
 
 use std::collections::HashMap;

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::driver::Driver;
-use super::infra::InfraDriver;
 use super::plan::Definition;
 use super::{EngineError, Result, Shared};
 use crate::config::GatePolicy;
@@ -314,36 +312,28 @@ impl Runner {
         }
     }
 
-    /// Starts the driver of a run found in the store (after a restart).
+    /// Starts the scheduler of a run found in the store (after a restart).
     fn spawn_driver(&mut self, run: &RunInfo) -> Result<()> {
         let steps = self.store.steps(run.id)?;
-        let def = match run.kind {
-            RunKind::Service => Definition::Service(
-                self.store
-                    .definition(run.id)?
-                    .ok_or_else(|| no_run(run.id))?,
-            ),
-            RunKind::Infra => Definition::Infra(
-                self.store
-                    .definition_as(run.id)?
-                    .ok_or_else(|| no_run(run.id))?,
-            ),
-        };
+        let stored: serde_json::Value = self
+            .store
+            .definition_as(run.id)?
+            .ok_or_else(|| no_run(run.id))?;
+        let def = Definition::read(run.kind, run.operation.as_deref(), &stored)?;
         self.start_driver(run, def, steps);
         Ok(())
     }
 
     fn start_driver(&mut self, run: &RunInfo, def: Definition, steps: Vec<StepInfo>) {
         let token = self.shared.shutdown.child_token();
-        let (shared, tx, cancel) = (self.shared.clone(), self.tx.clone(), token.clone());
-        let driver = match def {
-            Definition::Service(def) => {
-                tokio::spawn(Driver::new(run.clone(), def, steps, shared, tx, cancel).drive())
-            }
-            Definition::Infra(def) => {
-                tokio::spawn(InfraDriver::new(run.clone(), def, steps, shared, tx, cancel).drive())
-            }
-        };
+        let driver = super::plan::start(
+            run.clone(),
+            def,
+            steps,
+            self.shared.clone(),
+            self.tx.clone(),
+            token.clone(),
+        );
         tokio::spawn(supervise(driver, self.tx.clone(), run.id));
         self.active.insert(run.id, token);
     }

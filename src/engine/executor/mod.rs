@@ -1,5 +1,7 @@
 //! Executors: how one executable unit runs.
 
+pub(crate) mod command;
 pub mod process;
 pub mod spawn;
+pub(crate) mod stack_job;
 pub mod terraform;

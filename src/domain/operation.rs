@@ -1,0 +1,97 @@
+//! The operations of a stack job (SJ-1) and what a run of infra does.
+
+use serde::{Deserialize, Serialize};
+
+/// One operation of a resource's stack job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Init,
+    Refresh,
+    Preview,
+    Apply,
+    Destroy,
+}
+words!(Operation {
+    Init => "init",
+    Refresh => "refresh",
+    Preview => "preview",
+    Apply => "apply",
+    Destroy => "destroy",
+});
+
+impl Operation {
+    /// Whether the operation changes what is deployed (never retried on its own).
+    pub fn changes(self) -> bool {
+        matches!(self, Self::Apply | Self::Destroy)
+    }
+}
+
+/// What an infra run does: the whole project, or one resource's stack job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InfraAction {
+    Deploy,
+    Undeploy,
+    /// A stack job that ends in apply (`update`), destroy, preview or refresh.
+    StackJob(Operation),
+}
+
+impl InfraAction {
+    /// Parses the run's stored operation (`deploy`, `undeploy`, `stack-job:update`…).
+    pub fn parse(s: Option<&str>) -> Option<Self> {
+        Some(match s? {
+            "deploy" => Self::Deploy,
+            "undeploy" => Self::Undeploy,
+            "stack-job:update" => Self::StackJob(Operation::Apply),
+            other => Self::StackJob(Operation::parse(other.strip_prefix("stack-job:")?)?),
+        })
+    }
+
+    /// The operations each resource goes through, in order (SJ-1).
+    pub fn operations(self) -> &'static [Operation] {
+        use Operation::*;
+        match self {
+            Self::Undeploy | Self::StackJob(Destroy) => &[Init, Refresh, Preview, Destroy],
+            Self::StackJob(Preview) => &[Init, Refresh, Preview],
+            Self::StackJob(Refresh) => &[Init, Refresh],
+            Self::StackJob(Init) => &[Init],
+            Self::Deploy | Self::StackJob(Apply) => &[Init, Refresh, Preview, Apply],
+        }
+    }
+
+    /// Whether the run destroys what it touches.
+    pub fn destroys(self) -> bool {
+        matches!(self, Self::Undeploy | Self::StackJob(Operation::Destroy))
+    }
+
+    /// Whether this is one resource's stack job rather than a whole project.
+    pub fn is_stack_job(self) -> bool {
+        matches!(self, Self::StackJob(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_operations_parse() {
+        assert_eq!(
+            InfraAction::parse(Some("deploy")),
+            Some(InfraAction::Deploy)
+        );
+        assert_eq!(
+            InfraAction::parse(Some("stack-job:update")),
+            Some(InfraAction::StackJob(Operation::Apply))
+        );
+        assert_eq!(
+            InfraAction::parse(Some("stack-job:destroy")).map(InfraAction::destroys),
+            Some(true)
+        );
+        assert_eq!(InfraAction::parse(Some("stack-job:nope")), None);
+        assert_eq!(
+            InfraAction::StackJob(Operation::Refresh).operations(),
+            &[Operation::Init, Operation::Refresh]
+        );
+    }
+}

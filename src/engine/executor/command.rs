@@ -1,0 +1,142 @@
+//! The command executor: a unit is a shell command run as a process group in the
+//! run's workspace, with the run's variables (EN-2). Service runs use it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::process::{self, ProcSpec};
+use super::spawn::Env;
+use crate::config::Service;
+use crate::domain::RunInfo;
+use crate::engine::scheduler::{Executor, Finished, Outcome, UnitCtx};
+use crate::engine::workspace;
+
+/// One command to run.
+pub(crate) struct Command {
+    /// A shell command from the project file (trusted).
+    pub run: String,
+    pub kill_grace: Duration,
+    /// The unit's own variables (`PIPEDECK_STEP`, `PIPEDECK_ENV`).
+    pub env: Vec<(String, String)>,
+}
+
+/// Runs a service run's commands in its workspace, checked out at the run's commit.
+pub(crate) struct CommandExecutor {
+    run: RunInfo,
+    def: Service,
+    data_dir: PathBuf,
+    workspace: PathBuf,
+    /// The run's variables, set by `prepare` and shared by every unit.
+    env: std::sync::OnceLock<Arc<Env>>,
+}
+
+impl CommandExecutor {
+    pub fn new(run: RunInfo, def: Service, data_dir: PathBuf) -> Self {
+        let workspace = data_dir.join("workspaces").join(run.id.to_string());
+        Self {
+            run,
+            def,
+            data_dir,
+            workspace,
+            env: Default::default(),
+        }
+    }
+
+    fn variables(&self) -> Vec<(String, String)> {
+        let r = &self.run;
+        [
+            ("PIPEDECK_RUN_ID", r.id.to_string()),
+            ("PIPEDECK_ATTEMPT", r.attempt.to_string()),
+            ("PIPEDECK_SERVICE", r.service.clone()),
+            ("PIPEDECK_COMMIT", r.commit_sha.clone()),
+            ("PIPEDECK_COMMIT_MESSAGE", r.commit_message.clone()),
+            ("PIPEDECK_AUTHOR", r.author.clone()),
+            ("PIPEDECK_BRANCH", r.branch.clone()),
+            ("PIPEDECK_TAG", r.tag.clone().unwrap_or_default()),
+            ("PIPEDECK_RUN_TYPE", r.run_type.to_string()),
+            ("PIPEDECK_TRIGGER", r.trigger.to_string()),
+            ("PIPEDECK_TRIGGERED_BY", r.triggered_by.clone()),
+            (
+                "PIPEDECK_WORKSPACE",
+                self.workspace.to_string_lossy().into_owned(),
+            ),
+            (
+                "PIPEDECK_DATA_DIR",
+                self.data_dir.to_string_lossy().into_owned(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+impl Executor for CommandExecutor {
+    type Work = Command;
+
+    /// The workspace at the run's commit, the secrets read, the variables set.
+    async fn prepare(&self) -> Result<Vec<String>, String> {
+        let (def, data_dir, ws, sha) = (
+            self.def.clone(),
+            self.data_dir.clone(),
+            self.workspace.clone(),
+            self.run.commit_sha.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let repo = workspace::ensure_repo(&def, &data_dir)?;
+            workspace::checkout(&repo, &sha, &ws)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let mut secrets = Vec::new();
+        let mut env = Vec::new();
+        for secret in &self.def.secrets {
+            let v = secret.resolve()?;
+            env.push((secret.name.clone(), v.clone()));
+            secrets.push(v);
+        }
+        env.extend(self.variables());
+        let env = Env::new(&env).map_err(|e| format!("cannot set the environment: {e}"))?;
+        // `prepare` runs once per walk; a second call keeps the first environment.
+        let _ = self.env.set(Arc::new(env));
+        Ok(secrets)
+    }
+
+    async fn run(&self, work: &Command, ctx: UnitCtx) -> Finished {
+        let Some(env) = self.env.get() else {
+            return Finished {
+                outcome: Outcome::Failed("internal error: the run was not prepared".into()),
+                exit_code: None,
+                ended_at: crate::domain::now_ms(),
+            };
+        };
+        let spec = ProcSpec {
+            command: work.run.clone(),
+            cwd: self.workspace.clone(),
+            env: env.clone(),
+            extra_env: work.env.clone(),
+            kill_grace: work.kill_grace,
+            interrupt_first: false,
+        };
+        let (outcome, ended_at) = process::run(spec, ctx.log, ctx.stop, ctx.slot).await;
+        finished(outcome, ended_at)
+    }
+}
+
+/// A process's end as the scheduler takes it.
+pub(crate) fn finished(outcome: process::Outcome, ended_at: i64) -> Finished {
+    let exit_code = outcome.exit_code();
+    let outcome = if outcome.success() {
+        Outcome::Succeeded { outputs: None }
+    } else if outcome == process::Outcome::Stopped {
+        Outcome::Stopped
+    } else {
+        Outcome::Failed(outcome.describe())
+    };
+    Finished {
+        outcome,
+        exit_code,
+        ended_at,
+    }
+}

@@ -1,0 +1,180 @@
+//! A resource's state dir: its inputs going in (with upstream outputs substituted),
+//! its outputs coming out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::config::infra::{Resource, references};
+use crate::engine::preflight;
+
+/// The outputs a resource last applied, kept in its state dir.
+pub(super) const LAST_OUTPUTS: &str = "outputs.json";
+/// Where `apply` writes its outputs (`$PIPEDECK_OUTPUTS`).
+pub(super) const NEXT_OUTPUTS: &str = "outputs.next.json";
+/// The inputs, as JSON (`$PIPEDECK_INPUTS`).
+pub(super) const INPUTS: &str = "inputs.json";
+
+/// Where a resource's state lives across runs (the command driver's working dir).
+pub(super) fn state_dir(data_dir: &Path, project: &str, resource: &str) -> PathBuf {
+    data_dir.join("infra").join(project).join(resource)
+}
+
+/// Replaces `${id.outputs.key}` references with upstream outputs. A string that is one
+/// whole reference takes the output's JSON value; otherwise values are spliced as text.
+pub(super) fn substitute(v: &Value, outputs: &HashMap<String, Value>) -> Result<Value, String> {
+    Ok(match v {
+        Value::String(s) => {
+            let refs = references(s);
+            if refs.is_empty() {
+                return Ok(v.clone());
+            }
+            let lookup = |id: &str, key: &str| -> Result<Value, String> {
+                outputs
+                    .get(id)
+                    .and_then(|o| o.get(key))
+                    .cloned()
+                    .ok_or_else(|| {
+                        format!("`${{{id}.outputs.{key}}}`: resource {id} has no output `{key}`")
+                    })
+            };
+            if let [(id, key)] = refs.as_slice()
+                && s == &format!("${{{id}.outputs.{key}}}")
+            {
+                return lookup(id, key);
+            }
+            let mut out = s.clone();
+            for (id, key) in refs {
+                let val = match lookup(&id, &key)? {
+                    Value::String(t) => t,
+                    other => other.to_string(),
+                };
+                out = out.replace(&format!("${{{id}.outputs.{key}}}"), &val);
+            }
+            Value::String(out)
+        }
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|x| substitute(x, outputs))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| Ok((k.clone(), substitute(x, outputs)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Every input of a resource, substituted.
+pub(super) fn substitute_all(
+    inputs: &BTreeMap<String, Value>,
+    outputs: &HashMap<String, Value>,
+) -> Result<serde_json::Map<String, Value>, String> {
+    inputs
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                k.clone(),
+                substitute(v, outputs).map_err(|e| format!("input {k}: {e}"))?,
+            ))
+        })
+        .collect()
+}
+
+/// `PIPEDECK_INPUT_` + the key, upper-cased, anything else as `_`.
+pub(super) fn env_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// An outputs file: a JSON object, or none (an empty object).
+pub(super) fn read_outputs(path: &Path) -> Result<Value, String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Object(Default::default())),
+        Err(e) => Err(format!(
+            "cannot read the outputs file {}: {e}",
+            path.display()
+        )),
+        Ok(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err("the outputs file must hold a JSON object".into()),
+            Err(e) => Err(format!("the outputs file is not JSON: {e}")),
+        },
+    }
+}
+
+/// The outputs a resource last applied, if it has any.
+pub(super) fn last_outputs(state_dir: &Path) -> Option<Value> {
+    read_outputs(&state_dir.join(LAST_OUTPUTS))
+        .ok()
+        .filter(|o| o.as_object().is_some_and(|m| !m.is_empty()))
+}
+
+/// Removes a file that may not exist; any other failure is logged.
+pub(super) fn remove(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove {}: {e}", path.display());
+    }
+}
+
+/// Why a job's state dir could not be made ready.
+pub(super) enum NotReady {
+    /// A preflight check failed: the whole report, and the failure.
+    Preflight(Vec<preflight::Check>, String),
+    Io(String),
+}
+
+/// Runs preflight, makes the state dir and writes the inputs into it (only when their
+/// content changed: a redeploy with the same inputs touches nothing). Returns whether
+/// the state dir is fresh: no job has run in it (every job writes its inputs first),
+/// so nothing in it needs to be replaced or removed.
+pub(super) fn ready_state(r: &Resource, state_dir: &Path, inputs: &str) -> Result<bool, NotReady> {
+    let file = state_dir.join(INPUTS);
+    let fresh = std::fs::symlink_metadata(&file).is_err();
+    // Preflight's state check makes the dir (or fails saying why).
+    let checks = preflight::preflight(r, state_dir, false);
+    if let Some(why) = preflight::failures(&checks) {
+        return Err(NotReady::Preflight(checks, why));
+    }
+    if !fresh && std::fs::read(&file).is_ok_and(|old| old == inputs.as_bytes()) {
+        return Ok(false);
+    }
+    std::fs::write(&file, inputs)
+        .map_err(|e| NotReady::Io(format!("cannot write {}: {e}", file.display())))?;
+    Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_keeps_types_for_whole_references() {
+        let mut outs = HashMap::new();
+        outs.insert(
+            "vpc".to_string(),
+            serde_json::json!({"id": "vpc-1", "azs": 3}),
+        );
+        let v = substitute(&serde_json::json!("${vpc.outputs.azs}"), &outs).unwrap();
+        assert_eq!(v, serde_json::json!(3));
+        let v = substitute(
+            &serde_json::json!("in ${vpc.outputs.id} x${vpc.outputs.azs}"),
+            &outs,
+        )
+        .unwrap();
+        assert_eq!(v, serde_json::json!("in vpc-1 x3"));
+        assert!(substitute(&serde_json::json!("${vpc.outputs.nope}"), &outs).is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! Planners: each kind of run becomes the rows it shows (steps, stored when the run is
+//! created) and a graph of units over those rows, which the one scheduler walks.
+
+mod infra;
+mod service;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::executor::command::CommandExecutor;
+use super::executor::stack_job::StackJobExecutor;
+use super::runner::Msg;
+use super::scheduler::Scheduler;
+use super::{EngineError, Result, Shared};
+use crate::config::Service;
+use crate::config::infra::InfraProject;
+use crate::domain::{InfraAction, RunInfo, RunKind, Stage, StepInfo};
+use crate::store::NewRun;
+
+/// A row a new run starts with.
+pub(crate) struct Planned {
+    pub stage: Stage,
+    pub name: String,
+    /// Index into the plan of this row's parent (an operation's resource).
+    pub parent: Option<usize>,
+}
+
+/// A run's definition, pinned when it was created.
+pub(crate) enum Definition {
+    Service(Service),
+    Infra(InfraProject, InfraAction),
+}
+
+fn bad(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("the stored definition is unreadable: {e}"))
+}
+
+impl Definition {
+    /// Reads the definition stored with a run of `kind`.
+    pub fn read(
+        kind: RunKind,
+        operation: Option<&str>,
+        definition: &serde_json::Value,
+    ) -> Result<Self> {
+        use serde::Deserialize;
+        Ok(match kind {
+            RunKind::Service => Definition::Service(Service::deserialize(definition).map_err(bad)?),
+            RunKind::Infra => {
+                let action = InfraAction::parse(operation).unwrap_or(InfraAction::Deploy);
+                Definition::Infra(InfraProject::deserialize(definition).map_err(bad)?, action)
+            }
+        })
+    }
+}
+
+/// The rows a new run starts with, and its definition read from `new`.
+pub(crate) fn plan(new: &NewRun) -> Result<(Vec<Planned>, Definition)> {
+    let def = Definition::read(new.kind, new.operation.as_deref(), &new.definition)?;
+    let rows = match &def {
+        Definition::Service(svc) => service::rows(svc),
+        Definition::Infra(p, action) => infra::rows(p, *action),
+    };
+    Ok((rows, def))
+}
+
+/// Starts the scheduler of a run over its rows (all pending for a new run).
+pub(crate) fn start(
+    run: RunInfo,
+    def: Definition,
+    steps: Vec<StepInfo>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let data_dir = shared.data_dir.clone();
+    match def {
+        Definition::Service(svc) => {
+            let plan = service::graph(&svc, &steps);
+            let exec = CommandExecutor::new(run.clone(), svc, data_dir);
+            tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
+        }
+        Definition::Infra(p, action) => {
+            let plan = infra::graph(&p, action, &steps);
+            let exec = StackJobExecutor::new(&run, p, action, &steps, data_dir);
+            tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
+        }
+    }
+}

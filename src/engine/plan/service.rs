@@ -1,0 +1,116 @@
+//! A service run: the build DAG (fail-fast, terminated on cancel), then each
+//! environment in order behind its gate and its queue (SP-2..SP-6a).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Planned;
+use crate::config::Service;
+use crate::domain::{GateKey, Stage, StepInfo, StepStatus};
+use crate::engine::executor::command::Command;
+use crate::engine::scheduler::{GateSpec, OnCancel, OnFailure, Plan, Policy, Unit};
+
+pub(super) fn rows(svc: &Service) -> Vec<Planned> {
+    let build = svc.steps.iter().map(|s| (Stage::Build, &s.name));
+    let deploy = svc.environments.iter().map(|e| (Stage::Deploy, &e.name));
+    build
+        .chain(deploy)
+        .map(|(stage, name)| Planned {
+            stage,
+            name: name.clone(),
+            parent: None,
+        })
+        .collect()
+}
+
+pub(super) fn graph(svc: &Service, steps: &[StepInfo]) -> Plan<Command> {
+    let mut units = Vec::new();
+    let mut settled = Vec::new();
+    let mut build_unit: HashMap<&str, usize> = HashMap::new();
+    let build_policy = Policy {
+        on_failure: OnFailure::FailRun,
+        on_cancel: OnCancel::Terminate,
+        gate_before: None,
+        gate_after: None,
+        queue: None,
+    };
+    for (i, row) in steps.iter().enumerate() {
+        if row.stage != Stage::Build {
+            continue;
+        }
+        let Some(def) = svc.steps.iter().find(|s| s.name == row.name) else {
+            continue;
+        };
+        build_unit.insert(&def.name, units.len());
+        units.push(Unit {
+            step: i,
+            needs: Vec::new(),
+            group: None,
+            policy: build_policy.clone(),
+            work: Arc::new(Command {
+                run: def.run.clone(),
+                kill_grace: Duration::from_millis(def.kill_grace_ms),
+                env: vec![("PIPEDECK_STEP".into(), def.name.clone())],
+            }),
+        });
+    }
+    for u in &mut units {
+        let name = steps[u.step].name.as_str();
+        if let Some(def) = svc.steps.iter().find(|s| s.name == name) {
+            u.needs = def
+                .needs
+                .iter()
+                .filter_map(|n| build_unit.get(n.as_str()).copied())
+                .collect();
+        }
+    }
+    // Every environment waits for the whole build, then for the one before it.
+    let mut before: Vec<usize> = (0..units.len()).collect();
+    for (i, row) in steps.iter().enumerate() {
+        if row.stage != Stage::Deploy {
+            continue;
+        }
+        if !svc.deployments_enabled {
+            let why = format!("deployments are disabled for service {}", svc.name);
+            settled.push((i, StepStatus::Skipped, why));
+            continue;
+        }
+        let Some(env) = svc.environments.iter().find(|e| e.name == row.name) else {
+            continue;
+        };
+        let gate_before = env.gate.approval.then(|| GateSpec {
+            key: GateKey::env(&env.name),
+            policy: env.gate.clone(),
+            what: String::new(),
+        });
+        let u = units.len();
+        units.push(Unit {
+            step: i,
+            needs: std::mem::replace(&mut before, vec![u]),
+            group: None,
+            policy: Policy {
+                on_failure: OnFailure::FailRun,
+                // The environment in flight completes; the rest are cancelled (SP-5).
+                on_cancel: OnCancel::FinishInFlight,
+                gate_before,
+                gate_after: None,
+                queue: Some((svc.name.clone(), env.name.clone())),
+            },
+            work: Arc::new(Command {
+                run: env.run.clone(),
+                kill_grace: Duration::from_millis(env.kill_grace_ms),
+                env: vec![
+                    ("PIPEDECK_ENV".into(), env.name.clone()),
+                    ("PIPEDECK_STEP".into(), row.path()),
+                ],
+            }),
+        });
+    }
+    Plan {
+        units,
+        groups: Vec::new(),
+        run_gate: None,
+        settled,
+    }
+}

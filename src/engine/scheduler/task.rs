@@ -1,0 +1,183 @@
+//! The two tasks the scheduler spawns for a unit: one waits at a gate, the other
+//! prepares the unit's group, waits in its queue and for a slot, and runs it. Both only
+//! report; the scheduler decides what each report means.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{Executor, Finished, GateSpec, GroupFailure, Outcome, UnitCtx};
+use crate::domain::{GateInfo, now_ms};
+use crate::engine::EnvLock;
+use crate::engine::executor::process::LogTarget;
+use crate::engine::runner::Msg;
+
+/// A unit waiting for a slot is reported `queued` once it has waited this long: shorter
+/// waits are invisible to an operator, and not reporting them spares a state change per
+/// unit when a wide graph keeps every slot busy.
+pub(crate) const QUEUED_AFTER: Duration = Duration::from_millis(50);
+
+/// What a run task says on its way.
+pub(super) enum Progress {
+    Queued,
+    Running,
+}
+
+pub(super) type Reports = mpsc::UnboundedSender<(usize, Progress)>;
+
+/// How a gate task ended.
+pub(super) enum GateEnd {
+    Decided(GateInfo),
+    /// The engine is shutting down while the gate waits: the run stays waiting.
+    Parked,
+}
+
+/// How a run task ended.
+pub(super) enum RunEnd {
+    Finished(Finished),
+    /// The run stopped (cancel, a failure, shutdown) before the unit started.
+    Halted,
+    /// The unit's group could not be made ready.
+    GroupFailed(GroupFailure),
+}
+
+/// Opens (or finds again, after a restart) a gate, and waits for its decision.
+pub(super) async fn gate(
+    tx: mpsc::Sender<Msg>,
+    run_id: i64,
+    spec: GateSpec,
+    shutdown: CancellationToken,
+) -> GateEnd {
+    let (reply, rx) = oneshot::channel();
+    let open = Msg::OpenGate {
+        run_id,
+        env: spec.key.to_string(),
+        policy: spec.policy,
+        reply,
+    };
+    if tx.send(open).await.is_err() {
+        return GateEnd::Parked;
+    }
+    tokio::select! {
+        g = rx => g.map_or(GateEnd::Parked, GateEnd::Decided),
+        _ = shutdown.cancelled() => GateEnd::Parked,
+    }
+}
+
+/// Everything a run task needs.
+pub(super) struct RunJob<E: Executor> {
+    pub unit: usize,
+    pub exec: Arc<E>,
+    pub work: Arc<E::Work>,
+    pub log: LogTarget,
+    /// The group's key and its once-only preparation.
+    pub group: Option<(usize, Arc<OnceCell<()>>)>,
+    pub queue: Option<EnvLock>,
+    pub slots: Arc<Semaphore>,
+    /// Fires when nothing more may start.
+    pub halt: CancellationToken,
+    /// Fires when the running unit must stop.
+    pub stop: CancellationToken,
+    pub reports: Reports,
+}
+
+/// Prepares the unit's group, checks for a waiver, waits in the queue and for a slot,
+/// then runs the unit.
+pub(super) async fn run<E: Executor>(j: RunJob<E>) -> RunEnd {
+    if j.halt.is_cancelled() {
+        return RunEnd::Halted;
+    }
+    if let Some((key, once)) = &j.group {
+        let ready = once
+            .get_or_try_init(|| j.exec.prepare_group(*key, &j.log))
+            .await;
+        if let Err(f) = ready {
+            return RunEnd::GroupFailed(f);
+        }
+    }
+    if let Some(why) = j.exec.waive(&j.work) {
+        return RunEnd::Finished(Finished {
+            outcome: Outcome::Waived(why),
+            exit_code: None,
+            ended_at: now_ms(),
+        });
+    }
+    let report = |p| {
+        // The scheduler outlives its tasks; a send fails only while it is dropped.
+        let _ = j.reports.send((j.unit, p));
+    };
+    // Wait in order for the queue (reported at once), then for a slot.
+    let _turn = match &j.queue {
+        Some(lock) => {
+            report(Progress::Queued);
+            tokio::select! {
+                g = lock.clone().lock_owned() => Some(g),
+                _ = j.halt.cancelled() => return RunEnd::Halted,
+            }
+        }
+        None => None,
+    };
+    let Some(slot) = acquire_slot(&j.slots, &j.halt, || report(Progress::Queued)).await else {
+        return RunEnd::Halted;
+    };
+    report(Progress::Running);
+    let ctx = UnitCtx {
+        log: j.log.clone(),
+        stop: j.stop.clone(),
+        slot: Some(slot),
+    };
+    RunEnd::Finished(j.exec.run(&j.work, ctx).await)
+}
+
+/// Waits for an execution slot, or for `halt`; calls `queued` if the wait lasts
+/// [`QUEUED_AFTER`].
+async fn acquire_slot(
+    slots: &Arc<Semaphore>,
+    halt: &CancellationToken,
+    queued: impl FnOnce(),
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(p) = slots.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    let acquire = slots.clone().acquire_owned();
+    tokio::pin!(acquire);
+    tokio::select! {
+        p = &mut acquire => return p.ok(),
+        _ = halt.cancelled() => return None,
+        _ = tokio::time::sleep(QUEUED_AFTER) => {}
+    }
+    queued();
+    tokio::select! {
+        p = acquire => p.ok(),
+        _ = halt.cancelled() => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_wait_is_reported_only_once_it_lasts() {
+        let slots = Arc::new(Semaphore::new(1));
+        let halt = CancellationToken::new();
+        let held = slots.clone().try_acquire_owned().unwrap();
+        let mut reported = false;
+        let release = async {
+            tokio::time::sleep(QUEUED_AFTER * 2).await;
+            drop(held);
+        };
+        let (got, ()) = tokio::join!(acquire_slot(&slots, &halt, || reported = true), release);
+        assert!(got.is_some());
+        assert!(reported);
+        drop(got);
+        // A free slot is taken without a report; a halted wait gives up.
+        let mut again = false;
+        let p = acquire_slot(&slots, &halt, || again = true).await;
+        assert!(p.is_some() && !again);
+        halt.cancel();
+        assert!(acquire_slot(&slots, &halt, || {}).await.is_none());
+    }
+}

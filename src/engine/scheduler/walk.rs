@@ -1,0 +1,753 @@
+//! The walk: one task per run, which starts what is ready, applies each unit's policy
+//! when it ends, and sets every status and timestamp. Nothing else writes a unit's row.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::{OnceCell, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::group::{self, GroupState};
+use super::task::{self, GateEnd, Progress, RunEnd, RunJob};
+use super::{Executor, Finished, GateSpec, OnCancel, OnFailure, Outcome, Plan};
+use crate::domain::now_ms;
+use crate::domain::{GateInfo, GateStatus, Millis, RunInfo, RunStatus, StepInfo, StepStatus};
+use crate::engine::Shared;
+use crate::engine::executor::process::{LogTarget, Masker};
+use crate::engine::runner::Msg;
+
+const SHUTDOWN: &str = "the engine shut down";
+const CANCELLED: &str = "cancelled by an operator";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    GateBefore,
+    Running,
+    GateAfter,
+    /// Succeeded (or waived) with its gate after approved: dependents may start.
+    Passed,
+    Ended,
+}
+
+/// What a spawned task handed back.
+enum End {
+    GateBefore(GateEnd),
+    GateAfter(GateEnd),
+    Run(RunEnd),
+}
+
+pub(crate) struct Scheduler<E: Executor> {
+    run: RunInfo,
+    plan: Plan<E::Work>,
+    steps: Vec<StepInfo>,
+    exec: Arc<E>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+    /// Fires when an operator cancels, or the engine shuts down (its parent).
+    cancel: CancellationToken,
+    /// Fires when nothing more may start: cancel, or a failure that fails the run.
+    halt: CancellationToken,
+    masker: Arc<Masker>,
+    phase: Vec<Phase>,
+    /// Per unit, how many of its needs have not passed yet.
+    waiting: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    members: Vec<Vec<usize>>,
+    groups: Vec<GroupState>,
+    prepared: Vec<Arc<OnceCell<()>>>,
+    ready: VecDeque<usize>,
+    /// The unit whose failure failed the run (its path).
+    failed_run: Option<String>,
+    /// Why units that never started did not: set with `failed_run` or a refusal.
+    rest: Option<String>,
+    failures: Vec<String>,
+    rejected: Option<String>,
+    gates_waiting: usize,
+    parked: bool,
+    /// Units this walk saw stopped by an engine shutdown.
+    stopped_by_shutdown: Vec<usize>,
+}
+
+impl<E: Executor> Scheduler<E> {
+    pub fn new(
+        run: RunInfo,
+        plan: Plan<E::Work>,
+        steps: Vec<StepInfo>,
+        exec: E,
+        shared: Arc<Shared>,
+        tx: mpsc::Sender<Msg>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let n = plan.units.len();
+        let mut dependents = vec![Vec::new(); n];
+        for (u, unit) in plan.units.iter().enumerate() {
+            for &d in &unit.needs {
+                dependents[d].push(u);
+            }
+        }
+        let mut members = vec![Vec::new(); plan.groups.len()];
+        for (u, unit) in plan.units.iter().enumerate() {
+            if let Some(g) = unit.group {
+                members[g].push(u);
+            }
+        }
+        let halt = cancel.child_token();
+        Self {
+            groups: vec![GroupState::default(); plan.groups.len()],
+            prepared: (0..plan.groups.len()).map(|_| Arc::default()).collect(),
+            run,
+            plan,
+            steps,
+            exec: Arc::new(exec),
+            shared,
+            tx,
+            cancel,
+            halt,
+            masker: Arc::new(Masker::default()),
+            phase: vec![Phase::Pending; n],
+            waiting: vec![0; n],
+            dependents,
+            members,
+            ready: VecDeque::new(),
+            failed_run: None,
+            rest: None,
+            failures: Vec::new(),
+            rejected: None,
+            gates_waiting: 0,
+            parked: false,
+            stopped_by_shutdown: Vec::new(),
+        }
+    }
+
+    /// Walks the run to its end (or parks it at a gate on shutdown), then tells the runner.
+    pub async fn drive(mut self) {
+        let id = self.run.id;
+        if let Some((status, reason)) = self.execute().await {
+            self.send(Msg::RunStatus {
+                run_id: id,
+                status,
+                reason,
+            })
+            .await;
+        }
+        self.send(Msg::Done(id)).await;
+    }
+
+    async fn send(&self, msg: Msg) {
+        // Fails only when the runner is gone, and then nobody is left to tell.
+        let _ = self.tx.send(msg).await;
+    }
+
+    async fn run_status(&self, status: RunStatus) {
+        self.send(Msg::RunStatus {
+            run_id: self.run.id,
+            status,
+            reason: None,
+        })
+        .await;
+    }
+
+    fn stopped_why(&self) -> &'static str {
+        if self.shared.shutdown.is_cancelled() {
+            SHUTDOWN
+        } else {
+            CANCELLED
+        }
+    }
+
+    /// The one place a row changes: status, reason and timestamps.
+    async fn set(&mut self, i: usize, status: StepStatus, reason: Option<String>, at: Millis) {
+        let s = &mut self.steps[i];
+        if s.status == status && s.reason == reason {
+            return;
+        }
+        s.status = status;
+        s.reason = reason;
+        if status == StepStatus::Running {
+            s.started_at.get_or_insert(at);
+        }
+        if status.is_terminal() {
+            s.ended_at = Some(at);
+        }
+        let msg = Msg::Step(s.clone());
+        self.send(msg).await;
+    }
+
+    /// Sets unit `u`'s row, then its group's.
+    async fn set_unit(&mut self, u: usize, status: StepStatus, reason: Option<String>, at: Millis) {
+        self.set(self.plan.units[u].step, status, reason, at).await;
+        if let Some(g) = self.plan.units[u].group {
+            self.settle_group(g).await;
+        }
+    }
+
+    async fn settle_group(&mut self, g: usize) {
+        let rows: Vec<&StepInfo> = self.members[g]
+            .iter()
+            .map(|&u| &self.steps[self.plan.units[u].step])
+            .collect();
+        let all_ended = rows.iter().all(|s| s.status.is_terminal());
+        let (status, reason) = group::status(&rows, &self.groups[g]);
+        let row = self.plan.groups[g].step;
+        if all_ended && !self.groups[g].finished {
+            self.groups[g].finished = true;
+            let ok = rows
+                .iter()
+                .all(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped))
+                && self.groups[g].verdict.is_none();
+            let outputs = self.exec.finish_group(self.plan.groups[g].key, ok);
+            self.steps[row].outputs = outputs;
+        }
+        self.set(row, status, reason, now_ms()).await;
+    }
+
+    /// `resource/db` for a unit of a group, else the unit's own path.
+    fn path(&self, u: usize) -> String {
+        let unit = &self.plan.units[u];
+        let row = unit.group.map_or(unit.step, |g| self.plan.groups[g].step);
+        self.steps[row].path()
+    }
+
+    fn log(&self, u: usize) -> LogTarget {
+        LogTarget {
+            logs: self.shared.logs.clone(),
+            run_id: self.run.id,
+            step_id: self.steps[self.plan.units[u].step].id,
+            events: self.shared.events.clone(),
+            masker: self.masker.clone(),
+        }
+    }
+
+    async fn execute(&mut self) -> Option<(RunStatus, Option<String>)> {
+        if self.run.status != RunStatus::AwaitingApproval {
+            self.run_status(RunStatus::Running).await;
+        }
+        for (i, status, why) in std::mem::take(&mut self.plan.settled) {
+            if !self.steps[i].status.is_terminal() {
+                self.set(i, status, Some(why), now_ms()).await;
+            }
+        }
+        match self.exec.prepare().await {
+            Ok(secrets) => self.masker = Arc::new(Masker::new(&secrets)),
+            Err(why) => {
+                let reason = format!("the run could not start: {why}");
+                self.end_rest(StepStatus::Skipped, &reason).await;
+                return Some((RunStatus::Failed, Some(reason)));
+            }
+        }
+        if let Some(spec) = self.plan.run_gate.clone() {
+            let end = task::gate(
+                self.tx.clone(),
+                self.run.id,
+                spec.clone(),
+                self.shared.shutdown.clone(),
+            )
+            .await;
+            let gate = match end {
+                GateEnd::Parked => return None,
+                GateEnd::Decided(g) => g,
+            };
+            match gate.status {
+                GateStatus::Approved => self.run_status(RunStatus::Running).await,
+                GateStatus::Rejected | GateStatus::Expired => {
+                    let why = refusal(&spec, &gate);
+                    self.end_rest(StepStatus::Skipped, &why).await;
+                    return Some((RunStatus::Rejected, Some(why)));
+                }
+                GateStatus::Cancelled | GateStatus::Waiting => {
+                    let why = self.stopped_why();
+                    self.end_rest(StepStatus::Cancelled, why).await;
+                    return Some((RunStatus::Cancelled, Some(why.into())));
+                }
+            }
+        }
+        self.resume().await;
+        self.walk().await;
+        if self.parked {
+            // The run waits at a gate for the next engine. What the shutdown stopped
+            // did not finish: the resumed run treats it as failed.
+            for u in std::mem::take(&mut self.stopped_by_shutdown) {
+                let why = Some(format!("{SHUTDOWN} while this ran"));
+                self.set_unit(u, StepStatus::Interrupted, why, now_ms())
+                    .await;
+            }
+            return None;
+        }
+        self.finish().await
+    }
+
+    /// Ends every row not yet ended.
+    async fn end_rest(&mut self, status: StepStatus, reason: &str) {
+        for i in 0..self.steps.len() {
+            if !self.steps[i].status.is_terminal() {
+                self.set(i, status, Some(reason.to_string()), now_ms())
+                    .await;
+            }
+        }
+    }
+
+    /// Reads where each unit stands from its row (all pending for a new run; a run
+    /// resumed after a restart carries on from where it was).
+    async fn resume(&mut self) {
+        let mut failed = Vec::new();
+        for u in 0..self.plan.units.len() {
+            let status = self.steps[self.plan.units[u].step].status;
+            self.phase[u] = match status {
+                StepStatus::Succeeded if self.plan.units[u].policy.gate_after.is_some() => {
+                    Phase::GateAfter
+                }
+                // A skipped unit was waived, or its upstream failed and its dependents
+                // were skipped with it: either way nothing waits for it.
+                StepStatus::Succeeded | StepStatus::Skipped => Phase::Passed,
+                StepStatus::Running | StepStatus::Queued => {
+                    let why = "interrupted by an engine restart".to_string();
+                    self.set_unit(u, StepStatus::Interrupted, Some(why), now_ms())
+                        .await;
+                    failed.push(u);
+                    Phase::Ended
+                }
+                StepStatus::Failed | StepStatus::Interrupted | StepStatus::Rejected => {
+                    failed.push(u);
+                    Phase::Ended
+                }
+                StepStatus::Cancelled => Phase::Ended,
+                StepStatus::Pending | StepStatus::AwaitingApproval => Phase::Pending,
+            };
+        }
+        for g in 0..self.groups.len() {
+            self.groups[g].finished = self.members[g]
+                .iter()
+                .all(|&u| self.steps[self.plan.units[u].step].status.is_terminal());
+        }
+        for u in 0..self.plan.units.len() {
+            self.waiting[u] = self.plan.units[u]
+                .needs
+                .iter()
+                .filter(|&&d| self.phase[d] != Phase::Passed)
+                .count();
+        }
+        for u in failed {
+            if self.steps[self.plan.units[u].step].status == StepStatus::Rejected {
+                let why = self.steps[self.plan.units[u].step].reason.clone();
+                self.rejected.get_or_insert(format!(
+                    "{}: {}",
+                    self.path(u),
+                    why.unwrap_or_default()
+                ));
+                self.skip_downstream(u).await;
+            } else {
+                self.fail(u).await;
+            }
+        }
+        self.ready = (0..self.plan.units.len())
+            .filter(|&u| self.phase[u] == Phase::Pending && self.waiting[u] == 0)
+            .collect();
+    }
+
+    async fn walk(&mut self) {
+        let (reports, mut progress) = mpsc::unbounded_channel();
+        let mut set: JoinSet<(usize, End)> = JoinSet::new();
+        let mut task_unit = HashMap::new();
+        for u in 0..self.plan.units.len() {
+            if self.phase[u] == Phase::GateAfter {
+                self.open_gate_after(u, &mut set, &mut task_unit).await;
+            }
+        }
+        loop {
+            while !self.halt.is_cancelled()
+                && let Some(u) = self.ready.pop_front()
+            {
+                if self.phase[u] == Phase::Pending {
+                    self.start(u, &reports, &mut set, &mut task_unit).await;
+                }
+            }
+            if set.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some((u, p)) = progress.recv() => self.progress(u, p).await,
+                joined = set.join_next_with_id() => match joined {
+                    Some(Ok((id, (u, end)))) => {
+                        task_unit.remove(&id);
+                        self.ended(u, end, &reports, &mut set, &mut task_unit).await;
+                    }
+                    Some(Err(e)) => {
+                        // A task panicked (a bug): its unit fails instead of hanging.
+                        let Some(u) = task_unit.remove(&e.id()) else { continue };
+                        tracing::error!("run {}: unit {u}'s task failed: {e}", self.run.id);
+                        let fin = Finished {
+                            outcome: Outcome::Failed(format!("internal error: {e}")),
+                            exit_code: None,
+                            ended_at: now_ms(),
+                        };
+                        self.finished(u, fin, &mut set, &mut task_unit).await;
+                    }
+                    None => {}
+                },
+            }
+        }
+    }
+
+    async fn progress(&mut self, u: usize, p: Progress) {
+        let row = &self.steps[self.plan.units[u].step];
+        if row.status.is_terminal() {
+            return;
+        }
+        let status = match p {
+            Progress::Queued if row.status == StepStatus::Running => return,
+            Progress::Queued => StepStatus::Queued,
+            Progress::Running => StepStatus::Running,
+        };
+        self.set_unit(u, status, None, now_ms()).await;
+    }
+
+    async fn start(
+        &mut self,
+        u: usize,
+        reports: &task::Reports,
+        set: &mut JoinSet<(usize, End)>,
+        task_unit: &mut HashMap<tokio::task::Id, usize>,
+    ) {
+        let Some(spec) = self.plan.units[u].policy.gate_before.clone() else {
+            self.spawn_run(u, reports, set, task_unit);
+            return;
+        };
+        self.phase[u] = Phase::GateBefore;
+        self.gates_waiting += 1;
+        let note = self.exec.gate_note(&self.plan.units[u].work);
+        self.set_unit(u, StepStatus::AwaitingApproval, note, now_ms())
+            .await;
+        let gate = task::gate(
+            self.tx.clone(),
+            self.run.id,
+            spec,
+            self.shared.shutdown.clone(),
+        );
+        let id = set
+            .spawn(async move { (u, End::GateBefore(gate.await)) })
+            .id();
+        task_unit.insert(id, u);
+    }
+
+    async fn open_gate_after(
+        &mut self,
+        u: usize,
+        set: &mut JoinSet<(usize, End)>,
+        task_unit: &mut HashMap<tokio::task::Id, usize>,
+    ) {
+        let Some(spec) = self.plan.units[u].policy.gate_after.clone() else {
+            return;
+        };
+        self.phase[u] = Phase::GateAfter;
+        self.gates_waiting += 1;
+        if let Some(g) = self.plan.units[u].group {
+            self.groups[g].gate_waiting = true;
+            self.settle_group(g).await;
+        }
+        let gate = task::gate(
+            self.tx.clone(),
+            self.run.id,
+            spec,
+            self.shared.shutdown.clone(),
+        );
+        let id = set
+            .spawn(async move { (u, End::GateAfter(gate.await)) })
+            .id();
+        task_unit.insert(id, u);
+    }
+
+    fn spawn_run(
+        &mut self,
+        u: usize,
+        reports: &task::Reports,
+        set: &mut JoinSet<(usize, End)>,
+        task_unit: &mut HashMap<tokio::task::Id, usize>,
+    ) {
+        self.phase[u] = Phase::Running;
+        let unit = &self.plan.units[u];
+        let job = RunJob {
+            unit: u,
+            exec: self.exec.clone(),
+            work: unit.work.clone(),
+            log: self.log(u),
+            group: unit
+                .group
+                .map(|g| (self.plan.groups[g].key, self.prepared[g].clone())),
+            queue: unit
+                .policy
+                .queue
+                .as_ref()
+                .map(|(a, b)| self.shared.env_lock(a, b)),
+            slots: self.shared.slots.clone(),
+            halt: self.halt.clone(),
+            stop: match unit.policy.on_cancel {
+                OnCancel::Terminate => self.halt.clone(),
+                OnCancel::FinishInFlight => self.shared.shutdown.clone(),
+            },
+            reports: reports.clone(),
+        };
+        let id = set
+            .spawn(async move { (u, End::Run(task::run(job).await)) })
+            .id();
+        task_unit.insert(id, u);
+    }
+
+    async fn ended(
+        &mut self,
+        u: usize,
+        end: End,
+        reports: &task::Reports,
+        set: &mut JoinSet<(usize, End)>,
+        task_unit: &mut HashMap<tokio::task::Id, usize>,
+    ) {
+        match end {
+            End::GateBefore(GateEnd::Parked) | End::GateAfter(GateEnd::Parked) => {
+                self.parked = true;
+            }
+            End::GateBefore(GateEnd::Decided(gate)) => {
+                self.gates_waiting -= 1;
+                let spec = self.plan.units[u].policy.gate_before.clone();
+                match gate.status {
+                    GateStatus::Approved => {
+                        self.approved().await;
+                        self.set_unit(u, StepStatus::Queued, None, now_ms()).await;
+                        self.spawn_run(u, reports, set, task_unit);
+                    }
+                    GateStatus::Rejected | GateStatus::Expired => {
+                        let why = spec.map(|s| refusal(&s, &gate)).unwrap_or_default();
+                        self.phase[u] = Phase::Ended;
+                        self.exec.gate_refused(&self.plan.units[u].work);
+                        self.set_unit(u, StepStatus::Rejected, Some(why.clone()), now_ms())
+                            .await;
+                        self.refused(u, &why).await;
+                    }
+                    GateStatus::Cancelled | GateStatus::Waiting => {
+                        self.phase[u] = Phase::Ended;
+                        let why = self.stopped_why().to_string();
+                        self.set_unit(u, StepStatus::Cancelled, Some(why), now_ms())
+                            .await;
+                    }
+                }
+            }
+            End::GateAfter(GateEnd::Decided(gate)) => {
+                self.gates_waiting -= 1;
+                let group = self.plan.units[u].group;
+                if let Some(g) = group {
+                    self.groups[g].gate_waiting = false;
+                }
+                match gate.status {
+                    GateStatus::Approved => {
+                        self.approved().await;
+                        self.pass(u);
+                    }
+                    status => {
+                        self.phase[u] = Phase::Ended;
+                        let (row, why) = if status == GateStatus::Cancelled {
+                            (StepStatus::Cancelled, self.stopped_why().to_string())
+                        } else {
+                            let spec = self.plan.units[u].policy.gate_after.clone();
+                            let why = spec.map(|s| refusal(&s, &gate)).unwrap_or_default();
+                            (StepStatus::Rejected, why)
+                        };
+                        if let Some(g) = group {
+                            self.groups[g].verdict = Some((row, why.clone()));
+                        }
+                        if row == StepStatus::Rejected {
+                            self.refused(u, &why).await;
+                        }
+                    }
+                }
+                if let Some(g) = group {
+                    self.settle_group(g).await;
+                }
+            }
+            End::Run(RunEnd::Halted) => self.phase[u] = Phase::Ended,
+            End::Run(RunEnd::GroupFailed(f)) => {
+                self.phase[u] = Phase::Ended;
+                let Some(g) = self.plan.units[u].group else {
+                    return;
+                };
+                self.groups[g].verdict = Some((StepStatus::Failed, f.reason));
+                for m in self.members[g].clone() {
+                    if !self.steps[self.plan.units[m].step].status.is_terminal() {
+                        self.phase[m] = Phase::Ended;
+                        let why = Some(f.units_reason.clone());
+                        self.set_unit(m, StepStatus::Skipped, why, now_ms()).await;
+                    }
+                }
+                self.fail(u).await;
+            }
+            End::Run(RunEnd::Finished(fin)) => self.finished(u, fin, set, task_unit).await,
+        }
+    }
+
+    async fn finished(
+        &mut self,
+        u: usize,
+        fin: Finished,
+        set: &mut JoinSet<(usize, End)>,
+        task_unit: &mut HashMap<tokio::task::Id, usize>,
+    ) {
+        let row = self.plan.units[u].step;
+        self.steps[row].exit_code = fin.exit_code;
+        let at = fin.ended_at;
+        match fin.outcome {
+            Outcome::Succeeded { outputs } => {
+                if outputs.is_some() {
+                    self.steps[row].outputs = outputs;
+                }
+                self.set_unit(u, StepStatus::Succeeded, None, at).await;
+                if self.plan.units[u].policy.gate_after.is_some() {
+                    self.open_gate_after(u, set, task_unit).await;
+                } else {
+                    self.pass(u);
+                }
+            }
+            Outcome::Waived(why) => {
+                self.set_unit(u, StepStatus::Skipped, Some(why), at).await;
+                self.pass(u);
+            }
+            Outcome::Failed(why) => {
+                self.phase[u] = Phase::Ended;
+                self.set_unit(u, StepStatus::Failed, Some(why), at).await;
+                self.fail(u).await;
+            }
+            Outcome::Stopped => {
+                self.phase[u] = Phase::Ended;
+                let (status, why) = match &self.failed_run {
+                    Some(f) => (StepStatus::Skipped, format!("stopped: {f} failed")),
+                    None if self.shared.shutdown.is_cancelled() => {
+                        self.stopped_by_shutdown.push(u);
+                        (StepStatus::Cancelled, SHUTDOWN.to_string())
+                    }
+                    None => (StepStatus::Cancelled, CANCELLED.to_string()),
+                };
+                self.set_unit(u, status, Some(why), at).await;
+            }
+        }
+    }
+
+    /// A gate was approved: the run runs again once no other gate waits.
+    async fn approved(&mut self) {
+        if self.gates_waiting == 0 {
+            self.run_status(RunStatus::Running).await;
+        }
+    }
+
+    fn pass(&mut self, u: usize) {
+        self.phase[u] = Phase::Passed;
+        for &d in &self.dependents[u] {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 && self.phase[d] == Phase::Pending {
+                self.ready.push_back(d);
+            }
+        }
+    }
+
+    /// Unit `u` failed: its policy says what happens to the rest.
+    async fn fail(&mut self, u: usize) {
+        let path = self.path(u);
+        if !self.failures.contains(&path) {
+            self.failures.push(path.clone());
+        }
+        match self.plan.units[u].policy.on_failure {
+            OnFailure::FailRun => {
+                self.failed_run.get_or_insert(path.clone());
+                self.rest.get_or_insert(format!("upstream failed: {path}"));
+                self.halt.cancel();
+            }
+            OnFailure::SkipDownstream => self.skip_downstream(u).await,
+        }
+    }
+
+    /// A gate before or after unit `u` said no (`why`).
+    async fn refused(&mut self, u: usize, why: &str) {
+        let path = self.path(u);
+        self.rejected.get_or_insert(format!("{path}: {why}"));
+        match self.plan.units[u].policy.on_failure {
+            OnFailure::FailRun => {
+                self.rest.get_or_insert(format!("gate rejected at {path}"));
+                self.halt.cancel();
+            }
+            OnFailure::SkipDownstream => self.skip_downstream(u).await,
+        }
+    }
+
+    /// Skips everything that (transitively) needs `from` and has not started, saying why.
+    async fn skip_downstream(&mut self, from: usize) {
+        let group = self.plan.units[from].group;
+        let mut stack = vec![from];
+        while let Some(cur) = stack.pop() {
+            for d in self.dependents[cur].clone() {
+                if self.phase[d] != Phase::Pending {
+                    continue;
+                }
+                self.phase[d] = Phase::Ended;
+                // Within a group the failed unit is named; from outside, its group.
+                let culprit = if group.is_some() && self.plan.units[d].group == group {
+                    self.steps[self.plan.units[from].step].path()
+                } else {
+                    self.path(from)
+                };
+                let why = format!("upstream failed: {culprit}");
+                self.set_unit(d, StepStatus::Skipped, Some(why), now_ms())
+                    .await;
+                stack.push(d);
+            }
+        }
+    }
+
+    /// After the walk: what never started ends, and the run's status says how it went.
+    async fn finish(&mut self) -> Option<(RunStatus, Option<String>)> {
+        let cancelled = self.cancel.is_cancelled();
+        for u in 0..self.plan.units.len() {
+            if self.steps[self.plan.units[u].step].status.is_terminal() {
+                continue;
+            }
+            let (status, why) = match &self.rest {
+                Some(r) => (StepStatus::Skipped, r.clone()),
+                None if cancelled => (StepStatus::Cancelled, self.stopped_why().to_string()),
+                None => (StepStatus::Skipped, "never became ready".to_string()),
+            };
+            self.set_unit(u, status, Some(why), now_ms()).await;
+        }
+        for g in 0..self.groups.len() {
+            self.settle_group(g).await;
+        }
+        Some(if let Some(f) = &self.failed_run {
+            (RunStatus::Failed, Some(format!("{f} failed")))
+        } else if !self.failures.is_empty() {
+            let list = self.failures.join(", ");
+            (RunStatus::Failed, Some(format!("{list} failed")))
+        } else if let Some(r) = &self.rejected {
+            (RunStatus::Rejected, Some(r.clone()))
+        } else if cancelled {
+            (RunStatus::Cancelled, Some(self.stopped_why().to_string()))
+        } else {
+            (RunStatus::Succeeded, None)
+        })
+    }
+}
+
+/// Why a gate said no: `node gate rejected by alice: not now`.
+fn refusal(spec: &GateSpec, gate: &GateInfo) -> String {
+    let what = match spec.what.as_str() {
+        "" => String::new(),
+        w => format!("{w} "),
+    };
+    if gate.status == GateStatus::Expired {
+        let what = if what.is_empty() { "gate " } else { &what };
+        return format!("the {what}expired before anyone decided");
+    }
+    let mut why = format!(
+        "{what}rejected by {}",
+        gate.decided_by.as_deref().unwrap_or("someone")
+    );
+    if let Some(c) = &gate.comment {
+        why.push_str(&format!(": {c}"));
+    }
+    why
+}

@@ -1,9 +1,11 @@
 //! Pure types shared by the engine, the store and every client.
 
 pub mod ansi;
+pub mod command;
 pub mod event;
 pub mod run;
 
+pub use command::{Request, Response, TriggerRequest};
 pub use event::Event;
 pub use run::{
     Decision, GateInfo, GateStatus, GraphNode, RunDetail, RunInfo, RunKind, RunStatus, RunType,

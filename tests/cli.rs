@@ -167,15 +167,18 @@ fn run_wait_in_one_process_and_approve_from_another() {
             "alice",
         ],
     );
-    assert!(out.contains("approved by alice"), "{out}");
+    // A client cannot choose its actor: `--as alice` names only the user of an engine
+    // this process would host; the engine (hosted `--as tester`) records its own user.
+    assert!(out.contains("approved by tester"), "{out}");
     let (code, lines) = waiting.rest();
     assert_eq!(code, 0, "{lines:#?}");
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("gate prod approved by alice: ship it")),
+            .any(|l| l.contains("gate prod approved by tester: ship it")),
         "{lines:#?}"
     );
+    assert!(!lines.iter().any(|l| l.contains("alice")), "{lines:#?}");
     assert!(
         lines
             .last()
@@ -332,4 +335,78 @@ fn serve_stops_on_sigterm_while_a_client_waits_at_a_gate() {
     let shown = json(&p, &["show", &id]);
     assert_eq!(shown["run"]["status"], "awaiting_approval", "{shown:#}");
     run_ok(&p, &["approve", &id, "prod"]);
+}
+
+#[test]
+fn stack_job_preflight_is_answered_by_the_engine() {
+    let p = TestProject::new("");
+    std::fs::write(
+        p.project_file(),
+        format!(
+            r#"{HEADER}
+[infra.one]
+environment = "dev"
+[[infra.one.resources]]
+id = "a"
+kind = "x"
+credentials = ["PIPEDECK_TEST_ENGINE_ONLY_CRED"]
+commands = {{ apply = "true" }}
+[[infra.one.resources]]
+id = "b"
+kind = "x"
+credentials = ["PIPEDECK_TEST_NEVER_SET_CRED"]
+commands = {{ apply = "true" }}
+"#
+        ),
+    )
+    .unwrap();
+    // No engine: the CLI does not check anything itself.
+    let out = run_out(&p, &["stack-job", "preflight", "a"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no engine is running"));
+
+    // The credential is set in the engine's environment only: the checks run there.
+    let mut c = pipedeck(&p);
+    c.arg("serve")
+        .env("PIPEDECK_TEST_ENGINE_ONLY_CRED", "secret");
+    let mut engine = Proc::spawn(c, true);
+    engine.until("serving");
+    let out = run_ok(&p, &["stack-job", "preflight", "a"]);
+    assert!(
+        out.starts_with("preflight for one/a (command driver)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pass credentials  PIPEDECK_TEST_ENGINE_ONLY_CRED"),
+        "{out}"
+    );
+    let state_dir = p.data_dir().join("infra/one/a");
+    assert!(
+        out.contains(&format!(
+            "pass state        {} is writable",
+            state_dir.display()
+        )),
+        "{out}"
+    );
+    let checks = json(&p, &["stack-job", "preflight", "a"]);
+    assert_eq!(checks[2]["name"], "credentials");
+    assert_eq!(checks[2]["ok"], true);
+
+    // A failed check: exit 1, the reason on stderr.
+    let out = run_out(&p, &["stack-job", "preflight", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("FAIL credentials"),
+        "{out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "preflight failed: credentials: not set in the engine's environment: PIPEDECK_TEST_NEVER_SET_CRED"
+        ),
+        "{out:?}"
+    );
+    // An unknown resource: the engine refuses, exit 2.
+    let out = run_out(&p, &["stack-job", "preflight", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no resource `nope`"));
 }

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use pipedeck::api::EngineClient;
 use pipedeck::domain::{Decision, Event, GateStatus, RunStatus, StepStatus};
 
 fn project(services: &str) -> TestProject {
@@ -142,18 +143,14 @@ async fn approving_a_gate_proceeds_and_is_recorded() {
     assert_eq!(h.waiting_gates().await.unwrap().len(), 1);
     // Not an approver: refused, nothing changes.
     let err = h
-        .decide(run.id, "staging", Decision::Approve, "mallory", None)
+        .as_caller("mallory")
+        .decide(run.id, "staging", Decision::Approve, None)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("mallory may not decide"), "{err}");
     let g = h
-        .decide(
-            run.id,
-            "staging",
-            Decision::Approve,
-            "alice",
-            Some("ship it".into()),
-        )
+        .as_caller("alice")
+        .decide(run.id, "staging", Decision::Approve, Some("ship it".into()))
         .await
         .unwrap();
     assert_eq!(g.status, GateStatus::Approved);
@@ -179,15 +176,15 @@ async fn rejecting_a_gate_skips_it_and_every_later_environment() {
     let mut rx = h.subscribe();
     let run = h.trigger(trigger("svc")).await.unwrap();
     wait_step(&mut rx, run.id, "deploy/staging", "awaiting_approval").await;
-    h.decide(
-        run.id,
-        "staging",
-        Decision::Reject,
-        "tester",
-        Some("not today".into()),
-    )
-    .await
-    .unwrap();
+    h.as_caller("tester")
+        .decide(
+            run.id,
+            "staging",
+            Decision::Reject,
+            Some("not today".into()),
+        )
+        .await
+        .unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Rejected);
     assert_eq!(done.run.status.exit_code(), 3);
@@ -206,7 +203,8 @@ async fn rejecting_a_gate_skips_it_and_every_later_environment() {
     );
     // A decided gate cannot be decided again.
     assert!(
-        h.decide(run.id, "staging", Decision::Approve, "alice", None)
+        h.as_caller("alice")
+            .decide(run.id, "staging", Decision::Approve, None)
             .await
             .is_err()
     );
@@ -234,11 +232,13 @@ expires_after = "100ms"
     let run = h.trigger(trigger("svc")).await.unwrap();
     wait_step(&mut rx, run.id, "deploy/dev", "awaiting_approval").await;
     let err = h
-        .decide(run.id, "dev", Decision::Approve, "tester", None)
+        .as_caller("tester")
+        .decide(run.id, "dev", Decision::Approve, None)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("forbids self-approval"), "{err}");
-    h.decide(run.id, "dev", Decision::Approve, "bob", None)
+    h.as_caller("bob")
+        .decide(run.id, "dev", Decision::Approve, None)
         .await
         .unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
@@ -284,7 +284,7 @@ run = "echo never"
         tokio::task::yield_now().await;
     };
     assert!(!process_gone(pid));
-    let r = h.cancel(run.id, "tester").await.unwrap();
+    let r = h.cancel(run.id).await.unwrap();
     assert_eq!(r.status, RunStatus::Cancelling);
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Cancelled);
@@ -316,7 +316,7 @@ run = "echo never"
     let mut rx = h.subscribe();
     let run = h.trigger(trigger("svc")).await.unwrap();
     wait_step(&mut rx, run.id, "deploy/dev", "running").await;
-    let r = h.cancel(run.id, "tester").await.unwrap();
+    let r = h.cancel(run.id).await.unwrap();
     assert_eq!(r.status, RunStatus::Cancelling);
     std::fs::write(tmp.path().join("release"), "").unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
@@ -386,7 +386,7 @@ run = "echo first definition"
     let first = h.trigger(trigger("svc")).await.unwrap();
     let done = wait_done(&h, &mut rx, first.id).await;
     assert_eq!(done.run.status, RunStatus::Succeeded);
-    let again = h.rerun(first.id, "tester").await.unwrap();
+    let again = h.rerun(first.id).await.unwrap();
     assert_eq!((again.rerun_of, again.attempt), (Some(first.id), 2));
     assert_eq!(again.commit_sha, done.run.commit_sha);
     let redone = wait_done(&h, &mut rx, again.id).await;

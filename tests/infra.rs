@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use pipedeck::api::EngineClient;
 use pipedeck::domain::{Decision, Event, RunStatus, StepStatus};
 use pipedeck::engine::EngineHandle;
 
@@ -81,7 +82,7 @@ async fn the_reference_example_deploys_in_order_and_undeploys_in_reverse() {
     let p = reference("");
     let h = p.start().await;
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("net", false, "tester").await.unwrap();
+    let run = h.trigger_infra("net", false).await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
     for id in ["vpc", "subnet-public", "subnet-private", "db", "lb", "dns"] {
@@ -113,7 +114,7 @@ async fn the_reference_example_deploys_in_order_and_undeploys_in_reverse() {
     // No refresh command: that operation is not part of the stack job.
     assert!(!done.steps.iter().any(|s| s.name == "vpc.refresh"));
 
-    let un = h.trigger_infra("net", true, "tester").await.unwrap();
+    let un = h.trigger_infra("net", true).await.unwrap();
     let done = wait_done(&h, &mut rx, un.id).await;
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
     let order: Vec<String> = std::fs::read_to_string(p.file("destroyed"))
@@ -152,7 +153,7 @@ async fn a_failure_stops_exactly_its_downstream_set() {
     .unwrap();
     let h = p.start().await;
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("net", false, "tester").await.unwrap();
+    let run = h.trigger_infra("net", false).await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Failed);
     assert_eq!(
@@ -192,7 +193,7 @@ async fn environment_and_node_gates_survive_engine_restarts() {
     std::fs::write(p.project_file(), text).unwrap();
     let h = p.start().await;
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("net", false, "tester").await.unwrap();
+    let run = h.trigger_infra("net", false).await.unwrap();
     wait_for(
         &mut rx,
         |e| matches!(e, Event::Gate { gate } if gate.env == "staging"),
@@ -214,7 +215,8 @@ async fn environment_and_node_gates_survive_engine_restarts() {
         h.detail(run.id).await.unwrap().run.status,
         RunStatus::AwaitingApproval
     );
-    h.decide(run.id, "staging", Decision::Approve, "alice", None)
+    h.as_caller("alice")
+        .decide(run.id, "staging", Decision::Approve, None)
         .await
         .unwrap();
     // The node gate on db: the db's dependents (none) wait; the lb branch finishes.
@@ -232,15 +234,15 @@ async fn environment_and_node_gates_survive_engine_restarts() {
     h.shutdown().await;
     let h = p.start().await;
     let mut rx = h.subscribe();
-    h.decide(
-        run.id,
-        "staging/db",
-        Decision::Approve,
-        "bob",
-        Some("db ok".into()),
-    )
-    .await
-    .unwrap();
+    h.as_caller("bob")
+        .decide(
+            run.id,
+            "staging/db",
+            Decision::Approve,
+            Some("db ok".into()),
+        )
+        .await
+        .unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
     assert_eq!(res(&done, "db").status, StepStatus::Succeeded);
@@ -265,13 +267,14 @@ async fn rejecting_a_node_gate_skips_its_dependents() {
     std::fs::write(p.project_file(), text).unwrap();
     let h = p.start().await;
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("net", false, "tester").await.unwrap();
+    let run = h.trigger_infra("net", false).await.unwrap();
     wait_for(
         &mut rx,
         |e| matches!(e, Event::Gate { gate } if gate.env == "staging/lb"),
     )
     .await;
-    h.decide(run.id, "staging/lb", Decision::Reject, "alice", None)
+    h.as_caller("alice")
+        .decide(run.id, "staging/lb", Decision::Reject, None)
         .await
         .unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
@@ -306,10 +309,10 @@ commands = {{ apply = "echo never" }}
     .unwrap();
     let h = p.start().await;
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("one", false, "tester").await.unwrap();
+    let run = h.trigger_infra("one", false).await.unwrap();
     wait_step(&mut rx, run.id, "operation/a.preview", "running").await;
     assert_eq!(
-        h.cancel(run.id, "tester").await.unwrap().status,
+        h.cancel(run.id).await.unwrap().status,
         RunStatus::Cancelling
     );
     std::fs::write(p.file("release"), "").unwrap();
@@ -352,7 +355,7 @@ commands = {{ init = "touch {d}/ran", apply = "touch {d}/ran" }}
     .unwrap();
     let h = p.start().await;
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("one", false, "tester").await.unwrap();
+    let run = h.trigger_infra("one", false).await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Failed);
     let a = res(&done, "a");

@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
+use pipedeck::api::EngineClient;
 use pipedeck::config::load_project;
 use pipedeck::domain::{Decision, Event, RunStatus};
 use pipedeck::engine::executor::terraform::find_binary;
@@ -38,7 +39,8 @@ async fn approve_all(
         match e {
             Event::Gate { gate } => {
                 keys.push(gate.env.clone());
-                h.decide(run, &gate.env, Decision::Approve, "alice", None)
+                h.as_caller("alice")
+                    .decide(run, &gate.env, Decision::Approve, None)
                     .await
                     .unwrap();
             }
@@ -60,10 +62,7 @@ async fn the_demo_deploys_on_terraform_and_undeploys_to_empty_states() {
     let (h, _) = pipedeck::engine::start(project, data.path()).await.unwrap();
     let mut rx = h.subscribe();
 
-    let run = h
-        .trigger_infra("aws-staging", false, "tester")
-        .await
-        .unwrap();
+    let run = h.trigger_infra("aws-staging", false).await.unwrap();
     let (done, gates) = approve_all(&h, &mut rx, run.id).await;
     // The environment gate, a pause before each apply (the staging policy), the db node gate.
     assert_eq!(gates[0], "staging");
@@ -133,10 +132,7 @@ async fn the_demo_deploys_on_terraform_and_undeploys_to_empty_states() {
         "no colour in the apply log"
     );
 
-    let un = h
-        .trigger_infra("aws-staging", true, "tester")
-        .await
-        .unwrap();
+    let un = h.trigger_infra("aws-staging", true).await.unwrap();
     let (done, _) = approve_all(&h, &mut rx, un.id).await;
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
     for id in ["vpc", "subnet-public", "subnet-private", "db", "lb", "dns"] {
@@ -188,7 +184,7 @@ async fn the_plan_approved_is_the_plan_applied_and_a_stale_plan_is_refused() {
     let work = data.join("infra/p/thing");
 
     // 1. Change the configuration after the preview: the reviewed plan is what applies.
-    let run = h.trigger_infra("p", false, "tester").await.unwrap();
+    let run = h.trigger_infra("p", false).await.unwrap();
     wait_for(
         &mut rx,
         |e| matches!(e, Event::Gate { gate } if gate.env == "staging/thing/apply"),
@@ -204,15 +200,10 @@ async fn the_plan_approved_is_the_plan_applied_and_a_stale_plan_is_refused() {
         r#"{"value": "edited"}"#,
     )
     .unwrap();
-    h.decide(
-        run.id,
-        "staging/thing/apply",
-        Decision::Approve,
-        "alice",
-        None,
-    )
-    .await
-    .unwrap();
+    h.as_caller("alice")
+        .decide(run.id, "staging/thing/apply", Decision::Approve, None)
+        .await
+        .unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
     let tfstate: serde_json::Value =
@@ -240,7 +231,7 @@ async fn the_plan_approved_is_the_plan_applied_and_a_stale_plan_is_refused() {
     .await
     .unwrap();
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("p", false, "tester").await.unwrap();
+    let run = h.trigger_infra("p", false).await.unwrap();
     wait_for(
         &mut rx,
         |e| matches!(e, Event::Gate { gate } if gate.run_id == run.id),
@@ -264,15 +255,10 @@ async fn the_plan_approved_is_the_plan_applied_and_a_stale_plan_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    h.decide(
-        run.id,
-        "staging/thing/apply",
-        Decision::Approve,
-        "alice",
-        None,
-    )
-    .await
-    .unwrap();
+    h.as_caller("alice")
+        .decide(run.id, "staging/thing/apply", Decision::Approve, None)
+        .await
+        .unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Failed);
     let apply = step(&done, "operation/thing.apply");
@@ -355,7 +341,7 @@ async fn an_edited_input_shows_in_the_next_preview_and_applies_exactly() {
         .await
         .unwrap();
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("c", false, "tester").await.unwrap();
+    let run = h.trigger_infra("c", false).await.unwrap();
     assert_eq!(
         wait_done(&h, &mut rx, run.id).await.run.status,
         RunStatus::Succeeded
@@ -367,7 +353,7 @@ async fn an_edited_input_shows_in_the_next_preview_and_applies_exactly() {
         .await
         .unwrap();
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("c", false, "tester").await.unwrap();
+    let run = h.trigger_infra("c", false).await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
     let summary = step(&done, "operation/a.preview").outputs.clone().unwrap();
@@ -392,13 +378,13 @@ async fn cancel_during_apply_lets_terraform_finish_and_skips_the_rest() {
         .await
         .unwrap();
     let mut rx = h.subscribe();
-    let run = h.trigger_infra("c", false, "tester").await.unwrap();
+    let run = h.trigger_infra("c", false).await.unwrap();
     wait_step(&mut rx, run.id, "operation/a.apply", "running").await;
     // The apply is under way (its provisioner has started) when the cancel comes.
     while !data.join("infra/c/a/applying").exists() {
         wait_for(&mut rx, |e| matches!(e, Event::Log { .. })).await;
     }
-    h.cancel(run.id, "tester").await.unwrap();
+    h.cancel(run.id).await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Cancelled);
     assert_eq!(

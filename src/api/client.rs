@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
-use serde::de::DeserializeOwned;
 
-use super::protocol::{ByBody, DecideBody, Endpoint, InfraRunBody, endpoint_path, lock_path};
+use super::protocol::{
+    EVENTS_PATH, Endpoint, REQUEST_PATH, Request, Response, endpoint_path, lock_path,
+};
 use super::{EngineClient, EventStream, Feed};
-use crate::domain::{Decision, Event, GateInfo, RunDetail, RunInfo};
-use crate::engine::{EngineError, Result, TriggerRequest};
-use crate::store::{LogLine, RunFilter};
+use crate::domain::Event;
+use crate::engine::{EngineError, Result};
 
 /// No engine could be reached.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +69,17 @@ impl Client {
         }
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
-        let resp = req
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl EngineClient for Client {
+    async fn call(&self, req: Request) -> Result<Response> {
+        let resp = self
+            .http
+            .post(self.url(REQUEST_PATH))
+            .json(&req)
             .bearer_auth(&self.token)
             .send()
             .await
@@ -88,144 +97,10 @@ impl Client {
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl EngineClient for Client {
-    async fn trigger(&self, req: TriggerRequest) -> Result<RunInfo> {
-        self.send(self.http.post(self.url("/v1/runs")).json(&req))
-            .await
-    }
-
-    async fn trigger_infra(&self, project: &str, undeploy: bool, by: &str) -> Result<RunInfo> {
-        let body = InfraRunBody {
-            project: project.to_string(),
-            undeploy,
-            by: by.to_string(),
-        };
-        self.send(self.http.post(self.url("/v1/infra-runs")).json(&body))
-            .await
-    }
-
-    async fn trigger_stack_job(
-        &self,
-        resource: &str,
-        infra: Option<&str>,
-        operation: &str,
-        by: &str,
-    ) -> Result<RunInfo> {
-        let body = super::protocol::StackJobBody {
-            resource: resource.to_string(),
-            infra: infra.map(str::to_string),
-            operation: operation.to_string(),
-            by: by.to_string(),
-        };
-        self.send(self.http.post(self.url("/v1/stack-jobs")).json(&body))
-            .await
-    }
-
-    async fn cancel(&self, run_id: i64, by: &str) -> Result<RunInfo> {
-        let body = ByBody { by: by.to_string() };
-        self.send(
-            self.http
-                .post(self.url(&format!("/v1/runs/{run_id}/cancel")))
-                .json(&body),
-        )
-        .await
-    }
-
-    async fn rerun(&self, run_id: i64, by: &str) -> Result<RunInfo> {
-        let body = ByBody { by: by.to_string() };
-        self.send(
-            self.http
-                .post(self.url(&format!("/v1/runs/{run_id}/rerun")))
-                .json(&body),
-        )
-        .await
-    }
-
-    async fn decide(
-        &self,
-        run_id: i64,
-        env: &str,
-        decision: Decision,
-        by: &str,
-        comment: Option<String>,
-    ) -> Result<GateInfo> {
-        let body = DecideBody {
-            decision,
-            by: by.to_string(),
-            comment,
-        };
-        // Node gates are keyed `env/node`: the slash travels encoded.
-        let key = env.replace('%', "%25").replace('/', "%2F");
-        let url = self.url(&format!("/v1/runs/{run_id}/gates/{key}"));
-        self.send(self.http.post(url).json(&body)).await
-    }
-
-    async fn runs(&self, f: RunFilter) -> Result<Vec<RunInfo>> {
-        let mut q: Vec<(&str, String)> = Vec::new();
-        if let Some(s) = &f.service {
-            q.push(("service", s.clone()));
-        }
-        if let Some(s) = f.status {
-            q.push(("status", s.as_str().to_string()));
-        }
-        if let Some(l) = f.limit {
-            q.push(("limit", l.to_string()));
-        }
-        if let Some(id) = f.id {
-            q.push(("id", id.to_string()));
-        }
-        self.send(self.http.get(self.url("/v1/runs")).query(&q))
-            .await
-    }
-
-    async fn detail(&self, run_id: i64) -> Result<RunDetail> {
-        self.send(self.http.get(self.url(&format!("/v1/runs/{run_id}"))))
-            .await
-    }
-
-    async fn waiting_gates(&self) -> Result<Vec<GateInfo>> {
-        self.send(self.http.get(self.url("/v1/gates"))).await
-    }
-
-    async fn logs(
-        &self,
-        run_id: i64,
-        step_id: i64,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<LogLine>> {
-        let q = [
-            ("step", step_id.to_string()),
-            ("from", from.to_string()),
-            ("limit", limit.to_string()),
-        ];
-        self.send(
-            self.http
-                .get(self.url(&format!("/v1/runs/{run_id}/logs")))
-                .query(&q),
-        )
-        .await
-    }
-
-    async fn log_count(&self, run_id: i64, step_id: i64) -> Result<u64> {
-        let q = [("step", step_id.to_string())];
-        self.send(
-            self.http
-                .get(self.url(&format!("/v1/runs/{run_id}/logs/count")))
-                .query(&q),
-        )
-        .await
-    }
-
     async fn events(&self) -> Result<EventStream> {
         let resp = self
             .http
-            .get(self.url("/v1/events"))
+            .get(self.url(EVENTS_PATH))
             .bearer_auth(&self.token)
             .send()
             .await

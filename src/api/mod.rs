@@ -11,9 +11,10 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 
+use crate::domain::command::{PreflightReport, Request, Response, UnexpectedResponse};
 use crate::domain::{Decision, Event, GateInfo, RunDetail, RunInfo};
-use crate::engine::{EngineHandle, Result, TriggerRequest};
-use crate::store::{LogLine, RunFilter};
+use crate::engine::{EngineError, EngineHandle, Result, TriggerRequest};
+use crate::store::{AuditEntry, LogLine, RunFilter};
 
 /// What a subscriber receives: events in order, or word that some were missed
 /// (the subscriber was slow) and it should read the current state again.
@@ -35,46 +36,130 @@ impl Feed {
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Feed> + Send>>;
 
-/// The one client API the dashboard and the CLI use (EN-1).
+/// The one client API the dashboard and the CLI use (EN-1): a [`Request`] in, a
+/// [`Response`] out, and the event stream. Who is asking is not part of a request:
+/// the engine side attaches it.
+///
+/// Implementors provide [`EngineClient::call`] and [`EngineClient::events`]; the
+/// typed methods below are built on `call`.
 pub trait EngineClient: Send + Sync {
-    fn trigger(&self, req: TriggerRequest) -> impl Future<Output = Result<RunInfo>> + Send;
+    /// Sends one request and waits for the engine's answer.
+    fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send;
+
+    /// Events from now on.
+    fn events(&self) -> impl Future<Output = Result<EventStream>> + Send;
+
+    /// Sends one request and unwraps the answer to the type it calls for.
+    fn ask<T>(&self, req: Request) -> impl Future<Output = Result<T>> + Send
+    where
+        T: TryFrom<Response, Error = UnexpectedResponse> + Send,
+    {
+        async move { Ok(T::try_from(self.call(req).await?)?) }
+    }
+
+    fn trigger(&self, req: TriggerRequest) -> impl Future<Output = Result<RunInfo>> + Send {
+        self.ask(Request::Trigger(req))
+    }
+
     fn trigger_infra(
         &self,
         project: &str,
         undeploy: bool,
-        by: &str,
-    ) -> impl Future<Output = Result<RunInfo>> + Send;
+    ) -> impl Future<Output = Result<RunInfo>> + Send {
+        self.ask(Request::TriggerInfra {
+            project: project.to_string(),
+            undeploy,
+        })
+    }
+
     fn trigger_stack_job(
         &self,
         resource: &str,
         infra: Option<&str>,
         operation: &str,
-        by: &str,
-    ) -> impl Future<Output = Result<RunInfo>> + Send;
-    fn cancel(&self, run_id: i64, by: &str) -> impl Future<Output = Result<RunInfo>> + Send;
-    fn rerun(&self, run_id: i64, by: &str) -> impl Future<Output = Result<RunInfo>> + Send;
+    ) -> impl Future<Output = Result<RunInfo>> + Send {
+        self.ask(Request::TriggerStackJob {
+            resource: resource.to_string(),
+            infra: infra.map(str::to_string),
+            operation: operation.to_string(),
+        })
+    }
+
+    fn cancel(&self, run_id: i64) -> impl Future<Output = Result<RunInfo>> + Send {
+        self.ask(Request::Cancel { run_id })
+    }
+
+    fn rerun(&self, run_id: i64) -> impl Future<Output = Result<RunInfo>> + Send {
+        self.ask(Request::Rerun { run_id })
+    }
+
     fn decide(
         &self,
         run_id: i64,
         env: &str,
         decision: Decision,
-        by: &str,
         comment: Option<String>,
-    ) -> impl Future<Output = Result<GateInfo>> + Send;
-    fn runs(&self, filter: RunFilter) -> impl Future<Output = Result<Vec<RunInfo>>> + Send;
-    fn detail(&self, run_id: i64) -> impl Future<Output = Result<RunDetail>> + Send;
-    fn waiting_gates(&self) -> impl Future<Output = Result<Vec<GateInfo>>> + Send;
+    ) -> impl Future<Output = Result<GateInfo>> + Send {
+        self.ask(Request::Decide {
+            run_id,
+            env: env.to_string(),
+            decision,
+            comment,
+        })
+    }
+
+    fn runs(&self, filter: RunFilter) -> impl Future<Output = Result<Vec<RunInfo>>> + Send {
+        self.ask(Request::ListRuns { filter })
+    }
+
+    fn detail(&self, run_id: i64) -> impl Future<Output = Result<RunDetail>> + Send {
+        self.ask(Request::Detail { run_id })
+    }
+
+    fn waiting_gates(&self) -> impl Future<Output = Result<Vec<GateInfo>>> + Send {
+        self.ask(Request::WaitingGates)
+    }
+
+    fn audit(&self, run_id: i64) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send {
+        self.ask(Request::Audit { run_id })
+    }
+
     fn logs(
         &self,
         run_id: i64,
         step_id: i64,
         from: u64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<LogLine>>> + Send;
+    ) -> impl Future<Output = Result<Vec<LogLine>>> + Send {
+        self.ask(Request::Logs {
+            run_id,
+            step_id,
+            from,
+            limit,
+        })
+    }
+
     /// How many lines a step's log holds.
-    fn log_count(&self, run_id: i64, step_id: i64) -> impl Future<Output = Result<u64>> + Send;
-    /// Events from now on.
-    fn events(&self) -> impl Future<Output = Result<EventStream>> + Send;
+    fn log_count(&self, run_id: i64, step_id: i64) -> impl Future<Output = Result<u64>> + Send {
+        self.ask(Request::LogCount { run_id, step_id })
+    }
+
+    fn preflight(
+        &self,
+        resource: &str,
+        infra: Option<&str>,
+    ) -> impl Future<Output = Result<PreflightReport>> + Send {
+        self.ask(Request::Preflight {
+            resource: resource.to_string(),
+            infra: infra.map(str::to_string),
+        })
+    }
+}
+
+impl From<UnexpectedResponse> for EngineError {
+    fn from(e: UnexpectedResponse) -> Self {
+        EngineError::Internal(e.to_string())
+    }
 }
 
 /// Turns a broadcast receiver into a [`Feed`] stream.
@@ -89,59 +174,13 @@ pub fn feed(rx: tokio::sync::broadcast::Receiver<Event>) -> EventStream {
     }))
 }
 
+/// The in-process client: requests go straight to the engine, as the handle's
+/// caller ([`EngineHandle::as_caller`]).
 impl EngineClient for EngineHandle {
-    async fn trigger(&self, req: TriggerRequest) -> Result<RunInfo> {
-        EngineHandle::trigger(self, req).await
+    async fn call(&self, req: Request) -> Result<Response> {
+        self.handle(self.caller(), req).await
     }
-    async fn trigger_infra(&self, project: &str, undeploy: bool, by: &str) -> Result<RunInfo> {
-        EngineHandle::trigger_infra(self, project, undeploy, by).await
-    }
-    async fn trigger_stack_job(
-        &self,
-        resource: &str,
-        infra: Option<&str>,
-        operation: &str,
-        by: &str,
-    ) -> Result<RunInfo> {
-        EngineHandle::trigger_stack_job(self, resource, infra, operation, by).await
-    }
-    async fn cancel(&self, run_id: i64, by: &str) -> Result<RunInfo> {
-        EngineHandle::cancel(self, run_id, by).await
-    }
-    async fn rerun(&self, run_id: i64, by: &str) -> Result<RunInfo> {
-        EngineHandle::rerun(self, run_id, by).await
-    }
-    async fn decide(
-        &self,
-        run_id: i64,
-        env: &str,
-        decision: Decision,
-        by: &str,
-        comment: Option<String>,
-    ) -> Result<GateInfo> {
-        EngineHandle::decide(self, run_id, env, decision, by, comment).await
-    }
-    async fn runs(&self, filter: RunFilter) -> Result<Vec<RunInfo>> {
-        EngineHandle::runs(self, filter).await
-    }
-    async fn detail(&self, run_id: i64) -> Result<RunDetail> {
-        EngineHandle::detail(self, run_id).await
-    }
-    async fn waiting_gates(&self) -> Result<Vec<GateInfo>> {
-        EngineHandle::waiting_gates(self).await
-    }
-    async fn logs(
-        &self,
-        run_id: i64,
-        step_id: i64,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<LogLine>> {
-        EngineHandle::logs(self, run_id, step_id, from, limit).await
-    }
-    async fn log_count(&self, run_id: i64, step_id: i64) -> Result<u64> {
-        EngineHandle::log_count(self, run_id, step_id).await
-    }
+
     async fn events(&self) -> Result<EventStream> {
         Ok(feed(self.subscribe()))
     }

@@ -1,10 +1,16 @@
-//! Request and response bodies of the local HTTP API, and the endpoint file.
+//! The local HTTP API's wire format and the endpoint file.
+//!
+//! Two routes: `POST /v1/request` takes one [`Request`] as its JSON body and answers
+//! with a [`Response`] (or an [`crate::engine::EngineError`] with a 4xx/5xx status);
+//! `GET /v1/events` streams events as newline-delimited JSON. Both need the bearer
+//! token from the endpoint file. The server attaches the caller; a body that names
+//! one is refused.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Decision;
+pub use crate::domain::command::{Request, Response};
 
 /// Written by the hosting process into the data dir (mode 0600): where and how to connect.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -17,47 +23,17 @@ pub struct Endpoint {
 pub const ENDPOINT_FILE: &str = "engine.json";
 pub const LOCK_FILE: &str = "engine.lock";
 
+/// The one route for requests.
+pub const REQUEST_PATH: &str = "/v1/request";
+/// The event stream.
+pub const EVENTS_PATH: &str = "/v1/events";
+
 pub fn endpoint_path(data_dir: &Path) -> PathBuf {
     data_dir.join(ENDPOINT_FILE)
 }
 
 pub fn lock_path(data_dir: &Path) -> PathBuf {
     data_dir.join(LOCK_FILE)
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ByBody {
-    pub by: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InfraRunBody {
-    pub project: String,
-    pub undeploy: bool,
-    pub by: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StackJobBody {
-    pub resource: String,
-    pub infra: Option<String>,
-    pub operation: String,
-    pub by: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DecideBody {
-    pub decision: Decision,
-    pub by: String,
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogsQuery {
-    pub step: i64,
-    #[serde(default)]
-    pub from: u64,
-    pub limit: Option<usize>,
 }
 
 /// The line an event stream sends when the subscriber fell behind.

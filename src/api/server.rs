@@ -8,30 +8,32 @@ use std::path::{Path, PathBuf};
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
-    ByBody, DecideBody, Endpoint, InfraRunBody, LAGGED_LINE, LogsQuery, StackJobBody,
-    endpoint_path, lock_path,
+    EVENTS_PATH, Endpoint, LAGGED_LINE, REQUEST_PATH, Request, Response, endpoint_path, lock_path,
 };
 use super::{Feed, feed};
 use crate::config::Project;
-use crate::engine::{self, EngineError, EngineHandle, TriggerRequest};
-use crate::store::RunFilter;
+use crate::engine::{self, Caller, EngineError, EngineHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("an engine is already running for {0} (pid {1}); use it, or stop it first")]
     AlreadyRunning(PathBuf, String),
-    #[error("{0}")]
-    Io(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -50,6 +52,9 @@ pub struct Hosted {
 #[derive(Clone)]
 struct AppState {
     handle: EngineHandle,
+    /// Who every request over this server acts as (for now the engine's local user;
+    /// per-connection identity comes with the Unix socket).
+    caller: Caller,
     token: String,
     /// Fires when the server stops: open event streams end then, or a graceful
     /// shutdown would wait for their clients for ever.
@@ -62,9 +67,14 @@ fn random_token() -> std::io::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Takes the data dir's engine lock and hosts the engine there.
-pub async fn host(project: Project, data_dir: &Path) -> Result<Hosted, HostError> {
-    let io = |what: &str, e: std::io::Error| HostError::Io(format!("{what}: {e}"));
+/// Takes the data dir's engine lock and hosts the engine there. `caller` is the
+/// engine process's local user: requests over the API, and the returned handle,
+/// act as it.
+pub async fn host(project: Project, data_dir: &Path, caller: Caller) -> Result<Hosted, HostError> {
+    let io = |what: &str, source: std::io::Error| HostError::Io {
+        what: what.to_string(),
+        source,
+    };
     std::fs::create_dir_all(data_dir)
         .map_err(|e| io(&format!("cannot create {}", data_dir.display()), e))?;
     let lock = std::fs::OpenOptions::new()
@@ -82,6 +92,7 @@ pub async fn host(project: Project, data_dir: &Path) -> Result<Hosted, HostError
         return Err(HostError::AlreadyRunning(data_dir.to_path_buf(), pid));
     }
     let (handle, engine) = engine::start(project, data_dir).await?;
+    let handle = handle.as_caller(caller.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| io("cannot listen on loopback", e))?;
@@ -96,15 +107,19 @@ pub async fn host(project: Project, data_dir: &Path) -> Result<Hosted, HostError
     let stop_server = CancellationToken::new();
     let state = AppState {
         handle: handle.clone(),
+        caller,
         token,
         stop: stop_server.clone(),
     };
     let app = router(state);
     let stop = stop_server.clone();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+            .await
+        {
+            tracing::error!("the API server failed: {e}");
+        }
     });
     Ok(Hosted {
         handle,
@@ -119,7 +134,11 @@ pub async fn host(project: Project, data_dir: &Path) -> Result<Hosted, HostError
 
 fn write_endpoint(data_dir: &Path, e: &Endpoint) -> std::io::Result<()> {
     let tmp = data_dir.join(".engine.json.tmp");
-    let _ = std::fs::remove_file(&tmp);
+    // A leftover from a host that died mid-write.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .create_new(true)
         .write(true)
@@ -138,32 +157,33 @@ impl Hosted {
     /// Stops the engine (running steps terminated and recorded), then the server.
     pub async fn shutdown(self) {
         self.handle.shutdown().await;
-        let _ = self.engine.await;
+        if let Err(e) = self.engine.await {
+            tracing::error!("the engine task ended abnormally: {e}");
+        }
         self.stop_server.cancel();
-        let _ = self.server.await;
-        let _ = std::fs::remove_file(endpoint_path(&self.data_dir));
+        if let Err(e) = self.server.await {
+            tracing::error!("the API server task ended abnormally: {e}");
+        }
+        // Clients tell a live engine by its lock, so a stale file misleads nobody.
+        if let Err(e) = std::fs::remove_file(endpoint_path(&self.data_dir)) {
+            tracing::warn!("cannot remove the endpoint file: {e}");
+        }
     }
 }
 
 fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/runs", get(list_runs).post(trigger))
-        .route("/v1/runs/{id}", get(detail))
-        .route("/v1/infra-runs", post(trigger_infra))
-        .route("/v1/stack-jobs", post(trigger_stack_job))
-        .route("/v1/runs/{id}/cancel", post(cancel))
-        .route("/v1/runs/{id}/rerun", post(rerun))
-        .route("/v1/runs/{id}/gates/{env}", post(decide))
-        .route("/v1/runs/{id}/logs", get(logs))
-        .route("/v1/runs/{id}/audit", get(audit))
-        .route("/v1/runs/{id}/logs/count", get(log_count))
-        .route("/v1/gates", get(gates))
-        .route("/v1/events", get(events))
+        .route(REQUEST_PATH, post(request))
+        .route(EVENTS_PATH, get(events))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
 
-async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+async fn auth(
+    State(st): State<AppState>,
+    req: axum::extract::Request,
+    next: Next,
+) -> axum::response::Response {
     let ok = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -193,7 +213,7 @@ impl From<EngineError> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(self) -> axum::response::Response {
         let code = match &self.0 {
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,
             EngineError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -206,109 +226,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
-
-async fn list_runs(
-    State(st): State<AppState>,
-    Query(f): Query<RunFilter>,
-) -> ApiResult<Vec<crate::domain::RunInfo>> {
-    Ok(Json(st.handle.runs(f).await?))
-}
-
-async fn trigger(
-    State(st): State<AppState>,
-    Json(req): Json<TriggerRequest>,
-) -> ApiResult<crate::domain::RunInfo> {
-    Ok(Json(st.handle.trigger(req).await?))
-}
-
-async fn trigger_infra(
-    State(st): State<AppState>,
-    Json(b): Json<InfraRunBody>,
-) -> ApiResult<crate::domain::RunInfo> {
-    Ok(Json(
-        st.handle
-            .trigger_infra(&b.project, b.undeploy, &b.by)
-            .await?,
-    ))
-}
-
-async fn trigger_stack_job(
-    State(st): State<AppState>,
-    Json(b): Json<StackJobBody>,
-) -> ApiResult<crate::domain::RunInfo> {
-    Ok(Json(
-        st.handle
-            .trigger_stack_job(&b.resource, b.infra.as_deref(), &b.operation, &b.by)
-            .await?,
-    ))
-}
-
-async fn detail(
-    State(st): State<AppState>,
-    UrlPath(id): UrlPath<i64>,
-) -> ApiResult<crate::domain::RunDetail> {
-    Ok(Json(st.handle.detail(id).await?))
-}
-
-async fn cancel(
-    State(st): State<AppState>,
-    UrlPath(id): UrlPath<i64>,
-    Json(b): Json<ByBody>,
-) -> ApiResult<crate::domain::RunInfo> {
-    Ok(Json(st.handle.cancel(id, &b.by).await?))
-}
-
-async fn rerun(
-    State(st): State<AppState>,
-    UrlPath(id): UrlPath<i64>,
-    Json(b): Json<ByBody>,
-) -> ApiResult<crate::domain::RunInfo> {
-    Ok(Json(st.handle.rerun(id, &b.by).await?))
-}
-
-async fn decide(
-    State(st): State<AppState>,
-    UrlPath((id, env)): UrlPath<(i64, String)>,
-    Json(b): Json<DecideBody>,
-) -> ApiResult<crate::domain::GateInfo> {
-    Ok(Json(
-        st.handle
-            .decide(id, &env, b.decision, &b.by, b.comment)
-            .await?,
-    ))
-}
-
-async fn logs(
-    State(st): State<AppState>,
-    UrlPath(id): UrlPath<i64>,
-    Query(q): Query<LogsQuery>,
-) -> ApiResult<Vec<crate::store::LogLine>> {
-    let limit = q.limit.unwrap_or(10_000).min(100_000);
-    Ok(Json(st.handle.logs(id, q.step, q.from, limit).await?))
-}
-
-async fn log_count(
-    State(st): State<AppState>,
-    UrlPath(id): UrlPath<i64>,
-    Query(q): Query<LogsQuery>,
-) -> ApiResult<u64> {
-    Ok(Json(st.handle.log_count(id, q.step).await?))
-}
-
-async fn audit(
-    State(st): State<AppState>,
-    UrlPath(id): UrlPath<i64>,
-) -> ApiResult<Vec<crate::store::AuditEntry>> {
-    Ok(Json(st.handle.audit(id).await?))
-}
-
-async fn gates(State(st): State<AppState>) -> ApiResult<Vec<crate::domain::GateInfo>> {
-    Ok(Json(st.handle.waiting_gates().await?))
+/// The one request route: the body is a [`Request`]; the caller is the server's.
+async fn request(State(st): State<AppState>, body: Bytes) -> Result<Json<Response>, ApiError> {
+    let req: Request = serde_json::from_slice(&body)
+        .map_err(|e| EngineError::Invalid(format!("not a valid request: {e}")))?;
+    Ok(Json(st.handle.handle(&st.caller, req).await?))
 }
 
 /// Newline-delimited JSON events, from now on, until the engine stops.
-async fn events(State(st): State<AppState>) -> Response {
+async fn events(State(st): State<AppState>) -> axum::response::Response {
     let stream = feed(st.handle.subscribe()).map(|f| {
         let mut line = match f {
             Feed::Event(e) => serde_json::to_string(&e).unwrap_or_else(|_| LAGGED_LINE.to_string()),
@@ -323,7 +249,7 @@ async fn events(State(st): State<AppState>) -> Response {
     let stream = hello
         .chain(stream)
         .take_until(async move { stop.cancelled().await });
-    Response::builder()
+    axum::response::Response::builder()
         .header(header::CONTENT_TYPE, "application/x-ndjson")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())

@@ -3,19 +3,31 @@
 use super::output;
 use super::{Ctx, exit, fail};
 use crate::api::EngineClient;
-use crate::domain::Decision;
+use crate::domain::{Decision, GateInfo, Request, RunInfo};
 
 pub async fn decide(ctx: &Ctx, run: i64, env: &str, d: Decision, comment: Option<String>) -> i32 {
     let c = match ctx.connect() {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match c.decide(run, env, d, &ctx.user, comment).await {
+    let req = Request::Decide {
+        run_id: run,
+        env: env.to_string(),
+        decision: d,
+        comment,
+    };
+    match c.ask::<GateInfo>(req).await {
         Ok(g) => {
             if ctx.json {
                 output::json(&g);
             } else {
-                println!("run {run}: gate {} {} by {}", g.env, g.status, ctx.user);
+                // Who decided is the engine's word, not ours.
+                println!(
+                    "run {run}: gate {} {} by {}",
+                    g.env,
+                    g.status,
+                    g.decided_by.as_deref().unwrap_or("unknown")
+                );
             }
             exit::OK
         }
@@ -28,7 +40,7 @@ pub async fn cancel(ctx: &Ctx, run: i64) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match c.cancel(run, &ctx.user).await {
+    match c.ask::<RunInfo>(Request::Cancel { run_id: run }).await {
         Ok(r) => {
             if ctx.json {
                 output::json(&r);
@@ -49,7 +61,7 @@ pub async fn rerun(ctx: &Ctx, run: i64) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match c.rerun(run, &ctx.user).await {
+    match c.ask::<RunInfo>(Request::Rerun { run_id: run }).await {
         Ok(r) => {
             println!("{}", r.id);
             if ctx.json {

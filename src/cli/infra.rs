@@ -1,9 +1,9 @@
 //! `pipedeck infra …`: graph, run (deploy or undeploy), environment and node gates.
 
-use super::run::{Start, start};
+use super::run::start;
 use super::{Ctx, exit};
 use crate::config::infra::InfraProject;
-use crate::domain::Decision;
+use crate::domain::{Decision, Request};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum InfraCommand {
@@ -67,7 +67,7 @@ pub async fn infra(ctx: &Ctx, cmd: InfraCommand) -> i32 {
         } => {
             start(
                 ctx,
-                Start::Infra {
+                Request::TriggerInfra {
                     project: name,
                     undeploy,
                 },

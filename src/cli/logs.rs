@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use super::output::colour_ok;
 use super::{Ctx, exit, fail};
 use crate::api::EngineClient;
-use crate::domain::{Event, StepInfo, ansi::sanitize};
+use crate::domain::{Event, Request, RunDetail, StepInfo, ansi::sanitize};
 use crate::store::LogLine;
 
 const PAGE: usize = 10_000;
@@ -26,7 +26,7 @@ pub async fn logs(ctx: &Ctx, run: i64, step: Option<String>, follow: bool) -> i3
     } else {
         None
     };
-    let detail = match c.detail(run).await {
+    let detail = match c.ask::<RunDetail>(Request::Detail { run_id: run }).await {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
@@ -110,7 +110,13 @@ async fn drain<C: EngineClient>(
     let from = next.entry(s.id).or_insert(0);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     loop {
-        let lines: Vec<LogLine> = c.logs(s.run_id, s.id, *from, PAGE).await.map_err(fail)?;
+        let req = Request::Logs {
+            run_id: s.run_id,
+            step_id: s.id,
+            from: *from,
+            limit: PAGE,
+        };
+        let lines: Vec<LogLine> = c.ask(req).await.map_err(fail)?;
         for l in &lines {
             let r = if ctx.json {
                 serde_json::to_string(&serde_json::json!({"step": s.path(), "n": l.n, "ts": l.ts, "stream": l.stream.to_string(), "text": l.text}))
@@ -138,6 +144,8 @@ async fn drain<C: EngineClient>(
             break;
         }
     }
-    let _ = out.flush();
+    if out.flush().is_err() {
+        return Err(exit::OK); // stdout closed
+    }
     Ok(())
 }

@@ -43,7 +43,10 @@ pub struct Cli {
     /// Project file.
     #[arg(long, global = true, value_name = "FILE", default_value = config::PROJECT_FILE)]
     pub project: PathBuf,
-    /// Who you are, as recorded in runs and the audit log. Default: PIPEDECK_USER, the user config, or $USER.
+    /// The user an engine hosted by this process acts as (`serve`, `run --wait` with no
+    /// engine running, the dashboard's in-process engine), recorded in runs and the audit
+    /// log. Requests to a running engine are recorded as that engine's user, whatever
+    /// this says. Default: PIPEDECK_USER, the user config, $USER, $LOGNAME, the account.
     #[arg(long = "as", global = true, value_name = "NAME")]
     pub user: Option<String>,
     /// Machine-readable output.
@@ -131,6 +134,7 @@ pub enum Command {
 pub struct Ctx {
     pub data_dir: PathBuf,
     pub project_path: PathBuf,
+    /// The local user: who an engine hosted by this process acts as.
     pub user: String,
     pub json: bool,
     pub keymap: std::collections::BTreeMap<String, String>,
@@ -147,7 +151,8 @@ impl Ctx {
     /// Hosts the engine for the data dir in this process (exit 2 when one already runs).
     pub async fn host(&self) -> Result<crate::api::server::Hosted, i32> {
         let project = self.load_project()?;
-        crate::api::server::host(project, &self.data_dir)
+        let caller = crate::engine::Caller::new(self.user.clone());
+        crate::api::server::host(project, &self.data_dir, caller)
             .await
             .map_err(|e| {
                 eprintln!("error: {e}");

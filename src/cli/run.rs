@@ -8,22 +8,7 @@ use super::output::{self, step_line};
 use super::{Ctx, exit, fail};
 use crate::api::client::Client;
 use crate::api::{EngineClient, Feed};
-use crate::domain::{Event, RunStatus, StepStatus};
-use crate::engine::TriggerRequest;
-
-/// What to start.
-pub enum Start {
-    Service(TriggerRequest),
-    Infra {
-        project: String,
-        undeploy: bool,
-    },
-    StackJob {
-        resource: String,
-        infra: Option<String>,
-        operation: String,
-    },
-}
+use crate::domain::{Event, Request, RunDetail, RunInfo, RunStatus, StepStatus, TriggerRequest};
 
 pub async fn run(
     ctx: &Ctx,
@@ -32,18 +17,17 @@ pub async fn run(
     commit: Option<String>,
     wait: bool,
 ) -> i32 {
-    let req = TriggerRequest {
+    let req = Request::Trigger(TriggerRequest {
         service,
         branch,
         commit,
-        triggered_by: ctx.user.clone(),
-    };
-    start(ctx, Start::Service(req), wait).await
+    });
+    start(ctx, req, wait).await
 }
 
-/// Starts a run (service or infra); with `wait`, follows it to the end, hosting an
-/// engine when none runs.
-pub async fn start(ctx: &Ctx, req: Start, wait: bool) -> i32 {
+/// Sends `req`, a request that starts a run (service, infra or stack job); with
+/// `wait`, follows the run to the end, hosting an engine when none runs.
+pub async fn start(ctx: &Ctx, req: Request, wait: bool) -> i32 {
     match Client::connect(&ctx.data_dir) {
         Ok(client) => trigger(ctx, &client, req, wait).await,
         Err(e) if !wait => {
@@ -70,7 +54,7 @@ pub async fn start(ctx: &Ctx, req: Start, wait: bool) -> i32 {
     }
 }
 
-async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i32 {
+async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Request, wait: bool) -> i32 {
     // Subscribe first, so no event of the new run is missed.
     let mut events = if wait {
         match c.events().await {
@@ -80,19 +64,7 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
     } else {
         None
     };
-    let started = match req {
-        Start::Service(r) => c.trigger(r).await,
-        Start::Infra { project, undeploy } => c.trigger_infra(&project, undeploy, &ctx.user).await,
-        Start::StackJob {
-            resource,
-            infra,
-            operation,
-        } => {
-            c.trigger_stack_job(&resource, infra.as_deref(), &operation, &ctx.user)
-                .await
-        }
-    };
-    let run = match started {
+    let run = match c.ask::<RunInfo>(req).await {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -113,7 +85,7 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
     let mut last: std::collections::HashMap<i64, StepStatus> = Default::default();
     // Progress goes through a buffer, flushed when the stream pauses: a run with
     // thousands of steps must not make this reader the engine's slow subscriber.
-    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut out = Progress::new();
     let flush = tokio::time::sleep(std::time::Duration::ZERO);
     tokio::pin!(flush);
     let mut unflushed = false;
@@ -121,7 +93,7 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
         let next = tokio::select! {
             e = events.next() => e,
             _ = &mut flush, if unflushed => {
-                let _ = out.flush();
+                out.flush();
                 unflushed = false;
                 continue;
             }
@@ -138,21 +110,19 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
                     && last.insert(step.id, step.status) != Some(step.status)
                     && step.status != StepStatus::Pending
                 {
-                    let _ = writeln!(out, "{}", step_line(&step));
+                    out.line(format_args!("{}", step_line(&step)));
                 }
                 continue;
             }
             Some(Some(Event::Gate { gate })) if gate.run_id == id => {
                 if !ctx.json {
                     match &gate.decided_by {
-                        None => writeln!(
-                            out,
+                        None => out.line(format_args!(
                             "  gate {} is waiting: approve with `{}` (or reject)",
                             gate.env,
                             approve_hint(id, &gate.env, run_kind)
-                        ),
-                        Some(by) => writeln!(
-                            out,
+                        )),
+                        Some(by) => out.line(format_args!(
                             "  gate {} {} by {by}{}",
                             gate.env,
                             gate.status,
@@ -160,19 +130,20 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
                                 .as_deref()
                                 .map(|c| format!(": {c}"))
                                 .unwrap_or_default()
-                        ),
+                        )),
                     }
-                    .ok();
-                    let _ = out.flush();
+                    out.flush();
                 }
                 continue;
             }
             Some(Some(Event::Run { run })) if run.id == id => run.status,
             // Fell behind: ask for the run's status only (cheap, whatever its size).
             Some(None) => match c
-                .runs(crate::store::RunFilter {
-                    id: Some(id),
-                    ..Default::default()
+                .ask::<Vec<RunInfo>>(Request::ListRuns {
+                    filter: crate::store::RunFilter {
+                        id: Some(id),
+                        ..Default::default()
+                    },
                 })
                 .await
             {
@@ -191,18 +162,18 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Start, wait: bool) -> i
             }
         };
         if status.is_terminal() {
-            let _ = out.flush();
+            out.flush();
             return finish(ctx, c, id).await;
         }
         if status == RunStatus::Cancelling && !ctx.json {
-            let _ = writeln!(out, "run {id} cancelling");
-            let _ = out.flush();
+            out.line(format_args!("run {id} cancelling"));
+            out.flush();
         }
     }
 }
 
 async fn finish<C: EngineClient>(ctx: &Ctx, c: &C, id: i64) -> i32 {
-    let d = match c.detail(id).await {
+    let d = match c.ask::<RunDetail>(Request::Detail { run_id: id }).await {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
@@ -235,5 +206,40 @@ fn approve_hint(id: i64, key: &str, kind: crate::domain::RunKind) -> String {
         (crate::domain::RunKind::Service, _) => format!("pipedeck approve {id} {key}"),
         (_, Some((env, node))) => format!("pipedeck infra approve-node {id} {env} {node}"),
         (_, None) => format!("pipedeck infra approve-env {id} {key}"),
+    }
+}
+
+/// Buffered progress lines on stdout. A failed write (stdout closed) is reported
+/// once on stderr; following goes on, since the exit code still tells the outcome.
+struct Progress {
+    out: std::io::BufWriter<std::io::Stdout>,
+    failed: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            out: std::io::BufWriter::new(std::io::stdout()),
+            failed: false,
+        }
+    }
+
+    fn line(&mut self, args: std::fmt::Arguments<'_>) {
+        let r = writeln!(self.out, "{args}");
+        self.check(r);
+    }
+
+    fn flush(&mut self) {
+        let r = self.out.flush();
+        self.check(r);
+    }
+
+    fn check(&mut self, r: std::io::Result<()>) {
+        if let Err(e) = r
+            && !self.failed
+        {
+            self.failed = true;
+            eprintln!("warning: cannot write progress to stdout ({e}); still following the run");
+        }
     }
 }

@@ -26,7 +26,9 @@ pub async fn wait_for_stop_signal() {
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
     ) else {
-        let _ = tokio::signal::ctrl_c().await;
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            eprintln!("error: cannot listen for signals, stopping: {e}");
+        }
         return;
     };
     tokio::select! {

@@ -3,7 +3,7 @@
 use super::output::{self, ago, duration, short};
 use super::{Ctx, exit, fail};
 use crate::api::EngineClient;
-use crate::domain::{RunStatus, ansi::sanitize, now_ms};
+use crate::domain::{Request, RunDetail, RunInfo, RunStatus, ansi::sanitize, now_ms};
 use crate::store::RunFilter;
 
 pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, limit: usize) -> i32 {
@@ -23,15 +23,13 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runs = match c
-        .runs(RunFilter {
-            id: None,
-            service,
-            status,
-            limit: Some(limit),
-        })
-        .await
-    {
+    let filter = RunFilter {
+        id: None,
+        service,
+        status,
+        limit: Some(limit),
+    };
+    let runs = match c.ask::<Vec<RunInfo>>(Request::ListRuns { filter }).await {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -73,7 +71,7 @@ pub async fn show(ctx: &Ctx, run: i64) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match c.detail(run).await {
+    match c.ask::<RunDetail>(Request::Detail { run_id: run }).await {
         Ok(d) => {
             if ctx.json {
                 output::json(&d);

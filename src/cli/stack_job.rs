@@ -1,10 +1,11 @@
 //! `pipedeck stack-job …`: one resource's stack job, outside a pipeline run.
 
-use super::run::{Start, start};
+use super::run::start;
 use super::{Ctx, exit, fail};
 use crate::api::EngineClient;
-use crate::domain::{Decision, GateStatus};
-use crate::engine::preflight::{failures, preflight, report};
+use crate::domain::command::PreflightReport;
+use crate::domain::{Decision, GateStatus, Request, RunDetail, RunInfo};
+use crate::engine::preflight::{failures, report};
 use crate::store::RunFilter;
 
 #[derive(Debug, clap::Subcommand)]
@@ -43,7 +44,7 @@ pub enum StackJobCommand {
     Cancel { job: i64 },
     /// Repeat the same operation as a new job linked to this one.
     Rerun { job: i64 },
-    /// Run the preflight checks for a resource (module, binary, credentials, state, policy); nothing executes.
+    /// Ask the engine to run the preflight checks for a resource (module, binary, credentials, state, policy) where the job would run; nothing executes.
     Preflight {
         /// The resource id.
         resource: String,
@@ -63,7 +64,7 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
         } => {
             start(
                 ctx,
-                Start::StackJob {
+                Request::TriggerStackJob {
                     resource,
                     infra,
                     operation,
@@ -77,13 +78,11 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let runs = match c
-                .runs(RunFilter {
-                    limit: Some(1000),
-                    ..Default::default()
-                })
-                .await
-            {
+            let filter = RunFilter {
+                limit: Some(1000),
+                ..Default::default()
+            };
+            let runs = match c.ask::<Vec<RunInfo>>(Request::ListRuns { filter }).await {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
@@ -129,7 +128,7 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let d = match c.detail(job).await {
+            let d = match c.ask::<RunDetail>(Request::Detail { run_id: job }).await {
                 Ok(d) => d,
                 Err(e) => return fail(e),
             };
@@ -140,43 +139,27 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
             super::control::decide(ctx, job, &g.env.clone(), Decision::Approve, comment).await
         }
         StackJobCommand::Preflight { resource, infra } => {
-            let project = match ctx.load_project() {
-                Ok(p) => p,
+            let c = match ctx.connect() {
+                Ok(c) => c,
                 Err(code) => return code,
             };
-            let found: Vec<_> = project
-                .infra
-                .values()
-                .filter(|p| infra.as_deref().is_none_or(|n| n == p.name))
-                .filter_map(|p| p.resource(&resource).map(|r| (p, r)))
-                .collect();
-            let (p, r) = match found.as_slice() {
-                [one] => *one,
-                [] => {
-                    eprintln!(
-                        "error: no resource `{resource}` in {}",
-                        ctx.project_path.display()
-                    );
-                    return exit::USAGE;
-                }
-                _ => {
-                    eprintln!(
-                        "error: several infra projects define `{resource}`\n  hint: add --infra NAME"
-                    );
-                    return exit::USAGE;
-                }
+            let req = Request::Preflight { resource, infra };
+            let p = match c.ask::<PreflightReport>(req).await {
+                Ok(p) => p,
+                Err(e) => return fail(e),
             };
-            let state_dir = ctx.data_dir.join("infra").join(&p.name).join(&r.id);
-            let checks = preflight(r, &state_dir, true);
             if ctx.json {
-                super::output::json(&checks);
+                super::output::json(&p.checks);
             } else {
-                println!("preflight for {}/{} ({} driver)", p.name, r.id, r.driver);
-                for line in report(&checks) {
+                println!(
+                    "preflight for {}/{} ({} driver)",
+                    p.project, p.resource, p.driver
+                );
+                for line in report(&p.checks) {
                     println!("  {line}");
                 }
             }
-            match failures(&checks) {
+            match failures(&p.checks) {
                 Some(why) => {
                     if !ctx.json {
                         eprintln!("{why}");

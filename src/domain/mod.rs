@@ -27,11 +27,13 @@ macro_rules! words {
 }
 
 pub mod ansi;
+pub mod command;
 pub mod event;
 pub mod gate;
 pub mod operation;
 pub mod run;
 
+pub use command::{Request, Response, TriggerRequest};
 pub use event::Event;
 pub use gate::GateKey;
 pub use operation::{InfraAction, Operation};

@@ -1,33 +1,78 @@
-//! The engine API (EN-1): async commands in, a broadcast stream of events out.
+//! The engine API (EN-1): requests in ([`EngineHandle::handle`]), a broadcast
+//! stream of events out.
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::runner::Msg;
-use super::{EngineError, Result, Shared, workspace};
+use super::{EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
-use crate::domain::{Decision, Event, GateInfo, RunDetail, RunInfo, RunKind, RunType, Trigger};
-use crate::store::{AuditEntry, LogLine, NewRun, RunFilter};
+use crate::config::user::UserConfig;
+use crate::domain::command::{Request, Response};
+use crate::domain::{Event, RunInfo, RunKind, RunType, Trigger};
+use crate::store::{LogLine, NewRun};
 
-/// A manual trigger (SP-7).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TriggerRequest {
-    pub service: String,
-    /// Defaults to the service's default branch.
-    pub branch: Option<String>,
-    /// Defaults to the head of the branch.
-    pub commit: Option<String>,
-    pub triggered_by: String,
+pub use crate::domain::command::TriggerRequest;
+
+/// The most log lines one request returns.
+const MAX_LOG_LINES: usize = 100_000;
+
+/// Who is asking: the name recorded as who triggered, cancelled, approved or
+/// rejected, and in the audit log. The engine side attaches it to each request;
+/// a request never names its caller.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Caller {
+    name: String,
 }
 
-/// A cheap, cloneable handle on a running engine.
+impl Caller {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The user this process runs for: `PIPEDECK_USER`, the user config's `user`,
+    /// `$USER` or `$LOGNAME`, then the account the process runs as.
+    pub fn local() -> Self {
+        let cfg = UserConfig::load().unwrap_or_else(|e| {
+            tracing::warn!("user config unreadable, identity from the environment: {e}");
+            UserConfig::default()
+        });
+        Self::new(cfg.identity(None))
+    }
+}
+
+impl From<&str> for Caller {
+    fn from(name: &str) -> Self {
+        Self::new(name)
+    }
+}
+
+impl From<String> for Caller {
+    fn from(name: String) -> Self {
+        Self::new(name)
+    }
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// A cheap, cloneable handle on a running engine. As an in-process client
+/// ([`crate::api::EngineClient`]) it acts as its caller: the local user of the
+/// engine process unless [`EngineHandle::as_caller`] says otherwise.
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
     project: Arc<Project>,
+    caller: Caller,
 }
 
 impl EngineHandle {
@@ -36,10 +81,25 @@ impl EngineHandle {
             tx,
             shared,
             project,
+            caller: Caller::local(),
         }
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Msg) -> Result<T> {
+    /// The same engine, acting for `caller` when used as a client.
+    pub fn as_caller(&self, caller: impl Into<Caller>) -> Self {
+        Self {
+            caller: caller.into(),
+            ..self.clone()
+        }
+    }
+
+    /// Who this handle acts for as a client.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// Sends a message to the runner and waits for its reply.
+    async fn runner<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Msg) -> Result<T> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(make(reply))
@@ -61,8 +121,80 @@ impl EngineHandle {
         self.shared.events.subscribe()
     }
 
+    /// Answers one request on behalf of `caller`: the one place requests meet the
+    /// runner. Every client (in-process, HTTP) comes through here.
+    pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Response> {
+        let by = || caller.name().to_string();
+        Ok(match req {
+            Request::Trigger(t) => Response::Run(self.start_service(caller, t).await?),
+            Request::TriggerInfra { project, undeploy } => {
+                Response::Run(self.start_infra(caller, &project, undeploy).await?)
+            }
+            Request::TriggerStackJob {
+                resource,
+                infra,
+                operation,
+            } => Response::Run(
+                self.start_stack_job(caller, &resource, infra.as_deref(), &operation)
+                    .await?,
+            ),
+            // Returns at once; the run shows `cancelling` until it settles (SP-5).
+            Request::Cancel { run_id } => {
+                Response::Run(self.runner(|r| Msg::Cancel(run_id, by(), r)).await?)
+            }
+            // Same commit, trigger data and pipeline definition (SP-6).
+            Request::Rerun { run_id } => {
+                Response::Run(self.runner(|r| Msg::Rerun(run_id, by(), r)).await?)
+            }
+            Request::Decide {
+                run_id,
+                env,
+                decision,
+                comment,
+            } => Response::Gate(
+                self.runner(|reply| Msg::Decide {
+                    run_id,
+                    env,
+                    decision,
+                    by: by(),
+                    comment,
+                    reply,
+                })
+                .await?,
+            ),
+            Request::ListRuns { filter } => {
+                Response::Runs(self.runner(|r| Msg::List(filter, r)).await?)
+            }
+            Request::Detail { run_id } => {
+                Response::Detail(Box::new(self.runner(|r| Msg::Detail(run_id, r)).await?))
+            }
+            Request::WaitingGates => Response::Gates(self.runner(Msg::WaitingGates).await?),
+            Request::Audit { run_id } => {
+                Response::Audit(self.runner(|r| Msg::Audit(run_id, r)).await?)
+            }
+            Request::Logs {
+                run_id,
+                step_id,
+                from,
+                limit,
+            } => Response::Logs(self.read_log(run_id, step_id, from, limit).await?),
+            Request::LogCount { run_id, step_id } => {
+                Response::LogCount(self.count_log(run_id, step_id).await?)
+            }
+            Request::Preflight { resource, infra } => {
+                let (project, data_dir) = (self.project.clone(), self.shared.data_dir.clone());
+                let report = tokio::task::spawn_blocking(move || {
+                    preflight::for_resource(&project, &data_dir, &resource, infra.as_deref())
+                })
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??;
+                Response::Preflight(report)
+            }
+        })
+    }
+
     /// Starts a run of a service at a branch head or a given commit.
-    pub async fn trigger(&self, req: TriggerRequest) -> Result<RunInfo> {
+    async fn start_service(&self, caller: &Caller, req: TriggerRequest) -> Result<RunInfo> {
         let svc = self.project.service(&req.service).ok_or_else(|| {
             let names: Vec<&str> = self.project.services.keys().map(String::as_str).collect();
             EngineError::NotFound(format!(
@@ -107,18 +239,18 @@ impl EngineHandle {
             commit_sha: info.sha,
             commit_message: info.message,
             author: info.author,
-            triggered_by: req.triggered_by,
+            triggered_by: caller.name().to_string(),
             rerun_of: None,
             attempt: 1,
             operation: None,
             definition: serde_json::to_value(svc)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };
-        self.call(|reply| Msg::Create(Box::new(new), reply)).await
+        self.runner(|reply| Msg::Create(Box::new(new), reply)).await
     }
 
     /// Starts an infra pipeline run: deploy, or undeploy in reverse dependency order.
-    pub async fn trigger_infra(&self, project: &str, undeploy: bool, by: &str) -> Result<RunInfo> {
+    async fn start_infra(&self, caller: &Caller, project: &str, undeploy: bool) -> Result<RunInfo> {
         let p = self.project.infra.get(project).ok_or_else(|| {
             let names: Vec<&str> = self.project.infra.keys().map(String::as_str).collect();
             EngineError::NotFound(format!(
@@ -142,44 +274,25 @@ impl EngineHandle {
         }
         let op = if undeploy { "undeploy" } else { "deploy" };
         let message = format!("{op} {} to {}", p.name, p.environment);
-        self.create_infra(p, None, message, op.to_string(), by)
+        self.create_infra(caller, p, None, message, op.to_string())
             .await
     }
 
     /// A stack job for one resource (SJ-1): `update` (…→ apply), `destroy`, `preview`
     /// or `refresh`, outside any pipeline run (no environment gate; the policy applies).
-    pub async fn trigger_stack_job(
+    async fn start_stack_job(
         &self,
+        caller: &Caller,
         resource: &str,
         infra: Option<&str>,
         operation: &str,
-        by: &str,
     ) -> Result<RunInfo> {
         if !["update", "destroy", "preview", "refresh"].contains(&operation) {
             return Err(EngineError::Invalid(format!(
                 "`{operation}` is not a stack-job operation: use update, destroy, preview or refresh"
             )));
         }
-        let found: Vec<&crate::config::infra::InfraProject> = self
-            .project
-            .infra
-            .values()
-            .filter(|p| infra.is_none_or(|n| n == p.name) && p.resource(resource).is_some())
-            .collect();
-        let p = match found.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(EngineError::NotFound(format!(
-                    "no resource `{resource}` in {}",
-                    self.project.path.display()
-                )));
-            }
-            _ => {
-                return Err(EngineError::Invalid(format!(
-                    "several infra projects define `{resource}`: name one"
-                )));
-            }
-        };
+        let (p, _) = preflight::locate(&self.project, resource, infra)?;
         let mut def = p.clone();
         def.gate.approval = false;
         def.resources.retain(|r| r.id == resource);
@@ -195,18 +308,18 @@ impl EngineHandle {
         let message = format!("stack job: {operation} {resource} in {}", p.environment);
         // A stack job names its resource in the run's tag.
         let op = format!("stack-job:{operation}");
-        self.create_infra(&def, Some(resource.to_string()), message, op, by)
+        self.create_infra(caller, &def, Some(resource.to_string()), message, op)
             .await
     }
 
     /// Creates a manual infra run of `def` (its project name, environment and operation).
     async fn create_infra(
         &self,
+        caller: &Caller,
         def: &crate::config::infra::InfraProject,
         tag: Option<String>,
         message: String,
         operation: String,
-        by: &str,
     ) -> Result<RunInfo> {
         let new = NewRun {
             kind: RunKind::Infra,
@@ -217,69 +330,19 @@ impl EngineHandle {
             tag,
             commit_sha: String::new(),
             commit_message: message,
-            author: by.to_string(),
-            triggered_by: by.to_string(),
+            author: caller.name().to_string(),
+            triggered_by: caller.name().to_string(),
             rerun_of: None,
             attempt: 1,
             operation: Some(operation),
             definition: serde_json::to_value(def)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };
-        self.call(|reply| Msg::Create(Box::new(new), reply)).await
-    }
-
-    /// Asks a run to stop (SP-5). Returns at once; the run shows `cancelling` until it settles.
-    pub async fn cancel(&self, run_id: i64, by: &str) -> Result<RunInfo> {
-        let by = by.to_string();
-        self.call(|reply| Msg::Cancel(run_id, by, reply)).await
-    }
-
-    /// A new attempt of a run: same commit, trigger data and pipeline definition (SP-6).
-    pub async fn rerun(&self, run_id: i64, by: &str) -> Result<RunInfo> {
-        let by = by.to_string();
-        self.call(|reply| Msg::Rerun(run_id, by, reply)).await
-    }
-
-    /// Approves or rejects the gate waiting before `env` (SP-4).
-    pub async fn decide(
-        &self,
-        run_id: i64,
-        env: &str,
-        decision: Decision,
-        by: &str,
-        comment: Option<String>,
-    ) -> Result<GateInfo> {
-        let (env, by) = (env.to_string(), by.to_string());
-        self.call(|reply| Msg::Decide {
-            run_id,
-            env,
-            decision,
-            by,
-            comment,
-            reply,
-        })
-        .await
-    }
-
-    pub async fn runs(&self, filter: RunFilter) -> Result<Vec<RunInfo>> {
-        self.call(|reply| Msg::List(filter, reply)).await
-    }
-
-    pub async fn detail(&self, run_id: i64) -> Result<RunDetail> {
-        self.call(|reply| Msg::Detail(run_id, reply)).await
-    }
-
-    /// Every gate waiting, across runs, oldest first.
-    pub async fn waiting_gates(&self) -> Result<Vec<GateInfo>> {
-        self.call(Msg::WaitingGates).await
-    }
-
-    pub async fn audit(&self, run_id: i64) -> Result<Vec<AuditEntry>> {
-        self.call(|reply| Msg::Audit(run_id, reply)).await
+        self.runner(|reply| Msg::Create(Box::new(new), reply)).await
     }
 
     /// Up to `limit` log lines of one step from line `from`.
-    pub async fn logs(
+    async fn read_log(
         &self,
         run_id: i64,
         step_id: i64,
@@ -287,6 +350,7 @@ impl EngineHandle {
         limit: usize,
     ) -> Result<Vec<LogLine>> {
         let logs = self.shared.logs.clone();
+        let limit = limit.min(MAX_LOG_LINES);
         tokio::task::spawn_blocking(move || logs.read(run_id, step_id, from, limit))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
@@ -294,7 +358,7 @@ impl EngineHandle {
     }
 
     /// How many lines a step's log holds.
-    pub async fn log_count(&self, run_id: i64, step_id: i64) -> Result<u64> {
+    async fn count_log(&self, run_id: i64, step_id: i64) -> Result<u64> {
         let logs = self.shared.logs.clone();
         tokio::task::spawn_blocking(move || logs.line_count(run_id, step_id))
             .await
@@ -306,8 +370,11 @@ impl EngineHandle {
     /// gates that wait stay waiting for the next engine.
     pub async fn shutdown(&self) {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Msg::Shutdown(reply)).await.is_ok() {
-            let _ = rx.await;
+        if self.tx.send(Msg::Shutdown(reply)).await.is_err() {
+            return; // already stopped
+        }
+        if rx.await.is_err() {
+            tracing::warn!("the engine ended without confirming its shutdown");
         }
     }
 }

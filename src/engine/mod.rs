@@ -21,7 +21,7 @@ use crate::config::Project;
 use crate::domain::Event;
 use crate::store::{LogStore, Store};
 
-pub use handle::{EngineHandle, TriggerRequest};
+pub use handle::{Caller, EngineHandle, TriggerRequest};
 
 /// What went wrong with a command. The CLI maps kinds to exit codes and the
 /// HTTP API to status codes.

@@ -2,16 +2,53 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use super::executor::terraform;
-use crate::config::infra::Resource;
+use super::{EngineError, Result};
+use crate::config::Project;
+use crate::config::infra::{InfraProject, Resource};
+pub use crate::domain::command::{Check, PreflightReport};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Check {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
+/// The infra project and resource a stack job (or its preflight) names: `infra`
+/// picks among projects when several define `resource`.
+pub(super) fn locate<'a>(
+    project: &'a Project,
+    resource: &str,
+    infra: Option<&str>,
+) -> Result<(&'a InfraProject, &'a Resource)> {
+    let found: Vec<(&InfraProject, &Resource)> = project
+        .infra
+        .values()
+        .filter(|p| infra.is_none_or(|n| n == p.name))
+        .filter_map(|p| p.resource(resource).map(|r| (p, r)))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(EngineError::NotFound(format!(
+            "no resource `{resource}` in {}",
+            project.path.display()
+        ))),
+        _ => Err(EngineError::Invalid(format!(
+            "several infra projects define `{resource}`: name one\n  hint: add --infra NAME"
+        ))),
+    }
+}
+
+/// The engine's answer to a preflight request: every check for the resource, run
+/// here (the engine's environment, binaries and state dir), with the binary's version.
+pub(super) fn for_resource(
+    project: &Project,
+    data_dir: &Path,
+    resource: &str,
+    infra: Option<&str>,
+) -> Result<PreflightReport> {
+    let (p, r) = locate(project, resource, infra)?;
+    let state_dir = data_dir.join("infra").join(&p.name).join(&r.id);
+    Ok(PreflightReport {
+        project: p.name.clone(),
+        resource: r.id.clone(),
+        driver: r.driver.clone(),
+        checks: preflight(r, &state_dir, true),
+    })
 }
 
 /// Runs every check for `r`, whose state lives in `state_dir`; `with_version` also

@@ -159,7 +159,7 @@ async fn event_loop(
             if let Effect::Quit { stop_engine } = effect {
                 return Ok(stop_engine);
             }
-            execute(&client, effect, &session.user, reply_tx.clone());
+            execute(&client, effect, reply_tx.clone());
         }
     }
 }
@@ -211,11 +211,9 @@ async fn reload<C: EngineClient>(client: &C, s: &mut AppState) {
 fn execute<C: EngineClient + Clone + 'static>(
     client: &C,
     effect: Effect,
-    user: &str,
     tx: mpsc::UnboundedSender<Reply>,
 ) {
     let c = client.clone();
-    let user = user.to_string();
     tokio::spawn(async move {
         let reply = match effect {
             Effect::Trigger {
@@ -227,7 +225,6 @@ fn execute<C: EngineClient + Clone + 'static>(
                     service,
                     branch,
                     commit,
-                    triggered_by: user,
                 })
                 .await
                 .map(|r| {
@@ -235,10 +232,10 @@ fn execute<C: EngineClient + Clone + 'static>(
                     Reply::Started(Box::new(r), msg)
                 }),
             Effect::Cancel(id) => c
-                .cancel(id, &user)
+                .cancel(id)
                 .await
                 .map(|_| Reply::Info(format!("run {id} is cancelling"))),
-            Effect::Rerun(id) => c.rerun(id, &user).await.map(|r| {
+            Effect::Rerun(id) => c.rerun(id).await.map(|r| {
                 let msg = format!("run {} started: attempt {} of run {id}", r.id, r.attempt);
                 Reply::Started(Box::new(r), msg)
             }),
@@ -248,7 +245,7 @@ fn execute<C: EngineClient + Clone + 'static>(
                 decision,
                 comment,
             } => c
-                .decide(run, &env, decision, &user, comment)
+                .decide(run, &env, decision, comment)
                 .await
                 .map(|g| Reply::Info(format!("gate {} of run {run}: {}", g.env, g.status))),
             Effect::LoadDetail(id) => c.detail(id).await.map(|d| Reply::Detail(Box::new(d))),
@@ -342,6 +339,8 @@ async fn start_engine(ctx: &crate::cli::Ctx) -> Result<(Client, Option<u32>), St
         .arg(&ctx.data_dir)
         .arg("--project")
         .arg(&ctx.project_path)
+        .arg("--as")
+        .arg(&ctx.user)
         .arg("serve")
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pipedeck::api::EngineClient;
 use pipedeck::config::{Project, parse_project};
 use pipedeck::domain::{Event, RunDetail};
 use pipedeck::engine::{self, EngineHandle, TriggerRequest};
@@ -54,11 +55,12 @@ impl TestProject {
         })
     }
 
+    /// Starts an engine on this project; the handle acts as `tester`.
     pub async fn start(&self) -> EngineHandle {
         let (h, _task) = engine::start(self.project(), &self.data_dir())
             .await
             .expect("engine starts");
-        h
+        h.as_caller("tester")
     }
 }
 
@@ -67,7 +69,6 @@ pub fn trigger(service: &str) -> TriggerRequest {
         service: service.to_string(),
         branch: None,
         commit: None,
-        triggered_by: "tester".to_string(),
     }
 }
 

@@ -1,0 +1,310 @@
+//! The one command type (EN-1): every request a client can make of the engine, and
+//! the engine's answer. The in-process client and the HTTP API carry these same
+//! values. A request never says who makes it: the engine attaches the caller.
+//!
+//! Adding a command is one [`Request`] arm, its handler in the engine
+//! (`EngineHandle::handle`), a CLI verb and a dashboard key.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Decision, GateInfo, RunDetail, RunInfo};
+use crate::store::{AuditEntry, LogLine, RunFilter};
+
+/// A manual trigger of a service run (SP-7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerRequest {
+    pub service: String,
+    /// Defaults to the service's default branch.
+    pub branch: Option<String>,
+    /// Defaults to the head of the branch.
+    pub commit: Option<String>,
+}
+
+/// Everything a client can ask of the engine. The comment on each arm names the
+/// [`Response`] arm it is answered with.
+///
+/// On the wire: `{"request": "cancel", "run_id": 7}`. Unknown fields are refused,
+/// so a body that tries to name its actor (`"by": …`) is an error, not ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Start a service run. → [`Response::Run`]
+    Trigger(TriggerRequest),
+    /// Deploy an infra project, or undeploy it in reverse dependency order. → [`Response::Run`]
+    TriggerInfra {
+        project: String,
+        #[serde(default)]
+        undeploy: bool,
+    },
+    /// A stack job for one resource: `update`, `destroy`, `preview` or `refresh`. → [`Response::Run`]
+    TriggerStackJob {
+        resource: String,
+        /// The infra project, needed when several define the resource.
+        #[serde(default)]
+        infra: Option<String>,
+        operation: String,
+    },
+    /// Ask a run to stop. → [`Response::Run`]
+    Cancel { run_id: i64 },
+    /// A new attempt of a run. → [`Response::Run`]
+    Rerun { run_id: i64 },
+    /// Approve or reject a waiting gate (`env`, or `env/node` for an infra node gate). → [`Response::Gate`]
+    Decide {
+        run_id: i64,
+        env: String,
+        decision: Decision,
+        #[serde(default)]
+        comment: Option<String>,
+    },
+    /// Runs, newest first. → [`Response::Runs`]
+    ListRuns {
+        #[serde(default)]
+        filter: RunFilter,
+    },
+    /// One run with its steps and gates. → [`Response::Detail`]
+    Detail { run_id: i64 },
+    /// Every waiting gate, oldest first. → [`Response::Gates`]
+    WaitingGates,
+    /// A run's audit log. → [`Response::Audit`]
+    Audit { run_id: i64 },
+    /// Up to `limit` lines of one step's log from line `from`. → [`Response::Logs`]
+    Logs {
+        run_id: i64,
+        step_id: i64,
+        #[serde(default)]
+        from: u64,
+        limit: usize,
+    },
+    /// How many lines a step's log holds. → [`Response::LogCount`]
+    LogCount { run_id: i64, step_id: i64 },
+    /// A stack job's preflight checks for a resource, run where the job would run;
+    /// nothing executes. → [`Response::Preflight`]
+    Preflight {
+        resource: String,
+        #[serde(default)]
+        infra: Option<String>,
+    },
+}
+
+/// The engine's answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", content = "value", rename_all = "snake_case")]
+pub enum Response {
+    Run(RunInfo),
+    Runs(Vec<RunInfo>),
+    Detail(Box<RunDetail>),
+    Gate(GateInfo),
+    Gates(Vec<GateInfo>),
+    Audit(Vec<AuditEntry>),
+    Logs(Vec<LogLine>),
+    LogCount(u64),
+    Preflight(PreflightReport),
+}
+
+impl Response {
+    /// The arm's name, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Response::Run(_) => "run",
+            Response::Runs(_) => "runs",
+            Response::Detail(_) => "detail",
+            Response::Gate(_) => "gate",
+            Response::Gates(_) => "gates",
+            Response::Audit(_) => "audit",
+            Response::Logs(_) => "logs",
+            Response::LogCount(_) => "log_count",
+            Response::Preflight(_) => "preflight",
+        }
+    }
+}
+
+/// A response of another arm than the request calls for (a bug on one side).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the engine answered with `{got}` where `{want}` was expected")]
+pub struct UnexpectedResponse {
+    pub want: &'static str,
+    pub got: &'static str,
+}
+
+/// `TryFrom<Response>` for the value each arm carries, so a client asks for the type
+/// it expects (`let run: RunInfo = client.ask(req).await?`).
+macro_rules! typed_answer {
+    ($($ty:ty => $arm:ident($v:ident) => $out:expr, $want:literal;)*) => {$(
+        impl TryFrom<Response> for $ty {
+            type Error = UnexpectedResponse;
+            fn try_from(r: Response) -> Result<Self, UnexpectedResponse> {
+                match r {
+                    Response::$arm($v) => Ok($out),
+                    other => Err(UnexpectedResponse { want: $want, got: other.kind() }),
+                }
+            }
+        }
+    )*};
+}
+
+typed_answer! {
+    RunInfo => Run(v) => v, "run";
+    Vec<RunInfo> => Runs(v) => v, "runs";
+    RunDetail => Detail(v) => *v, "detail";
+    GateInfo => Gate(v) => v, "gate";
+    Vec<GateInfo> => Gates(v) => v, "gates";
+    Vec<AuditEntry> => Audit(v) => v, "audit";
+    Vec<LogLine> => Logs(v) => v, "logs";
+    u64 => LogCount(v) => v, "log_count";
+    PreflightReport => Preflight(v) => v, "preflight";
+}
+
+/// One preflight check (SJ-4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The engine's preflight of one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreflightReport {
+    /// The infra project that defines the resource.
+    pub project: String,
+    pub resource: String,
+    pub driver: String,
+    pub checks: Vec<Check>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RunStatus;
+
+    /// One value of every arm (a new arm that is not added here fails to compile
+    /// in `every_arm_is_listed`).
+    fn every_request() -> Vec<Request> {
+        vec![
+            Request::Trigger(TriggerRequest {
+                service: "web".into(),
+                branch: Some("main".into()),
+                commit: None,
+            }),
+            Request::TriggerInfra {
+                project: "net".into(),
+                undeploy: true,
+            },
+            Request::TriggerStackJob {
+                resource: "db".into(),
+                infra: Some("net".into()),
+                operation: "preview".into(),
+            },
+            Request::Cancel { run_id: 3 },
+            Request::Rerun { run_id: 4 },
+            Request::Decide {
+                run_id: 5,
+                env: "staging/db".into(),
+                decision: Decision::Reject,
+                comment: Some("not today".into()),
+            },
+            Request::ListRuns {
+                filter: RunFilter {
+                    id: None,
+                    service: Some("web".into()),
+                    status: Some(RunStatus::AwaitingApproval),
+                    limit: Some(10),
+                },
+            },
+            Request::Detail { run_id: 6 },
+            Request::WaitingGates,
+            Request::Audit { run_id: 7 },
+            Request::Logs {
+                run_id: 8,
+                step_id: 9,
+                from: 10,
+                limit: 11,
+            },
+            Request::LogCount {
+                run_id: 8,
+                step_id: 9,
+            },
+            Request::Preflight {
+                resource: "db".into(),
+                infra: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_arm_is_listed() {
+        for r in every_request() {
+            // Exhaustive on purpose: a new arm must be added to `every_request`.
+            match r {
+                Request::Trigger(_)
+                | Request::TriggerInfra { .. }
+                | Request::TriggerStackJob { .. }
+                | Request::Cancel { .. }
+                | Request::Rerun { .. }
+                | Request::Decide { .. }
+                | Request::ListRuns { .. }
+                | Request::Detail { .. }
+                | Request::WaitingGates
+                | Request::Audit { .. }
+                | Request::Logs { .. }
+                | Request::LogCount { .. }
+                | Request::Preflight { .. } => {}
+            }
+        }
+        assert_eq!(every_request().len(), 13);
+    }
+
+    #[test]
+    fn every_request_round_trips_through_json() {
+        for r in every_request() {
+            let json = serde_json::to_string(&r).unwrap();
+            let back: Request = serde_json::from_str(&json).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{r:?}"), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_request_cannot_name_its_actor() {
+        for body in [
+            r#"{"request":"cancel","run_id":1,"by":"mallory"}"#,
+            r#"{"request":"decide","run_id":1,"env":"prod","decision":"approve","by":"mallory"}"#,
+            r#"{"request":"trigger","service":"web","triggered_by":"mallory"}"#,
+            r#"{"request":"trigger_infra","project":"net","by":"mallory"}"#,
+        ] {
+            let err = serde_json::from_str::<Request>(body).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{body}: {err}");
+        }
+        // Optional fields may be left out.
+        let r: Request = serde_json::from_str(r#"{"request":"trigger","service":"web"}"#).unwrap();
+        assert!(matches!(r, Request::Trigger(t) if t.branch.is_none() && t.commit.is_none()));
+    }
+
+    #[test]
+    fn responses_round_trip_and_unwrap_to_their_type() {
+        let r = Response::LogCount(42);
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#"{"response":"log_count","value":42}"#);
+        let back: Response = serde_json::from_str(&json).unwrap();
+        assert_eq!(u64::try_from(back.clone()), Ok(42));
+        assert_eq!(
+            Vec::<GateInfo>::try_from(back),
+            Err(UnexpectedResponse {
+                want: "gates",
+                got: "log_count"
+            })
+        );
+        let p = Response::Preflight(PreflightReport {
+            project: "net".into(),
+            resource: "db".into(),
+            driver: "command".into(),
+            checks: vec![Check {
+                name: "state".into(),
+                ok: true,
+                detail: "ok".into(),
+            }],
+        });
+        let back: Response = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+}

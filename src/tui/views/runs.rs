@@ -94,7 +94,9 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
     };
     let b = block(s, title, true);
     if shown == 0 {
-        let text = if s.runs.is_empty() {
+        let text = if s.runs.is_empty() && s.reloading {
+            "loading runs…"
+        } else if s.runs.is_empty() {
             "No runs yet. Press t to trigger one."
         } else {
             "No run matches the filter. Press esc to clear it."

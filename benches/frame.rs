@@ -1,6 +1,7 @@
 //! Frame time of the dashboard at 200x50 into a TestBackend: the runs table with
 //! 10,000 runs, and the log view of a step with 1,000,000 stored lines (following,
-//! then scrolling back through the store). Prints median and p99 per frame.
+//! then scrolling back through the store), the runs table filtered, and the DAG view of
+//! an infra run with 1,000 resources. Prints median and p99 per frame.
 //! Run: cargo bench --bench frame   (scripts/bench.sh runs it too)
 
 use std::time::{Duration, Instant};
@@ -86,6 +87,31 @@ fn main() {
         times.push(t.elapsed());
     }
     report("runs table, 10,000 runs", times);
+
+    // The same table filtered (`/svc-3`), moving the selection every frame.
+    key(&mut s, &km, KeyCode::Char('/'));
+    for c in "svc-3".chars() {
+        key(&mut s, &km, KeyCode::Char(c));
+    }
+    key(&mut s, &km, KeyCode::Enter);
+    let mut times = Vec::new();
+    for i in 0..1000 {
+        let t = Instant::now();
+        key(
+            &mut s,
+            &km,
+            if i % 200 < 150 {
+                KeyCode::Char('j')
+            } else {
+                KeyCode::Char('k')
+            },
+        );
+        term.draw(|f| views::render(f, &s, &km)).expect("draw");
+        times.push(t.elapsed());
+    }
+    report("runs table filtered, 10,000 runs", times);
+    key(&mut s, &km, KeyCode::Char('/'));
+    key(&mut s, &km, KeyCode::Esc);
 
     // Log view: a step with 1,000,000 stored lines.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -200,9 +226,69 @@ fn main() {
         times.push(t.elapsed());
     }
     times.sort();
+    let dag_median = times[times.len() / 2];
+    let dag_max = times[times.len() - 1];
+
+    // The DAG view of an infra run with those 1,000 resources, moving between nodes.
+    let mut s = AppState::new(vec!["svc".into()], true, "/data".into());
+    s.now = 1_700_000_000_000 + 20_000_000;
+    s.screen_height = H;
+    let mut r = run(1);
+    r.kind = RunKind::Infra;
+    r.status = RunStatus::Running;
+    let steps = nodes
+        .iter()
+        .enumerate()
+        .map(|(k, n)| StepInfo {
+            id: k as i64 + 1,
+            run_id: 1,
+            stage: Stage::Resource,
+            name: n.id.clone(),
+            position: k as i64,
+            status: if k < 500 {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Running
+            },
+            reason: None,
+            exit_code: None,
+            started_at: Some(s.now - 5000),
+            ended_at: (k < 500).then_some(s.now - 1000),
+            parent_id: None,
+            outputs: None,
+        })
+        .collect();
+    let graph = nodes
+        .iter()
+        .map(|n| pipedeck::domain::GraphNode {
+            id: n.id.clone(),
+            depends_on: n.deps.clone(),
+        })
+        .collect();
+    s.apply_reply(Reply::Detail(Box::new(RunDetail {
+        run: r,
+        steps,
+        gates: vec![],
+        graph,
+    })));
+    s.view = View::Graph;
+    let mut times = Vec::new();
+    for i in 0..200 {
+        let t = Instant::now();
+        let k = match i % 40 {
+            0..10 => 'l',
+            10..20 => 'j',
+            20..30 => 'h',
+            _ => 'k',
+        };
+        key(&mut s, &km, KeyCode::Char(k));
+        term.draw(|f| views::render(f, &s, &km)).expect("draw");
+        times.push(t.elapsed());
+    }
+    report("DAG view, 1,000 resources, moving between nodes", times);
     println!(
         "  DAG of 1,000 nodes: layout + draw median {:.1} ms, max {:.1} ms   (target < 50 ms)",
-        times[times.len() / 2].as_secs_f64() * 1000.0,
-        times[times.len() - 1].as_secs_f64() * 1000.0
+        dag_median.as_secs_f64() * 1000.0,
+        dag_max.as_secs_f64() * 1000.0
     );
 }

@@ -1,6 +1,6 @@
 //! What a key means ([`Action`]) and what an update asks the outside world to do ([`Effect`]).
 
-use crate::domain::{Decision, RunDetail, RunInfo};
+use crate::domain::{Decision, GateInfo, RunDetail, RunInfo};
 use crate::store::LogLine;
 
 /// Every action a key can be bound to.
@@ -52,6 +52,10 @@ pub enum Effect {
         comment: Option<String>,
     },
     LoadDetail(i64),
+    /// Read the runs and waiting gates again, and the open run's detail if any.
+    Reload {
+        detail: Option<i64>,
+    },
     LoadLogs {
         run: i64,
         step: i64,
@@ -73,6 +77,12 @@ pub enum Reply {
         step: i64,
         from: u64,
         lines: Vec<LogLine>,
+    },
+    /// A fresh read of the runs and waiting gates (`None`: that read failed, and an
+    /// [`Reply::Error`] says why).
+    Reloaded {
+        runs: Option<Vec<RunInfo>>,
+        gates: Option<Vec<GateInfo>>,
     },
     Info(String),
     Error(String),

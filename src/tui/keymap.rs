@@ -38,6 +38,15 @@ pub struct Keymap {
     pub bindings: Vec<Binding>,
 }
 
+/// A keymap override in the user config that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeymapError {
+    #[error("keymap: `{0}` is not a key")]
+    NotAKey(String),
+    #[error("keymap: no binding named `{0}` (e.g. runs.cancel, global.quit)")]
+    NoBinding(String),
+}
+
 impl Default for Keymap {
     fn default() -> Self {
         use Action::*;
@@ -166,9 +175,9 @@ impl Keymap {
     pub fn apply_overrides(
         &mut self,
         overrides: &std::collections::BTreeMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), KeymapError> {
         for (name, key) in overrides {
-            let code = parse_key(key).ok_or_else(|| format!("keymap: `{key}` is not a key"))?;
+            let code = parse_key(key).ok_or_else(|| KeymapError::NotAKey(key.clone()))?;
             let found = self
                 .bindings
                 .iter_mut()
@@ -176,9 +185,7 @@ impl Keymap {
                 .map(|b| b.key = code)
                 .count();
             if found == 0 {
-                return Err(format!(
-                    "keymap: no binding named `{name}` (e.g. runs.cancel, global.quit)"
-                ));
+                return Err(KeymapError::NoBinding(name.clone()));
             }
         }
         Ok(())

@@ -1,35 +1,55 @@
 //! The dashboard (Elm-style): engine events and keys update an [`app::AppState`];
-//! views draw it; effects go to the engine through [`crate::api::EngineClient`].
+//! views draw it; effects go to the engine through [`crate::api::EngineClient`], each
+//! in a task of its own whose reply comes back into the [`event_loop`].
 
 pub mod action;
 pub mod app;
+pub mod cache;
 pub mod demo;
+pub mod event_loop;
 pub mod keymap;
 pub mod terminal;
 pub mod update;
 pub mod views;
 pub mod widgets;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind, MouseEventKind};
-use futures_util::StreamExt;
+use crossterm::event::EventStream;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
 
 use crate::api::client::Client;
-use crate::api::{EngineClient, Feed};
-use crate::domain::now_ms;
-use crate::engine::TriggerRequest;
-use crate::store::RunFilter;
-use action::{Effect, Reply};
 use app::AppState;
 use keymap::Keymap;
 
-/// At most this many frames a second.
-const FRAME: Duration = Duration::from_millis(33);
-/// Runs loaded at start (the newest); later ones arrive by event.
-const INITIAL_RUNS: usize = 5000;
+/// Why the dashboard stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error("cannot subscribe to the engine's events: {0}")]
+    Subscribe(#[source] crate::engine::EngineError),
+    #[error("reading the terminal failed: {0}")]
+    Input(#[source] std::io::Error),
+    #[error("drawing to the terminal failed: {0}")]
+    Draw(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot listen for {0}: {1}")]
+    Signal(&'static str, #[source] std::io::Error),
+}
+
+/// Why the engine could not be started in the background.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot find my own binary: {0}")]
+    OwnBinary(#[source] std::io::Error),
+    #[error("cannot open {0}: {1}")]
+    Log(PathBuf, #[source] std::io::Error),
+    #[error("cannot start the engine: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("the engine exited ({0}); see {1}")]
+    Exited(std::process::ExitStatus, PathBuf),
+    #[error("the engine did not come up within {} s", .0.as_secs())]
+    Timeout(Duration),
+}
 
 /// How the dashboard reached its engine.
 pub struct Session {
@@ -52,7 +72,7 @@ pub async fn run(session: Session, keymap: Keymap) -> i32 {
             return 1;
         }
     };
-    let result = event_loop(&mut term, &session, &keymap).await;
+    let result = attach(&mut term, &session, &keymap).await;
     terminal::restore();
     match result {
         Ok(stop_engine) => {
@@ -78,12 +98,13 @@ pub async fn run(session: Session, keymap: Keymap) -> i32 {
     }
 }
 
-async fn event_loop(
+/// The event loop on the real terminal: keys from crossterm, SIGTERM (quit, stopping a
+/// hosted engine) and SIGHUP (quit, leaving it running).
+async fn attach(
     term: &mut terminal::Term,
     session: &Session,
     km: &Keymap,
-) -> Result<bool, String> {
-    let client = session.client.clone();
+) -> Result<bool, TuiError> {
     let mut state = AppState::new(
         session.services.clone(),
         session.started_engine.is_some(),
@@ -91,189 +112,24 @@ async fn event_loop(
     );
     state.ascii = session.ascii;
     state.color = std::env::var_os("NO_COLOR").is_none();
-    let mut feed = client.events().await.map_err(|e| e.to_string())?;
-    reload(&client, &mut state).await;
-    let (reply_tx, mut replies) = mpsc::unbounded_channel::<Reply>();
-    let mut keys = EventStream::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let (mut term_sig, mut hup) = (
-        signal(SignalKind::terminate()).map_err(|e| e.to_string())?,
-        signal(SignalKind::hangup()).map_err(|e| e.to_string())?,
-    );
-    let mut dirty = true;
-    let mut last_draw = Instant::now() - FRAME;
-    loop {
-        if dirty && last_draw.elapsed() >= FRAME {
-            state.now = now_ms();
-            if let Ok(size) = term.size() {
-                state.screen_height = size.height;
-            }
-            term.draw(|f| views::render(f, &state, km))
-                .map_err(|e| e.to_string())?;
-            dirty = false;
-            last_draw = Instant::now();
+    let mut term_sig =
+        signal(SignalKind::terminate()).map_err(|e| TuiError::Signal("SIGTERM", e))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| TuiError::Signal("SIGHUP", e))?;
+    let stop = async move {
+        tokio::select! {
+            _ = term_sig.recv() => true,
+            _ = hup.recv() => false,
         }
-        let next_frame = tokio::time::sleep(FRAME.saturating_sub(last_draw.elapsed()));
-        let effect = tokio::select! {
-            biased;
-            k = keys.next() => {
-                dirty = true;
-                match k {
-                    Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => update::on_key(&mut state, km, key),
-                    Some(Ok(TermEvent::Mouse(m))) => match m.kind {
-                        MouseEventKind::ScrollUp => update::scroll(&mut state, -3),
-                        MouseEventKind::ScrollDown => update::scroll(&mut state, 3),
-                        MouseEventKind::Down(_) => click(&mut state, m.row),
-                        _ => None,
-                    },
-                    Some(Ok(_)) => None,
-                    Some(Err(e)) => return Err(format!("reading the terminal failed: {e}")),
-                    None => return Ok(true),
-                }
-            }
-            _ = term_sig.recv() => return Ok(true),
-            _ = hup.recv() => return Ok(false),
-            r = replies.recv() => {
-                dirty = true;
-                r.and_then(|r| state.apply_reply(r))
-            }
-            e = feed.next() => {
-                dirty = true;
-                match e {
-                    Some(Feed::Event(e)) => state.apply_event(*e),
-                    Some(Feed::Lagged) => {
-                        reload(&client, &mut state).await;
-                        state.detail.as_ref().map(|d| Effect::LoadDetail(d.run.id))
-                    }
-                    None => {
-                        state.error("the engine stopped; restart it (pipedeck serve) and open the dashboard again");
-                        feed = Box::pin(futures_util::stream::pending());
-                        None
-                    }
-                }
-            }
-            _ = tick.tick() => { dirty = true; None }
-            _ = next_frame, if dirty => None,
-        };
-        if let Some(effect) = effect {
-            if let Effect::Quit { stop_engine } = effect {
-                return Ok(stop_engine);
-            }
-            execute(&client, effect, reply_tx.clone());
-        }
-    }
-}
-
-/// A click selects the row under the pointer in the runs table and the inbox.
-fn click(s: &mut AppState, row: u16) -> Option<Effect> {
-    // Title bar (1) + block border (1) + header (1).
-    let first = 3u16;
-    if row < first {
-        return None;
-    }
-    let i = (row - first) as usize;
-    match s.view {
-        app::View::Runs => {
-            let h = s.table_rows() as usize;
-            let offset = (s.runs_sel / h) * h;
-            if offset + i < s.visible_runs().len() {
-                s.runs_sel = offset + i;
-            }
-        }
-        app::View::Approvals => {
-            if i < s.gates.len() {
-                s.gate_sel = i;
-            }
-        }
-        app::View::Detail | app::View::Graph => {}
-    }
-    None
-}
-
-async fn reload<C: EngineClient>(client: &C, s: &mut AppState) {
-    match client
-        .runs(RunFilter {
-            limit: Some(INITIAL_RUNS),
-            ..Default::default()
-        })
-        .await
-    {
-        Ok(runs) => s.runs = runs,
-        Err(e) => s.error(e.to_string()),
-    }
-    match client.waiting_gates().await {
-        Ok(g) => s.gates = g,
-        Err(e) => s.error(e.to_string()),
-    }
-}
-
-/// Runs an effect in the background; its result comes back as a [`Reply`].
-fn execute<C: EngineClient + Clone + 'static>(
-    client: &C,
-    effect: Effect,
-    tx: mpsc::UnboundedSender<Reply>,
-) {
-    let c = client.clone();
-    tokio::spawn(async move {
-        let reply = match effect {
-            Effect::Trigger {
-                service,
-                branch,
-                commit,
-            } => c
-                .trigger(TriggerRequest {
-                    service,
-                    branch,
-                    commit,
-                })
-                .await
-                .map(|r| {
-                    let msg = format!("triggered run {} of {}", r.id, r.service);
-                    Reply::Started(Box::new(r), msg)
-                }),
-            Effect::Cancel(id) => c
-                .cancel(id)
-                .await
-                .map(|_| Reply::Info(format!("run {id} is cancelling"))),
-            Effect::Rerun(id) => c.rerun(id).await.map(|r| {
-                let msg = format!("run {} started: attempt {} of run {id}", r.id, r.attempt);
-                Reply::Started(Box::new(r), msg)
-            }),
-            Effect::Decide {
-                run,
-                env,
-                decision,
-                comment,
-            } => c
-                .decide(run, &env, decision, comment)
-                .await
-                .map(|g| Reply::Info(format!("gate {} of run {run}: {}", g.env, g.status))),
-            Effect::LoadDetail(id) => c.detail(id).await.map(|d| Reply::Detail(Box::new(d))),
-            Effect::LoadLogs {
-                run,
-                step,
-                from,
-                limit,
-            } => {
-                let from = if from == app::TAIL {
-                    c.log_count(run, step)
-                        .await
-                        .map(|n| n.saturating_sub(limit as u64))
-                } else {
-                    Ok(from)
-                };
-                match from {
-                    Ok(from) => c
-                        .logs(run, step, from, limit)
-                        .await
-                        .map(|lines| Reply::Logs { step, from, lines }),
-                    Err(e) => Err(e),
-                }
-            }
-            Effect::Quit { .. } => return,
-        };
-        let _ = tx.send(reply.unwrap_or_else(|e| Reply::Error(e.to_string())));
-    });
+    };
+    event_loop::event_loop(
+        term,
+        state,
+        session.client.clone(),
+        km,
+        EventStream::new(),
+        stop,
+    )
+    .await
 }
 
 /// Finds or starts the engine for the data dir, then runs the dashboard.
@@ -298,7 +154,13 @@ pub async fn open(ctx: &crate::cli::Ctx, ascii: bool) -> i32 {
     // The service list comes from the project the engine runs.
     let services = match crate::config::load_project(&ctx.project_path) {
         Ok(p) => p.services.keys().cloned().collect(),
-        Err(_) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the project {} for its services (t offers none): {e:?}",
+                ctx.project_path.display()
+            );
+            Vec::new()
+        }
     };
     let mut keymap = Keymap::default();
     if let Err(e) = keymap.apply_overrides(&ctx.keymap) {
@@ -321,19 +183,16 @@ pub async fn open(ctx: &crate::cli::Ctx, ascii: bool) -> i32 {
 
 /// Starts `pipedeck serve` in the background (its own process group, so the
 /// terminal's Ctrl-C and hang-up don't reach it) and connects to it.
-async fn start_engine(ctx: &crate::cli::Ctx) -> Result<(Client, Option<u32>), String> {
+async fn start_engine(ctx: &crate::cli::Ctx) -> Result<(Client, Option<u32>), StartError> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
+    const WAIT: Duration = Duration::from_secs(15);
+    let exe = std::env::current_exe().map_err(StartError::OwnBinary)?;
+    let out = ctx.data_dir.join("engine.out");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(ctx.data_dir.join("engine.out"))
-        .map_err(|e| {
-            format!(
-                "cannot open {}: {e}",
-                ctx.data_dir.join("engine.out").display()
-            )
-        })?;
+        .open(&out)
+        .map_err(|e| StartError::Log(out.clone(), e))?;
     let mut child = std::process::Command::new(exe)
         .arg("--data-dir")
         .arg(&ctx.data_dir)
@@ -343,25 +202,25 @@ async fn start_engine(ctx: &crate::cli::Ctx) -> Result<(Client, Option<u32>), St
         .arg(&ctx.user)
         .arg("serve")
         .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stdout(
+            log.try_clone()
+                .map_err(|e| StartError::Log(out.clone(), e))?,
+        )
         .stderr(log)
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start the engine: {e}"))?;
+        .map_err(StartError::Spawn)?;
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + WAIT;
     loop {
         if let Ok(c) = Client::connect(&ctx.data_dir) {
             return Ok((c, Some(pid)));
         }
         if let Ok(Some(st)) = child.try_wait() {
-            return Err(format!(
-                "the engine exited ({st}); see {}",
-                ctx.data_dir.join("engine.out").display()
-            ));
+            return Err(StartError::Exited(st, out));
         }
         if Instant::now() > deadline {
-            return Err("the engine did not come up within 15 s".into());
+            return Err(StartError::Timeout(WAIT));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

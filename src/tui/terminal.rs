@@ -27,13 +27,18 @@ pub fn setup() -> io::Result<Term> {
     Ok(t)
 }
 
-/// Leaves the terminal as we found it; safe to call more than once.
+/// Leaves the terminal as we found it; safe to call more than once. There is no one
+/// to tell on screen when this fails, so the log says it.
 pub fn restore() {
-    let _ = execute!(
+    if let Err(e) = execute!(
         io::stdout(),
         DisableMouseCapture,
         LeaveAlternateScreen,
         crossterm::cursor::Show
-    );
-    let _ = disable_raw_mode();
+    ) {
+        tracing::warn!("restoring the terminal failed: {e}");
+    }
+    if let Err(e) = disable_raw_mode() {
+        tracing::warn!("leaving raw mode failed: {e}");
+    }
 }

@@ -1,11 +1,54 @@
-//! The approvals inbox: every gate waiting, across runs, oldest first.
+//! The approvals inbox and its keys: every gate waiting, across runs, oldest first.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Paragraph, Row, Table};
 
-use super::{accent, block, selected, span};
-use crate::tui::app::AppState;
+use super::{accent, block, dialogs, selected, span};
+use crate::domain::RunKind;
+use crate::tui::action::{Action, Effect};
+use crate::tui::app::{AppState, View};
+
+/// The inbox's keys.
+pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
+    match a {
+        Action::Back => s.view = View::Runs,
+        Action::Up => s.gate_sel = s.gate_sel.saturating_sub(1),
+        Action::Down => s.gate_sel = (s.gate_sel + 1).min(s.gates.len().saturating_sub(1)),
+        Action::Approve | Action::Reject => {
+            let Some(g) = s.gates.get(s.gate_sel) else {
+                s.error("no gate is waiting");
+                return None;
+            };
+            s.dialog = Some(dialogs::decide(g.run_id, g.env.clone(), a));
+        }
+        Action::Enter => {
+            let id = s.gates.get(s.gate_sel)?.run_id;
+            if let Some(pos) = s.visible_position(id) {
+                s.runs_sel = pos;
+            }
+            let infra = s
+                .runs
+                .iter()
+                .any(|r| r.id == id && r.kind == RunKind::Infra);
+            s.view = if infra { View::Graph } else { View::Detail };
+            s.detail = None;
+            return Some(s.open_detail(id));
+        }
+        _ => {}
+    }
+    None
+}
+
+/// A click on screen row `row` selects the gate there.
+pub fn click(s: &mut AppState, row: u16) {
+    // Title bar (1) + block border (1) + header (1).
+    if let Some(i) = row.checked_sub(3).map(usize::from)
+        && i < s.gates.len()
+    {
+        s.gate_sel = i;
+    }
+}
 
 pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
     let b = block(

@@ -1,4 +1,6 @@
-//! Run detail: the stage → step/environment tree beside the selected step's log.
+//! Run detail and its keys: the stage → step/environment tree beside the selected
+//! step's log, which scrolls through a window of lines held in memory and loads the
+//! rest from the store (through effects) as it moves.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -6,9 +8,172 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, Paragraph, Wrap};
 
-use super::{accent, block, duration, fit, selected};
+use super::{accent, block, dialogs, duration, fit, selected};
 use crate::domain::Stage;
-use crate::tui::app::AppState;
+use crate::tui::action::{Action, Effect};
+use crate::tui::app::{AppState, LOG_WINDOW, View};
+
+/// The run detail's keys.
+pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
+    match a {
+        Action::Back => {
+            let infra = s.detail.as_ref().is_some_and(|d| !d.graph.is_empty());
+            s.view = if infra { View::Graph } else { View::Runs };
+            None
+        }
+        Action::Up => {
+            s.detail_sel = s.detail_sel.saturating_sub(1);
+            s.select_step()
+        }
+        Action::Down => {
+            let n = s.detail.as_ref().map_or(0, |d| d.steps.len());
+            s.detail_sel = (s.detail_sel + 1).min(n.saturating_sub(1));
+            s.select_step()
+        }
+        Action::Top => scroll_to(s, 0),
+        Action::Bottom | Action::Follow => follow(s),
+        Action::PageUp => {
+            let h = s.log_rows() as u64;
+            let top = current_top(s).saturating_sub(h);
+            scroll_to(s, top)
+        }
+        Action::PageDown => {
+            if s.log.follow {
+                return None;
+            }
+            let h = s.log_rows() as u64;
+            let top = s.log.top + h;
+            if top + h >= s.log.total {
+                return follow(s);
+            }
+            scroll_to(s, top)
+        }
+        Action::Wrap => {
+            s.log.wrap = !s.log.wrap;
+            None
+        }
+        Action::Timestamps => {
+            s.log.timestamps = !s.log.timestamps;
+            None
+        }
+        Action::StreamMarker => {
+            s.log.streams = !s.log.streams;
+            None
+        }
+        Action::NextMatch | Action::PrevMatch => next_match(s, a == Action::NextMatch),
+        Action::Cancel => {
+            let (id, st) = s.detail.as_ref().map(|d| (d.run.id, d.run.status))?;
+            dialogs::confirm_cancel(s, id, st);
+            None
+        }
+        Action::Rerun => {
+            let id = s.detail.as_ref()?.run.id;
+            dialogs::confirm_rerun(s, id);
+            None
+        }
+        Action::Approve | Action::Reject => {
+            let Some(g) = s.waiting_gate_in_detail() else {
+                s.error("no gate is waiting in this run");
+                return None;
+            };
+            s.dialog = Some(dialogs::decide(g.run_id, g.env.clone(), a));
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Typing into the log search (`/`).
+pub fn edit_search(s: &mut AppState, f: impl FnOnce(&mut String)) {
+    f(s.log.search.get_or_insert_with(String::new));
+}
+
+/// The mouse wheel over the log: `lines` down (up when negative).
+pub fn scroll(s: &mut AppState, lines: i64) -> Option<Effect> {
+    let top = current_top(s);
+    let end = s.log.first + s.log.lines.len() as u64;
+    if lines > 0 && top + s.log_rows() as u64 + lines as u64 >= end.max(s.log.total) {
+        return follow(s);
+    }
+    scroll_to(s, top.saturating_add_signed(lines))
+}
+
+/// Follows the log from its newest lines, loading them when they are not held.
+fn follow(s: &mut AppState) -> Option<Effect> {
+    s.log.follow = true;
+    s.log.top = 0;
+    let have = s.log.first + s.log.lines.len() as u64;
+    if have < s.log.total || s.log.lines.is_empty() {
+        // Jump to the tail of the log.
+        let run = s.detail.as_ref()?.run.id;
+        let step = s.log.step?;
+        let from = s.log.total.saturating_sub(LOG_WINDOW as u64);
+        s.log.loading = true;
+        return Some(Effect::LoadLogs {
+            run,
+            step,
+            from,
+            limit: LOG_WINDOW,
+        });
+    }
+    None
+}
+
+/// `n`/`N`: the next (or previous) line matching the search, in the loaded window.
+fn next_match(s: &mut AppState, forward: bool) -> Option<Effect> {
+    let needle = s.log.search.clone().filter(|n| !n.is_empty())?;
+    let top = current_top(s);
+    let hit = s
+        .log
+        .lines
+        .iter()
+        .filter(|l| l.text.contains(&needle))
+        .map(|l| l.n)
+        .filter(|&n| if forward { n > top } else { n < top });
+    let hit = if forward { hit.min() } else { hit.max() };
+    match hit {
+        Some(n) => scroll_to(s, n),
+        None => {
+            s.info(format!(
+                "no more matches for `{needle}` in the loaded window"
+            ));
+            None
+        }
+    }
+}
+
+/// The line at the top of the pane right now.
+fn current_top(s: &AppState) -> u64 {
+    if s.log.follow {
+        let end = s.log.first + s.log.lines.len() as u64;
+        end.saturating_sub(s.log_rows() as u64)
+    } else {
+        s.log.top
+    }
+}
+
+/// Stops following and shows line `top` at the top, loading from the store when it is
+/// outside the window held in memory.
+fn scroll_to(s: &mut AppState, top: u64) -> Option<Effect> {
+    s.log.follow = false;
+    s.log.top = top;
+    let end = s.log.first + s.log.lines.len() as u64;
+    let h = s.log_rows() as u64;
+    let inside = top >= s.log.first && (top + h <= end || end >= s.log.total);
+    if inside {
+        return None;
+    }
+    let run = s.detail.as_ref()?.run.id;
+    let step = s.log.step?;
+    let from = top.saturating_sub((LOG_WINDOW / 2) as u64);
+    s.log.loading = true;
+    Some(Effect::LoadLogs {
+        run,
+        step,
+        from,
+        limit: LOG_WINDOW,
+    })
+}
 use crate::tui::widgets::log_pane::styled_line;
 use crate::tui::widgets::status::{badge, run_look, step_look};
 

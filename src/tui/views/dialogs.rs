@@ -1,14 +1,235 @@
-//! Modal dialogs and the help overlay.
+//! Modal dialogs and the help overlay: how they draw, and the keys they take while
+//! open (a dialog takes every key). Destructive actions go through [`Dialog::Confirm`],
+//! which carries the effect and says exactly what will happen.
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::{accent, block, fit};
-use crate::domain::Decision;
-use crate::tui::app::{AppState, Dialog, TriggerField};
+use crate::domain::{Decision, RunStatus};
+use crate::tui::action::{Action, Effect};
+use crate::tui::app::{AppState, Dialog, TriggerField, View};
 use crate::tui::keymap::{Keymap, Scope, key_name, scope_name};
+
+/// Asks to cancel run `run` (or says it has ended).
+pub fn confirm_cancel(s: &mut AppState, run: i64, status: RunStatus) {
+    if status.is_terminal() {
+        s.error(format!("run {run} has already ended ({status})"));
+        return;
+    }
+    s.dialog = Some(Dialog::Confirm {
+        text: format!(
+            "Cancel run {run}? Build steps still running are stopped now; a deploy in flight \
+             finishes, and later environments are cancelled."
+        ),
+        effect: Effect::Cancel(run),
+    });
+}
+
+/// Asks to rerun run `run`.
+pub fn confirm_rerun(s: &mut AppState, run: i64) {
+    s.dialog = Some(Dialog::Confirm {
+        text: format!(
+            "Rerun run {run}? A new attempt starts at the same commit with the same pipeline definition."
+        ),
+        effect: Effect::Rerun(run),
+    });
+}
+
+/// The comment step of approving (`a` is [`Action::Approve`]) or rejecting a gate.
+pub fn decide(run: i64, env: String, a: Action) -> Dialog {
+    Dialog::Comment {
+        run,
+        env,
+        decision: if a == Action::Approve {
+            Decision::Approve
+        } else {
+            Decision::Reject
+        },
+        input: String::new(),
+    }
+}
+
+/// Editing a one-line text field.
+pub fn text_input(input: &mut String, code: KeyCode) {
+    match code {
+        KeyCode::Backspace => {
+            input.pop();
+        }
+        KeyCode::Char(c) => input.push(c),
+        _ => {}
+    }
+}
+
+/// What a gate decision will do, stated in full for the confirmation.
+fn decision_text(run: i64, env: &str, decision: Decision) -> String {
+    let verb = match decision {
+        Decision::Approve => "Approve",
+        Decision::Reject => "Reject",
+    };
+    // Service gates stand before an environment; infra gates are keyed
+    // `env` (environment gate), `env/node` (node gate) or `env/node/apply`
+    // (a pause before applying a reviewed plan).
+    let parts: Vec<&str> = env.split('/').collect();
+    let (what_gate, what) = match (parts.as_slice(), decision) {
+        ([e], Decision::Approve) => (
+            format!("the gate before {e}"),
+            format!("run {run} deploys to {e} and continues"),
+        ),
+        ([e], Decision::Reject) => (
+            format!("the gate before {e}"),
+            format!("{e} and everything after it in run {run} are skipped"),
+        ),
+        ([_, n], Decision::Approve) => (
+            format!("the gate after {n}"),
+            format!("{n}'s dependents start"),
+        ),
+        ([_, n], Decision::Reject) => (
+            format!("the gate after {n}"),
+            format!("{n}'s dependents are skipped"),
+        ),
+        ([_, n, op], Decision::Approve) => (
+            format!("the reviewed plan of {n}"),
+            format!("{n} runs {op} with exactly the plan that was previewed"),
+        ),
+        (_, _) => (
+            format!("the plan of {}", parts.get(1).unwrap_or(&"")),
+            "the plan is discarded and nothing is applied".to_string(),
+        ),
+    };
+    format!("{verb} {what_gate} in run {run}? {what}.")
+}
+
+/// A key while a dialog is open.
+pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
+    let dialog = s.dialog.take()?;
+    match dialog {
+        Dialog::Confirm { text, effect } => match key.code {
+            KeyCode::Char('y') | KeyCode::Enter => Some(effect),
+            KeyCode::Char('n') | KeyCode::Esc => None,
+            _ => {
+                s.dialog = Some(Dialog::Confirm { text, effect });
+                None
+            }
+        },
+        Dialog::Comment {
+            run,
+            env,
+            decision,
+            mut input,
+        } => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Enter => {
+                let comment = (!input.trim().is_empty()).then(|| input.trim().to_string());
+                s.dialog = Some(Dialog::Confirm {
+                    text: decision_text(run, &env, decision),
+                    effect: Effect::Decide {
+                        run,
+                        env,
+                        decision,
+                        comment,
+                    },
+                });
+                None
+            }
+            code => {
+                text_input(&mut input, code);
+                s.dialog = Some(Dialog::Comment {
+                    run,
+                    env,
+                    decision,
+                    input,
+                });
+                None
+            }
+        },
+        Dialog::Trigger {
+            service,
+            branch,
+            commit,
+            field,
+        } => trigger_key(s, key.code, service, branch, commit, field),
+        Dialog::CommandLine(mut input) => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Enter => {
+                match input.trim() {
+                    "runs" | "r" => s.view = View::Runs,
+                    "approvals" | "inbox" | "a" | "gates" => s.view = View::Approvals,
+                    "detail" | "d" if s.detail.is_some() => s.view = View::Detail,
+                    "q" | "quit" => return crate::tui::update::update(s, Action::Quit),
+                    other => s.error(format!("no view `{other}`: try :runs or :approvals")),
+                }
+                None
+            }
+            code => {
+                text_input(&mut input, code);
+                s.dialog = Some(Dialog::CommandLine(input));
+                None
+            }
+        },
+        Dialog::Quit { active } => match key.code {
+            KeyCode::Char('k') => Some(Effect::Quit { stop_engine: false }),
+            KeyCode::Char('s') => Some(Effect::Quit { stop_engine: true }),
+            KeyCode::Esc | KeyCode::Char('n') => None,
+            _ => {
+                s.dialog = Some(Dialog::Quit { active });
+                None
+            }
+        },
+    }
+}
+
+fn trigger_key(
+    s: &mut AppState,
+    code: KeyCode,
+    mut service: usize,
+    mut branch: String,
+    mut commit: String,
+    mut field: TriggerField,
+) -> Option<Effect> {
+    match (code, &field) {
+        (KeyCode::Esc, _) => return None,
+        (KeyCode::Enter, _) => {
+            let name = s.services.get(service)?.clone();
+            return Some(Effect::Trigger {
+                service: name,
+                branch: (!branch.trim().is_empty()).then(|| branch.trim().to_string()),
+                commit: (!commit.trim().is_empty()).then(|| commit.trim().to_string()),
+            });
+        }
+        (KeyCode::Tab | KeyCode::Down, _) => {
+            field = match field {
+                TriggerField::Service => TriggerField::Branch,
+                TriggerField::Branch => TriggerField::Commit,
+                TriggerField::Commit => TriggerField::Service,
+            }
+        }
+        (KeyCode::Up | KeyCode::BackTab, _) => {
+            field = match field {
+                TriggerField::Service => TriggerField::Commit,
+                TriggerField::Branch => TriggerField::Service,
+                TriggerField::Commit => TriggerField::Branch,
+            }
+        }
+        (KeyCode::Left, TriggerField::Service) => service = service.saturating_sub(1),
+        (KeyCode::Right | KeyCode::Char(' '), TriggerField::Service) => {
+            service = (service + 1) % s.services.len().max(1)
+        }
+        (code, TriggerField::Branch) => text_input(&mut branch, code),
+        (code, TriggerField::Commit) => text_input(&mut commit, code),
+        _ => {}
+    }
+    s.dialog = Some(Dialog::Trigger {
+        service,
+        branch,
+        commit,
+        field,
+    });
+    None
+}
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);

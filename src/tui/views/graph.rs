@@ -1,40 +1,129 @@
-//! The infra DAG view (IP-8): live boxes and edges, the selected node kept in view.
+//! The infra DAG view (IP-8) and its keys: live boxes and edges, the selected node kept
+//! in view. The layout is computed when the run's graph changes (see
+//! [`AppState::graph_layout`]); a frame draws only the boxes and edges in the window,
+//! each box showing the status the engine reported for its resource.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout as Split, Rect};
-use ratatui::text::Line;
+use ratatui::style::Color;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{block, duration};
-use crate::domain::{GateStatus, Stage, StepInfo};
-use crate::tui::app::AppState;
-use crate::tui::widgets::dag_graph::{self, BOX_H, BOX_W, Label, Layout, Node};
-use crate::tui::widgets::status::step_look;
+use super::{block, dialogs, duration};
+use crate::domain::{GateInfo, GateStatus, RunDetail, Stage, StepInfo};
+use crate::tui::action::{Action, Effect};
+use crate::tui::app::{AppState, View};
+use crate::tui::widgets::dag_graph::{self, BOX_H, BOX_W, Label, Window};
+use crate::tui::widgets::status::{badge, run_look, step_look};
 
-/// The DAG of the open infra run, with each resource's step.
-pub fn graph_of(s: &AppState) -> Option<(Layout, Vec<Option<&StepInfo>>)> {
-    let d = s.detail.as_ref()?;
-    if d.graph.is_empty() {
-        return None;
-    }
-    let nodes: Vec<Node> = d
-        .graph
+/// Whether gate key `env` belongs to graph node `node` (`env/node`, `env/node/op`).
+fn gate_of_node(env: &str, node: &str) -> bool {
+    env.ends_with(&format!("/{node}")) || env.contains(&format!("/{node}/"))
+}
+
+/// The resource step of graph node `i`, as the engine reported it.
+fn resource_step(d: &RunDetail, i: usize) -> Option<&StepInfo> {
+    let id = &d.graph.get(i)?.id;
+    d.steps
         .iter()
-        .map(|g| Node {
-            id: g.id.clone(),
-            deps: g.depends_on.clone(),
-        })
-        .collect();
-    let steps = d
-        .graph
-        .iter()
-        .map(|g| {
-            d.steps
+        .find(|st| st.stage == Stage::Resource && st.name == *id)
+}
+
+/// The DAG view's keys.
+pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
+    match a {
+        Action::Back => s.view = View::Runs,
+        Action::Up | Action::Down | Action::Left | Action::Right => {
+            let layout = s.graph_layout()?;
+            let (dx, dy) = match a {
+                Action::Left => (-1, 0),
+                Action::Right => (1, 0),
+                Action::Up => (0, -1),
+                _ => (0, 1),
+            };
+            if let Some(n) = layout.neighbour(s.graph_sel, dx, dy) {
+                s.graph_sel = n;
+            }
+        }
+        Action::Enter => {
+            // Open the node's stack job on its latest operation.
+            let d = s.detail.as_ref()?;
+            let id = &d.graph.get(s.graph_sel)?.id;
+            let resource = d
+                .steps
                 .iter()
-                .find(|st| st.stage == Stage::Resource && st.name == g.id)
-        })
-        .collect();
-    Some((Layout::new(&nodes), steps))
+                .position(|st| st.stage == Stage::Resource && st.name == *id)?;
+            let rid = d.steps[resource].id;
+            s.detail_sel = d
+                .steps
+                .iter()
+                .rposition(|st| st.parent_id == Some(rid) && st.started_at.is_some())
+                .unwrap_or(resource);
+            s.view = View::Detail;
+            return s.select_step();
+        }
+        Action::Approve | Action::Reject => {
+            let d = s.detail.as_ref()?;
+            let node = d
+                .graph
+                .get(s.graph_sel)
+                .map(|g| g.id.clone())
+                .unwrap_or_default();
+            let waiting: Vec<&GateInfo> = s.gates.iter().filter(|g| g.run_id == d.run.id).collect();
+            let pick = waiting
+                .iter()
+                .find(|g| gate_of_node(&g.env, &node))
+                .or_else(|| waiting.iter().find(|g| !g.env.contains('/')));
+            let Some(g) = pick else {
+                s.error(format!(
+                    "no gate is waiting at {node} or before the environment"
+                ));
+                return None;
+            };
+            s.dialog = Some(dialogs::decide(g.run_id, g.env.clone(), a));
+        }
+        Action::Cancel => {
+            let (id, st) = s.detail.as_ref().map(|d| (d.run.id, d.run.status))?;
+            dialogs::confirm_cancel(s, id, st);
+        }
+        _ => {}
+    }
+    None
+}
+
+/// What node `i`'s box shows: its id (marked when a gate waits at it) and the
+/// status of its resource step.
+fn label(s: &AppState, d: &RunDetail, i: usize) -> Option<Label> {
+    let g = d.graph.get(i)?;
+    let waiting = d
+        .gates
+        .iter()
+        .any(|x| gate_of_node(&x.env, &g.id) && x.status == GateStatus::Waiting);
+    let (status, color) = match resource_step(d, i) {
+        Some(st) => {
+            let look = step_look(st.status);
+            let dur = match (st.started_at, st.ended_at) {
+                (Some(a), Some(b)) => format!(" {}", duration(b - a)),
+                (Some(a), None) => format!(" {}", duration(s.now.max(a) - a)),
+                _ => String::new(),
+            };
+            let sym = if s.ascii { look.ascii } else { look.symbol };
+            (
+                format!("{sym} {}{dur}", st.status.as_str().replace('_', " ")),
+                look.color,
+            )
+        }
+        None => ("?".into(), Color::Reset),
+    };
+    Some(Label {
+        title: if waiting {
+            format!("{} [gate]", g.id)
+        } else {
+            g.id.clone()
+        },
+        status,
+        color,
+    })
 }
 
 pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
@@ -60,13 +149,8 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         .map(duration)
         .unwrap_or_else(|| "-".into());
     let line = Line::from(vec![
-        crate::tui::widgets::status::badge(
-            crate::tui::widgets::status::run_look(r.status),
-            r.status.as_str(),
-            s.ascii,
-            s.color,
-        ),
-        ratatui::text::Span::raw(format!(
+        badge(run_look(r.status), r.status.as_str(), s.ascii, s.color),
+        Span::raw(format!(
             "  {} {} → {} · {dur}{gate_note}",
             r.operation.as_deref().unwrap_or("deploy"),
             r.service,
@@ -77,51 +161,14 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         Paragraph::new(line).block(block(s, format!(" infra run {} ", r.id), false)),
         head,
     );
-    let Some((layout, steps)) = graph_of(s) else {
+    let Some(layout) = s.graph_layout() else {
         f.render_widget(
             Paragraph::new("this run has no graph").block(block(s, " graph ", true)),
             body,
         );
         return;
     };
-    let labels: Vec<Label> = d
-        .graph
-        .iter()
-        .zip(&steps)
-        .map(|(g, st)| {
-            let waiting = d.gates.iter().any(|x| {
-                (x.env.ends_with(&format!("/{}", g.id)) || x.env.contains(&format!("/{}/", g.id)))
-                    && x.status == GateStatus::Waiting
-            });
-            let (status, color) = match st {
-                Some(st) => {
-                    let look = step_look(st.status);
-                    let dur = match (st.started_at, st.ended_at) {
-                        (Some(a), Some(b)) => format!(" {}", duration(b - a)),
-                        (Some(a), None) => format!(" {}", duration(s.now.max(a) - a)),
-                        _ => String::new(),
-                    };
-                    let sym = if s.ascii { look.ascii } else { look.symbol };
-                    (
-                        format!("{sym} {}{dur}", st.status.as_str().replace('_', " ")),
-                        look.color,
-                    )
-                }
-                None => ("?".into(), ratatui::style::Color::Reset),
-            };
-            Label {
-                title: if waiting {
-                    format!("{} [gate]", g.id)
-                } else {
-                    g.id.clone()
-                },
-                status,
-                color,
-            }
-        })
-        .collect();
     let sel = s.graph_sel.min(layout.nodes.len().saturating_sub(1));
-    let canvas = dag_graph::draw(&layout, &labels, Some(sel), s.ascii, s.color);
     let inner_w = body.width.saturating_sub(2);
     let inner_h = body.height.saturating_sub(2);
     // Scroll so the selected box is in view.
@@ -136,14 +183,27 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
     } else {
         0
     };
+    let window = Window {
+        x: x0,
+        y: y0,
+        w: inner_w,
+        h: inner_h,
+    };
+    let canvas = dag_graph::draw_window(
+        &layout,
+        |i| label(s, d, i),
+        Some(sel),
+        s.ascii,
+        s.color,
+        window,
+    );
     let title = format!(
         " {} resources · {} · enter: stack job · hjkl: move ",
         layout.nodes.len(),
         d.graph[sel].id
     );
     f.render_widget(
-        Paragraph::new(canvas.lines(x0, y0, inner_w, inner_h, s.ascii))
-            .block(block(s, title, true)),
+        Paragraph::new(canvas.lines(0, 0, inner_w, inner_h, s.ascii)).block(block(s, title, true)),
         body,
     );
 }

@@ -1,12 +1,14 @@
-//! Drawing: `render(&AppState, &Keymap, Frame)`; views only read the state.
+//! One module a view: how it draws (`render(&AppState, ...)`, which only reads the
+//! state) and the keys it takes (`update(&mut AppState, Action) -> Option<Effect>`,
+//! pure). [`crate::tui::update`] routes global actions and hands the rest here.
 
 mod approvals;
 mod detail;
 mod dialogs;
 mod graph;
-
-pub use graph::graph_of;
 mod runs;
+
+use crossterm::event::KeyEvent;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -15,8 +17,59 @@ use ratatui::symbols::border;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
+use super::action::{Action, Effect};
 use super::app::{AppState, View};
 use super::keymap::{Keymap, Scope, key_name};
+
+pub use dialogs::{confirm_cancel, confirm_rerun, decide};
+
+/// An action for the view on screen.
+pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
+    match s.view {
+        View::Runs => runs::update(s, a),
+        View::Detail => detail::update(s, a),
+        View::Approvals => approvals::update(s, a),
+        View::Graph => graph::update(s, a),
+    }
+}
+
+/// A key while a dialog is open.
+pub fn dialog_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
+    dialogs::on_key(s, key)
+}
+
+/// Typing into the search field: the log search in the run detail, else the runs filter.
+pub fn edit_search(s: &mut AppState, f: impl FnOnce(&mut String)) {
+    match s.view {
+        View::Detail => detail::edit_search(s, f),
+        _ => runs::edit_filter(s, f),
+    }
+}
+
+/// Esc in the search field clears it.
+pub fn clear_search(s: &mut AppState) {
+    match s.view {
+        View::Detail => s.log.search = None,
+        _ => s.filter.clear(),
+    }
+}
+
+/// The mouse wheel: scrolls the log in the run detail, moves the selection elsewhere.
+pub fn scroll(s: &mut AppState, lines: i64) -> Option<Effect> {
+    match s.view {
+        View::Detail => detail::scroll(s, lines),
+        _ => update(s, if lines < 0 { Action::Up } else { Action::Down }),
+    }
+}
+
+/// A click on screen row `row` selects the row under the pointer (runs table, inbox).
+pub fn click(s: &mut AppState, row: u16) {
+    match s.view {
+        View::Runs => runs::click(s, row),
+        View::Approvals => approvals::click(s, row),
+        View::Detail | View::Graph => {}
+    }
+}
 
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;

@@ -1,30 +1,102 @@
-//! The runs table: only the visible rows are built, so thousands scroll smoothly.
+//! The runs table and its keys: only the visible rows are built, so thousands scroll
+//! smoothly; the filtered, sorted order is computed when the runs, filter or sort change.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-use super::{ago, block, duration, fit, selected};
-use crate::tui::app::AppState;
+use super::{ago, block, dialogs, duration, fit, selected};
+use crate::domain::RunKind;
+use crate::tui::action::{Action, Effect};
+use crate::tui::app::{AppState, LogView, View};
 use crate::tui::widgets::status::{badge, run_look};
 
+/// Rows a page key moves.
+const PAGE: usize = 20;
+
+/// The runs table's keys.
+pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
+    let last = s.visible_len().saturating_sub(1);
+    match a {
+        Action::Back => s.filter.clear(),
+        Action::Up => s.runs_sel = s.runs_sel.saturating_sub(1),
+        Action::Down => s.runs_sel = (s.runs_sel + 1).min(last),
+        Action::Top => s.runs_sel = 0,
+        Action::Bottom => s.runs_sel = last,
+        Action::PageUp => s.runs_sel = s.runs_sel.saturating_sub(PAGE),
+        Action::PageDown => s.runs_sel = (s.runs_sel + PAGE).min(last),
+        Action::Sort => {
+            s.sort = s.sort.next();
+            s.info(format!("sorted by {}", s.sort.name()));
+        }
+        Action::Enter => {
+            let (id, kind) = s.selected_run().map(|r| (r.id, r.kind))?;
+            s.view = if kind == RunKind::Infra {
+                s.graph_sel = 0;
+                View::Graph
+            } else {
+                View::Detail
+            };
+            if s.detail.as_ref().is_none_or(|d| d.run.id != id) {
+                s.detail = None;
+                s.log = LogView {
+                    follow: true,
+                    wrap: s.log.wrap,
+                    timestamps: s.log.timestamps,
+                    streams: s.log.streams,
+                    ..Default::default()
+                };
+            }
+            return Some(s.open_detail(id));
+        }
+        Action::Cancel => {
+            let (id, st) = s.selected_run().map(|r| (r.id, r.status))?;
+            dialogs::confirm_cancel(s, id, st);
+        }
+        Action::Rerun => {
+            let id = s.selected_run()?.id;
+            dialogs::confirm_rerun(s, id);
+        }
+        _ => {}
+    }
+    None
+}
+
+/// Typing into the filter (`/`): the selection goes back to the top.
+pub fn edit_filter(s: &mut AppState, f: impl FnOnce(&mut String)) {
+    f(&mut s.filter);
+    s.runs_sel = 0;
+}
+
+/// A click on screen row `row` selects the run there.
+pub fn click(s: &mut AppState, row: u16) {
+    // Title bar (1) + block border (1) + header (1).
+    let Some(i) = row.checked_sub(3) else { return };
+    let h = s.table_rows() as usize;
+    let offset = (s.runs_sel / h) * h;
+    if offset + (i as usize) < s.visible_len() {
+        s.runs_sel = offset + i as usize;
+    }
+}
+
 pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
-    let runs = s.visible_runs();
+    let shown = s.visible_len();
     let title = if s.filter.is_empty() {
-        format!(" runs ({}) · sort: {} ", runs.len(), s.sort.name())
+        format!(" runs ({shown}) · sort: {} ", s.sort.name())
     } else {
         format!(
-            " runs ({} of {}) · filter: {} · sort: {} ",
-            runs.len(),
+            " runs ({shown} of {}) · filter: {} · sort: {} ",
             s.runs.len(),
             s.filter,
             s.sort.name()
         )
     };
     let b = block(s, title, true);
-    if runs.is_empty() {
-        let text = if s.runs.is_empty() {
+    if shown == 0 {
+        let text = if s.runs.is_empty() && s.reloading {
+            "loading runs…"
+        } else if s.runs.is_empty() {
             "No runs yet. Press t to trigger one."
         } else {
             "No run matches the filter. Press esc to clear it."
@@ -35,12 +107,12 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
     let h = area.height.saturating_sub(3).max(1) as usize; // borders + header: s.table_rows()
     let offset = (s.runs_sel / h) * h;
     let wide = area.width >= 120;
-    let rows: Vec<Row> = runs
-        .iter()
+    let rows: Vec<Row> = s
+        .visible_window(offset, h)
+        .into_iter()
         .enumerate()
-        .skip(offset)
-        .take(h)
-        .map(|(i, r)| {
+        .map(|(k, r)| {
+            let i = offset + k;
             let status = badge(run_look(r.status), r.status.as_str(), s.ascii, s.color);
             let dur = r
                 .duration_ms(s.now)

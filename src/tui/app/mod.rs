@@ -1,13 +1,14 @@
 //! The dashboard's read model: built from engine events and replies, drawn by views.
 
-use std::collections::VecDeque;
+mod logs;
+mod rows;
 
-use crate::domain::{
-    Decision, Event, GateInfo, GateStatus, Millis, RunDetail, RunInfo, RunStatus, StepInfo,
-};
-use crate::store::LogLine;
+use crate::domain::{Decision, Event, GateInfo, GateStatus, Millis, RunDetail, RunInfo, StepInfo};
 
 use super::action::{Effect, Reply};
+use super::cache::Caches;
+
+pub use logs::LogView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -55,27 +56,6 @@ impl SortKey {
     }
 }
 
-/// The log pane of the run detail.
-#[derive(Debug, Clone, Default)]
-pub struct LogView {
-    pub step: Option<i64>,
-    /// Lines held in memory: `lines[0]` is line number `first`.
-    pub lines: VecDeque<LogLine>,
-    pub first: u64,
-    /// Lines the store holds (from the latest event).
-    pub total: u64,
-    /// Following: the pane shows the newest lines as they arrive.
-    pub follow: bool,
-    /// When not following: the line number at the top of the pane.
-    pub top: u64,
-    pub wrap: bool,
-    pub timestamps: bool,
-    pub streams: bool,
-    pub search: Option<String>,
-    /// A load is in flight (so events don't ask again).
-    pub loading: bool,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum TriggerField {
     Service,
@@ -110,6 +90,8 @@ pub enum Dialog {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub view: View,
+    /// Newest first. Replace it wholesale, or let events change it; code that edits a
+    /// run in place calls [`AppState::touch_runs`] so the table's rows are recomputed.
     pub runs: Vec<RunInfo>,
     pub runs_sel: usize,
     pub filter: String,
@@ -135,6 +117,15 @@ pub struct AppState {
     pub quit: bool,
     /// The terminal's height at the last draw, for paging.
     pub screen_height: u16,
+    /// The run whose detail was asked for last: replies for any other are stale.
+    pub wanted_detail: Option<i64>,
+    /// A reload (runs and gates) is in flight; events meanwhile are kept in `replay`
+    /// and applied again over the snapshot, so none is lost to the race.
+    pub reloading: bool,
+    replay: Vec<Event>,
+    /// Bumped on every change the state makes to `runs`.
+    runs_generation: u64,
+    caches: Caches,
 }
 
 impl AppState {
@@ -166,46 +157,12 @@ impl AppState {
             color: true,
             quit: false,
             screen_height: 24,
+            wanted_detail: None,
+            reloading: false,
+            replay: Vec::new(),
+            runs_generation: 0,
+            caches: Caches::default(),
         }
-    }
-
-    /// Runs after the filter and sort, as the table shows them.
-    pub fn visible_runs(&self) -> Vec<&RunInfo> {
-        let needle = self.filter.to_lowercase();
-        let mut v: Vec<&RunInfo> = self
-            .runs
-            .iter()
-            .filter(|r| {
-                needle.is_empty()
-                    || [
-                        r.service.as_str(),
-                        r.branch.as_str(),
-                        r.status.as_str(),
-                        r.author.as_str(),
-                        r.triggered_by.as_str(),
-                        r.commit_message.as_str(),
-                        r.commit_sha.as_str(),
-                    ]
-                    .iter()
-                    .any(|f| f.to_lowercase().contains(&needle))
-                    || r.id.to_string() == needle
-            })
-            .collect();
-        match self.sort {
-            SortKey::Newest => {}
-            SortKey::Status => {
-                v.sort_by_key(|r| (r.status.is_terminal(), r.status.as_str(), -r.id))
-            }
-            SortKey::Service => v.sort_by(|a, b| a.service.cmp(&b.service).then(b.id.cmp(&a.id))),
-            SortKey::Duration => {
-                v.sort_by_key(|r| std::cmp::Reverse(r.duration_ms(self.now).unwrap_or(0)))
-            }
-        }
-        v
-    }
-
-    pub fn selected_run(&self) -> Option<&RunInfo> {
-        self.visible_runs().get(self.runs_sel).copied()
     }
 
     pub fn selected_step(&self) -> Option<&StepInfo> {
@@ -255,10 +212,29 @@ impl AppState {
         self.message = Some((true, text.into()));
     }
 
+    /// Reads the runs and waiting gates again (at start, and after missed events).
+    pub fn reload(&mut self) -> Effect {
+        self.reloading = true;
+        self.replay.clear();
+        Effect::Reload {
+            detail: self.detail.as_ref().map(|d| d.run.id),
+        }
+    }
+
+    /// Asks for run `id`'s detail; replies for any other run are dropped from now on.
+    pub fn open_detail(&mut self, id: i64) -> Effect {
+        self.wanted_detail = Some(id);
+        Effect::LoadDetail(id)
+    }
+
     /// Applies an engine event; may ask for more (log lines).
     pub fn apply_event(&mut self, e: Event) -> Option<Effect> {
+        if self.reloading {
+            self.replay.push(e.clone());
+        }
         match e {
             Event::Run { run } => {
+                self.runs_generation += 1;
                 if let Some(d) = &mut self.detail
                     && d.run.id == run.id
                 {
@@ -332,32 +308,12 @@ impl AppState {
         }
     }
 
-    /// When following and lines exist beyond what we hold, loads them.
-    pub fn more_logs(&mut self) -> Option<Effect> {
-        let run = self.detail.as_ref()?.run.id;
-        let step = self.log.step?;
-        let have = self.log.first + self.log.lines.len() as u64;
-        if !self.log.follow || self.log.loading || have >= self.log.total {
-            return None;
-        }
-        // Far behind (a step printing flat out): skip to the newest lines; the ones
-        // skipped stay in the store for scroll-back.
-        let from = if self.log.total > have + FOLLOW_CATCH_UP {
-            self.log.total - FOLLOW_CATCH_UP
-        } else {
-            have
-        };
-        self.log.loading = true;
-        Some(Effect::LoadLogs {
-            run,
-            step,
-            from,
-            limit: LOG_WINDOW,
-        })
-    }
-
     pub fn apply_reply(&mut self, r: Reply) -> Option<Effect> {
         match r {
+            Reply::Detail(d) if self.wanted_detail.is_some_and(|w| w != d.run.id) => {
+                tracing::debug!(run = d.run.id, "dropped the detail of a run no longer open");
+                None
+            }
             Reply::Detail(d) => {
                 let same = self
                     .detail
@@ -369,41 +325,34 @@ impl AppState {
                 }
                 self.select_step()
             }
-            Reply::Logs { step, from, lines } => {
-                self.log.loading = false;
-                if self.log.step != Some(step) {
-                    return None;
-                }
-                let have = self.log.first + self.log.lines.len() as u64;
-                if from == have && !self.log.lines.is_empty() {
-                    self.log.lines.extend(lines);
-                } else {
-                    // A jump (scroll-back or a fresh pane): replace the window.
-                    self.log.first = from;
-                    self.log.lines = lines.into();
-                }
-                let end = self.log.first + self.log.lines.len() as u64;
-                self.log.total = self.log.total.max(end);
-                while self.log.lines.len() > LOG_WINDOW {
-                    if self.log.follow {
-                        self.log.lines.pop_front();
-                        self.log.first += 1;
-                    } else {
-                        self.log.lines.pop_back();
-                    }
-                }
-                self.more_logs()
-            }
+            Reply::Logs { step, from, lines } => self.apply_logs(step, from, lines),
             Reply::Started(run, msg) => {
                 let id = run.id;
                 if !self.runs.iter().any(|r| r.id == id) {
                     self.apply_event(Event::Run { run: *run });
                 }
-                if let Some(pos) = self.visible_runs().iter().position(|r| r.id == id) {
+                if let Some(pos) = self.visible_position(id) {
                     self.runs_sel = pos;
                 }
                 self.info(msg);
                 None
+            }
+            Reply::Reloaded { runs, gates } => {
+                self.reloading = false;
+                if let Some(runs) = runs {
+                    self.runs = runs;
+                    self.runs_generation += 1;
+                }
+                if let Some(gates) = gates {
+                    self.gates = gates;
+                    self.gate_sel = self.gate_sel.min(self.gates.len().saturating_sub(1));
+                }
+                // Events that arrived meanwhile may be newer than the snapshot.
+                let mut effect = None;
+                for e in std::mem::take(&mut self.replay) {
+                    effect = self.apply_event(e).or(effect);
+                }
+                effect
             }
             Reply::Info(m) => {
                 self.info(m);
@@ -415,44 +364,93 @@ impl AppState {
             }
         }
     }
+}
 
-    /// The step to show first: a running one, a failed one, a waiting gate, else the last.
-    fn default_step(&self) -> usize {
-        let Some(d) = &self.detail else { return 0 };
-        let pick = |f: &dyn Fn(&StepInfo) -> bool| d.steps.iter().position(f);
-        pick(&|s| s.status == crate::domain::StepStatus::Running)
-            .or_else(|| pick(&|s| s.status == crate::domain::StepStatus::Failed))
-            .or_else(|| pick(&|s| s.status == crate::domain::StepStatus::AwaitingApproval))
-            .unwrap_or_else(|| {
-                if d.run.status == RunStatus::Succeeded {
-                    0
-                } else {
-                    d.steps.len().saturating_sub(1)
-                }
-            })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{RunKind, RunStatus, RunType, Trigger};
+
+    fn run(id: i64, status: RunStatus) -> RunInfo {
+        RunInfo {
+            id,
+            kind: RunKind::Service,
+            service: "web".into(),
+            run_type: RunType::Production,
+            trigger: Trigger::Manual,
+            branch: "main".into(),
+            tag: None,
+            commit_sha: "abcdef0123".into(),
+            commit_message: "msg".into(),
+            author: "a".into(),
+            triggered_by: "a".into(),
+            status,
+            reason: None,
+            created_at: 0,
+            started_at: Some(0),
+            ended_at: None,
+            rerun_of: None,
+            attempt: 1,
+            operation: None,
+        }
     }
 
-    /// Points the log pane at the selected step (a fresh window, following).
-    pub fn select_step(&mut self) -> Option<Effect> {
-        let step = self.selected_step()?.clone();
-        if self.log.step == Some(step.id) {
-            return None;
-        }
-        let keep = (self.log.wrap, self.log.timestamps, self.log.streams);
-        self.log = LogView {
-            step: Some(step.id),
-            follow: true,
-            wrap: keep.0,
-            timestamps: keep.1,
-            streams: keep.2,
-            loading: true,
-            ..Default::default()
-        };
-        Some(Effect::LoadLogs {
-            run: step.run_id,
-            step: step.id,
-            from: TAIL,
-            limit: LOG_WINDOW,
-        })
+    fn detail(id: i64) -> Reply {
+        Reply::Detail(Box::new(RunDetail {
+            run: run(id, RunStatus::Running),
+            steps: vec![],
+            gates: vec![],
+            graph: vec![],
+        }))
+    }
+
+    #[test]
+    fn the_detail_of_a_run_no_longer_open_is_dropped() {
+        let mut s = AppState::new(vec![], false, "/d".into());
+        assert_eq!(s.open_detail(1), Effect::LoadDetail(1));
+        assert_eq!(s.open_detail(2), Effect::LoadDetail(2));
+        s.apply_reply(detail(1));
+        assert!(s.detail.is_none());
+        s.apply_reply(detail(2));
+        assert_eq!(s.detail.as_ref().map(|d| d.run.id), Some(2));
+    }
+
+    #[test]
+    fn events_during_a_reload_are_applied_over_its_snapshot() {
+        let mut s = AppState::new(vec![], false, "/d".into());
+        s.runs = vec![run(1, RunStatus::Running)];
+        assert_eq!(s.reload(), Effect::Reload { detail: None });
+        // Run 1 ends and run 2 starts while the (older) snapshot is on its way.
+        s.apply_event(Event::Run {
+            run: run(1, RunStatus::Succeeded),
+        });
+        s.apply_event(Event::Run {
+            run: run(2, RunStatus::Running),
+        });
+        s.apply_reply(Reply::Reloaded {
+            runs: Some(vec![run(1, RunStatus::Running)]),
+            gates: None,
+        });
+        let shown: Vec<(i64, RunStatus)> =
+            s.visible_runs().iter().map(|r| (r.id, r.status)).collect();
+        assert_eq!(shown, [(2, RunStatus::Running), (1, RunStatus::Succeeded)]);
+        assert!(!s.reloading);
+    }
+
+    #[test]
+    fn the_table_rows_follow_every_change_to_the_runs() {
+        let mut s = AppState::new(vec![], false, "/d".into());
+        s.runs = vec![run(2, RunStatus::Running), run(1, RunStatus::Failed)];
+        s.filter = "fail".into();
+        assert_eq!(s.visible_len(), 1);
+        s.apply_event(Event::Run {
+            run: run(2, RunStatus::Failed),
+        });
+        assert_eq!(s.visible_len(), 2);
+        s.runs[0].status = RunStatus::Succeeded;
+        s.touch_runs();
+        assert_eq!(s.visible_len(), 1);
+        s.runs = vec![run(3, RunStatus::Failed)];
+        assert_eq!(s.selected_run().map(|r| r.id), Some(3));
     }
 }

@@ -1,0 +1,216 @@
+//! The event loop: keys, engine events and effect replies go into [`AppState`];
+//! frames are drawn on change, at most one per [`FRAME`]. Nothing here awaits the
+//! engine: every request runs in a task of its own ([`execute`]) and its result
+//! comes back as a [`Reply`] through a channel, so the loop keeps drawing and taking
+//! keys meanwhile. The loop is injectable: any backend, input stream and client.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event as TermEvent, KeyEventKind, MouseEventKind};
+use futures_util::{Stream, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use tokio::sync::mpsc;
+
+use super::TuiError;
+use super::action::{Effect, Reply};
+use super::app::{AppState, TAIL};
+use super::keymap::Keymap;
+use super::{update, views};
+use crate::api::{EngineClient, Feed};
+use crate::domain::now_ms;
+use crate::engine::TriggerRequest;
+use crate::store::RunFilter;
+
+/// At most this many frames a second.
+pub const FRAME: Duration = Duration::from_millis(33);
+/// Runs loaded at start (the newest); later ones arrive by event.
+pub const INITIAL_RUNS: usize = 5000;
+
+/// Runs the dashboard until the operator quits (`Ok(stop_engine)`) or `stop` resolves
+/// (with whether to stop the engine this process hosts).
+pub async fn event_loop<B, C, I>(
+    term: &mut Terminal<B>,
+    mut state: AppState,
+    client: C,
+    km: &Keymap,
+    mut inputs: I,
+    stop: impl Future<Output = bool>,
+) -> Result<bool, TuiError>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    C: EngineClient + Clone + 'static,
+    I: Stream<Item = std::io::Result<TermEvent>> + Unpin,
+{
+    let mut feed = client.events().await.map_err(TuiError::Subscribe)?;
+    let (reply_tx, mut replies) = mpsc::unbounded_channel::<Reply>();
+    let first = state.reload();
+    execute(&client, first, reply_tx.clone());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tokio::pin!(stop);
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    loop {
+        if dirty && last_draw.elapsed() >= FRAME {
+            state.now = now_ms();
+            if let Ok(size) = term.size() {
+                state.screen_height = size.height;
+            }
+            term.draw(|f| views::render(f, &state, km))
+                .map_err(|e| TuiError::Draw(Box::new(e)))?;
+            dirty = false;
+            last_draw = Instant::now();
+        }
+        let next_frame = tokio::time::sleep(FRAME.saturating_sub(last_draw.elapsed()));
+        let effect = tokio::select! {
+            biased;
+            k = inputs.next() => {
+                dirty = true;
+                match k {
+                    Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
+                        update::on_key(&mut state, km, key)
+                    }
+                    Some(Ok(TermEvent::Mouse(m))) => match m.kind {
+                        MouseEventKind::ScrollUp => update::scroll(&mut state, -3),
+                        MouseEventKind::ScrollDown => update::scroll(&mut state, 3),
+                        MouseEventKind::Down(_) => update::click(&mut state, m.row),
+                        _ => None,
+                    },
+                    Some(Ok(_)) => None,
+                    Some(Err(e)) => return Err(TuiError::Input(e)),
+                    None => return Ok(true),
+                }
+            }
+            stop_engine = &mut stop => return Ok(stop_engine),
+            r = replies.recv() => {
+                dirty = true;
+                r.and_then(|r| state.apply_reply(r))
+            }
+            e = feed.next() => {
+                dirty = true;
+                match e {
+                    Some(Feed::Event(e)) => state.apply_event(*e),
+                    // Some events were missed: read the state again (in the background).
+                    Some(Feed::Lagged) => Some(state.reload()),
+                    None => {
+                        state.error("the engine stopped; restart it (pipedeck serve) and open the dashboard again");
+                        feed = Box::pin(futures_util::stream::pending());
+                        None
+                    }
+                }
+            }
+            _ = tick.tick() => { dirty = true; None }
+            _ = next_frame, if dirty => None,
+        };
+        if let Some(effect) = effect {
+            if let Effect::Quit { stop_engine } = effect {
+                return Ok(stop_engine);
+            }
+            execute(&client, effect, reply_tx.clone());
+        }
+    }
+}
+
+/// Sends a reply to the loop; if the loop has ended, says what was lost.
+fn send(tx: &mpsc::UnboundedSender<Reply>, reply: Reply) {
+    if let Err(mpsc::error::SendError(reply)) = tx.send(reply) {
+        match reply {
+            Reply::Error(e) => tracing::warn!("the dashboard closed before this error: {e}"),
+            Reply::Info(m) | Reply::Started(_, m) => {
+                tracing::info!("the dashboard closed before this news: {m}")
+            }
+            _ => tracing::debug!("the dashboard closed before a reply arrived"),
+        }
+    }
+}
+
+/// Runs an effect in a task of its own; its result comes back as a [`Reply`].
+pub fn execute<C: EngineClient + Clone + 'static>(
+    client: &C,
+    effect: Effect,
+    tx: mpsc::UnboundedSender<Reply>,
+) {
+    let c = client.clone();
+    tokio::spawn(async move {
+        let reply = match effect {
+            Effect::Trigger {
+                service,
+                branch,
+                commit,
+            } => c
+                .trigger(TriggerRequest {
+                    service,
+                    branch,
+                    commit,
+                })
+                .await
+                .map(|r| {
+                    let msg = format!("triggered run {} of {}", r.id, r.service);
+                    Reply::Started(Box::new(r), msg)
+                }),
+            Effect::Cancel(id) => c
+                .cancel(id)
+                .await
+                .map(|_| Reply::Info(format!("run {id} is cancelling"))),
+            Effect::Rerun(id) => c.rerun(id).await.map(|r| {
+                let msg = format!("run {} started: attempt {} of run {id}", r.id, r.attempt);
+                Reply::Started(Box::new(r), msg)
+            }),
+            Effect::Decide {
+                run,
+                env,
+                decision,
+                comment,
+            } => c
+                .decide(run, &env, decision, comment)
+                .await
+                .map(|g| Reply::Info(format!("gate {} of run {run}: {}", g.env, g.status))),
+            Effect::LoadDetail(id) => c.detail(id).await.map(|d| Reply::Detail(Box::new(d))),
+            Effect::Reload { detail } => {
+                let runs = c
+                    .runs(RunFilter {
+                        limit: Some(INITIAL_RUNS),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| send(&tx, Reply::Error(e.to_string())))
+                    .ok();
+                let gates = c
+                    .waiting_gates()
+                    .await
+                    .map_err(|e| send(&tx, Reply::Error(e.to_string())))
+                    .ok();
+                send(&tx, Reply::Reloaded { runs, gates });
+                match detail {
+                    Some(id) => c.detail(id).await.map(|d| Reply::Detail(Box::new(d))),
+                    None => return,
+                }
+            }
+            Effect::LoadLogs {
+                run,
+                step,
+                from,
+                limit,
+            } => {
+                let from = if from == TAIL {
+                    c.log_count(run, step)
+                        .await
+                        .map(|n| n.saturating_sub(limit as u64))
+                } else {
+                    Ok(from)
+                };
+                match from {
+                    Ok(from) => c
+                        .logs(run, step, from, limit)
+                        .await
+                        .map(|lines| Reply::Logs { step, from, lines }),
+                    Err(e) => Err(e),
+                }
+            }
+            Effect::Quit { .. } => return,
+        };
+        send(&tx, reply.unwrap_or_else(|e| Reply::Error(e.to_string())));
+    });
+}

@@ -5,6 +5,7 @@
 //! What a unit runs is its [`Executor`]'s business; the scheduler never looks inside.
 
 mod group;
+mod outcome;
 mod task;
 mod walk;
 

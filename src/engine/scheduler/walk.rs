@@ -10,18 +10,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::group::{self, GroupState};
 use super::task::{self, GateEnd, Progress, RunEnd, RunJob};
-use super::{Executor, Finished, GateSpec, OnCancel, OnFailure, Outcome, Plan};
+use super::{Executor, Finished, OnCancel, Outcome, Plan};
 use crate::domain::now_ms;
-use crate::domain::{GateInfo, GateStatus, Millis, RunInfo, RunStatus, StepInfo, StepStatus};
+use crate::domain::{GateStatus, Millis, RunInfo, RunStatus, StepInfo, StepStatus};
 use crate::engine::Shared;
 use crate::engine::executor::process::{LogTarget, Masker};
 use crate::engine::runner::Msg;
 
-const SHUTDOWN: &str = "the engine shut down";
-const CANCELLED: &str = "cancelled by an operator";
+pub(super) const SHUTDOWN: &str = "the engine shut down";
+pub(super) const CANCELLED: &str = "cancelled by an operator";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Pending,
     GateBefore,
     Running,
@@ -32,42 +32,42 @@ enum Phase {
 }
 
 /// What a spawned task handed back.
-enum End {
+pub(super) enum End {
     GateBefore(GateEnd),
     GateAfter(GateEnd),
     Run(RunEnd),
 }
 
 pub(crate) struct Scheduler<E: Executor> {
-    run: RunInfo,
-    plan: Plan<E::Work>,
-    steps: Vec<StepInfo>,
-    exec: Arc<E>,
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<Msg>,
+    pub(super) run: RunInfo,
+    pub(super) plan: Plan<E::Work>,
+    pub(super) steps: Vec<StepInfo>,
+    pub(super) exec: Arc<E>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) tx: mpsc::Sender<Msg>,
     /// Fires when an operator cancels, or the engine shuts down (its parent).
-    cancel: CancellationToken,
+    pub(super) cancel: CancellationToken,
     /// Fires when nothing more may start: cancel, or a failure that fails the run.
-    halt: CancellationToken,
-    masker: Arc<Masker>,
-    phase: Vec<Phase>,
+    pub(super) halt: CancellationToken,
+    pub(super) masker: Arc<Masker>,
+    pub(super) phase: Vec<Phase>,
     /// Per unit, how many of its needs have not passed yet.
-    waiting: Vec<usize>,
-    dependents: Vec<Vec<usize>>,
-    members: Vec<Vec<usize>>,
-    groups: Vec<GroupState>,
-    prepared: Vec<Arc<OnceCell<()>>>,
-    ready: VecDeque<usize>,
+    pub(super) waiting: Vec<usize>,
+    pub(super) dependents: Vec<Vec<usize>>,
+    pub(super) members: Vec<Vec<usize>>,
+    pub(super) groups: Vec<GroupState>,
+    pub(super) prepared: Vec<Arc<OnceCell<()>>>,
+    pub(super) ready: VecDeque<usize>,
     /// The unit whose failure failed the run (its path).
-    failed_run: Option<String>,
+    pub(super) failed_run: Option<String>,
     /// Why units that never started did not: set with `failed_run` or a refusal.
-    rest: Option<String>,
-    failures: Vec<String>,
-    rejected: Option<String>,
-    gates_waiting: usize,
-    parked: bool,
+    pub(super) rest: Option<String>,
+    pub(super) failures: Vec<String>,
+    pub(super) rejected: Option<String>,
+    pub(super) gates_waiting: usize,
+    pub(super) parked: bool,
     /// Units this walk saw stopped by an engine shutdown.
-    stopped_by_shutdown: Vec<usize>,
+    pub(super) stopped_by_shutdown: Vec<usize>,
 }
 
 impl<E: Executor> Scheduler<E> {
@@ -135,12 +135,12 @@ impl<E: Executor> Scheduler<E> {
         self.send(Msg::Done(id)).await;
     }
 
-    async fn send(&self, msg: Msg) {
+    pub(super) async fn send(&self, msg: Msg) {
         // Fails only when the runner is gone, and then nobody is left to tell.
         let _ = self.tx.send(msg).await;
     }
 
-    async fn run_status(&self, status: RunStatus) {
+    pub(super) async fn run_status(&self, status: RunStatus) {
         self.send(Msg::RunStatus {
             run_id: self.run.id,
             status,
@@ -149,7 +149,7 @@ impl<E: Executor> Scheduler<E> {
         .await;
     }
 
-    fn stopped_why(&self) -> &'static str {
+    pub(super) fn stopped_why(&self) -> &'static str {
         if self.shared.shutdown.is_cancelled() {
             SHUTDOWN
         } else {
@@ -158,7 +158,13 @@ impl<E: Executor> Scheduler<E> {
     }
 
     /// The one place a row changes: status, reason and timestamps.
-    async fn set(&mut self, i: usize, status: StepStatus, reason: Option<String>, at: Millis) {
+    pub(super) async fn set(
+        &mut self,
+        i: usize,
+        status: StepStatus,
+        reason: Option<String>,
+        at: Millis,
+    ) {
         let s = &mut self.steps[i];
         if s.status == status && s.reason == reason {
             return;
@@ -176,14 +182,20 @@ impl<E: Executor> Scheduler<E> {
     }
 
     /// Sets unit `u`'s row, then its group's.
-    async fn set_unit(&mut self, u: usize, status: StepStatus, reason: Option<String>, at: Millis) {
+    pub(super) async fn set_unit(
+        &mut self,
+        u: usize,
+        status: StepStatus,
+        reason: Option<String>,
+        at: Millis,
+    ) {
         self.set(self.plan.units[u].step, status, reason, at).await;
         if let Some(g) = self.plan.units[u].group {
             self.settle_group(g).await;
         }
     }
 
-    async fn settle_group(&mut self, g: usize) {
+    pub(super) async fn settle_group(&mut self, g: usize) {
         let rows: Vec<&StepInfo> = self.members[g]
             .iter()
             .map(|&u| &self.steps[self.plan.units[u].step])
@@ -204,13 +216,13 @@ impl<E: Executor> Scheduler<E> {
     }
 
     /// `resource/db` for a unit of a group, else the unit's own path.
-    fn path(&self, u: usize) -> String {
+    pub(super) fn path(&self, u: usize) -> String {
         let unit = &self.plan.units[u];
         let row = unit.group.map_or(unit.step, |g| self.plan.groups[g].step);
         self.steps[row].path()
     }
 
-    fn log(&self, u: usize) -> LogTarget {
+    pub(super) fn log(&self, u: usize) -> LogTarget {
         LogTarget {
             logs: self.shared.logs.clone(),
             run_id: self.run.id,
@@ -252,7 +264,7 @@ impl<E: Executor> Scheduler<E> {
             match gate.status {
                 GateStatus::Approved => self.run_status(RunStatus::Running).await,
                 GateStatus::Rejected | GateStatus::Expired => {
-                    let why = refusal(&spec, &gate);
+                    let why = super::outcome::refusal(&spec, &gate);
                     self.end_rest(StepStatus::Skipped, &why).await;
                     return Some((RunStatus::Rejected, Some(why)));
                 }
@@ -279,7 +291,7 @@ impl<E: Executor> Scheduler<E> {
     }
 
     /// Ends every row not yet ended.
-    async fn end_rest(&mut self, status: StepStatus, reason: &str) {
+    pub(super) async fn end_rest(&mut self, status: StepStatus, reason: &str) {
         for i in 0..self.steps.len() {
             if !self.steps[i].status.is_terminal() {
                 self.set(i, status, Some(reason.to_string()), now_ms())
@@ -391,7 +403,7 @@ impl<E: Executor> Scheduler<E> {
         }
     }
 
-    async fn progress(&mut self, u: usize, p: Progress) {
+    pub(super) async fn progress(&mut self, u: usize, p: Progress) {
         let row = &self.steps[self.plan.units[u].step];
         if row.status.is_terminal() {
             return;
@@ -404,7 +416,7 @@ impl<E: Executor> Scheduler<E> {
         self.set_unit(u, status, None, now_ms()).await;
     }
 
-    async fn start(
+    pub(super) async fn start(
         &mut self,
         u: usize,
         reports: &task::Reports,
@@ -432,7 +444,7 @@ impl<E: Executor> Scheduler<E> {
         task_unit.insert(id, u);
     }
 
-    async fn open_gate_after(
+    pub(super) async fn open_gate_after(
         &mut self,
         u: usize,
         set: &mut JoinSet<(usize, End)>,
@@ -459,7 +471,7 @@ impl<E: Executor> Scheduler<E> {
         task_unit.insert(id, u);
     }
 
-    fn spawn_run(
+    pub(super) fn spawn_run(
         &mut self,
         u: usize,
         reports: &task::Reports,
@@ -494,260 +506,4 @@ impl<E: Executor> Scheduler<E> {
             .id();
         task_unit.insert(id, u);
     }
-
-    async fn ended(
-        &mut self,
-        u: usize,
-        end: End,
-        reports: &task::Reports,
-        set: &mut JoinSet<(usize, End)>,
-        task_unit: &mut HashMap<tokio::task::Id, usize>,
-    ) {
-        match end {
-            End::GateBefore(GateEnd::Parked) | End::GateAfter(GateEnd::Parked) => {
-                self.parked = true;
-            }
-            End::GateBefore(GateEnd::Decided(gate)) => {
-                self.gates_waiting -= 1;
-                let spec = self.plan.units[u].policy.gate_before.clone();
-                match gate.status {
-                    GateStatus::Approved => {
-                        self.approved().await;
-                        self.set_unit(u, StepStatus::Queued, None, now_ms()).await;
-                        self.spawn_run(u, reports, set, task_unit);
-                    }
-                    GateStatus::Rejected | GateStatus::Expired => {
-                        let why = spec.map(|s| refusal(&s, &gate)).unwrap_or_default();
-                        self.phase[u] = Phase::Ended;
-                        self.exec.gate_refused(&self.plan.units[u].work);
-                        self.set_unit(u, StepStatus::Rejected, Some(why.clone()), now_ms())
-                            .await;
-                        self.refused(u, &why).await;
-                    }
-                    GateStatus::Cancelled | GateStatus::Waiting => {
-                        self.phase[u] = Phase::Ended;
-                        let why = self.stopped_why().to_string();
-                        self.set_unit(u, StepStatus::Cancelled, Some(why), now_ms())
-                            .await;
-                    }
-                }
-            }
-            End::GateAfter(GateEnd::Decided(gate)) => {
-                self.gates_waiting -= 1;
-                let group = self.plan.units[u].group;
-                if let Some(g) = group {
-                    self.groups[g].gate_waiting = false;
-                }
-                match gate.status {
-                    GateStatus::Approved => {
-                        self.approved().await;
-                        self.pass(u);
-                    }
-                    status => {
-                        self.phase[u] = Phase::Ended;
-                        let (row, why) = if status == GateStatus::Cancelled {
-                            (StepStatus::Cancelled, self.stopped_why().to_string())
-                        } else {
-                            let spec = self.plan.units[u].policy.gate_after.clone();
-                            let why = spec.map(|s| refusal(&s, &gate)).unwrap_or_default();
-                            (StepStatus::Rejected, why)
-                        };
-                        if let Some(g) = group {
-                            self.groups[g].verdict = Some((row, why.clone()));
-                        }
-                        if row == StepStatus::Rejected {
-                            self.refused(u, &why).await;
-                        }
-                    }
-                }
-                if let Some(g) = group {
-                    self.settle_group(g).await;
-                }
-            }
-            End::Run(RunEnd::Halted) => self.phase[u] = Phase::Ended,
-            End::Run(RunEnd::GroupFailed(f)) => {
-                self.phase[u] = Phase::Ended;
-                let Some(g) = self.plan.units[u].group else {
-                    return;
-                };
-                self.groups[g].verdict = Some((StepStatus::Failed, f.reason));
-                for m in self.members[g].clone() {
-                    if !self.steps[self.plan.units[m].step].status.is_terminal() {
-                        self.phase[m] = Phase::Ended;
-                        let why = Some(f.units_reason.clone());
-                        self.set_unit(m, StepStatus::Skipped, why, now_ms()).await;
-                    }
-                }
-                self.fail(u).await;
-            }
-            End::Run(RunEnd::Finished(fin)) => self.finished(u, fin, set, task_unit).await,
-        }
-    }
-
-    async fn finished(
-        &mut self,
-        u: usize,
-        fin: Finished,
-        set: &mut JoinSet<(usize, End)>,
-        task_unit: &mut HashMap<tokio::task::Id, usize>,
-    ) {
-        let row = self.plan.units[u].step;
-        self.steps[row].exit_code = fin.exit_code;
-        let at = fin.ended_at;
-        match fin.outcome {
-            Outcome::Succeeded { outputs } => {
-                if outputs.is_some() {
-                    self.steps[row].outputs = outputs;
-                }
-                self.set_unit(u, StepStatus::Succeeded, None, at).await;
-                if self.plan.units[u].policy.gate_after.is_some() {
-                    self.open_gate_after(u, set, task_unit).await;
-                } else {
-                    self.pass(u);
-                }
-            }
-            Outcome::Waived(why) => {
-                self.set_unit(u, StepStatus::Skipped, Some(why), at).await;
-                self.pass(u);
-            }
-            Outcome::Failed(why) => {
-                self.phase[u] = Phase::Ended;
-                self.set_unit(u, StepStatus::Failed, Some(why), at).await;
-                self.fail(u).await;
-            }
-            Outcome::Stopped => {
-                self.phase[u] = Phase::Ended;
-                let (status, why) = match &self.failed_run {
-                    Some(f) => (StepStatus::Skipped, format!("stopped: {f} failed")),
-                    None if self.shared.shutdown.is_cancelled() => {
-                        self.stopped_by_shutdown.push(u);
-                        (StepStatus::Cancelled, SHUTDOWN.to_string())
-                    }
-                    None => (StepStatus::Cancelled, CANCELLED.to_string()),
-                };
-                self.set_unit(u, status, Some(why), at).await;
-            }
-        }
-    }
-
-    /// A gate was approved: the run runs again once no other gate waits.
-    async fn approved(&mut self) {
-        if self.gates_waiting == 0 {
-            self.run_status(RunStatus::Running).await;
-        }
-    }
-
-    fn pass(&mut self, u: usize) {
-        self.phase[u] = Phase::Passed;
-        for &d in &self.dependents[u] {
-            self.waiting[d] -= 1;
-            if self.waiting[d] == 0 && self.phase[d] == Phase::Pending {
-                self.ready.push_back(d);
-            }
-        }
-    }
-
-    /// Unit `u` failed: its policy says what happens to the rest.
-    async fn fail(&mut self, u: usize) {
-        let path = self.path(u);
-        if !self.failures.contains(&path) {
-            self.failures.push(path.clone());
-        }
-        match self.plan.units[u].policy.on_failure {
-            OnFailure::FailRun => {
-                self.failed_run.get_or_insert(path.clone());
-                self.rest.get_or_insert(format!("upstream failed: {path}"));
-                self.halt.cancel();
-            }
-            OnFailure::SkipDownstream => self.skip_downstream(u).await,
-        }
-    }
-
-    /// A gate before or after unit `u` said no (`why`).
-    async fn refused(&mut self, u: usize, why: &str) {
-        let path = self.path(u);
-        self.rejected.get_or_insert(format!("{path}: {why}"));
-        match self.plan.units[u].policy.on_failure {
-            OnFailure::FailRun => {
-                self.rest.get_or_insert(format!("gate rejected at {path}"));
-                self.halt.cancel();
-            }
-            OnFailure::SkipDownstream => self.skip_downstream(u).await,
-        }
-    }
-
-    /// Skips everything that (transitively) needs `from` and has not started, saying why.
-    async fn skip_downstream(&mut self, from: usize) {
-        let group = self.plan.units[from].group;
-        let mut stack = vec![from];
-        while let Some(cur) = stack.pop() {
-            for d in self.dependents[cur].clone() {
-                if self.phase[d] != Phase::Pending {
-                    continue;
-                }
-                self.phase[d] = Phase::Ended;
-                // Within a group the failed unit is named; from outside, its group.
-                let culprit = if group.is_some() && self.plan.units[d].group == group {
-                    self.steps[self.plan.units[from].step].path()
-                } else {
-                    self.path(from)
-                };
-                let why = format!("upstream failed: {culprit}");
-                self.set_unit(d, StepStatus::Skipped, Some(why), now_ms())
-                    .await;
-                stack.push(d);
-            }
-        }
-    }
-
-    /// After the walk: what never started ends, and the run's status says how it went.
-    async fn finish(&mut self) -> Option<(RunStatus, Option<String>)> {
-        let cancelled = self.cancel.is_cancelled();
-        for u in 0..self.plan.units.len() {
-            if self.steps[self.plan.units[u].step].status.is_terminal() {
-                continue;
-            }
-            let (status, why) = match &self.rest {
-                Some(r) => (StepStatus::Skipped, r.clone()),
-                None if cancelled => (StepStatus::Cancelled, self.stopped_why().to_string()),
-                None => (StepStatus::Skipped, "never became ready".to_string()),
-            };
-            self.set_unit(u, status, Some(why), now_ms()).await;
-        }
-        for g in 0..self.groups.len() {
-            self.settle_group(g).await;
-        }
-        Some(if let Some(f) = &self.failed_run {
-            (RunStatus::Failed, Some(format!("{f} failed")))
-        } else if !self.failures.is_empty() {
-            let list = self.failures.join(", ");
-            (RunStatus::Failed, Some(format!("{list} failed")))
-        } else if let Some(r) = &self.rejected {
-            (RunStatus::Rejected, Some(r.clone()))
-        } else if cancelled {
-            (RunStatus::Cancelled, Some(self.stopped_why().to_string()))
-        } else {
-            (RunStatus::Succeeded, None)
-        })
-    }
-}
-
-/// Why a gate said no: `node gate rejected by alice: not now`.
-fn refusal(spec: &GateSpec, gate: &GateInfo) -> String {
-    let what = match spec.what.as_str() {
-        "" => String::new(),
-        w => format!("{w} "),
-    };
-    if gate.status == GateStatus::Expired {
-        let what = if what.is_empty() { "gate " } else { &what };
-        return format!("the {what}expired before anyone decided");
-    }
-    let mut why = format!(
-        "{what}rejected by {}",
-        gate.decided_by.as_deref().unwrap_or("someone")
-    );
-    if let Some(c) = &gate.comment {
-        why.push_str(&format!(": {c}"));
-    }
-    why
 }

@@ -53,6 +53,8 @@ fn run(id: i64) -> RunInfo {
         ended_at: None,
         rerun_of: None,
         attempt: 1,
+        environment: None,
+        resource: None,
         operation: None,
     }
 }

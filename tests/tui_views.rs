@@ -48,6 +48,8 @@ fn run(id: i64, status: RunStatus, msg: &str, ago_s: i64, dur_s: i64) -> RunInfo
         ended_at: status.is_terminal().then_some(start + dur_s * 1000),
         rerun_of: None,
         attempt: 1,
+        environment: None,
+        resource: None,
         operation: None,
     }
 }
@@ -351,9 +353,10 @@ fn infra_state() -> AppState {
     );
     r.kind = pipedeck::domain::RunKind::Infra;
     r.service = "aws-staging".into();
-    r.branch = "staging".into();
+    r.branch = String::new();
+    r.environment = Some("staging".into());
     r.commit_sha = String::new();
-    r.operation = Some("deploy".into());
+    r.operation = Some(pipedeck::domain::Operation::Apply);
     s.runs.insert(0, r.clone());
     let ids = [
         ("vpc", vec![], StepStatus::Succeeded),

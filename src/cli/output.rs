@@ -43,7 +43,7 @@ pub fn run_header(r: &RunInfo) -> String {
         "run {} {}@{} {} \"{}\" ({}, {}, by {})",
         r.id,
         r.service,
-        r.branch,
+        r.place(),
         short(&r.commit_sha),
         crate::domain::ansi::sanitize(&r.commit_message, false),
         r.run_type,

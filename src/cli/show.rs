@@ -59,7 +59,7 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
                 .map(duration)
                 .unwrap_or_else(|| "-".into()),
             ago(r.created_at),
-            r.branch,
+            r.place(),
             r.author
         );
     }

@@ -4,7 +4,7 @@ use super::run::start;
 use super::{Ctx, exit, fail};
 use crate::api::EngineClient;
 use crate::domain::command::PreflightReport;
-use crate::domain::{Decision, GateStatus, Request, RunDetail, RunInfo};
+use crate::domain::{Decision, GateStatus, Request, RunDetail, RunInfo, RunKind};
 use crate::engine::preflight::{failures, report};
 use crate::store::RunFilter;
 
@@ -88,12 +88,8 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
             };
             let jobs: Vec<_> = runs
                 .into_iter()
-                .filter(|r| {
-                    r.operation
-                        .as_deref()
-                        .is_some_and(|o| o.starts_with("stack-job:"))
-                })
-                .filter(|r| resource.is_none() || r.tag == resource)
+                .filter(|r| r.kind == RunKind::StackJob)
+                .filter(|r| resource.is_none() || r.resource == resource)
                 .collect();
             if ctx.json {
                 super::output::json(&jobs);
@@ -106,12 +102,9 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
                     println!(
                         "{:>5}  {:<16} {:<10} {:<10} {:<18} {}",
                         j.id,
-                        j.tag.as_deref().unwrap_or(""),
-                        j.operation
-                            .as_deref()
-                            .unwrap_or("")
-                            .trim_start_matches("stack-job:"),
-                        j.branch,
+                        j.resource.as_deref().unwrap_or(""),
+                        j.operation.map(|o| o.as_str()).unwrap_or(""),
+                        j.place(),
                         j.status.as_str(),
                         super::output::ago(j.created_at)
                     );

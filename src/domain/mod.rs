@@ -38,8 +38,8 @@ pub use event::Event;
 pub use gate::GateKey;
 pub use operation::{InfraAction, Operation};
 pub use run::{
-    Decision, GateInfo, GateStatus, GraphNode, RunDetail, RunInfo, RunKind, RunStatus, RunType,
-    Stage, StepInfo, StepStatus, Trigger,
+    Decision, GateInfo, GateStatus, GraphNode, RunDetail, RunInfo, RunKind, RunSpec, RunStatus,
+    RunType, Stage, StepInfo, StepStatus, Trigger,
 };
 
 /// Milliseconds since the Unix epoch.

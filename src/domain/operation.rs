@@ -37,16 +37,6 @@ pub enum InfraAction {
 }
 
 impl InfraAction {
-    /// Parses the run's stored operation (`deploy`, `undeploy`, `stack-job:update`…).
-    pub fn parse(s: Option<&str>) -> Option<Self> {
-        Some(match s? {
-            "deploy" => Self::Deploy,
-            "undeploy" => Self::Undeploy,
-            "stack-job:update" => Self::StackJob(Operation::Apply),
-            other => Self::StackJob(Operation::parse(other.strip_prefix("stack-job:")?)?),
-        })
-    }
-
     /// The operations each resource goes through, in order (SJ-1).
     pub fn operations(self) -> &'static [Operation] {
         use Operation::*;
@@ -75,23 +65,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stored_operations_parse() {
-        assert_eq!(
-            InfraAction::parse(Some("deploy")),
-            Some(InfraAction::Deploy)
-        );
-        assert_eq!(
-            InfraAction::parse(Some("stack-job:update")),
-            Some(InfraAction::StackJob(Operation::Apply))
-        );
-        assert_eq!(
-            InfraAction::parse(Some("stack-job:destroy")).map(InfraAction::destroys),
-            Some(true)
-        );
-        assert_eq!(InfraAction::parse(Some("stack-job:nope")), None);
+    fn each_action_ends_in_its_operation() {
         assert_eq!(
             InfraAction::StackJob(Operation::Refresh).operations(),
             &[Operation::Init, Operation::Refresh]
         );
+        assert_eq!(
+            InfraAction::Undeploy.operations().last(),
+            Some(&Operation::Destroy)
+        );
+        assert!(InfraAction::StackJob(Operation::Destroy).destroys());
+        assert!(!InfraAction::Deploy.is_stack_job());
     }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Millis;
+use super::operation::{InfraAction, Operation};
 
 /// Status of a run (SP-9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -173,9 +174,65 @@ words!(Trigger {
 #[serde(rename_all = "snake_case")]
 pub enum RunKind {
     Service,
+    /// An infra project deployed (or undeployed) as a DAG.
     Infra,
+    /// One resource's stack job, outside a pipeline run.
+    StackJob,
 }
-words!(RunKind { Service => "service", Infra => "infra" });
+words!(RunKind { Service => "service", Infra => "infra", StackJob => "stack_job" });
+
+impl RunKind {
+    /// Infra projects and stack jobs: runs of resources, drawn as a DAG.
+    pub fn is_infra(self) -> bool {
+        matches!(self, Self::Infra | Self::StackJob)
+    }
+}
+
+/// What a run executes, typed: a new kind of run is a new arm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunSpec {
+    Service {
+        service: String,
+        branch: String,
+        tag: Option<String>,
+        commit: String,
+    },
+    Infra {
+        project: String,
+        environment: String,
+        undeploy: bool,
+    },
+    StackJob {
+        project: String,
+        environment: String,
+        resource: String,
+        /// The operation the job ends in (SJ-1).
+        operation: Operation,
+    },
+}
+
+impl RunSpec {
+    pub fn kind(&self) -> RunKind {
+        match self {
+            Self::Service { .. } => RunKind::Service,
+            Self::Infra { .. } => RunKind::Infra,
+            Self::StackJob { .. } => RunKind::StackJob,
+        }
+    }
+
+    /// What an infra run or stack job does to its resources.
+    pub fn infra_action(&self) -> Option<InfraAction> {
+        match self {
+            Self::Service { .. } => None,
+            Self::Infra {
+                undeploy: false, ..
+            } => Some(InfraAction::Deploy),
+            Self::Infra { undeploy: true, .. } => Some(InfraAction::Undeploy),
+            Self::StackJob { operation, .. } => Some(InfraAction::StackJob(*operation)),
+        }
+    }
+}
 
 /// Status of a gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -210,6 +267,7 @@ pub enum Decision {
 pub struct RunInfo {
     pub id: i64,
     pub kind: RunKind,
+    /// The service, or the infra project.
     pub service: String,
     pub run_type: RunType,
     pub trigger: Trigger,
@@ -228,12 +286,64 @@ pub struct RunInfo {
     /// The run this one repeats (SP-6).
     pub rerun_of: Option<i64>,
     pub attempt: i64,
-    /// Infra runs: `deploy` or `undeploy`.
+    /// Infra runs and stack jobs: the environment.
     #[serde(default)]
-    pub operation: Option<String>,
+    pub environment: Option<String>,
+    /// Stack jobs: the resource.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Infra runs and stack jobs: the operation each resource ends in (an infra run
+    /// applies, or destroys when it undeploys).
+    #[serde(default)]
+    pub operation: Option<Operation>,
 }
 
 impl RunInfo {
+    /// The run's typed spec, from its columns.
+    pub fn spec(&self) -> RunSpec {
+        let environment = self.environment.clone().unwrap_or_default();
+        match self.kind {
+            RunKind::Service => RunSpec::Service {
+                service: self.service.clone(),
+                branch: self.branch.clone(),
+                tag: self.tag.clone(),
+                commit: self.commit_sha.clone(),
+            },
+            RunKind::Infra => RunSpec::Infra {
+                project: self.service.clone(),
+                environment,
+                undeploy: self.operation == Some(Operation::Destroy),
+            },
+            RunKind::StackJob => RunSpec::StackJob {
+                project: self.service.clone(),
+                environment,
+                resource: self.resource.clone().unwrap_or_default(),
+                operation: self.operation.unwrap_or(Operation::Apply),
+            },
+        }
+    }
+
+    /// Where the run goes: a service run's branch, an infra run's environment.
+    pub fn place(&self) -> &str {
+        match self.kind {
+            RunKind::Service => &self.branch,
+            _ => self.environment.as_deref().unwrap_or(""),
+        }
+    }
+
+    /// `deploy`, `undeploy` or `stack job: apply db` (empty for a service run).
+    pub fn what(&self) -> String {
+        match self.spec() {
+            RunSpec::Service { .. } => String::new(),
+            RunSpec::Infra { undeploy, .. } => if undeploy { "undeploy" } else { "deploy" }.into(),
+            RunSpec::StackJob {
+                resource,
+                operation,
+                ..
+            } => format!("stack job: {operation} {resource}"),
+        }
+    }
+
     /// Duration in milliseconds: up to `now` while the run is still going.
     pub fn duration_ms(&self, now: Millis) -> Option<i64> {
         let start = self.started_at?;

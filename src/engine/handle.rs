@@ -10,7 +10,7 @@ use super::{EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
 use crate::config::user::UserConfig;
 use crate::domain::command::{Request, Response};
-use crate::domain::{Event, RunInfo, RunKind, RunType, Trigger};
+use crate::domain::{Event, Operation, RunInfo, RunSpec, RunType, Trigger};
 use crate::store::{LogLine, NewRun};
 
 pub use crate::domain::command::TriggerRequest;
@@ -230,19 +230,19 @@ impl EngineHandle {
         .map_err(|e| EngineError::Internal(e.to_string()))?
         .map_err(EngineError::Invalid)?;
         let new = NewRun {
-            kind: RunKind::Service,
-            service: svc.name.clone(),
+            spec: RunSpec::Service {
+                service: svc.name.clone(),
+                branch,
+                tag: None,
+                commit: info.sha,
+            },
             run_type: RunType::Production,
             trigger: Trigger::Manual,
-            branch,
-            tag: None,
-            commit_sha: info.sha,
             commit_message: info.message,
             author: info.author,
             triggered_by: caller.name().to_string(),
             rerun_of: None,
             attempt: 1,
-            operation: None,
             definition: serde_json::to_value(svc)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };
@@ -274,8 +274,12 @@ impl EngineHandle {
         }
         let op = if undeploy { "undeploy" } else { "deploy" };
         let message = format!("{op} {} to {}", p.name, p.environment);
-        self.create_infra(caller, p, None, message, op.to_string())
-            .await
+        let spec = RunSpec::Infra {
+            project: p.name.clone(),
+            environment: p.environment.clone(),
+            undeploy,
+        };
+        self.create_infra(caller, p, spec, message).await
     }
 
     /// A stack job for one resource (SJ-1): `update` (…→ apply), `destroy`, `preview`
@@ -306,35 +310,33 @@ impl EngineHandle {
             }
         }
         let message = format!("stack job: {operation} {resource} in {}", p.environment);
-        // A stack job names its resource in the run's tag.
-        let op = format!("stack-job:{operation}");
-        self.create_infra(caller, &def, Some(resource.to_string()), message, op)
-            .await
+        let spec = RunSpec::StackJob {
+            project: p.name.clone(),
+            environment: p.environment.clone(),
+            resource: resource.to_string(),
+            // `update` ends in apply.
+            operation: Operation::parse(operation).unwrap_or(Operation::Apply),
+        };
+        self.create_infra(caller, &def, spec, message).await
     }
 
-    /// Creates a manual infra run of `def` (its project name, environment and operation).
+    /// Creates a manual infra run or stack job (`spec`) of `def`.
     async fn create_infra(
         &self,
         caller: &Caller,
         def: &crate::config::infra::InfraProject,
-        tag: Option<String>,
+        spec: RunSpec,
         message: String,
-        operation: String,
     ) -> Result<RunInfo> {
         let new = NewRun {
-            kind: RunKind::Infra,
-            service: def.name.clone(),
+            spec,
             run_type: RunType::Production,
             trigger: Trigger::Manual,
-            branch: def.environment.clone(),
-            tag,
-            commit_sha: String::new(),
             commit_message: message,
             author: caller.name().to_string(),
             triggered_by: caller.name().to_string(),
             rerun_of: None,
             attempt: 1,
-            operation: Some(operation),
             definition: serde_json::to_value(def)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };

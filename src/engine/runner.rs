@@ -319,7 +319,7 @@ impl Runner {
             .store
             .definition_as(run.id)?
             .ok_or_else(|| no_run(run.id))?;
-        let def = Definition::read(run.kind, run.operation.as_deref(), &stored)?;
+        let def = Definition::read(&run.spec(), &stored)?;
         self.start_driver(run, def, steps);
         Ok(())
     }
@@ -407,19 +407,14 @@ impl Runner {
         let definition: serde_json::Value =
             self.store.definition_as(id)?.ok_or_else(|| no_run(id))?;
         let new = NewRun {
-            kind: orig.kind,
-            service: orig.service,
+            spec: orig.spec(),
             run_type: orig.run_type,
             trigger: Trigger::Rerun,
-            branch: orig.branch,
-            tag: orig.tag,
-            commit_sha: orig.commit_sha,
             commit_message: orig.commit_message,
             author: orig.author,
             triggered_by: by.to_string(),
             rerun_of: Some(id),
             attempt: orig.attempt + 1,
-            operation: orig.operation,
             definition,
         };
         self.create(&new, out)
@@ -597,7 +592,7 @@ impl Runner {
                     .unwrap_or_default()
             }
             // Environment and node gates of an infra project share the environment's approvers.
-            RunKind::Infra => {
+            RunKind::Infra | RunKind::StackJob => {
                 let def: crate::config::infra::InfraProject = self
                     .store
                     .definition_as(run_id)?
@@ -642,7 +637,7 @@ fn no_run(id: i64) -> EngineError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{RunKind, RunType, Stage, Trigger};
+    use crate::domain::{RunType, Stage, Trigger};
 
     #[tokio::test]
     async fn a_driver_that_panics_is_reported() {
@@ -673,19 +668,19 @@ mod tests {
         let (tx, rx) = mpsc::channel(4);
         let mut r = Runner::new(Store::in_memory().unwrap(), shared, tx, rx);
         let new = NewRun {
-            kind: RunKind::Service,
-            service: "svc".into(),
+            spec: crate::domain::RunSpec::Service {
+                service: "svc".into(),
+                branch: "main".into(),
+                tag: None,
+                commit: "abc".into(),
+            },
             run_type: RunType::Production,
             trigger: Trigger::Manual,
-            branch: "main".into(),
-            tag: None,
-            commit_sha: "abc".into(),
             commit_message: "m".into(),
             author: "a".into(),
             triggered_by: "t".into(),
             rerun_of: None,
             attempt: 1,
-            operation: None,
             definition: serde_json::json!({}),
         };
         let run = r.store.insert_run(&new, now_ms()).unwrap();

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{Result, StoreError};
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: runs, steps, gates, audit.
     "CREATE TABLE runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -79,6 +79,18 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO definitions (run_id, definition) SELECT id, definition FROM runs;
     ALTER TABLE runs DROP COLUMN definition;",
+    // 4: typed run specs. An infra run's environment was kept in `branch` and its
+    // operation as `deploy`/`undeploy`; a stack job was an infra run with operation
+    // `stack-job:OP` and its resource in `tag`. Each now has a column of its own.
+    "ALTER TABLE runs ADD COLUMN environment TEXT;
+    ALTER TABLE runs ADD COLUMN resource TEXT;
+    UPDATE runs SET environment = branch, branch = '' WHERE kind = 'infra';
+    UPDATE runs SET kind = 'stack_job', resource = tag, tag = NULL,
+        operation = CASE operation WHEN 'stack-job:update' THEN 'apply'
+                                   ELSE substr(operation, 11) END
+        WHERE kind = 'infra' AND operation LIKE 'stack-job:%';
+    UPDATE runs SET operation = CASE operation WHEN 'undeploy' THEN 'destroy' ELSE 'apply' END
+        WHERE kind = 'infra';",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::config::Service;
 use crate::domain::{
-    GateInfo, GateStatus, Millis, RunDetail, RunInfo, RunKind, RunStatus, RunType, Stage, StepInfo,
-    StepStatus, Trigger,
+    GateInfo, GateStatus, Millis, Operation, RunDetail, RunInfo, RunKind, RunSpec, RunStatus,
+    RunType, Stage, StepInfo, StepStatus, Trigger,
 };
 
 pub use logs::{LogLine, LogStore, LogWriter};
@@ -32,20 +32,15 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// A run to insert: everything but the id and the statuses.
 #[derive(Debug, Clone)]
 pub struct NewRun {
-    pub kind: RunKind,
-    pub service: String,
+    /// What the run executes.
+    pub spec: RunSpec,
     pub run_type: RunType,
     pub trigger: Trigger,
-    pub branch: String,
-    pub tag: Option<String>,
-    pub commit_sha: String,
     pub commit_message: String,
     pub author: String,
     pub triggered_by: String,
     pub rerun_of: Option<i64>,
     pub attempt: i64,
-    /// Infra runs: `deploy` or `undeploy`.
-    pub operation: Option<String>,
     /// The pipeline definition as it was (a service, or an infra project), as JSON.
     pub definition: serde_json::Value,
 }
@@ -76,7 +71,8 @@ pub struct Store {
 }
 
 const RUN_COLS: &str = "id, kind, service, run_type, trigger, branch, tag, commit_sha, commit_message, \
-     author, triggered_by, status, reason, created_at, started_at, ended_at, rerun_of, attempt, operation";
+     author, triggered_by, status, reason, created_at, started_at, ended_at, rerun_of, attempt, operation, \
+     environment, resource";
 const STEP_COLS: &str = "id, run_id, stage, name, position, status, reason, exit_code, started_at, ended_at, \
      parent_id, outputs";
 const GATE_COLS: &str =
@@ -112,7 +108,12 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunInfo> {
         ended_at: r.get(15)?,
         rerun_of: r.get(16)?,
         attempt: r.get(17)?,
-        operation: r.get(18)?,
+        operation: r
+            .get::<_, Option<String>>(18)?
+            .map(|o| word(Operation::parse, o, 18))
+            .transpose()?,
+        environment: r.get(19)?,
+        resource: r.get(20)?,
     })
 }
 
@@ -194,27 +195,73 @@ impl Store {
 
     pub fn insert_run(&self, new: &NewRun, now: Millis) -> Result<RunInfo> {
         let def = new.definition.to_string();
+        // The spec's fields, each in its own column.
+        let (name, branch, tag, commit, environment, resource, operation) = match &new.spec {
+            RunSpec::Service {
+                service,
+                branch,
+                tag,
+                commit,
+            } => (
+                service,
+                branch.as_str(),
+                tag.as_deref(),
+                commit.as_str(),
+                None,
+                None,
+                None,
+            ),
+            RunSpec::Infra {
+                project,
+                environment,
+                undeploy,
+            } => {
+                let op = if *undeploy {
+                    Operation::Destroy
+                } else {
+                    Operation::Apply
+                };
+                (project, "", None, "", Some(environment), None, Some(op))
+            }
+            RunSpec::StackJob {
+                project,
+                environment,
+                resource,
+                operation,
+            } => (
+                project,
+                "",
+                None,
+                "",
+                Some(environment),
+                Some(resource),
+                Some(*operation),
+            ),
+        };
         self.conn
             .prepare_cached(
                 "INSERT INTO runs (kind, service, run_type, trigger, branch, tag, commit_sha, \
-                 commit_message, author, triggered_by, status, created_at, rerun_of, attempt, operation) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14)",
+                 commit_message, author, triggered_by, status, created_at, rerun_of, attempt, operation, \
+                 environment, resource) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
-                new.kind.as_str(),
-                new.service,
+                new.spec.kind().as_str(),
+                name,
                 new.run_type.as_str(),
                 new.trigger.as_str(),
-                new.branch,
-                new.tag,
-                new.commit_sha,
+                branch,
+                tag,
+                commit,
                 new.commit_message,
                 new.author,
                 new.triggered_by,
                 now,
                 new.rerun_of,
                 new.attempt,
-                new.operation
+                operation.map(Operation::as_str),
+                environment,
+                resource
             ])?;
         let id = self.conn.last_insert_rowid();
         self.conn
@@ -325,7 +372,7 @@ impl Store {
             return Ok(None);
         };
         let graph = match run.kind {
-            RunKind::Infra => self
+            RunKind::Infra | RunKind::StackJob => self
                 .definition_as::<crate::config::infra::InfraProject>(run_id)?
                 .map(|p| {
                     p.resources
@@ -514,6 +561,77 @@ mod migration_tests {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, super::migrations::MIGRATIONS.len() as i64);
+    }
+
+    /// Schema 3 kept an infra run's environment in `branch` and a stack job as an
+    /// infra run with operation `stack-job:OP` and its resource in `tag`; schema 4 gives
+    /// each its own typed column.
+    #[test]
+    fn schema_3_infra_runs_and_stack_jobs_get_typed_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&db).unwrap();
+            for sql in &super::migrations::MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            let insert = "INSERT INTO runs (kind, service, run_type, trigger, branch, tag, \
+                commit_sha, commit_message, author, triggered_by, status, created_at, attempt, \
+                operation) VALUES (?1, ?2, 'production', 'manual', ?3, ?4, '', 'm', 'a', 't', \
+                'succeeded', 1, 1, ?5)";
+            // kind, service, branch, tag, operation
+            type Old<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
+            let rows: [Old; 4] = [
+                ("service", "web", "main", Some("v1"), None),
+                ("infra", "net", "staging", None, Some("deploy")),
+                ("infra", "net", "staging", None, Some("undeploy")),
+                (
+                    "infra",
+                    "net",
+                    "staging",
+                    Some("db"),
+                    Some("stack-job:update"),
+                ),
+            ];
+            for r in rows {
+                conn.execute(insert, params![r.0, r.1, r.2, r.3, r.4])
+                    .unwrap();
+            }
+        }
+        let s = Store::open(&db).unwrap();
+        let mut runs = s.list_runs(&RunFilter::default()).unwrap();
+        runs.sort_by_key(|r| r.id);
+        let specs: Vec<RunSpec> = runs.iter().map(RunInfo::spec).collect();
+        assert_eq!(
+            specs,
+            [
+                RunSpec::Service {
+                    service: "web".into(),
+                    branch: "main".into(),
+                    tag: Some("v1".into()),
+                    commit: String::new(),
+                },
+                RunSpec::Infra {
+                    project: "net".into(),
+                    environment: "staging".into(),
+                    undeploy: false,
+                },
+                RunSpec::Infra {
+                    project: "net".into(),
+                    environment: "staging".into(),
+                    undeploy: true,
+                },
+                RunSpec::StackJob {
+                    project: "net".into(),
+                    environment: "staging".into(),
+                    resource: "db".into(),
+                    operation: Operation::Apply,
+                },
+            ]
+        );
+        assert_eq!(runs[3].tag, None);
+        assert_eq!(runs[1].branch, "");
     }
 }

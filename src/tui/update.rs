@@ -133,6 +133,8 @@ mod tests {
             ended_at: None,
             rerun_of: None,
             attempt: 1,
+            environment: None,
+            resource: None,
             operation: None,
         }
     }

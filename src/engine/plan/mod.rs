@@ -16,7 +16,7 @@ use super::scheduler::Scheduler;
 use super::{EngineError, Result, Shared};
 use crate::config::Service;
 use crate::config::infra::InfraProject;
-use crate::domain::{InfraAction, RunInfo, RunKind, Stage, StepInfo};
+use crate::domain::{InfraAction, RunInfo, RunSpec, Stage, StepInfo};
 use crate::store::NewRun;
 
 /// A row a new run starts with.
@@ -38,17 +38,12 @@ fn bad(e: impl std::fmt::Display) -> EngineError {
 }
 
 impl Definition {
-    /// Reads the definition stored with a run of `kind`.
-    pub fn read(
-        kind: RunKind,
-        operation: Option<&str>,
-        definition: &serde_json::Value,
-    ) -> Result<Self> {
+    /// Reads the definition stored with a run of `spec`.
+    pub fn read(spec: &RunSpec, definition: &serde_json::Value) -> Result<Self> {
         use serde::Deserialize;
-        Ok(match kind {
-            RunKind::Service => Definition::Service(Service::deserialize(definition).map_err(bad)?),
-            RunKind::Infra => {
-                let action = InfraAction::parse(operation).unwrap_or(InfraAction::Deploy);
+        Ok(match spec.infra_action() {
+            None => Definition::Service(Service::deserialize(definition).map_err(bad)?),
+            Some(action) => {
                 Definition::Infra(InfraProject::deserialize(definition).map_err(bad)?, action)
             }
         })
@@ -57,7 +52,7 @@ impl Definition {
 
 /// The rows a new run starts with, and its definition read from `new`.
 pub(crate) fn plan(new: &NewRun) -> Result<(Vec<Planned>, Definition)> {
-    let def = Definition::read(new.kind, new.operation.as_deref(), &new.definition)?;
+    let def = Definition::read(&new.spec, &new.definition)?;
     let rows = match &def {
         Definition::Service(svc) => service::rows(svc),
         Definition::Infra(p, action) => infra::rows(p, *action),

@@ -43,13 +43,13 @@ pub(super) enum RunEnd {
     GroupFailed(GroupFailure),
 }
 
-/// Opens (or finds again, after a restart) a gate, and waits for its decision.
-pub(super) async fn gate(
-    tx: mpsc::Sender<Msg>,
+/// Opens (or finds again, after a restart) a gate. Sent by the scheduler itself, so
+/// that the runner sees the gate open right after the unit's row says it waits.
+pub(super) async fn open_gate(
+    tx: &mpsc::Sender<Msg>,
     run_id: i64,
     spec: GateSpec,
-    shutdown: CancellationToken,
-) -> GateEnd {
+) -> Option<oneshot::Receiver<GateInfo>> {
     let (reply, rx) = oneshot::channel();
     let open = Msg::OpenGate {
         run_id,
@@ -57,11 +57,19 @@ pub(super) async fn gate(
         policy: spec.policy,
         reply,
     };
-    if tx.send(open).await.is_err() {
+    tx.send(open).await.ok().map(|()| rx)
+}
+
+/// Waits for an open gate's decision.
+pub(super) async fn gate(
+    decided: Option<oneshot::Receiver<GateInfo>>,
+    shutdown: CancellationToken,
+) -> GateEnd {
+    let Some(decided) = decided else {
         return GateEnd::Parked;
-    }
+    };
     tokio::select! {
-        g = rx => g.map_or(GateEnd::Parked, GateEnd::Decided),
+        g = decided => g.map_or(GateEnd::Parked, GateEnd::Decided),
         _ = shutdown.cancelled() => GateEnd::Parked,
     }
 }

@@ -250,13 +250,8 @@ impl<E: Executor> Scheduler<E> {
             }
         }
         if let Some(spec) = self.plan.run_gate.clone() {
-            let end = task::gate(
-                self.tx.clone(),
-                self.run.id,
-                spec.clone(),
-                self.shared.shutdown.clone(),
-            )
-            .await;
+            let decided = task::open_gate(&self.tx, self.run.id, spec.clone()).await;
+            let end = task::gate(decided, self.shared.shutdown.clone()).await;
             let gate = match end {
                 GateEnd::Parked => return None,
                 GateEnd::Decided(g) => g,
@@ -432,12 +427,8 @@ impl<E: Executor> Scheduler<E> {
         let note = self.exec.gate_note(&self.plan.units[u].work);
         self.set_unit(u, StepStatus::AwaitingApproval, note, now_ms())
             .await;
-        let gate = task::gate(
-            self.tx.clone(),
-            self.run.id,
-            spec,
-            self.shared.shutdown.clone(),
-        );
+        let decided = task::open_gate(&self.tx, self.run.id, spec).await;
+        let gate = task::gate(decided, self.shared.shutdown.clone());
         let id = set
             .spawn(async move { (u, End::GateBefore(gate.await)) })
             .id();
@@ -459,12 +450,8 @@ impl<E: Executor> Scheduler<E> {
             self.groups[g].gate_waiting = true;
             self.settle_group(g).await;
         }
-        let gate = task::gate(
-            self.tx.clone(),
-            self.run.id,
-            spec,
-            self.shared.shutdown.clone(),
-        );
+        let decided = task::open_gate(&self.tx, self.run.id, spec).await;
+        let gate = task::gate(decided, self.shared.shutdown.clone());
         let id = set
             .spawn(async move { (u, End::GateAfter(gate.await)) })
             .id();

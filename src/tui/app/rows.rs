@@ -75,7 +75,7 @@ impl AppState {
                 needle.is_empty()
                     || [
                         r.service.as_str(),
-                        r.branch.as_str(),
+                        r.place(),
                         r.status.as_str(),
                         r.author.as_str(),
                         r.triggered_by.as_str(),

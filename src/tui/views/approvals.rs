@@ -5,7 +5,6 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Paragraph, Row, Table};
 
 use super::{accent, block, dialogs, selected, span};
-use crate::domain::RunKind;
 use crate::tui::action::{Action, Effect};
 use crate::tui::app::{AppState, View};
 
@@ -27,10 +26,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             if let Some(pos) = s.visible_position(id) {
                 s.runs_sel = pos;
             }
-            let infra = s
-                .runs
-                .iter()
-                .any(|r| r.id == id && r.kind == RunKind::Infra);
+            let infra = s.runs.iter().any(|r| r.id == id && r.kind.is_infra());
             s.view = if infra { View::Graph } else { View::Detail };
             s.detail = None;
             return Some(s.open_detail(id));
@@ -74,7 +70,7 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                     format!(
                         "{} {}",
                         &r.commit_sha[..r.commit_sha.len().min(7)],
-                        r.branch
+                        r.place()
                     )
                 })
                 .unwrap_or_default(),

@@ -197,7 +197,7 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         Span::raw(format!(
             "  {}@{} {} {}  · {} · {} · {dur} · by {}",
             r.service,
-            r.branch,
+            r.place(),
             &r.commit_sha[..r.commit_sha.len().min(7)],
             fit(&msg, 40),
             r.run_type,

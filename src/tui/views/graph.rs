@@ -152,9 +152,9 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         badge(run_look(r.status), r.status.as_str(), s.ascii, s.color),
         Span::raw(format!(
             "  {} {} → {} · {dur}{gate_note}",
-            r.operation.as_deref().unwrap_or("deploy"),
+            r.what(),
             r.service,
-            r.branch
+            r.place()
         )),
     ]);
     f.render_widget(

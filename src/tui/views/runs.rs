@@ -7,7 +7,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
 use super::{ago, block, dialogs, duration, fit, selected};
-use crate::domain::RunKind;
 use crate::tui::action::{Action, Effect};
 use crate::tui::app::{AppState, LogView, View};
 use crate::tui::widgets::status::{badge, run_look};
@@ -32,7 +31,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         }
         Action::Enter => {
             let (id, kind) = s.selected_run().map(|r| (r.id, r.kind))?;
-            s.view = if kind == RunKind::Infra {
+            s.view = if kind.is_infra() {
                 s.graph_sel = 0;
                 View::Graph
             } else {
@@ -132,7 +131,7 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 Cell::from(ago(s.now, r.created_at)),
             ];
             if wide {
-                cells.push(Cell::from(r.branch.clone()));
+                cells.push(Cell::from(r.place().to_string()));
                 cells.push(Cell::from(r.author.clone()));
             }
             let row = Row::new(cells);

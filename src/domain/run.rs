@@ -108,6 +108,19 @@ words!(StepStatus {
 });
 
 impl StepStatus {
+    /// Whether a step (or a group's row) may move from `self` to `next`: the table
+    /// every change of a row is checked against. Terminal rows never move; the same
+    /// status may be set again with a new reason.
+    pub fn can_become(self, next: StepStatus) -> bool {
+        use StepStatus::*;
+        match self {
+            _ if self.is_terminal() => false,
+            Pending => true,
+            Queued | Running | AwaitingApproval => next != Pending,
+            Succeeded | Failed | Skipped | Cancelled | Rejected | Interrupted => false,
+        }
+    }
+
     /// A terminal status never changes again.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -447,6 +460,22 @@ mod tests {
         assert!(RunStatus::Running.can_become(RunStatus::Cancelling));
         assert!(RunStatus::AwaitingApproval.can_become(RunStatus::Running));
         assert!(!RunStatus::Running.can_become(RunStatus::Queued));
+    }
+
+    #[test]
+    fn steps_never_leave_an_end_nor_go_back_to_pending() {
+        for from in StepStatus::ALL {
+            for to in StepStatus::ALL {
+                let ok = from.can_become(*to);
+                if from.is_terminal()
+                    || (*to == StepStatus::Pending && *from != StepStatus::Pending)
+                {
+                    assert!(!ok, "{from} -> {to}");
+                } else {
+                    assert!(ok, "{from} -> {to}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -503,6 +503,21 @@ impl Store {
         })
     }
 
+    /// Marks a point in the open transaction that [`Self::rollback_to`] returns to.
+    pub fn savepoint(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("SAVEPOINT one")?)
+    }
+
+    /// Keeps what was written since the last [`Self::savepoint`].
+    pub fn release(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("RELEASE one")?)
+    }
+
+    /// Undoes what was written since the last [`Self::savepoint`].
+    pub fn rollback_to(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("ROLLBACK TO one; RELEASE one")?)
+    }
+
     /// Direct SQL, for tests that prove the audit log refuses edits.
     #[doc(hidden)]
     pub fn execute_raw(&self, sql: &str) -> Result<usize> {

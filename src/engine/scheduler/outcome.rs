@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use tokio::task::JoinSet;
 
 use super::task::{self, GateEnd, RunEnd};
-use super::walk::{CANCELLED, End, Phase, SHUTDOWN, Scheduler};
+use super::walk::{CANCELLED, End, Phase, Scheduler};
 use super::{Executor, Finished, GateSpec, OnFailure, Outcome};
 use crate::domain::{GateInfo, GateStatus, RunStatus, StepStatus, now_ms};
 
@@ -115,6 +115,13 @@ impl<E: Executor> Scheduler<E> {
                 if outputs.is_some() {
                     self.steps[row].outputs = outputs;
                 }
+                // The group waits at the gate after from the moment its unit ends.
+                if let (Some(_), Some(g)) = (
+                    &self.plan.units[u].policy.gate_after,
+                    self.plan.units[u].group,
+                ) {
+                    self.groups[g].gate_waiting = true;
+                }
                 self.set_unit(u, StepStatus::Succeeded, None, at).await;
                 if self.plan.units[u].policy.gate_after.is_some() {
                     self.open_gate_after(u, set, task_unit).await;
@@ -136,8 +143,9 @@ impl<E: Executor> Scheduler<E> {
                 let (status, why) = match &self.failed_run {
                     Some(f) => (StepStatus::Skipped, format!("stopped: {f} failed")),
                     None if self.shared.shutdown.is_cancelled() => {
-                        self.stopped_by_shutdown.push(u);
-                        (StepStatus::Cancelled, SHUTDOWN.to_string())
+                        // Settled once the walk knows whether the run parks.
+                        self.stopped_by_shutdown.push((u, at));
+                        return;
                     }
                     None => (StepStatus::Cancelled, CANCELLED.to_string()),
                 };

@@ -66,8 +66,8 @@ pub(crate) struct Scheduler<E: Executor> {
     pub(super) rejected: Option<String>,
     pub(super) gates_waiting: usize,
     pub(super) parked: bool,
-    /// Units this walk saw stopped by an engine shutdown.
-    pub(super) stopped_by_shutdown: Vec<usize>,
+    /// Units this walk saw stopped by an engine shutdown, and when.
+    pub(super) stopped_by_shutdown: Vec<(usize, Millis)>,
 }
 
 impl<E: Executor> Scheduler<E> {
@@ -272,14 +272,20 @@ impl<E: Executor> Scheduler<E> {
         }
         self.resume().await;
         self.walk().await;
+        // What a shutdown stopped did not finish. A run that waits at a gate for the
+        // next engine treats it as failed when it resumes; any other run ends cancelled.
+        for (u, at) in std::mem::take(&mut self.stopped_by_shutdown) {
+            let (status, why) = if self.parked {
+                (
+                    StepStatus::Interrupted,
+                    format!("{SHUTDOWN} while this ran"),
+                )
+            } else {
+                (StepStatus::Cancelled, SHUTDOWN.to_string())
+            };
+            self.set_unit(u, status, Some(why), at).await;
+        }
         if self.parked {
-            // The run waits at a gate for the next engine. What the shutdown stopped
-            // did not finish: the resumed run treats it as failed.
-            for u in std::mem::take(&mut self.stopped_by_shutdown) {
-                let why = Some(format!("{SHUTDOWN} while this ran"));
-                self.set_unit(u, StepStatus::Interrupted, why, now_ms())
-                    .await;
-            }
             return None;
         }
         self.finish().await

@@ -1,0 +1,145 @@
+//! Gates: opened by a run's scheduler, decided by an operator (checked against the
+//! gate's policy), expired by time or closed by a cancel; every decision is audited.
+
+use super::*;
+
+impl Runner {
+    pub(super) fn open_gate(
+        &mut self,
+        run_id: i64,
+        env: &str,
+        policy: &GatePolicy,
+        reply: oneshot::Sender<GateInfo>,
+        out: &mut Out,
+    ) -> Result<()> {
+        // A resumed run finds its gate as it was: still waiting, or decided meanwhile.
+        let existing = self
+            .store
+            .gates(run_id)?
+            .into_iter()
+            .rev()
+            .find(|g| g.env == env);
+        let gate = match existing {
+            Some(g) if g.status != GateStatus::Waiting => {
+                out.after(After::Wait(g.clone(), reply));
+                out.after(After::Decided(g));
+                return Ok(());
+            }
+            Some(g) => g,
+            None => {
+                let now = now_ms();
+                let expires = policy.expires_after_ms.map(|ms| now + ms as i64);
+                let g = self.store.insert_gate(run_id, env, now, expires)?;
+                out.event(Event::Gate { gate: g.clone() });
+                g
+            }
+        };
+        self.set_run_status(run_id, RunStatus::AwaitingApproval, None, out)?;
+        out.after(After::Wait(gate, reply));
+        Ok(())
+    }
+
+    pub(super) fn close_gate(
+        &mut self,
+        mut gate: GateInfo,
+        status: GateStatus,
+        by: &str,
+        comment: Option<String>,
+        out: &mut Out,
+    ) -> Result<GateInfo> {
+        gate.status = status;
+        gate.decided_by = Some(by.to_string());
+        gate.decided_at = Some(now_ms());
+        gate.comment = comment;
+        self.store.update_gate(&gate)?;
+        let action = match status {
+            GateStatus::Approved => "approve",
+            GateStatus::Rejected => "reject",
+            GateStatus::Expired => "expire",
+            GateStatus::Cancelled => "cancel_gate",
+            GateStatus::Waiting => "open",
+        };
+        self.audit(
+            by,
+            action,
+            gate.run_id,
+            Some(&gate.env),
+            gate.comment.as_deref(),
+        )?;
+        out.event(Event::Gate { gate: gate.clone() });
+        out.after(After::Decided(gate.clone()));
+        Ok(gate)
+    }
+
+    pub(super) fn decide(
+        &mut self,
+        run_id: i64,
+        env: &str,
+        decision: Decision,
+        by: &str,
+        comment: Option<String>,
+        out: &mut Out,
+    ) -> Result<GateInfo> {
+        let run = self.store.run(run_id)?.ok_or_else(|| no_run(run_id))?;
+        let gate = self
+            .store
+            .gates(run_id)?
+            .into_iter()
+            .rev()
+            .find(|g| g.env == env && g.status == GateStatus::Waiting)
+            .ok_or_else(|| {
+                EngineError::Conflict(format!(
+                    "no gate is waiting at `{env}` in run {run_id} (the run is {})",
+                    run.status
+                ))
+            })?;
+        let policy = match run.kind {
+            RunKind::Service => {
+                let def = self
+                    .store
+                    .definition(run_id)?
+                    .ok_or_else(|| no_run(run_id))?;
+                def.environments
+                    .iter()
+                    .find(|e| e.name == env)
+                    .map(|e| e.gate.clone())
+                    .unwrap_or_default()
+            }
+            // Environment and node gates of an infra project share the environment's approvers.
+            RunKind::Infra | RunKind::StackJob => {
+                let def: crate::config::infra::InfraProject = self
+                    .store
+                    .definition_as(run_id)?
+                    .ok_or_else(|| no_run(run_id))?;
+                def.gate
+            }
+        };
+        if let Some(why) = policy.refuses(by, &run.triggered_by) {
+            return Err(EngineError::Forbidden(why));
+        }
+        let status = match decision {
+            Decision::Approve => GateStatus::Approved,
+            Decision::Reject => GateStatus::Rejected,
+        };
+        self.close_gate(gate, status, by, comment, out)
+    }
+
+    pub(super) fn expire_gate(&mut self, gate_id: i64, out: &mut Out) -> Result<()> {
+        let Some(gate) = self
+            .store
+            .waiting_gates()?
+            .into_iter()
+            .find(|g| g.id == gate_id)
+        else {
+            return Ok(()); // decided before it expired
+        };
+        self.close_gate(
+            gate,
+            GateStatus::Expired,
+            "pipedeck",
+            Some("the gate expired".into()),
+            out,
+        )?;
+        Ok(())
+    }
+}

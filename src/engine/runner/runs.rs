@@ -1,0 +1,207 @@
+//! The runs the runner owns: created, rerun, cancelled, recovered after a crash, and
+//! their status, which moves only as [`RunStatus::can_become`] allows.
+
+use super::*;
+
+impl Runner {
+    /// After a crash: runs that were executing become `interrupted` (their steps too,
+    /// their logs trimmed of torn records); runs that were queued or waiting at a gate
+    /// get a driver again.
+    pub(crate) fn recover(&mut self) -> Result<()> {
+        let now = now_ms();
+        let dead = self
+            .store
+            .runs_with_status(&[RunStatus::Running, RunStatus::Cancelling])?;
+        let logs = self.shared.logs.clone();
+        self.store.batch(|s| {
+            for mut run in dead {
+                for mut step in s.steps(run.id)? {
+                    if !step.status.is_terminal() {
+                        if step.started_at.is_some() {
+                            let _ = logs.repair(run.id, step.id);
+                        }
+                        step.status = StepStatus::Interrupted;
+                        step.reason = Some("the engine stopped while this ran".into());
+                        step.ended_at.get_or_insert(now);
+                        s.update_step(&step)?;
+                    }
+                }
+                run.status = RunStatus::Interrupted;
+                run.reason = Some("the engine stopped while this run was executing".into());
+                run.ended_at = Some(now);
+                s.update_run(&run)?;
+            }
+            Ok(())
+        })?;
+        for run in self
+            .store
+            .runs_with_status(&[RunStatus::Queued, RunStatus::AwaitingApproval])?
+        {
+            self.spawn_driver(&run)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the scheduler of a run found in the store (after a restart).
+    pub(super) fn spawn_driver(&mut self, run: &RunInfo) -> Result<()> {
+        let steps = self.store.steps(run.id)?;
+        let stored: serde_json::Value = self
+            .store
+            .definition_as(run.id)?
+            .ok_or_else(|| no_run(run.id))?;
+        let def = Definition::read(&run.spec(), &stored)?;
+        self.start_driver(run, def, steps);
+        Ok(())
+    }
+
+    pub(super) fn start_driver(&mut self, run: &RunInfo, def: Definition, steps: Vec<StepInfo>) {
+        let token = self.shared.shutdown.child_token();
+        let driver = crate::engine::plan::start(
+            run.clone(),
+            def,
+            steps,
+            self.shared.clone(),
+            self.tx.clone(),
+            token.clone(),
+        );
+        tokio::spawn(supervise(driver, self.tx.clone(), run.id));
+        self.active.insert(run.id, token);
+    }
+
+    /// Ends a run whose driver crashed: its unfinished steps and the run fail.
+    pub(super) fn crashed(&mut self, run_id: i64, why: &str, out: &mut Out) -> Result<()> {
+        tracing::error!("run {run_id}: the driver crashed: {why}");
+        let reason = format!("internal error: the run's driver crashed ({why})");
+        let now = now_ms();
+        for mut step in self.store.steps(run_id)? {
+            if !step.status.is_terminal() {
+                step.status = StepStatus::Failed;
+                step.reason = Some(reason.clone());
+                step.ended_at.get_or_insert(now);
+                self.store.update_step(&step)?;
+                out.event(Event::Step { step });
+            }
+        }
+        self.set_run_status(run_id, RunStatus::Failed, Some(reason), out)?;
+        Ok(())
+    }
+
+    pub(super) fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        run_id: i64,
+        target: Option<&str>,
+        comment: Option<&str>,
+    ) -> Result<()> {
+        self.store.append_audit(&AuditEntry {
+            at: now_ms(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            run_id,
+            target: target.map(str::to_string),
+            comment: comment.map(str::to_string),
+        })?;
+        Ok(())
+    }
+
+    pub(super) fn create(&mut self, new: &NewRun, out: &mut Out) -> Result<RunInfo> {
+        if self.shutdown.is_some() {
+            return Err(EngineError::Stopped);
+        }
+        let run = self.store.insert_run(new, now_ms())?;
+        out.event(Event::Run { run: run.clone() });
+        // The driver starts from what was just stored, not from reading it back.
+        let (planned, def) = crate::engine::plan::plan(new)?;
+        let mut steps: Vec<StepInfo> = Vec::with_capacity(planned.len());
+        for (pos, p) in planned.into_iter().enumerate() {
+            let parent = p.parent.and_then(|i| steps.get(i).map(|s| s.id));
+            let step = self
+                .store
+                .insert_step(run.id, p.stage, &p.name, pos as i64, parent)?;
+            out.event(Event::Step { step: step.clone() });
+            steps.push(step);
+        }
+        let action = if new.trigger == Trigger::Rerun {
+            "rerun"
+        } else {
+            "trigger"
+        };
+        self.audit(&new.triggered_by, action, run.id, None, None)?;
+        out.after(After::Start(run.clone(), def, steps));
+        Ok(run)
+    }
+
+    pub(super) fn rerun(&mut self, id: i64, by: &str, out: &mut Out) -> Result<RunInfo> {
+        let orig = self.store.run(id)?.ok_or_else(|| no_run(id))?;
+        let definition: serde_json::Value =
+            self.store.definition_as(id)?.ok_or_else(|| no_run(id))?;
+        let new = NewRun {
+            spec: orig.spec(),
+            run_type: orig.run_type,
+            trigger: Trigger::Rerun,
+            commit_message: orig.commit_message,
+            author: orig.author,
+            triggered_by: by.to_string(),
+            rerun_of: Some(id),
+            attempt: orig.attempt + 1,
+            definition,
+        };
+        self.create(&new, out)
+    }
+
+    pub(super) fn cancel(&mut self, id: i64, by: &str, out: &mut Out) -> Result<RunInfo> {
+        let run = self.store.run(id)?.ok_or_else(|| no_run(id))?;
+        if run.status.is_terminal() {
+            return Err(EngineError::Conflict(format!(
+                "run {id} has already ended ({}); nothing to cancel",
+                run.status
+            )));
+        }
+        if run.status == RunStatus::Cancelling {
+            return Ok(run);
+        }
+        self.audit(by, "cancel", id, None, None)?;
+        let run = self.set_run_status(
+            id,
+            RunStatus::Cancelling,
+            Some(format!("cancelled by {by}")),
+            out,
+        )?;
+        for gate in self.store.gates(id)? {
+            if gate.status == GateStatus::Waiting {
+                self.close_gate(gate, GateStatus::Cancelled, by, None, out)?;
+            }
+        }
+        out.after(After::Cancel(id));
+        Ok(run)
+    }
+
+    pub(super) fn set_run_status(
+        &mut self,
+        id: i64,
+        status: RunStatus,
+        reason: Option<String>,
+        out: &mut Out,
+    ) -> Result<RunInfo> {
+        let mut run = self.store.run(id)?.ok_or_else(|| no_run(id))?;
+        if !run.status.can_become(status) {
+            return Ok(run);
+        }
+        let now = now_ms();
+        run.status = status;
+        if reason.is_some() {
+            run.reason = reason;
+        }
+        if status == RunStatus::Running {
+            run.started_at.get_or_insert(now);
+        }
+        if status.is_terminal() {
+            run.started_at.get_or_insert(now);
+            run.ended_at = Some(now);
+        }
+        self.store.update_run(&run)?;
+        out.event(Event::Run { run: run.clone() });
+        Ok(run)
+    }
+}

@@ -81,14 +81,17 @@ pub(crate) struct Runner {
 pub(super) struct Out {
     events: Vec<Event>,
     /// Each is called with the commit's failure, if it failed.
-    replies: Vec<Box<dyn FnOnce(Option<&EngineError>) + Send>>,
+    replies: Vec<Answer>,
     after: Vec<After>,
 }
+
+/// Answers one caller, given the commit's failure if it failed.
+type Answer = Box<dyn FnOnce(Option<&EngineError>) + Send>;
 
 /// A side effect that may happen only once the change that caused it is stored.
 pub(super) enum After {
     /// Start the scheduler of a run just created.
-    Start(RunInfo, Definition, Vec<StepInfo>),
+    Start(Box<(RunInfo, Definition, Vec<StepInfo>)>),
     /// Stop a cancelled run's scheduler.
     Cancel(i64),
     /// A scheduler waits for this gate's decision (and its expiry, if it has one).
@@ -236,7 +239,10 @@ impl Runner {
 
     fn carry_out(&mut self, a: After) {
         match a {
-            After::Start(run, def, steps) => self.start_driver(&run, def, steps),
+            After::Start(start) => {
+                let (run, def, steps) = *start;
+                self.start_driver(&run, def, steps);
+            }
             After::Cancel(id) => {
                 if let Some(token) = self.active.get(&id) {
                     token.cancel();

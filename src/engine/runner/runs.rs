@@ -128,7 +128,7 @@ impl Runner {
             "trigger"
         };
         self.audit(&new.triggered_by, action, run.id, None, None)?;
-        out.after(After::Start(run.clone(), def, steps));
+        out.after(After::Start(Box::new((run.clone(), def, steps))));
         Ok(run)
     }
 

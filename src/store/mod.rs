@@ -187,7 +187,9 @@ impl Store {
                 Ok(v)
             }
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                if let Err(r) = self.conn.execute_batch("ROLLBACK") {
+                    tracing::error!("rollback after `{e}` failed: {r}");
+                }
                 Err(e)
             }
         }
@@ -498,7 +500,9 @@ impl Store {
     /// Commits the open transaction, or rolls it back if the commit fails.
     pub fn commit(&self) -> Result<()> {
         self.conn.execute_batch("COMMIT").map_err(|e| {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            if let Err(r) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!("rollback after a failed commit (`{e}`) failed: {r}");
+            }
             e.into()
         })
     }

@@ -86,8 +86,10 @@ pub fn has_state(dir: &Path) -> bool {
 /// Environment every Terraform operation gets.
 pub fn env(data_dir: &Path) -> Vec<(String, String)> {
     let rc = data_dir.join("terraform.rc");
-    if !rc.exists() {
-        let _ = std::fs::write(&rc, "");
+    if !rc.exists()
+        && let Err(e) = std::fs::write(&rc, "")
+    {
+        tracing::warn!("cannot write {}: {e}", rc.display());
     }
     vec![
         ("TF_IN_AUTOMATION".into(), "1".into()),
@@ -120,8 +122,10 @@ pub fn prepare(module: &Path, dir: &Path, inputs: &Map<String, Value>) -> Result
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
+            // A stale configuration file would change the plan: it must go.
             if is_config(&name) && !wanted.contains(&name) {
-                let _ = std::fs::remove_file(e.path());
+                std::fs::remove_file(e.path())
+                    .map_err(|err| format!("cannot remove {}: {err}", e.path().display()))?;
             }
         }
     }

@@ -18,7 +18,13 @@ impl Runner {
                 for mut step in s.steps(run.id)? {
                     if !step.status.is_terminal() {
                         if step.started_at.is_some() {
-                            let _ = logs.repair(run.id, step.id);
+                            if let Err(e) = logs.repair(run.id, step.id) {
+                                tracing::error!(
+                                    "run {}: cannot repair the log of {}: {e}",
+                                    run.id,
+                                    step.path()
+                                );
+                            }
                         }
                         step.status = StepStatus::Interrupted;
                         step.reason = Some("the engine stopped while this ran".into());

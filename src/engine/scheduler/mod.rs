@@ -7,6 +7,8 @@
 mod group;
 mod outcome;
 mod task;
+#[cfg(test)]
+mod tests;
 mod walk;
 
 use std::future::Future;

@@ -17,14 +17,14 @@ impl Runner {
             for mut run in dead {
                 for mut step in s.steps(run.id)? {
                     if !step.status.is_terminal() {
-                        if step.started_at.is_some() {
-                            if let Err(e) = logs.repair(run.id, step.id) {
-                                tracing::error!(
-                                    "run {}: cannot repair the log of {}: {e}",
-                                    run.id,
-                                    step.path()
-                                );
-                            }
+                        if step.started_at.is_some()
+                            && let Err(e) = logs.repair(run.id, step.id)
+                        {
+                            tracing::error!(
+                                "run {}: cannot repair the log of {}: {e}",
+                                run.id,
+                                step.path()
+                            );
                         }
                         step.status = StepStatus::Interrupted;
                         step.reason = Some("the engine stopped while this ran".into());

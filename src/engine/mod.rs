@@ -1,5 +1,43 @@
-//! The orchestrator: one actor owns the live state ([`runner`]), one task drives
-//! each run ([`driver`]), and every client talks to it through [`EngineHandle`].
+//! The orchestrator.
+//!
+//! - Every client (the dashboard, the CLI, the HTTP API) sends a
+//!   [`Request`](crate::domain::command::Request) to [`EngineHandle::handle`], which
+//!   attaches the [`Caller`]; the request itself never says who acts.
+//! - One actor, the runner, owns the engine's state. It commits every change, and
+//!   publishes the change as an [`Event`] only once it is stored.
+//! - Each run has one task: the scheduler. It walks a graph of units that a planner
+//!   made from the run's [`RunSpec`](crate::domain::RunSpec) and its pinned definition.
+//!   What a unit runs is its executor's business.
+//!
+//! ```text
+//!  Request ─► handle ─► runner ─► plan::{service,infra} ─► scheduler ─► executor::{command,stack_job}
+//!                        ▲  commit, then publish                 │ rows, gates, run status
+//!                        └───────────────────────────────────────┘
+//! ```
+//!
+//! # Adding a kind of run
+//! Take deployments to stations as the example: a run that switches each station to a
+//! new artifact in its idle window.
+//!
+//! 1. **Domain.** Add an arm to [`RunSpec`](crate::domain::RunSpec), e.g.
+//!    `Deployment { service, artifact, stations }`, and a [`RunKind`](crate::domain::RunKind)
+//!    word for it. The store maps the spec to its columns (`store::Store::insert_run`,
+//!    with a migration if it needs a column), and `RunInfo::spec` reads it back.
+//! 2. **Planner.** Add `plan/deployment.rs` with `rows` (the steps a new run shows:
+//!    one per station) and `graph` (a `scheduler::Plan`: one unit per row; what each
+//!    unit needs, its failure policy (fail the run or skip downstream), its cancel
+//!    policy (terminate now or let it finish), gates before or after it, a FIFO queue
+//!    if units must not overlap). Wire it into `plan::plan` and `plan::start`.
+//! 3. **Executor.** If the units run something new, implement `scheduler::Executor`
+//!    for it (`prepare` once per run, `run` per unit, and the optional hooks). Units
+//!    that run commands reuse `executor::command`.
+//! 4. **Clients.** A `Request` arm and its handler line in [`EngineHandle::handle`], a
+//!    CLI verb under `cli/`, and a view (or a key in an existing one) under `tui/`.
+//!
+//! Nothing in `scheduler/` changes: readiness, the concurrency limit, gates, queues,
+//! skip reasons, cancel, timestamps and the run's end are the same for every kind. A
+//! kind that seems to need a change there is asking for a new policy, not a special
+//! case.
 
 pub mod executor;
 mod handle;

@@ -103,7 +103,7 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
                         "{:>5}  {:<16} {:<10} {:<10} {:<18} {}",
                         j.id,
                         j.resource.as_deref().unwrap_or(""),
-                        j.operation.map(|o| o.as_str()).unwrap_or(""),
+                        j.operation.map(|o| o.job_verb()).unwrap_or(""),
                         j.place(),
                         j.status.as_str(),
                         super::output::ago(j.created_at)

@@ -21,6 +21,14 @@ words!(Operation {
 });
 
 impl Operation {
+    /// The stack-job verb that ends in this operation (`update` ends in apply).
+    pub fn job_verb(self) -> &'static str {
+        match self {
+            Self::Apply => "update",
+            other => other.as_str(),
+        }
+    }
+
     /// Whether the operation changes what is deployed (never retried on its own).
     pub fn changes(self) -> bool {
         matches!(self, Self::Apply | Self::Destroy)

@@ -353,7 +353,7 @@ impl RunInfo {
                 resource,
                 operation,
                 ..
-            } => format!("stack job: {operation} {resource}"),
+            } => format!("stack job: {} {resource}", operation.job_verb()),
         }
     }
 

@@ -315,7 +315,11 @@ impl EngineHandle {
             environment: p.environment.clone(),
             resource: resource.to_string(),
             // `update` ends in apply.
-            operation: Operation::parse(operation).unwrap_or(Operation::Apply),
+            operation: Operation::ALL
+                .iter()
+                .copied()
+                .find(|o| o.job_verb() == operation)
+                .unwrap_or(Operation::Apply),
         };
         self.create_infra(caller, &def, spec, message).await
     }

@@ -86,31 +86,19 @@ pub async fn infra(ctx: &Ctx, cmd: InfraCommand) -> i32 {
             env,
             node,
             comment,
-        } => {
-            super::control::decide(
-                ctx,
-                run,
-                &format!("{env}/{node}"),
-                Decision::Approve,
-                comment,
-            )
-            .await
-        }
+        } => match node_gate(&env, &node) {
+            Ok(key) => super::control::decide(ctx, run, &key, Decision::Approve, comment).await,
+            Err(code) => code,
+        },
         InfraCommand::RejectNode {
             run,
             env,
             node,
             comment,
-        } => {
-            super::control::decide(
-                ctx,
-                run,
-                &format!("{env}/{node}"),
-                Decision::Reject,
-                comment,
-            )
-            .await
-        }
+        } => match node_gate(&env, &node) {
+            Ok(key) => super::control::decide(ctx, run, &key, Decision::Reject, comment).await,
+            Err(code) => code,
+        },
     }
 }
 
@@ -170,4 +158,18 @@ fn graph(ctx: &Ctx, name: &str, ascii: bool) -> i32 {
     println!("{} → {}{gate}", p.name, p.environment);
     print!("{}", drawing(p, ascii));
     exit::OK
+}
+
+/// The key of a node gate (`db`) or of a pause before a node's operation (`db/apply`).
+fn node_gate(env: &str, node: &str) -> Result<String, i32> {
+    match crate::domain::GateKey::parse(&format!("{env}/{node}")) {
+        Some(k) if k.node.is_some() => Ok(k.to_string()),
+        _ => {
+            eprintln!(
+                "error: `{node}` is not a node gate: give a resource id (db) or a resource \
+                 and an operation (db/apply)"
+            );
+            Err(exit::USAGE)
+        }
+    }
 }

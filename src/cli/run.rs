@@ -200,12 +200,18 @@ async fn finish<C: EngineClient>(ctx: &Ctx, c: &C, id: i64) -> i32 {
 }
 
 /// The command that approves a gate: service gates by environment; infra gates by
-/// environment (`staging`) or node (`staging/db`).
+/// environment (`staging`), node (`staging db`) or a node's operation (`staging db/apply`).
 fn approve_hint(id: i64, key: &str, kind: crate::domain::RunKind) -> String {
-    match (kind, key.split_once('/')) {
-        (crate::domain::RunKind::Service, _) => format!("pipedeck approve {id} {key}"),
-        (_, Some((env, node))) => format!("pipedeck infra approve-node {id} {env} {node}"),
-        (_, None) => format!("pipedeck infra approve-env {id} {key}"),
+    let parsed = crate::domain::GateKey::parse(key);
+    match (kind, parsed) {
+        (crate::domain::RunKind::Service, _) | (_, None) => format!("pipedeck approve {id} {key}"),
+        (_, Some(k)) => match &k.node {
+            None => format!("pipedeck infra approve-env {id} {}", k.env),
+            Some(node) => {
+                let op = k.op.map(|o| format!("/{o}")).unwrap_or_default();
+                format!("pipedeck infra approve-node {id} {} {node}{op}", k.env)
+            }
+        },
     }
 }
 

@@ -229,11 +229,13 @@ impl Runner {
             // No subscriber is not an error: the change is stored either way.
             let _ = self.shared.events.send(e);
         }
-        for r in out.replies {
-            r(None);
-        }
+        // Side effects first: a caller told "cancelling" may act on it at once, and
+        // the run's scheduler must already know.
         for a in out.after {
             self.carry_out(a);
+        }
+        for r in out.replies {
+            r(None);
         }
     }
 

@@ -9,7 +9,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::{accent, block, fit};
-use crate::domain::{Decision, RunStatus};
+use crate::domain::{Decision, GateKey, RunStatus};
 use crate::tui::action::{Action, Effect};
 use crate::tui::app::{AppState, Dialog, TriggerField, View};
 use crate::tui::keymap::{Keymap, Scope, key_name, scope_name};
@@ -70,33 +70,35 @@ fn decision_text(run: i64, env: &str, decision: Decision) -> String {
         Decision::Approve => "Approve",
         Decision::Reject => "Reject",
     };
-    // Service gates stand before an environment; infra gates are keyed
-    // `env` (environment gate), `env/node` (node gate) or `env/node/apply`
-    // (a pause before applying a reviewed plan).
-    let parts: Vec<&str> = env.split('/').collect();
-    let (what_gate, what) = match (parts.as_slice(), decision) {
-        ([e], Decision::Approve) => (
-            format!("the gate before {e}"),
-            format!("run {run} deploys to {e} and continues"),
+    // Service gates stand before an environment; infra gates stand before an
+    // environment, after a node, or before a node's operation (a reviewed plan).
+    let key = GateKey::parse(env).unwrap_or_else(|| GateKey::env(env));
+    let (what_gate, what) = match (&key.node, key.op, decision) {
+        (None, _, Decision::Approve) => (
+            format!("the gate before {}", key.env),
+            format!("run {run} deploys to {} and continues", key.env),
         ),
-        ([e], Decision::Reject) => (
-            format!("the gate before {e}"),
-            format!("{e} and everything after it in run {run} are skipped"),
+        (None, _, Decision::Reject) => (
+            format!("the gate before {}", key.env),
+            format!(
+                "{} and everything after it in run {run} are skipped",
+                key.env
+            ),
         ),
-        ([_, n], Decision::Approve) => (
+        (Some(n), None, Decision::Approve) => (
             format!("the gate after {n}"),
             format!("{n}'s dependents start"),
         ),
-        ([_, n], Decision::Reject) => (
+        (Some(n), None, Decision::Reject) => (
             format!("the gate after {n}"),
             format!("{n}'s dependents are skipped"),
         ),
-        ([_, n, op], Decision::Approve) => (
+        (Some(n), Some(op), Decision::Approve) => (
             format!("the reviewed plan of {n}"),
             format!("{n} runs {op} with exactly the plan that was previewed"),
         ),
-        (_, _) => (
-            format!("the plan of {}", parts.get(1).unwrap_or(&"")),
+        (Some(n), Some(_), Decision::Reject) => (
+            format!("the plan of {n}"),
             "the plan is discarded and nothing is applied".to_string(),
         ),
     };

@@ -374,3 +374,33 @@ commands = {{ init = "touch {d}/ran", apply = "touch {d}/ran" }}
     assert!(report.contains("preflight FAIL credentials"), "{report}");
     assert!(report.contains("preflight pass state"), "{report}");
 }
+
+/// Masking covers every executor's output: a named credential's value never reaches
+/// a stack job's log (the log shows `***`). PATH stands in for a credential because
+/// every engine has it set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_values_are_masked_in_stack_job_logs() {
+    let p = TestProject::new("");
+    std::fs::write(
+        p.project_file(),
+        format!(
+            r#"{HEADER}
+[infra.one]
+environment = "dev"
+[[infra.one.resources]]
+id = "a"
+kind = "x"
+credentials = ["PATH"]
+commands = {{ apply = "echo \"the credential is $PATH\"" }}
+"#
+        ),
+    )
+    .unwrap();
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let run = h.trigger_infra("one", false).await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    let text = log_text(&h, &done, "operation/a.apply").await;
+    assert_eq!(text, "the credential is ***");
+}

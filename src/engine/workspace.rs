@@ -100,7 +100,13 @@ pub fn ensure_repo(svc: &Service, data_dir: &Path) -> Result<PathBuf, WorkspaceE
 
 fn seed_repo(seed: &Path, repo: &Path, branch: &str) -> Result<(), WorkspaceError> {
     let tmp = repo.with_extension("seeding");
-    let _ = std::fs::remove_dir_all(&tmp);
+    // What an interrupted seeding left. Copying over it does not fail, so one that
+    // could not be removed would have its stale files committed: say so.
+    if let Err(e) = std::fs::remove_dir_all(&tmp)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove {}: {e}", tmp.display());
+    }
     copy_dir(seed, &tmp).map_err(|source| WorkspaceError::Copy {
         from: seed.to_path_buf(),
         source,
@@ -192,6 +198,8 @@ pub fn checkout(repo: &Path, sha: &str, dir: &Path) -> Result<(), WorkspaceError
     if dir.join(".git").exists() {
         return Ok(()); // resumed run: its workspace is already there
     }
+    // A half-made workspace (no `.git`) holds nothing to keep; if it cannot be removed,
+    // the clone into it fails and says why.
     let _ = std::fs::remove_dir_all(dir);
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)?;

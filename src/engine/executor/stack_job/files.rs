@@ -148,6 +148,12 @@ pub(super) fn read_outputs(path: &Path) -> Result<Value, OutputsError> {
 /// The outputs a resource last applied, if it has any.
 pub(super) fn last_outputs(state_dir: &Path) -> Option<Value> {
     read_outputs(&state_dir.join(LAST_OUTPUTS))
+        .inspect_err(|e| {
+            tracing::warn!(
+                "ignoring the last applied outputs in {}: {e}",
+                state_dir.display()
+            );
+        })
         .ok()
         .filter(|o| o.as_object().is_some_and(|m| !m.is_empty()))
 }

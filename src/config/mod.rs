@@ -136,19 +136,40 @@ pub enum SecretSource {
     File(PathBuf),
 }
 
+/// Why a secret's value could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The variable is unset (or not Unicode: `source` says which).
+    #[error("secret {name} is read from the environment variable {var}, which is not set")]
+    Env {
+        name: String,
+        var: String,
+        source: std::env::VarError,
+    },
+    #[error("secret {name} is read from {}: {source}", path.display())]
+    File {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 impl SecretRef {
     /// Reads the secret's value now.
-    pub fn resolve(&self) -> Result<String, String> {
+    pub fn resolve(&self) -> Result<String, SecretError> {
         match &self.source {
-            SecretSource::Env(var) => std::env::var(var).map_err(|_| {
-                format!(
-                    "secret {} is read from the environment variable {var}, which is not set",
-                    self.name
-                )
+            SecretSource::Env(var) => std::env::var(var).map_err(|source| SecretError::Env {
+                name: self.name.clone(),
+                var: var.clone(),
+                source,
             }),
             SecretSource::File(path) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("secret {} is read from {}: {e}", self.name, path.display())),
+                .map_err(|source| SecretError::File {
+                    name: self.name.clone(),
+                    path: path.clone(),
+                    source,
+                }),
         }
     }
 }
@@ -179,6 +200,27 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreadable_secrets_are_named() {
+        let env = SecretRef {
+            name: "TOKEN".into(),
+            source: SecretSource::Env("PIPEDECK_TEST_NEVER_SET".into()),
+        };
+        assert_eq!(
+            env.resolve().unwrap_err().to_string(),
+            "secret TOKEN is read from the environment variable PIPEDECK_TEST_NEVER_SET, which is not set"
+        );
+        let file = SecretRef {
+            name: "KEY".into(),
+            source: SecretSource::File("/nonexistent/pipedeck-key".into()),
+        };
+        let e = file.resolve().unwrap_err().to_string();
+        assert!(
+            e.starts_with("secret KEY is read from /nonexistent/pipedeck-key: "),
+            "{e}"
+        );
+    }
 
     #[test]
     fn durations() {

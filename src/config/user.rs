@@ -19,6 +19,28 @@ pub struct UserConfig {
     pub keymap: std::collections::BTreeMap<String, String>,
 }
 
+/// Why the user config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UserConfigError {
+    /// The file is not valid TOML, or holds a key this version does not know;
+    /// `line` is where (1-based).
+    #[error(
+        "{}:{line}: error: {}\n  hint: fix or remove the key; known keys: data_dir, user, ascii, keymap",
+        path.display(),
+        source.message().trim()
+    )]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        source: toml::de::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// The platform's config dir entry for pipedeck (e.g. `~/.config/pipedeck/config.toml`).
 pub fn user_config_path() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("PIPEDECK_CONFIG") {
@@ -29,26 +51,29 @@ pub fn user_config_path() -> Option<PathBuf> {
 
 impl UserConfig {
     /// Reads the user config file; a missing file is an empty config.
-    pub fn load() -> Result<Self, String> {
+    pub fn load() -> Result<Self, UserConfigError> {
         let Some(path) = user_config_path() else {
             return Ok(Self::default());
         };
         Self::load_from(&path)
     }
 
-    pub fn load_from(path: &Path) -> Result<Self, String> {
+    pub fn load_from(path: &Path) -> Result<Self, UserConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                let at = e.span().map(|s| s.start).unwrap_or(0);
+            Ok(text) => toml::from_str(&text).map_err(|source| {
+                let at = source.span().map(|s| s.start).unwrap_or(0);
                 let line = text[..at.min(text.len())].matches('\n').count() + 1;
-                format!(
-                    "{}:{line}: error: {}\n  hint: fix or remove the key; known keys: data_dir, user, ascii, keymap",
-                    path.display(),
-                    e.message().trim()
-                )
+                UserConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    source,
+                }
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(source) => Err(UserConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
@@ -108,6 +133,34 @@ fn account_name() -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::UserConfig;
+
+    #[test]
+    fn an_unknown_key_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "user = \"ann\"\ncolour = true\n").unwrap();
+        let e = UserConfig::load_from(&path).unwrap_err().to_string();
+        let head = format!("{}:2: error: unknown field `colour`", path.display());
+        assert!(e.starts_with(&head), "{e}");
+        assert!(
+            e.ends_with(
+                "\n  hint: fix or remove the key; known keys: data_dir, user, ascii, keymap"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = UserConfig::load_from(dir.path()).unwrap_err().to_string();
+        let head = format!("cannot read {}: ", dir.path().display());
+        assert!(e.starts_with(&head), "{e}");
+        let missing = dir.path().join("none.toml");
+        assert!(UserConfig::load_from(&missing).unwrap().user.is_none());
+    }
+
     #[test]
     fn account_name_is_the_one_id_reports() {
         let out = std::process::Command::new("id")

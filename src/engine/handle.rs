@@ -228,7 +228,7 @@ impl EngineHandle {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
-        .map_err(EngineError::Invalid)?;
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let new = NewRun {
             spec: RunSpec::Service {
                 service: svc.name.clone(),

@@ -1,9 +1,35 @@
 //! Service repositories and per-run workspaces checked out at the run's commit.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::config::Service;
+
+/// Why a service's repository or a run's workspace could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("cannot run git: {0} (is git installed?)")]
+    NoGit(#[source] io::Error),
+    /// A git command exited with a failure; `stderr` is what it said.
+    #[error("git {args} failed: {stderr}")]
+    Git { args: String, stderr: String },
+    #[error("the repository of service {service} does not exist: {repo}")]
+    NoRepository { service: String, repo: String },
+    #[error("commit {commit} is not in the repository {}", repo.display())]
+    NoCommit { commit: String, repo: PathBuf },
+    #[error("branch {branch} does not exist in the repository {}", repo.display())]
+    NoBranch { branch: String, repo: PathBuf },
+    /// A seed could not be copied into the data dir.
+    #[error("cannot copy {}: {source}", from.display())]
+    Copy { from: PathBuf, source: io::Error },
+    /// A seeded repository could not be moved into place.
+    #[error("cannot create {}: {source}", path.display())]
+    Create { path: PathBuf, source: io::Error },
+    /// A parent directory (mirrors, workspaces) could not be made.
+    #[error("{0}")]
+    Dir(#[from] io::Error),
+}
 
 /// A resolved commit.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,7 +39,7 @@ pub struct CommitInfo {
     pub author: String,
 }
 
-fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
+fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, WorkspaceError> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
         cmd.arg("-C").arg(d);
@@ -22,23 +48,20 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
         .env("GIT_TERMINAL_PROMPT", "0")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE");
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run git: {e} (is git installed?)"))?;
+    let out = cmd.output().map_err(WorkspaceError::NoGit)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
     } else {
-        Err(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(WorkspaceError::Git {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
 /// The local git repository for a service, created or fetched as needed:
 /// a seeded repo lives in the data dir; a URL is mirrored there; a path is used as is.
-pub fn ensure_repo(svc: &Service, data_dir: &Path) -> Result<PathBuf, String> {
+pub fn ensure_repo(svc: &Service, data_dir: &Path) -> Result<PathBuf, WorkspaceError> {
     if let Some(seed) = &svc.repo_seed {
         let repo = data_dir.join("repos").join(&svc.name);
         if !repo.join(".git").exists() {
@@ -51,7 +74,7 @@ pub fn ensure_repo(svc: &Service, data_dir: &Path) -> Result<PathBuf, String> {
         if mirror.exists() {
             git(Some(&mirror), &["fetch", "--prune", "--quiet", "origin"])?;
         } else {
-            std::fs::create_dir_all(data_dir.join("mirrors")).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(data_dir.join("mirrors"))?;
             git(
                 None,
                 &[
@@ -67,18 +90,27 @@ pub fn ensure_repo(svc: &Service, data_dir: &Path) -> Result<PathBuf, String> {
     }
     let p = PathBuf::from(&svc.repo);
     if !p.exists() {
-        return Err(format!(
-            "the repository of service {} does not exist: {}",
-            svc.name, svc.repo
-        ));
+        return Err(WorkspaceError::NoRepository {
+            service: svc.name.clone(),
+            repo: svc.repo.clone(),
+        });
     }
     Ok(p)
 }
 
-fn seed_repo(seed: &Path, repo: &Path, branch: &str) -> Result<(), String> {
+fn seed_repo(seed: &Path, repo: &Path, branch: &str) -> Result<(), WorkspaceError> {
     let tmp = repo.with_extension("seeding");
-    let _ = std::fs::remove_dir_all(&tmp);
-    copy_dir(seed, &tmp).map_err(|e| format!("cannot copy {}: {e}", seed.display()))?;
+    // What an interrupted seeding left. Copying over it does not fail, so one that
+    // could not be removed would have its stale files committed: say so.
+    if let Err(e) = std::fs::remove_dir_all(&tmp)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove {}: {e}", tmp.display());
+    }
+    copy_dir(seed, &tmp).map_err(|source| WorkspaceError::Copy {
+        from: seed.to_path_buf(),
+        source,
+    })?;
     let ident = [
         "-c",
         "user.name=pipedeck demo",
@@ -95,10 +127,13 @@ fn seed_repo(seed: &Path, repo: &Path, branch: &str) -> Result<(), String> {
         "Initial import of the demo service",
     ]);
     git(Some(&tmp), &commit)?;
-    std::fs::rename(&tmp, repo).map_err(|e| format!("cannot create {}: {e}", repo.display()))
+    std::fs::rename(&tmp, repo).map_err(|source| WorkspaceError::Create {
+        path: repo.to_path_buf(),
+        source,
+    })
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -117,7 +152,7 @@ pub fn resolve_commit(
     repo: &Path,
     branch: &str,
     commit: Option<&str>,
-) -> Result<CommitInfo, String> {
+) -> Result<CommitInfo, WorkspaceError> {
     let rev = match commit {
         Some(c) => format!("{c}^{{commit}}"),
         None => format!("refs/heads/{branch}^{{commit}}"),
@@ -136,11 +171,14 @@ pub fn resolve_commit(
         ],
     )
     .map_err(|_| match commit {
-        Some(c) => format!("commit {c} is not in the repository {}", repo.display()),
-        None => format!(
-            "branch {branch} does not exist in the repository {}",
-            repo.display()
-        ),
+        Some(c) => WorkspaceError::NoCommit {
+            commit: c.to_string(),
+            repo: repo.to_path_buf(),
+        },
+        None => WorkspaceError::NoBranch {
+            branch: branch.to_string(),
+            repo: repo.to_path_buf(),
+        },
     })?;
     let mut parts = meta.splitn(3, '\0');
     let (sha, author, message) = (
@@ -156,13 +194,15 @@ pub fn resolve_commit(
 }
 
 /// Checks out `sha` from `repo` into `dir` (a fresh clone; nothing shared with other runs).
-pub fn checkout(repo: &Path, sha: &str, dir: &Path) -> Result<(), String> {
+pub fn checkout(repo: &Path, sha: &str, dir: &Path) -> Result<(), WorkspaceError> {
     if dir.join(".git").exists() {
         return Ok(()); // resumed run: its workspace is already there
     }
+    // A half-made workspace (no `.git`) holds nothing to keep; if it cannot be removed,
+    // the clone into it fails and says why.
     let _ = std::fs::remove_dir_all(dir);
     if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(parent)?;
     }
     git(
         None,
@@ -176,4 +216,73 @@ pub fn checkout(repo: &Path, sha: &str, dir: &Path) -> Result<(), String> {
     )?;
     git(Some(dir), &["checkout", "--quiet", "--detach", sha])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages() {
+        let gone = || io::Error::new(io::ErrorKind::NotFound, "gone");
+        let cases = [
+            (
+                WorkspaceError::NoGit(gone()),
+                "cannot run git: gone (is git installed?)",
+            ),
+            (
+                WorkspaceError::Git {
+                    args: "fetch --prune".into(),
+                    stderr: "fatal: no remote".into(),
+                },
+                "git fetch --prune failed: fatal: no remote",
+            ),
+            (
+                WorkspaceError::NoRepository {
+                    service: "api".into(),
+                    repo: "/src/api".into(),
+                },
+                "the repository of service api does not exist: /src/api",
+            ),
+            (
+                WorkspaceError::Copy {
+                    from: "/seed".into(),
+                    source: gone(),
+                },
+                "cannot copy /seed: gone",
+            ),
+            (
+                WorkspaceError::Create {
+                    path: "/repos/api".into(),
+                    source: gone(),
+                },
+                "cannot create /repos/api: gone",
+            ),
+            (WorkspaceError::Dir(gone()), "gone"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn an_unknown_revision_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = resolve_commit(dir.path(), "main", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "branch main does not exist in the repository {}",
+                dir.path().display()
+            )
+        );
+        let e = resolve_commit(dir.path(), "main", Some("abc123")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "commit abc123 is not in the repository {}",
+                dir.path().display()
+            )
+        );
+    }
 }

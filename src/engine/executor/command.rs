@@ -7,10 +7,25 @@ use std::time::Duration;
 
 use super::process::{self, ProcSpec};
 use super::spawn::Env;
-use crate::config::Service;
+use crate::config::{SecretError, Service};
 use crate::domain::RunInfo;
 use crate::engine::scheduler::{Executor, Finished, Outcome, UnitCtx};
-use crate::engine::workspace;
+use crate::engine::workspace::{self, WorkspaceError};
+
+/// Why a service run could not start: no workspace, a secret unreadable, or no
+/// environment.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PrepareError {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("cannot set the environment: {0}")]
+    Env(#[source] std::io::Error),
+    /// The blocking task making the workspace panicked or was cancelled.
+    #[error("{0}")]
+    Join(#[from] tokio::task::JoinError),
+}
 
 /// One command to run.
 pub(crate) struct Command {
@@ -74,9 +89,10 @@ impl CommandExecutor {
 
 impl Executor for CommandExecutor {
     type Work = Command;
+    type PrepareError = PrepareError;
 
     /// The workspace at the run's commit, the secrets read, the variables set.
-    async fn prepare(&self) -> Result<Vec<String>, String> {
+    async fn prepare(&self) -> Result<Vec<String>, PrepareError> {
         let (def, data_dir, ws, sha) = (
             self.def.clone(),
             self.data_dir.clone(),
@@ -87,8 +103,7 @@ impl Executor for CommandExecutor {
             let repo = workspace::ensure_repo(&def, &data_dir)?;
             workspace::checkout(&repo, &sha, &ws)
         })
-        .await
-        .map_err(|e| e.to_string())??;
+        .await??;
         let mut secrets = Vec::new();
         let mut env = Vec::new();
         for secret in &self.def.secrets {
@@ -97,7 +112,7 @@ impl Executor for CommandExecutor {
             secrets.push(v);
         }
         env.extend(self.variables());
-        let env = Env::new(&env).map_err(|e| format!("cannot set the environment: {e}"))?;
+        let env = Env::new(&env).map_err(PrepareError::Env)?;
         // `prepare` runs once per walk; a second call keeps the first environment.
         let _ = self.env.set(Arc::new(env));
         Ok(secrets)

@@ -3,6 +3,7 @@
 //! applies exactly that file; the plan summary comes from `show -json`, outputs from
 //! `output -json`.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,6 +13,38 @@ use serde_json::{Map, Value};
 pub const PLAN_FILE: &str = "pipedeck.tfplan";
 /// The inputs, as Terraform variables (loaded automatically).
 pub const VARS_FILE: &str = "pipedeck.auto.tfvars.json";
+
+/// Why the driver could not prepare a working directory or read what Terraform made.
+#[derive(Debug, thiserror::Error)]
+pub enum TerraformError {
+    #[error("cannot read the module {}: {source}", module.display())]
+    ReadModule { module: PathBuf, source: io::Error },
+    /// A configuration file of the module could not be copied in.
+    #[error("cannot copy {name}: {source}")]
+    Copy { name: String, source: io::Error },
+    #[error("the module {} has no .tf files", module.display())]
+    NoConfig { module: PathBuf },
+    /// A stale configuration file could not be removed from the working directory.
+    #[error("cannot remove {}: {source}", path.display())]
+    Remove { path: PathBuf, source: io::Error },
+    #[error("cannot write {file}: {0}", file = VARS_FILE)]
+    WriteVars(#[source] io::Error),
+    #[error("cannot run {}: {source}", bin.display())]
+    Spawn { bin: PathBuf, source: io::Error },
+    /// The binary exited with a failure; `stderr` is what it said.
+    #[error("{} {args} failed: {stderr}", bin.display())]
+    Failed {
+        bin: PathBuf,
+        args: String,
+        stderr: String,
+    },
+    #[error("{} {args}: not JSON: {source}", bin.display())]
+    NotJson {
+        bin: PathBuf,
+        args: String,
+        source: serde_json::Error,
+    },
+}
 
 /// Finds the binary: the configured one (a path, or a name on PATH), else the
 /// driver's own name, else the other of terraform/tofu.
@@ -104,28 +137,39 @@ fn is_config(name: &str) -> bool {
 
 /// Makes the working directory hold the module's configuration as it is now, and
 /// the inputs as variables. State, plan and `.terraform` stay.
-pub fn prepare(module: &Path, dir: &Path, inputs: &Map<String, Value>) -> Result<(), String> {
-    let entries = std::fs::read_dir(module)
-        .map_err(|e| format!("cannot read the module {}: {e}", module.display()))?;
+pub fn prepare(
+    module: &Path,
+    dir: &Path,
+    inputs: &Map<String, Value>,
+) -> Result<(), TerraformError> {
+    let entries = std::fs::read_dir(module).map_err(|source| TerraformError::ReadModule {
+        module: module.to_path_buf(),
+        source,
+    })?;
     let mut wanted = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if e.path().is_file() && is_config(&name) {
-            std::fs::copy(e.path(), dir.join(&name))
-                .map_err(|err| format!("cannot copy {name}: {err}"))?;
+            if let Err(source) = std::fs::copy(e.path(), dir.join(&name)) {
+                return Err(TerraformError::Copy { name, source });
+            }
             wanted.push(name);
         }
     }
     if wanted.is_empty() {
-        return Err(format!("the module {} has no .tf files", module.display()));
+        return Err(TerraformError::NoConfig {
+            module: module.to_path_buf(),
+        });
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             // A stale configuration file would change the plan: it must go.
             if is_config(&name) && !wanted.contains(&name) {
-                std::fs::remove_file(e.path())
-                    .map_err(|err| format!("cannot remove {}: {err}", e.path().display()))?;
+                std::fs::remove_file(e.path()).map_err(|source| TerraformError::Remove {
+                    path: e.path(),
+                    source,
+                })?;
             }
         }
     }
@@ -133,30 +177,40 @@ pub fn prepare(module: &Path, dir: &Path, inputs: &Map<String, Value>) -> Result
         dir.join(VARS_FILE),
         Value::Object(inputs.clone()).to_string(),
     )
-    .map_err(|e| format!("cannot write {VARS_FILE}: {e}"))
+    .map_err(TerraformError::WriteVars)
 }
 
-fn json_of(bin: &Path, dir: &Path, args: &[&str], data_dir: &Path) -> Result<Value, String> {
+fn json_of(
+    bin: &Path,
+    dir: &Path,
+    args: &[&str],
+    data_dir: &Path,
+) -> Result<Value, TerraformError> {
     let out = Command::new(bin)
         .args(args)
         .current_dir(dir)
         .envs(env(data_dir))
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+        .map_err(|source| TerraformError::Spawn {
+            bin: bin.to_path_buf(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(format!(
-            "{} {} failed: {}",
-            bin.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(TerraformError::Failed {
+            bin: bin.to_path_buf(),
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
-    serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{} {}: not JSON: {e}", bin.display(), args.join(" ")))
+    serde_json::from_slice(&out.stdout).map_err(|source| TerraformError::NotJson {
+        bin: bin.to_path_buf(),
+        args: args.join(" "),
+        source,
+    })
 }
 
 /// The saved plan's summary: counts and the addresses of what changes.
-pub fn plan_summary(bin: &Path, dir: &Path, data_dir: &Path) -> Result<Value, String> {
+pub fn plan_summary(bin: &Path, dir: &Path, data_dir: &Path) -> Result<Value, TerraformError> {
     let plan = json_of(bin, dir, &["show", "-json", PLAN_FILE], data_dir)?;
     Ok(summarize(&plan))
 }
@@ -223,7 +277,7 @@ pub fn summary_line(s: &Value) -> String {
 }
 
 /// The root module's outputs, as `{name: value}`.
-pub fn outputs(bin: &Path, dir: &Path, data_dir: &Path) -> Result<Value, String> {
+pub fn outputs(bin: &Path, dir: &Path, data_dir: &Path) -> Result<Value, TerraformError> {
     let raw = json_of(bin, dir, &["output", "-json"], data_dir)?;
     let mut out = Map::new();
     for (k, v) in raw.as_object().into_iter().flatten() {
@@ -235,6 +289,84 @@ pub fn outputs(bin: &Path, dir: &Path, data_dir: &Path) -> Result<Value, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages() {
+        let gone = || io::Error::new(io::ErrorKind::NotFound, "gone");
+        let bin = PathBuf::from("/bin/terraform");
+        let cases = [
+            (
+                TerraformError::ReadModule {
+                    module: "/m".into(),
+                    source: gone(),
+                },
+                "cannot read the module /m: gone",
+            ),
+            (
+                TerraformError::Copy {
+                    name: "main.tf".into(),
+                    source: gone(),
+                },
+                "cannot copy main.tf: gone",
+            ),
+            (
+                TerraformError::NoConfig {
+                    module: "/m".into(),
+                },
+                "the module /m has no .tf files",
+            ),
+            (
+                TerraformError::Remove {
+                    path: "/s/old.tf".into(),
+                    source: gone(),
+                },
+                "cannot remove /s/old.tf: gone",
+            ),
+            (
+                TerraformError::WriteVars(gone()),
+                "cannot write pipedeck.auto.tfvars.json: gone",
+            ),
+            (
+                TerraformError::Spawn {
+                    bin: bin.clone(),
+                    source: gone(),
+                },
+                "cannot run /bin/terraform: gone",
+            ),
+            (
+                TerraformError::Failed {
+                    bin: bin.clone(),
+                    args: "output -json".into(),
+                    stderr: "Error: x".into(),
+                },
+                "/bin/terraform output -json failed: Error: x",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+        let source = serde_json::from_str::<Value>("{").unwrap_err();
+        let why = source.to_string();
+        let e = TerraformError::NotJson {
+            bin,
+            args: "show -json pipedeck.tfplan".into(),
+            source,
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("/bin/terraform show -json pipedeck.tfplan: not JSON: {why}")
+        );
+    }
+
+    #[test]
+    fn a_module_without_configuration_is_refused() {
+        let (module, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let e = prepare(module.path(), dir.path(), &Map::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("the module {} has no .tf files", module.path().display())
+        );
+    }
 
     #[test]
     fn summarizes_actions() {

@@ -144,7 +144,11 @@ async fn supervise(driver: tokio::task::JoinHandle<()>, tx: mpsc::Sender<Msg>, i
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("a panic")
             .to_string();
-        let _ = tx.send(Msg::Crashed(id, why)).await;
+        // The runner is gone only when the engine has stopped: nobody is left to record
+        // the crash, so the log keeps it.
+        if tx.send(Msg::Crashed(id, why.clone())).await.is_err() {
+            tracing::error!("run {id}: its driver panicked after the engine stopped: {why}");
+        }
     }
 }
 

@@ -145,8 +145,12 @@ pub(crate) trait Executor: Send + Sync + 'static {
     /// What one unit runs (a command, a stack-job operation).
     type Work: Send + Sync + 'static;
 
+    /// Why [`Executor::prepare`] failed; its `Display` is the reason the run could
+    /// not start (`Infallible` for an executor with nothing that can fail).
+    type PrepareError: std::error::Error + Send + 'static;
+
     /// Once, before any unit: returns the secret values every unit's log masks.
-    fn prepare(&self) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    fn prepare(&self) -> impl Future<Output = Result<Vec<String>, Self::PrepareError>> + Send;
 
     /// Once per group, before its first unit runs; `log` is that unit's log.
     fn prepare_group(

@@ -37,8 +37,9 @@ struct Fake {
 
 impl Executor for Fake {
     type Work = Does;
+    type PrepareError = std::convert::Infallible;
 
-    async fn prepare(&self) -> Result<Vec<String>, String> {
+    async fn prepare(&self) -> Result<Vec<String>, Self::PrepareError> {
         Ok(Vec::new())
     }
 

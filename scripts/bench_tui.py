@@ -17,14 +17,14 @@ def tmux(*a):
 def screen():
     return tmux("capture-pane", "-t", "b", "-p")
 
-def wait(pred, timeout=120):
+def wait(pred, timeout=120, what="the screen"):
     end = time.time() + timeout
     while time.time() < end:
         s = screen()
         if pred(s):
             return s
         time.sleep(0.01)
-    raise SystemExit("timed out; screen:\n" + screen())
+    raise SystemExit(f"timed out waiting for {what}; screen:\n" + screen())
 
 def cpu_ticks(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -69,7 +69,16 @@ def one_run():
         engine = int(kids[0]) if kids else None
         tmux("send-keys", "-t", "b", "t"); wait(lambda s: "trigger a run" in s)
         tmux("send-keys", "-t", "b", "Enter"); wait(lambda s: "running" in s)
-        tmux("send-keys", "-t", "b", "Enter"); wait(lambda s: "build/idle" in s)
+        tmux("send-keys", "-t", "b", "Enter"); wait(lambda s: "build/" in s, what="the run's detail")
+        # The detail opens on a running step, else on the last one: opened while `idle`
+        # is still pending (its workspace checkout takes a moment, longer while the
+        # previous run's 1 GiB log is being deleted), it shows `gen`, and waiting for
+        # `build/idle` then never ends (nor does `idle`: nothing writes its FIFO).
+        # So wait until `idle` runs, then select it.
+        wait(lambda s: re.search(r"[●*] idle", s) is not None, what="`idle` running")
+        if "build/idle" not in screen():
+            tmux("send-keys", "-t", "b", "k")
+        wait(lambda s: "build/idle" in s, what="`idle` selected")
         idle = latency_samples(20)
         # Switch the log pane to the generator step, then release it by ending `idle`.
         tmux("send-keys", "-t", "b", "j"); wait(lambda s: "build/gen" in s)
@@ -86,7 +95,8 @@ def one_run():
                 time.sleep(0.05)
         os.write(fd, b"go\n")
         os.close(fd)
-        wait(lambda s: re.search(r"build/gen · [1-9][\d]* lines", s) is not None)
+        wait(lambda s: re.search(r"build/gen · [1-9][\d]* lines", s) is not None,
+             what="`gen`'s first lines (after the FIFO write)")
         t0, c0 = time.time(), cpu_ticks(pid)
         e0 = cpu_ticks(engine) if engine else 0
         loaded = latency_samples(20)

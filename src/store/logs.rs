@@ -25,6 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -497,12 +498,26 @@ struct Files {
     meta: File,
 }
 
+/// A log's open files, for fsyncing them on another thread while lines are appended.
+#[derive(Clone)]
+pub(crate) struct SyncHandle(Arc<Files>);
+
+impl SyncHandle {
+    /// Makes everything written before the call durable: the log, then its index and
+    /// `.meta`.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.0.log.sync_data()?;
+        self.0.idx.sync_data()?;
+        self.0.meta.sync_data()
+    }
+}
+
 /// Appends lines to one step's log and keeps its index and `.meta` entries. Only
 /// one writer may have a log open at a time: the engine's is the log-writer thread.
 pub struct LogWriter {
     paths: Paths,
-    /// Opened on the first append.
-    files: Option<Files>,
+    /// Opened on the first append (shared with the sync thread's [`SyncHandle`]).
+    files: Option<Arc<Files>>,
     /// The time and stream of the last `.meta` entry.
     last_meta: Option<(i64, u8)>,
     lines: u64,
@@ -526,7 +541,7 @@ impl LogWriter {
         }
     }
 
-    fn files(&mut self) -> io::Result<&mut Files> {
+    fn files(&mut self) -> io::Result<&Files> {
         if self.files.is_none() {
             let p = &self.paths;
             // A log already there (lines written before) is repaired and continued.
@@ -542,10 +557,10 @@ impl LogWriter {
             // format.
             let meta = open(&p.meta)?;
             let (log, idx) = (open(&p.log)?, open(&p.idx)?);
-            self.files = Some(Files { log, idx, meta });
+            self.files = Some(Arc::new(Files { log, idx, meta }));
         }
         self.files
-            .as_mut()
+            .as_deref()
             .ok_or_else(|| io::Error::other("log files not open"))
     }
 
@@ -573,7 +588,7 @@ impl LogWriter {
         self.files()?;
         if self.last_meta != Some((ts, stream)) {
             let entry = encode_meta(self.lines, ts, stream);
-            self.files()?.meta.write_all(&entry)?;
+            (&self.files()?.meta).write_all(&entry)?;
             self.last_meta = Some((ts, stream));
         }
         // Index entries for every multiple of INDEX_EVERY in [lines, lines + count).
@@ -594,9 +609,9 @@ impl LogWriter {
             }
         }
         let f = self.files()?;
-        f.log.write_all(lines)?;
+        (&f.log).write_all(lines)?;
         if !idx.is_empty() {
-            f.idx.write_all(&idx)?;
+            (&f.idx).write_all(&idx)?;
         }
         self.lines += count;
         self.bytes += lines.len() as u64;
@@ -646,12 +661,12 @@ impl LogWriter {
 
     /// Makes everything written so far durable: the log, then its index and `.meta`.
     pub fn sync(&mut self) -> io::Result<()> {
-        if let Some(f) = &self.files {
-            f.log.sync_data()?;
-            f.idx.sync_data()?;
-            f.meta.sync_data()?;
-        }
-        Ok(())
+        self.sync_handle().map_or(Ok(()), |h| h.sync())
+    }
+
+    /// The open files, for syncing elsewhere (none before the first append).
+    pub(crate) fn sync_handle(&self) -> Option<SyncHandle> {
+        self.files.clone().map(SyncHandle)
     }
 }
 

@@ -629,6 +629,11 @@ impl LogWriter {
     /// 250 ms on the writer thread), in 8 interleaved rounds: 1.72/1.77/2.09/1.76/
     /// 1.96 s without, 1.28/1.65/1.43/1.19/1.48 s with (median 1.77 -> 1.43 s), and
     /// 1.85/1.53/2.12 -> 1.66/1.25/2.02 s in three more: it won every round.
+    /// Measured again once the fsyncs moved to the sync thread (and the reader
+    /// gathered larger chunks): `scripts/bench.sh --capture`, 5 pairs a round, 3
+    /// rounds interleaved: median of the per-pair ratios 1.24/1.28/1.65 without,
+    /// 1.15/1.12/1.38 with (step medians 0.95/1.03/1.06 s without, 0.69/0.97/1.09 s
+    /// with): still lower in every round by the ratio, so it stays.
     fn start_writeback(&mut self) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let Some(f) = &self.files else {

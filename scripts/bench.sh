@@ -5,7 +5,7 @@
 #   2. memory: peak RSS of the hosting process during (1).
 #   3. step overhead: a 2,000-step DAG of /bin/true (width 16, 2 needs each) vs
 #      `make -j2` on the equivalent generated Makefile.
-# Usage: scripts/bench.sh [--quick | --capture]
+# Usage: [PD_BIN=path] scripts/bench.sh [--quick | --capture]
 #   --quick: 128 MiB and 500 steps; --capture: only (1) and (2), in five pairs.
 # Also: frame time (benches/frame.rs) and the dashboard under load (scripts/bench_tui.py).
 # Each pipedeck figure is measured in three pairs, alternating with its peer, and the
@@ -13,8 +13,11 @@
 # Prints figures and ratios; it never fails on time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-BIN="$PWD/target/release/pipedeck"
+# PD_BIN: measure a binary built elsewhere (e.g. the code before a change).
+if [ -n "${PD_BIN:-}" ]; then BIN="$PD_BIN"; else
+  cargo build --release --quiet
+  BIN="$PWD/target/release/pipedeck"
+fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -69,7 +72,7 @@ PD=("$BIN" --data-dir "$WORK/data" --project "$WORK/proj/pipedeck.toml" --as ben
 "${PD[@]}" validate >/dev/null
 
 echo "== log capture: $((BYTES / 1024 / 1024)) MiB of 100-byte lines"
-peers=(); syncs=(); pds=(); rss=0
+peers=(); syncs=(); pds=(); walls=(); ratios=(); rss=0
 for i in $(seq 1 $PAIRS); do
   sync
   t0=$(now); sh -c "$GEN | cat > '$WORK/peer.out'"; t1=$(now)
@@ -79,7 +82,8 @@ for i in $(seq 1 $PAIRS); do
   t0=$(now); sh -c "$GEN | cat > '$WORK/peer.out' && sync '$WORK/peer.out'"; t1=$(now)
   syncs+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
   rm -f "$WORK/peer.out"; sync
-  /usr/bin/time -f '%M' -o "$WORK/rss" "${PD[@]}" run flood --wait > "$WORK/flood.out"
+  t0=$(now); /usr/bin/time -f '%M' -o "$WORK/rss" "${PD[@]}" run flood --wait > "$WORK/flood.out"; t1=$(now)
+  walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
   rss=$(( $(cat "$WORK/rss") > rss ? $(cat "$WORK/rss") : rss ))
   id=$(head -n 1 "$WORK/flood.out")
   step_ms=$("${PD[@]}" serve >/dev/null 2>&1 & spid=$!;
@@ -87,12 +91,14 @@ for i in $(seq 1 $PAIRS); do
     "${PD[@]}" show "$id" --json | python3 -c 'import json,sys; s=json.load(sys.stdin)["steps"][0]; print(s["ended_at"]-s["started_at"])'
     kill "$spid"; wait "$spid" 2>/dev/null || true)
   pds+=("$(awk -v ms="$step_ms" 'BEGIN { print ms / 1000 }')")
+  ratios+=("$(ratio "${pds[-1]}" "${peers[-1]}")")
   stored=$(du -sm "$WORK/data/logs" | cut -f1)
   rm -rf "$WORK/data/logs"
-  echo "  pair $i: peer (gen | cat > file) ${peers[-1]}s, with sync ${syncs[-1]}s; pipedeck step (capture+mask+store) ${pds[-1]}s; stored ${stored} MiB"
+  echo "  pair $i: peer (gen | cat > file) ${peers[-1]}s, with sync ${syncs[-1]}s; pipedeck step (capture+mask+store) ${pds[-1]}s, whole command ${walls[-1]}s; stored ${stored} MiB, ratio ${ratios[-1]}"
 done
-peer=$(median "${peers[@]}"); peer_sync=$(median "${syncs[@]}"); pd=$(median "${pds[@]}")
-echo "  medians: peer ${peer}s, pipedeck ${pd}s   ratio: $(ratio "$pd" "$peer")   (target <= 1.5)"
+peer=$(median "${peers[@]}"); peer_sync=$(median "${syncs[@]}"); pd=$(median "${pds[@]}"); wall=$(median "${walls[@]}")
+echo "  medians: peer ${peer}s, pipedeck ${pd}s   ratio: $(ratio "$pd" "$peer")   median of the pairs' ratios: $(median "${ratios[@]}")   (target <= 1.5)"
+echo "  the whole \`pipedeck run --wait\` command (start-up, checkout, capture, last fsync): ${wall}s, ratio $(ratio "$wall" "$peer")"
 # The peer's time swings with the page cache (on a VM, pages free for a few seconds
 # cost up to five times more to fill), so also compare with its fastest pair.
 peer_min=$(printf '%s\n' "${peers[@]}" | sort -g | head -n 1)

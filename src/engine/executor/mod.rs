@@ -1,5 +1,6 @@
 //! Executors: how one executable unit runs.
 
+mod capture;
 pub(crate) mod command;
 pub mod process;
 pub mod spawn;

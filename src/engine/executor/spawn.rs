@@ -16,7 +16,6 @@ use std::process::ExitStatus;
 use std::sync::OnceLock;
 
 use tokio::io::unix::AsyncFd;
-use tokio::net::unix::pipe;
 
 /// What to run: a plain command line runs its program directly (as make does, one
 /// exec fewer), anything with shell syntax runs under `/bin/sh -c`.
@@ -141,7 +140,7 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// A pipe: (read end, write end), both close-on-exec.
-fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(super) fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 writes two new descriptors into `fds`, which we then own.
     check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -197,11 +196,12 @@ fn spawn_check(r: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// A started step: its pid (also its process group), its output pipes, and its exit.
+/// A started step: its pid (also its process group), the read ends of its output
+/// pipes (blocking; read them off the async runtime), and its exit.
 pub struct Child {
     pub pid: i32,
-    pub stdout: Option<pipe::Receiver>,
-    pub stderr: Option<pipe::Receiver>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
     exit: Option<AsyncFd<OwnedFd>>,
     reaped: bool,
 }
@@ -295,8 +295,8 @@ pub fn spawn(argv: &[String], cwd: &Path, env: &Env, extra: &Env) -> io::Result<
         exit: None,
         reaped: false,
     };
-    child.stdout = Some(receiver(out_r)?);
-    child.stderr = Some(receiver(err_r)?);
+    child.stdout = Some(out_r);
+    child.stderr = Some(err_r);
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if pidfd >= 0 {
@@ -308,13 +308,6 @@ pub fn spawn(argv: &[String], cwd: &Path, env: &Env, extra: &Env) -> io::Result<
         });
     }
     Ok(child)
-}
-
-/// The read end of an output pipe, non-blocking, on the runtime's reactor.
-fn receiver(fd: OwnedFd) -> io::Result<pipe::Receiver> {
-    // SAFETY: F_SETFL on a descriptor we own.
-    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) })?;
-    pipe::Receiver::from_owned_fd_unchecked(fd)
 }
 
 impl Child {
@@ -413,7 +406,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_a_process_in_its_own_group_and_reports_its_exit() {
-        use tokio::io::AsyncReadExt;
+        use std::io::Read;
         let dir = std::env::temp_dir();
         let vars = Env::new(&[("PD_X".to_string(), "42".to_string())]).unwrap();
         let mut c = spawn(
@@ -424,17 +417,11 @@ mod tests {
         )
         .unwrap();
         let (mut out, mut err) = (String::new(), String::new());
-        c.stdout
-            .take()
-            .unwrap()
+        std::fs::File::from(c.stdout.take().unwrap())
             .read_to_string(&mut out)
-            .await
             .unwrap();
-        c.stderr
-            .take()
-            .unwrap()
+        std::fs::File::from(c.stderr.take().unwrap())
             .read_to_string(&mut err)
-            .await
             .unwrap();
         let status = c.wait().await.unwrap();
         assert_eq!(status.code(), Some(3));

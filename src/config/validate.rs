@@ -59,14 +59,18 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
     };
     let mut engine = EngineSettings::default();
     if let Some(c) = &file.engine.concurrency {
-        if *c.get_ref() < 1 {
-            cx.err(
+        match usize::try_from(*c.get_ref()) {
+            Ok(n) if CONCURRENCY.contains(&n) => engine.concurrency = n,
+            _ => cx.err(
                 c.span(),
-                format!("concurrency must be at least 1, not {}", c.get_ref()),
+                format!(
+                    "concurrency must be from {} to {}, not {}",
+                    CONCURRENCY.start(),
+                    CONCURRENCY.end(),
+                    c.get_ref()
+                ),
                 "set engine.concurrency to the most steps that may run at once",
-            );
-        } else {
-            engine.concurrency = *c.get_ref() as usize;
+            ),
         }
     }
     engine.kill_grace_ms = cx.duration(&file.engine.kill_grace, engine.kill_grace_ms);
@@ -363,6 +367,10 @@ fn resolve_steps(
         })
         .collect()
 }
+
+/// The engine's one concurrency limit: at least one unit, at most 1,024 at once
+/// (each running unit holds a process group and its pipes).
+const CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=1024;
 
 /// A cycle as a path of node weights `a -> b -> ... -> a` following edges, if any.
 pub(crate) fn find_cycle(graph: &DiGraph<usize, ()>) -> Option<Vec<usize>> {

@@ -15,12 +15,13 @@ use crate::engine::scheduler::{GateSpec, Group, OnCancel, OnFailure, Plan, Polic
 
 /// The resources a run touches: one for a stack job, all of them otherwise.
 fn in_run(p: &InfraProject, steps: &[StepInfo]) -> Vec<usize> {
+    let rows: std::collections::HashSet<&str> = steps
+        .iter()
+        .filter(|s| s.stage == Stage::Resource)
+        .map(|s| s.name.as_str())
+        .collect();
     (0..p.resources.len())
-        .filter(|&k| {
-            steps
-                .iter()
-                .any(|s| s.stage == Stage::Resource && s.name == p.resources[k].id)
-        })
+        .filter(|&k| rows.contains(p.resources[k].id.as_str()))
         .collect()
 }
 

@@ -128,6 +128,12 @@ impl StackJobExecutor {
             }
         }
         let mut progress: HashMap<usize, Progress> = HashMap::new();
+        let index: HashMap<&str, usize> = project
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(k, r)| (r.id.as_str(), k))
+            .collect();
         for s in steps {
             match s.stage {
                 Stage::Resource => {
@@ -139,7 +145,7 @@ impl StackJobExecutor {
                     let Some((rid, op)) = s.name.rsplit_once('.') else {
                         continue;
                     };
-                    let Some(k) = project.resources.iter().position(|r| r.id == rid) else {
+                    let Some(&k) = index.get(rid) else {
                         continue;
                     };
                     let p = progress.entry(k).or_default();

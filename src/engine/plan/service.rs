@@ -28,6 +28,8 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo]) -> Plan<Command> {
     let mut units = Vec::new();
     let mut settled = Vec::new();
     let mut build_unit: HashMap<&str, usize> = HashMap::new();
+    let defs: HashMap<&str, &crate::config::Step> =
+        svc.steps.iter().map(|s| (s.name.as_str(), s)).collect();
     let build_policy = Policy {
         on_failure: OnFailure::FailRun,
         on_cancel: OnCancel::Terminate,
@@ -39,7 +41,7 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo]) -> Plan<Command> {
         if row.stage != Stage::Build {
             continue;
         }
-        let Some(def) = svc.steps.iter().find(|s| s.name == row.name) else {
+        let Some(def) = defs.get(row.name.as_str()) else {
             continue;
         };
         build_unit.insert(&def.name, units.len());
@@ -57,7 +59,7 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo]) -> Plan<Command> {
     }
     for u in &mut units {
         let name = steps[u.step].name.as_str();
-        if let Some(def) = svc.steps.iter().find(|s| s.name == name) {
+        if let Some(def) = defs.get(name) {
             u.needs = def
                 .needs
                 .iter()

@@ -154,7 +154,6 @@ for i in $(seq 1 $PAIRS); do
   t0=$(now); "$BIN" --data-dir "$WORK/idata$i" --project "$WORK/infra.toml" --as bench infra run big --wait > "$WORK/infra.out"; t1=$(now)
   pdis+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
   ratios+=("$(ratio "${pdis[-1]}" "${mks[-1]}")")
-  rm -rf "$WORK/idata$i"
   echo "  pair $i: make -j2 ${mks[-1]}s, pipedeck ${pdis[-1]}s ($(tail -n 1 "$WORK/infra.out")), ratio ${ratios[-1]}"
 done
 mk=$(median "${mks[@]}"); pdi=$(median "${pdis[@]}")

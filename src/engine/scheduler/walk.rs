@@ -212,6 +212,11 @@ impl<E: Executor> Scheduler<E> {
             let outputs = self.exec.finish_group(self.plan.groups[g].key, ok);
             self.steps[row].outputs = outputs;
         }
+        // A group that has started never reads as pending again (after a restart its
+        // units are pending while its row still says where it got to).
+        if status == StepStatus::Pending && self.steps[row].status != StepStatus::Pending {
+            return;
+        }
         self.set(row, status, reason, now_ms()).await;
     }
 

@@ -109,35 +109,9 @@ pub fn click(s: &mut AppState, row: u16) -> Option<Effect> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        Decision, GateInfo, GateStatus, RunInfo, RunKind, RunStatus, RunType, Trigger,
-    };
+    use crate::domain::{Decision, GateInfo, GateStatus, RunStatus};
 
-    fn run(id: i64, status: RunStatus) -> RunInfo {
-        RunInfo {
-            id,
-            kind: RunKind::Service,
-            service: "web".into(),
-            run_type: RunType::Production,
-            trigger: Trigger::Manual,
-            branch: "main".into(),
-            tag: None,
-            commit_sha: "abcdef0123".into(),
-            commit_message: "msg".into(),
-            author: "a".into(),
-            triggered_by: "a".into(),
-            status,
-            reason: None,
-            created_at: 0,
-            started_at: Some(0),
-            ended_at: None,
-            rerun_of: None,
-            attempt: 1,
-            environment: None,
-            resource: None,
-            operation: None,
-        }
-    }
+    use crate::tui::app::tests::run;
 
     fn press(s: &mut AppState, c: KeyCode) -> Option<Effect> {
         on_key(s, &Keymap::default(), KeyEvent::new(c, KeyModifiers::NONE))

@@ -367,11 +367,12 @@ impl AppState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{RunKind, RunStatus, RunType, Trigger};
 
-    fn run(id: i64, status: RunStatus) -> RunInfo {
+    /// A service run as the dashboard's tests use it.
+    pub(crate) fn run(id: i64, status: RunStatus) -> RunInfo {
         RunInfo {
             id,
             kind: RunKind::Service,

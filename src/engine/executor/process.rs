@@ -1,7 +1,8 @@
 //! A step as a real child process in its own process group. Its output is captured
-//! off the async runtime ([`capture`](super::capture): a blocking reader a step, then
-//! the store's one log-writer thread); this task only waits for the exit, the stop
-//! token and the reader, and never polls.
+//! by [`capture`](super::capture) (on the runtime while it is a trickle, then on a
+//! blocking reader of the step's own) and written by the store's one log-writer
+//! thread; this task waits for the exit, the stop token and the reader, and never
+//! polls.
 
 use std::io;
 use std::path::PathBuf;
@@ -179,9 +180,8 @@ async fn close(log: LogStream) -> io::Result<u64> {
 /// is gone, before the log is finished: the end time is taken before that, so a step
 /// that takes over the slot never seems to start before this one ended.
 ///
-/// The output is read on a blocking thread ([`capture::run`]) and written by the
-/// store's log-writer thread; this task waits on the pidfd, the stop token, a timer
-/// and the reader. The outcome is an error if the log could not be written.
+/// The output is read by [`capture::read`] and written by the store's log-writer
+/// thread; this task waits on the pidfd, the stop token, a timer and the reader. The outcome is an error if the log could not be written.
 pub async fn run(
     spec: ProcSpec,
     target: LogTarget,
@@ -189,7 +189,7 @@ pub async fn run(
     mut slot: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> (Outcome, i64) {
     let fail = |why: String| (Outcome::Error(why), now_ms());
-    let mut log = match target
+    let log = match target
         .logs
         .stream(target.run_id, target.step_id, publisher(&target))
     {
@@ -208,12 +208,17 @@ pub async fn run(
         Err(e) => return fail(format!("cannot start `{}`: {e}", spec.command)),
     };
     let pgid = child.pid;
-    let (out, err) = (child.stdout.take(), child.stderr.take());
-    let masker = target.masker.clone();
-    let mut reader = tokio::task::spawn_blocking(move || {
-        let read = capture::run(out, err, stop_r, &mut log, &masker);
-        (log, read)
-    });
+    let pipes = match capture::Pipes::new(child.stdout.take(), child.stderr.take()) {
+        Ok(p) => p,
+        Err(e) => {
+            // The child runs: it must not be left behind.
+            signal_group(pgid, libc::SIGKILL);
+            child.wait().await.ok();
+            return fail(format!("cannot read the output of `{}`: {e}", spec.command));
+        }
+    };
+    let reader = capture::read(pipes, stop_r, log, target.masker.clone());
+    tokio::pin!(reader);
     let mut stop_w = Some(stop_w);
     let mut read = None;
     let mut status = None;
@@ -273,7 +278,7 @@ pub async fn run(
     // What was read is written and durable before the step is reported done.
     let logged = match read {
         Some(Ok((log, read))) => close(log).await.and(read),
-        Some(Err(e)) => Err(io::Error::other(format!("the output reader failed: {e}"))),
+        Some(Err(e)) => Err(e),
         None => Err(io::Error::other("the output reader was lost")),
     };
     if let Err(e) = logged {

@@ -1,12 +1,13 @@
-//! Reading a step's output: one blocking thread per step waits in `poll(2)` on the
-//! step's stdout and stderr pipes, cuts what comes into lines (each at most
-//! [`MAX_LINE`] bytes), masks them, and hands them in batches to the store's
-//! log-writer thread. Nothing here runs on the async runtime, and nothing spins:
-//! the thread sleeps in `poll` until output comes, or a batch is due (and, after a
-//! wakeup that found little, sleeps [`GATHER`] once so the next read takes more).
+//! Reading a step's output: its stdout and stderr pipes are cut into lines (each at
+//! most [`MAX_LINE`] bytes), masked, and handed in batches to the store's log-writer
+//! thread. A step's first output is read on the runtime ([`front`], beside the
+//! step's pidfd: most steps print little, and their end then wakes no other thread);
+//! past a trickle, one blocking thread for the step takes over ([`run`]). It sleeps
+//! in `poll` until output comes or a batch is due, and nothing spins (after a wakeup
+//! that found little, it sleeps [`GATHER`] once so the next read takes more).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::process::Masker;
@@ -40,9 +41,12 @@ const GATHER: Duration = Duration::from_micros(500);
 /// producer does not block while the reader gathers.
 const PIPE_SIZE: libc::c_int = 1024 * 1024;
 
-/// One of the child's output pipes, cut into lines.
+mod front;
+pub use front::read;
+
+/// One of the child's output pipes, cut into lines. (The descriptor is held by
+/// [`Pipes`], or while the runtime watches it, by [`front`].)
 struct Pump {
-    fd: Option<OwnedFd>,
     stream: u8,
     /// Complete lines (up to `line_start`), then the start of a line.
     buf: Vec<u8>,
@@ -64,37 +68,36 @@ enum Got {
     End,
 }
 
-impl Pump {
-    fn new(fd: Option<OwnedFd>, stream: u8) -> io::Result<Self> {
-        if let Some(fd) = &fd {
-            // SAFETY: F_GETFL/F_SETFL on a descriptor this pump owns.
-            unsafe {
-                let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-                if flags == -1
-                    || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == -1
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                // A larger pipe is only a help: failing to get one is no error.
-                libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE);
-            }
+/// Makes `fd` non-blocking, and its pipe larger where the system allows.
+fn prepare(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL/F_SETPIPE_SZ on a descriptor the caller owns.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags == -1 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == -1
+        {
+            return Err(io::Error::last_os_error());
         }
-        Ok(Self {
-            fd,
+        // A larger pipe is only a help: failing to get one is no error.
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE);
+    }
+    Ok(())
+}
+
+impl Pump {
+    fn new(stream: u8) -> Self {
+        Self {
             stream,
             buf: Vec::new(),
             line_start: 0,
             held: None,
             got: 0,
-        })
+        }
     }
 
-    /// Reads what the pipe holds, until it is empty, a batch is full, or it ends.
-    fn fill(&mut self) -> io::Result<Got> {
+    /// Reads what the pipe `fd` holds, until it is empty, a batch is full, or it
+    /// ends (then the caller closes `fd`).
+    fn fill(&mut self, fd: RawFd) -> io::Result<Got> {
         self.got = 0;
-        let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
-            return Ok(Got::End);
-        };
         loop {
             let partial = self.buf.len() - self.line_start;
             let want = READ_CHUNK.min(MAX_LINE - partial);
@@ -117,10 +120,7 @@ impl Pump {
                 }
             }
             if n == 0 {
-                self.fd = None;
-                if self.buf.len() > self.line_start {
-                    self.end_line();
-                }
+                self.finish();
                 return Ok(Got::End);
             }
             let old = self.buf.len();
@@ -148,25 +148,20 @@ impl Pump {
         self.complete_to(self.buf.len());
     }
 
-    /// The end of output was forced (the pipe is held open by a process that left the
-    /// step's group): an unterminated last line is completed.
+    /// The output ended (or its end was forced: the pipe is held open by a process
+    /// that left the step's group): an unterminated last line is completed.
     fn finish(&mut self) {
-        self.fd = None;
         if self.buf.len() > self.line_start {
             self.end_line();
         }
     }
 
     /// The complete lines, masked, as a batch; the start of a line stays.
-    fn take(&mut self, masker: &Masker) -> Option<Batch> {
+    fn take(&mut self, masker: &Masker, open: bool) -> Option<Batch> {
         if self.line_start == 0 {
             return None;
         }
-        let mut rest = Vec::with_capacity(if self.fd.is_some() {
-            BATCH + READ_CHUNK
-        } else {
-            0
-        });
+        let mut rest = Vec::with_capacity(if open { BATCH + READ_CHUNK } else { 0 });
         rest.extend_from_slice(&self.buf[self.line_start..]);
         let mut data = std::mem::replace(&mut self.buf, rest);
         data.truncate(self.line_start);
@@ -189,39 +184,91 @@ impl Pump {
     }
 }
 
-/// Reads `out` and `err` to their ends (or until `stop` is readable or closed),
-/// handing their lines to `log`. A failure to hand them over is kept and returned,
-/// and the pipes are still drained (the step must not block on a full pipe).
-pub fn run(
-    out: Option<OwnedFd>,
-    err: Option<OwnedFd>,
-    stop: OwnedFd,
-    log: &mut LogStream,
-    masker: &Masker,
-) -> io::Result<()> {
-    let mut pumps = [Pump::new(out, b'o')?, Pump::new(err, b'e')?];
-    let mut failed: Option<io::Error> = None;
-    let mut ship = |p: &mut Pump, failed: &mut Option<io::Error>| {
-        if let Some(batch) = p.take(masker)
-            && failed.is_none()
+/// A step's stdout and stderr, cut into lines; what failed handing them over.
+pub struct Pipes {
+    pumps: [Pump; 2],
+    /// The open pipes (a pump's is closed at its end).
+    fds: [Option<OwnedFd>; 2],
+    /// The first failure to hand lines to the log: kept, while the pipes are still
+    /// drained (the step must not block on a full pipe).
+    failed: Option<io::Error>,
+}
+
+impl Pipes {
+    pub fn new(out: Option<OwnedFd>, err: Option<OwnedFd>) -> io::Result<Self> {
+        for fd in out.iter().chain(err.iter()) {
+            prepare(fd)?;
+        }
+        Ok(Self {
+            pumps: [Pump::new(b'o'), Pump::new(b'e')],
+            fds: [out, err],
+            failed: None,
+        })
+    }
+
+    /// Hands pump `i`'s complete lines to `log`.
+    fn ship(&mut self, i: usize, open: bool, log: &mut LogStream, masker: &Masker) {
+        if let Some(batch) = self.pumps[i].take(masker, open)
+            && self.failed.is_none()
             && let Err(e) = log.append(batch)
         {
-            *failed = Some(e);
+            self.failed = Some(e);
         }
-    };
+    }
+
+    /// Whether pump `i`'s held lines have waited [`LINGER`].
+    fn due(&self, i: usize, now: Instant) -> bool {
+        self.pumps[i].held.is_some_and(|t| now >= t + LINGER)
+    }
+
+    /// When the oldest held lines are due.
+    fn next_due(&self) -> Option<Instant> {
+        self.pumps
+            .iter()
+            .filter_map(|p| p.held)
+            .min()
+            .map(|t| t + LINGER)
+    }
+
+    /// Told to stop: takes what pipe `fd` (pump `i`'s) holds now, then no more.
+    fn drain(
+        &mut self,
+        i: usize,
+        fd: RawFd,
+        log: &mut LogStream,
+        masker: &Masker,
+    ) -> io::Result<()> {
+        while self.pumps[i].fill(fd)? == Got::Full {
+            self.ship(i, true, log, masker);
+        }
+        self.pumps[i].finish();
+        self.ship(i, false, log, masker);
+        Ok(())
+    }
+
+    /// The outcome: the first failure to hand lines over, if any.
+    fn result(self) -> io::Result<()> {
+        self.failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Reads the pipes to their ends (or until `stop` is readable or closed), handing
+/// their lines to `log`, on the calling (blocking) thread. A failure to hand them
+/// over is kept and returned, and the pipes are still drained.
+fn run(mut pipes: Pipes, stop: &OwnedFd, log: &mut LogStream, masker: &Masker) -> io::Result<()> {
     loop {
-        if pumps.iter().all(|p| p.fd.is_none()) {
+        if pipes.fds.iter().all(Option::is_none) {
             break;
         }
         // Sleep until output comes, or the oldest held lines are due.
         let now = Instant::now();
-        let timeout = pumps.iter().filter_map(|p| p.held).min().map_or(-1, |t| {
-            (t + LINGER).saturating_duration_since(now).as_millis() as libc::c_int
+        let timeout = pipes.next_due().map_or(-1, |t| {
+            t.saturating_duration_since(now).as_millis() as libc::c_int
         });
         let mut fds = [
-            poll_fd(pumps[0].fd.as_ref()),
-            poll_fd(pumps[1].fd.as_ref()),
-            poll_fd(Some(&stop)),
+            poll_fd(pipes.fds[0].as_ref()),
+            poll_fd(pipes.fds[1].as_ref()),
+            poll_fd(Some(stop)),
         ];
         // SAFETY: poll on an array of three pollfd (negative fds are ignored).
         let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -233,29 +280,28 @@ pub fn run(
             return Err(e);
         }
         if fds[2].revents != 0 {
-            // Told to stop: take what the pipes hold now, then no more.
-            for p in &mut pumps {
-                while p.fill()? == Got::Full {
-                    ship(p, &mut failed);
+            for i in 0..2 {
+                if let Some(fd) = pipes.fds[i].take() {
+                    pipes.drain(i, fd.as_raw_fd(), log, masker)?;
                 }
-                p.finish();
-                ship(p, &mut failed);
             }
             break;
         }
         let now = Instant::now();
         let mut read = 0;
         let mut ended = false;
-        for (p, fd) in pumps.iter_mut().zip(&fds) {
-            let got = if fd.revents != 0 {
-                p.fill()?
-            } else {
-                Got::Empty
+        for (i, polled) in fds[..2].iter().enumerate() {
+            let got = match &pipes.fds[i] {
+                Some(fd) if polled.revents != 0 => pipes.pumps[i].fill(fd.as_raw_fd())?,
+                _ => Got::Empty,
             };
-            read += p.got;
-            ended |= got == Got::End;
-            if got != Got::Empty || p.held.is_some_and(|t| now >= t + LINGER) {
-                ship(p, &mut failed);
+            read += pipes.pumps[i].got;
+            if got == Got::End {
+                ended = true;
+                pipes.fds[i] = None;
+            }
+            if got != Got::Empty || pipes.due(i, now) {
+                pipes.ship(i, pipes.fds[i].is_some(), log, masker);
             }
         }
         // Output coming in small writes: let it pile up a little before the next read,
@@ -264,7 +310,7 @@ pub fn run(
             std::thread::sleep(GATHER);
         }
     }
-    failed.map_or(Ok(()), Err)
+    pipes.result()
 }
 
 fn poll_fd(fd: Option<&OwnedFd>) -> libc::pollfd {
@@ -283,11 +329,13 @@ mod tests {
     fn cut(chunks: &[&[u8]], masker: &Masker) -> Vec<String> {
         use std::io::Write;
         let (r, w) = std::io::pipe().unwrap();
-        let mut p = Pump::new(Some(r.into()), b'o').unwrap();
+        let r: OwnedFd = r.into();
+        prepare(&r).unwrap();
+        let mut p = Pump::new(b'o');
         let mut w = Some(w);
         let mut out = Vec::new();
         let mut keep = |p: &mut Pump| {
-            if let Some(b) = p.take(masker) {
+            if let Some(b) = p.take(masker, true) {
                 let text = String::from_utf8(b.data).unwrap();
                 assert_eq!(b.count as usize, text.lines().count());
                 assert_eq!(b.stream, b'o');
@@ -305,7 +353,7 @@ mod tests {
                 feed.drain(..n);
             }
             loop {
-                let got = p.fill().unwrap();
+                let got = p.fill(r.as_raw_fd()).unwrap();
                 keep(&mut p);
                 if got != Got::Full {
                     break;
@@ -370,13 +418,8 @@ mod tests {
         let m = Masker::new(&["s3cret".into()]);
         std::thread::scope(|s| {
             let reader = s.spawn(|| {
-                run(
-                    Some(out_r.into()),
-                    Some(err_r.into()),
-                    stop_r.into(),
-                    &mut log,
-                    &m,
-                )
+                let pipes = Pipes::new(Some(out_r.into()), Some(err_r.into())).unwrap();
+                run(pipes, &stop_r.into(), &mut log, &m)
             });
             out_w.write_all(b"out s3cret\n").unwrap();
             std::thread::sleep(LINGER * 3);

@@ -477,17 +477,17 @@ run = "mkdir {d}/lock || exit 7; echo $PIPEDECK_RUN_ID >> {d}/order; sleep 0.2; 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_ends_with_its_process_even_if_an_escaped_daemon_holds_its_output() {
+async fn a_daemon_a_step_left_behind_is_stopped_when_the_step_ends() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display();
-    // The daemon leaves the step's process group (setsid) but keeps its stdout open.
+    // The daemon leaves the step's process group (setsid) and keeps its stdout open.
     let p = project(&format!(
         r#"
 [services.svc]
 repo_seed = "src"
 [[services.svc.steps]]
 name = "daemonize"
-run = "echo before; setsid sh -c 'echo $$ > {d}/daemon.pid; exec sleep 30' & sleep 0.2; echo after"
+run = "echo before; setsid sh -c 'echo $$ > {d}/daemon.tmp; mv {d}/daemon.tmp {d}/daemon.pid; exec sleep 30' & while [ ! -e {d}/daemon.pid ]; do sleep 0.01; done; echo after"
 "#
     ));
     let h = p.start().await;
@@ -499,9 +499,14 @@ run = "echo before; setsid sh -c 'echo $$ > {d}/daemon.pid; exec sleep 30' & sle
         .trim()
         .parse()
         .unwrap();
-    let still_there = !process_gone(pid);
+    // The engine (a subreaper) finds it by its step's token and stops it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !process_gone(pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let gone = process_gone(pid);
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert!(still_there, "the daemon should have outlived the step");
+    assert!(gone, "the daemon outlived its step");
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
     let s = step(&done, "build/daemonize");
     let log = h.logs(run.id, s.id, 0, 10).await.unwrap();

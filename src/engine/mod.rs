@@ -105,9 +105,23 @@ pub(crate) struct Shared {
     pub env_locks: std::sync::Mutex<HashMap<(String, String), EnvLock>>,
     /// Fires when the engine shuts down; every run's token is its child.
     pub shutdown: CancellationToken,
+    /// Names this engine's store (from its data dir) in its steps' process tokens.
+    pub store_id: Arc<str>,
 }
 
 impl Shared {
+    pub fn new(data_dir: &Path, concurrency: usize) -> Self {
+        Self {
+            data_dir: data_dir.to_path_buf(),
+            logs: LogStore::new(data_dir.join("logs")),
+            events: broadcast::channel(4096).0,
+            slots: Arc::new(Semaphore::new(concurrency)),
+            env_locks: Default::default(),
+            shutdown: CancellationToken::new(),
+            store_id: executor::leftovers::store_id(data_dir).into(),
+        }
+    }
+
     pub fn env_lock(&self, service: &str, env: &str) -> EnvLock {
         let mut map = self
             .env_locks
@@ -128,15 +142,22 @@ pub async fn start(
     std::fs::create_dir_all(data_dir)
         .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", data_dir.display())))?;
     let store = Store::open(&data_dir.join("state.db"))?;
-    let (events, _) = broadcast::channel(4096);
-    let shared = Arc::new(Shared {
-        data_dir: data_dir.to_path_buf(),
-        logs: LogStore::new(data_dir.join("logs")),
-        events: events.clone(),
-        slots: Arc::new(Semaphore::new(project.engine.concurrency)),
-        env_locks: Default::default(),
-        shutdown: CancellationToken::new(),
-    });
+    // Before runs are marked interrupted: what the previous engine's steps left
+    // running is stopped (and from now on, what this one's steps leave).
+    let shared = Arc::new(Shared::new(data_dir, project.engine.concurrency));
+    executor::children::start(&shared.store_id);
+    let leaders = store.leftover_processes()?;
+    let id = shared.store_id.clone();
+    let stopped = tokio::task::spawn_blocking(move || executor::leftovers::stop(&id, &leaders))
+        .await
+        .map_err(|e| EngineError::Internal(format!("stopping leftover processes: {e}")))?;
+    if stopped != Default::default() {
+        tracing::warn!(
+            asked = stopped.asked,
+            killed = stopped.killed,
+            "stopped what the previous engine's steps left running"
+        );
+    }
     let (tx, rx) = mpsc::channel(1024);
     let project = Arc::new(project);
     let mut runner = runner::Runner::new(store, shared.clone(), tx.clone(), rx);

@@ -91,6 +91,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE kind = 'infra' AND operation LIKE 'stack-job:%';
     UPDATE runs SET operation = CASE operation WHEN 'undeploy' THEN 'destroy' ELSE 'apply' END
         WHERE kind = 'infra';",
+    // 5: a step's process (its pid, also its process group) and the process's start
+    // time, so that a restarted engine stops what the previous one left, and never a
+    // process that merely reused the pid.
+    "ALTER TABLE steps ADD COLUMN pid INTEGER;
+    ALTER TABLE steps ADD COLUMN pid_start INTEGER;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -134,7 +134,7 @@ impl Executor for CommandExecutor {
             kill_grace: work.kill_grace,
             interrupt_first: false,
         };
-        let (outcome, ended_at) = process::run(spec, ctx.log, ctx.stop, ctx.slot).await;
+        let (outcome, ended_at) = process::run(spec, ctx).await;
         finished(outcome, ended_at)
     }
 }

@@ -1,8 +1,11 @@
 //! Executors: how one executable unit runs.
 
 mod capture;
+pub mod children;
 pub(crate) mod command;
+pub mod leftovers;
 pub mod process;
 pub mod spawn;
 pub(crate) mod stack_job;
 pub mod terraform;
+pub mod token;

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use memchr::memmem;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
-use super::{capture, spawn};
+use super::token::{self, StepToken};
+use super::{capture, children, spawn};
 use crate::domain::{Event, now_ms};
+use crate::engine::scheduler::UnitCtx;
 use crate::store::logs::{LogStore, LogStream, OnDurable};
 
 /// After the step exits (and its group is killed), how long its pipes may stay open:
@@ -34,6 +35,15 @@ pub struct ProcSpec {
     pub kill_grace: Duration,
     /// Stop with SIGINT first (Terraform releases its state lock), not SIGTERM.
     pub interrupt_first: bool,
+}
+
+/// Whose a unit's processes are.
+#[derive(Clone)]
+pub struct Owner {
+    /// The engine's store (named by its data dir): the first part of every token.
+    pub store: Arc<str>,
+    /// Told of each process started: its pid (and group) and start time.
+    pub started: Arc<dyn Fn(i32, u64) + Send + Sync>,
 }
 
 /// Where the output goes.
@@ -182,12 +192,13 @@ async fn close(log: LogStream) -> io::Result<u64> {
 ///
 /// The output is read by [`capture::read`] and written by the store's log-writer
 /// thread; this task waits on the pidfd, the stop token, a timer and the reader. The outcome is an error if the log could not be written.
-pub async fn run(
-    spec: ProcSpec,
-    target: LogTarget,
-    stop: CancellationToken,
-    mut slot: Option<tokio::sync::OwnedSemaphorePermit>,
-) -> (Outcome, i64) {
+pub(crate) async fn run(spec: ProcSpec, ctx: UnitCtx) -> (Outcome, i64) {
+    let UnitCtx {
+        log: target,
+        stop,
+        mut slot,
+        owner,
+    } = ctx;
     let fail = |why: String| (Outcome::Error(why), now_ms());
     let log = match target
         .logs
@@ -201,13 +212,28 @@ pub async fn run(
         Ok(p) => p,
         Err(e) => return fail(format!("cannot start `{}`: {e}", spec.command)),
     };
-    let started = spawn::Env::new(&spec.extra_env)
-        .and_then(|extra| spawn::spawn(&spawn::argv(&spec.command), &spec.cwd, &spec.env, &extra));
+    // Every process of the step carries its token (see `children`).
+    let token = StepToken {
+        store: owner.store.to_string(),
+        run: target.run_id,
+        step: target.step_id,
+        interrupt_first: spec.interrupt_first,
+        grace: spec.kill_grace,
+    };
+    let marked = (token::VAR.to_string(), token.to_string());
+    let started = spawn::Env::new(spec.extra_env.iter().chain([&marked])).and_then(|extra| {
+        let argv = spawn::argv(&spec.command);
+        spawn::spawn(&argv, &spec.cwd, &spec.env, &extra, Some(&token))
+    });
     let mut child = match started {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot start `{}`: {e}", spec.command)),
     };
     let pgid = child.pid;
+    let token = children::EndOnDrop(token);
+    if let Some(p) = token::Proc::read(pgid) {
+        (owner.started)(pgid, p.start);
+    }
     let pipes = match capture::Pipes::new(child.stdout.take(), child.stderr.take()) {
         Ok(p) => p,
         Err(e) => {
@@ -238,8 +264,10 @@ pub async fn run(
         };
         tokio::select! {
             s = child.wait(), if status.is_none() => {
-                // No orphans: whatever the step left behind in its group goes too.
+                // No orphans: whatever the step left behind in its group goes too,
+                // and what left the group goes as soon as the reaper finds it.
                 signal_group(pgid, libc::SIGKILL);
+                children::ended(&token.0);
                 ended_at = now_ms();
                 drop(slot.take());
                 status = Some(s);
@@ -298,6 +326,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_util::sync::CancellationToken;
 
     fn target(dir: &std::path::Path, secrets: &[String]) -> LogTarget {
         LogTarget {
@@ -306,6 +335,19 @@ mod tests {
             step_id: 1,
             events: broadcast::channel(64).0,
             masker: Arc::new(Masker::new(secrets)),
+        }
+    }
+
+    /// A unit's context, its log going to `t`.
+    fn ctx(t: &LogTarget, stop: CancellationToken) -> UnitCtx {
+        UnitCtx {
+            log: t.clone(),
+            stop,
+            slot: None,
+            owner: Owner {
+                store: "process-tests".into(),
+                started: Arc::new(|_, _| {}),
+            },
         }
     }
 
@@ -328,9 +370,7 @@ mod tests {
         note(&t, "starting").unwrap();
         let (outcome, _) = run(
             spec("echo out s3cret; echo err >&2; printf 'no newline'; exit 3"),
-            t.clone(),
-            CancellationToken::new(),
-            None,
+            ctx(&t, CancellationToken::new()),
         )
         .await;
         assert_eq!(outcome, Outcome::Exited(3));
@@ -357,20 +397,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn output_held_open_outside_the_group_is_read_until_the_drain_ends() {
+    async fn output_held_open_by_an_unmarked_process_is_read_until_the_drain_ends() {
         let dir = tempfile::tempdir().unwrap();
         let t = target(dir.path(), &[]);
         let started = Instant::now();
-        // The step leaves a process of its own session holding stdout open.
-        let (outcome, _) = run(
-            spec("echo before; setsid sh -c 'sleep 30' & echo after"),
-            t.clone(),
-            CancellationToken::new(),
-            None,
-        )
-        .await;
+        // The step leaves a process of its own session, without the step's token,
+        // holding stdout open: nothing can tell it is the step's, so only the drain
+        // ends the reading.
+        let mut step = spec(
+            "echo before; env -u PIPEDECK_STEP_TOKEN setsid sh -c 'touch held; exec sleep 30' & \
+             while [ ! -e held ]; do sleep 0.01; done; echo after",
+        );
+        step.cwd = dir.path().to_path_buf();
+        let (outcome, _) = run(step, ctx(&t, CancellationToken::new())).await;
         assert_eq!(outcome, Outcome::Exited(0));
-        assert!(started.elapsed() < DRAIN_AFTER_EXIT + Duration::from_secs(5));
+        assert!(started.elapsed() >= DRAIN_AFTER_EXIT);
         let texts: Vec<String> = t
             .logs
             .read(1, 1, 0, 10)
@@ -382,13 +423,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn what_a_step_leaves_outside_its_group_is_stopped_when_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = target(dir.path(), &[]);
+        let store = format!("escape-test-{}", std::process::id());
+        super::children::start(&store);
+        let mut c = ctx(&t, CancellationToken::new());
+        c.owner.store = store.clone().into();
+        // A daemon-style double fork: a new session, its parent gone at once, stdout
+        // and stderr closed (so no pipe holds the step).
+        let script = "setsid sh -c 'sleep 300 & exit 0' >/dev/null 2>&1 </dev/null; echo started";
+        let (outcome, _) = run(spec(script), c).await;
+        assert_eq!(outcome, Outcome::Exited(0));
+        // The reaper finds the `sleep 300` by its token and stops it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !super::token::scan(&store).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the step's daemon is still running"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
     async fn a_stopped_step_is_stopped_and_its_lines_kept() {
         let dir = tempfile::tempdir().unwrap();
         let t = target(dir.path(), &[]);
         let stop = CancellationToken::new();
         let s2 = stop.clone();
         let mut events = t.events.subscribe();
-        let step = tokio::spawn(run(spec("echo up; exec sleep 30"), t.clone(), stop, None));
+        let step = tokio::spawn(run(spec("echo up; exec sleep 30"), ctx(&t, stop)));
         // Once its first line is durable, stop it.
         while !matches!(events.recv().await, Ok(Event::Log { .. })) {}
         s2.cancel();
@@ -403,7 +468,7 @@ mod tests {
         // A file where the run's log directory should be.
         std::fs::write(dir.path().join("1"), "").unwrap();
         let t = target(dir.path(), &[]);
-        let (outcome, _) = run(spec("echo hi"), t, CancellationToken::new(), None).await;
+        let (outcome, _) = run(spec("echo hi"), ctx(&t, CancellationToken::new())).await;
         match outcome {
             Outcome::Error(why) => assert!(why.contains("writing the step's log failed"), "{why}"),
             other => panic!("{other:?}"),

@@ -17,6 +17,9 @@ use std::sync::OnceLock;
 
 use tokio::io::unix::AsyncFd;
 
+use super::children;
+use super::token::StepToken;
+
 /// What to run: a plain command line runs its program directly (as make does, one
 /// exec fewer), anything with shell syntax runs under `/bin/sh -c`.
 pub fn argv(line: &str) -> Vec<String> {
@@ -207,8 +210,16 @@ pub struct Child {
 }
 
 /// Starts `argv` in `cwd` with `env`, then `extra`, over the engine's environment:
-/// stdin from /dev/null, stdout and stderr into pipes, in a new process group.
-pub fn spawn(argv: &[String], cwd: &Path, env: &Env, extra: &Env) -> io::Result<Child> {
+/// stdin from /dev/null, stdout and stderr into pipes, in a new process group. The
+/// child is registered with the reaper ([`children`]) as a step's leader, and
+/// `token` (which `extra` sets) as live.
+pub fn spawn(
+    argv: &[String],
+    cwd: &Path,
+    env: &Env,
+    extra: &Env,
+    token: Option<&StepToken>,
+) -> io::Result<Child> {
     let args = argv
         .iter()
         .map(|a| cstring(a.as_bytes(), "the command"))
@@ -278,6 +289,7 @@ pub fn spawn(argv: &[String], cwd: &Path, env: &Env, extra: &Env) -> io::Result<
         } else {
             libc::posix_spawnp
         };
+        let _spawning = children::spawning();
         spawn_check(start(
             &mut pid,
             found.as_ref().unwrap_or(prog).as_ptr(),
@@ -286,6 +298,7 @@ pub fn spawn(argv: &[String], cwd: &Path, env: &Env, extra: &Env) -> io::Result<
             argp.as_ptr(),
             envp.as_ptr(),
         ))?;
+        children::register(pid, token);
     }
     drop((out_w, err_w));
     let mut child = Child {
@@ -320,12 +333,14 @@ impl Child {
                 .await
                 .map_err(io::Error::other)??;
             self.reaped = true;
+            children::reaped(pid);
             return status.ok_or_else(|| io::Error::other("the process vanished"));
         };
         loop {
             let mut ready = pidfd.readable().await?;
             if let Some(status) = waitpid(self.pid, libc::WNOHANG)? {
                 self.reaped = true;
+                children::reaped(self.pid);
                 return Ok(status);
             }
             ready.clear_ready();
@@ -355,7 +370,10 @@ impl Drop for Child {
         if !self.reaped {
             super::process::signal_group(self.pid, libc::SIGKILL);
             let pid = self.pid;
-            std::thread::spawn(move || waitpid(pid, 0));
+            std::thread::spawn(move || {
+                waitpid(pid, 0).ok();
+                children::reaped(pid);
+            });
         }
     }
 }
@@ -414,6 +432,7 @@ mod tests {
             &dir,
             &vars,
             &Env::default(),
+            None,
         )
         .unwrap();
         let (mut out, mut err) = (String::new(), String::new());
@@ -444,23 +463,42 @@ mod tests {
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = format!("/nowhere:{}", dir.path().display());
         let env = Env::new(&[("PATH".to_string(), path)]).unwrap();
-        let mut c = spawn(&argv("pd-only-here"), dir.path(), &env, &Env::default()).unwrap();
+        let mut c = spawn(
+            &argv("pd-only-here"),
+            dir.path(),
+            &env,
+            &Env::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(c.wait().await.unwrap().code(), Some(5));
         // Not on the engine's PATH, so without the step's it is not found.
         let none = Env::default();
-        assert!(spawn(&argv("pd-only-here"), dir.path(), &none, &none).is_err());
+        assert!(spawn(&argv("pd-only-here"), dir.path(), &none, &none, None).is_err());
     }
 
     #[tokio::test]
     async fn a_missing_program_is_an_error_at_spawn() {
         let none = Env::default();
-        let e = spawn(&argv("no-such-program-pd"), Path::new("/"), &none, &none)
-            .err()
-            .expect("spawn fails");
+        let e = spawn(
+            &argv("no-such-program-pd"),
+            Path::new("/"),
+            &none,
+            &none,
+            None,
+        )
+        .err()
+        .expect("spawn fails");
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        let e = spawn(&argv("/bin/true"), Path::new("/no/such/dir"), &none, &none)
-            .err()
-            .expect("spawn fails");
+        let e = spawn(
+            &argv("/bin/true"),
+            Path::new("/no/such/dir"),
+            &none,
+            &none,
+            None,
+        )
+        .err()
+        .expect("spawn fails");
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -51,6 +51,13 @@ pub(crate) enum Msg {
         reason: Option<String>,
     },
     Step(StepInfo),
+    /// A unit started a process: recorded with its step, so that a restarted
+    /// engine can stop what this one left running.
+    StepProcess {
+        step_id: i64,
+        pid: i32,
+        start: u64,
+    },
     OpenGate {
         run_id: i64,
         env: String,
@@ -180,7 +187,9 @@ impl Runner {
             let mut out = Out::default();
             // Only step changes wait for company; anything else (a request, a run's
             // status, a shutdown) is committed and answered at once.
-            let urgent = batch.iter().any(|m| !matches!(m, Msg::Step(_)));
+            let urgent = batch
+                .iter()
+                .any(|m| !matches!(m, Msg::Step(_) | Msg::StepProcess { .. }));
             // One transaction for the whole batch: many small state changes, one commit.
             let began = self.store.begin();
             for msg in batch.drain(..) {
@@ -280,7 +289,7 @@ impl Runner {
     /// savepoint), so a failed command leaves no half of itself in the batch.
     fn handle_one(&mut self, msg: Msg, out: &mut Out) {
         // A step change is one statement: it is stored whole or not at all.
-        if matches!(msg, Msg::Step(_)) {
+        if matches!(msg, Msg::Step(_) | Msg::StepProcess { .. }) {
             self.handle(msg, out);
             return;
         }
@@ -379,6 +388,17 @@ impl Runner {
                     false
                 }
             },
+            Msg::StepProcess {
+                step_id,
+                pid,
+                start,
+            } => match self.store.set_step_process(step_id, pid, start) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("step {step_id}: cannot record process {pid}: {e}");
+                    false
+                }
+            },
             Msg::OpenGate {
                 run_id,
                 env,
@@ -434,15 +454,8 @@ mod tests {
     }
 
     fn runner(dir: &std::path::Path) -> (Runner, tokio::sync::broadcast::Receiver<Event>) {
-        let (events, seen) = tokio::sync::broadcast::channel(64);
-        let shared = Arc::new(Shared {
-            data_dir: dir.to_path_buf(),
-            logs: crate::store::logs::LogStore::new(dir.join("logs")),
-            events,
-            slots: Arc::new(tokio::sync::Semaphore::new(1)),
-            env_locks: Default::default(),
-            shutdown: CancellationToken::new(),
-        });
+        let shared = Arc::new(Shared::new(dir, 1));
+        let seen = shared.events.subscribe();
         let (tx, rx) = mpsc::channel(4);
         (
             Runner::new(Store::in_memory().unwrap(), shared, tx, rx),

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::executor::process::LogTarget;
+use super::executor::process::{LogTarget, Owner};
 use crate::config::GatePolicy;
 use crate::domain::{GateKey, Millis, StepStatus};
 
@@ -131,6 +131,8 @@ pub(crate) struct UnitCtx {
     pub stop: CancellationToken,
     /// Its execution slot, to be released as soon as its processes are gone.
     pub slot: Option<OwnedSemaphorePermit>,
+    /// Whose its processes are (they are marked with it, and recorded as started).
+    pub owner: Owner,
 }
 
 /// Why a group could not be made ready: the group's reason, and its units'.

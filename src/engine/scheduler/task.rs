@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Executor, Finished, GateSpec, GroupFailure, Outcome, UnitCtx};
+use super::{Executor, Finished, GateSpec, GroupFailure, Outcome, Owner, UnitCtx};
 use crate::domain::{GateInfo, now_ms};
 use crate::engine::EnvLock;
 use crate::engine::executor::process::LogTarget;
@@ -89,6 +89,7 @@ pub(super) struct RunJob<E: Executor> {
     /// Fires when the running unit must stop.
     pub stop: CancellationToken,
     pub reports: Reports,
+    pub owner: Owner,
 }
 
 /// Prepares the unit's group, checks for a waiver, waits in the queue and for a slot,
@@ -135,6 +136,7 @@ pub(super) async fn run<E: Executor>(j: RunJob<E>) -> RunEnd {
         log: j.log.clone(),
         stop: j.stop.clone(),
         slot: Some(slot),
+        owner: j.owner.clone(),
     };
     RunEnd::Finished(j.exec.run(&j.work, ctx).await)
 }

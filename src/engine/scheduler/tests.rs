@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
 
 use super::{
     Executor, Finished, GateSpec, OnCancel, OnFailure, Outcome, Plan, Policy, Scheduler, Unit,
@@ -116,15 +115,7 @@ async fn walk(
     cancel_at: Option<CancelAt<'_>>,
 ) -> Walk {
     let dir = tempfile::tempdir().unwrap();
-    let (events, _) = tokio::sync::broadcast::channel(64);
-    let shared = Arc::new(Shared {
-        data_dir: dir.path().to_path_buf(),
-        logs: crate::store::logs::LogStore::new(dir.path().join("logs")),
-        events,
-        slots: Arc::new(tokio::sync::Semaphore::new(slots)),
-        env_locks: Default::default(),
-        shutdown: CancellationToken::new(),
-    });
+    let shared = Arc::new(Shared::new(dir.path(), slots));
     let run = RunInfo {
         id: 1,
         kind: RunKind::Service,

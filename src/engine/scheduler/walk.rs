@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::group::{self, GroupState};
 use super::task::{self, GateEnd, Progress, RunEnd, RunJob};
-use super::{Executor, Finished, OnCancel, Outcome, Plan};
+use super::{Executor, Finished, OnCancel, Outcome, Owner, Plan};
 use crate::domain::now_ms;
 use crate::domain::{GateStatus, Millis, RunInfo, RunStatus, StepInfo, StepStatus};
 use crate::engine::Shared;
@@ -234,6 +234,25 @@ impl<E: Executor> Scheduler<E> {
             step_id: self.steps[self.plan.units[u].step].id,
             events: self.shared.events.clone(),
             masker: self.masker.clone(),
+        }
+    }
+
+    /// Whose unit `u`'s processes are: each one started is recorded with the step.
+    fn owner(&self, u: usize) -> Owner {
+        let (tx, step_id) = (self.tx.clone(), self.steps[self.plan.units[u].step].id);
+        Owner {
+            store: self.shared.store_id.clone(),
+            started: Arc::new(move |pid, start| {
+                // A full queue loses only this record: the token still finds the
+                // processes after a crash.
+                if let Err(e) = tx.try_send(Msg::StepProcess {
+                    step_id,
+                    pid,
+                    start,
+                }) {
+                    tracing::warn!(step_id, pid, "cannot record the step's process: {e}");
+                }
+            }),
         }
     }
 
@@ -498,6 +517,7 @@ impl<E: Executor> Scheduler<E> {
                 OnCancel::FinishInFlight => self.shared.shutdown.clone(),
             },
             reports: reports.clone(),
+            owner: self.owner(u),
         };
         let id = set
             .spawn(async move { (u, End::Run(task::run(job).await)) })

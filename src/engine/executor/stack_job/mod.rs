@@ -325,7 +325,7 @@ impl StackJobExecutor {
             interrupt_first: ready.tf_bin.is_some(),
         };
         let log = ctx.log.clone();
-        let (result, ended_at) = process::run(spec, ctx.log, ctx.stop, ctx.slot).await;
+        let (result, ended_at) = process::run(spec, ctx).await;
         let mut fin = finished(result, ended_at);
         match &mut fin.outcome {
             Outcome::Failed(why) if ready.tf_bin.is_some() && w.op.changes() => {

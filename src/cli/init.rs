@@ -188,8 +188,8 @@ fn render(service: &str, branch: &str, found: &[Detected], schema: Option<&str>)
     }
     t.push_str(
         "# pipedeck project file, written by `pipedeck init`. Every key is explained in\n\
-         # config.example.toml (in pipedeck's sources) and in the schema (`pipedeck schema`);\n\
-         # the commands in `man pipedeck` and `pipedeck --help`.\n\
+         # config.example.toml (pipedeck's sources, or /usr/share/doc/pipedeck/ from the\n\
+         # package) and in the schema (`pipedeck schema`); the commands in `man pipedeck`.\n\
          # Check it with `pipedeck validate`; run it with `pipedeck run SERVICE --wait`.\n\n",
     );
     t.push_str(

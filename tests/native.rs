@@ -7,9 +7,10 @@ use std::process::{Command, Output, Stdio};
 
 use common::*;
 use pipedeck::api::EngineClient;
-use pipedeck::api::server::host;
+use pipedeck::api::server::{Hosted, host};
 use pipedeck::domain::Event;
 use pipedeck::engine::Caller;
+use tokio::sync::broadcast;
 
 const PROJECT: &str = r#"
 [services.web]
@@ -62,16 +63,20 @@ fn complete<S: AsRef<std::ffi::OsStr>>(p: &TestProject, words: &[S]) -> Vec<Stri
         .args(words)
         .output()
         .unwrap();
+    values(out)
+}
+
+/// The candidates printed one a line, without the flags.
+fn values(out: Output) -> Vec<String> {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    text(&out)
         .lines()
-        .map(str::to_string)
         .filter(|l| !l.is_empty() && !l.starts_with('-'))
+        .map(str::to_string)
         .collect()
 }
 
@@ -94,16 +99,25 @@ fn bash_complete(p: &TestProject, words: &[&str]) -> Vec<String> {
         .current_dir(p.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text(&out)
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('-'))
-        .map(str::to_string)
-        .collect()
+    values(out)
+}
+
+/// An engine hosted in this process on `p`, with one finished run of each of `services`.
+async fn host_with_runs(
+    p: &TestProject,
+    services: &[&str],
+) -> (Hosted, broadcast::Receiver<Event>, Vec<i64>) {
+    let hosted = host(p.project(), &p.data_dir(), Caller::new("tester"))
+        .await
+        .unwrap();
+    let mut rx = hosted.handle.subscribe();
+    let mut ids = Vec::new();
+    for s in services {
+        let id = hosted.handle.trigger(trigger(s)).await.unwrap().id;
+        wait_done(&hosted.handle, &mut rx, id).await;
+        ids.push(id);
+    }
+    (hosted, rx, ids)
 }
 
 fn text(out: &Output) -> String {
@@ -113,14 +127,8 @@ fn text(out: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completion_asks_the_running_engine_then_falls_back_to_the_project_file() {
     let p = TestProject::new(&format!("{HEADER}\n{PROJECT}"));
-    let hosted = host(p.project(), &p.data_dir(), Caller::new("tester"))
-        .await
-        .unwrap();
-    let mut rx = hosted.handle.subscribe();
-    let web = hosted.handle.trigger(trigger("web")).await.unwrap().id;
-    let api = hosted.handle.trigger(trigger("api")).await.unwrap().id;
-    wait_done(&hosted.handle, &mut rx, web).await;
-    wait_done(&hosted.handle, &mut rx, api).await;
+    let (hosted, mut rx, ids) = host_with_runs(&p, &["web", "api"]).await;
+    let (web, api) = (ids[0], ids[1]);
     let gated = hosted.handle.trigger(trigger("gated")).await.unwrap().id;
     wait_for(
         &mut rx,
@@ -233,12 +241,7 @@ fn man_pages_one_a_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_are_coloured_only_on_a_terminal_or_when_asked() {
     let p = TestProject::new(&format!("{HEADER}\n{PROJECT}"));
-    let hosted = host(p.project(), &p.data_dir(), Caller::new("tester"))
-        .await
-        .unwrap();
-    let mut rx = hosted.handle.subscribe();
-    let id = hosted.handle.trigger(trigger("api")).await.unwrap().id;
-    wait_done(&hosted.handle, &mut rx, id).await;
+    let (hosted, _rx, _) = host_with_runs(&p, &["api"]).await;
     let runs = |args: &[&str], env: &[(&str, &str)]| {
         let mut c = pipedeck(&p);
         c.arg("--data-dir").arg(p.data_dir()).arg("runs").args(args);

@@ -76,106 +76,66 @@ fn drop_null(v: &mut serde_json::Value) {
     }
 }
 
-/// A name: letters, digits, `-`, `_` and `.`.
-pub struct NameKey;
+/// A type whose schema is fixed: a marker for `#[schemars(with = "…")]`.
+macro_rules! fixed_schema {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, inline: $inline:literal, $schema:tt) => {
+        $(#[$doc])*
+        pub struct $ty;
 
-impl JsonSchema for NameKey {
-    fn schema_name() -> Cow<'static, str> {
-        "Name".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": NAME_PATTERN,
-        })
-    }
+        impl JsonSchema for $ty {
+            fn schema_name() -> Cow<'static, str> {
+                $name.into()
+            }
+            fn inline_schema() -> bool {
+                $inline
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+    };
 }
 
-/// A duration: a whole number with a unit.
-pub struct Duration;
+fixed_schema!(
+    /// A name: letters, digits, `-`, `_` and `.`.
+    NameKey, "Name", inline: true,
+    { "type": "string", "pattern": NAME_PATTERN }
+);
 
-impl JsonSchema for Duration {
-    fn schema_name() -> Cow<'static, str> {
-        "Duration".into()
+fixed_schema!(
+    /// A duration: a whole number with a unit.
+    Duration, "Duration", inline: false,
+    {
+        "type": "string",
+        "description": "A whole number with a unit: 500ms, 10s, 5m, 2h, 1d.",
+        "pattern": DURATION_PATTERN,
+        "examples": ["500ms", "10s", "5m", "2h", "1d"],
     }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "description": "A whole number with a unit: 500ms, 10s, 5m, 2h, 1d.",
-            "pattern": DURATION_PATTERN,
-            "examples": ["500ms", "10s", "5m", "2h", "1d"],
-        })
-    }
-}
+);
 
-/// `engine.concurrency`: 1 to 1024.
-pub struct Concurrency;
+fixed_schema!(
+    /// `engine.concurrency`: 1 to 1024.
+    Concurrency, "Concurrency", inline: true,
+    { "type": "integer", "minimum": 1, "maximum": 1024 }
+);
 
-impl JsonSchema for Concurrency {
-    fn schema_name() -> Cow<'static, str> {
-        "Concurrency".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 1024,
-        })
-    }
-}
+fixed_schema!(
+    /// How a resource is deployed.
+    Driver, "Driver", inline: false,
+    { "type": "string", "enum": ["command", "terraform", "tofu"] }
+);
 
-/// How a resource is deployed.
-pub struct Driver;
+fixed_schema!(
+    /// Pull-request runs.
+    PullRequests, "PullRequests", inline: false,
+    { "type": "string", "enum": ["off", "build", "deploy"] }
+);
 
-impl JsonSchema for Driver {
-    fn schema_name() -> Cow<'static, str> {
-        "Driver".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "enum": ["command", "terraform", "tofu"],
-        })
-    }
-}
-
-/// Pull-request runs.
-pub struct PullRequests;
-
-impl JsonSchema for PullRequests {
-    fn schema_name() -> Cow<'static, str> {
-        "PullRequests".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "enum": ["off", "build", "deploy"],
-        })
-    }
-}
-
-/// An input value: any TOML value.
-pub struct InputValue;
-
-impl JsonSchema for InputValue {
-    fn schema_name() -> Cow<'static, str> {
-        "InputValue".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "Any TOML value; strings may hold ${<id>.outputs.<key>} references.",
-        })
-    }
-}
+fixed_schema!(
+    /// An input value: any TOML value.
+    InputValue, "InputValue", inline: true,
+    { "description": "Any TOML value; strings may hold ${<id>.outputs.<key>} references." }
+);
 
 #[cfg(test)]
 mod tests {

@@ -178,6 +178,11 @@ async fn completion_asks_the_running_engine_then_falls_back_to_the_project_file(
     assert_eq!(complete(&p, &line(&["show", ""])), Vec::<String>::new());
     assert_eq!(complete(&p, &line(&["run", "e"])), ["elsewhere"]);
     // ... or from ./pipedeck.toml when it names none.
+    // Files for the project file.
+    assert_eq!(
+        complete(&p, &["pipedeck", "--project", "pipe"]),
+        ["pipedeck.toml"]
+    );
     let words = ["pipedeck", "--data-dir", dd, "run", ""];
     assert_eq!(complete(&p, &words), ["api", "gated", "web"]);
 }

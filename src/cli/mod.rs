@@ -43,10 +43,10 @@ const EXIT_CODES: &str = "Exit codes:
 #[command(name = "pipedeck", version, about = "Delivery and infrastructure pipelines from the terminal", after_help = EXIT_CODES)]
 pub struct Cli {
     /// Data dir (state, logs, workspaces). Default: PIPEDECK_DATA_DIR, the user config, or the platform data dir.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub data_dir: Option<PathBuf>,
     /// Project file.
-    #[arg(long, global = true, value_name = "FILE", default_value = config::PROJECT_FILE)]
+    #[arg(long, global = true, value_name = "FILE", default_value = config::PROJECT_FILE, value_hint = clap::ValueHint::FilePath)]
     pub project: PathBuf,
     /// The user an engine hosted by this process acts as (`serve`, `run --wait` with no
     /// engine running, the dashboard's in-process engine), recorded in runs and the audit

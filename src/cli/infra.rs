@@ -9,7 +9,7 @@ use crate::domain::{Decision, Request};
 pub enum InfraCommand {
     /// Print an infra project's DAG, layer by layer (dependencies first).
     Graph {
-        #[arg(value_name = "PROJECT")]
+        #[arg(value_name = "PROJECT", add = super::complete::infra_projects())]
         name: String,
         /// Plain ASCII only.
         #[arg(long)]
@@ -17,7 +17,7 @@ pub enum InfraCommand {
     },
     /// Deploy (or --undeploy) an infra project; prints the run id first.
     Run {
-        #[arg(value_name = "PROJECT")]
+        #[arg(value_name = "PROJECT", add = super::complete::infra_projects())]
         name: String,
         #[arg(long)]
         wait: bool,
@@ -27,30 +27,40 @@ pub enum InfraCommand {
     },
     /// Approve the environment gate (before any resource starts).
     ApproveEnv {
+        #[arg(add = super::complete::run_ids())]
         run: i64,
+        #[arg(add = super::complete::waiting_gates())]
         env: String,
         #[arg(long, short)]
         comment: Option<String>,
     },
     /// Reject the environment gate: nothing is deployed.
     RejectEnv {
+        #[arg(add = super::complete::run_ids())]
         run: i64,
+        #[arg(add = super::complete::waiting_gates())]
         env: String,
         #[arg(long, short)]
         comment: Option<String>,
     },
     /// Approve a node gate (after the node, before its dependents).
     ApproveNode {
+        #[arg(add = super::complete::run_ids())]
         run: i64,
+        #[arg(add = super::complete::waiting_gates())]
         env: String,
+        #[arg(add = super::complete::resources())]
         node: String,
         #[arg(long, short)]
         comment: Option<String>,
     },
     /// Reject a node gate: the node's dependents are skipped.
     RejectNode {
+        #[arg(add = super::complete::run_ids())]
         run: i64,
+        #[arg(add = super::complete::waiting_gates())]
         env: String,
+        #[arg(add = super::complete::resources())]
         node: String,
         #[arg(long, short)]
         comment: Option<String>,

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use futures_util::StreamExt;
 
-use super::output::colour_ok;
 use super::{Ctx, exit, fail};
 use crate::api::EngineClient;
 use crate::domain::{Event, Request, RunDetail, StepInfo, ansi::sanitize};
@@ -51,7 +50,7 @@ pub async fn logs(ctx: &Ctx, run: i64, step: Option<String>, follow: bool) -> i3
         }
     };
     let prefix = steps.len() > 1;
-    let colour = colour_ok() && !ctx.json;
+    let colour = ctx.color;
     let mut next: HashMap<i64, u64> = HashMap::new();
     for s in &steps {
         if let Err(code) = drain(ctx, &c, s, &mut next, prefix, colour).await {

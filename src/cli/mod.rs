@@ -1,9 +1,13 @@
 //! The headless CLI (EN-4). Every command except `validate` talks to the engine
 //! hosted for the data dir; `serve` and `run --wait` host one when none runs.
 
+pub mod color;
+mod complete;
 mod control;
 mod infra;
+mod init;
 mod logs;
+mod man;
 mod output;
 mod run;
 mod serve;
@@ -13,6 +17,7 @@ mod stack_job;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use complete::{run_ids, services, waiting_gates};
 
 use crate::api::client::Client;
 use crate::config::{self, Project, user::UserConfig};
@@ -38,10 +43,10 @@ const EXIT_CODES: &str = "Exit codes:
 #[command(name = "pipedeck", version, about = "Delivery and infrastructure pipelines from the terminal", after_help = EXIT_CODES)]
 pub struct Cli {
     /// Data dir (state, logs, workspaces). Default: PIPEDECK_DATA_DIR, the user config, or the platform data dir.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub data_dir: Option<PathBuf>,
     /// Project file.
-    #[arg(long, global = true, value_name = "FILE", default_value = config::PROJECT_FILE)]
+    #[arg(long, global = true, value_name = "FILE", default_value = config::PROJECT_FILE, value_hint = clap::ValueHint::FilePath)]
     pub project: PathBuf,
     /// The user an engine hosted by this process acts as (`serve`, `run --wait` with no
     /// engine running, the dashboard's in-process engine), recorded in runs and the audit
@@ -58,6 +63,9 @@ pub struct Cli {
     /// Draw the dashboard with plain ASCII instead of box-drawing glyphs.
     #[arg(long, global = true)]
     pub ascii: bool,
+    /// When to colour output. auto: on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE colours a pipe).
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: color::ColorChoice,
     /// Without a command, pipedeck opens the dashboard.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -71,6 +79,8 @@ pub enum Command {
     Serve,
     /// Trigger a run of a service; prints the run id first.
     Run {
+        /// The service, as the project file names it.
+        #[arg(add = services())]
         service: String,
         /// Branch to build (default: the service's default branch).
         #[arg(long)]
@@ -84,18 +94,26 @@ pub enum Command {
     },
     /// List runs, newest first.
     Runs {
-        #[arg(long)]
+        /// Only this service's runs.
+        #[arg(long, add = services())]
         service: Option<String>,
         /// One of: queued, running, awaiting_approval, cancelling, succeeded, failed, cancelled, rejected, skipped, interrupted.
         #[arg(long)]
         status: Option<String>,
+        /// At most this many runs.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
     /// One run with its steps and gates.
-    Show { run: i64 },
+    Show {
+        /// The run id (`pipedeck runs` lists them).
+        #[arg(add = run_ids())]
+        run: i64,
+    },
     /// A run's logs (every step, or one).
     Logs {
+        /// The run id (`pipedeck runs` lists them).
+        #[arg(add = run_ids())]
         run: i64,
         /// A step name (`test`), path (`build/test`) or environment (`deploy/prod`).
         #[arg(long)]
@@ -106,29 +124,71 @@ pub enum Command {
     },
     /// Approve the gate waiting before an environment.
     Approve {
+        /// The run id (`pipedeck runs` lists them).
+        #[arg(add = run_ids())]
         run: i64,
+        /// The environment whose gate waits.
+        #[arg(add = waiting_gates())]
         env: String,
+        /// Why, recorded with the decision and in the audit log.
         #[arg(long, short)]
         comment: Option<String>,
     },
     /// Reject the gate waiting before an environment (it and later ones are skipped).
     Reject {
+        /// The run id (`pipedeck runs` lists them).
+        #[arg(add = run_ids())]
         run: i64,
+        /// The environment whose gate waits.
+        #[arg(add = waiting_gates())]
         env: String,
+        /// Why, recorded with the decision and in the audit log.
         #[arg(long, short)]
         comment: Option<String>,
     },
     /// Cancel a run: the build stops now; a deploy in flight finishes, later ones are cancelled.
-    Cancel { run: i64 },
+    Cancel {
+        /// The run id (`pipedeck runs` lists them).
+        #[arg(add = run_ids())]
+        run: i64,
+    },
     /// Run again as a new attempt, at the same commit with the same pipeline definition.
-    Rerun { run: i64 },
+    Rerun {
+        /// The run id (`pipedeck runs` lists them).
+        #[arg(add = run_ids())]
+        run: i64,
+    },
     /// Infra pipelines: graph, run, undeploy, environment and node gates.
     #[command(subcommand)]
     Infra(infra::InfraCommand),
     /// Stack jobs: one resource's operations (create, list, show, logs, resume, cancel, rerun, preflight).
     #[command(subcommand)]
     StackJob(stack_job::StackJobCommand),
+    /// Write a starter pipedeck.toml at the root of the git repository DIR (default: here),
+    /// with build steps for the Cargo, npm, Go, Make or Python project found there.
+    Init {
+        #[arg(value_hint = clap::ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the project file (editors use it through `#:schema`).
+    Schema,
+    /// Print a man page (roff: `pipedeck man approve | man -l -`), or write them all with --dir.
+    Man {
+        /// A command (`approve`, `infra run`); none for pipedeck's own page.
+        command: Vec<String>,
+        /// Write every page into DIR (for share/man/man1) instead.
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath, conflicts_with = "command")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the completion script for a shell; run ids and names complete from the engine.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions { shell: complete::Shell },
 }
+
+const COMPLETIONS_HELP: &str = "Load it in your shell's start-up file:
+  bash:  source <(pipedeck completions bash)     (in ~/.bashrc)
+  zsh:   source <(pipedeck completions zsh)      (in ~/.zshrc)
+  fish:  pipedeck completions fish | source      (in ~/.config/fish/config.fish)";
 
 /// Resolved global settings.
 pub struct Ctx {
@@ -137,6 +197,8 @@ pub struct Ctx {
     /// The local user: who an engine hosted by this process acts as.
     pub user: String,
     pub json: bool,
+    /// Colour statuses (and keep the colours of step output) in what is printed.
+    pub color: bool,
     pub keymap: std::collections::BTreeMap<String, String>,
 }
 
@@ -250,9 +312,13 @@ pub fn fail(e: EngineError) -> i32 {
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
+    complete::answer_if_asked();
     block_sigchld();
     prompt_wakeups();
     let cli = Cli::parse();
+    if let Some(code) = without_engine(cli.command.as_ref()) {
+        return code;
+    }
     let user_cfg = match UserConfig::load() {
         Ok(c) => c,
         Err(e) => {
@@ -265,6 +331,12 @@ pub fn main() -> i32 {
         project_path: cli.project.clone(),
         user: user_cfg.identity(cli.user.as_deref()),
         json: cli.json,
+        color: !cli.json
+            && color::use_color(
+                cli.color,
+                &color::ColorEnv::from_process(),
+                std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            ),
         keymap: user_cfg.keymap.clone(),
     };
     if cli.demo {
@@ -302,6 +374,21 @@ pub fn main() -> i32 {
         Some(cmd) => rt.block_on(dispatch(cmd, ctx)),
         None => rt.block_on(crate::tui::open(&ctx, ascii)),
     }
+}
+
+/// Commands that need neither the data dir nor an engine.
+fn without_engine(cmd: Option<&Command>) -> Option<i32> {
+    Some(match cmd? {
+        Command::Init { dir } => init::init(dir.as_deref()),
+        Command::Schema => {
+            print!("{}", config::json_schema::project_schema_text());
+            exit::OK
+        }
+        Command::Man { dir: Some(dir), .. } => man::write_all(dir),
+        Command::Man { command, dir: None } => man::print(command),
+        Command::Completions { shell } => complete::script(*shell),
+        _ => return None,
+    })
 }
 
 fn init_tracing(data_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
@@ -361,5 +448,9 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
         Command::Rerun { run } => control::rerun(&ctx, run).await,
         Command::Infra(cmd) => infra::infra(&ctx, cmd).await,
         Command::StackJob(cmd) => stack_job::stack_job(&ctx, cmd).await,
+        Command::Init { .. }
+        | Command::Schema
+        | Command::Man { .. }
+        | Command::Completions { .. } => without_engine(Some(&cmd)).unwrap_or(exit::USAGE),
     }
 }

@@ -1,7 +1,6 @@
 //! Human and JSON output helpers.
 
-use std::io::IsTerminal;
-
+use super::color;
 use crate::domain::{Millis, RunDetail, RunInfo, StepInfo, now_ms};
 
 pub fn json<T: serde::Serialize>(v: &T) {
@@ -21,7 +20,8 @@ pub fn short(sha: &str) -> &str {
     &sha[..sha.len().min(7)]
 }
 
-pub fn step_line(s: &StepInfo) -> String {
+/// One step: its path, its status (coloured when `color`), how long, why.
+pub fn step_line(s: &StepInfo, color: bool) -> String {
     let dur = match (s.started_at, s.ended_at) {
         (Some(a), Some(b)) => format!(" ({})", duration(b - a)),
         _ => String::new(),
@@ -34,7 +34,7 @@ pub fn step_line(s: &StepInfo) -> String {
     format!(
         "  {:<24} {}{dur}{reason}",
         s.path(),
-        s.status.as_str().replace('_', " ")
+        color::step_status(s.status, &s.status.as_str().replace('_', " "), color)
     )
 }
 
@@ -52,7 +52,7 @@ pub fn run_header(r: &RunInfo) -> String {
     )
 }
 
-pub fn print_detail(d: &RunDetail) {
+pub fn print_detail(d: &RunDetail, color: bool) {
     let r = &d.run;
     println!("{}", run_header(r));
     let dur = r
@@ -61,7 +61,7 @@ pub fn print_detail(d: &RunDetail) {
         .unwrap_or_else(|| "-".into());
     println!(
         "status: {}  duration: {dur}  attempt: {}{}",
-        r.status.as_str().replace('_', " "),
+        color::run_status(r.status, &r.status.as_str().replace('_', " "), color),
         r.attempt,
         r.rerun_of
             .map(|o| format!(" (rerun of {o})"))
@@ -71,7 +71,7 @@ pub fn print_detail(d: &RunDetail) {
         println!("reason: {reason}");
     }
     for s in &d.steps {
-        println!("{}", step_line(s));
+        println!("{}", step_line(s, color));
     }
     for g in &d.gates {
         let who = g
@@ -86,9 +86,4 @@ pub fn print_detail(d: &RunDetail) {
             .unwrap_or_default();
         println!("  gate {:<19} {}{who}{c}", g.env, g.status);
     }
-}
-
-/// Whether SGR colours may be written to stdout.
-pub fn colour_ok() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

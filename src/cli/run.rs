@@ -110,7 +110,7 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Request, wait: bool) ->
                     && last.insert(step.id, step.status) != Some(step.status)
                     && step.status != StepStatus::Pending
                 {
-                    out.line(format_args!("{}", step_line(&step)));
+                    out.line(format_args!("{}", step_line(&step, ctx.color)));
                 }
                 continue;
             }

@@ -1,7 +1,7 @@
 //! `pipedeck runs` and `pipedeck show RUN`.
 
 use super::output::{self, ago, duration, short};
-use super::{Ctx, exit, fail};
+use super::{Ctx, color, exit, fail};
 use crate::api::EngineClient;
 use crate::domain::{Request, RunDetail, RunInfo, RunStatus, ansi::sanitize, now_ms};
 use crate::store::RunFilter;
@@ -48,13 +48,13 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
             .take(40)
             .collect();
         println!(
-            "{:>5}  {:<12} {:<8} {:<40} {:<11} {:<18} {:>8}  {:<9} {} / {}",
+            "{:>5}  {:<12} {:<8} {:<40} {:<11} {} {:>8}  {:<9} {} / {}",
             r.id,
             r.service,
             short(&r.commit_sha),
             msg,
             r.run_type.as_str(),
-            r.status.as_str(),
+            color::run_status(r.status, &format!("{:<18}", r.status.as_str()), ctx.color),
             r.duration_ms(now)
                 .map(duration)
                 .unwrap_or_else(|| "-".into()),
@@ -76,7 +76,7 @@ pub async fn show(ctx: &Ctx, run: i64) -> i32 {
             if ctx.json {
                 output::json(&d);
             } else {
-                output::print_detail(&d);
+                output::print_detail(&d, ctx.color);
             }
             exit::OK
         }

@@ -12,44 +12,57 @@ use crate::store::RunFilter;
 pub enum StackJobCommand {
     /// Start a stack job for a resource; prints the job id first.
     Create {
+        #[arg(add = super::complete::resources())]
         resource: String,
         /// update (… → apply), destroy, preview or refresh.
         #[arg(long, default_value = "update")]
         operation: String,
-        #[arg(long)]
+        #[arg(long, add = super::complete::infra_projects())]
         infra: Option<String>,
         #[arg(long)]
         wait: bool,
     },
     /// Stack jobs, newest first.
     List {
-        #[arg(long)]
+        #[arg(long, add = super::complete::resources())]
         resource: Option<String>,
     },
     /// A job's operations, their status and the plan summary.
-    Show { job: i64 },
+    Show {
+        #[arg(add = super::complete::run_ids())]
+        job: i64,
+    },
     /// A job's logs.
     Logs {
+        #[arg(add = super::complete::run_ids())]
         job: i64,
         #[arg(long, short)]
         follow: bool,
     },
     /// Resume a job paused before apply: approves the reviewed plan.
     Resume {
+        #[arg(add = super::complete::run_ids())]
         job: i64,
         #[arg(long, short)]
         comment: Option<String>,
     },
     /// Cancel: the operation in flight finishes; the rest are skipped.
-    Cancel { job: i64 },
+    Cancel {
+        #[arg(add = super::complete::run_ids())]
+        job: i64,
+    },
     /// Repeat the same operation as a new job linked to this one.
-    Rerun { job: i64 },
+    Rerun {
+        #[arg(add = super::complete::run_ids())]
+        job: i64,
+    },
     /// Ask the engine to run the preflight checks for a resource (module, binary, credentials, state, policy) where the job would run; nothing executes.
     Preflight {
         /// The resource id.
+        #[arg(add = super::complete::resources())]
         resource: String,
         /// The infra project (needed when several define the resource).
-        #[arg(long)]
+        #[arg(long, add = super::complete::infra_projects())]
         infra: Option<String>,
     },
 }
@@ -100,12 +113,16 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
                 );
                 for j in jobs {
                     println!(
-                        "{:>5}  {:<16} {:<10} {:<10} {:<18} {}",
+                        "{:>5}  {:<16} {:<10} {:<10} {} {}",
                         j.id,
                         j.resource.as_deref().unwrap_or(""),
                         j.operation.map(|o| o.job_verb()).unwrap_or(""),
                         j.place(),
-                        j.status.as_str(),
+                        super::color::run_status(
+                            j.status,
+                            &format!("{:<18}", j.status.as_str()),
+                            ctx.color
+                        ),
                         super::output::ago(j.created_at)
                     );
                 }

@@ -1,6 +1,7 @@
 //! Pipeline as code (PC-1..PC-4): the project file, strictly loaded and resolved.
 
 pub mod infra;
+pub mod json_schema;
 mod load;
 pub mod schema;
 pub mod user;
@@ -177,6 +178,22 @@ impl SecretRef {
 impl Project {
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.get(name)
+    }
+
+    /// The names this project defines, sorted.
+    pub fn catalog(&self) -> crate::domain::command::Catalog {
+        let mut resources: Vec<String> = self
+            .infra
+            .values()
+            .flat_map(|p| p.resources.iter().map(|r| r.id.clone()))
+            .collect();
+        resources.sort();
+        resources.dedup();
+        crate::domain::command::Catalog {
+            services: self.services.keys().cloned().collect(),
+            infra: self.infra.keys().cloned().collect(),
+            resources,
+        }
     }
 }
 

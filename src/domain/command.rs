@@ -85,6 +85,8 @@ pub enum Request {
         #[serde(default)]
         infra: Option<String>,
     },
+    /// The names the engine's project defines (for shell completion). → [`Response::Catalog`]
+    Catalog,
 }
 
 /// The engine's answer to a [`Request`].
@@ -100,6 +102,7 @@ pub enum Response {
     Logs(Vec<LogLine>),
     LogCount(u64),
     Preflight(PreflightReport),
+    Catalog(Catalog),
 }
 
 impl Response {
@@ -115,6 +118,7 @@ impl Response {
             Response::Logs(_) => "logs",
             Response::LogCount(_) => "log_count",
             Response::Preflight(_) => "preflight",
+            Response::Catalog(_) => "catalog",
         }
     }
 }
@@ -153,6 +157,17 @@ typed_answer! {
     Vec<LogLine> => Logs(v) => v, "logs";
     u64 => LogCount(v) => v, "log_count";
     PreflightReport => Preflight(v) => v, "preflight";
+    Catalog => Catalog(v) => v, "catalog";
+}
+
+/// The names a project defines: what a shell may complete.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub services: Vec<String>,
+    /// Infra projects.
+    pub infra: Vec<String>,
+    /// Resource ids of every infra project, without repeats.
+    pub resources: Vec<String>,
 }
 
 /// One preflight check (SJ-4).
@@ -229,6 +244,7 @@ mod tests {
                 resource: "db".into(),
                 infra: None,
             },
+            Request::Catalog,
         ]
     }
 
@@ -249,10 +265,11 @@ mod tests {
                 | Request::Audit { .. }
                 | Request::Logs { .. }
                 | Request::LogCount { .. }
-                | Request::Preflight { .. } => {}
+                | Request::Preflight { .. }
+                | Request::Catalog => {}
             }
         }
-        assert_eq!(every_request().len(), 13);
+        assert_eq!(every_request().len(), 14);
     }
 
     #[test]

@@ -190,6 +190,7 @@ impl EngineHandle {
                 .map_err(|e| EngineError::Internal(e.to_string()))??;
                 Response::Preflight(report)
             }
+            Request::Catalog => Response::Catalog(self.project.catalog()),
         })
     }
 

@@ -129,6 +129,7 @@ fn step(
         ended_at: secs.map(|(a, d)| NOW - a * 1000 + d * 1000),
         parent_id: None,
         outputs: None,
+        superseded_by: None,
     }
 }
 

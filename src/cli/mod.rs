@@ -78,6 +78,9 @@ pub enum Command {
         /// Commit to build (default: the head of the branch).
         #[arg(long)]
         commit: Option<String>,
+        /// Deploy even where an environment runs a newer commit (a deliberate rollback).
+        #[arg(long)]
+        allow_older: bool,
         /// Follow progress and exit with the run's outcome (hosts an engine if none runs).
         #[arg(long)]
         wait: bool,
@@ -121,7 +124,12 @@ pub enum Command {
     /// Cancel a run: the build stops now; a deploy in flight finishes, later ones are cancelled.
     Cancel { run: i64 },
     /// Run again as a new attempt, at the same commit with the same pipeline definition.
-    Rerun { run: i64 },
+    Rerun {
+        run: i64,
+        /// Deploy even where an environment runs a newer commit (a deliberate rollback).
+        #[arg(long)]
+        allow_older: bool,
+    },
     /// Infra pipelines: graph, run, undeploy, environment and node gates.
     #[command(subcommand)]
     Infra(infra::InfraCommand),
@@ -342,8 +350,9 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             service,
             branch,
             commit,
+            allow_older,
             wait,
-        } => run::run(&ctx, service, branch, commit, wait).await,
+        } => run::run(&ctx, service, branch, commit, allow_older, wait).await,
         Command::Runs {
             service,
             status,
@@ -358,7 +367,7 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             control::decide(&ctx, run, &env, crate::domain::Decision::Reject, comment).await
         }
         Command::Cancel { run } => control::cancel(&ctx, run).await,
-        Command::Rerun { run } => control::rerun(&ctx, run).await,
+        Command::Rerun { run, allow_older } => control::rerun(&ctx, run, allow_older).await,
         Command::Infra(cmd) => infra::infra(&ctx, cmd).await,
         Command::StackJob(cmd) => stack_job::stack_job(&ctx, cmd).await,
     }

@@ -110,6 +110,8 @@ pub struct EnvironmentFile {
     pub expires_after: Option<Spanned<String>>,
     #[serde(default)]
     pub policy: PolicyFile,
+    /// How deploys to this environment queue: `"all"` or `"latest"`.
+    pub queue: Option<crate::domain::QueuePolicy>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -43,11 +43,11 @@ pub mod executor;
 mod handle;
 mod plan;
 pub mod preflight;
+mod queue;
 mod runner;
 mod scheduler;
 pub mod workspace;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -74,6 +74,10 @@ pub enum EngineError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The run would deploy a commit older than an environment runs, and was not
+    /// allowed to (`--allow-older`).
+    #[error("{0}")]
+    OlderCommit(String),
     #[error("{0}")]
     Internal(String),
     #[error("the engine has stopped")]
@@ -91,9 +95,6 @@ impl From<crate::store::StoreError> for EngineError {
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
-/// The FIFO lock that keeps deploys to one (service, environment) from overlapping.
-pub(crate) type EnvLock = Arc<tokio::sync::Mutex<()>>;
-
 /// State every driver shares (read-only but for the semaphores and locks).
 pub(crate) struct Shared {
     pub data_dir: PathBuf,
@@ -101,22 +102,11 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<Event>,
     /// The global running-step limit (SP-6a).
     pub slots: Arc<Semaphore>,
-    /// One FIFO lock per (service, environment): deploys never overlap.
-    pub env_locks: std::sync::Mutex<HashMap<(String, String), EnvLock>>,
+    /// One line per (service, environment): deploys never overlap, and go in trigger
+    /// order, never older over newer.
+    pub queues: Arc<queue::EnvQueues>,
     /// Fires when the engine shuts down; every run's token is its child.
     pub shutdown: CancellationToken,
-}
-
-impl Shared {
-    pub fn env_lock(&self, service: &str, env: &str) -> EnvLock {
-        let mut map = self
-            .env_locks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.entry((service.to_string(), env.to_string()))
-            .or_default()
-            .clone()
-    }
 }
 
 /// Opens the store in `data_dir`, recovers what a previous engine left, and starts
@@ -134,7 +124,7 @@ pub async fn start(
         logs: LogStore::new(data_dir.join("logs")),
         events: events.clone(),
         slots: Arc::new(Semaphore::new(project.engine.concurrency)),
-        env_locks: Default::default(),
+        queues: Default::default(),
         shutdown: CancellationToken::new(),
     });
     let (tx, rx) = mpsc::channel(1024);

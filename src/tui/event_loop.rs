@@ -144,6 +144,7 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     service,
                     branch,
                     commit,
+                    allow_older: false,
                 })
                 .await
                 .map(|r| {
@@ -154,7 +155,7 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                 .cancel(id)
                 .await
                 .map(|_| Reply::Info(format!("run {id} is cancelling"))),
-            Effect::Rerun(id) => c.rerun(id).await.map(|r| {
+            Effect::Rerun(id) => c.rerun(id, false).await.map(|r| {
                 let msg = format!("run {} started: attempt {} of run {id}", r.id, r.attempt);
                 Reply::Started(Box::new(r), msg)
             }),

@@ -57,6 +57,7 @@ impl Runner {
             GateStatus::Rejected => "reject",
             GateStatus::Expired => "expire",
             GateStatus::Cancelled => "cancel_gate",
+            GateStatus::Superseded => "supersede_gate",
             GateStatus::Waiting => "open",
         };
         self.audit(

@@ -12,11 +12,12 @@ use super::plan::Definition;
 use super::{EngineError, Result, Shared};
 use crate::config::GatePolicy;
 use crate::domain::{
-    Decision, Event, GateInfo, GateStatus, RunDetail, RunInfo, RunKind, RunStatus, StepInfo,
-    StepStatus, Trigger, now_ms,
+    Decision, Deployment, EnvQueue, Event, GateInfo, GateStatus, QueueKey, QueuePolicy, RunDetail,
+    RunInfo, RunKind, RunStatus, StepInfo, StepStatus, Supersession, Trigger, now_ms,
 };
 use crate::store::{AuditEntry, NewRun, RunFilter, Store};
 
+mod deploys;
 mod gates;
 mod runs;
 
@@ -30,7 +31,8 @@ pub(crate) enum Msg {
     // From clients.
     Create(Box<NewRun>, Reply<RunInfo>),
     Cancel(i64, String, Reply<RunInfo>),
-    Rerun(i64, String, Reply<RunInfo>),
+    /// Rerun run `.0` for `.1`; `.2`: it may go back to an older commit on purpose.
+    Rerun(i64, String, bool, Reply<RunInfo>),
     Decide {
         run_id: i64,
         env: String,
@@ -43,6 +45,10 @@ pub(crate) enum Msg {
     Detail(i64, Reply<RunDetail>),
     WaitingGates(Reply<Vec<GateInfo>>),
     Audit(i64, Reply<Vec<AuditEntry>>),
+    /// Each environment's queue.
+    Queues(Vec<(QueueKey, QueuePolicy)>, Reply<Vec<EnvQueue>>),
+    /// What each environment runs now.
+    Current(Vec<QueueKey>, Reply<Vec<Deployment>>),
     Shutdown(oneshot::Sender<()>),
     // From drivers.
     RunStatus {
@@ -58,6 +64,12 @@ pub(crate) enum Msg {
         reply: oneshot::Sender<GateInfo>,
     },
     ExpireGate(i64),
+    /// A newer run took the environment of a gate that waits: resolve it as superseded.
+    SupersedeGate {
+        run_id: i64,
+        env: String,
+        why: Supersession,
+    },
     Done(i64),
     /// A run's driver panicked (a bug): the run fails instead of hanging.
     Crashed(i64, String),
@@ -314,8 +326,8 @@ impl Runner {
                 out.reply(reply, r);
                 ok
             }
-            Msg::Rerun(id, by, reply) => {
-                let r = self.rerun(id, &by, out);
+            Msg::Rerun(id, by, allow_older, reply) => {
+                let r = self.rerun(id, &by, allow_older, out);
                 let ok = r.is_ok();
                 out.reply(reply, r);
                 ok
@@ -357,6 +369,19 @@ impl Runner {
                 out.reply(reply, r);
                 true
             }
+            Msg::Queues(keys, reply) => {
+                out.reply(reply, self.queues(keys));
+                true
+            }
+            Msg::Current(keys, reply) => {
+                out.reply(reply, self.current(keys));
+                true
+            }
+            Msg::SupersedeGate { run_id, env, why } => {
+                logged(self.supersede_gate(run_id, &env, &why, out), || {
+                    format!("gate {env} of run {run_id}")
+                })
+            }
             Msg::Shutdown(done) => {
                 self.shared.shutdown.cancel();
                 self.shutdown.get_or_insert_with(Vec::new).push(done);
@@ -371,6 +396,11 @@ impl Runner {
             }),
             Msg::Step(step) => match self.store.update_step(&step) {
                 Ok(()) => {
+                    // The deployment record follows its row; a failure is logged and
+                    // leaves the row's change standing.
+                    if let Err(e) = self.record_deploy(&step) {
+                        tracing::error!("deployment of step {}: {e}", step.id);
+                    }
                     out.event(Event::Step { step });
                     true
                 }
@@ -440,7 +470,7 @@ mod tests {
             logs: crate::store::logs::LogStore::new(dir.join("logs")),
             events,
             slots: Arc::new(tokio::sync::Semaphore::new(1)),
-            env_locks: Default::default(),
+            queues: Default::default(),
             shutdown: CancellationToken::new(),
         });
         let (tx, rx) = mpsc::channel(4);
@@ -465,6 +495,7 @@ mod tests {
             triggered_by: "t".into(),
             rerun_of: None,
             attempt: 1,
+            allow_older: false,
             definition: serde_json::json!({}),
         }
     }

@@ -122,7 +122,7 @@ async fn walk(
         logs: crate::store::logs::LogStore::new(dir.path().join("logs")),
         events,
         slots: Arc::new(tokio::sync::Semaphore::new(slots)),
-        env_locks: Default::default(),
+        queues: Default::default(),
         shutdown: CancellationToken::new(),
     });
     let run = RunInfo {
@@ -164,6 +164,7 @@ async fn walk(
             ended_at: None,
             parent_id: None,
             outputs: None,
+            superseded_by: None,
         })
         .collect();
     let plan = Plan {

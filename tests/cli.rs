@@ -279,7 +279,7 @@ fn a_rerun_of_an_old_run_is_refused_without_allow_older() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("a rerun of run {first} (")), "{err}");
     assert!(
-        err.contains(&format!("would deploy an older commit than dev runs ")),
+        err.contains("would deploy an older commit than dev runs "),
         "{err}"
     );
     assert!(

@@ -134,24 +134,36 @@ pub struct EnvQueue {
 }
 
 impl EnvQueue {
-    /// `current 3 a1b2c3d · deploying 5 … · waiting 6 … · superseded 4 …`
+    /// `current 3 (a1b2c3d) · deploying 5 · waiting 6, 7 · superseded 4`: runs by
+    /// state, in the order of [`QueueState::ALL`].
     pub fn summary(&self) -> String {
-        if self.entries.is_empty() {
+        let mut parts = Vec::new();
+        for state in QueueState::ALL {
+            let runs: Vec<String> = self
+                .entries
+                .iter()
+                .filter(|e| e.state == *state)
+                .map(|e| match state {
+                    QueueState::Current => {
+                        format!("{} ({})", e.run_id, short_sha(&e.commit_sha))
+                    }
+                    _ => e.run_id.to_string(),
+                })
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let word = match state {
+                QueueState::AtGate => "at gate",
+                QueueState::OnItsWay => "on its way",
+                s => s.as_str(),
+            };
+            parts.push(format!("{word} {}", runs.join(", ")));
+        }
+        if parts.is_empty() {
             return "nothing deployed yet".into();
         }
-        let words: Vec<String> = self
-            .entries
-            .iter()
-            .map(|e| {
-                let state = match e.state {
-                    QueueState::AtGate => "at gate",
-                    QueueState::OnItsWay => "on its way",
-                    s => s.as_str(),
-                };
-                format!("{state} {} {}", e.run_id, short_sha(&e.commit_sha))
-            })
-            .collect();
-        words.join(" · ")
+        parts.join(" · ")
     }
 }
 
@@ -167,6 +179,33 @@ mod tests {
         };
         assert_eq!(s.to_string(), "superseded by run 7 (a1b2c3d)");
         assert_eq!(short_sha("abc"), "abc");
+    }
+
+    #[test]
+    fn a_queue_summary_groups_runs_by_state() {
+        let e = |run_id, state| QueueEntry {
+            run_id,
+            commit_sha: format!("{run_id}abcdef0123"),
+            state,
+        };
+        let q = EnvQueue {
+            key: QueueKey {
+                service: "web".into(),
+                env: "dev".into(),
+            },
+            policy: QueuePolicy::All,
+            entries: vec![
+                e(3, QueueState::Current),
+                e(5, QueueState::Deploying),
+                e(6, QueueState::Waiting),
+                e(7, QueueState::Waiting),
+                e(4, QueueState::Superseded),
+            ],
+        };
+        assert_eq!(
+            q.summary(),
+            "current 3 (3abcdef) · deploying 5 · waiting 6, 7 · superseded 4"
+        );
     }
 
     #[test]

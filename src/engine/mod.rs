@@ -26,8 +26,10 @@
 //! 2. **Planner.** Add `plan/deployment.rs` with `rows` (the steps a new run shows:
 //!    one per station) and `graph` (a `scheduler::Plan`: one unit per row; what each
 //!    unit needs, its failure policy (fail the run or skip downstream), its cancel
-//!    policy (terminate now or let it finish), gates before or after it, a FIFO queue
-//!    if units must not overlap). Wire it into `plan::plan` and `plan::start`.
+//!    policy (terminate now or let it finish), gates before or after it, an
+//!    environment line (`scheduler::QueueSpec`: never overlapping, trigger order, never
+//!    older over newer) if units deploy somewhere). Wire it into `plan::plan` and
+//!    `plan::start`.
 //! 3. **Executor.** If the units run something new, implement `scheduler::Executor`
 //!    for it (`prepare` once per run, `run` per unit, and the optional hooks). Units
 //!    that run commands reuse `executor::command`.

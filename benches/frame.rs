@@ -144,6 +144,7 @@ fn main() {
         ended_at: None,
         parent_id: None,
         outputs: None,
+        superseded_by: None,
     };
     let mut r = run(1);
     r.status = RunStatus::Running;
@@ -258,6 +259,7 @@ fn main() {
             ended_at: (k < 500).then_some(s.now - 1000),
             parent_id: None,
             outputs: None,
+            superseded_by: None,
         })
         .collect();
     let graph = nodes

@@ -21,6 +21,12 @@ run = "echo dev"
 run = "echo prod"
 approval = true
 
+[services.plain]
+repo_seed = "src"
+environments = ["dev"]
+[services.plain.deploy.dev]
+run = "echo dev"
+
 [services.slow]
 repo_seed = "src"
 [[services.slow.steps]]
@@ -248,6 +254,42 @@ fn kill(pid: i32, sig: &str) {
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+/// Issue 24: a rerun that would take an environment back to an older commit is refused
+/// (exit 2, saying why) unless it is asked for with `--allow-older`.
+#[test]
+fn a_rerun_of_an_old_run_is_refused_without_allow_older() {
+    let p = setup();
+    let _engine = serve(&p);
+    let first = run_ok(&p, &["run", "plain", "--wait"]);
+    let first = first.lines().next().unwrap().trim().to_string();
+    let st = Command::new("git")
+        .arg("-C")
+        .arg(p.data_dir().join("repos/plain"))
+        .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid"])
+        .args(["commit", "--quiet", "--allow-empty", "-m", "newer"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let second = run_ok(&p, &["run", "plain", "--wait"]);
+    let second = second.lines().next().unwrap().trim().to_string();
+    let out = run_out(&p, &["rerun", &first]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("a rerun of run {first} (")), "{err}");
+    assert!(
+        err.contains("would deploy an older commit than dev runs "),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "(run {second}); pass --allow-older to roll back on purpose"
+        )),
+        "{err}"
+    );
+    let out = run_out(&p, &["rerun", &first, "--allow-older"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
 #[test]

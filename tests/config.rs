@@ -56,6 +56,7 @@ fn the_example_documents_every_key() {
         "approvers",
         "forbid_self_approval",
         "expires_after",
+        "queue",
         "repo",
         "repo_seed",
         "default_branch",

@@ -386,7 +386,7 @@ run = "echo first definition"
     let first = h.trigger(trigger("svc")).await.unwrap();
     let done = wait_done(&h, &mut rx, first.id).await;
     assert_eq!(done.run.status, RunStatus::Succeeded);
-    let again = h.rerun(first.id).await.unwrap();
+    let again = h.rerun(first.id, false).await.unwrap();
     assert_eq!((again.rerun_of, again.attempt), (Some(first.id), 2));
     assert_eq!(again.commit_sha, done.run.commit_sha);
     let redone = wait_done(&h, &mut rx, again.id).await;

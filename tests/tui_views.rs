@@ -2,8 +2,8 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use pipedeck::domain::{
-    GateInfo, GateStatus, RunDetail, RunInfo, RunKind, RunStatus, RunType, Stage, StepInfo,
-    StepStatus, Trigger,
+    EnvQueue, GateInfo, GateStatus, QueueEntry, QueueKey, QueuePolicy, QueueState, RunDetail,
+    RunInfo, RunKind, RunStatus, RunType, Stage, StepInfo, StepStatus, Trigger,
 };
 use pipedeck::store::LogLine;
 use pipedeck::tui::action::Reply;
@@ -129,6 +129,7 @@ fn step(
         ended_at: secs.map(|(a, d)| NOW - a * 1000 + d * 1000),
         parent_id: None,
         outputs: None,
+        superseded_by: None,
     }
 }
 
@@ -286,6 +287,54 @@ fn approvals_inbox() {
     let mut s = state();
     s.view = View::Approvals;
     both("approvals", &s);
+}
+
+/// Issue 24: each environment's queue under its deploy row, under the inbox's table
+/// for the selected gate, and a rerun that would roll back asks again, saying so.
+#[test]
+fn deploy_queues_and_the_rollback_confirmation() {
+    let queue = |env: &str, entries: &[(i64, QueueState)]| EnvQueue {
+        key: QueueKey {
+            service: "web".into(),
+            env: env.into(),
+        },
+        policy: QueuePolicy::All,
+        entries: entries
+            .iter()
+            .map(|&(run_id, state)| QueueEntry {
+                run_id,
+                commit_sha: format!("{:x}{}", run_id * 0x1234567, "0".repeat(33)),
+                state,
+            })
+            .collect(),
+    };
+    let queues = vec![
+        queue("dev", &[(7, QueueState::Current), (8, QueueState::Waiting)]),
+        queue(
+            "prod",
+            &[
+                (2, QueueState::Current),
+                (7, QueueState::AtGate),
+                (8, QueueState::OnItsWay),
+                (5, QueueState::Superseded),
+            ],
+        ),
+    ];
+    let mut s = detail_state();
+    s.queues = queues.clone();
+    both("detail_queues", &s);
+    let mut s = state();
+    s.view = View::Approvals;
+    s.queues = queues;
+    both("approvals_queues", &s);
+    let mut s = state();
+    s.apply_reply(Reply::Older {
+        run: 5,
+        why: "a rerun of run 5 (5b05b23) would deploy an older commit than dev runs 7f6e5d4 \
+              (run 6); pass --allow-older to roll back on purpose"
+            .into(),
+    });
+    both("dialog_rollback", &s);
 }
 
 #[test]

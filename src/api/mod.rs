@@ -89,8 +89,16 @@ pub trait EngineClient: Send + Sync {
         self.ask(Request::Cancel { run_id })
     }
 
-    fn rerun(&self, run_id: i64) -> impl Future<Output = Result<RunInfo>> + Send {
-        self.ask(Request::Rerun { run_id })
+    /// A new attempt of `run_id`; `allow_older`: it may roll an environment back.
+    fn rerun(
+        &self,
+        run_id: i64,
+        allow_older: bool,
+    ) -> impl Future<Output = Result<RunInfo>> + Send {
+        self.ask(Request::Rerun {
+            run_id,
+            allow_older,
+        })
     }
 
     fn decide(

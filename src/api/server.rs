@@ -217,7 +217,7 @@ impl IntoResponse for ApiError {
         let code = match &self.0 {
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,
             EngineError::Invalid(_) => StatusCode::BAD_REQUEST,
-            EngineError::Conflict(_) => StatusCode::CONFLICT,
+            EngineError::Conflict(_) | EngineError::OlderCommit(_) => StatusCode::CONFLICT,
             EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
             EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             EngineError::Stopped | EngineError::Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -56,12 +56,16 @@ pub async fn cancel(ctx: &Ctx, run: i64) -> i32 {
     }
 }
 
-pub async fn rerun(ctx: &Ctx, run: i64) -> i32 {
+pub async fn rerun(ctx: &Ctx, run: i64, allow_older: bool) -> i32 {
     let c = match ctx.connect() {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match c.ask::<RunInfo>(Request::Rerun { run_id: run }).await {
+    let req = Request::Rerun {
+        run_id: run,
+        allow_older,
+    };
+    match c.ask::<RunInfo>(req).await {
         Ok(r) => {
             println!("{}", r.id);
             if ctx.json {

@@ -88,6 +88,9 @@ pub enum Command {
         /// Commit to build (default: the head of the branch).
         #[arg(long)]
         commit: Option<String>,
+        /// Deploy even where an environment runs a newer commit (a deliberate rollback).
+        #[arg(long)]
+        allow_older: bool,
         /// Follow progress and exit with the run's outcome (hosts an engine if none runs).
         #[arg(long)]
         wait: bool,
@@ -157,6 +160,9 @@ pub enum Command {
         /// The run id (`pipedeck runs` lists them).
         #[arg(add = run_ids())]
         run: i64,
+        /// Deploy even where an environment runs a newer commit (a deliberate rollback).
+        #[arg(long)]
+        allow_older: bool,
     },
     /// Infra pipelines: graph, run, undeploy, environment and node gates.
     #[command(subcommand)]
@@ -429,8 +435,9 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             service,
             branch,
             commit,
+            allow_older,
             wait,
-        } => run::run(&ctx, service, branch, commit, wait).await,
+        } => run::run(&ctx, service, branch, commit, allow_older, wait).await,
         Command::Runs {
             service,
             status,
@@ -445,7 +452,7 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             control::decide(&ctx, run, &env, crate::domain::Decision::Reject, comment).await
         }
         Command::Cancel { run } => control::cancel(&ctx, run).await,
-        Command::Rerun { run } => control::rerun(&ctx, run).await,
+        Command::Rerun { run, allow_older } => control::rerun(&ctx, run, allow_older).await,
         Command::Infra(cmd) => infra::infra(&ctx, cmd).await,
         Command::StackJob(cmd) => stack_job::stack_job(&ctx, cmd).await,
         Command::Init { .. }

@@ -15,12 +15,14 @@ pub async fn run(
     service: String,
     branch: Option<String>,
     commit: Option<String>,
+    allow_older: bool,
     wait: bool,
 ) -> i32 {
     let req = Request::Trigger(TriggerRequest {
         service,
         branch,
         commit,
+        allow_older,
     });
     start(ctx, req, wait).await
 }

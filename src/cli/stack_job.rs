@@ -132,7 +132,7 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
         StackJobCommand::Show { job } => super::show::show(ctx, job).await,
         StackJobCommand::Logs { job, follow } => super::logs::logs(ctx, job, None, follow).await,
         StackJobCommand::Cancel { job } => super::control::cancel(ctx, job).await,
-        StackJobCommand::Rerun { job } => super::control::rerun(ctx, job).await,
+        StackJobCommand::Rerun { job } => super::control::rerun(ctx, job, false).await,
         StackJobCommand::Resume { job, comment } => {
             let c = match ctx.connect() {
                 Ok(c) => c,

@@ -90,6 +90,10 @@ pub struct EnvDeploy {
     pub run: String,
     pub gate: GatePolicy,
     pub kill_grace_ms: u64,
+    /// How this service's deploys to the environment queue (runs stored before it
+    /// existed read as the default).
+    #[serde(default)]
+    pub queue: crate::domain::QueuePolicy,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -177,6 +177,8 @@ pub struct EnvironmentFile {
     /// Flow control for stack jobs here (SJ-3); unset knobs come from [policy], then defaults.
     #[serde(default)]
     pub policy: PolicyFile,
+    /// How deploys to this environment queue: `"all"` or `"latest"`.
+    pub queue: Option<crate::domain::QueuePolicy>,
 }
 
 /// A service: its repository, triggers, build steps and deploys.

@@ -251,6 +251,7 @@ fn resolve_service(
                 expires_after_ms,
             },
             kill_grace_ms: cx.duration(&dep.kill_grace, engine.kill_grace_ms),
+            queue: decl.queue.unwrap_or_default(),
         });
     }
     for key in svc.deploy.keys() {

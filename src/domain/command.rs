@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Decision, GateInfo, RunDetail, RunInfo};
+use super::{Decision, EnvQueue, GateInfo, RunDetail, RunInfo};
 use crate::store::{AuditEntry, LogLine, RunFilter};
 
 /// A manual trigger of a service run (SP-7).
@@ -19,6 +19,9 @@ pub struct TriggerRequest {
     pub branch: Option<String>,
     /// Defaults to the head of the branch.
     pub commit: Option<String>,
+    /// Deploy even where an environment runs a newer commit: a deliberate rollback.
+    #[serde(default)]
+    pub allow_older: bool,
 }
 
 /// Everything a client can ask of the engine. The comment on each arm names the
@@ -47,8 +50,13 @@ pub enum Request {
     },
     /// Ask a run to stop. → [`Response::Run`]
     Cancel { run_id: i64 },
-    /// A new attempt of a run. → [`Response::Run`]
-    Rerun { run_id: i64 },
+    /// A new attempt of a run; `allow_older` lets it deploy a commit older than an
+    /// environment runs (a deliberate rollback). → [`Response::Run`]
+    Rerun {
+        run_id: i64,
+        #[serde(default)]
+        allow_older: bool,
+    },
     /// Approve or reject a waiting gate (`env`, or `env/node` for an infra node gate). → [`Response::Gate`]
     Decide {
         run_id: i64,
@@ -68,6 +76,11 @@ pub enum Request {
     WaitingGates,
     /// A run's audit log. → [`Response::Audit`]
     Audit { run_id: i64 },
+    /// Each environment's deploy queue, of one service or of all. → [`Response::Queues`]
+    Queues {
+        #[serde(default)]
+        service: Option<String>,
+    },
     /// Up to `limit` lines of one step's log from line `from`. → [`Response::Logs`]
     Logs {
         run_id: i64,
@@ -103,6 +116,7 @@ pub enum Response {
     LogCount(u64),
     Preflight(PreflightReport),
     Catalog(Catalog),
+    Queues(Vec<EnvQueue>),
 }
 
 impl Response {
@@ -119,6 +133,7 @@ impl Response {
             Response::LogCount(_) => "log_count",
             Response::Preflight(_) => "preflight",
             Response::Catalog(_) => "catalog",
+            Response::Queues(_) => "queues",
         }
     }
 }
@@ -158,6 +173,7 @@ typed_answer! {
     u64 => LogCount(v) => v, "log_count";
     PreflightReport => Preflight(v) => v, "preflight";
     Catalog => Catalog(v) => v, "catalog";
+    Vec<EnvQueue> => Queues(v) => v, "queues";
 }
 
 /// The names a project defines: what a shell may complete.
@@ -201,6 +217,7 @@ mod tests {
                 service: "web".into(),
                 branch: Some("main".into()),
                 commit: None,
+                allow_older: true,
             }),
             Request::TriggerInfra {
                 project: "net".into(),
@@ -212,7 +229,10 @@ mod tests {
                 operation: "preview".into(),
             },
             Request::Cancel { run_id: 3 },
-            Request::Rerun { run_id: 4 },
+            Request::Rerun {
+                run_id: 4,
+                allow_older: false,
+            },
             Request::Decide {
                 run_id: 5,
                 env: "staging/db".into(),
@@ -230,6 +250,9 @@ mod tests {
             Request::Detail { run_id: 6 },
             Request::WaitingGates,
             Request::Audit { run_id: 7 },
+            Request::Queues {
+                service: Some("web".into()),
+            },
             Request::Logs {
                 run_id: 8,
                 step_id: 9,
@@ -263,13 +286,14 @@ mod tests {
                 | Request::Detail { .. }
                 | Request::WaitingGates
                 | Request::Audit { .. }
+                | Request::Queues { .. }
                 | Request::Logs { .. }
                 | Request::LogCount { .. }
                 | Request::Preflight { .. }
                 | Request::Catalog => {}
             }
         }
-        assert_eq!(every_request().len(), 14);
+        assert_eq!(every_request().len(), 15);
     }
 
     #[test]

@@ -28,12 +28,16 @@ macro_rules! words {
 
 pub mod ansi;
 pub mod command;
+pub mod deploy;
 pub mod event;
 pub mod gate;
 pub mod operation;
 pub mod run;
 
 pub use command::{Request, Response, TriggerRequest};
+pub use deploy::{
+    DeployStatus, Deployment, EnvQueue, QueueEntry, QueueKey, QueuePolicy, QueueState, Supersession,
+};
 pub use event::Event;
 pub use gate::GateKey;
 pub use operation::{InfraAction, Operation};

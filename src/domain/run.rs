@@ -258,6 +258,9 @@ pub enum GateStatus {
     Expired,
     /// The run was cancelled while the gate waited.
     Cancelled,
+    /// A run triggered later deployed to the environment first (or a newer one arrived
+    /// under `queue = "latest"`): nothing is left to approve.
+    Superseded,
 }
 words!(GateStatus {
     Waiting => "waiting",
@@ -265,6 +268,7 @@ words!(GateStatus {
     Rejected => "rejected",
     Expired => "expired",
     Cancelled => "cancelled",
+    Superseded => "superseded",
 });
 
 /// An operator's answer at a gate.
@@ -384,6 +388,9 @@ pub struct StepInfo {
     /// A resource's outputs (JSON object), once applied.
     #[serde(default)]
     pub outputs: Option<serde_json::Value>,
+    /// A deploy skipped because a newer run took the environment: that run's id.
+    #[serde(default)]
+    pub superseded_by: Option<i64>,
 }
 
 impl StepInfo {

@@ -10,7 +10,8 @@ use super::{EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
 use crate::config::user::UserConfig;
 use crate::domain::command::{Request, Response};
-use crate::domain::{Event, Operation, RunInfo, RunSpec, RunType, Trigger};
+use crate::domain::deploy::short_sha;
+use crate::domain::{EnvQueue, Event, Operation, QueueKey, RunInfo, RunSpec, RunType, Trigger};
 use crate::store::{LogLine, NewRun};
 
 pub use crate::domain::command::TriggerRequest;
@@ -143,8 +144,15 @@ impl EngineHandle {
                 Response::Run(self.runner(|r| Msg::Cancel(run_id, by(), r)).await?)
             }
             // Same commit, trigger data and pipeline definition (SP-6).
-            Request::Rerun { run_id } => {
-                Response::Run(self.runner(|r| Msg::Rerun(run_id, by(), r)).await?)
+            Request::Rerun {
+                run_id,
+                allow_older,
+            } => {
+                let allow_older = self.may_go_back(run_id, allow_older).await?;
+                Response::Run(
+                    self.runner(|r| Msg::Rerun(run_id, by(), allow_older, r))
+                        .await?,
+                )
             }
             Request::Decide {
                 run_id,
@@ -169,6 +177,7 @@ impl EngineHandle {
                 Response::Detail(Box::new(self.runner(|r| Msg::Detail(run_id, r)).await?))
             }
             Request::WaitingGates => Response::Gates(self.runner(Msg::WaitingGates).await?),
+            Request::Queues { service } => Response::Queues(self.queues(service.as_deref()).await?),
             Request::Audit { run_id } => {
                 Response::Audit(self.runner(|r| Msg::Audit(run_id, r)).await?)
             }
@@ -230,6 +239,10 @@ impl EngineHandle {
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
         .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let what = format!("service {} at {}", svc.name, short_sha(&info.sha));
+        let allow_older = self
+            .goes_back(svc, &info.sha, &what, req.allow_older)
+            .await?;
         let new = NewRun {
             spec: RunSpec::Service {
                 service: svc.name.clone(),
@@ -244,6 +257,7 @@ impl EngineHandle {
             triggered_by: caller.name().to_string(),
             rerun_of: None,
             attempt: 1,
+            allow_older,
             definition: serde_json::to_value(svc)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };
@@ -342,10 +356,103 @@ impl EngineHandle {
             triggered_by: caller.name().to_string(),
             rerun_of: None,
             attempt: 1,
+            allow_older: false,
             definition: serde_json::to_value(def)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };
         self.runner(|reply| Msg::Create(Box::new(new), reply)).await
+    }
+
+    /// Whether a rerun of run `run_id` may go back to its older commit: refused if it
+    /// would and `allow_older` is not set.
+    async fn may_go_back(&self, run_id: i64, allow_older: bool) -> Result<bool> {
+        let run = self.runner(|r| Msg::Detail(run_id, r)).await?.run;
+        let Some(svc) = self.project.service(&run.service) else {
+            return Ok(false);
+        };
+        let what = format!("a rerun of run {run_id} ({})", short_sha(&run.commit_sha));
+        self.goes_back(svc, &run.commit_sha, &what, allow_older)
+            .await
+    }
+
+    /// Whether deploying `sha` of `svc` would take an environment back to an older
+    /// commit than it runs. If it would: `Ok(true)` when `allow_older` (a deliberate
+    /// rollback), else [`EngineError::OlderCommit`] saying where and how to insist.
+    async fn goes_back(
+        &self,
+        svc: &crate::config::Service,
+        sha: &str,
+        what: &str,
+        allow_older: bool,
+    ) -> Result<bool> {
+        let keys: Vec<QueueKey> = svc
+            .environments
+            .iter()
+            .map(|e| QueueKey {
+                service: svc.name.clone(),
+                env: e.name.clone(),
+            })
+            .collect();
+        if !svc.deployments_enabled || keys.is_empty() {
+            return Ok(false);
+        }
+        let current = self.runner(|r| Msg::Current(keys, r)).await?;
+        let (svc2, data_dir, sha2) = (svc.clone(), self.shared.data_dir.clone(), sha.to_string());
+        let newer = tokio::task::spawn_blocking(move || {
+            let repo = workspace::ensure_repo(&svc2, &data_dir)?;
+            let mut newer = Vec::new();
+            for d in current {
+                if workspace::is_ancestor(&repo, &sha2, &d.commit_sha)? {
+                    newer.push(d);
+                }
+            }
+            Ok::<_, workspace::WorkspaceError>(newer)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if newer.is_empty() {
+            return Ok(false);
+        }
+        if allow_older {
+            return Ok(true);
+        }
+        let envs: Vec<String> = newer
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} runs {} (run {})",
+                    d.env,
+                    short_sha(&d.commit_sha),
+                    d.run_id
+                )
+            })
+            .collect();
+        Err(EngineError::OlderCommit(format!(
+            "{what} would deploy an older commit than {}; pass --allow-older to roll back on \
+             purpose",
+            envs.join(", ")
+        )))
+    }
+
+    /// Each environment's deploy queue, of `service` or of every service.
+    async fn queues(&self, service: Option<&str>) -> Result<Vec<EnvQueue>> {
+        let keys = self
+            .project
+            .services
+            .values()
+            .filter(|s| service.is_none_or(|n| n == s.name))
+            .flat_map(|s| {
+                s.environments.iter().map(|e| {
+                    let key = QueueKey {
+                        service: s.name.clone(),
+                        env: e.name.clone(),
+                    };
+                    (key, e.queue)
+                })
+            })
+            .collect();
+        self.runner(|r| Msg::Queues(keys, r)).await
     }
 
     /// Up to `limit` log lines of one step from line `from`.

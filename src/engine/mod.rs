@@ -26,8 +26,10 @@
 //! 2. **Planner.** Add `plan/deployment.rs` with `rows` (the steps a new run shows:
 //!    one per station) and `graph` (a `scheduler::Plan`: one unit per row; what each
 //!    unit needs, its failure policy (fail the run or skip downstream), its cancel
-//!    policy (terminate now or let it finish), gates before or after it, a FIFO queue
-//!    if units must not overlap). Wire it into `plan::plan` and `plan::start`.
+//!    policy (terminate now or let it finish), gates before or after it, an
+//!    environment line (`scheduler::QueueSpec`: never overlapping, trigger order, never
+//!    older over newer) if units deploy somewhere). Wire it into `plan::plan` and
+//!    `plan::start`.
 //! 3. **Executor.** If the units run something new, implement `scheduler::Executor`
 //!    for it (`prepare` once per run, `run` per unit, and the optional hooks). Units
 //!    that run commands reuse `executor::command`.
@@ -43,11 +45,11 @@ pub mod executor;
 mod handle;
 mod plan;
 pub mod preflight;
+mod queue;
 mod runner;
 mod scheduler;
 pub mod workspace;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -74,6 +76,10 @@ pub enum EngineError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The run would deploy a commit older than an environment runs, and was not
+    /// allowed to (`--allow-older`).
+    #[error("{0}")]
+    OlderCommit(String),
     #[error("{0}")]
     Internal(String),
     #[error("the engine has stopped")]
@@ -91,9 +97,6 @@ impl From<crate::store::StoreError> for EngineError {
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
-/// The FIFO lock that keeps deploys to one (service, environment) from overlapping.
-pub(crate) type EnvLock = Arc<tokio::sync::Mutex<()>>;
-
 /// State every driver shares (read-only but for the semaphores and locks).
 pub(crate) struct Shared {
     pub data_dir: PathBuf,
@@ -101,8 +104,9 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<Event>,
     /// The global running-step limit (SP-6a).
     pub slots: Arc<Semaphore>,
-    /// One FIFO lock per (service, environment): deploys never overlap.
-    pub env_locks: std::sync::Mutex<HashMap<(String, String), EnvLock>>,
+    /// One line per (service, environment): deploys never overlap, and go in trigger
+    /// order, never older over newer.
+    pub queues: Arc<queue::EnvQueues>,
     /// Fires when the engine shuts down; every run's token is its child.
     pub shutdown: CancellationToken,
     /// Names this engine's store (from its data dir) in its steps' process tokens.
@@ -116,20 +120,10 @@ impl Shared {
             logs: LogStore::new(data_dir.join("logs")),
             events: broadcast::channel(4096).0,
             slots: Arc::new(Semaphore::new(concurrency)),
-            env_locks: Default::default(),
+            queues: Default::default(),
             shutdown: CancellationToken::new(),
             store_id: executor::leftovers::store_id(data_dir).into(),
         }
-    }
-
-    pub fn env_lock(&self, service: &str, env: &str) -> EnvLock {
-        let mut map = self
-            .env_locks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.entry((service.to_string(), env.to_string()))
-            .or_default()
-            .clone()
     }
 }
 

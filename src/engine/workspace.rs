@@ -59,6 +59,31 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, WorkspaceError> {
     }
 }
 
+/// Whether commit `older` is an ancestor of commit `newer` in `repo` (the same commit
+/// is not older than itself).
+pub fn is_ancestor(repo: &Path, older: &str, newer: &str) -> Result<bool, WorkspaceError> {
+    if older == newer {
+        return Ok(false);
+    }
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["merge-base", "--is-ancestor", older, newer])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .map_err(WorkspaceError::NoGit)?;
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(WorkspaceError::Git {
+            args: format!("merge-base --is-ancestor {older} {newer}"),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }),
+    }
+}
+
 /// The local git repository for a service, created or fetched as needed:
 /// a seeded repo lives in the data dir; a URL is mirrored there; a path is used as is.
 pub fn ensure_repo(svc: &Service, data_dir: &Path) -> Result<PathBuf, WorkspaceError> {

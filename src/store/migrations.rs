@@ -91,7 +91,28 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE kind = 'infra' AND operation LIKE 'stack-job:%';
     UPDATE runs SET operation = CASE operation WHEN 'undeploy' THEN 'destroy' ELSE 'apply' END
         WHERE kind = 'infra';",
-    // 5: a step's process (its pid, also its process group) and the process's start
+    // 5: deploy order per environment: each deploy's record (a deliberate rollback is
+    // marked), why a deploy was superseded, and whether a run may go back on purpose.
+    "CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        step_id INTEGER NOT NULL REFERENCES steps(id),
+        service TEXT NOT NULL,
+        env TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        status TEXT NOT NULL,
+        rollback INTEGER NOT NULL DEFAULT 0,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER
+    );
+    CREATE INDEX deployments_env ON deployments(service, env, id);
+    CREATE INDEX deployments_step ON deployments(step_id);
+    CREATE INDEX steps_deploy ON steps(stage, name, status);
+    CREATE INDEX runs_commit ON runs(service, branch, commit_sha);
+    ALTER TABLE steps ADD COLUMN superseded_by INTEGER;
+    ALTER TABLE runs ADD COLUMN allow_older INTEGER NOT NULL DEFAULT 0;",
+    // 6: a step's process (its pid, also its process group) and the process's start
     // time, so that a restarted engine stops what the previous one left, and never a
     // process that merely reused the pid.
     "ALTER TABLE steps ADD COLUMN pid INTEGER;

@@ -1,5 +1,6 @@
 //! State in SQLite (runs, steps, gates, audit); logs in append-only files ([`logs`]).
 
+pub mod deploys;
 mod log_writer;
 pub mod logs;
 mod migrations;
@@ -42,6 +43,8 @@ pub struct NewRun {
     pub triggered_by: String,
     pub rerun_of: Option<i64>,
     pub attempt: i64,
+    /// Deploys may go back to an older commit than an environment runs (SP-6a, issue 24).
+    pub allow_older: bool,
     /// The pipeline definition as it was (a service, or an infra project), as JSON.
     pub definition: serde_json::Value,
 }
@@ -75,7 +78,7 @@ const RUN_COLS: &str = "id, kind, service, run_type, trigger, branch, tag, commi
      author, triggered_by, status, reason, created_at, started_at, ended_at, rerun_of, attempt, operation, \
      environment, resource";
 const STEP_COLS: &str = "id, run_id, stage, name, position, status, reason, exit_code, started_at, ended_at, \
-     parent_id, outputs";
+     parent_id, outputs, superseded_by";
 const GATE_COLS: &str =
     "id, run_id, env, status, opened_at, expires_at, decided_by, decided_at, comment";
 
@@ -134,6 +137,7 @@ fn step_row(r: &Row<'_>) -> rusqlite::Result<StepInfo> {
         outputs: r
             .get::<_, Option<String>>(11)?
             .and_then(|s| serde_json::from_str(&s).ok()),
+        superseded_by: r.get(12)?,
     })
 }
 
@@ -245,8 +249,8 @@ impl Store {
             .prepare_cached(
                 "INSERT INTO runs (kind, service, run_type, trigger, branch, tag, commit_sha, \
                  commit_message, author, triggered_by, status, created_at, rerun_of, attempt, operation, \
-                 environment, resource) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14, ?15, ?16)",
+                 environment, resource, allow_older) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?
             .execute(params![
                 new.spec.kind().as_str(),
@@ -264,7 +268,8 @@ impl Store {
                 new.attempt,
                 operation.map(Operation::as_str),
                 environment,
-                resource
+                resource,
+                new.allow_older
             ])?;
         let id = self.conn.last_insert_rowid();
         self.conn
@@ -301,6 +306,7 @@ impl Store {
             ended_at: None,
             parent_id,
             outputs: None,
+            superseded_by: None,
         })
     }
 
@@ -317,7 +323,7 @@ impl Store {
         self.conn
             .prepare_cached(
                 "UPDATE steps SET status = ?2, reason = ?3, exit_code = ?4, started_at = ?5, ended_at = ?6, \
-                 outputs = ?7 WHERE id = ?1",
+                 outputs = ?7, superseded_by = ?8 WHERE id = ?1",
             )?
             .execute(params![
                 s.id,
@@ -326,7 +332,8 @@ impl Store {
                 s.exit_code,
                 s.started_at,
                 s.ended_at,
-                s.outputs.as_ref().map(|o| o.to_string())
+                s.outputs.as_ref().map(|o| o.to_string()),
+                s.superseded_by
             ])?;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! What a key means ([`Action`]) and what an update asks the outside world to do ([`Effect`]).
 
-use crate::domain::{Decision, GateInfo, RunDetail, RunInfo};
+use crate::domain::{Decision, EnvQueue, GateInfo, RunDetail, RunInfo};
 use crate::store::LogLine;
 
 /// Every action a key can be bound to.
@@ -45,6 +45,10 @@ pub enum Effect {
     },
     Cancel(i64),
     Rerun(i64),
+    /// A rerun that rolls an environment back to an older commit, confirmed as such.
+    RerunOlder(i64),
+    /// Read every environment's deploy queue again.
+    LoadQueues,
     Decide {
         run: i64,
         env: String,
@@ -83,6 +87,13 @@ pub enum Reply {
     Reloaded {
         runs: Option<Vec<RunInfo>>,
         gates: Option<Vec<GateInfo>>,
+    },
+    /// Every environment's deploy queue.
+    Queues(Vec<EnvQueue>),
+    /// A rerun of `run` would roll an environment back (`why`): ask again, as such.
+    Older {
+        run: i64,
+        why: String,
     },
     Info(String),
     Error(String),

@@ -19,8 +19,8 @@ use super::app::{AppState, TAIL};
 use super::keymap::Keymap;
 use super::{update, views};
 use crate::api::{EngineClient, Feed};
-use crate::domain::now_ms;
-use crate::engine::TriggerRequest;
+use crate::domain::{Request, now_ms};
+use crate::engine::{EngineError, TriggerRequest};
 use crate::store::RunFilter;
 
 /// At most this many frames a second.
@@ -144,6 +144,7 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     service,
                     branch,
                     commit,
+                    allow_older: false,
                 })
                 .await
                 .map(|r| {
@@ -154,10 +155,21 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                 .cancel(id)
                 .await
                 .map(|_| Reply::Info(format!("run {id} is cancelling"))),
-            Effect::Rerun(id) => c.rerun(id).await.map(|r| {
-                let msg = format!("run {} started: attempt {} of run {id}", r.id, r.attempt);
-                Reply::Started(Box::new(r), msg)
-            }),
+            Effect::Rerun(id) | Effect::RerunOlder(id) => {
+                let older = matches!(effect, Effect::RerunOlder(_));
+                match c.rerun(id, older).await {
+                    Err(EngineError::OlderCommit(why)) => Ok(Reply::Older { run: id, why }),
+                    r => r.map(|r| {
+                        let msg =
+                            format!("run {} started: attempt {} of run {id}", r.id, r.attempt);
+                        Reply::Started(Box::new(r), msg)
+                    }),
+                }
+            }
+            Effect::LoadQueues => c
+                .ask(Request::Queues { service: None })
+                .await
+                .map(Reply::Queues),
             Effect::Decide {
                 run,
                 env,

@@ -69,6 +69,7 @@ pub fn trigger(service: &str) -> TriggerRequest {
         service: service.to_string(),
         branch: None,
         commit: None,
+        allow_older: false,
     }
 }
 

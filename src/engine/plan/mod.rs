@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::executor::command::CommandExecutor;
 use super::executor::stack_job::StackJobExecutor;
+use super::queue::RunFacts;
 use super::runner::Msg;
 use super::scheduler::Scheduler;
 use super::{EngineError, Result, Shared};
@@ -60,7 +61,8 @@ pub(crate) fn plan(new: &NewRun) -> Result<(Vec<Planned>, Definition)> {
     Ok((rows, def))
 }
 
-/// Starts the scheduler of a run over its rows (all pending for a new run).
+/// Starts the scheduler of a run over its rows (all pending for a new run); a service
+/// run's deploys join their environments' lines with `facts`.
 pub(crate) fn start(
     run: RunInfo,
     def: Definition,
@@ -68,11 +70,12 @@ pub(crate) fn start(
     shared: Arc<Shared>,
     tx: mpsc::Sender<Msg>,
     cancel: CancellationToken,
+    facts: RunFacts,
 ) -> tokio::task::JoinHandle<()> {
     let data_dir = shared.data_dir.clone();
     match def {
         Definition::Service(svc) => {
-            let plan = service::graph(&svc, &steps);
+            let plan = service::graph(&svc, &steps, &facts);
             let exec = CommandExecutor::new(run.clone(), svc, data_dir);
             tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
         }

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use super::Planned;
 use crate::config::Service;
-use crate::domain::{GateKey, Stage, StepInfo, StepStatus};
+use crate::domain::{GateKey, QueueKey, Stage, StepInfo, StepStatus};
 use crate::engine::executor::command::Command;
-use crate::engine::scheduler::{GateSpec, OnCancel, OnFailure, Plan, Policy, Unit};
+use crate::engine::queue::RunFacts;
+use crate::engine::scheduler::{GateSpec, OnCancel, OnFailure, Plan, Policy, QueueSpec, Unit};
 
 pub(super) fn rows(svc: &Service) -> Vec<Planned> {
     let build = svc.steps.iter().map(|s| (Stage::Build, &s.name));
@@ -24,7 +25,7 @@ pub(super) fn rows(svc: &Service) -> Vec<Planned> {
         .collect()
 }
 
-pub(super) fn graph(svc: &Service, steps: &[StepInfo]) -> Plan<Command> {
+pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan<Command> {
     let mut units = Vec::new();
     let mut settled = Vec::new();
     let mut build_unit: HashMap<&str, usize> = HashMap::new();
@@ -97,7 +98,16 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo]) -> Plan<Command> {
                 on_cancel: OnCancel::FinishInFlight,
                 gate_before,
                 gate_after: None,
-                queue: Some((svc.name.clone(), env.name.clone())),
+                queue: Some(QueueSpec {
+                    key: QueueKey {
+                        service: svc.name.clone(),
+                        env: env.name.clone(),
+                    },
+                    policy: env.queue,
+                    me: facts.me.clone(),
+                    allow_older: facts.allow_older,
+                    last: facts.last.get(&env.name).cloned(),
+                }),
             },
             work: Arc::new(Command {
                 run: env.run.clone(),

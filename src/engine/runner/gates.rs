@@ -57,6 +57,7 @@ impl Runner {
             GateStatus::Rejected => "reject",
             GateStatus::Expired => "expire",
             GateStatus::Cancelled => "cancel_gate",
+            GateStatus::Superseded => "supersede_gate",
             GateStatus::Waiting => "open",
         };
         self.audit(
@@ -81,18 +82,27 @@ impl Runner {
         out: &mut Out,
     ) -> Result<GateInfo> {
         let run = self.store.run(run_id)?.ok_or_else(|| no_run(run_id))?;
-        let gate = self
+        let last = self
             .store
             .gates(run_id)?
             .into_iter()
             .rev()
-            .find(|g| g.env == env && g.status == GateStatus::Waiting)
-            .ok_or_else(|| {
-                EngineError::Conflict(format!(
+            .find(|g| g.env == env);
+        let gate = match last {
+            Some(g) if g.status == GateStatus::Waiting => g,
+            Some(g) if g.status == GateStatus::Superseded => {
+                return Err(EngineError::Conflict(format!(
+                    "the gate at `{env}` in run {run_id} was {}: nothing is left to approve",
+                    g.comment.as_deref().unwrap_or("superseded")
+                )));
+            }
+            _ => {
+                return Err(EngineError::Conflict(format!(
                     "no gate is waiting at `{env}` in run {run_id} (the run is {})",
                     run.status
-                ))
-            })?;
+                )));
+            }
+        };
         let policy = match run.kind {
             RunKind::Service => {
                 let def = self

@@ -12,11 +12,12 @@ use super::plan::Definition;
 use super::{EngineError, Result, Shared};
 use crate::config::GatePolicy;
 use crate::domain::{
-    Decision, Event, GateInfo, GateStatus, RunDetail, RunInfo, RunKind, RunStatus, StepInfo,
-    StepStatus, Trigger, now_ms,
+    Decision, Deployment, EnvQueue, Event, GateInfo, GateStatus, QueueKey, QueuePolicy, RunDetail,
+    RunInfo, RunKind, RunStatus, StepInfo, StepStatus, Supersession, Trigger, now_ms,
 };
 use crate::store::{AuditEntry, NewRun, RunFilter, Store};
 
+mod deploys;
 mod gates;
 mod runs;
 
@@ -30,7 +31,8 @@ pub(crate) enum Msg {
     // From clients.
     Create(Box<NewRun>, Reply<RunInfo>),
     Cancel(i64, String, Reply<RunInfo>),
-    Rerun(i64, String, Reply<RunInfo>),
+    /// Rerun run `.0` for `.1`; `.2`: it may go back to an older commit on purpose.
+    Rerun(i64, String, bool, Reply<RunInfo>),
     Decide {
         run_id: i64,
         env: String,
@@ -43,6 +45,10 @@ pub(crate) enum Msg {
     Detail(i64, Reply<RunDetail>),
     WaitingGates(Reply<Vec<GateInfo>>),
     Audit(i64, Reply<Vec<AuditEntry>>),
+    /// Each environment's queue.
+    Queues(Vec<(QueueKey, QueuePolicy)>, Reply<Vec<EnvQueue>>),
+    /// What each environment runs now.
+    Current(Vec<QueueKey>, Reply<Vec<Deployment>>),
     Shutdown(oneshot::Sender<()>),
     // From drivers.
     RunStatus {
@@ -65,6 +71,12 @@ pub(crate) enum Msg {
         reply: oneshot::Sender<GateInfo>,
     },
     ExpireGate(i64),
+    /// A newer run took the environment of a gate that waits: resolve it as superseded.
+    SupersedeGate {
+        run_id: i64,
+        env: String,
+        why: Supersession,
+    },
     Done(i64),
     /// A run's driver panicked (a bug): the run fails instead of hanging.
     Crashed(i64, String),
@@ -323,8 +335,8 @@ impl Runner {
                 out.reply(reply, r);
                 ok
             }
-            Msg::Rerun(id, by, reply) => {
-                let r = self.rerun(id, &by, out);
+            Msg::Rerun(id, by, allow_older, reply) => {
+                let r = self.rerun(id, &by, allow_older, out);
                 let ok = r.is_ok();
                 out.reply(reply, r);
                 ok
@@ -366,6 +378,19 @@ impl Runner {
                 out.reply(reply, r);
                 true
             }
+            Msg::Queues(keys, reply) => {
+                out.reply(reply, self.queues(keys));
+                true
+            }
+            Msg::Current(keys, reply) => {
+                out.reply(reply, self.current(keys));
+                true
+            }
+            Msg::SupersedeGate { run_id, env, why } => {
+                logged(self.supersede_gate(run_id, &env, &why, out), || {
+                    format!("gate {env} of run {run_id}")
+                })
+            }
             Msg::Shutdown(done) => {
                 self.shared.shutdown.cancel();
                 self.shutdown.get_or_insert_with(Vec::new).push(done);
@@ -380,6 +405,11 @@ impl Runner {
             }),
             Msg::Step(step) => match self.store.update_step(&step) {
                 Ok(()) => {
+                    // The deployment record follows its row; a failure is logged and
+                    // leaves the row's change standing.
+                    if let Err(e) = self.record_deploy(&step) {
+                        tracing::error!("deployment of step {}: {e}", step.id);
+                    }
                     out.event(Event::Step { step });
                     true
                 }
@@ -435,171 +465,4 @@ pub(super) fn no_run(id: i64) -> EngineError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{RunType, Stage, Trigger};
-
-    #[tokio::test]
-    async fn a_driver_that_panics_is_reported() {
-        let (tx, mut rx) = mpsc::channel(4);
-        let driver = tokio::spawn(async { panic!("boom") });
-        supervise(driver, tx.clone(), 7).await;
-        match rx.try_recv() {
-            Ok(Msg::Crashed(7, why)) => assert_eq!(why, "boom"),
-            _ => panic!("no crash reported"),
-        }
-        // One that ends normally is not.
-        supervise(tokio::spawn(async {}), tx, 8).await;
-        assert!(rx.try_recv().is_err());
-    }
-
-    fn runner(dir: &std::path::Path) -> (Runner, tokio::sync::broadcast::Receiver<Event>) {
-        let shared = Arc::new(Shared::new(dir, 1));
-        let seen = shared.events.subscribe();
-        let (tx, rx) = mpsc::channel(4);
-        (
-            Runner::new(Store::in_memory().unwrap(), shared, tx, rx),
-            seen,
-        )
-    }
-
-    fn new_run() -> NewRun {
-        NewRun {
-            spec: crate::domain::RunSpec::Service {
-                service: "svc".into(),
-                branch: "main".into(),
-                tag: None,
-                commit: "abc".into(),
-            },
-            run_type: RunType::Production,
-            trigger: Trigger::Manual,
-            commit_message: "m".into(),
-            author: "a".into(),
-            triggered_by: "t".into(),
-            rerun_of: None,
-            attempt: 1,
-            definition: serde_json::json!({}),
-        }
-    }
-
-    /// EN-3: a batch whose COMMIT fails publishes nothing, carries out none of its
-    /// side effects, answers its caller with the failure, and leaves the store as it was.
-    #[tokio::test]
-    async fn a_failed_commit_publishes_nothing_and_tells_the_caller() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut r, mut seen) = runner(dir.path());
-        let run = r.store.insert_run(&new_run(), now_ms()).unwrap();
-        r.active.insert(run.id, CancellationToken::new());
-        let token = r.active[&run.id].clone();
-
-        let mut out = Out::default();
-        r.store.begin().unwrap();
-        let (reply, answer) = oneshot::channel();
-        r.handle_one(Msg::Cancel(run.id, "alice".into(), reply), &mut out);
-        assert!(!out.events.is_empty(), "the cancel made changes to publish");
-        // A change in the same batch that only fails at COMMIT (a deferred foreign key).
-        r.store
-            .execute_raw("PRAGMA defer_foreign_keys = ON")
-            .unwrap();
-        r.store
-            .execute_raw(
-                "INSERT INTO steps (run_id, stage, name, position, status) \
-                 VALUES (9999, 'build', 'x', 0, 'pending')",
-            )
-            .unwrap();
-        let stored = r.store.commit();
-        assert!(stored.is_err());
-        r.publish(out, stored.err().map(EngineError::from));
-
-        let err = answer.await.unwrap().unwrap_err();
-        assert!(err.to_string().contains("could not store"), "{err}");
-        assert!(seen.try_recv().is_err(), "an event was published");
-        assert!(
-            !token.is_cancelled(),
-            "the run's scheduler was told to stop"
-        );
-        let stored = r.store.run(run.id).unwrap().unwrap();
-        assert_eq!(stored.status, RunStatus::Queued);
-        assert!(r.store.audit(run.id).unwrap().is_empty());
-    }
-
-    /// A command that fails part-way leaves nothing of itself in the batch; the rest
-    /// of the batch is stored.
-    #[tokio::test]
-    async fn a_failed_command_is_undone_and_the_rest_of_the_batch_stays() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut r, mut seen) = runner(dir.path());
-        let run = r.store.insert_run(&new_run(), now_ms()).unwrap();
-        // Cancel writes its audit entry, then fails to set the run's status.
-        r.store
-            .execute_raw(
-                "CREATE TRIGGER refuse BEFORE UPDATE ON runs WHEN NEW.status = 'cancelling' \
-                 BEGIN SELECT RAISE(ABORT, 'refused'); END",
-            )
-            .unwrap();
-        let mut out = Out::default();
-        r.store.begin().unwrap();
-        let running = Msg::RunStatus {
-            run_id: run.id,
-            status: RunStatus::Running,
-            reason: None,
-        };
-        r.handle_one(running, &mut out);
-        let (reply, answer) = oneshot::channel();
-        r.handle_one(Msg::Cancel(run.id, "alice".into(), reply), &mut out);
-        r.store.commit().unwrap();
-        r.publish(out, None);
-        assert!(answer.await.unwrap().is_err());
-        assert!(
-            r.store.audit(run.id).unwrap().is_empty(),
-            "half a cancel stayed"
-        );
-        let stored = r.store.run(run.id).unwrap().unwrap();
-        assert_eq!(stored.status, RunStatus::Running);
-        match seen.try_recv() {
-            Ok(Event::Run { run }) => assert_eq!(run.status, RunStatus::Running),
-            other => panic!("expected the running run, got {other:?}"),
-        }
-        assert!(seen.try_recv().is_err(), "the failed cancel published");
-    }
-
-    #[tokio::test]
-    async fn a_crashed_run_fails_with_its_unfinished_steps() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut r, mut seen) = runner(dir.path());
-        let new = new_run();
-        let run = r.store.insert_run(&new, now_ms()).unwrap();
-        let mut done = r
-            .store
-            .insert_step(run.id, Stage::Build, "a", 0, None)
-            .unwrap();
-        done.status = StepStatus::Succeeded;
-        r.store.update_step(&done).unwrap();
-        let mut running = r
-            .store
-            .insert_step(run.id, Stage::Build, "b", 1, None)
-            .unwrap();
-        running.status = StepStatus::Running;
-        r.store.update_step(&running).unwrap();
-        let mut out = Out::default();
-        r.set_run_status(run.id, RunStatus::Running, None, &mut out)
-            .unwrap();
-        r.active.insert(run.id, CancellationToken::new());
-
-        let mut out = Out::default();
-        r.handle(Msg::Crashed(run.id, "boom".into()), &mut out);
-        assert!(r.active.is_empty());
-        let d = r.store.detail(run.id).unwrap().unwrap();
-        assert_eq!(d.run.status, RunStatus::Failed);
-        assert!(d.run.reason.as_deref().unwrap_or("").contains("boom"));
-        let status = |name: &str| d.steps.iter().find(|s| s.name == name).unwrap().status;
-        assert_eq!(status("a"), StepStatus::Succeeded);
-        assert_eq!(status("b"), StepStatus::Failed);
-        assert!(
-            out.events
-                .iter()
-                .any(|e| matches!(e, Event::Run { run } if run.status == RunStatus::Failed))
-        );
-        assert!(seen.try_recv().is_err()); // published only after the commit
-    }
-}
+mod tests;

@@ -2,6 +2,7 @@
 //! their status, which moves only as [`RunStatus::can_become`] allows.
 
 use super::*;
+use crate::engine::queue::{Deployed, RunFacts};
 
 impl Runner {
     /// After a crash: runs that were executing become `interrupted` (their steps too,
@@ -37,7 +38,8 @@ impl Runner {
                 run.ended_at = Some(now);
                 s.update_run(&run)?;
             }
-            Ok(())
+            // Deploys in flight did not finish.
+            s.interrupt_deployments(now)
         })?;
         for run in self
             .store
@@ -62,6 +64,24 @@ impl Runner {
 
     pub(super) fn start_driver(&mut self, run: &RunInfo, def: Definition, steps: Vec<StepInfo>) {
         let token = self.shared.shutdown.child_token();
+        let svc = match &def {
+            Definition::Service(svc) => Some(svc),
+            Definition::Infra(..) => None,
+        };
+        let facts = self.run_facts(run, svc).unwrap_or_else(|e| {
+            // The lines still order the run by its id; only the store's history is lost.
+            tracing::error!("run {}: cannot read its deploy history: {e}", run.id);
+            RunFacts {
+                me: Deployed {
+                    run_id: run.id,
+                    rank: run.id,
+                    branch: run.branch.clone(),
+                    commit: run.commit_sha.clone(),
+                },
+                allow_older: false,
+                last: HashMap::new(),
+            }
+        });
         let driver = crate::engine::plan::start(
             run.clone(),
             def,
@@ -69,6 +89,7 @@ impl Runner {
             self.shared.clone(),
             self.tx.clone(),
             token.clone(),
+            facts,
         );
         tokio::spawn(supervise(driver, self.tx.clone(), run.id));
         self.active.insert(run.id, token);
@@ -138,7 +159,13 @@ impl Runner {
         Ok(run)
     }
 
-    pub(super) fn rerun(&mut self, id: i64, by: &str, out: &mut Out) -> Result<RunInfo> {
+    pub(super) fn rerun(
+        &mut self,
+        id: i64,
+        by: &str,
+        allow_older: bool,
+        out: &mut Out,
+    ) -> Result<RunInfo> {
         let orig = self.store.run(id)?.ok_or_else(|| no_run(id))?;
         let definition: serde_json::Value =
             self.store.definition_as(id)?.ok_or_else(|| no_run(id))?;
@@ -151,6 +178,7 @@ impl Runner {
             triggered_by: by.to_string(),
             rerun_of: Some(id),
             attempt: orig.attempt + 1,
+            allow_older,
             definition,
         };
         self.create(&new, out)

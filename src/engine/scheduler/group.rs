@@ -74,6 +74,7 @@ mod tests {
             ended_at: None,
             parent_id: None,
             outputs: None,
+            superseded_by: None,
         }
     }
 

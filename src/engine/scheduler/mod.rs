@@ -6,6 +6,7 @@
 
 mod group;
 mod outcome;
+mod supersede;
 mod task;
 #[cfg(test)]
 mod tests;
@@ -20,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::executor::process::{LogTarget, Owner};
 use crate::config::GatePolicy;
-use crate::domain::{GateKey, Millis, StepStatus};
+use crate::domain::{GateKey, Millis, QueueKey, QueuePolicy, StepStatus};
+use crate::engine::queue::Deployed;
 
 pub(crate) use walk::Scheduler;
 
@@ -62,9 +64,23 @@ pub(crate) struct Policy {
     pub gate_before: Option<GateSpec>,
     /// Approval needed after the unit succeeded, before its dependents start.
     pub gate_after: Option<GateSpec>,
-    /// A FIFO queue the unit waits in before it runs: units of one queue never
-    /// overlap, and they run in the order they reached it (SP-6a).
-    pub queue: Option<(String, String)>,
+    /// The environment line the unit deploys through: units of one line never
+    /// overlap, go in trigger order, and never put an older commit over a newer one
+    /// (SP-6a, issue 24).
+    pub queue: Option<QueueSpec>,
+}
+
+/// A unit's place in an environment's line, as its planner knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueSpec {
+    pub key: QueueKey,
+    pub policy: QueuePolicy,
+    /// What the run deploys: its id, commit, branch and the commit's rank.
+    pub me: Deployed,
+    /// The run may go back to an older commit on purpose.
+    pub allow_older: bool,
+    /// The last deploy that started there, as the store knows it.
+    pub last: Option<Deployed>,
 }
 
 /// One executable unit: a build step, an environment deploy, a stack-job operation.

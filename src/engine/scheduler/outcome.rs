@@ -40,6 +40,14 @@ impl<E: Executor> Scheduler<E> {
                             .await;
                         self.refused(u, &why).await;
                     }
+                    GateStatus::Superseded => {
+                        self.approved().await;
+                        let (why, by) = match self.supersessions.remove(&u) {
+                            Some(s) => (s.to_string(), Some(s.run_id)),
+                            None => (gate.comment.clone().unwrap_or_default(), None),
+                        };
+                        self.superseded(u, why, by).await;
+                    }
                     GateStatus::Cancelled | GateStatus::Waiting => {
                         self.phase[u] = Phase::Ended;
                         let why = self.stopped_why().to_string();
@@ -95,6 +103,9 @@ impl<E: Executor> Scheduler<E> {
                     }
                 }
                 self.fail(u).await;
+            }
+            End::Run(RunEnd::Superseded(why)) => {
+                self.superseded(u, why.to_string(), Some(why.run_id)).await;
             }
             End::Run(RunEnd::Finished(fin)) => self.finished(u, fin, set, task_unit).await,
         }
@@ -251,7 +262,7 @@ impl<E: Executor> Scheduler<E> {
         } else if cancelled {
             (RunStatus::Cancelled, Some(self.stopped_why().to_string()))
         } else {
-            (RunStatus::Succeeded, None)
+            (RunStatus::Succeeded, self.superseded_run.clone())
         })
     }
 }

@@ -9,9 +9,9 @@ use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{Executor, Finished, GateSpec, GroupFailure, Outcome, Owner, UnitCtx};
-use crate::domain::{GateInfo, now_ms};
-use crate::engine::EnvLock;
+use crate::domain::{GateInfo, Supersession, now_ms};
 use crate::engine::executor::process::LogTarget;
+use crate::engine::queue::{Place, Turn};
 use crate::engine::runner::Msg;
 
 /// A unit waiting for a slot is reported `queued` once it has waited this long: shorter
@@ -41,6 +41,8 @@ pub(super) enum RunEnd {
     Halted,
     /// The unit's group could not be made ready.
     GroupFailed(GroupFailure),
+    /// A newer run took the environment: the deploy gives way.
+    Superseded(Supersession),
 }
 
 /// Opens (or finds again, after a restart) a gate. Sent by the scheduler itself, so
@@ -82,7 +84,8 @@ pub(super) struct RunJob<E: Executor> {
     pub log: LogTarget,
     /// The group's key and its once-only preparation.
     pub group: Option<(usize, Arc<OnceCell<()>>)>,
-    pub queue: Option<EnvLock>,
+    /// The unit's place in its environment's line.
+    pub queue: Option<Place>,
     pub slots: Arc<Semaphore>,
     /// Fires when nothing more may start.
     pub halt: CancellationToken,
@@ -117,17 +120,16 @@ pub(super) async fn run<E: Executor>(j: RunJob<E>) -> RunEnd {
         // The scheduler outlives its tasks; a send fails only while it is dropped.
         let _ = j.reports.send((j.unit, p));
     };
-    // Wait in order for the queue (reported at once), then for a slot.
-    let _turn = match &j.queue {
-        Some(lock) => {
-            report(Progress::Queued);
-            tokio::select! {
-                g = lock.clone().lock_owned() => Some(g),
-                _ = j.halt.cancelled() => return RunEnd::Halted,
-            }
+    // Wait for its turn in the environment's line (reported at once), then for a
+    // slot. The place is held until the unit ends: nobody else deploys meanwhile.
+    if let Some(place) = &j.queue {
+        report(Progress::Queued);
+        match place.turn(&j.halt).await {
+            None => return RunEnd::Halted,
+            Some(Turn::Superseded(why)) => return RunEnd::Superseded(why),
+            Some(Turn::Go) => {}
         }
-        None => None,
-    };
+    }
     let Some(slot) = acquire_slot(&j.slots, &j.halt, || report(Progress::Queued)).await else {
         return RunEnd::Halted;
     };

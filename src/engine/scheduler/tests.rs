@@ -155,6 +155,7 @@ async fn walk(
             ended_at: None,
             parent_id: None,
             outputs: None,
+            superseded_by: None,
         })
         .collect();
     let plan = Plan {

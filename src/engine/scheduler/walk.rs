@@ -12,9 +12,10 @@ use super::group::{self, GroupState};
 use super::task::{self, GateEnd, Progress, RunEnd, RunJob};
 use super::{Executor, Finished, OnCancel, Outcome, Owner, Plan};
 use crate::domain::now_ms;
-use crate::domain::{GateStatus, Millis, RunInfo, RunStatus, StepInfo, StepStatus};
+use crate::domain::{GateStatus, Millis, RunInfo, RunStatus, StepInfo, StepStatus, Supersession};
 use crate::engine::Shared;
 use crate::engine::executor::process::{LogTarget, Masker};
+use crate::engine::queue::{Joining, Place};
 use crate::engine::runner::Msg;
 
 pub(super) const SHUTDOWN: &str = "the engine shut down";
@@ -68,6 +69,14 @@ pub(crate) struct Scheduler<E: Executor> {
     pub(super) parked: bool,
     /// Units this walk saw stopped by an engine shutdown, and when.
     pub(super) stopped_by_shutdown: Vec<(usize, Millis)>,
+    /// Per unit, its place in its environment's line while it may still deploy.
+    pub(super) places: Vec<Option<Place>>,
+    /// Where the lines say a unit was superseded.
+    pub(super) told: mpsc::UnboundedReceiver<(usize, Supersession)>,
+    /// Why a gate this run waits at is being resolved as superseded.
+    pub(super) supersessions: HashMap<usize, Supersession>,
+    /// The first deploy of this run that a newer run superseded, and by whom.
+    pub(super) superseded_run: Option<String>,
 }
 
 impl<E: Executor> Scheduler<E> {
@@ -94,6 +103,29 @@ impl<E: Executor> Scheduler<E> {
             }
         }
         let halt = cancel.child_token();
+        let (tell, told) = mpsc::unbounded_channel();
+        // Every deploy that may still happen joins its environment's line now, in the
+        // runner's order of starting runs, so trigger order holds from the start.
+        let places = plan
+            .units
+            .iter()
+            .enumerate()
+            .map(|(u, unit)| {
+                let spec = unit.policy.queue.as_ref()?;
+                if steps[unit.step].status.is_terminal() {
+                    return None;
+                }
+                Some(shared.queues.join(Joining {
+                    key: spec.key.clone(),
+                    policy: spec.policy,
+                    unit: u,
+                    me: spec.me.clone(),
+                    allow_older: spec.allow_older,
+                    last: spec.last.clone(),
+                    tell: tell.clone(),
+                }))
+            })
+            .collect();
         Self {
             groups: vec![GroupState::default(); plan.groups.len()],
             prepared: (0..plan.groups.len()).map(|_| Arc::default()).collect(),
@@ -118,6 +150,10 @@ impl<E: Executor> Scheduler<E> {
             gates_waiting: 0,
             parked: false,
             stopped_by_shutdown: Vec::new(),
+            places,
+            told,
+            supersessions: HashMap::new(),
+            superseded_run: None,
         }
     }
 
@@ -190,6 +226,10 @@ impl<E: Executor> Scheduler<E> {
         at: Millis,
     ) {
         self.set(self.plan.units[u].step, status, reason, at).await;
+        if status.is_terminal() {
+            // Its deploy will not happen: it leaves its environment's line.
+            self.places[u] = None;
+        }
         if let Some(g) = self.plan.units[u].group {
             self.settle_group(g).await;
         }
@@ -287,7 +327,7 @@ impl<E: Executor> Scheduler<E> {
                     self.end_rest(StepStatus::Skipped, &why).await;
                     return Some((RunStatus::Rejected, Some(why)));
                 }
-                GateStatus::Cancelled | GateStatus::Waiting => {
+                GateStatus::Cancelled | GateStatus::Waiting | GateStatus::Superseded => {
                     let why = self.stopped_why();
                     self.end_rest(StepStatus::Cancelled, why).await;
                     return Some((RunStatus::Cancelled, Some(why.into())));
@@ -387,6 +427,7 @@ impl<E: Executor> Scheduler<E> {
         let (reports, mut progress) = mpsc::unbounded_channel();
         let mut set: JoinSet<(usize, End)> = JoinSet::new();
         let mut task_unit = HashMap::new();
+        let mut told = std::mem::replace(&mut self.told, mpsc::unbounded_channel().1);
         for u in 0..self.plan.units.len() {
             if self.phase[u] == Phase::GateAfter {
                 self.open_gate_after(u, &mut set, &mut task_unit).await;
@@ -406,6 +447,7 @@ impl<E: Executor> Scheduler<E> {
             tokio::select! {
                 biased;
                 Some((u, p)) = progress.recv() => self.progress(u, p).await,
+                Some((u, why)) = told.recv() => self.told(u, why).await,
                 joined = set.join_next_with_id() => match joined {
                     Some(Ok((id, (u, end)))) => {
                         task_unit.remove(&id);
@@ -454,6 +496,9 @@ impl<E: Executor> Scheduler<E> {
         };
         self.phase[u] = Phase::GateBefore;
         self.gates_waiting += 1;
+        if let Some(place) = &self.places[u] {
+            place.at_gate();
+        }
         let note = self.exec.gate_note(&self.plan.units[u].work);
         self.set_unit(u, StepStatus::AwaitingApproval, note, now_ms())
             .await;
@@ -496,6 +541,7 @@ impl<E: Executor> Scheduler<E> {
         task_unit: &mut HashMap<tokio::task::Id, usize>,
     ) {
         self.phase[u] = Phase::Running;
+        let place = self.places[u].take();
         let unit = &self.plan.units[u];
         let job = RunJob {
             unit: u,
@@ -505,11 +551,7 @@ impl<E: Executor> Scheduler<E> {
             group: unit
                 .group
                 .map(|g| (self.plan.groups[g].key, self.prepared[g].clone())),
-            queue: unit
-                .policy
-                .queue
-                .as_ref()
-                .map(|(a, b)| self.shared.env_lock(a, b)),
+            queue: place,
             slots: self.shared.slots.clone(),
             halt: self.halt.clone(),
             stop: match unit.policy.on_cancel {

@@ -3,7 +3,10 @@
 mod logs;
 mod rows;
 
-use crate::domain::{Decision, Event, GateInfo, GateStatus, Millis, RunDetail, RunInfo, StepInfo};
+use crate::domain::{
+    Decision, EnvQueue, Event, GateInfo, GateStatus, Millis, QueueKey, RunDetail, RunInfo, Stage,
+    StepInfo,
+};
 
 use super::action::{Effect, Reply};
 use super::cache::Caches;
@@ -102,6 +105,8 @@ pub struct AppState {
     pub log: LogView,
     pub gates: Vec<GateInfo>,
     pub gate_sel: usize,
+    /// Every environment's deploy queue (who deploys, who waits, who was superseded).
+    pub queues: Vec<EnvQueue>,
     /// The selected node of the DAG view (index into the run's graph).
     pub graph_sel: usize,
     pub dialog: Option<Dialog>,
@@ -144,6 +149,7 @@ impl AppState {
                 ..Default::default()
             },
             gates: Vec::new(),
+            queues: Vec::new(),
             gate_sel: 0,
             graph_sel: 0,
             dialog: None,
@@ -212,6 +218,15 @@ impl AppState {
         self.message = Some((true, text.into()));
     }
 
+    /// The deploy queue of `service` to `env`, if known.
+    pub fn queue(&self, service: &str, env: &str) -> Option<&EnvQueue> {
+        let key = QueueKey {
+            service: service.to_string(),
+            env: env.to_string(),
+        };
+        self.queues.iter().find(|q| q.key == key)
+    }
+
     /// Reads the runs and waiting gates again (at start, and after missed events).
     pub fn reload(&mut self) -> Effect {
         self.reloading = true;
@@ -263,6 +278,8 @@ impl AppState {
                 None
             }
             Event::Step { step } => {
+                // A deploy row moved: some environment's queue did.
+                let queues = (step.stage == Stage::Deploy).then_some(Effect::LoadQueues);
                 if let Some(d) = &mut self.detail
                     && d.run.id == step.run_id
                 {
@@ -274,7 +291,7 @@ impl AppState {
                         }
                     }
                 }
-                None
+                queues
             }
             Event::Gate { gate } => {
                 self.gates.retain(|g| g.id != gate.id);
@@ -348,11 +365,25 @@ impl AppState {
                     self.gate_sel = self.gate_sel.min(self.gates.len().saturating_sub(1));
                 }
                 // Events that arrived meanwhile may be newer than the snapshot.
-                let mut effect = None;
+                let mut effect = Some(Effect::LoadQueues);
                 for e in std::mem::take(&mut self.replay) {
                     effect = self.apply_event(e).or(effect);
                 }
                 effect
+            }
+            Reply::Queues(q) => {
+                self.queues = q;
+                None
+            }
+            Reply::Older { run, why } => {
+                self.dialog = Some(Dialog::Confirm {
+                    text: format!(
+                        "{why}. Roll back on purpose? A new attempt of run {run} deploys its older \
+                         commit, recorded as a deliberate rollback."
+                    ),
+                    effect: Effect::RerunOlder(run),
+                });
+                None
             }
             Reply::Info(m) => {
                 self.info(m);

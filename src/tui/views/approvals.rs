@@ -1,7 +1,7 @@
 //! The approvals inbox and its keys: every gate waiting, across runs, oldest first.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Paragraph, Row, Table};
 
 use super::{accent, block, dialogs, selected, span};
@@ -47,6 +47,21 @@ pub fn click(s: &mut AppState, row: u16) {
 }
 
 pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
+    // The selected gate's environment queue, under the table.
+    let queue = s.gates.get(s.gate_sel).and_then(|g| {
+        let run = s.runs.iter().find(|r| r.id == g.run_id)?;
+        s.queue(&run.service, &g.env)
+            .map(|q| format!(" {} queue: {}", g.env, q.summary()))
+    });
+    let area = match queue {
+        Some(q) => {
+            let [table, foot] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
+            f.render_widget(Paragraph::new(q), foot);
+            table
+        }
+        None => area,
+    };
     let b = block(
         s,
         format!(" approvals inbox ({} waiting) ", s.gates.len()),

@@ -314,7 +314,18 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 v
             }
         };
-        for n in notes {
+        // The environment's queue, a state a line: the tree is narrow.
+        let queue: Vec<String> = (st.stage == Stage::Deploy)
+            .then(|| s.queue(&r.service, &st.name))
+            .flatten()
+            .map(|q| q.summary())
+            .unwrap_or_default()
+            .split(" · ")
+            .filter(|part| !part.is_empty())
+            .enumerate()
+            .map(|(i, part)| format!("{}{part}", if i == 0 { "queue: " } else { "       " }))
+            .collect();
+        for n in notes.into_iter().chain(queue) {
             lines.push(Line::from(Span::styled(
                 format!("    {}", fit(&n, w)),
                 Style::new().add_modifier(Modifier::DIM),

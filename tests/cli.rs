@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 
+use common::bin::*;
 use common::*;
 
 const SERVICES: &str = r#"
@@ -36,101 +36,6 @@ run = "echo $$ > \"$PIPEDECK_DATA_DIR/slow.pgid\"; i=1; while [ $i -le 50 ]; do 
 
 fn setup() -> TestProject {
     TestProject::new(&format!("{HEADER}\n{SERVICES}"))
-}
-
-fn pipedeck(p: &TestProject) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pipedeck"));
-    c.arg("--data-dir")
-        .arg(p.data_dir())
-        .arg("--project")
-        .arg(p.project_file())
-        .arg("--as")
-        .arg("tester")
-        .env_remove("PIPEDECK_DATA_DIR")
-        .env("PIPEDECK_CONFIG", p.file("no-user-config.toml"))
-        .stdin(Stdio::null());
-    c
-}
-
-fn run_ok(p: &TestProject, args: &[&str]) -> String {
-    let out = pipedeck(p).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn run_out(p: &TestProject, args: &[&str]) -> Output {
-    pipedeck(p).args(args).output().unwrap()
-}
-
-fn json(p: &TestProject, args: &[&str]) -> serde_json::Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    serde_json::from_str(&run_ok(p, &a)).unwrap()
-}
-
-/// Starts a process and reads its stdout (or stderr) until a line contains `needle`.
-struct Proc {
-    child: Child,
-    lines: std::io::Lines<BufReader<Box<dyn std::io::Read + Send>>>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command, stderr: bool) -> Self {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let src: Box<dyn std::io::Read + Send> = if stderr {
-            Box::new(child.stderr.take().unwrap())
-        } else {
-            Box::new(child.stdout.take().unwrap())
-        };
-        Self {
-            child,
-            lines: BufReader::new(src).lines(),
-            seen: Vec::new(),
-        }
-    }
-
-    fn until(&mut self, needle: &str) -> String {
-        for line in self.lines.by_ref() {
-            let line = line.unwrap();
-            self.seen.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-        panic!("never saw {needle:?}; saw {:#?}", self.seen);
-    }
-
-    fn rest(mut self) -> (i32, Vec<String>) {
-        for l in self.lines.by_ref() {
-            self.seen.push(l.unwrap());
-        }
-        let st = self.child.wait().unwrap();
-        (st.code().unwrap_or(-1), std::mem::take(&mut self.seen))
-    }
-}
-
-/// A process a test started does not outlive it (an engine left serving would).
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn serve(p: &TestProject) -> Proc {
-    let mut c = pipedeck(p);
-    c.arg("serve");
-    let mut s = Proc::spawn(c, true);
-    s.until("serving");
-    s
 }
 
 /// Starts `run gated --wait` and waits until it stops at the prod gate; returns the
@@ -216,14 +121,18 @@ fn kill_9_mid_run_then_restart_interrupts_and_keeps_gates() {
     let _ = follow.child.kill();
     // The engine's clients notice it is gone.
     assert_eq!(gated.rest().0, 4);
-    // The orphaned step is ours to clean up; the new engine must not count on it.
+    // The orphaned step still runs, until the new engine stops it: before it serves.
     let pgid: i32 = std::fs::read_to_string(p.data_dir().join("slow.pgid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    pipedeck::engine::executor::process::signal_group(pgid, 9);
-
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!process_gone(pgid), "the step ended with the engine");
     let engine = serve(&p);
+    assert!(
+        process_gone(pgid),
+        "the new engine left the old step running"
+    );
     let slow = json(&p, &["show", &slow_id]);
     assert_eq!(slow["run"]["status"], "interrupted", "{slow:#}");
     assert_eq!(slow["steps"][0]["status"], "interrupted");

@@ -72,6 +72,8 @@ pub struct AuditEntry {
 
 pub struct Store {
     conn: Connection,
+    /// Whether commits are `synchronous=FULL` now (see [`Store::set_durable`]).
+    durable: bool,
 }
 
 const RUN_COLS: &str = "id, kind, service, run_type, trigger, branch, tag, commit_sha, commit_message, \
@@ -180,7 +182,10 @@ impl Store {
             true,
         )?;
         migrations::migrate(&mut conn)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            durable: false,
+        })
     }
 
     /// Runs `f` in one transaction: all of its writes land together or not at all.
@@ -523,6 +528,18 @@ impl Store {
 
     /// Opens a transaction that the caller ends with [`Self::commit`] (the runner
     /// groups a whole batch of messages into one).
+    /// Whether the next commits wait for the WAL's fsync (`synchronous=FULL`) or
+    /// not (`NORMAL`: durable across a crash of the process, not of the machine).
+    /// Set outside a transaction: SQLite ignores a change made inside one.
+    pub fn set_durable(&mut self, durable: bool) -> Result<()> {
+        if self.durable != durable {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            self.conn.pragma_update(None, "synchronous", level)?;
+            self.durable = durable;
+        }
+        Ok(())
+    }
+
     pub fn begin(&self) -> Result<()> {
         Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?)
     }

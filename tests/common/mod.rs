@@ -1,6 +1,8 @@
 //! Builders and helpers shared by the behaviour tests.
 #![allow(dead_code)]
 
+pub mod bin;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

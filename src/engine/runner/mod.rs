@@ -82,6 +82,25 @@ pub(crate) enum Msg {
     Crashed(i64, String),
 }
 
+impl Msg {
+    /// A step's change, which may wait for others to share its commit.
+    fn is_step_change(&self) -> bool {
+        matches!(self, Msg::Step(_) | Msg::StepProcess { .. })
+    }
+
+    /// What a person (or a trigger) decided: stored durably before it is answered.
+    fn is_decision(&self) -> bool {
+        matches!(
+            self,
+            Msg::Create(..)
+                | Msg::Cancel(..)
+                | Msg::Rerun(..)
+                | Msg::Decide { .. }
+                | Msg::ExpireGate(_)
+        )
+    }
+}
+
 pub(crate) struct Runner {
     store: Store,
     shared: Arc<Shared>,
@@ -192,16 +211,32 @@ impl Runner {
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(256);
         let mut last_commit = Instant::now() - COMMIT_EVERY;
+        // A message that came while step changes waited for company, and must not
+        // join their commit (it needs one that is durable, or at once).
+        let mut held: Option<Msg> = None;
         loop {
-            if self.rx.recv_many(&mut batch, 256).await == 0 {
+            if let Some(m) = held.take() {
+                batch.push(m);
+                while batch.len() < 256
+                    && let Ok(m) = self.rx.try_recv()
+                {
+                    batch.push(m);
+                }
+            } else if self.rx.recv_many(&mut batch, 256).await == 0 {
                 break;
             }
             let mut out = Out::default();
             // Only step changes wait for company; anything else (a request, a run's
             // status, a shutdown) is committed and answered at once.
-            let urgent = batch
-                .iter()
-                .any(|m| !matches!(m, Msg::Step(_) | Msg::StepProcess { .. }));
+            let urgent = batch.iter().any(|m| !m.is_step_change());
+            // Triggers, cancels and gate decisions survive a power loss once answered:
+            // their commit waits for the WAL's fsync (`synchronous=FULL`). Step changes
+            // survive a crash of the engine, not of the machine (`NORMAL`): a step cut
+            // short by a power loss is interrupted anyway.
+            let durable = batch.iter().any(Msg::is_decision);
+            if let Err(e) = self.store.set_durable(durable) {
+                tracing::error!("cannot set the commit's durability: {e}");
+            }
             // One transaction for the whole batch: many small state changes, one commit.
             let began = self.store.begin();
             for msg in batch.drain(..) {
@@ -213,6 +248,10 @@ impl Runner {
             if Instant::now() < due && !urgent {
                 tokio::time::sleep_until(due.into()).await;
                 while let Ok(msg) = self.rx.try_recv() {
+                    if !msg.is_step_change() {
+                        held = Some(msg);
+                        break;
+                    }
                     self.handle_one(msg, &mut out);
                 }
             }

@@ -15,6 +15,9 @@ struct Files {
     log: File,
     idx: File,
     meta: File,
+    /// The directories whose entries for new files (and a new run directory) are
+    /// not yet durable: fsynced with the first sync, then dropped.
+    dirs: std::sync::Mutex<Vec<File>>,
 }
 
 /// A log's open files, for fsyncing them on another thread while lines are appended.
@@ -27,7 +30,13 @@ impl SyncHandle {
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.0.log.sync_data()?;
         self.0.idx.sync_data()?;
-        self.0.meta.sync_data()
+        self.0.meta.sync_data()?;
+        let mut dirs = self.0.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        for d in dirs.iter() {
+            d.sync_all()?;
+        }
+        dirs.clear();
+        Ok(())
     }
 }
 
@@ -64,19 +73,33 @@ impl LogWriter {
         if self.files.is_none() {
             let p = &self.paths;
             // A log already there (lines written before) is repaired and continued.
+            let mut dirs = Vec::new();
             if p.log.exists() {
                 self.lines = repair(p)?;
                 self.bytes = std::fs::metadata(&p.log)?.len();
                 self.written_back = self.bytes;
             } else if let Some(dir) = p.log.parent() {
-                std::fs::create_dir_all(dir)?;
+                // New files: their directory's entries must be made durable too (and
+                // the run directory's own entry, when it is new).
+                if !dir.exists() {
+                    std::fs::create_dir_all(dir)?;
+                    if let Some(root) = dir.parent() {
+                        dirs.push(File::open(root)?);
+                    }
+                }
+                dirs.push(File::open(dir)?);
             }
             let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
             // The `.meta` file first: a log that has one is never taken for the older
             // format.
             let meta = open(&p.meta)?;
             let (log, idx) = (open(&p.log)?, open(&p.idx)?);
-            self.files = Some(Arc::new(Files { log, idx, meta }));
+            self.files = Some(Arc::new(Files {
+                log,
+                idx,
+                meta,
+                dirs: std::sync::Mutex::new(dirs),
+            }));
         }
         self.files
             .as_deref()

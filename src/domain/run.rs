@@ -261,6 +261,8 @@ pub enum GateStatus {
     /// A run triggered later deployed to the environment first (or a newer one arrived
     /// under `queue = "latest"`): nothing is left to approve.
     Superseded,
+    /// The engine stopped while the run executed, and the run cannot resume.
+    Interrupted,
 }
 words!(GateStatus {
     Waiting => "waiting",
@@ -269,6 +271,7 @@ words!(GateStatus {
     Expired => "expired",
     Cancelled => "cancelled",
     Superseded => "superseded",
+    Interrupted => "interrupted",
 });
 
 /// An operator's answer at a gate.

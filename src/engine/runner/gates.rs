@@ -58,6 +58,7 @@ impl Runner {
             GateStatus::Expired => "expire",
             GateStatus::Cancelled => "cancel_gate",
             GateStatus::Superseded => "supersede_gate",
+            GateStatus::Interrupted => "interrupt_gate",
             GateStatus::Waiting => "open",
         };
         self.audit(

@@ -5,32 +5,69 @@ use super::*;
 use crate::engine::queue::{Deployed, RunFacts};
 
 impl Runner {
-    /// After a crash: runs that were executing become `interrupted` (their steps too,
-    /// their logs trimmed of torn records); runs that were queued or waiting at a gate
-    /// get a driver again.
+    /// After a crash (or a stop): a run that had a step executing becomes
+    /// `interrupted` (its unfinished steps too, their logs trimmed of torn records, and
+    /// its waiting gates closed: nothing can resume it, so nothing is left to approve).
+    /// A run with nothing executing (queued, waiting for a slot or its environment, or
+    /// at a gate) carries on where it was, in trigger order: a process that may have
+    /// done half its work is never started again on its own, anything else is.
     pub(crate) fn recover(&mut self) -> Result<()> {
         let now = now_ms();
-        let dead = self
-            .store
-            .runs_with_status(&[RunStatus::Running, RunStatus::Cancelling])?;
+        let mut resume = Vec::new();
         let logs = self.shared.logs.clone();
+        let live = [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::AwaitingApproval,
+            RunStatus::Cancelling,
+        ];
+        let runs = self.store.runs_with_status(&live)?;
         self.store.batch(|s| {
-            for mut run in dead {
-                for mut step in s.steps(run.id)? {
-                    if !step.status.is_terminal() {
-                        if step.started_at.is_some()
-                            && let Err(e) = logs.repair(run.id, step.id)
-                        {
-                            tracing::error!(
-                                "run {}: cannot repair the log of {}: {e}",
-                                run.id,
-                                step.path()
-                            );
-                        }
-                        step.status = StepStatus::Interrupted;
-                        step.reason = Some("the engine stopped while this ran".into());
-                        step.ended_at.get_or_insert(now);
-                        s.update_step(&step)?;
+            for mut run in runs {
+                let mut steps = s.steps(run.id)?;
+                let parents: Vec<i64> = steps.iter().filter_map(|st| st.parent_id).collect();
+                // A group's row (an infra resource) says where its operations got to;
+                // only an operation or a step itself runs a process.
+                let executing = steps
+                    .iter()
+                    .any(|st| st.status == StepStatus::Running && !parents.contains(&st.id));
+                if run.status != RunStatus::Cancelling && !executing {
+                    resume.push(run.id);
+                    continue;
+                }
+                for step in &mut steps {
+                    if step.status.is_terminal() {
+                        continue;
+                    }
+                    if step.started_at.is_some()
+                        && let Err(e) = logs.repair(run.id, step.id)
+                    {
+                        tracing::error!(
+                            "run {}: cannot repair the log of {}: {e}",
+                            run.id,
+                            step.path()
+                        );
+                    }
+                    step.status = StepStatus::Interrupted;
+                    step.reason = Some("the engine stopped while this ran".into());
+                    step.ended_at.get_or_insert(now);
+                    s.update_step(step)?;
+                }
+                for mut gate in s.gates(run.id)? {
+                    if gate.status == GateStatus::Waiting {
+                        gate.status = GateStatus::Interrupted;
+                        gate.decided_by = Some("pipedeck".into());
+                        gate.decided_at = Some(now);
+                        gate.comment = Some("the engine stopped while the run executed".into());
+                        s.update_gate(&gate)?;
+                        s.append_audit(&AuditEntry {
+                            at: now,
+                            actor: "pipedeck".into(),
+                            action: "interrupt_gate".into(),
+                            run_id: run.id,
+                            target: Some(gate.env.clone()),
+                            comment: gate.comment.clone(),
+                        })?;
                     }
                 }
                 run.status = RunStatus::Interrupted;
@@ -38,14 +75,17 @@ impl Runner {
                 run.ended_at = Some(now);
                 s.update_run(&run)?;
             }
-            // Deploys in flight did not finish.
-            s.interrupt_deployments(now)
+            Ok(())
         })?;
-        for run in self
-            .store
-            .runs_with_status(&[RunStatus::Queued, RunStatus::AwaitingApproval])?
-        {
-            self.spawn_driver(&run)?;
+        for id in resume {
+            let Some(run) = self.store.run(id)? else {
+                continue;
+            };
+            // One run whose stored definition cannot be read does not keep the others
+            // from carrying on.
+            if let Err(e) = self.spawn_driver(&run) {
+                tracing::error!("run {id}: cannot resume it: {e}");
+            }
         }
         Ok(())
     }

@@ -48,7 +48,7 @@ impl<E: Executor> Scheduler<E> {
                         };
                         self.superseded(u, why, by).await;
                     }
-                    GateStatus::Cancelled | GateStatus::Waiting => {
+                    GateStatus::Cancelled | GateStatus::Waiting | GateStatus::Interrupted => {
                         self.phase[u] = Phase::Ended;
                         let why = self.stopped_why().to_string();
                         self.set_unit(u, StepStatus::Cancelled, Some(why), now_ms())

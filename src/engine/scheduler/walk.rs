@@ -327,7 +327,10 @@ impl<E: Executor> Scheduler<E> {
                     self.end_rest(StepStatus::Skipped, &why).await;
                     return Some((RunStatus::Rejected, Some(why)));
                 }
-                GateStatus::Cancelled | GateStatus::Waiting | GateStatus::Superseded => {
+                GateStatus::Cancelled
+                | GateStatus::Waiting
+                | GateStatus::Superseded
+                | GateStatus::Interrupted => {
                     let why = self.stopped_why();
                     self.end_rest(StepStatus::Cancelled, why).await;
                     return Some((RunStatus::Cancelled, Some(why.into())));
@@ -336,8 +339,16 @@ impl<E: Executor> Scheduler<E> {
         }
         self.resume().await;
         self.walk().await;
-        // What a shutdown stopped did not finish. A run that waits at a gate for the
-        // next engine treats it as failed when it resumes; any other run ends cancelled.
+        // An engine that shuts down leaves its runs to the next one (SP-6a, EN-3): what
+        // waited (at a gate, for a slot or for its environment) carries on then, in
+        // order. What a shutdown stopped did not finish: the resumed run treats it as
+        // failed. A run cancelled or failed meanwhile ends now.
+        if self.shared.shutdown.is_cancelled()
+            && !self.cancel.is_cancelled()
+            && self.failed_run.is_none()
+        {
+            self.parked = true;
+        }
         for (u, at) in std::mem::take(&mut self.stopped_by_shutdown) {
             let (status, why) = if self.parked {
                 (
@@ -378,7 +389,9 @@ impl<E: Executor> Scheduler<E> {
                 // A skipped unit was waived, or its upstream failed and its dependents
                 // were skipped with it: either way nothing waits for it.
                 StepStatus::Succeeded | StepStatus::Skipped => Phase::Passed,
-                StepStatus::Running | StepStatus::Queued => {
+                // Queued for a slot or its environment: it never started.
+                StepStatus::Queued => Phase::Pending,
+                StepStatus::Running => {
                     let why = "interrupted by an engine restart".to_string();
                     self.set_unit(u, StepStatus::Interrupted, Some(why), now_ms())
                         .await;

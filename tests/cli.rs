@@ -417,8 +417,8 @@ fn with_stdout_closed(mut cmd: Command) -> (Option<i32>, String) {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let out = cmd
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::piped())
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
         .output()
         .unwrap();
     (
@@ -467,14 +467,16 @@ fn output_into_a_closed_pipe_ends_quietly() {
             c.arg("--json");
         }
         let mut child = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
         assert!(first.contains('1'), "{first}");
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -361,3 +361,77 @@ commands = {{ apply = "true" }}
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no resource `nope`"));
 }
+
+/// Runs `cmd` with stdout a pipe whose reader is already gone: its first write fails
+/// with EPIPE. Returns the exit code and stderr.
+fn with_stdout_closed(mut cmd: Command) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = cmd
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let p = TestProject::new(&format!(
+        "{HEADER}\n[services.big]\nrepo_seed = \"src\"\n[[services.big.steps]]\nname = \"print\"\nrun = \"seq 1 200000\"\n"
+    ));
+    let quiet = |args: &[&str]| {
+        let mut c = pipedeck(&p);
+        c.args(args);
+        let (code, stderr) = with_stdout_closed(c);
+        assert_eq!(code, Some(141), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    };
+    quiet(&["validate"]);
+    // No engine runs: this command hosts one, follows the run to its end with nobody
+    // reading, and shuts the engine down.
+    let mut c = pipedeck(&p);
+    c.args(["run", "big", "--wait"]);
+    let (code, stderr) = with_stdout_closed(c);
+    assert_eq!(code, Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let _engine = serve(&p);
+    assert_eq!(json(&p, &["show", "1"])["run"]["status"], "succeeded");
+    for args in [
+        &["show", "1", "--json"][..],
+        &["show", "1"],
+        &["runs"],
+        &["runs", "--json"],
+        &["logs", "1"],
+    ] {
+        quiet(args);
+    }
+    // A reader that takes one line of 200,000 and goes away (`| head -1`).
+    for json in [false, true] {
+        let mut c = pipedeck(&p);
+        c.args(["logs", "1"]);
+        if json {
+            c.arg("--json");
+        }
+        let mut child = c
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        assert!(first.contains('1'), "{first}");
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{stderr}");
+        assert!(stderr.is_empty(), "{stderr}");
+    }
+}

@@ -56,16 +56,15 @@ pub fn script(shell: Shell) -> i32 {
         Shell::Fish => &Fish,
     };
     let mut buf = Vec::new();
-    let written = sh
-        .write_registration(VAR, "pipedeck", "pipedeck", &completer(), &mut buf)
-        .and_then(|()| std::io::stdout().write_all(&buf));
-    match written {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            eprintln!("error: cannot write the completion script: {e}");
-            exit::RUN_FAILED
-        }
+    if let Err(e) = sh.write_registration(VAR, "pipedeck", "pipedeck", &completer(), &mut buf) {
+        eprintln!("error: cannot make the completion script: {e}");
+        return exit::RUN_FAILED;
     }
+    // A failed write is reported once, and sets the exit code (141 for `| head`).
+    if let Err(e) = std::io::stdout().write_all(&buf) {
+        super::output::stdout_failed(&e);
+    }
+    exit::OK
 }
 
 /// The program the script calls back: `pipedeck` when it was found on PATH (what a

@@ -22,7 +22,7 @@ pub async fn decide(ctx: &Ctx, run: i64, env: &str, d: Decision, comment: Option
                 output::json(&g);
             } else {
                 // Who decided is the engine's word, not ours.
-                println!(
+                outln!(
                     "run {run}: gate {} {} by {}",
                     g.env,
                     g.status,
@@ -45,7 +45,7 @@ pub async fn cancel(ctx: &Ctx, run: i64) -> i32 {
             if ctx.json {
                 output::json(&r);
             } else {
-                println!(
+                outln!(
                     "run {run}: {} (build steps stop now; a deploy in flight finishes, later environments are cancelled)",
                     r.status
                 );
@@ -67,7 +67,7 @@ pub async fn rerun(ctx: &Ctx, run: i64, allow_older: bool) -> i32 {
     };
     match c.ask::<RunInfo>(req).await {
         Ok(r) => {
-            println!("{}", r.id);
+            outln!("{}", r.id);
             if ctx.json {
                 output::json(&r);
             } else {

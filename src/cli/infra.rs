@@ -165,8 +165,8 @@ fn graph(ctx: &Ctx, name: &str, ascii: bool) -> i32 {
     } else {
         ""
     };
-    println!("{} → {}{gate}", p.name, p.environment);
-    print!("{}", drawing(p, ascii));
+    outln!("{} → {}{gate}", p.name, p.environment);
+    out!("{}", drawing(p, ascii));
     exit::OK
 }
 

@@ -49,15 +49,15 @@ pub fn init(dir: Option<&Path>) -> i32 {
                 .iter()
                 .map(|d| format!("{} ({})", d.kind, d.marker))
                 .collect();
-            println!("wrote {}", path.display());
+            outln!("wrote {}", path.display());
             if kinds.is_empty() {
-                println!(
+                outln!(
                     "found no Cargo, npm, Go, Make or Python project: the build step is a placeholder to replace"
                 );
             } else {
-                println!("found {}", kinds.join(", "));
+                outln!("found {}", kinds.join(", "));
             }
-            println!(
+            outln!(
                 "next: edit the deploy commands, then `pipedeck validate --project {0}` and `pipedeck --project {0} run {service} --wait`",
                 path.display()
             );

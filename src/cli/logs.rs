@@ -134,8 +134,9 @@ async fn drain<C: EngineClient>(
                     writeln!(out, "{text}{reset}")
                 }
             };
-            if r.is_err() {
-                return Err(exit::OK); // stdout closed (e.g. piped into head)
+            if let Err(e) = r {
+                super::output::stdout_failed(&e); // e.g. piped into head
+                return Err(exit::OK);
             }
         }
         *from += lines.len() as u64;
@@ -143,8 +144,9 @@ async fn drain<C: EngineClient>(
             break;
         }
     }
-    if out.flush().is_err() {
-        return Err(exit::OK); // stdout closed
+    if let Err(e) = out.flush() {
+        super::output::stdout_failed(&e);
+        return Err(exit::OK);
     }
     Ok(())
 }

@@ -36,13 +36,11 @@ pub fn print(words: &[String]) -> i32 {
         eprintln!("error: cannot render the man page: {e}");
         return exit::RUN_FAILED;
     }
-    match std::io::Write::write_all(&mut std::io::stdout(), &out) {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            eprintln!("error: cannot write the man page: {e}");
-            exit::RUN_FAILED
-        }
+    // A failed write is reported once, and sets the exit code (141 for `| head`).
+    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout(), &out) {
+        super::output::stdout_failed(&e);
     }
+    exit::OK
 }
 
 fn page(cmd: &clap::Command) -> clap_mangen::Man {
@@ -91,7 +89,7 @@ pub fn write_all(dir: &Path) -> i32 {
     });
     match written {
         Ok(()) => {
-            println!("{}: {} pages", dir.display(), cmds.len());
+            outln!("{}: {} pages", dir.display(), cmds.len());
             exit::OK
         }
         Err(e) => {

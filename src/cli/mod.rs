@@ -1,6 +1,21 @@
 //! The headless CLI (EN-4). Every command except `validate` talks to the engine
 //! hosted for the data dir; `serve` and `run --wait` host one when none runs.
 
+/// `println!` for command output, through [`output::write_out`]: never a panic when
+/// stdout's reader goes away (`| head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!($($arg)*))
+    };
+}
+
 pub mod color;
 mod complete;
 mod control;
@@ -37,7 +52,8 @@ const EXIT_CODES: &str = "Exit codes:
   1  the run failed (or was interrupted)
   2  usage or config error, or a request the engine refused
   3  the run was cancelled or a gate rejected it
-  4  no engine is running, or it could not be reached";
+  4  no engine is running, or it could not be reached
+  141  stdout was closed before all output was written (e.g. piped into head)";
 
 #[derive(Debug, Parser)]
 #[command(name = "pipedeck", version, about = "Delivery and infrastructure pipelines from the terminal", after_help = EXIT_CODES)]
@@ -376,10 +392,11 @@ pub fn main() -> i32 {
             return exit::RUN_FAILED;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Some(cmd) => rt.block_on(dispatch(cmd, ctx)),
         None => rt.block_on(crate::tui::open(&ctx, ascii)),
-    }
+    };
+    output::exit_code(code)
 }
 
 /// Commands that need neither the data dir nor an engine.
@@ -387,7 +404,7 @@ fn without_engine(cmd: Option<&Command>) -> Option<i32> {
     Some(match cmd? {
         Command::Init { dir } => init::init(dir.as_deref()),
         Command::Schema => {
-            print!("{}", config::json_schema::project_schema_text());
+            out!("{}", config::json_schema::project_schema_text());
             exit::OK
         }
         Command::Man { dir: Some(dir), .. } => man::write_all(dir),
@@ -419,7 +436,7 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
                     );
                 } else {
                     let steps: usize = p.services.values().map(|s| s.steps.len()).sum();
-                    println!(
+                    outln!(
                         "{}: ok ({} services, {} build steps)",
                         ctx.project_path.display(),
                         p.services.len(),

@@ -1,11 +1,65 @@
 //! Human and JSON output helpers.
 
 use super::color;
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use crate::domain::{Millis, RunDetail, RunInfo, StepInfo, now_ms};
+
+/// The exit code when stdout's reader went away before all output was written
+/// (`pipedeck runs | head -1`): what a shell reports for a process that SIGPIPE ended.
+pub const PIPE_CLOSED: i32 = 141;
+
+/// Stdout so far: writable, its reader gone (EPIPE), or another write error.
+static STDOUT: AtomicU8 = AtomicU8::new(OPEN);
+const OPEN: u8 = 0;
+const READER_GONE: u8 = 1;
+const FAILED: u8 = 2;
+
+/// Writes command output to stdout (through the `outln!`/`out!` macros). Where
+/// `println!` would panic on a closed pipe, this stops writing: the command goes on
+/// (an engine it hosts is shut down as usual) and [`exit_code`] says what happened.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    if STDOUT.load(Ordering::Relaxed) != OPEN {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+/// Records that a write to stdout failed: quietly when its reader went away (EPIPE),
+/// said once on stderr for any other error (a full disk, say).
+pub fn stdout_failed(e: &std::io::Error) {
+    let state = if e.kind() == std::io::ErrorKind::BrokenPipe {
+        READER_GONE
+    } else {
+        FAILED
+    };
+    if STDOUT
+        .compare_exchange(OPEN, state, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+        && state == FAILED
+    {
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
+/// A command's exit code, given what became of its output: a command that would have
+/// succeeded ends with [`PIPE_CLOSED`] when its reader went away, with 1 when stdout
+/// could not be written; any other outcome keeps its code.
+pub fn exit_code(code: i32) -> i32 {
+    match (code, STDOUT.load(Ordering::Relaxed)) {
+        (super::exit::OK, READER_GONE) => PIPE_CLOSED,
+        (super::exit::OK, FAILED) => super::exit::RUN_FAILED,
+        _ => code,
+    }
+}
 
 pub fn json<T: serde::Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => outln!("{s}"),
         Err(e) => eprintln!("error: cannot encode JSON: {e}"),
     }
 }
@@ -54,12 +108,12 @@ pub fn run_header(r: &RunInfo) -> String {
 
 pub fn print_detail(d: &RunDetail, color: bool) {
     let r = &d.run;
-    println!("{}", run_header(r));
+    outln!("{}", run_header(r));
     let dur = r
         .duration_ms(now_ms())
         .map(duration)
         .unwrap_or_else(|| "-".into());
-    println!(
+    outln!(
         "status: {}  duration: {dur}  attempt: {}{}",
         color::run_status(r.status, &r.status.as_str().replace('_', " "), color),
         r.attempt,
@@ -68,10 +122,10 @@ pub fn print_detail(d: &RunDetail, color: bool) {
             .unwrap_or_default()
     );
     if let Some(reason) = &r.reason {
-        println!("reason: {reason}");
+        outln!("reason: {reason}");
     }
     for s in &d.steps {
-        println!("{}", step_line(s, color));
+        outln!("{}", step_line(s, color));
     }
     for g in &d.gates {
         let who = g
@@ -84,6 +138,6 @@ pub fn print_detail(d: &RunDetail, color: bool) {
             .as_deref()
             .map(|c| format!(": {c}"))
             .unwrap_or_default();
-        println!("  gate {:<19} {}{who}{c}", g.env, g.status);
+        outln!("  gate {:<19} {}{who}{c}", g.env, g.status);
     }
 }

@@ -70,7 +70,7 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Request, wait: bool) ->
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    println!("{}", run.id);
+    outln!("{}", run.id);
     let Some(events) = events.as_mut() else {
         if ctx.json {
             output::json(&run);
@@ -80,7 +80,7 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Request, wait: bool) ->
         return exit::OK;
     };
     if !ctx.json {
-        println!("{}", output::run_header(&run));
+        outln!("{}", output::run_header(&run));
     }
     let id = run.id;
     let run_kind = run.kind;
@@ -193,7 +193,7 @@ async fn finish<C: EngineClient>(ctx: &Ctx, c: &C, id: i64) -> i32 {
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "run {id} {} in {dur}{reason}",
             d.run.status.as_str().replace('_', " ")
         );
@@ -217,8 +217,8 @@ fn approve_hint(id: i64, key: &str, kind: crate::domain::RunKind) -> String {
     }
 }
 
-/// Buffered progress lines on stdout. A failed write (stdout closed) is reported
-/// once on stderr; following goes on, since the exit code still tells the outcome.
+/// Buffered progress lines on stdout. After a failed write (stdout closed) nothing
+/// more is written; following goes on, since the exit code still tells the outcome.
 struct Progress {
     out: std::io::BufWriter<std::io::Stdout>,
     failed: bool,
@@ -233,21 +233,23 @@ impl Progress {
     }
 
     fn line(&mut self, args: std::fmt::Arguments<'_>) {
-        let r = writeln!(self.out, "{args}");
-        self.check(r);
+        if !self.failed {
+            let r = writeln!(self.out, "{args}");
+            self.check(r);
+        }
     }
 
     fn flush(&mut self) {
-        let r = self.out.flush();
-        self.check(r);
+        if !self.failed {
+            let r = self.out.flush();
+            self.check(r);
+        }
     }
 
     fn check(&mut self, r: std::io::Result<()>) {
-        if let Err(e) = r
-            && !self.failed
-        {
+        if let Err(e) = r {
             self.failed = true;
-            eprintln!("warning: cannot write progress to stdout ({e}); still following the run");
+            output::stdout_failed(&e);
         }
     }
 }

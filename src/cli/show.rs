@@ -37,9 +37,16 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
         output::json(&runs);
         return exit::OK;
     }
-    println!(
+    outln!(
         "{:>5}  {:<12} {:<8} {:<40} {:<11} {:<18} {:>8}  {:<9} BRANCH / AUTHOR",
-        "RUN", "SERVICE", "COMMIT", "MESSAGE", "TYPE", "STATUS", "DURATION", "STARTED",
+        "RUN",
+        "SERVICE",
+        "COMMIT",
+        "MESSAGE",
+        "TYPE",
+        "STATUS",
+        "DURATION",
+        "STARTED",
     );
     let now = now_ms();
     for r in runs {
@@ -47,7 +54,7 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
             .chars()
             .take(40)
             .collect();
-        println!(
+        outln!(
             "{:>5}  {:<12} {:<8} {:<40} {:<11} {} {:>8}  {:<9} {} / {}",
             r.id,
             r.service,

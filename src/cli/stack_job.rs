@@ -107,12 +107,16 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
             if ctx.json {
                 super::output::json(&jobs);
             } else {
-                println!(
+                outln!(
                     "{:>5}  {:<16} {:<10} {:<10} {:<18} STARTED",
-                    "JOB", "RESOURCE", "OPERATION", "ENV", "STATUS"
+                    "JOB",
+                    "RESOURCE",
+                    "OPERATION",
+                    "ENV",
+                    "STATUS"
                 );
                 for j in jobs {
-                    println!(
+                    outln!(
                         "{:>5}  {:<16} {:<10} {:<10} {} {}",
                         j.id,
                         j.resource.as_deref().unwrap_or(""),
@@ -161,12 +165,14 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
             if ctx.json {
                 super::output::json(&p.checks);
             } else {
-                println!(
+                outln!(
                     "preflight for {}/{} ({} driver)",
-                    p.project, p.resource, p.driver
+                    p.project,
+                    p.resource,
+                    p.driver
                 );
                 for line in report(&p.checks) {
-                    println!("  {line}");
+                    outln!("  {line}");
                 }
             }
             match failures(&p.checks) {

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::GatePolicy;
 use super::schema::{CommandsFile, EnvironmentFile, InfraFile, PolicyFile};
-use super::validate::{Ctx, check_name, find_cycle};
+use super::validate::{Ctx, KILL_GRACE, check_name, find_cycle};
 
 /// A validated infra project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,7 +286,7 @@ pub(super) fn resolve_infra(
             },
             credentials: r.credentials.clone(),
             commands,
-            kill_grace_ms: cx.duration(&r.kill_grace, default_grace),
+            kill_grace_ms: cx.duration(&r.kill_grace, default_grace, &KILL_GRACE),
         });
     }
     if let Some(cycle) = find_cycle(&graph) {

@@ -60,21 +60,30 @@ impl UserConfig {
 
     pub fn load_from(path: &Path) -> Result<Self, UserConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|source| {
-                let at = source.span().map(|s| s.start).unwrap_or(0);
-                let line = text[..at.min(text.len())].matches('\n').count() + 1;
-                UserConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    line,
-                    source,
-                }
-            }),
+            Ok(text) => Self::parse(path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(UserConfigError::Read {
                 path: path.to_path_buf(),
                 source,
             }),
         }
+    }
+
+    /// Parses the text of the user config file `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, UserConfigError> {
+        toml::from_str(text).map_err(|source| {
+            let at = source.span().map(|s| s.start).unwrap_or(0);
+            let line = text.as_bytes()[..at.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            UserConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                source,
+            }
+        })
     }
 
     /// Data dir: flag, then `PIPEDECK_DATA_DIR`, then this file, then the platform default.

@@ -13,12 +13,52 @@ use super::{
     Service, Step, parse_duration,
 };
 
-const DURATION_HINT: &str = "write a whole number with a unit: 500ms, 10s, 5m, 2h or 1d";
-
 pub(super) struct Ctx<'a> {
     pub loc: &'a Locator<'a>,
     pub dir: PathBuf,
     pub errors: Vec<ConfigError>,
+}
+
+/// The range a duration key accepts, in milliseconds (inclusive).
+pub(super) struct DurationRange {
+    pub key: &'static str,
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+const HOUR_MS: u64 = 3_600_000;
+const DAY_MS: u64 = 24 * HOUR_MS;
+
+/// Between SIGTERM and SIGKILL: at least 1ms, at most a day (Terraform, sent SIGINT,
+/// may need long to finish the operation in flight; beyond a day a stop never ends).
+pub(super) const KILL_GRACE: DurationRange = DurationRange {
+    key: "kill_grace",
+    min_ms: 1,
+    max_ms: DAY_MS,
+};
+
+/// A gate waits at least 1ms and at most a year for its decision.
+pub(super) const EXPIRES_AFTER: DurationRange = DurationRange {
+    key: "expires_after",
+    min_ms: 1,
+    max_ms: 365 * DAY_MS,
+};
+
+/// A whole number and a known unit whose product overflows: a duration, too long.
+fn looks_like_duration(s: &str) -> bool {
+    let s = s.trim();
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && ["ms", "s", "m", "h", "d"].contains(&&s[digits..])
+}
+
+/// `ms` in the largest unit that writes it whole (`86400000` is `1d`).
+fn format_ms(ms: u64) -> String {
+    let units = [("d", DAY_MS), ("h", HOUR_MS), ("m", 60_000), ("s", 1_000)];
+    units
+        .iter()
+        .find(|(_, u)| ms >= *u && ms.is_multiple_of(*u))
+        .map(|(name, u)| format!("{}{name}", ms / u))
+        .unwrap_or_else(|| format!("{ms}ms"))
 }
 
 impl Ctx<'_> {
@@ -26,17 +66,34 @@ impl Ctx<'_> {
         self.errors.push(self.loc.error(span, msg, hint));
     }
 
-    pub fn duration(&mut self, value: &Option<Spanned<String>>, default: u64) -> u64 {
-        match value {
-            None => default,
-            Some(v) => parse_duration(v.get_ref()).unwrap_or_else(|| {
-                self.err(
-                    v.span(),
-                    format!("`{}` is not a duration", v.get_ref()),
-                    DURATION_HINT,
-                );
+    /// The duration `value` in milliseconds, `default` when unset; an error (and
+    /// `default`) when it is not a duration or outside `range`.
+    pub fn duration(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        default: u64,
+        range: &DurationRange,
+    ) -> u64 {
+        let Some(v) = value else { return default };
+        let (min, max) = (format_ms(range.min_ms), format_ms(range.max_ms));
+        let hint = format!(
+            "write a whole number with a unit (500ms, 10s, 5m, 2h or 1d) from {min} to {max}"
+        );
+        let text = v.get_ref();
+        match parse_duration(text) {
+            Some(ms) if (range.min_ms..=range.max_ms).contains(&ms) => ms,
+            parsed => {
+                let msg = if parsed.is_some() || looks_like_duration(text) {
+                    format!(
+                        "{} = \"{text}\" is out of range: it must be from {min} to {max}",
+                        range.key
+                    )
+                } else {
+                    format!("`{text}` is not a duration")
+                };
+                self.err(v.span(), msg, &hint);
                 default
-            }),
+            }
         }
     }
 
@@ -73,8 +130,11 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
             ),
         }
     }
-    engine.kill_grace_ms = cx.duration(&file.engine.kill_grace, engine.kill_grace_ms);
+    engine.kill_grace_ms = cx.duration(&file.engine.kill_grace, engine.kill_grace_ms, &KILL_GRACE);
 
+    for env in file.environments.values() {
+        cx.duration(&env.expires_after, 0, &EXPIRES_AFTER);
+    }
     let envs: HashMap<&str, &EnvironmentFile> = file
         .environments
         .iter()
@@ -230,9 +290,11 @@ fn resolve_service(
             );
             continue;
         };
-        let expires_after_ms = match dep.expires_after.as_ref().or(decl.expires_after.as_ref()) {
-            None => None,
-            some => Some(cx.duration(&some.cloned(), 0)),
+        let expires_after_ms = match (&dep.expires_after, &decl.expires_after) {
+            (Some(_), _) => Some(cx.duration(&dep.expires_after, 0, &EXPIRES_AFTER)),
+            // Checked once, with its environment.
+            (None, Some(e)) => parse_duration(e.get_ref()),
+            (None, None) => None,
         };
         environments.push(EnvDeploy {
             name: ename.to_string(),
@@ -250,7 +312,7 @@ fn resolve_service(
                     .unwrap_or(false),
                 expires_after_ms,
             },
-            kill_grace_ms: cx.duration(&dep.kill_grace, engine.kill_grace_ms),
+            kill_grace_ms: cx.duration(&dep.kill_grace, engine.kill_grace_ms, &KILL_GRACE),
             queue: decl.queue.unwrap_or_default(),
         });
     }
@@ -364,7 +426,7 @@ fn resolve_steps(
             name: s.name.get_ref().clone(),
             run: s.run.clone(),
             needs: s.needs.iter().map(|n| n.get_ref().clone()).collect(),
-            kill_grace_ms: cx.duration(&s.kill_grace, engine.kill_grace_ms),
+            kill_grace_ms: cx.duration(&s.kill_grace, engine.kill_grace_ms, &KILL_GRACE),
         })
         .collect()
 }

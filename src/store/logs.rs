@@ -26,6 +26,8 @@
 
 mod file;
 mod repair;
+#[cfg(test)]
+mod repair_tests;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -241,7 +243,7 @@ impl Stamps {
             }
         }
         let first = lo.saturating_sub(1);
-        let take = (count - first).min(limit as u64 + 1) as usize;
+        let take = (count - first).min((limit as u64).saturating_add(1)) as usize;
         let mut bytes = vec![0u8; take * META_LEN];
         f.read_exact_at(&mut bytes, first * META_LEN as u64)?;
         st.entries = bytes.chunks_exact(META_LEN).map(decode_meta).collect();

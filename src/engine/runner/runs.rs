@@ -81,12 +81,52 @@ impl Runner {
             let Some(run) = self.store.run(id)? else {
                 continue;
             };
-            // One run whose stored definition cannot be read does not keep the others
-            // from carrying on.
+            // One run that cannot resume (its stored definition unreadable, say) ends
+            // with the reason; the others recover all the same.
             if let Err(e) = self.spawn_driver(&run) {
-                tracing::error!("run {id}: cannot resume it: {e}");
+                self.unresumable(run, &e)?;
             }
         }
+        Ok(())
+    }
+
+    /// Ends a run that cannot resume after a restart: its unfinished steps and the run
+    /// fail with `why`, its waiting gates close (no decision can move it any more).
+    fn unresumable(&mut self, mut run: RunInfo, why: &EngineError) -> Result<()> {
+        tracing::error!("run {}: cannot resume after a restart: {why}", run.id);
+        let reason = format!("cannot resume after the engine restarted: {why}");
+        let now = now_ms();
+        self.store.batch(|s| {
+            for mut step in s.steps(run.id)? {
+                if !step.status.is_terminal() {
+                    step.status = StepStatus::Failed;
+                    step.reason = Some(reason.clone());
+                    step.ended_at.get_or_insert(now);
+                    s.update_step(&step)?;
+                }
+            }
+            for mut gate in s.gates(run.id)? {
+                if gate.status == GateStatus::Waiting {
+                    gate.status = GateStatus::Cancelled;
+                    gate.decided_by = Some("pipedeck".into());
+                    gate.decided_at = Some(now);
+                    gate.comment = Some(reason.clone());
+                    s.update_gate(&gate)?;
+                    s.append_audit(&AuditEntry {
+                        at: now,
+                        actor: "pipedeck".into(),
+                        action: "cancel_gate".into(),
+                        run_id: run.id,
+                        target: Some(gate.env.clone()),
+                        comment: gate.comment.clone(),
+                    })?;
+                }
+            }
+            run.status = RunStatus::Failed;
+            run.reason = Some(reason.clone());
+            run.ended_at = Some(now);
+            s.update_run(&run)
+        })?;
         Ok(())
     }
 

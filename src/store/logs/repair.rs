@@ -46,8 +46,11 @@ fn end_of_last_line(f: &File, len: u64) -> io::Result<u64> {
 /// Trims a torn last line, makes the index and the `.meta` entries agree with the
 /// log, returns the line count. Reads the log in chunks from the last index entry
 /// that still holds (all of it only when the index is gone): memory stays bounded.
+///
+/// What it changed is logged as a warning, naming the log.
 pub(super) fn repair(p: &Paths) -> io::Result<u64> {
-    convert_legacy(p)?;
+    let mut fixed = Vec::new();
+    convert_legacy(p, &mut fixed)?;
     let log = match OpenOptions::new().read(true).write(true).open(&p.log) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -60,58 +63,96 @@ pub(super) fn repair(p: &Paths) -> io::Result<u64> {
     let keep = end_of_last_line(&log, len)?;
     if keep != len {
         log.set_len(keep)?;
+        fixed.push(format!("dropped a torn last line ({} bytes)", len - keep));
     }
-    let lines = repair_index(&log, keep, &p.idx)?;
-    // Entries for lines that never made it (and a torn entry) go; scanned from the end.
+    let lines = repair_index(&log, keep, &p.idx, &mut fixed)?;
     if let Some(meta) = open_if_exists(&p.meta)? {
         let len = meta.metadata()?.len();
-        let mut valid = len / META_LEN as u64;
-        let mut b = [0u8; META_LEN];
-        while valid > 0 {
-            meta.read_exact_at(&mut b, (valid - 1) * META_LEN as u64)?;
-            if decode_meta(&b).0 < lines {
-                break;
-            }
-            valid -= 1;
-        }
+        let valid = valid_meta(&meta, len / META_LEN as u64, lines)?;
         if valid * META_LEN as u64 != len {
             OpenOptions::new()
                 .write(true)
                 .open(&p.meta)?
                 .set_len(valid * META_LEN as u64)?;
+            fixed.push(format!(
+                "dropped {} bytes of time entries for lines it does not hold, or garbage",
+                len - valid * META_LEN as u64
+            ));
         }
+    }
+    if !fixed.is_empty() {
+        tracing::warn!(
+            log = %p.log.display(),
+            lines,
+            "repaired a step log: {}",
+            fixed.join("; ")
+        );
     }
     Ok(lines)
 }
 
-/// Keeps the index entries that point at a line start within the log's first `keep`
-/// bytes, adds the missing ones from the last of them on, returns the line count.
-fn repair_index(log: &File, keep: u64, idx_path: &Path) -> io::Result<u64> {
+/// How many `.meta` entries from the start hold: each for a line the log has, each
+/// after the one before (an entry for a line that never made it, a torn entry, or a
+/// zero-filled block a crash left does not).
+fn valid_meta(meta: &File, entries: u64, lines: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; SCAN_CHUNK - SCAN_CHUNK % META_LEN];
+    let (mut at, mut last) = (0u64, None);
+    while at < entries {
+        let n = (entries - at).min((buf.len() / META_LEN) as u64) as usize;
+        meta.read_exact_at(&mut buf[..n * META_LEN], at * META_LEN as u64)?;
+        for e in buf[..n * META_LEN].chunks_exact(META_LEN) {
+            let first = decode_meta(e).0;
+            if first >= lines || last.is_some_and(|l| first <= l) {
+                return Ok(at);
+            }
+            last = Some(first);
+            at += 1;
+        }
+    }
+    Ok(at)
+}
+
+/// Keeps the index entries, from the first, that point at a line start within the
+/// log's first `keep` bytes, each after the one before; rebuilds the rest from the
+/// last of them on; returns the line count.
+fn repair_index(
+    log: &File,
+    keep: u64,
+    idx_path: &Path,
+    fixed: &mut Vec<String>,
+) -> io::Result<u64> {
     let idx = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(idx_path)?;
-    let mut entries = idx.metadata()?.len() / IDX_LEN;
-    // The last entry that holds: increasing, within the log, just after a `\n`.
-    let mut start = 0u64;
-    while entries > 0 {
-        let e = read_u64_at(&idx, (entries - 1) * IDX_LEN)?;
-        let ok = if entries == 1 {
+    let stored = idx.metadata()?.len();
+    // The entries that hold: the first is 0; each later one is within the log, after
+    // the one before, just after a `\n`.
+    let (mut entries, mut start) = (0u64, 0u64);
+    while entries < stored / IDX_LEN {
+        let e = read_u64_at(&idx, entries * IDX_LEN)?;
+        let mut before = [0u8; 1];
+        let ok = if entries == 0 {
             e == 0 && keep > 0
         } else {
-            let mut before = [0u8; 1];
             e < keep
-                && e > read_u64_at(&idx, (entries - 2) * IDX_LEN)?
+                && e > start
                 && log.read_exact_at(&mut before, e - 1).is_ok()
                 && before[0] == b'\n'
         };
-        if ok {
-            start = e;
+        if !ok {
             break;
         }
-        entries -= 1;
+        start = e;
+        entries += 1;
+    }
+    if entries * IDX_LEN != stored {
+        fixed.push(format!(
+            "kept {entries} of {} index entries, rebuilt the rest from the log",
+            stored.div_ceil(IDX_LEN)
+        ));
     }
     idx.set_len(entries * IDX_LEN)?;
     let mut lines = entries.saturating_sub(1) * INDEX_EVERY;
@@ -164,7 +205,7 @@ pub(super) fn convert_store(root: &Path) -> io::Result<()> {
             if let Some((step, "log" | "log.v1" | "log.new")) = step
                 && let Ok(step_id) = step.parse::<i64>()
             {
-                convert_legacy(&paths(root, run_id, step_id))?;
+                convert_legacy(&paths(root, run_id, step_id), &mut Vec::new())?;
             }
         }
     }
@@ -175,7 +216,7 @@ pub(super) fn convert_store(root: &Path) -> io::Result<()> {
 /// no `.meta`) to the current one, streaming; a no-op for a current log. Crash-safe:
 /// the old log is kept as `.log.v1` until the new files are in place, and a
 /// conversion a crash interrupted is finished or started again.
-fn convert_legacy(p: &Paths) -> io::Result<()> {
+fn convert_legacy(p: &Paths, fixed: &mut Vec<String>) -> io::Result<()> {
     let old = p.log.with_extension("log.v1");
     let new_log = p.log.with_extension("log.new");
     let new_meta = p.meta.with_extension("meta.new");
@@ -190,6 +231,13 @@ fn convert_legacy(p: &Paths) -> io::Result<()> {
         std::fs::rename(&old, &p.log)?;
     }
     if std::fs::metadata(&p.log).map_or(true, |m| m.len() == 0) {
+        return Ok(());
+    }
+    if !has_legacy_prefix(&p.log)? {
+        // A log of the current format that lost its `.meta`: its lines stay as they
+        // are; their times and streams are unknown from here on.
+        File::create(&p.meta)?.sync_all()?;
+        fixed.push("its time entries (.meta) were missing; made an empty set".into());
         return Ok(());
     }
     let mut r = BufReader::with_capacity(SCAN_CHUNK, File::open(&p.log)?);
@@ -229,11 +277,24 @@ fn convert_legacy(p: &Paths) -> io::Result<()> {
     // The old index counted the same lines at other offsets.
     remove_if_exists(&p.idx)?;
     let log = File::open(&p.log)?;
-    repair_index(&log, log.metadata()?.len(), &p.idx)?;
+    repair_index(&log, log.metadata()?.len(), &p.idx, &mut Vec::new())?;
     if let Some(dir) = p.log.parent() {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+/// Whether the log's first line starts `<13 digits> <o|e|p> `, as in the older format.
+fn has_legacy_prefix(log: &Path) -> io::Result<bool> {
+    let mut head = [0u8; PREFIX_LEN];
+    match File::open(log)?.read_exact_at(&mut head, 0) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+        r => r?,
+    }
+    Ok(head[..13].iter().all(u8::is_ascii_digit)
+        && head[13] == b' '
+        && matches!(head[14], b'o' | b'e' | b'p')
+        && head[15] == b' ')
 }
 
 #[cfg(test)]

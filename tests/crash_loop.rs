@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::bin::*;
 use common::*;
@@ -148,22 +148,6 @@ fn crash_loop(rounds: usize) {
         }
     }
     println!("crash loop: {tally:?}");
-}
-
-/// Polls `show RUN` until the run has one of `statuses` (bounded).
-fn wait_status(p: &TestProject, id: &str, statuses: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let shown = json(p, &["show", id]);
-        if statuses.iter().any(|s| shown["run"]["status"] == *s) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {id} never got to {statuses:?}: {shown:#}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

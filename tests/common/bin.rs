@@ -3,6 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
+use std::time::{Duration, Instant};
+
 use super::TestProject;
 
 pub fn pipedeck(p: &TestProject) -> Command {
@@ -98,4 +100,20 @@ pub fn serve(p: &TestProject) -> Proc {
     let mut s = Proc::spawn(c, true);
     s.until("serving");
     s
+}
+
+/// Polls `show RUN` until the run has one of `statuses` (bounded).
+pub fn wait_status(p: &TestProject, id: &str, statuses: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = json(p, &["show", id]);
+        if statuses.iter().any(|s| shown["run"]["status"] == *s) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {id} never got to {statuses:?}: {shown:#}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -82,15 +82,7 @@ pub struct Proc {
 impl Proc {
     /// `None` when there is no such process (or it cannot be read).
     pub fn read(pid: i32) -> Option<Self> {
-        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-        // The command name is in parentheses and may hold anything: parse after it.
-        let close = stat.iter().rposition(|&b| b == b')')?;
-        let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-        // Fields from the third (state); starttime is the 22nd.
-        let zombie = matches!(fields.first(), Some(&"Z") | Some(&"X"));
-        let group = fields.get(2)?.parse().ok()?;
-        let start = fields.get(19)?.parse().ok()?;
+        let (zombie, group, start) = stat(pid)?;
         // A zombie has no environment left to read.
         let token = if zombie { None } else { environ_token(pid) };
         Some(Self {
@@ -101,6 +93,25 @@ impl Proc {
             token,
         })
     }
+}
+
+/// A process's start time (clock ticks since boot), if it exists.
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat(pid).map(|(_, _, start)| start)
+}
+
+/// From `/proc/PID/stat`: whether it is a zombie, its process group, its start time.
+fn stat(pid: i32) -> Option<(bool, i32, u64)> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold anything: parse after it.
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // Fields from the third (state); starttime is the 22nd.
+    let zombie = matches!(fields.first(), Some(&"Z") | Some(&"X"));
+    let group = fields.get(2)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((zombie, group, start))
 }
 
 /// The step token in a process's environment, if it has one we can read.

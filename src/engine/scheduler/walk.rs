@@ -339,13 +339,14 @@ impl<E: Executor> Scheduler<E> {
         }
         self.resume().await;
         self.walk().await;
-        // An engine that shuts down leaves its runs to the next one (SP-6a, EN-3): what
-        // waited (at a gate, for a slot or for its environment) carries on then, in
-        // order. What a shutdown stopped did not finish: the resumed run treats it as
-        // failed. A run cancelled or failed meanwhile ends now.
+        // An engine that shuts down leaves the runs that only waited (at a gate, for a
+        // slot or for their environment) to the next one, which carries them on in
+        // order (SP-6a, EN-3). A run whose step the shutdown stopped ends cancelled, as
+        // one that failed meanwhile ends now; one an operator was cancelling is
+        // `cancelling` in the store, and the next engine ends it as interrupted.
         if self.shared.shutdown.is_cancelled()
-            && !self.cancel.is_cancelled()
             && self.failed_run.is_none()
+            && self.stopped_by_shutdown.is_empty()
         {
             self.parked = true;
         }

@@ -435,3 +435,53 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert!(stderr.is_empty(), "{stderr}");
     }
 }
+
+/// A log that cannot be written (here: past the engine's file size limit, as on a full
+/// disk) fails its step with the reason; the engine stays up and runs the next one.
+#[test]
+fn a_log_write_error_fails_the_step_and_the_engine_carries_on() {
+    let p = TestProject::new(&format!(
+        "{HEADER}\n{}",
+        r#"
+[services.flood]
+repo_seed = "src"
+[[services.flood.steps]]
+name = "print"
+run = "yes 0123456789012345678901234567890123456789 | head -c 20000000"
+
+[services.small]
+repo_seed = "src"
+[[services.small.steps]]
+name = "print"
+run = "echo fine"
+"#
+    ));
+    // Every file the engine writes may grow to 8 MB: the step's 20 MB log cannot.
+    let mut c = Command::new("prlimit");
+    c.arg("--fsize=8000000").arg(env!("CARGO_BIN_EXE_pipedeck"));
+    c.args(pipedeck(&p).get_args());
+    c.envs(pipedeck(&p).get_envs().filter_map(|(k, v)| Some((k, v?))));
+    c.env_remove("PIPEDECK_DATA_DIR").arg("serve");
+    let mut engine = Proc::spawn(c, true);
+    engine.until("serving");
+    let out = run_out(&p, &["run", "flood", "--wait"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let shown = json(&p, &["show", &id]);
+    let reason = shown["steps"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("writing the step's log failed"),
+        "{shown:#}"
+    );
+    assert!(reason.contains("File too large"), "{reason}");
+    // Still up: the next run succeeds.
+    run_ok(&p, &["run", "small", "--wait"]);
+    assert!(engine.child.try_wait().unwrap().is_none());
+}

@@ -596,6 +596,23 @@ mod tests {
         assert!(s.execute_raw("DELETE FROM audit").is_err());
         assert_eq!(s.audit(1).unwrap(), vec![e]);
     }
+
+    #[test]
+    fn durable_commits_wait_for_the_wal_fsync_and_others_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        let level = |s: &Store| -> i64 {
+            s.conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        // NORMAL is 1, FULL is 2.
+        assert_eq!(level(&s), 1);
+        s.set_durable(true).unwrap();
+        assert_eq!(level(&s), 2);
+        s.set_durable(false).unwrap();
+        assert_eq!(level(&s), 1);
+    }
 }
 
 #[cfg(test)]

@@ -86,8 +86,12 @@ fn state() -> std::sync::MutexGuard<'static, State> {
 }
 
 /// Makes the engine a subreaper and starts the reaper (once per process); the
-/// reaper stops what the steps of `store` leave behind.
+/// reaper stops what the steps of `store` leave behind. Also: a file that grows past
+/// the process's size limit fails its write (EFBIG, a step's log then fails that
+/// step) instead of killing the engine with SIGXFSZ.
 pub fn start(store: &str) {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no other effect.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     state().stores.insert(store.to_string());
 }
 

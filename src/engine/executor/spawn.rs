@@ -268,11 +268,13 @@ pub fn spawn(
         spawn_check(libc::posix_spawnattr_init(&mut attrs.0))?;
         let t = &mut attrs.0;
         // The child starts as std would start it: its own group, no signals blocked,
-        // SIGPIPE back to its default (Rust ignores it in this process).
+        // SIGPIPE back to its default (Rust ignores it in this process), and SIGXFSZ
+        // too (the engine ignores it: see `children::start`).
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         spawn_check(libc::posix_spawnattr_setsigmask(t, &set))?;
         libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::sigaddset(&mut set, libc::SIGXFSZ);
         spawn_check(libc::posix_spawnattr_setsigdefault(t, &set))?;
         spawn_check(libc::posix_spawnattr_setpgroup(t, 0))?;
         spawn_check(libc::posix_spawnattr_setflags(

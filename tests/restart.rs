@@ -91,3 +91,62 @@ fn queued_deploys_survive_a_kill_9_in_trigger_order() {
 fn queued_deploys_survive_a_shutdown_in_trigger_order() {
     queued_deploys_carry_on_in_order("TERM");
 }
+
+/// An infra run killed while one resource runs and another waits at its node gate
+/// cannot resume (the running operation may have done half its work): it ends
+/// interrupted, and its gate is closed as interrupted, no longer approvable.
+#[test]
+fn a_gate_of_an_interrupted_infra_run_is_closed_not_left_approvable() {
+    let p = TestProject::new(&format!(
+        "{HEADER}\n{}",
+        r#"
+[infra.net]
+environment = "staging"
+driver = "command"
+[[infra.net.resources]]
+id = "gated"
+kind = "x"
+approval = true
+commands = { apply = "true" }
+[[infra.net.resources]]
+id = "slow"
+kind = "x"
+commands = { apply = "exec sleep 1000" }
+"#
+    ));
+    let mut engine = serve(&p);
+    let id = run_ok(&p, &["infra", "run", "net"]).trim().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let shown = json(&p, &["show", &id]);
+        let gate_waits = shown["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["env"] == "staging/gated" && g["status"] == "waiting");
+        let slow_runs = shown["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "slow" && s["status"] == "running");
+        if gate_waits && slow_runs {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{shown:#}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    engine.child.kill().unwrap();
+    engine.child.wait().unwrap();
+    let _engine = serve(&p);
+    let shown = json(&p, &["show", &id]);
+    assert_eq!(shown["run"]["status"], "interrupted", "{shown:#}");
+    let gate = &shown["gates"][0];
+    assert_eq!(gate["status"], "interrupted", "{shown:#}");
+    let out = run_out(&p, &["approve", &id, "staging/gated"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no gate is waiting at `staging/gated`"),
+        "{err}"
+    );
+}

@@ -20,16 +20,29 @@ use tokio::io::unix::AsyncFd;
 use super::children;
 use super::token::StepToken;
 
+/// Words the shell runs itself (builtins without a program of their own, keywords):
+/// a line starting with one is shell syntax.
+const SHELL_WORDS: &[&str] = &[
+    ".", "alias", "break", "case", "cd", "command", "continue", "eval", "exec", "exit", "export",
+    "for", "getopts", "hash", "if", "local", "read", "readonly", "return", "set", "shift",
+    "source", "times", "trap", "type", "ulimit", "umask", "unalias", "unset", "until", "wait",
+    "while",
+];
+
 /// What to run: a plain command line runs its program directly (as make does, one
-/// exec fewer), anything with shell syntax runs under `/bin/sh -c`.
+/// exec fewer), anything with shell syntax (or a shell builtin) runs under `/bin/sh -c`.
 pub fn argv(line: &str) -> Vec<String> {
     let plain = |c: char| c.is_ascii_alphanumeric() || " _./=:,+-@%".contains(c);
     let mut words = line.split_ascii_whitespace();
     match words.next() {
-        Some(prog) if line.chars().all(plain) && !prog.contains('=') => std::iter::once(prog)
-            .chain(words)
-            .map(String::from)
-            .collect(),
+        Some(prog)
+            if line.chars().all(plain) && !prog.contains('=') && !SHELL_WORDS.contains(&prog) =>
+        {
+            std::iter::once(prog)
+                .chain(words)
+                .map(String::from)
+                .collect()
+        }
         _ => vec!["/bin/sh".into(), "-c".into(), line.into()],
     }
 }
@@ -391,6 +404,10 @@ mod tests {
         assert_eq!(argv("echo $HOME"), ["/bin/sh", "-c", "echo $HOME"]);
         assert_eq!(argv("A=1 env"), ["/bin/sh", "-c", "A=1 env"]);
         assert_eq!(argv("a | b"), ["/bin/sh", "-c", "a | b"]);
+        // Shell builtins have no program of their own.
+        assert_eq!(argv("exec sleep 9"), ["/bin/sh", "-c", "exec sleep 9"]);
+        assert_eq!(argv("cd sub"), ["/bin/sh", "-c", "cd sub"]);
+        assert_eq!(argv("true"), ["true"]);
     }
 
     /// The `KEY=VALUE` strings a child would get.

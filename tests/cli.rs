@@ -9,18 +9,6 @@ use common::bin::*;
 use common::*;
 
 const SERVICES: &str = r#"
-[services.gated]
-repo_seed = "src"
-environments = ["dev", "prod"]
-[[services.gated.steps]]
-name = "build"
-run = "echo built"
-[services.gated.deploy.dev]
-run = "echo dev"
-[services.gated.deploy.prod]
-run = "echo prod"
-approval = true
-
 [services.plain]
 repo_seed = "src"
 environments = ["dev"]
@@ -35,7 +23,7 @@ run = "echo $$ > \"$PIPEDECK_DATA_DIR/slow.pgid\"; i=1; while [ $i -le 50 ]; do 
 "#;
 
 fn setup() -> TestProject {
-    TestProject::new(&format!("{HEADER}\n{SERVICES}"))
+    TestProject::new(&format!("{HEADER}\n{GATED}\n{SERVICES}"))
 }
 
 /// Starts `run gated --wait` and waits until it stops at the prod gate; returns the

@@ -8,20 +8,6 @@ use pipedeck::api::EngineClient;
 use pipedeck::domain::{Decision, GateStatus, RunStatus, StepStatus};
 use pipedeck::store::Store;
 
-const GATED: &str = r#"
-[services.gated]
-repo_seed = "src"
-environments = ["dev", "prod"]
-[[services.gated.steps]]
-name = "build"
-run = "echo built"
-[services.gated.deploy.dev]
-run = "echo dev"
-[services.gated.deploy.prod]
-run = "echo prod"
-approval = true
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_definition_does_not_stop_the_other_runs_from_recovering() {
     let p = TestProject::new(&format!("{HEADER}\n{GATED}"));

@@ -151,3 +151,18 @@ pub fn process_gone(pid: i32) -> bool {
             .is_some_and(|state| state == "Z" || state == "X"),
     }
 }
+
+/// A service with a build step and a gate before prod (the CLI and recovery tests').
+pub const GATED: &str = r#"
+[services.gated]
+repo_seed = "src"
+environments = ["dev", "prod"]
+[[services.gated.steps]]
+name = "build"
+run = "echo built"
+[services.gated.deploy.dev]
+run = "echo dev"
+[services.gated.deploy.prod]
+run = "echo prod"
+approval = true
+"#;

@@ -4,6 +4,59 @@
 use super::*;
 use crate::engine::queue::{Deployed, RunFacts};
 
+/// How a run that cannot carry on after a restart ends: the run, its unfinished steps
+/// and its waiting gates, each with a reason.
+struct End<'a> {
+    run: RunStatus,
+    run_reason: &'a str,
+    step: StepStatus,
+    step_reason: &'a str,
+    gate: GateStatus,
+    gate_reason: &'a str,
+}
+
+/// Ends `run` as `end` says, in the open transaction of `s`; closing a gate is audited.
+fn end_run(
+    s: &Store,
+    run: &mut RunInfo,
+    end: &End,
+    now: crate::domain::Millis,
+) -> crate::store::Result<()> {
+    for mut step in s.steps(run.id)? {
+        if !step.status.is_terminal() {
+            step.status = end.step;
+            step.reason = Some(end.step_reason.to_string());
+            step.ended_at.get_or_insert(now);
+            s.update_step(&step)?;
+        }
+    }
+    for mut gate in s.gates(run.id)? {
+        if gate.status == GateStatus::Waiting {
+            gate.status = end.gate;
+            gate.decided_by = Some("pipedeck".into());
+            gate.decided_at = Some(now);
+            gate.comment = Some(end.gate_reason.to_string());
+            s.update_gate(&gate)?;
+            let action = match end.gate {
+                GateStatus::Interrupted => "interrupt_gate",
+                _ => "cancel_gate",
+            };
+            s.append_audit(&AuditEntry {
+                at: now,
+                actor: "pipedeck".into(),
+                action: action.into(),
+                run_id: run.id,
+                target: Some(gate.env.clone()),
+                comment: gate.comment.clone(),
+            })?;
+        }
+    }
+    run.status = end.run;
+    run.reason = Some(end.run_reason.to_string());
+    run.ended_at = Some(now);
+    s.update_run(run)
+}
+
 impl Runner {
     /// After a crash (or a stop): a run that had a step executing becomes
     /// `interrupted` (its unfinished steps too, their logs trimmed of torn records, and
@@ -24,7 +77,7 @@ impl Runner {
         let runs = self.store.runs_with_status(&live)?;
         self.store.batch(|s| {
             for mut run in runs {
-                let mut steps = s.steps(run.id)?;
+                let steps = s.steps(run.id)?;
                 let parents: Vec<i64> = steps.iter().filter_map(|st| st.parent_id).collect();
                 // A group's row (an infra resource) says where its operations got to;
                 // only an operation or a step itself runs a process.
@@ -35,11 +88,9 @@ impl Runner {
                     resume.push(run.id);
                     continue;
                 }
-                for step in &mut steps {
-                    if step.status.is_terminal() {
-                        continue;
-                    }
+                for step in &steps {
                     if step.started_at.is_some()
+                        && !step.status.is_terminal()
                         && let Err(e) = logs.repair(run.id, step.id)
                     {
                         tracing::error!(
@@ -48,32 +99,16 @@ impl Runner {
                             step.path()
                         );
                     }
-                    step.status = StepStatus::Interrupted;
-                    step.reason = Some("the engine stopped while this ran".into());
-                    step.ended_at.get_or_insert(now);
-                    s.update_step(step)?;
                 }
-                for mut gate in s.gates(run.id)? {
-                    if gate.status == GateStatus::Waiting {
-                        gate.status = GateStatus::Interrupted;
-                        gate.decided_by = Some("pipedeck".into());
-                        gate.decided_at = Some(now);
-                        gate.comment = Some("the engine stopped while the run executed".into());
-                        s.update_gate(&gate)?;
-                        s.append_audit(&AuditEntry {
-                            at: now,
-                            actor: "pipedeck".into(),
-                            action: "interrupt_gate".into(),
-                            run_id: run.id,
-                            target: Some(gate.env.clone()),
-                            comment: gate.comment.clone(),
-                        })?;
-                    }
-                }
-                run.status = RunStatus::Interrupted;
-                run.reason = Some("the engine stopped while this run was executing".into());
-                run.ended_at = Some(now);
-                s.update_run(&run)?;
+                let end = End {
+                    run: RunStatus::Interrupted,
+                    run_reason: "the engine stopped while this run was executing",
+                    step: StepStatus::Interrupted,
+                    step_reason: "the engine stopped while this ran",
+                    gate: GateStatus::Interrupted,
+                    gate_reason: "the engine stopped while the run executed",
+                };
+                end_run(s, &mut run, &end, now)?;
             }
             Ok(())
         })?;
@@ -95,39 +130,15 @@ impl Runner {
     fn unresumable(&mut self, mut run: RunInfo, why: &EngineError) -> Result<()> {
         tracing::error!("run {}: cannot resume after a restart: {why}", run.id);
         let reason = format!("cannot resume after the engine restarted: {why}");
-        let now = now_ms();
-        self.store.batch(|s| {
-            for mut step in s.steps(run.id)? {
-                if !step.status.is_terminal() {
-                    step.status = StepStatus::Failed;
-                    step.reason = Some(reason.clone());
-                    step.ended_at.get_or_insert(now);
-                    s.update_step(&step)?;
-                }
-            }
-            for mut gate in s.gates(run.id)? {
-                if gate.status == GateStatus::Waiting {
-                    gate.status = GateStatus::Cancelled;
-                    gate.decided_by = Some("pipedeck".into());
-                    gate.decided_at = Some(now);
-                    gate.comment = Some(reason.clone());
-                    s.update_gate(&gate)?;
-                    s.append_audit(&AuditEntry {
-                        at: now,
-                        actor: "pipedeck".into(),
-                        action: "cancel_gate".into(),
-                        run_id: run.id,
-                        target: Some(gate.env.clone()),
-                        comment: gate.comment.clone(),
-                    })?;
-                }
-            }
-            run.status = RunStatus::Failed;
-            run.reason = Some(reason.clone());
-            run.ended_at = Some(now);
-            s.update_run(&run)
-        })?;
-        Ok(())
+        let end = End {
+            run: RunStatus::Failed,
+            run_reason: &reason,
+            step: StepStatus::Failed,
+            step_reason: &reason,
+            gate: GateStatus::Cancelled,
+            gate_reason: &reason,
+        };
+        Ok(self.store.batch(|s| end_run(s, &mut run, &end, now_ms()))?)
     }
 
     /// Starts the scheduler of a run found in the store (after a restart).

@@ -41,6 +41,8 @@ const PROJECT_KEYS: &[&str] = &[
     "forbid_self_approval",
     "expires_after",
     "queue",
+    "timeout",
+    "retries",
     "policy",
     "skip_refresh",
     "require_preview",

@@ -570,3 +570,73 @@ run = "{body}"
         "{spans:?}"
     );
 }
+
+/// Issue 21: a step that hangs past its time limit is stopped (with what it started)
+/// and fails with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_step_times_out_with_its_reason_and_nothing_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    let p = project(&format!(
+        r#"
+[services.svc]
+repo_seed = "src"
+[[services.svc.steps]]
+name = "hang"
+timeout = "1s"
+run = "sleep 1000 & echo $! > {d}/child.pid; echo started; wait"
+"#
+    ));
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let run = h.trigger(trigger("svc")).await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Failed, "{done:#?}");
+    let s = step(&done, "build/hang");
+    assert_eq!(s.status, StepStatus::Failed);
+    assert_eq!(s.reason.as_deref(), Some("timed out after 1s"));
+    let pid: i32 = std::fs::read_to_string(tmp.path().join("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        process_gone(pid),
+        "the step's child outlived its time limit"
+    );
+}
+
+/// Issue 21: a flaky build step succeeds on its second attempt; both attempts' output
+/// stays in its log, with a line saying why it ran again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_step_succeeds_on_its_second_attempt_with_both_logs_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    let p = project(&format!(
+        r#"
+[services.svc]
+repo_seed = "src"
+[[services.svc.steps]]
+name = "flaky"
+retries = 2
+run = "if [ -e {d}/tried ]; then echo second try; else touch {d}/tried; echo first try; exit 3; fi"
+"#
+    ));
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let run = h.trigger(trigger("svc")).await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    let s = step(&done, "build/flaky");
+    let log = h.logs(run.id, s.id, 0, 10).await.unwrap();
+    let text: Vec<&str> = log.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        text,
+        [
+            "first try",
+            "attempt 1 of 3 failed (exited with code 3): trying again in 1s",
+            "second try",
+            "attempt 2 of 3 succeeded",
+        ]
+    );
+}

@@ -47,6 +47,9 @@ pub struct Resource {
     pub credentials: Vec<String>,
     pub commands: CommandsFile,
     pub kill_grace_ms: u64,
+    /// Each operation is stopped and fails after this long.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// One knob's value and the level it came from.
@@ -138,8 +141,9 @@ pub(super) fn resolve_infra(
     f: &InfraFile,
     envs: &HashMap<&str, &EnvironmentFile>,
     org_policy: &PolicyFile,
-    default_grace: u64,
+    engine: &super::EngineSettings,
 ) -> Option<InfraProject> {
+    let default_grace = engine.kill_grace_ms;
     let first_error = cx.errors.len();
     check_name(cx, name, "infra project");
     let env_name = f.environment.get_ref();
@@ -287,7 +291,9 @@ pub(super) fn resolve_infra(
             credentials: r.credentials.clone(),
             commands,
             kill_grace_ms: cx.duration(&r.kill_grace, default_grace, &KILL_GRACE),
+            timeout_ms: cx.timeout(&r.timeout, engine.timeout_ms),
         });
+        cx.never_retried(&r.retries, "apply and destroy are never retried (SJ-5)");
     }
     if let Some(cycle) = find_cycle(&graph) {
         let names: Vec<&str> = cycle

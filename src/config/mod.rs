@@ -6,6 +6,7 @@ mod load;
 pub mod schema;
 pub mod user;
 mod validate;
+pub(crate) use validate::format_ms;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub struct EngineSettings {
     pub concurrency: usize,
     /// Default grace between SIGTERM and SIGKILL.
     pub kill_grace_ms: u64,
+    /// Default longest a unit may run (none: no limit).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 impl Default for EngineSettings {
@@ -43,6 +47,7 @@ impl Default for EngineSettings {
                 .map(|n| n.get())
                 .unwrap_or(2),
             kill_grace_ms: 10_000,
+            timeout_ms: None,
         }
     }
 }
@@ -82,6 +87,12 @@ pub struct Step {
     pub run: String,
     pub needs: Vec<String>,
     pub kill_grace_ms: u64,
+    /// Stopped and failed after this long (definitions stored before it existed: none).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Run again this many times after a failure.
+    #[serde(default)]
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +101,8 @@ pub struct EnvDeploy {
     pub run: String,
     pub gate: GatePolicy,
     pub kill_grace_ms: u64,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
     /// How this service's deploys to the environment queue (runs stored before it
     /// existed read as the default).
     #[serde(default)]

@@ -123,6 +123,12 @@ pub struct ResourceFile {
     /// Between SIGTERM and SIGKILL for this resource's operations on shutdown.
     #[schemars(with = "Option<Duration>")]
     pub kill_grace: Option<Spanned<String>>,
+    /// Overrides engine.timeout for each of this resource's operations.
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Not allowed: apply and destroy are never retried (SJ-5).
+    #[schemars(skip)]
+    pub retries: Option<Spanned<i64>>,
 }
 
 /// The `command` driver: one shell command per operation, run with `sh -c` in the resource's state dir. Operations without a command are left out.
@@ -159,6 +165,9 @@ pub struct EngineFile {
     /// Between SIGTERM and SIGKILL when a step's process group is stopped. Default 10s.
     #[schemars(with = "Option<Duration>")]
     pub kill_grace: Option<Spanned<String>>,
+    /// The longest any step, deploy or stack-job operation may run before it is stopped and fails (`timed out after 1h`). Default: no limit.
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
 }
 
 /// An environment: its gate defaults and stack-job policy.
@@ -251,6 +260,12 @@ pub struct StepFile {
     /// Overrides engine.kill_grace for this step.
     #[schemars(with = "Option<Duration>")]
     pub kill_grace: Option<Spanned<String>>,
+    /// Overrides engine.timeout for this step.
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Run the step again this many times if it fails (from 0 to 10), waiting 1s, 2s, 4s ... between attempts. Every attempt's output stays in the step's log.
+    #[schemars(with = "Option<u32>", range(min = 0, max = 10))]
+    pub retries: Option<Spanned<i64>>,
 }
 
 /// How a service deploys to one environment, with gate overrides.
@@ -271,4 +286,10 @@ pub struct DeployFile {
     /// Between SIGTERM and SIGKILL for this deploy.
     #[schemars(with = "Option<Duration>")]
     pub kill_grace: Option<Spanned<String>>,
+    /// Overrides engine.timeout for this deploy.
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Not allowed: a deploy is never retried on its own (SJ-5).
+    #[schemars(skip)]
+    pub retries: Option<Spanned<i64>>,
 }

@@ -44,6 +44,16 @@ pub(super) const EXPIRES_AFTER: DurationRange = DurationRange {
     max_ms: 365 * DAY_MS,
 };
 
+/// A unit runs at least 1s and at most 30 days before its time limit stops it.
+pub(super) const TIMEOUT: DurationRange = DurationRange {
+    key: "timeout",
+    min_ms: 1_000,
+    max_ms: 30 * DAY_MS,
+};
+
+/// The most times a build step is run again after a failure.
+pub(super) const MAX_RETRIES: u32 = 10;
+
 /// A whole number and a known unit whose product overflows: a duration, too long.
 fn looks_like_duration(s: &str) -> bool {
     let s = s.trim();
@@ -52,7 +62,7 @@ fn looks_like_duration(s: &str) -> bool {
 }
 
 /// `ms` in the largest unit that writes it whole (`86400000` is `1d`).
-fn format_ms(ms: u64) -> String {
+pub(crate) fn format_ms(ms: u64) -> String {
     let units = [("d", DAY_MS), ("h", HOUR_MS), ("m", 60_000), ("s", 1_000)];
     units
         .iter()
@@ -97,6 +107,48 @@ impl Ctx<'_> {
         }
     }
 
+    /// A unit's time limit: its own, else `default`.
+    pub fn timeout(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        default: Option<u64>,
+    ) -> Option<u64> {
+        match value {
+            Some(_) => Some(self.duration(value, TIMEOUT.max_ms, &TIMEOUT)),
+            None => default,
+        }
+    }
+
+    /// A build step's retries, from 0 to [`MAX_RETRIES`].
+    pub fn retries(&mut self, value: &Option<Spanned<i64>>) -> u32 {
+        let Some(v) = value else { return 0 };
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) if n <= MAX_RETRIES => n,
+            _ => {
+                self.err(
+                    v.span(),
+                    format!(
+                        "retries = {} is out of range: it must be from 0 to {MAX_RETRIES}",
+                        v.get_ref()
+                    ),
+                    "write how many times to run the step again after a failure",
+                );
+                0
+            }
+        }
+    }
+
+    /// `retries` where nothing may be retried: an error saying why.
+    pub fn never_retried(&mut self, value: &Option<Spanned<i64>>, why: &str) {
+        if let Some(v) = value {
+            self.err(
+                v.span(),
+                format!("`retries` is not allowed here: {why}"),
+                "remove `retries` (a build step may have it)",
+            );
+        }
+    }
+
     pub fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {
@@ -131,6 +183,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
         }
     }
     engine.kill_grace_ms = cx.duration(&file.engine.kill_grace, engine.kill_grace_ms, &KILL_GRACE);
+    engine.timeout_ms = cx.timeout(&file.engine.timeout, None);
 
     for env in file.environments.values() {
         cx.duration(&env.expires_after, 0, &EXPIRES_AFTER);
@@ -148,8 +201,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
     }
     let mut infra = BTreeMap::new();
     for (name, f) in &file.infra {
-        if let Some(p) =
-            super::infra::resolve_infra(&mut cx, name, f, &envs, &file.policy, engine.kill_grace_ms)
+        if let Some(p) = super::infra::resolve_infra(&mut cx, name, f, &envs, &file.policy, &engine)
         {
             infra.insert(name.get_ref().clone(), p);
         }
@@ -313,8 +365,10 @@ fn resolve_service(
                 expires_after_ms,
             },
             kill_grace_ms: cx.duration(&dep.kill_grace, engine.kill_grace_ms, &KILL_GRACE),
+            timeout_ms: cx.timeout(&dep.timeout, engine.timeout_ms),
             queue: decl.queue.unwrap_or_default(),
         });
+        cx.never_retried(&dep.retries, "a deploy is never retried on its own (SJ-5)");
     }
     for key in svc.deploy.keys() {
         if !svc
@@ -427,6 +481,8 @@ fn resolve_steps(
             run: s.run.clone(),
             needs: s.needs.iter().map(|n| n.get_ref().clone()).collect(),
             kill_grace_ms: cx.duration(&s.kill_grace, engine.kill_grace_ms, &KILL_GRACE),
+            timeout_ms: cx.timeout(&s.timeout, engine.timeout_ms),
+            retries: cx.retries(&s.retries),
         })
         .collect()
 }

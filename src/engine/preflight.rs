@@ -236,6 +236,7 @@ mod tests {
             credentials: vec![],
             commands: CommandsFile::default(),
             kill_grace_ms: 1000,
+            timeout_ms: None,
         }
     }
 

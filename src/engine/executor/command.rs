@@ -34,6 +34,15 @@ pub(crate) struct Command {
     pub kill_grace: Duration,
     /// The unit's own variables (`PIPEDECK_STEP`, `PIPEDECK_ENV`).
     pub env: Vec<(String, String)>,
+    /// Stopped and failed after this long.
+    pub timeout: Option<Duration>,
+    /// Run again this many times after a failure (build steps only).
+    pub retries: u32,
+}
+
+/// Before attempt `n + 1` (n from 1): 1s, 2s, 4s ..., at most a minute.
+fn backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << (n - 1).min(6)).min(Duration::from_secs(60))
 }
 
 /// Runs a service run's commands in its workspace, checked out at the run's commit.
@@ -126,16 +135,62 @@ impl Executor for CommandExecutor {
                 ended_at: crate::domain::now_ms(),
             };
         };
-        let spec = ProcSpec {
-            command: work.run.clone(),
-            cwd: self.workspace.clone(),
-            env: env.clone(),
-            extra_env: work.env.clone(),
-            kill_grace: work.kill_grace,
-            interrupt_first: false,
-        };
-        let (outcome, ended_at) = process::run(spec, ctx).await;
-        finished(outcome, ended_at)
+        let mut ctx = ctx;
+        let attempts = work.retries + 1;
+        let mut attempt = 1;
+        loop {
+            let spec = ProcSpec {
+                command: work.run.clone(),
+                cwd: self.workspace.clone(),
+                env: env.clone(),
+                extra_env: work.env.clone(),
+                kill_grace: work.kill_grace,
+                interrupt_first: false,
+                timeout: work.timeout,
+                hold_slot: attempt < attempts,
+            };
+            let (outcome, ended_at) = process::run(spec, &mut ctx).await;
+            let failed = matches!(
+                outcome,
+                process::Outcome::Exited(_)
+                    | process::Outcome::Signalled(_)
+                    | process::Outcome::TimedOut(_)
+            ) && !outcome.success();
+            if !failed || attempt == attempts {
+                if attempt > 1 {
+                    let how = if outcome.success() {
+                        "succeeded"
+                    } else {
+                        "failed"
+                    };
+                    note(&ctx.log, &format!("attempt {attempt} of {attempts} {how}"));
+                }
+                return finished(outcome, ended_at);
+            }
+            // Every attempt's output stays in the log, each after a line that says why.
+            let wait = backoff(attempt);
+            note(
+                &ctx.log,
+                &format!(
+                    "attempt {attempt} of {attempts} failed ({}): trying again in {}",
+                    outcome.describe(),
+                    crate::config::format_ms(wait.as_millis() as u64)
+                ),
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ctx.stop.cancelled() => return finished(process::Outcome::Stopped, crate::domain::now_ms()),
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// One line of pipedeck's own in a unit's log (a failure to write it is only logged:
+/// the attempt's own lines are what matter).
+fn note(log: &process::LogTarget, text: &str) {
+    if let Err(e) = process::note(log, text) {
+        tracing::warn!("step {}: cannot write a note to its log: {e}", log.step_id);
     }
 }
 

@@ -37,6 +37,10 @@ pub struct ProcSpec {
     pub kill_grace: Duration,
     /// Stop with SIGINT first (Terraform releases its state lock), not SIGTERM.
     pub interrupt_first: bool,
+    /// Stopped as on cancel, and failed, after running this long.
+    pub timeout: Option<Duration>,
+    /// Keep the unit's slot when the process ends (another attempt may follow).
+    pub hold_slot: bool,
 }
 
 /// Whose a unit's processes are.
@@ -66,6 +70,8 @@ pub enum Outcome {
     Signalled(i32),
     /// Stopped because `stop` fired (SIGTERM, then SIGKILL after the grace).
     Stopped,
+    /// Stopped (as on cancel) because it ran longer than its time limit.
+    TimedOut(Duration),
     /// The process could not start, or its log could not be written.
     Error(String),
 }
@@ -80,6 +86,12 @@ impl Outcome {
             Outcome::Exited(c) => format!("exited with code {c}"),
             Outcome::Signalled(s) => format!("killed by signal {s}"),
             Outcome::Stopped => "stopped by pipedeck".to_string(),
+            Outcome::TimedOut(limit) => {
+                format!(
+                    "timed out after {}",
+                    crate::config::format_ms(limit.as_millis() as u64)
+                )
+            }
             Outcome::Error(e) => e.clone(),
         }
     }
@@ -194,17 +206,18 @@ async fn close(log: LogStream) -> io::Result<u64> {
 ///
 /// The output is read by [`capture::read`] and written by the store's log-writer
 /// thread; this task waits on the pidfd, the stop token, a timer and the reader. The outcome is an error if the log could not be written.
-pub(crate) async fn run(spec: ProcSpec, ctx: UnitCtx) -> (Outcome, i64) {
+pub(crate) async fn run(spec: ProcSpec, ctx: &mut UnitCtx) -> (Outcome, i64) {
     let UnitCtx {
         log: target,
         stop,
-        mut slot,
+        slot,
         owner,
     } = ctx;
+    let target = &*target;
     let fail = |why: String| (Outcome::Error(why), now_ms());
     let log = match target
         .logs
-        .stream(target.run_id, target.step_id, publisher(&target))
+        .stream(target.run_id, target.step_id, publisher(target))
     {
         Ok(l) => l,
         Err(e) => return fail(format!("cannot open the step's log: {e}")),
@@ -258,6 +271,14 @@ pub(crate) async fn run(spec: ProcSpec, ctx: UnitCtx) -> (Outcome, i64) {
     let mut status = None;
     let mut ended_at = 0;
     let mut stopped = false;
+    let mut timed_out = false;
+    let time_limit = async {
+        match spec.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(time_limit);
     // After SIGTERM: when to send SIGKILL. After the exit: how long output may still
     // come from a process that left the group.
     let mut deadline: Option<Instant> = None;
@@ -277,7 +298,9 @@ pub(crate) async fn run(spec: ProcSpec, ctx: UnitCtx) -> (Outcome, i64) {
                 signal_group(pgid, libc::SIGKILL);
                 children::ended(&token.0);
                 ended_at = now_ms();
-                drop(slot.take());
+                if !spec.hold_slot {
+                    drop(slot.take());
+                }
                 status = Some(s);
                 deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
             }
@@ -290,7 +313,13 @@ pub(crate) async fn run(spec: ProcSpec, ctx: UnitCtx) -> (Outcome, i64) {
             }
             _ = &mut cancelled, if !stopped && status.is_none() => {
                 stopped = true;
-                signal_group(pgid, if spec.interrupt_first { libc::SIGINT } else { libc::SIGTERM });
+                signal_group(pgid, token.0.first_signal());
+                deadline = Some(Instant::now() + spec.kill_grace);
+            }
+            _ = &mut time_limit, if !stopped && status.is_none() => {
+                stopped = true;
+                timed_out = true;
+                signal_group(pgid, token.0.first_signal());
                 deadline = Some(Instant::now() + spec.kill_grace);
             }
             _ = sleep => {
@@ -305,6 +334,7 @@ pub(crate) async fn run(spec: ProcSpec, ctx: UnitCtx) -> (Outcome, i64) {
         }
     }
     let outcome = match status {
+        Some(Ok(_)) if timed_out => Outcome::TimedOut(spec.timeout.unwrap_or_default()),
         Some(Ok(_)) if stopped => Outcome::Stopped,
         Some(Ok(st)) => {
             use std::os::unix::process::ExitStatusExt as _;
@@ -373,6 +403,8 @@ mod tests {
             extra_env: Vec::new(),
             kill_grace: Duration::from_secs(5),
             interrupt_first: false,
+            timeout: None,
+            hold_slot: false,
         }
     }
 
@@ -384,7 +416,7 @@ mod tests {
         note(&t, "starting").unwrap();
         let (outcome, _) = run(
             spec("echo out s3cret; echo err >&2; printf 'no newline'; exit 3"),
-            ctx(&t, CancellationToken::new()),
+            &mut ctx(&t, CancellationToken::new()),
         )
         .await;
         assert_eq!(outcome, Outcome::Exited(3));
@@ -423,7 +455,7 @@ mod tests {
              while [ ! -e held ]; do sleep 0.01; done; echo after",
         );
         step.cwd = dir.path().to_path_buf();
-        let (outcome, _) = run(step, ctx(&t, CancellationToken::new())).await;
+        let (outcome, _) = run(step, &mut ctx(&t, CancellationToken::new())).await;
         assert_eq!(outcome, Outcome::Exited(0));
         assert!(started.elapsed() >= DRAIN_AFTER_EXIT);
         let texts: Vec<String> = t
@@ -447,7 +479,7 @@ mod tests {
         // A daemon-style double fork: a new session, its parent gone at once, stdout
         // and stderr closed (so no pipe holds the step).
         let script = "setsid sh -c 'sleep 300 & exit 0' >/dev/null 2>&1 </dev/null; echo started";
-        let (outcome, _) = run(spec(script), c).await;
+        let (outcome, _) = run(spec(script), &mut c).await;
         assert_eq!(outcome, Outcome::Exited(0));
         // The reaper finds the `sleep 300` by its token and stops it.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -467,7 +499,11 @@ mod tests {
         let stop = CancellationToken::new();
         let s2 = stop.clone();
         let mut events = t.events.subscribe();
-        let step = tokio::spawn(run(spec("echo up; exec sleep 30"), ctx(&t, stop)));
+        let t2 = t.clone();
+        let step =
+            tokio::spawn(
+                async move { run(spec("echo up; exec sleep 30"), &mut ctx(&t2, stop)).await },
+            );
         // Once its first line is durable, stop it.
         while !matches!(events.recv().await, Ok(Event::Log { .. })) {}
         s2.cancel();
@@ -482,7 +518,7 @@ mod tests {
         // A file where the run's log directory should be.
         std::fs::write(dir.path().join("1"), "").unwrap();
         let t = target(dir.path(), &[]);
-        let (outcome, _) = run(spec("echo hi"), ctx(&t, CancellationToken::new())).await;
+        let (outcome, _) = run(spec("echo hi"), &mut ctx(&t, CancellationToken::new())).await;
         match outcome {
             Outcome::Error(why) => assert!(why.contains("writing the step's log failed"), "{why}"),
             other => panic!("{other:?}"),

@@ -55,6 +55,8 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                 run: def.run.clone(),
                 kill_grace: Duration::from_millis(def.kill_grace_ms),
                 env: vec![("PIPEDECK_STEP".into(), def.name.clone())],
+                timeout: def.timeout_ms.map(Duration::from_millis),
+                retries: def.retries,
             }),
         });
     }
@@ -116,6 +118,9 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                     ("PIPEDECK_ENV".into(), env.name.clone()),
                     ("PIPEDECK_STEP".into(), row.path()),
                 ],
+                timeout: env.timeout_ms.map(Duration::from_millis),
+                // A deploy is never retried on its own (SJ-5).
+                retries: 0,
             }),
         });
     }

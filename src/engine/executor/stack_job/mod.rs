@@ -323,9 +323,13 @@ impl StackJobExecutor {
             kill_grace: Duration::from_millis(r.kill_grace_ms),
             // Terraform gets SIGINT first, so it can release its state lock (SJ-5).
             interrupt_first: ready.tf_bin.is_some(),
+            timeout: r.timeout_ms.map(Duration::from_millis),
+            // Never retried (SJ-5).
+            hold_slot: false,
         };
         let log = ctx.log.clone();
-        let (result, ended_at) = process::run(spec, ctx).await;
+        let mut ctx = ctx;
+        let (result, ended_at) = process::run(spec, &mut ctx).await;
         let mut fin = finished(result, ended_at);
         match &mut fin.outcome {
             Outcome::Failed(why) if ready.tf_bin.is_some() && w.op.changes() => {

@@ -416,7 +416,13 @@ fn without_engine(cmd: Option<&Command>) -> Option<i32> {
 
 fn init_tracing(data_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(data_dir).ok()?;
-    let appender = tracing_appender::rolling::daily(data_dir.join("log"), "pipedeck.log");
+    // A new file a day, the last 14 kept: months on an ops box never fill the disk.
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("pipedeck.log")
+        .max_log_files(14)
+        .build(data_dir.join("log"))
+        .ok()?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
     tracing_subscriber::fmt()
         .with_writer(writer)

@@ -16,6 +16,7 @@ macro_rules! out {
     };
 }
 
+mod backup;
 pub mod color;
 mod complete;
 mod control;
@@ -91,6 +92,20 @@ pub struct Cli {
 pub enum Command {
     /// Check the project file without running anything.
     Validate,
+    /// Take a consistent snapshot of the data dir (also while the engine runs) into a
+    /// new folder: the database, step logs and infra state, with a manifest of sizes
+    /// and sha256.
+    Backup {
+        /// A new (or empty) folder.
+        dir: PathBuf,
+    },
+    /// Rebuild a data dir from a snapshot: `pipedeck restore DIR --data-dir NEW` (the
+    /// new data dir must be new or empty; a snapshot that does not match its manifest
+    /// is refused).
+    Restore {
+        /// The snapshot's folder.
+        dir: PathBuf,
+    },
     /// Host the engine headless until SIGINT/SIGTERM.
     Serve,
     /// Trigger a run of a service; prints the run id first.
@@ -417,6 +432,7 @@ fn without_engine(cmd: Option<&Command>) -> Option<i32> {
 fn init_tracing(data_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(data_dir).ok()?;
     // A new file a day, the last 14 kept: months on an ops box never fill the disk.
+    std::fs::create_dir_all(data_dir.join("log")).ok()?;
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("pipedeck.log")
@@ -434,6 +450,8 @@ fn init_tracing(data_dir: &std::path::Path) -> Option<tracing_appender::non_bloc
 
 async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
     match cmd {
+        Command::Backup { dir } => backup::backup(&ctx.data_dir, &dir),
+        Command::Restore { dir } => backup::restore(&dir, &ctx.data_dir),
         Command::Validate => match ctx.load_project() {
             Ok(p) => {
                 if ctx.json {

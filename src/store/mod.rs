@@ -1,5 +1,6 @@
 //! State in SQLite (runs, steps, gates, audit); logs in append-only files ([`logs`]).
 
+pub mod backup;
 pub mod deploys;
 mod log_writer;
 pub mod logs;

@@ -3,6 +3,7 @@
 use super::output;
 use super::{Ctx, exit, fail};
 use crate::api::EngineClient;
+use crate::domain::command::ConfigStatus;
 use crate::domain::{Decision, GateInfo, Request, RunInfo};
 
 pub async fn decide(ctx: &Ctx, run: i64, env: &str, d: Decision, comment: Option<String>) -> i32 {
@@ -78,6 +79,37 @@ pub async fn rerun(ctx: &Ctx, run: i64, allow_older: bool) -> i32 {
                 );
             }
             exit::OK
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `reload` and `status`: the project file in force, and the error of its last change.
+pub async fn config(ctx: &Ctx, req: Request) -> i32 {
+    let c = match ctx.connect() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match c.ask::<ConfigStatus>(req).await {
+        Ok(s) => {
+            if ctx.json {
+                output::json(&s);
+            } else {
+                let age = output::ago(s.loaded_at);
+                outln!("project file: {} (in force since {age})", s.path.display());
+                if let Some(e) = &s.error {
+                    let when = s.error_at.map(output::ago).unwrap_or_default();
+                    outln!(
+                        "its last change ({when}) was not loaded; the version above stays in force:"
+                    );
+                    outln!("{e}");
+                }
+            }
+            if s.error.is_some() {
+                exit::USAGE
+            } else {
+                exit::OK
+            }
         }
         Err(e) => fail(e),
     }

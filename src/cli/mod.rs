@@ -92,6 +92,13 @@ pub struct Cli {
 pub enum Command {
     /// Check the project file without running anything.
     Validate,
+    /// Load the project file again now (the engine also does when the file changes):
+    /// new runs use it; runs already started keep their definition. A broken file
+    /// leaves the last good version in force and says why (exit 2).
+    Reload,
+    /// Which project file the engine runs on, when it was loaded, and whether the
+    /// file's last change could not be loaded (and why).
+    Status,
     /// Take a consistent snapshot of the data dir (also while the engine runs) into a
     /// new folder: the database, step logs and infra state, with a manifest of sizes
     /// and sha256.
@@ -493,6 +500,8 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             control::decide(&ctx, run, &env, crate::domain::Decision::Reject, comment).await
         }
         Command::Cancel { run } => control::cancel(&ctx, run).await,
+        Command::Reload => control::config(&ctx, crate::domain::Request::Reload).await,
+        Command::Status => control::config(&ctx, crate::domain::Request::ConfigStatus).await,
         Command::Rerun { run, allow_older } => control::rerun(&ctx, run, allow_older).await,
         Command::Infra(cmd) => infra::infra(&ctx, cmd).await,
         Command::StackJob(cmd) => stack_job::stack_job(&ctx, cmd).await,

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Decision, EnvQueue, GateInfo, RunDetail, RunInfo};
+use super::{Decision, EnvQueue, GateInfo, Millis, RunDetail, RunInfo};
 use crate::store::{AuditEntry, LogLine, RunFilter};
 
 /// A manual trigger of a service run (SP-7).
@@ -100,6 +100,12 @@ pub enum Request {
     },
     /// The names the engine's project defines (for shell completion). → [`Response::Catalog`]
     Catalog,
+    /// Load the project file again now (the engine also does when it changes).
+    /// → [`Response::Config`]
+    Reload,
+    /// Which project file the engine runs on, and whether its last change loaded.
+    /// → [`Response::Config`]
+    ConfigStatus,
 }
 
 /// The engine's answer to a [`Request`].
@@ -116,6 +122,7 @@ pub enum Response {
     LogCount(u64),
     Preflight(PreflightReport),
     Catalog(Catalog),
+    Config(ConfigStatus),
     Queues(Vec<EnvQueue>),
 }
 
@@ -133,6 +140,7 @@ impl Response {
             Response::LogCount(_) => "log_count",
             Response::Preflight(_) => "preflight",
             Response::Catalog(_) => "catalog",
+            Response::Config(_) => "config",
             Response::Queues(_) => "queues",
         }
     }
@@ -173,7 +181,20 @@ typed_answer! {
     u64 => LogCount(v) => v, "log_count";
     PreflightReport => Preflight(v) => v, "preflight";
     Catalog => Catalog(v) => v, "catalog";
+    ConfigStatus => Config(v) => v, "config";
     Vec<EnvQueue> => Queues(v) => v, "queues";
+}
+
+/// The project file the engine runs on, and how the last look at it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigStatus {
+    pub path: std::path::PathBuf,
+    /// When the version in force was loaded (unix ms).
+    pub loaded_at: Millis,
+    /// The last version of the file that could not be loaded: why (file:line), and
+    /// when that was seen. Cleared by a good version.
+    pub error: Option<String>,
+    pub error_at: Option<Millis>,
 }
 
 /// The names a project defines: what a shell may complete.
@@ -268,6 +289,8 @@ mod tests {
                 infra: None,
             },
             Request::Catalog,
+            Request::Reload,
+            Request::ConfigStatus,
         ]
     }
 
@@ -290,10 +313,12 @@ mod tests {
                 | Request::Logs { .. }
                 | Request::LogCount { .. }
                 | Request::Preflight { .. }
-                | Request::Catalog => {}
+                | Request::Catalog
+                | Request::Reload
+                | Request::ConfigStatus => {}
             }
         }
-        assert_eq!(every_request().len(), 15);
+        assert_eq!(every_request().len(), 17);
     }
 
     #[test]

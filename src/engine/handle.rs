@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::live_project::LiveProject;
 use super::runner::Msg;
 use super::{EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
@@ -72,12 +73,16 @@ impl std::fmt::Display for Caller {
 pub struct EngineHandle {
     tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
-    project: Arc<Project>,
+    project: Arc<LiveProject>,
     caller: Caller,
 }
 
 impl EngineHandle {
-    pub(super) fn new(tx: mpsc::Sender<Msg>, shared: Arc<Shared>, project: Arc<Project>) -> Self {
+    pub(super) fn new(
+        tx: mpsc::Sender<Msg>,
+        shared: Arc<Shared>,
+        project: Arc<LiveProject>,
+    ) -> Self {
         Self {
             tx,
             shared,
@@ -109,8 +114,9 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
-    pub fn project(&self) -> &Project {
-        &self.project
+    /// The project in force (the file is reloaded when it changes).
+    pub fn project(&self) -> Arc<Project> {
+        self.project.get()
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
@@ -191,7 +197,7 @@ impl EngineHandle {
                 Response::LogCount(self.count_log(run_id, step_id).await?)
             }
             Request::Preflight { resource, infra } => {
-                let (project, data_dir) = (self.project.clone(), self.shared.data_dir.clone());
+                let (project, data_dir) = (self.project.get(), self.shared.data_dir.clone());
                 let report = tokio::task::spawn_blocking(move || {
                     preflight::for_resource(&project, &data_dir, &resource, infra.as_deref())
                 })
@@ -199,18 +205,28 @@ impl EngineHandle {
                 .map_err(|e| EngineError::Internal(e.to_string()))??;
                 Response::Preflight(report)
             }
-            Request::Catalog => Response::Catalog(self.project.catalog()),
+            Request::Catalog => Response::Catalog(self.project.get().catalog()),
+            Request::ConfigStatus => Response::Config(self.project.status()),
+            Request::Reload => {
+                let live = self.project.clone();
+                Response::Config(
+                    tokio::task::spawn_blocking(move || live.reload())
+                        .await
+                        .map_err(|e| EngineError::Internal(format!("reloading: {e}")))?,
+                )
+            }
         })
     }
 
     /// Starts a run of a service at a branch head or a given commit.
     async fn start_service(&self, caller: &Caller, req: TriggerRequest) -> Result<RunInfo> {
-        let svc = self.project.service(&req.service).ok_or_else(|| {
-            let names: Vec<&str> = self.project.services.keys().map(String::as_str).collect();
+        let project = self.project.get();
+        let svc = project.service(&req.service).ok_or_else(|| {
+            let names: Vec<&str> = project.services.keys().map(String::as_str).collect();
             EngineError::NotFound(format!(
                 "no service `{}` in {} (services: {})",
                 req.service,
-                self.project.path.display(),
+                project.path.display(),
                 names.join(", ")
             ))
         })?;
@@ -219,7 +235,7 @@ impl EngineHandle {
                 "pipelines are disabled for service {}: nothing runs, manual triggers included \
                  (set pipelines_enabled = true in {} to enable them)",
                 svc.name,
-                self.project.path.display()
+                project.path.display()
             )));
         }
         let branch = req
@@ -266,11 +282,12 @@ impl EngineHandle {
 
     /// Starts an infra pipeline run: deploy, or undeploy in reverse dependency order.
     async fn start_infra(&self, caller: &Caller, project: &str, undeploy: bool) -> Result<RunInfo> {
-        let p = self.project.infra.get(project).ok_or_else(|| {
-            let names: Vec<&str> = self.project.infra.keys().map(String::as_str).collect();
+        let current = self.project.get();
+        let p = current.infra.get(project).ok_or_else(|| {
+            let names: Vec<&str> = current.infra.keys().map(String::as_str).collect();
             EngineError::NotFound(format!(
                 "no infra project `{project}` in {} (infra projects: {})",
-                self.project.path.display(),
+                current.path.display(),
                 names.join(", ")
             ))
         })?;
@@ -284,7 +301,7 @@ impl EngineHandle {
                 "resource `{}` has no destroy command, so `{project}` cannot be undeployed \
                  (add commands.destroy to it in {})",
                 r.id,
-                self.project.path.display()
+                current.path.display()
             )));
         }
         let op = if undeploy { "undeploy" } else { "deploy" };
@@ -306,12 +323,13 @@ impl EngineHandle {
         infra: Option<&str>,
         operation: &str,
     ) -> Result<RunInfo> {
+        let project = self.project.get();
         if !["update", "destroy", "preview", "refresh"].contains(&operation) {
             return Err(EngineError::Invalid(format!(
                 "`{operation}` is not a stack-job operation: use update, destroy, preview or refresh"
             )));
         }
-        let (p, _) = preflight::locate(&self.project, resource, infra)?;
+        let (p, _) = preflight::locate(&project, resource, infra)?;
         let mut def = p.clone();
         def.gate.approval = false;
         def.resources.retain(|r| r.id == resource);
@@ -366,8 +384,9 @@ impl EngineHandle {
     /// Whether a rerun of run `run_id` may go back to its older commit: refused if it
     /// would and `allow_older` is not set.
     async fn may_go_back(&self, run_id: i64, allow_older: bool) -> Result<bool> {
+        let project = self.project.get();
         let run = self.runner(|r| Msg::Detail(run_id, r)).await?.run;
-        let Some(svc) = self.project.service(&run.service) else {
+        let Some(svc) = project.service(&run.service) else {
             return Ok(false);
         };
         let what = format!("a rerun of run {run_id} ({})", short_sha(&run.commit_sha));
@@ -439,6 +458,7 @@ impl EngineHandle {
     async fn queues(&self, service: Option<&str>) -> Result<Vec<EnvQueue>> {
         let keys = self
             .project
+            .get()
             .services
             .values()
             .filter(|s| service.is_none_or(|n| n == s.name))

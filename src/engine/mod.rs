@@ -43,6 +43,7 @@
 
 pub mod executor;
 mod handle;
+pub mod live_project;
 mod plan;
 pub mod preflight;
 mod queue;
@@ -153,7 +154,8 @@ pub async fn start(
         );
     }
     let (tx, rx) = mpsc::channel(1024);
-    let project = Arc::new(project);
+    let project = Arc::new(live_project::LiveProject::new(project));
+    live_project::watch(project.clone(), shared.shutdown.clone());
     let mut runner = runner::Runner::new(store, shared.clone(), tx.clone(), rx);
     runner.recover()?;
     let task = tokio::spawn(runner.run());

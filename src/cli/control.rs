@@ -114,3 +114,33 @@ pub async fn config(ctx: &Ctx, req: Request) -> i32 {
         Err(e) => fail(e),
     }
 }
+
+/// `gc`: what goes, and why the rest stays.
+pub async fn gc(ctx: &Ctx, dry_run: bool) -> i32 {
+    let c = match ctx.connect() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match c
+        .ask::<crate::store::retention::GcReport>(Request::Gc { dry_run })
+        .await
+    {
+        Ok(r) => {
+            if ctx.json {
+                output::json(&r);
+            } else {
+                let verb = if r.dry_run { "would remove" } else { "removed" };
+                outln!("{verb} {} runs", r.removed.len());
+                for (why, n) in &r.kept {
+                    let why = serde_json::to_value(why)
+                        .ok()
+                        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+                        .unwrap_or_default();
+                    outln!("kept {n}: {why}");
+                }
+            }
+            exit::OK
+        }
+        Err(e) => fail(e),
+    }
+}

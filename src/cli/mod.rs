@@ -92,6 +92,13 @@ pub struct Cli {
 pub enum Command {
     /// Check the project file without running anything.
     Validate,
+    /// Prune old runs as `[retention]` says (the engine also does every hour): their
+    /// rows, logs and workspaces; audit entries stay. Says what goes and why the rest stays.
+    Gc {
+        /// Only say what would go.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Load the project file again now (the engine also does when the file changes):
     /// new runs use it; runs already started keep their definition. A broken file
     /// leaves the last good version in force and says why (exit 2).
@@ -500,6 +507,7 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             control::decide(&ctx, run, &env, crate::domain::Decision::Reject, comment).await
         }
         Command::Cancel { run } => control::cancel(&ctx, run).await,
+        Command::Gc { dry_run } => control::gc(&ctx, dry_run).await,
         Command::Reload => control::config(&ctx, crate::domain::Request::Reload).await,
         Command::Status => control::config(&ctx, crate::domain::Request::ConfigStatus).await,
         Command::Rerun { run, allow_older } => control::rerun(&ctx, run, allow_older).await,

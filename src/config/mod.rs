@@ -27,6 +27,16 @@ pub struct Project {
     pub engine: EngineSettings,
     pub services: BTreeMap<String, Service>,
     pub infra: BTreeMap<String, infra::InfraProject>,
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// How much history the engine keeps: a run stays while it is among the last
+/// `keep_runs` of its service or younger than `keep_days` (neither set: all stay).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub keep_runs: Option<u32>,
+    pub keep_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

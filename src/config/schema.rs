@@ -45,6 +45,21 @@ pub struct ProjectFile {
     /// The organization's flow-control policy for stack jobs (SJ-3), the outermost level: resource -> environment -> organization -> built-in default.
     #[serde(default)]
     pub policy: PolicyFile,
+    /// How much history the engine keeps (`pipedeck gc`; the engine also prunes every hour). A run is kept while it is among the last `keep_runs` of its service or younger than `keep_days`; unset, nothing is pruned.
+    #[serde(default)]
+    pub retention: RetentionFile,
+}
+
+/// How much history to keep.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionFile {
+    /// Keep at least the last this many runs of each service (1 to 1,000,000).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 1_000_000))]
+    pub keep_runs: Option<Spanned<i64>>,
+    /// Keep at least the runs of the last this many days (1 to 36,500).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 36_500))]
+    pub keep_days: Option<Spanned<i64>>,
 }
 
 /// Flow-control knobs for stack jobs; each unset one comes from the next level out (resource -> environment -> organization -> default).

@@ -138,6 +138,25 @@ impl Ctx<'_> {
         }
     }
 
+    /// A whole number `key` from 1 to `max`, if set.
+    pub fn count(&mut self, value: &Option<Spanned<i64>>, key: &str, max: u32) -> Option<u32> {
+        let v = value.as_ref()?;
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) if (1..=max).contains(&n) => Some(n),
+            _ => {
+                self.err(
+                    v.span(),
+                    format!(
+                        "{key} = {} is out of range: it must be from 1 to {max}",
+                        v.get_ref()
+                    ),
+                    &format!("write a whole number from 1 to {max}, or leave {key} out"),
+                );
+                None
+            }
+        }
+    }
+
     /// `retries` where nothing may be retried: an error saying why.
     pub fn never_retried(&mut self, value: &Option<Spanned<i64>>, why: &str) {
         if let Some(v) = value {
@@ -199,6 +218,10 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
             services.insert(name.get_ref().clone(), s);
         }
     }
+    let retention = super::Retention {
+        keep_runs: cx.count(&file.retention.keep_runs, "keep_runs", 1_000_000),
+        keep_days: cx.count(&file.retention.keep_days, "keep_days", 36_500),
+    };
     let mut infra = BTreeMap::new();
     for (name, f) in &file.infra {
         if let Some(p) = super::infra::resolve_infra(&mut cx, name, f, &envs, &file.policy, &engine)
@@ -218,6 +241,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
             path: loc.file.to_path_buf(),
             engine,
             services,
+            retention,
         })
     } else {
         cx.errors.sort_by_key(|e| (e.line, e.column));

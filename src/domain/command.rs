@@ -100,6 +100,12 @@ pub enum Request {
     },
     /// The names the engine's project defines (for shell completion). → [`Response::Catalog`]
     Catalog,
+    /// Prune old history as `[retention]` says (or only say what would go).
+    /// → [`Response::Gc`]
+    Gc {
+        #[serde(default)]
+        dry_run: bool,
+    },
     /// Load the project file again now (the engine also does when it changes).
     /// → [`Response::Config`]
     Reload,
@@ -123,6 +129,7 @@ pub enum Response {
     Preflight(PreflightReport),
     Catalog(Catalog),
     Config(ConfigStatus),
+    Gc(crate::store::retention::GcReport),
     Queues(Vec<EnvQueue>),
 }
 
@@ -141,6 +148,7 @@ impl Response {
             Response::Preflight(_) => "preflight",
             Response::Catalog(_) => "catalog",
             Response::Config(_) => "config",
+            Response::Gc(_) => "gc",
             Response::Queues(_) => "queues",
         }
     }
@@ -182,6 +190,7 @@ typed_answer! {
     PreflightReport => Preflight(v) => v, "preflight";
     Catalog => Catalog(v) => v, "catalog";
     ConfigStatus => Config(v) => v, "config";
+    crate::store::retention::GcReport => Gc(v) => v, "gc";
     Vec<EnvQueue> => Queues(v) => v, "queues";
 }
 
@@ -291,6 +300,7 @@ mod tests {
             Request::Catalog,
             Request::Reload,
             Request::ConfigStatus,
+            Request::Gc { dry_run: true },
         ]
     }
 
@@ -315,10 +325,11 @@ mod tests {
                 | Request::Preflight { .. }
                 | Request::Catalog
                 | Request::Reload
-                | Request::ConfigStatus => {}
+                | Request::ConfigStatus
+                | Request::Gc { .. } => {}
             }
         }
-        assert_eq!(every_request().len(), 17);
+        assert_eq!(every_request().len(), 18);
     }
 
     #[test]

@@ -207,6 +207,17 @@ impl EngineHandle {
             }
             Request::Catalog => Response::Catalog(self.project.get().catalog()),
             Request::ConfigStatus => Response::Config(self.project.status()),
+            Request::Gc { dry_run } => {
+                let retention = self.project.get().retention;
+                Response::Gc(
+                    self.runner(|reply| Msg::Gc {
+                        retention,
+                        dry_run,
+                        reply,
+                    })
+                    .await?,
+                )
+            }
             Request::Reload => {
                 let live = self.project.clone();
                 Response::Config(

@@ -156,8 +156,47 @@ pub async fn start(
     let (tx, rx) = mpsc::channel(1024);
     let project = Arc::new(live_project::LiveProject::new(project));
     live_project::watch(project.clone(), shared.shutdown.clone());
+    prune_every_hour(tx.clone(), project.clone(), shared.shutdown.clone());
     let mut runner = runner::Runner::new(store, shared.clone(), tx.clone(), rx);
     runner.recover()?;
     let task = tokio::spawn(runner.run());
     Ok((EngineHandle::new(tx, shared, project), task))
+}
+
+/// Prunes old history as the project's `[retention]` says, an hour after start and
+/// every hour since (`pipedeck gc` does it at once).
+fn prune_every_hour(
+    tx: mpsc::Sender<runner::Msg>,
+    project: Arc<live_project::LiveProject>,
+    stop: CancellationToken,
+) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(EVERY) => {}
+                _ = stop.cancelled() => return,
+            }
+            let retention = project.get().retention;
+            if retention == Default::default() {
+                continue;
+            }
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            let msg = runner::Msg::Gc {
+                retention,
+                dry_run: false,
+                reply,
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+            match rx.await {
+                Ok(Ok(r)) if !r.removed.is_empty() => {
+                    tracing::info!(runs = r.removed.len(), "pruned old runs");
+                }
+                Ok(Err(e)) => tracing::error!("pruning old runs failed: {e}"),
+                _ => {}
+            }
+        }
+    });
 }

@@ -5,6 +5,7 @@ pub mod deploys;
 mod log_writer;
 pub mod logs;
 mod migrations;
+pub mod retention;
 
 use std::path::Path;
 

@@ -44,6 +44,12 @@ pub(crate) enum Msg {
     List(RunFilter, Reply<Vec<RunInfo>>),
     Detail(i64, Reply<RunDetail>),
     WaitingGates(Reply<Vec<GateInfo>>),
+    /// Prune old history (or only say what would go).
+    Gc {
+        retention: crate::config::Retention,
+        dry_run: bool,
+        reply: Reply<crate::store::retention::GcReport>,
+    },
     Audit(i64, Reply<Vec<AuditEntry>>),
     /// Each environment's queue.
     Queues(Vec<(QueueKey, QueuePolicy)>, Reply<Vec<EnvQueue>>),
@@ -136,6 +142,8 @@ pub(super) enum After {
     Wait(GateInfo, oneshot::Sender<GateInfo>),
     /// A gate was decided: tell the scheduler that waits for it.
     Decided(GateInfo),
+    /// Runs were pruned: their logs and workspaces go too.
+    Pruned(Vec<i64>),
 }
 
 impl Out {
@@ -333,6 +341,23 @@ impl Runner {
                     let _ = w.send(gate);
                 }
             }
+            After::Pruned(ids) => {
+                let data_dir = self.shared.data_dir.clone();
+                // Many files: off the runtime. What cannot be removed is only logged:
+                // its run is gone from the history either way.
+                tokio::task::spawn_blocking(move || {
+                    for id in ids {
+                        for dir in ["logs", "workspaces"] {
+                            let path = data_dir.join(dir).join(id.to_string());
+                            if let Err(e) = std::fs::remove_dir_all(&path)
+                                && e.kind() != std::io::ErrorKind::NotFound
+                            {
+                                tracing::warn!("gc: cannot remove {}: {e}", path.display());
+                            }
+                        }
+                    }
+                });
+            }
         }
     }
 
@@ -411,6 +436,26 @@ impl Runner {
                 let r = self.store.waiting_gates().map_err(Into::into);
                 out.reply(reply, r);
                 true
+            }
+            Msg::Gc {
+                retention,
+                dry_run,
+                reply,
+            } => {
+                let r = self
+                    .store
+                    .gc_plan(&retention, now_ms())
+                    .and_then(|mut plan| {
+                        plan.dry_run = dry_run;
+                        if !dry_run && !plan.removed.is_empty() {
+                            self.store.gc_remove(&plan.removed)?;
+                            out.after(After::Pruned(plan.removed.clone()));
+                        }
+                        Ok(plan)
+                    });
+                let ok = r.is_ok();
+                out.reply(reply, r.map_err(Into::into));
+                ok
             }
             Msg::Audit(id, reply) => {
                 let r = self.store.audit(id).map_err(Into::into);

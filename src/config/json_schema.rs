@@ -137,6 +137,24 @@ fixed_schema!(
     { "description": "Any TOML value; strings may hold ${<id>.outputs.<key>} references." }
 );
 
+fixed_schema!(
+    /// An HTTP check's method.
+    HttpMethod, "HttpMethod", inline: false,
+    { "type": "string", "enum": ["GET", "HEAD", "POST", "PUT"] }
+);
+
+fixed_schema!(
+    /// An HTTP status.
+    HttpStatus, "HttpStatus", inline: true,
+    { "type": "integer", "minimum": 100, "maximum": 599 }
+);
+
+fixed_schema!(
+    /// An HTTP check's retries.
+    Retries, "Retries", inline: true,
+    { "type": "integer", "minimum": 0, "maximum": 100 }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

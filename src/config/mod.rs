@@ -6,6 +6,7 @@ mod load;
 pub mod schema;
 pub mod user;
 mod validate;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, LoadError, load_project, parse_project};
+pub use verify::{Check, CheckKind, HttpCheck, HttpMethod};
 
 /// The default project file name.
 pub const PROJECT_FILE: &str = "pipedeck.toml";
@@ -94,6 +96,9 @@ pub struct EnvDeploy {
     /// existed read as the default).
     #[serde(default)]
     pub queue: crate::domain::QueuePolicy,
+    /// Checks after the deploy, in order (runs stored before they existed have none).
+    #[serde(default)]
+    pub verify: Vec<Check>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

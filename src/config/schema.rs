@@ -12,7 +12,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::json_schema::{Concurrency, Driver, Duration, InputValue, NameKey, PullRequests};
+use super::json_schema::{
+    Concurrency, Driver, Duration, HttpMethod, HttpStatus, InputValue, NameKey, PullRequests,
+    Retries,
+};
 
 pub type Name = Spanned<String>;
 
@@ -269,6 +272,44 @@ pub struct DeployFile {
     #[schemars(with = "Option<Duration>")]
     pub expires_after: Option<Spanned<String>>,
     /// Between SIGTERM and SIGKILL for this deploy.
+    #[schemars(with = "Option<Duration>")]
+    pub kill_grace: Option<Spanned<String>>,
+    /// Checks run after the deploy, in order (SP-3a). A failed check fails this environment and skips the later ones.
+    #[serde(default)]
+    pub verify: Vec<VerifyFile>,
+}
+
+/// A check after a deploy: exactly one of `run` (a command, like a step) and `url` (an HTTP check).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["run"]}, {"required": ["url"]}]))]
+pub struct VerifyFile {
+    /// Unique within the deploy; the check shows as `<environment>.<name>` under its environment.
+    #[schemars(with = "NameKey")]
+    pub name: Name,
+    /// A smoke test: the command, run as `sh -c RUN` in the run's workspace, with logs, like a step.
+    pub run: Option<String>,
+    /// An HTTP check: the http:// URL requested.
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Spanned<String>>,
+    /// HTTP check: GET (default), HEAD, POST or PUT.
+    #[schemars(with = "Option<HttpMethod>")]
+    pub method: Option<Spanned<String>>,
+    /// HTTP check: the status a healthy answer has (default 200).
+    #[schemars(with = "Option<HttpStatus>")]
+    pub status: Option<Spanned<i64>>,
+    /// HTTP check: a substring a healthy answer's body contains.
+    pub body_contains: Option<String>,
+    /// HTTP check: how long one attempt may take (default 10s, at most 10m).
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
+    /// HTTP check: attempts after the first (default 3, at most 100).
+    #[schemars(with = "Option<Retries>")]
+    pub retries: Option<Spanned<i64>>,
+    /// HTTP check: the wait before the first retry (default 1s); it doubles for each retry after, plus up to half again of random jitter.
+    #[schemars(with = "Option<Duration>")]
+    pub backoff: Option<Spanned<String>>,
+    /// Command check: between SIGTERM and SIGKILL (default: the engine's).
     #[schemars(with = "Option<Duration>")]
     pub kill_grace: Option<Spanned<String>>,
 }

@@ -296,6 +296,9 @@ fn resolve_service(
             (None, Some(e)) => parse_duration(e.get_ref()),
             (None, None) => None,
         };
+        let kill_grace_ms = cx.duration(&dep.kill_grace, engine.kill_grace_ms, &KILL_GRACE);
+        let at = format!("services.{sname}.deploy.{ename}");
+        let verify = super::verify::resolve_checks(cx, &at, &dep.verify, engine.kill_grace_ms);
         environments.push(EnvDeploy {
             name: ename.to_string(),
             run: dep.run.clone(),
@@ -312,8 +315,9 @@ fn resolve_service(
                     .unwrap_or(false),
                 expires_after_ms,
             },
-            kill_grace_ms: cx.duration(&dep.kill_grace, engine.kill_grace_ms, &KILL_GRACE),
+            kill_grace_ms,
             queue: decl.queue.unwrap_or_default(),
+            verify,
         });
     }
     for key in svc.deploy.keys() {

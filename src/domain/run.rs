@@ -145,12 +145,15 @@ pub enum Stage {
     Resource,
     /// One operation of a resource's stack job (init, refresh, preview, apply, destroy).
     Operation,
+    /// A check after an environment deploy (SP-3a), under its environment: `env.check`.
+    Verify,
 }
 words!(Stage {
     Build => "build",
     Deploy => "deploy",
     Resource => "resource",
     Operation => "operation",
+    Verify => "verify",
 });
 
 /// Production for branch and tag runs, Preview for pull requests (SP-7).

@@ -36,6 +36,13 @@ pub(crate) struct Command {
     pub env: Vec<(String, String)>,
 }
 
+/// What one unit of a service run does: a command (a step, a deploy, a smoke test),
+/// or an HTTP check after a deploy.
+pub(crate) enum Work {
+    Command(Command),
+    Http(crate::config::HttpCheck),
+}
+
 /// Runs a service run's commands in its workspace, checked out at the run's commit.
 pub(crate) struct CommandExecutor {
     run: RunInfo,
@@ -88,7 +95,7 @@ impl CommandExecutor {
 }
 
 impl Executor for CommandExecutor {
-    type Work = Command;
+    type Work = Work;
     type PrepareError = PrepareError;
 
     /// The workspace at the run's commit, the secrets read, the variables set.
@@ -118,7 +125,11 @@ impl Executor for CommandExecutor {
         Ok(secrets)
     }
 
-    async fn run(&self, work: &Command, ctx: UnitCtx) -> Finished {
+    async fn run(&self, work: &Work, ctx: UnitCtx) -> Finished {
+        let work = match work {
+            Work::Command(c) => c,
+            Work::Http(check) => return super::http::run(check, ctx).await,
+        };
         let Some(env) = self.env.get() else {
             return Finished {
                 outcome: Outcome::Failed("internal error: the run was not prepared".into()),

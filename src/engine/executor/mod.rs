@@ -3,6 +3,7 @@
 mod capture;
 pub mod children;
 pub(crate) mod command;
+pub(crate) mod http;
 pub mod leftovers;
 pub mod process;
 pub mod spawn;

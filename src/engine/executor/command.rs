@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::outputs;
 use super::process::{self, ProcSpec};
 use super::spawn::Env;
 use crate::config::{SecretError, Service};
-use crate::domain::RunInfo;
+use crate::domain::{RunInfo, StepInfo};
 use crate::engine::scheduler::{Executor, Finished, Outcome, UnitCtx};
 use crate::engine::workspace::{self, WorkspaceError};
 
@@ -22,6 +23,8 @@ pub(crate) enum PrepareError {
     Secret(#[from] SecretError),
     #[error("cannot set the environment: {0}")]
     Env(#[source] std::io::Error),
+    #[error("cannot make the folder for the steps' outputs: {0}")]
+    Outputs(#[source] std::io::Error),
     /// The blocking task making the workspace panicked or was cancelled.
     #[error("{0}")]
     Join(#[from] tokio::task::JoinError),
@@ -34,6 +37,8 @@ pub(crate) struct Command {
     pub kill_grace: Duration,
     /// The unit's own variables (`PIPEDECK_STEP`, `PIPEDECK_ENV`).
     pub env: Vec<(String, String)>,
+    /// The run's row it reports to (its outputs are that row's).
+    pub row: usize,
 }
 
 /// What one unit of a service run does: a command (a step, a deploy, a smoke test),
@@ -51,17 +56,37 @@ pub(crate) struct CommandExecutor {
     workspace: PathBuf,
     /// The run's variables, set by `prepare` and shared by every unit.
     env: std::sync::OnceLock<Arc<Env>>,
+    /// Outputs between units.
+    wiring: outputs::Wiring,
 }
 
 impl CommandExecutor {
-    pub fn new(run: RunInfo, def: Service, data_dir: PathBuf) -> Self {
+    /// `wiring` says which rows come before which; the outputs rows already
+    /// produced (a run resumed after a restart) are read from `steps`.
+    pub fn new(
+        run: RunInfo,
+        def: Service,
+        data_dir: PathBuf,
+        steps: &[StepInfo],
+        wiring: outputs::Wiring,
+    ) -> Self {
         let workspace = data_dir.join("workspaces").join(run.id.to_string());
+        for (row, s) in steps.iter().enumerate() {
+            if let Some(serde_json::Value::Object(o)) = &s.outputs {
+                let values = o
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect();
+                wiring.record(row, values);
+            }
+        }
         Self {
             run,
             def,
             data_dir,
             workspace,
             env: Default::default(),
+            wiring,
         }
     }
 
@@ -119,6 +144,10 @@ impl Executor for CommandExecutor {
             secrets.push(v);
         }
         env.extend(self.variables());
+        let dir = outputs::file_for(&self.data_dir, self.run.id, 0);
+        if let Some(dir) = dir.parent() {
+            std::fs::create_dir_all(dir).map_err(PrepareError::Outputs)?;
+        }
         let env = Env::new(&env).map_err(PrepareError::Env)?;
         // `prepare` runs once per walk; a second call keeps the first environment.
         let _ = self.env.set(Arc::new(env));
@@ -137,16 +166,45 @@ impl Executor for CommandExecutor {
                 ended_at: crate::domain::now_ms(),
             };
         };
+        // The unit creates the file if it has outputs (its folder is made in `prepare`).
+        let file = outputs::file_for(&self.data_dir, self.run.id, ctx.log.step_id);
+        let mut extra_env = work.env.clone();
+        extra_env.push((outputs::VAR.into(), file.to_string_lossy().into_owned()));
+        extra_env.extend(self.wiring.inputs(work.row));
         let spec = ProcSpec {
             command: work.run.clone(),
             cwd: self.workspace.clone(),
             env: env.clone(),
-            extra_env: work.env.clone(),
+            extra_env,
             kill_grace: work.kill_grace,
             interrupt_first: false,
         };
+        let masker = ctx.log.masker.clone();
         let (outcome, ended_at) = process::run(spec, ctx).await;
-        finished(outcome, ended_at)
+        let mut end = finished(outcome, ended_at);
+        if matches!(end.outcome, Outcome::Succeeded { .. }) {
+            end.outcome = match outputs::read(&file) {
+                Ok(values) if values.is_empty() => end.outcome,
+                Ok(values) => {
+                    // Shown masked; later units get the values themselves.
+                    let shown = values
+                        .iter()
+                        .map(|(k, v)| {
+                            let m = masker.apply(v.as_bytes());
+                            (k.clone(), String::from_utf8_lossy(&m).into_owned().into())
+                        })
+                        .collect::<serde_json::Map<_, _>>();
+                    self.wiring.record(work.row, values);
+                    Outcome::Succeeded {
+                        outputs: Some(serde_json::Value::Object(shown)),
+                    }
+                }
+                Err(e) => Outcome::Failed(e.to_string()),
+            };
+        }
+        // Read or not, it is of no more use (most units write none).
+        let _ = std::fs::remove_file(&file);
+        end
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::executor::command::CommandExecutor;
+use super::executor::outputs::Wiring;
 use super::executor::stack_job::StackJobExecutor;
 use super::queue::RunFacts;
 use super::runner::Msg;
@@ -76,7 +77,13 @@ pub(crate) fn start(
     match def {
         Definition::Service(svc) => {
             let plan = service::graph(&svc, &steps, &facts);
-            let exec = CommandExecutor::new(run.clone(), svc, data_dir);
+            let mut upstream = vec![Vec::new(); steps.len()];
+            for u in &plan.units {
+                upstream[u.step] = u.needs.iter().map(|&d| plan.units[d].step).collect();
+            }
+            let names = steps.iter().map(|s| s.name.clone()).collect();
+            let wiring = Wiring::new(names, upstream);
+            let exec = CommandExecutor::new(run.clone(), svc, data_dir, &steps, wiring);
             tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
         }
         Definition::Infra(p, action) => {

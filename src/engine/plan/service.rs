@@ -76,6 +76,7 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                 run: def.run.clone(),
                 kill_grace: Duration::from_millis(def.kill_grace_ms),
                 env: vec![("PIPEDECK_STEP".into(), def.name.clone())],
+                row: i,
             })),
         });
     }
@@ -145,6 +146,7 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                     ("PIPEDECK_ENV".into(), env.name.clone()),
                     ("PIPEDECK_STEP".into(), row.path()),
                 ],
+                row: i,
             })),
         });
         // Its checks, one after another; the next environment waits for the last.
@@ -161,6 +163,7 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                         ("PIPEDECK_ENV".into(), env.name.clone()),
                         ("PIPEDECK_STEP".into(), steps[step].path()),
                     ],
+                    row: step,
                 }),
                 CheckKind::Http(h) => Work::Http(h.clone()),
             };

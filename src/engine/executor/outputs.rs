@@ -83,8 +83,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<BTreeMap<String, String>, OutputErro
     Ok(out)
 }
 
-/// `dev.smoke` -> `DEV_SMOKE`: what a step's name becomes in a variable.
-fn upper(s: &str) -> String {
+/// `dev.smoke` -> `DEV_SMOKE`: what a name becomes in a variable.
+pub(crate) fn upper(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {

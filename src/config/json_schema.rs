@@ -138,6 +138,18 @@ fixed_schema!(
 );
 
 fixed_schema!(
+    /// What of an upstream run starts a chained one.
+    ChainOn, "ChainOn", inline: false,
+    { "type": "string", "enum": ["succeeded", "failed", "deployed"] }
+);
+
+fixed_schema!(
+    /// Whether every `after` entry must have happened, or any one.
+    AfterWhen, "AfterWhen", inline: false,
+    { "type": "string", "enum": ["all", "any"] }
+);
+
+fixed_schema!(
     /// An HTTP check's method.
     HttpMethod, "HttpMethod", inline: false,
     { "type": "string", "enum": ["GET", "HEAD", "POST", "PUT"] }

@@ -1,5 +1,6 @@
 //! Pipeline as code (PC-1..PC-4): the project file, strictly loaded and resolved.
 
+mod chain;
 pub mod infra;
 pub mod json_schema;
 mod load;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use chain::{Chain, ChainCond, ChainOn};
 pub use load::{ConfigError, LoadError, load_project, parse_project};
 pub use verify::{Check, CheckKind, HttpCheck, HttpMethod};
 
@@ -76,6 +78,9 @@ pub struct Service {
     pub steps: Vec<Step>,
     /// In deploy order.
     pub environments: Vec<EnvDeploy>,
+    /// What starts it besides triggers (SP-7a; runs stored before chains have none).
+    #[serde(default)]
+    pub chain: Chain,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

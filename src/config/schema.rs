@@ -13,8 +13,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::json_schema::{
-    Concurrency, Driver, Duration, HttpMethod, HttpStatus, InputValue, NameKey, PullRequests,
-    Retries,
+    AfterWhen, ChainOn, Concurrency, Driver, Duration, HttpMethod, HttpStatus, InputValue, NameKey,
+    PullRequests, Retries,
 };
 
 pub type Name = Spanned<String>;
@@ -225,6 +225,27 @@ pub struct ServiceFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, DeployFile>")]
     pub deploy: BTreeMap<Name, DeployFile>,
+    /// Chained pipelines (SP-7a): runs of other services that start this one, e.g. `[{ service = "api", on = "succeeded" }, { service = "web", on = "deployed", environment = "staging" }]`. The chained run gets the upstream runs' ids, commits and outputs as variables.
+    #[serde(default)]
+    pub after: Vec<AfterFile>,
+    /// "all" (default): start once every `after` entry has happened since this service's last chained run; "any": each entry starts a run on its own.
+    #[schemars(with = "Option<AfterWhen>")]
+    pub after_when: Option<Spanned<String>>,
+}
+
+/// An upstream run that starts this service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AfterFile {
+    /// The upstream service.
+    #[schemars(with = "NameKey")]
+    pub service: Name,
+    /// "succeeded" or "failed" (the upstream run ended so), or "deployed" (it deployed to `environment` and passed its checks there).
+    #[schemars(with = "ChainOn")]
+    pub on: Spanned<String>,
+    /// With on = "deployed": the environment.
+    #[schemars(with = "Option<String>")]
+    pub environment: Option<Spanned<String>>,
 }
 
 /// Where a secret is read from: exactly one of `env` and `file`.

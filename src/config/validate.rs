@@ -146,6 +146,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
             services.insert(name.get_ref().clone(), s);
         }
     }
+    super::chain::resolve_chains(&mut cx, &file.services, &mut services);
     let mut infra = BTreeMap::new();
     for (name, f) in &file.infra {
         if let Some(p) =
@@ -360,6 +361,7 @@ fn resolve_service(
         secrets,
         steps,
         environments,
+        chain: Default::default(),
     })
 }
 

@@ -175,6 +175,8 @@ pub enum Trigger {
     PullRequest,
     Schedule,
     Rerun,
+    /// Another run's end, or its deploy to an environment (SP-7a).
+    Chain,
 }
 words!(Trigger {
     Manual => "manual",
@@ -183,6 +185,7 @@ words!(Trigger {
     PullRequest => "pull_request",
     Schedule => "schedule",
     Rerun => "rerun",
+    Chain => "chain",
 });
 
 /// What a run executes.
@@ -430,6 +433,9 @@ pub struct RunDetail {
     /// Infra runs: each resource with the ids it depends on (for the DAG view).
     #[serde(default)]
     pub graph: Vec<GraphNode>,
+    /// Service runs: the runs that started this one and those it started (SP-7a).
+    #[serde(default)]
+    pub chain: super::chain::ChainLinks,
 }
 
 /// A resource in an infra run's DAG.

@@ -41,6 +41,7 @@
 //! kind that seems to need a change there is asking for a new policy, not a special
 //! case.
 
+mod chain;
 pub mod executor;
 mod handle;
 mod plan;
@@ -154,8 +155,15 @@ pub async fn start(
     }
     let (tx, rx) = mpsc::channel(1024);
     let project = Arc::new(project);
+    // Subscribed before anything is published, so that no run's end is missed.
+    let chained = chain::any(&project).then(|| shared.events.subscribe());
     let mut runner = runner::Runner::new(store, shared.clone(), tx.clone(), rx);
     runner.recover()?;
     let task = tokio::spawn(runner.run());
-    Ok((EngineHandle::new(tx, shared, project), task))
+    let handle = EngineHandle::new(tx, shared.clone(), project.clone());
+    if let Some(events) = chained {
+        let shutdown = shared.shutdown.clone();
+        tokio::spawn(chain::watch(handle.clone(), project, events, shutdown));
+    }
+    Ok((handle, task))
 }

@@ -9,6 +9,7 @@ use super::outputs;
 use super::process::{self, ProcSpec};
 use super::spawn::Env;
 use crate::config::{SecretError, Service};
+use crate::domain::chain::Upstream;
 use crate::domain::{RunInfo, StepInfo};
 use crate::engine::scheduler::{Executor, Finished, Outcome, UnitCtx};
 use crate::engine::workspace::{self, WorkspaceError};
@@ -58,6 +59,8 @@ pub(crate) struct CommandExecutor {
     env: std::sync::OnceLock<Arc<Env>>,
     /// Outputs between units.
     wiring: outputs::Wiring,
+    /// The runs that started this one (a chain).
+    upstream: Vec<Upstream>,
 }
 
 impl CommandExecutor {
@@ -87,7 +90,13 @@ impl CommandExecutor {
             workspace,
             env: Default::default(),
             wiring,
+            upstream: Vec::new(),
         }
+    }
+
+    pub fn with_upstream(mut self, upstream: Vec<Upstream>) -> Self {
+        self.upstream = upstream;
+        self
     }
 
     fn variables(&self) -> Vec<(String, String)> {
@@ -115,6 +124,7 @@ impl CommandExecutor {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(outputs::upstream_vars(&self.upstream))
         .collect()
     }
 }

@@ -101,6 +101,30 @@ pub(crate) fn var_name(step: &str, key: &str) -> String {
     format!("PIPEDECK_OUT_{}_{}", upper(step), upper(key))
 }
 
+/// What a chained run's steps get from the runs that started it:
+/// `PIPEDECK_UPSTREAM_RUN_IDS` (space-separated), and per upstream service
+/// `PIPEDECK_UPSTREAM_<SERVICE>_RUN_ID`, `_COMMIT`, `_BRANCH` and
+/// `_OUT_<STEP>_<KEY>` for each output its steps wrote.
+pub(crate) fn upstream_vars(upstream: &[crate::domain::chain::Upstream]) -> Vec<(String, String)> {
+    if upstream.is_empty() {
+        return Vec::new();
+    }
+    let ids: Vec<String> = upstream.iter().map(|u| u.run_id.to_string()).collect();
+    let mut out = vec![("PIPEDECK_UPSTREAM_RUN_IDS".to_string(), ids.join(" "))];
+    for u in upstream {
+        let p = format!("PIPEDECK_UPSTREAM_{}", upper(&u.service));
+        out.push((format!("{p}_RUN_ID"), u.run_id.to_string()));
+        out.push((format!("{p}_COMMIT"), u.commit_sha.clone()));
+        out.push((format!("{p}_BRANCH"), u.branch.clone()));
+        for (step, values) in &u.outputs {
+            for (k, v) in values {
+                out.push((format!("{p}_OUT_{}_{}", upper(step), upper(k)), v.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// Which units come before which, by row, and what those before produced: a unit
 /// gets the outputs of every unit it (transitively) needs, never of one running
 /// beside it.

@@ -144,6 +144,18 @@ fixed_schema!(
 );
 
 fixed_schema!(
+    /// A notification's event.
+    NotifyEvent, "NotifyEvent", inline: false,
+    { "type": "string", "enum": ["gate_waiting", "run_failed", "run_succeeded", "deployed"] }
+);
+
+fixed_schema!(
+    /// A notification's payload.
+    NotifyFormat, "NotifyFormat", inline: false,
+    { "type": "string", "enum": ["json", "slack"] }
+);
+
+fixed_schema!(
     /// Whether every `after` entry must have happened, or any one.
     AfterWhen, "AfterWhen", inline: false,
     { "type": "string", "enum": ["all", "any"] }

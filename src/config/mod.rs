@@ -4,6 +4,7 @@ mod chain;
 pub mod infra;
 pub mod json_schema;
 mod load;
+pub mod outbound;
 pub mod schema;
 pub mod user;
 mod validate;
@@ -30,6 +31,8 @@ pub struct Project {
     pub engine: EngineSettings,
     pub services: BTreeMap<String, Service>,
     pub infra: BTreeMap<String, infra::InfraProject>,
+    /// Notification webhooks (EN-6).
+    pub notify: Vec<outbound::Notify>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +84,9 @@ pub struct Service {
     /// What starts it besides triggers (SP-7a; runs stored before chains have none).
     #[serde(default)]
     pub chain: Chain,
+    /// Commit statuses for its runs (EN-6).
+    #[serde(default)]
+    pub status_reporting: Option<Box<outbound::StatusReporting>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use super::json_schema::{
     AfterWhen, ChainOn, Concurrency, Driver, Duration, HttpMethod, HttpStatus, InputValue, NameKey,
-    PullRequests, Retries,
+    NotifyEvent, NotifyFormat, PullRequests, Retries,
 };
 
 pub type Name = Spanned<String>;
@@ -45,6 +45,9 @@ pub struct ProjectFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<NameKey, InfraFile>")]
     pub infra: BTreeMap<Name, InfraFile>,
+    /// Notifications (EN-6): webhooks told when a gate waits, a run fails or succeeds, or a deploy finishes.
+    #[serde(default)]
+    pub notify: Vec<NotifyFile>,
     /// The organization's flow-control policy for stack jobs (SJ-3), the outermost level: resource -> environment -> organization -> built-in default.
     #[serde(default)]
     pub policy: PolicyFile,
@@ -228,9 +231,74 @@ pub struct ServiceFile {
     /// Chained pipelines (SP-7a): runs of other services that start this one, e.g. `[{ service = "api", on = "succeeded" }, { service = "web", on = "deployed", environment = "staging" }]`. The chained run gets the upstream runs' ids, commits and outputs as variables.
     #[serde(default)]
     pub after: Vec<AfterFile>,
+    /// Commit statuses (EN-6) to a GitHub-compatible API for this service's runs.
+    pub status_reporting: Option<StatusReportingFile>,
     /// "all" (default): start once every `after` entry has happened since this service's last chained run; "any": each entry starts a run on its own.
     #[schemars(with = "Option<AfterWhen>")]
     pub after_when: Option<Spanned<String>>,
+}
+
+/// Commit statuses: `POST {api}/repos/{owner}/{repo}/statuses/{sha}` with state pending/success/failure/error, a context per stage and environment, a description and a target URL.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusReportingFile {
+    /// The API's base URL (http:// only: this build has no TLS), e.g. a relay to https://api.github.com.
+    #[schemars(with = "String")]
+    pub api: Spanned<String>,
+    /// The repository's owner.
+    pub owner: String,
+    /// The repository's name.
+    pub repo: String,
+    /// The name of one of this service's secrets holding the API token (sent as `Authorization: Bearer`).
+    #[schemars(with = "String")]
+    pub token_secret: Spanned<String>,
+    /// The contexts' prefix: `<context>/build`, `<context>/deploy/<env>` (default "pipedeck").
+    pub context: Option<String>,
+    /// The statuses' link; `{run}` becomes the run id.
+    pub target_url: Option<String>,
+    /// Attempts after the first (default 4, at most 100), on 5xx, 429, timeouts and connection errors; a call that still fails is given up and recorded in the run's audit log.
+    #[schemars(with = "Option<Retries>")]
+    pub retries: Option<Spanned<i64>>,
+    /// Before the first retry (default 1s); doubled each retry, plus up to half again of jitter.
+    #[schemars(with = "Option<Duration>")]
+    pub backoff: Option<Spanned<String>>,
+    /// Per attempt (default 10s).
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// A notification webhook (EN-6).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["url_env"]}, {"required": ["url_file"]}]))]
+pub struct NotifyFile {
+    /// Names the entry in logs and the audit log.
+    #[schemars(with = "NameKey")]
+    pub name: Name,
+    /// The environment variable of the engine holding the webhook URL (URLs are secrets).
+    pub url_env: Option<String>,
+    /// Or the file holding it.
+    pub url_file: Option<String>,
+    /// "json" (default: event, text, run, environment, approve) or "slack" (an incoming webhook's {"text"}).
+    #[schemars(with = "Option<NotifyFormat>")]
+    pub format: Option<Spanned<String>>,
+    /// Which: gate_waiting (with the approve command), run_failed, run_succeeded, deployed (an environment's deploy and checks passed).
+    #[serde(default)]
+    #[schemars(with = "Vec<NotifyEvent>")]
+    pub events: Vec<Spanned<String>>,
+    /// Only these services' runs (default: all).
+    #[serde(default)]
+    #[schemars(with = "Vec<NameKey>")]
+    pub services: Vec<Name>,
+    /// Attempts after the first (default 4, at most 100), on 5xx, 429, timeouts and connection errors; a call that still fails is given up and recorded in the run's audit log.
+    #[schemars(with = "Option<Retries>")]
+    pub retries: Option<Spanned<i64>>,
+    /// Before the first retry (default 1s); doubled each retry, plus up to half again of jitter.
+    #[schemars(with = "Option<Duration>")]
+    pub backoff: Option<Spanned<String>>,
+    /// Per attempt (default 10s).
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
 }
 
 /// An upstream run that starts this service.

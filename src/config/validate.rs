@@ -147,6 +147,8 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
         }
     }
     super::chain::resolve_chains(&mut cx, &file.services, &mut services);
+    let names: Vec<&str> = file.services.keys().map(|k| k.get_ref().as_str()).collect();
+    let notify = super::outbound::notify(&mut cx, &file.notify, &names);
     let mut infra = BTreeMap::new();
     for (name, f) in &file.infra {
         if let Some(p) =
@@ -158,6 +160,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
     if cx.errors.is_empty() {
         Ok(Project {
             infra,
+            notify,
             name: file.project.name.unwrap_or_else(|| {
                 cx.dir
                     .file_name()
@@ -237,7 +240,7 @@ fn resolve_service(
         }
     };
 
-    let secrets = svc
+    let secrets: Vec<SecretRef> = svc
         .secrets
         .iter()
         .filter_map(|(k, v)| {
@@ -341,6 +344,10 @@ fn resolve_service(
         }
     }
 
+    let status_reporting = svc
+        .status_reporting
+        .as_ref()
+        .map(|f| Box::new(super::outbound::status_reporting(cx, sname, f, &secrets)));
     if cx.errors.len() > first_error {
         return None;
     }
@@ -362,6 +369,7 @@ fn resolve_service(
         steps,
         environments,
         chain: Default::default(),
+        status_reporting,
     })
 }
 

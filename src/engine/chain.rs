@@ -15,7 +15,7 @@ use super::{Caller, EngineHandle, TriggerRequest};
 use crate::config::{ChainOn, Project};
 use crate::domain::chain::Upstream;
 use crate::domain::command::{Request, Response};
-use crate::domain::{Event, RunInfo, RunKind, RunStatus, Stage, StepInfo, StepStatus};
+use crate::domain::{Event, RunInfo, RunKind, RunStatus, StepInfo};
 
 /// Who chained runs are triggered by.
 pub const CHAIN_CALLER: &str = "chain";
@@ -110,25 +110,13 @@ impl Watch {
     /// A deploy's last unit (its last check, or the deploy) succeeded: the service
     /// deployed there.
     async fn step(&mut self, step: &StepInfo) {
-        if step.status != StepStatus::Succeeded
-            || !matches!(step.stage, Stage::Deploy | Stage::Verify)
-        {
-            return;
-        }
         let Some(service) = self.services.get(&step.run_id).cloned() else {
             return;
         };
         let Some(svc) = self.project.service(&service) else {
             return;
         };
-        let env = svc.environments.iter().find(|e| match e.verify.last() {
-            None => step.stage == Stage::Deploy && step.name == e.name,
-            Some(c) => {
-                step.stage == Stage::Verify
-                    && step.name == crate::engine::plan::check_row(&e.name, &c.name)
-            }
-        });
-        if let Some(env) = env.map(|e| e.name.clone()) {
+        if let Some(env) = crate::engine::plan::deployed_env(svc, step).map(String::from) {
             self.happened(Happened {
                 service: &service,
                 on: ChainOn::Deployed,

@@ -44,6 +44,7 @@
 mod chain;
 pub mod executor;
 mod handle;
+mod notify;
 mod plan;
 pub mod preflight;
 mod queue;
@@ -157,6 +158,11 @@ pub async fn start(
     let project = Arc::new(project);
     // Subscribed before anything is published, so that no run's end is missed.
     let chained = chain::any(&project).then(|| shared.events.subscribe());
+    let outbound = notify::any(&project).then(|| shared.events.subscribe());
+    if let Some(events) = outbound {
+        let shutdown = shared.shutdown.clone();
+        notify::start(project.clone(), events, tx.clone(), shutdown);
+    }
     let mut runner = runner::Runner::new(store, shared.clone(), tx.clone(), rx);
     runner.recover()?;
     let task = tokio::spawn(runner.run());

@@ -16,6 +16,8 @@ pub struct Received {
     pub method: String,
     pub path: String,
     pub body: String,
+    /// The `Authorization` header, if any.
+    pub auth: Option<String>,
 }
 
 #[derive(Default)]
@@ -67,6 +69,14 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The bodies received, as JSON.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.received()
+            .iter()
+            .map(|r| serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null))
+            .collect()
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
@@ -103,6 +113,7 @@ async fn answer(
     State((inner, arrived)): State<Shared>,
     method: Method,
     uri: Uri,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
     let (status, text, delay) = {
@@ -111,6 +122,10 @@ async fn answer(
             method: method.to_string(),
             path: uri.path().to_string(),
             body: String::from_utf8_lossy(&body).into_owned(),
+            auth: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
         });
         if i.fail_first > 0 {
             i.fail_first -= 1;

@@ -28,7 +28,7 @@ pub(crate) fn wait_before(backoff: Duration, n: u32, jitter: f64) -> Duration {
 }
 
 /// A number in [0, 1) from the process's random hasher seed and the time.
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let h = RandomState::new().hash_one(Instant::now());
     (h >> 11) as f64 / (1u64 << 53) as f64
 }

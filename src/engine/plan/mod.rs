@@ -4,7 +4,7 @@
 mod infra;
 mod service;
 
-pub(crate) use service::check_row;
+pub(crate) use service::deployed_env;
 
 use std::sync::Arc;
 

@@ -18,6 +18,19 @@ pub(crate) fn check_row(env: &str, check: &str) -> String {
     format!("{env}.{check}")
 }
 
+/// The environment that `step` finishing with success means `svc` deployed to: the
+/// step is the environment's last unit (its last check, or the deploy itself).
+pub(crate) fn deployed_env<'a>(svc: &'a Service, step: &StepInfo) -> Option<&'a str> {
+    if step.status != StepStatus::Succeeded {
+        return None;
+    }
+    let env = svc.environments.iter().find(|e| match e.verify.last() {
+        None => step.stage == Stage::Deploy && step.name == e.name,
+        Some(c) => step.stage == Stage::Verify && step.name == check_row(&e.name, &c.name),
+    })?;
+    Some(&env.name)
+}
+
 pub(super) fn rows(svc: &Service) -> Vec<Planned> {
     let mut out: Vec<Planned> = svc
         .steps

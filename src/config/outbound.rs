@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::schema::{NotifyFile, StatusReportingFile};
-use super::validate::{Ctx, DurationRange};
+use super::validate::Ctx;
+use super::verify::{BACKOFF, TIMEOUT};
 use super::{SecretRef, SecretSource};
 
 /// How an outbound call is retried.
@@ -69,37 +70,13 @@ pub struct Notify {
     pub retry: RetryPolicy,
 }
 
-const TIMEOUT: DurationRange = DurationRange {
-    key: "timeout",
-    min_ms: 1,
-    max_ms: 600_000,
-};
-const BACKOFF: DurationRange = DurationRange {
-    key: "backoff",
-    min_ms: 1,
-    max_ms: 3_600_000,
-};
-
 fn retry(
     cx: &mut Ctx<'_>,
     retries: &Option<Spanned<i64>>,
     backoff: &Option<Spanned<String>>,
     timeout: &Option<Spanned<String>>,
 ) -> RetryPolicy {
-    let retries = match retries {
-        None => 4,
-        Some(r) => match u32::try_from(*r.get_ref()) {
-            Ok(n) if n <= super::verify::MAX_RETRIES => n,
-            _ => {
-                cx.err(
-                    r.span(),
-                    format!("retries = {} is out of range", r.get_ref()),
-                    "write how many times to try again after the first attempt, from 0 to 100",
-                );
-                0
-            }
-        },
-    };
+    let retries = super::verify::retries(cx, retries, 4);
     RetryPolicy {
         retries,
         backoff_ms: cx.duration(backoff, 1_000, &BACKOFF),

@@ -64,14 +64,14 @@ impl HttpMethod {
 }
 
 /// One attempt of an HTTP check lasts 1ms to 10 minutes.
-const TIMEOUT: DurationRange = DurationRange {
+pub(super) const TIMEOUT: DurationRange = DurationRange {
     key: "timeout",
     min_ms: 1,
     max_ms: 600_000,
 };
 
 /// The first wait between attempts: 1ms to an hour.
-const BACKOFF: DurationRange = DurationRange {
+pub(super) const BACKOFF: DurationRange = DurationRange {
     key: "backoff",
     min_ms: 1,
     max_ms: 3_600_000,
@@ -139,6 +139,24 @@ pub(super) fn resolve_checks(
     out
 }
 
+/// A `retries` key: from 0 to [`MAX_RETRIES`], `default` when unset.
+pub(super) fn retries(cx: &mut Ctx<'_>, value: &Option<toml::Spanned<i64>>, default: u32) -> u32 {
+    let Some(r) = value else { return default };
+    match u32::try_from(*r.get_ref()) {
+        Ok(n) if n <= MAX_RETRIES => n,
+        _ => {
+            cx.err(
+                r.span(),
+                format!("retries = {} is out of range", r.get_ref()),
+                &format!(
+                    "write how many times to try again after the first attempt, from 0 to {MAX_RETRIES}"
+                ),
+            );
+            default
+        }
+    }
+}
+
 fn http(cx: &mut Ctx<'_>, f: &VerifyFile, url: &toml::Spanned<String>) -> Option<HttpCheck> {
     let before = cx.errors.len();
     let u = url.get_ref();
@@ -190,20 +208,7 @@ fn http(cx: &mut Ctx<'_>, f: &VerifyFile, url: &toml::Spanned<String>) -> Option
             }
         },
     };
-    let retries = match &f.retries {
-        None => 3,
-        Some(r) => match u32::try_from(*r.get_ref()) {
-            Ok(n) if n <= MAX_RETRIES => n,
-            _ => {
-                cx.err(
-                    r.span(),
-                    format!("retries = {} is out of range", r.get_ref()),
-                    &format!("write how many times to try again after the first attempt, from 0 to {MAX_RETRIES}"),
-                );
-                0
-            }
-        },
-    };
+    let retries = retries(cx, &f.retries, 3);
     let check = HttpCheck {
         url: u.clone(),
         method,

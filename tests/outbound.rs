@@ -276,3 +276,28 @@ token_secret = "NOPE"
         "{errs:#?}"
     );
 }
+
+#[test]
+fn show_lists_a_status_given_up() {
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let p = status_project(&down, "retries = 1\nbackoff = \"10ms\"", "");
+    let _engine = common::bin::serve(&p);
+    let out = common::bin::run_ok(&p, &["run", "svc", "--wait"]);
+    let id = out.lines().next().unwrap().trim().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = common::bin::run_ok(&p, &["show", &id]);
+        if let Some(line) = shown
+            .lines()
+            .find(|l| l.contains("outbound status pipedeck/build"))
+        {
+            assert!(line.contains(": gave up after 2 attempts: "), "{line}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{shown}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

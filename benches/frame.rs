@@ -153,6 +153,7 @@ fn main() {
         steps: vec![step],
         gates: vec![],
         graph: vec![],
+        chain: Default::default(),
     })));
     let serve = |s: &mut AppState, e: Option<Effect>| {
         let mut e = e;
@@ -274,6 +275,7 @@ fn main() {
         steps,
         gates: vec![],
         graph,
+        chain: Default::default(),
     })));
     s.view = View::Graph;
     let mut times = Vec::new();

@@ -192,6 +192,7 @@ fn detail_state() -> AppState {
         steps,
         gates: s.gates.clone(),
         graph: vec![],
+        chain: Default::default(),
     };
     s.apply_reply(Reply::Detail(Box::new(detail)));
     s.detail_sel = 2;
@@ -496,6 +497,7 @@ fn infra_state() -> AppState {
         steps,
         gates,
         graph,
+        chain: Default::default(),
     })));
     s.view = View::Graph;
     s

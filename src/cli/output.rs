@@ -124,8 +124,32 @@ pub fn print_detail(d: &RunDetail, color: bool) {
     if let Some(reason) = &r.reason {
         outln!("reason: {reason}");
     }
+    for u in &d.chain.upstream {
+        outln!(
+            "upstream: run {} {}@{} {}",
+            u.run_id,
+            u.service,
+            u.branch,
+            short(&u.commit_sha)
+        );
+    }
+    for dn in &d.chain.downstream {
+        outln!(
+            "downstream: run {} {} ({})",
+            dn.run_id,
+            dn.service,
+            dn.status.as_str().replace('_', " ")
+        );
+    }
     for s in &d.steps {
         outln!("{}", step_line(s, color));
+        // What the step wrote to $PIPEDECK_OUTPUT (masked), or a resource's outputs.
+        if let Some(serde_json::Value::Object(o)) = &s.outputs {
+            for (k, v) in o {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                outln!("      {k}={}", crate::domain::ansi::sanitize(&v, false));
+            }
+        }
     }
     for g in &d.gates {
         let who = g

@@ -4,7 +4,7 @@ use super::output::{self, ago, duration, short};
 use super::{Ctx, color, exit, fail};
 use crate::api::EngineClient;
 use crate::domain::{Request, RunDetail, RunInfo, RunStatus, ansi::sanitize, now_ms};
-use crate::store::RunFilter;
+use crate::store::{AuditEntry, RunFilter};
 
 pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, limit: usize) -> i32 {
     let status = match status.as_deref().map(|s| (s, RunStatus::parse(s))) {
@@ -84,6 +84,17 @@ pub async fn show(ctx: &Ctx, run: i64) -> i32 {
                 output::json(&d);
             } else {
                 output::print_detail(&d, ctx.color);
+                // Outbound calls given up (commit statuses, notifications).
+                let audit = c
+                    .ask::<Vec<AuditEntry>>(Request::Audit { run_id: run })
+                    .await;
+                for e in audit.unwrap_or_default() {
+                    if e.action == "outbound_failed" {
+                        let what = e.target.unwrap_or_default();
+                        let why = e.comment.unwrap_or_default();
+                        outln!("  outbound {what}: {}", sanitize(&why, false));
+                    }
+                }
             }
             exit::OK
         }

@@ -137,6 +137,48 @@ fixed_schema!(
     { "description": "Any TOML value; strings may hold ${<id>.outputs.<key>} references." }
 );
 
+fixed_schema!(
+    /// What of an upstream run starts a chained one.
+    ChainOn, "ChainOn", inline: false,
+    { "type": "string", "enum": ["succeeded", "failed", "deployed"] }
+);
+
+fixed_schema!(
+    /// A notification's event.
+    NotifyEvent, "NotifyEvent", inline: false,
+    { "type": "string", "enum": ["gate_waiting", "run_failed", "run_succeeded", "deployed"] }
+);
+
+fixed_schema!(
+    /// A notification's payload.
+    NotifyFormat, "NotifyFormat", inline: false,
+    { "type": "string", "enum": ["json", "slack"] }
+);
+
+fixed_schema!(
+    /// Whether every `after` entry must have happened, or any one.
+    AfterWhen, "AfterWhen", inline: false,
+    { "type": "string", "enum": ["all", "any"] }
+);
+
+fixed_schema!(
+    /// An HTTP check's method.
+    HttpMethod, "HttpMethod", inline: false,
+    { "type": "string", "enum": ["GET", "HEAD", "POST", "PUT"] }
+);
+
+fixed_schema!(
+    /// An HTTP status.
+    HttpStatus, "HttpStatus", inline: true,
+    { "type": "integer", "minimum": 100, "maximum": 599 }
+);
+
+fixed_schema!(
+    /// An HTTP check's retries.
+    Retries, "Retries", inline: true,
+    { "type": "integer", "minimum": 0, "maximum": 100 }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,19 +1,24 @@
 //! Pipeline as code (PC-1..PC-4): the project file, strictly loaded and resolved.
 
+mod chain;
 pub mod infra;
 pub mod json_schema;
 mod load;
+pub mod outbound;
 pub mod schema;
 pub mod user;
 mod validate;
 pub(crate) use validate::format_ms;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use chain::{Chain, ChainCond, ChainOn};
 pub use load::{ConfigError, LoadError, load_project, parse_project};
+pub use verify::{Check, CheckKind, HttpCheck, HttpMethod};
 
 /// The default project file name.
 pub const PROJECT_FILE: &str = "pipedeck.toml";
@@ -27,6 +32,8 @@ pub struct Project {
     pub engine: EngineSettings,
     pub services: BTreeMap<String, Service>,
     pub infra: BTreeMap<String, infra::InfraProject>,
+    /// Notification webhooks (EN-6).
+    pub notify: Vec<outbound::Notify>,
     #[serde(default)]
     pub retention: Retention,
 }
@@ -89,6 +96,12 @@ pub struct Service {
     pub steps: Vec<Step>,
     /// In deploy order.
     pub environments: Vec<EnvDeploy>,
+    /// What starts it besides triggers (SP-7a; runs stored before chains have none).
+    #[serde(default)]
+    pub chain: Chain,
+    /// Commit statuses for its runs (EN-6).
+    #[serde(default)]
+    pub status_reporting: Option<Box<outbound::StatusReporting>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +130,9 @@ pub struct EnvDeploy {
     /// existed read as the default).
     #[serde(default)]
     pub queue: crate::domain::QueuePolicy,
+    /// Checks after the deploy, in order (runs stored before they existed have none).
+    #[serde(default)]
+    pub verify: Vec<Check>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

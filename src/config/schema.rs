@@ -12,7 +12,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::json_schema::{Concurrency, Driver, Duration, InputValue, NameKey, PullRequests};
+use super::json_schema::{
+    AfterWhen, ChainOn, Concurrency, Driver, Duration, HttpMethod, HttpStatus, InputValue, NameKey,
+    NotifyEvent, NotifyFormat, PullRequests, Retries,
+};
 
 pub type Name = Spanned<String>;
 
@@ -42,6 +45,9 @@ pub struct ProjectFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<NameKey, InfraFile>")]
     pub infra: BTreeMap<Name, InfraFile>,
+    /// Notifications (EN-6): webhooks told when a gate waits, a run fails or succeeds, or a deploy finishes.
+    #[serde(default)]
+    pub notify: Vec<NotifyFile>,
     /// The organization's flow-control policy for stack jobs (SJ-3), the outermost level: resource -> environment -> organization -> built-in default.
     #[serde(default)]
     pub policy: PolicyFile,
@@ -246,6 +252,92 @@ pub struct ServiceFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, DeployFile>")]
     pub deploy: BTreeMap<Name, DeployFile>,
+    /// Chained pipelines (SP-7a): runs of other services that start this one, e.g. `[{ service = "api", on = "succeeded" }, { service = "web", on = "deployed", environment = "staging" }]`. The chained run gets the upstream runs' ids, commits and outputs as variables.
+    #[serde(default)]
+    pub after: Vec<AfterFile>,
+    /// Commit statuses (EN-6) to a GitHub-compatible API for this service's runs.
+    pub status_reporting: Option<StatusReportingFile>,
+    /// "all" (default): start once every `after` entry has happened since this service's last chained run; "any": each entry starts a run on its own.
+    #[schemars(with = "Option<AfterWhen>")]
+    pub after_when: Option<Spanned<String>>,
+}
+
+/// Commit statuses: `POST {api}/repos/{owner}/{repo}/statuses/{sha}` with state pending/success/failure/error, a context per stage and environment, a description and a target URL.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusReportingFile {
+    /// The API's base URL (http:// only: this build has no TLS), e.g. a relay to https://api.github.com.
+    #[schemars(with = "String")]
+    pub api: Spanned<String>,
+    /// The repository's owner.
+    pub owner: String,
+    /// The repository's name.
+    pub repo: String,
+    /// The name of one of this service's secrets holding the API token (sent as `Authorization: Bearer`).
+    #[schemars(with = "String")]
+    pub token_secret: Spanned<String>,
+    /// The contexts' prefix: `<context>/build`, `<context>/deploy/<env>` (default "pipedeck").
+    pub context: Option<String>,
+    /// The statuses' link; `{run}` becomes the run id.
+    pub target_url: Option<String>,
+    /// Attempts after the first (default 4, at most 100), on 5xx, 429, timeouts and connection errors; a call that still fails is given up and recorded in the run's audit log.
+    #[schemars(with = "Option<Retries>")]
+    pub retries: Option<Spanned<i64>>,
+    /// Before the first retry (default 1s); doubled each retry, plus up to half again of jitter.
+    #[schemars(with = "Option<Duration>")]
+    pub backoff: Option<Spanned<String>>,
+    /// Per attempt (default 10s).
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// A notification webhook (EN-6).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["url_env"]}, {"required": ["url_file"]}]))]
+pub struct NotifyFile {
+    /// Names the entry in logs and the audit log.
+    #[schemars(with = "NameKey")]
+    pub name: Name,
+    /// The environment variable of the engine holding the webhook URL (URLs are secrets).
+    pub url_env: Option<String>,
+    /// Or the file holding it.
+    pub url_file: Option<String>,
+    /// "json" (default: event, text, run, environment, approve) or "slack" (an incoming webhook's {"text"}).
+    #[schemars(with = "Option<NotifyFormat>")]
+    pub format: Option<Spanned<String>>,
+    /// Which: gate_waiting (with the approve command), run_failed, run_succeeded, deployed (an environment's deploy and checks passed).
+    #[serde(default)]
+    #[schemars(with = "Vec<NotifyEvent>")]
+    pub events: Vec<Spanned<String>>,
+    /// Only these services' runs (default: all).
+    #[serde(default)]
+    #[schemars(with = "Vec<NameKey>")]
+    pub services: Vec<Name>,
+    /// Attempts after the first (default 4, at most 100), on 5xx, 429, timeouts and connection errors; a call that still fails is given up and recorded in the run's audit log.
+    #[schemars(with = "Option<Retries>")]
+    pub retries: Option<Spanned<i64>>,
+    /// Before the first retry (default 1s); doubled each retry, plus up to half again of jitter.
+    #[schemars(with = "Option<Duration>")]
+    pub backoff: Option<Spanned<String>>,
+    /// Per attempt (default 10s).
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// An upstream run that starts this service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AfterFile {
+    /// The upstream service.
+    #[schemars(with = "NameKey")]
+    pub service: Name,
+    /// "succeeded" or "failed" (the upstream run ended so), or "deployed" (it deployed to `environment` and passed its checks there).
+    #[schemars(with = "ChainOn")]
+    pub on: Spanned<String>,
+    /// With on = "deployed": the environment.
+    #[schemars(with = "Option<String>")]
+    pub environment: Option<Spanned<String>>,
 }
 
 /// Where a secret is read from: exactly one of `env` and `file`.
@@ -307,4 +399,42 @@ pub struct DeployFile {
     /// Not allowed: a deploy is never retried on its own (SJ-5).
     #[schemars(skip)]
     pub retries: Option<Spanned<i64>>,
+    /// Checks run after the deploy, in order (SP-3a). A failed check fails this environment and skips the later ones.
+    #[serde(default)]
+    pub verify: Vec<VerifyFile>,
+}
+
+/// A check after a deploy: exactly one of `run` (a command, like a step) and `url` (an HTTP check).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["run"]}, {"required": ["url"]}]))]
+pub struct VerifyFile {
+    /// Unique within the deploy; the check shows as `<environment>.<name>` under its environment.
+    #[schemars(with = "NameKey")]
+    pub name: Name,
+    /// A smoke test: the command, run as `sh -c RUN` in the run's workspace, with logs, like a step.
+    pub run: Option<String>,
+    /// An HTTP check: the http:// URL requested.
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Spanned<String>>,
+    /// HTTP check: GET (default), HEAD, POST or PUT.
+    #[schemars(with = "Option<HttpMethod>")]
+    pub method: Option<Spanned<String>>,
+    /// HTTP check: the status a healthy answer has (default 200).
+    #[schemars(with = "Option<HttpStatus>")]
+    pub status: Option<Spanned<i64>>,
+    /// HTTP check: a substring a healthy answer's body contains.
+    pub body_contains: Option<String>,
+    /// HTTP check: how long one attempt may take (default 10s, at most 10m).
+    #[schemars(with = "Option<Duration>")]
+    pub timeout: Option<Spanned<String>>,
+    /// HTTP check: attempts after the first (default 3, at most 100).
+    #[schemars(with = "Option<Retries>")]
+    pub retries: Option<Spanned<i64>>,
+    /// HTTP check: the wait before the first retry (default 1s); it doubles for each retry after, plus up to half again of random jitter.
+    #[schemars(with = "Option<Duration>")]
+    pub backoff: Option<Spanned<String>>,
+    /// Command check: between SIGTERM and SIGKILL (default: the engine's).
+    #[schemars(with = "Option<Duration>")]
+    pub kill_grace: Option<Spanned<String>>,
 }

@@ -222,6 +222,9 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
         keep_runs: cx.count(&file.retention.keep_runs, "keep_runs", 1_000_000),
         keep_days: cx.count(&file.retention.keep_days, "keep_days", 36_500),
     };
+    super::chain::resolve_chains(&mut cx, &file.services, &mut services);
+    let names: Vec<&str> = file.services.keys().map(|k| k.get_ref().as_str()).collect();
+    let notify = super::outbound::notify(&mut cx, &file.notify, &names);
     let mut infra = BTreeMap::new();
     for (name, f) in &file.infra {
         if let Some(p) = super::infra::resolve_infra(&mut cx, name, f, &envs, &file.policy, &engine)
@@ -232,6 +235,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
     if cx.errors.is_empty() {
         Ok(Project {
             infra,
+            notify,
             name: file.project.name.unwrap_or_else(|| {
                 cx.dir
                     .file_name()
@@ -312,7 +316,7 @@ fn resolve_service(
         }
     };
 
-    let secrets = svc
+    let secrets: Vec<SecretRef> = svc
         .secrets
         .iter()
         .filter_map(|(k, v)| {
@@ -372,6 +376,9 @@ fn resolve_service(
             (None, Some(e)) => parse_duration(e.get_ref()),
             (None, None) => None,
         };
+        let kill_grace_ms = cx.duration(&dep.kill_grace, engine.kill_grace_ms, &KILL_GRACE);
+        let at = format!("services.{sname}.deploy.{ename}");
+        let verify = super::verify::resolve_checks(cx, &at, &dep.verify, engine.kill_grace_ms);
         environments.push(EnvDeploy {
             name: ename.to_string(),
             run: dep.run.clone(),
@@ -388,9 +395,10 @@ fn resolve_service(
                     .unwrap_or(false),
                 expires_after_ms,
             },
-            kill_grace_ms: cx.duration(&dep.kill_grace, engine.kill_grace_ms, &KILL_GRACE),
+            kill_grace_ms,
             timeout_ms: cx.timeout(&dep.timeout, engine.timeout_ms),
             queue: decl.queue.unwrap_or_default(),
+            verify,
         });
         cx.never_retried(&dep.retries, "a deploy is never retried on its own (SJ-5)");
     }
@@ -414,6 +422,10 @@ fn resolve_service(
         }
     }
 
+    let status_reporting = svc
+        .status_reporting
+        .as_ref()
+        .map(|f| Box::new(super::outbound::status_reporting(cx, sname, f, &secrets)));
     if cx.errors.len() > first_error {
         return None;
     }
@@ -434,6 +446,8 @@ fn resolve_service(
         secrets,
         steps,
         environments,
+        chain: Default::default(),
+        status_reporting,
     })
 }
 

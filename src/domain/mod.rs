@@ -27,6 +27,7 @@ macro_rules! words {
 }
 
 pub mod ansi;
+pub mod chain;
 pub mod command;
 pub mod deploy;
 pub mod event;

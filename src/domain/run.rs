@@ -145,12 +145,15 @@ pub enum Stage {
     Resource,
     /// One operation of a resource's stack job (init, refresh, preview, apply, destroy).
     Operation,
+    /// A check after an environment deploy (SP-3a), under its environment: `env.check`.
+    Verify,
 }
 words!(Stage {
     Build => "build",
     Deploy => "deploy",
     Resource => "resource",
     Operation => "operation",
+    Verify => "verify",
 });
 
 /// Production for branch and tag runs, Preview for pull requests (SP-7).
@@ -172,6 +175,8 @@ pub enum Trigger {
     PullRequest,
     Schedule,
     Rerun,
+    /// Another run's end, or its deploy to an environment (SP-7a).
+    Chain,
 }
 words!(Trigger {
     Manual => "manual",
@@ -180,6 +185,7 @@ words!(Trigger {
     PullRequest => "pull_request",
     Schedule => "schedule",
     Rerun => "rerun",
+    Chain => "chain",
 });
 
 /// What a run executes.
@@ -427,6 +433,9 @@ pub struct RunDetail {
     /// Infra runs: each resource with the ids it depends on (for the DAG view).
     #[serde(default)]
     pub graph: Vec<GraphNode>,
+    /// Service runs: the runs that started this one and those it started (SP-7a).
+    #[serde(default)]
+    pub chain: super::chain::ChainLinks,
 }
 
 /// A resource in an infra run's DAG.

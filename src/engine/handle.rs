@@ -10,6 +10,7 @@ use super::runner::Msg;
 use super::{EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
 use crate::config::user::UserConfig;
+use crate::domain::chain::Upstream;
 use crate::domain::command::{Request, Response};
 use crate::domain::deploy::short_sha;
 use crate::domain::{EnvQueue, Event, Operation, QueueKey, RunInfo, RunSpec, RunType, Trigger};
@@ -133,7 +134,7 @@ impl EngineHandle {
     pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Response> {
         let by = || caller.name().to_string();
         Ok(match req {
-            Request::Trigger(t) => Response::Run(self.start_service(caller, t).await?),
+            Request::Trigger(t) => Response::Run(self.start_service(caller, t, Vec::new()).await?),
             Request::TriggerInfra { project, undeploy } => {
                 Response::Run(self.start_infra(caller, &project, undeploy).await?)
             }
@@ -229,8 +230,14 @@ impl EngineHandle {
         })
     }
 
-    /// Starts a run of a service at a branch head or a given commit.
-    async fn start_service(&self, caller: &Caller, req: TriggerRequest) -> Result<RunInfo> {
+    /// Starts a run of a service at a branch head or a given commit; a run that
+    /// `upstream` runs started (a chain) is recorded as triggered by the chain.
+    pub(crate) async fn start_service(
+        &self,
+        caller: &Caller,
+        req: TriggerRequest,
+        upstream: Vec<Upstream>,
+    ) -> Result<RunInfo> {
         let project = self.project.get();
         let svc = project.service(&req.service).ok_or_else(|| {
             let names: Vec<&str> = project.services.keys().map(String::as_str).collect();
@@ -278,7 +285,11 @@ impl EngineHandle {
                 commit: info.sha,
             },
             run_type: RunType::Production,
-            trigger: Trigger::Manual,
+            trigger: if upstream.is_empty() {
+                Trigger::Manual
+            } else {
+                Trigger::Chain
+            },
             commit_message: info.message,
             author: info.author,
             triggered_by: caller.name().to_string(),
@@ -287,6 +298,7 @@ impl EngineHandle {
             allow_older,
             definition: serde_json::to_value(svc)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
+            upstream,
         };
         self.runner(|reply| Msg::Create(Box::new(new), reply)).await
     }
@@ -386,6 +398,7 @@ impl EngineHandle {
             rerun_of: None,
             attempt: 1,
             allow_older: false,
+            upstream: Vec::new(),
             definition: serde_json::to_value(def)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };

@@ -41,9 +41,11 @@
 //! kind that seems to need a change there is asking for a new policy, not a special
 //! case.
 
+mod chain;
 pub mod executor;
 mod handle;
 pub mod live_project;
+mod notify;
 mod plan;
 pub mod preflight;
 mod queue;
@@ -157,10 +159,25 @@ pub async fn start(
     let project = Arc::new(live_project::LiveProject::new(project));
     live_project::watch(project.clone(), shared.shutdown.clone());
     prune_every_hour(tx.clone(), project.clone(), shared.shutdown.clone());
+    // Chains and notifications follow the project as it was at start (a reload
+    // applies to them at the next start).
+    let at_start = project.get();
+    // Subscribed before anything is published, so that no run's end is missed.
+    let chained = chain::any(&at_start).then(|| shared.events.subscribe());
+    let outbound = notify::any(&at_start).then(|| shared.events.subscribe());
+    if let Some(events) = outbound {
+        let shutdown = shared.shutdown.clone();
+        notify::start(at_start.clone(), events, tx.clone(), shutdown);
+    }
     let mut runner = runner::Runner::new(store, shared.clone(), tx.clone(), rx);
     runner.recover()?;
     let task = tokio::spawn(runner.run());
-    Ok((EngineHandle::new(tx, shared, project), task))
+    let handle = EngineHandle::new(tx, shared.clone(), project.clone());
+    if let Some(events) = chained {
+        let shutdown = shared.shutdown.clone();
+        tokio::spawn(chain::watch(handle.clone(), at_start, events, shutdown));
+    }
+    Ok((handle, task))
 }
 
 /// Prunes old history as the project's `[retention]` says, an hour after start and

@@ -44,13 +44,16 @@ impl Deployed {
     }
 }
 
-/// What a service run brings to the lines of its environments (read by the runner).
+/// What a service run brings to the lines of its environments, and the runs that
+/// started it (read by the runner).
 #[derive(Debug, Clone)]
 pub(crate) struct RunFacts {
     pub me: Deployed,
     pub allow_older: bool,
     /// Per environment, the last deploy that started there.
     pub last: HashMap<String, Deployed>,
+    /// The runs that started this one (a chain, SP-7a).
+    pub upstream: Vec<crate::domain::chain::Upstream>,
 }
 
 /// Where a run's deploy to the environment stands.

@@ -117,6 +117,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // process that merely reused the pid.
     "ALTER TABLE steps ADD COLUMN pid INTEGER;
     ALTER TABLE steps ADD COLUMN pid_start INTEGER;",
+    // 7: chained pipelines: which runs started which, with what the upstream run was
+    // and produced (JSON) when it did.
+    "CREATE TABLE chain_links (
+        downstream INTEGER NOT NULL REFERENCES runs(id),
+        upstream INTEGER NOT NULL REFERENCES runs(id),
+        data TEXT NOT NULL
+    );
+    CREATE INDEX chain_links_down ON chain_links(downstream);
+    CREATE INDEX chain_links_up ON chain_links(upstream);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -1,6 +1,7 @@
 //! State in SQLite (runs, steps, gates, audit); logs in append-only files ([`logs`]).
 
 pub mod backup;
+mod chains;
 pub mod deploys;
 mod log_writer;
 pub mod logs;
@@ -49,6 +50,8 @@ pub struct NewRun {
     pub allow_older: bool,
     /// The pipeline definition as it was (a service, or an infra project), as JSON.
     pub definition: serde_json::Value,
+    /// The runs that started this one (a chain, SP-7a).
+    pub upstream: Vec<crate::domain::chain::Upstream>,
 }
 
 /// Filters for listing runs; newest first.
@@ -430,6 +433,7 @@ impl Store {
             steps: self.steps(run_id)?,
             gates: self.gates(run_id)?,
             graph,
+            chain: self.chain_links(run_id)?,
         }))
     }
 

@@ -185,6 +185,7 @@ mod tests {
             attempt: 1,
             allow_older: false,
             definition: serde_json::json!({}),
+            upstream: Vec::new(),
         }
     }
 

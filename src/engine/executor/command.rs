@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::outputs;
 use super::process::{self, ProcSpec};
 use super::spawn::Env;
 use crate::config::{SecretError, Service};
-use crate::domain::RunInfo;
+use crate::domain::chain::Upstream;
+use crate::domain::{RunInfo, StepInfo};
 use crate::engine::scheduler::{Executor, Finished, Outcome, UnitCtx};
 use crate::engine::workspace::{self, WorkspaceError};
 
@@ -22,6 +24,8 @@ pub(crate) enum PrepareError {
     Secret(#[from] SecretError),
     #[error("cannot set the environment: {0}")]
     Env(#[source] std::io::Error),
+    #[error("cannot make the folder for the steps' outputs: {0}")]
+    Outputs(#[source] std::io::Error),
     /// The blocking task making the workspace panicked or was cancelled.
     #[error("{0}")]
     Join(#[from] tokio::task::JoinError),
@@ -34,6 +38,8 @@ pub(crate) struct Command {
     pub kill_grace: Duration,
     /// The unit's own variables (`PIPEDECK_STEP`, `PIPEDECK_ENV`).
     pub env: Vec<(String, String)>,
+    /// The run's row it reports to (its outputs are that row's).
+    pub row: usize,
     /// Stopped and failed after this long.
     pub timeout: Option<Duration>,
     /// Run again this many times after a failure (build steps only).
@@ -45,6 +51,21 @@ fn backoff(n: u32) -> Duration {
     Duration::from_secs(1u64 << (n - 1).min(6)).min(Duration::from_secs(60))
 }
 
+/// One line of pipedeck's own in a unit's log (a failure to write it is only logged:
+/// the attempt's own lines are what matter).
+fn note(log: &process::LogTarget, text: &str) {
+    if let Err(e) = process::note(log, text) {
+        tracing::warn!("step {}: cannot write a note to its log: {e}", log.step_id);
+    }
+}
+
+/// What one unit of a service run does: a command (a step, a deploy, a smoke test),
+/// or an HTTP check after a deploy.
+pub(crate) enum Work {
+    Command(Command),
+    Http(crate::config::HttpCheck),
+}
+
 /// Runs a service run's commands in its workspace, checked out at the run's commit.
 pub(crate) struct CommandExecutor {
     run: RunInfo,
@@ -53,18 +74,46 @@ pub(crate) struct CommandExecutor {
     workspace: PathBuf,
     /// The run's variables, set by `prepare` and shared by every unit.
     env: std::sync::OnceLock<Arc<Env>>,
+    /// Outputs between units.
+    wiring: outputs::Wiring,
+    /// The runs that started this one (a chain).
+    upstream: Vec<Upstream>,
 }
 
 impl CommandExecutor {
-    pub fn new(run: RunInfo, def: Service, data_dir: PathBuf) -> Self {
+    /// `wiring` says which rows come before which; the outputs rows already
+    /// produced (a run resumed after a restart) are read from `steps`.
+    pub fn new(
+        run: RunInfo,
+        def: Service,
+        data_dir: PathBuf,
+        steps: &[StepInfo],
+        wiring: outputs::Wiring,
+    ) -> Self {
         let workspace = data_dir.join("workspaces").join(run.id.to_string());
+        for (row, s) in steps.iter().enumerate() {
+            if let Some(serde_json::Value::Object(o)) = &s.outputs {
+                let values = o
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect();
+                wiring.record(row, values);
+            }
+        }
         Self {
             run,
             def,
             data_dir,
             workspace,
             env: Default::default(),
+            wiring,
+            upstream: Vec::new(),
         }
+    }
+
+    pub fn with_upstream(mut self, upstream: Vec<Upstream>) -> Self {
+        self.upstream = upstream;
+        self
     }
 
     fn variables(&self) -> Vec<(String, String)> {
@@ -92,12 +141,13 @@ impl CommandExecutor {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(outputs::upstream_vars(&self.upstream))
         .collect()
     }
 }
 
 impl Executor for CommandExecutor {
-    type Work = Command;
+    type Work = Work;
     type PrepareError = PrepareError;
 
     /// The workspace at the run's commit, the secrets read, the variables set.
@@ -121,13 +171,21 @@ impl Executor for CommandExecutor {
             secrets.push(v);
         }
         env.extend(self.variables());
+        let dir = outputs::file_for(&self.data_dir, self.run.id, 0);
+        if let Some(dir) = dir.parent() {
+            std::fs::create_dir_all(dir).map_err(PrepareError::Outputs)?;
+        }
         let env = Env::new(&env).map_err(PrepareError::Env)?;
         // `prepare` runs once per walk; a second call keeps the first environment.
         let _ = self.env.set(Arc::new(env));
         Ok(secrets)
     }
 
-    async fn run(&self, work: &Command, ctx: UnitCtx) -> Finished {
+    async fn run(&self, work: &Work, ctx: UnitCtx) -> Finished {
+        let work = match work {
+            Work::Command(c) => c,
+            Work::Http(check) => return super::http::run(check, ctx).await,
+        };
         let Some(env) = self.env.get() else {
             return Finished {
                 outcome: Outcome::Failed("internal error: the run was not prepared".into()),
@@ -135,15 +193,21 @@ impl Executor for CommandExecutor {
                 ended_at: crate::domain::now_ms(),
             };
         };
+        // The unit creates the file if it has outputs (its folder is made in `prepare`).
+        let file = outputs::file_for(&self.data_dir, self.run.id, ctx.log.step_id);
+        let mut extra_env = work.env.clone();
+        extra_env.push((outputs::VAR.into(), file.to_string_lossy().into_owned()));
+        extra_env.extend(self.wiring.inputs(work.row));
+        let masker = ctx.log.masker.clone();
         let mut ctx = ctx;
         let attempts = work.retries + 1;
         let mut attempt = 1;
-        loop {
+        let (outcome, ended_at) = loop {
             let spec = ProcSpec {
                 command: work.run.clone(),
                 cwd: self.workspace.clone(),
                 env: env.clone(),
-                extra_env: work.env.clone(),
+                extra_env: extra_env.clone(),
                 kill_grace: work.kill_grace,
                 interrupt_first: false,
                 timeout: work.timeout,
@@ -165,9 +229,11 @@ impl Executor for CommandExecutor {
                     };
                     note(&ctx.log, &format!("attempt {attempt} of {attempts} {how}"));
                 }
-                return finished(outcome, ended_at);
+                break (outcome, ended_at);
             }
-            // Every attempt's output stays in the log, each after a line that says why.
+            // A failed attempt's outputs are not kept; its output stays in the log,
+            // after a line that says why the step runs again.
+            let _ = std::fs::remove_file(&file);
             let wait = backoff(attempt);
             note(
                 &ctx.log,
@@ -179,18 +245,34 @@ impl Executor for CommandExecutor {
             );
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = ctx.stop.cancelled() => return finished(process::Outcome::Stopped, crate::domain::now_ms()),
+                _ = ctx.stop.cancelled() => break (process::Outcome::Stopped, crate::domain::now_ms()),
             }
             attempt += 1;
+        };
+        let mut end = finished(outcome, ended_at);
+        if matches!(end.outcome, Outcome::Succeeded { .. }) {
+            end.outcome = match outputs::read(&file) {
+                Ok(values) if values.is_empty() => end.outcome,
+                Ok(values) => {
+                    // Shown masked; later units get the values themselves.
+                    let shown = values
+                        .iter()
+                        .map(|(k, v)| {
+                            let m = masker.apply(v.as_bytes());
+                            (k.clone(), String::from_utf8_lossy(&m).into_owned().into())
+                        })
+                        .collect::<serde_json::Map<_, _>>();
+                    self.wiring.record(work.row, values);
+                    Outcome::Succeeded {
+                        outputs: Some(serde_json::Value::Object(shown)),
+                    }
+                }
+                Err(e) => Outcome::Failed(e.to_string()),
+            };
         }
-    }
-}
-
-/// One line of pipedeck's own in a unit's log (a failure to write it is only logged:
-/// the attempt's own lines are what matter).
-fn note(log: &process::LogTarget, text: &str) {
-    if let Err(e) = process::note(log, text) {
-        tracing::warn!("step {}: cannot write a note to its log: {e}", log.step_id);
+        // Read or not, it is of no more use (most units write none).
+        let _ = std::fs::remove_file(&file);
+        end
     }
 }
 

@@ -3,7 +3,9 @@
 mod capture;
 pub mod children;
 pub(crate) mod command;
+pub(crate) mod http;
 pub mod leftovers;
+pub(crate) mod outputs;
 pub mod process;
 pub mod spawn;
 pub(crate) mod stack_job;

@@ -158,7 +158,7 @@ pub fn signal_group(pgid: i32, sig: i32) {
 }
 
 /// Announces a step's durable line count to every client.
-fn publisher(t: &LogTarget) -> OnDurable {
+pub(crate) fn publisher(t: &LogTarget) -> OnDurable {
     let (events, run_id, step_id) = (t.events.clone(), t.run_id, t.step_id);
     Arc::new(move |total_lines| {
         // No subscriber is not an error: the lines are in the file.
@@ -189,7 +189,7 @@ pub fn note(t: &LogTarget, text: &str) -> std::io::Result<()> {
 }
 
 /// Closes `log` once its reader is done; the log's first write or sync error, if any.
-async fn close(log: LogStream) -> io::Result<u64> {
+pub(crate) async fn close(log: LogStream) -> io::Result<u64> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     log.close(Box::new(move |r| {
         // A step whose task was dropped no longer waits for its log.

@@ -4,12 +4,15 @@
 mod infra;
 mod service;
 
+pub(crate) use service::deployed_env;
+
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::executor::command::CommandExecutor;
+use super::executor::outputs::Wiring;
 use super::executor::stack_job::StackJobExecutor;
 use super::queue::RunFacts;
 use super::runner::Msg;
@@ -62,7 +65,8 @@ pub(crate) fn plan(new: &NewRun) -> Result<(Vec<Planned>, Definition)> {
 }
 
 /// Starts the scheduler of a run over its rows (all pending for a new run); a service
-/// run's deploys join their environments' lines with `facts`.
+/// run's deploys join their environments' lines with `facts`, and its steps get what
+/// the runs that started it (a chain) produced.
 pub(crate) fn start(
     run: RunInfo,
     def: Definition,
@@ -76,7 +80,14 @@ pub(crate) fn start(
     match def {
         Definition::Service(svc) => {
             let plan = service::graph(&svc, &steps, &facts);
-            let exec = CommandExecutor::new(run.clone(), svc, data_dir);
+            let mut before = vec![Vec::new(); steps.len()];
+            for u in &plan.units {
+                before[u.step] = u.needs.iter().map(|&d| plan.units[d].step).collect();
+            }
+            let names = steps.iter().map(|s| s.name.clone()).collect();
+            let wiring = Wiring::new(names, before);
+            let exec = CommandExecutor::new(run.clone(), svc, data_dir, &steps, wiring)
+                .with_upstream(facts.upstream.clone());
             tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
         }
         Definition::Infra(p, action) => {

@@ -6,26 +6,60 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Planned;
+use crate::config::CheckKind;
 use crate::config::Service;
 use crate::domain::{GateKey, QueueKey, Stage, StepInfo, StepStatus};
-use crate::engine::executor::command::Command;
+use crate::engine::executor::command::{Command, Work};
 use crate::engine::queue::RunFacts;
 use crate::engine::scheduler::{GateSpec, OnCancel, OnFailure, Plan, Policy, QueueSpec, Unit};
 
-pub(super) fn rows(svc: &Service) -> Vec<Planned> {
-    let build = svc.steps.iter().map(|s| (Stage::Build, &s.name));
-    let deploy = svc.environments.iter().map(|e| (Stage::Deploy, &e.name));
-    build
-        .chain(deploy)
-        .map(|(stage, name)| Planned {
-            stage,
-            name: name.clone(),
-            parent: None,
-        })
-        .collect()
+/// The row name of a check: `env.check`.
+pub(crate) fn check_row(env: &str, check: &str) -> String {
+    format!("{env}.{check}")
 }
 
-pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan<Command> {
+/// The environment that `step` finishing with success means `svc` deployed to: the
+/// step is the environment's last unit (its last check, or the deploy itself).
+pub(crate) fn deployed_env<'a>(svc: &'a Service, step: &StepInfo) -> Option<&'a str> {
+    if step.status != StepStatus::Succeeded {
+        return None;
+    }
+    let env = svc.environments.iter().find(|e| match e.verify.last() {
+        None => step.stage == Stage::Deploy && step.name == e.name,
+        Some(c) => step.stage == Stage::Verify && step.name == check_row(&e.name, &c.name),
+    })?;
+    Some(&env.name)
+}
+
+pub(super) fn rows(svc: &Service) -> Vec<Planned> {
+    let mut out: Vec<Planned> = svc
+        .steps
+        .iter()
+        .map(|s| Planned {
+            stage: Stage::Build,
+            name: s.name.clone(),
+            parent: None,
+        })
+        .collect();
+    for env in &svc.environments {
+        let parent = out.len();
+        out.push(Planned {
+            stage: Stage::Deploy,
+            name: env.name.clone(),
+            parent: None,
+        });
+        for c in &env.verify {
+            out.push(Planned {
+                stage: Stage::Verify,
+                name: check_row(&env.name, &c.name),
+                parent: Some(parent),
+            });
+        }
+    }
+    out
+}
+
+pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan<Work> {
     let mut units = Vec::new();
     let mut settled = Vec::new();
     let mut build_unit: HashMap<&str, usize> = HashMap::new();
@@ -51,13 +85,14 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
             needs: Vec::new(),
             group: None,
             policy: build_policy.clone(),
-            work: Arc::new(Command {
+            work: Arc::new(Work::Command(Command {
                 run: def.run.clone(),
                 kill_grace: Duration::from_millis(def.kill_grace_ms),
                 env: vec![("PIPEDECK_STEP".into(), def.name.clone())],
                 timeout: def.timeout_ms.map(Duration::from_millis),
                 retries: def.retries,
-            }),
+                row: i,
+            })),
         });
     }
     for u in &mut units {
@@ -72,13 +107,21 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
     }
     // Every environment waits for the whole build, then for the one before it.
     let mut before: Vec<usize> = (0..units.len()).collect();
+    let row_of: HashMap<(Stage, &str), usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.stage, s.name.as_str()), i))
+        .collect();
     for (i, row) in steps.iter().enumerate() {
-        if row.stage != Stage::Deploy {
+        if !matches!(row.stage, Stage::Deploy | Stage::Verify) {
             continue;
         }
         if !svc.deployments_enabled {
             let why = format!("deployments are disabled for service {}", svc.name);
             settled.push((i, StepStatus::Skipped, why));
+            continue;
+        }
+        if row.stage == Stage::Verify {
             continue;
         }
         let Some(env) = svc.environments.iter().find(|e| e.name == row.name) else {
@@ -111,7 +154,7 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                     last: facts.last.get(&env.name).cloned(),
                 }),
             },
-            work: Arc::new(Command {
+            work: Arc::new(Work::Command(Command {
                 run: env.run.clone(),
                 kill_grace: Duration::from_millis(env.kill_grace_ms),
                 env: vec![
@@ -121,8 +164,47 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                 timeout: env.timeout_ms.map(Duration::from_millis),
                 // A deploy is never retried on its own (SJ-5).
                 retries: 0,
-            }),
+                row: i,
+            })),
         });
+        // Its checks, one after another; the next environment waits for the last.
+        for c in &env.verify {
+            let name = check_row(&env.name, &c.name);
+            let Some(&step) = row_of.get(&(Stage::Verify, name.as_str())) else {
+                continue;
+            };
+            let work = match &c.kind {
+                CheckKind::Command { run, kill_grace_ms } => Work::Command(Command {
+                    run: run.clone(),
+                    kill_grace: Duration::from_millis(*kill_grace_ms),
+                    env: vec![
+                        ("PIPEDECK_ENV".into(), env.name.clone()),
+                        ("PIPEDECK_STEP".into(), steps[step].path()),
+                    ],
+                    row: step,
+                    timeout: env.timeout_ms.map(Duration::from_millis),
+                    // A failed smoke test fails its environment (HTTP checks retry).
+                    retries: 0,
+                }),
+                CheckKind::Http(h) => Work::Http(h.clone()),
+            };
+            let u = units.len();
+            units.push(Unit {
+                step,
+                needs: std::mem::replace(&mut before, vec![u]),
+                group: None,
+                policy: Policy {
+                    // A failed check fails its environment's deploy: the run fails
+                    // and the later environments are skipped with the reason (SP-3a).
+                    on_failure: OnFailure::FailRun,
+                    on_cancel: OnCancel::Terminate,
+                    gate_before: None,
+                    gate_after: None,
+                    queue: None,
+                },
+                work: Arc::new(work),
+            });
+        }
     }
     Plan {
         units,

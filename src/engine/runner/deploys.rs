@@ -41,6 +41,7 @@ impl Runner {
             me,
             allow_older: self.store.allows_older(run.id)?,
             last,
+            upstream: self.store.upstream(run.id)?,
         })
     }
 

@@ -84,6 +84,13 @@ pub(crate) enum Msg {
         why: Supersession,
     },
     Done(i64),
+    /// An outbound call (a commit status, a notification) was given up: recorded in
+    /// the run's audit log.
+    OutboundFailed {
+        run_id: i64,
+        what: String,
+        why: String,
+    },
     /// A run's driver panicked (a bug): the run fails instead of hanging.
     Crashed(i64, String),
 }
@@ -528,6 +535,16 @@ impl Runner {
                 self.active.remove(&run_id);
                 true
             }
+            Msg::OutboundFailed { run_id, what, why } => logged(
+                self.audit(
+                    "pipedeck",
+                    "outbound_failed",
+                    run_id,
+                    Some(&what),
+                    Some(&why),
+                ),
+                || format!("run {run_id}: recording that {what} failed"),
+            ),
             Msg::Crashed(run_id, why) => {
                 self.active.remove(&run_id);
                 logged(self.crashed(run_id, &why, out), || format!("run {run_id}"))

@@ -171,6 +171,7 @@ impl Runner {
                 },
                 allow_older: false,
                 last: HashMap::new(),
+                upstream: Vec::new(),
             }
         });
         let driver = crate::engine::plan::start(
@@ -228,6 +229,7 @@ impl Runner {
             return Err(EngineError::Stopped);
         }
         let run = self.store.insert_run(new, now_ms())?;
+        self.store.insert_links(run.id, &new.upstream)?;
         out.event(Event::Run { run: run.clone() });
         // The driver starts from what was just stored, not from reading it back.
         let (planned, def) = crate::engine::plan::plan(new)?;
@@ -271,6 +273,8 @@ impl Runner {
             attempt: orig.attempt + 1,
             allow_older,
             definition,
+            // A rerun of a chained run gets what its original got.
+            upstream: self.store.upstream(id)?,
         };
         self.create(&new, out)
     }

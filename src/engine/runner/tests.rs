@@ -28,6 +28,7 @@ fn runner(dir: &std::path::Path) -> (Runner, tokio::sync::broadcast::Receiver<Ev
 
 fn new_run() -> NewRun {
     NewRun {
+        upstream: Vec::new(),
         spec: crate::domain::RunSpec::Service {
             service: "svc".into(),
             branch: "main".into(),

@@ -435,6 +435,7 @@ pub(crate) mod tests {
             steps: vec![],
             gates: vec![],
             graph: vec![],
+            chain: Default::default(),
         }))
     }
 

@@ -233,6 +233,7 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         // Operations sit under their resource, inside the resources section.
         let section = match st.stage {
             Stage::Operation => Stage::Resource,
+            Stage::Verify => Stage::Deploy,
             other => other,
         };
         if last_stage != Some(section) {
@@ -251,7 +252,10 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             (Some(a), None) => duration(s.now.max(a) - a),
             _ => String::new(),
         };
-        let branch = match (st.stage == Stage::Operation, s.ascii) {
+        let branch = match (
+            matches!(st.stage, Stage::Operation | Stage::Verify),
+            s.ascii,
+        ) {
             (true, true) => "   `-",
             (true, false) => "   └",
             (false, true) => "`-",

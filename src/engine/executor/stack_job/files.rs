@@ -118,15 +118,7 @@ pub(super) fn substitute_all(
 
 /// `PIPEDECK_INPUT_` + the key, upper-cased, anything else as `_`.
 pub(super) fn env_name(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    crate::engine::executor::outputs::upper(key)
 }
 
 /// An outputs file: a JSON object, or none (an empty object).

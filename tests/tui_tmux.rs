@@ -63,7 +63,7 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
         socket: format!("pipedeck-test-{}", std::process::id()),
     };
     let cmd = format!(
-        "{} --demo --data-dir {} --as alice",
+        "{} --demo --data-dir {}",
         env!("CARGO_BIN_EXE_pipedeck"),
         data.path().display()
     );
@@ -128,7 +128,7 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
     // Quit: nothing is active, so the dashboard stops the engine it started.
     t.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while pipedeck::api::client::Client::connect(data.path()).is_ok() {
+    while pipedeck::api::client::Client::connect(&data.path().join("engine.sock")).is_ok() {
         assert!(
             Instant::now() < deadline,
             "the engine kept running after quit"

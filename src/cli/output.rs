@@ -64,6 +64,7 @@ pub fn json<T: serde::Serialize>(v: &T) {
     }
 }
 
+pub use crate::domain::ansi::inert;
 pub use crate::domain::format_duration as duration;
 
 pub fn ago(at: Millis) -> String {

@@ -30,15 +30,15 @@ pub async fn run(
 /// Sends `req`, a request that starts a run (service, infra or stack job); with
 /// `wait`, follows the run to the end, hosting an engine when none runs.
 pub async fn start(ctx: &Ctx, req: Request, wait: bool) -> i32 {
-    match Client::connect(&ctx.data_dir) {
+    match Client::connect(&ctx.socket) {
         Ok(client) => trigger(ctx, &client, req, wait).await,
-        Err(e) if !wait => {
+        Err(e) if !wait || matches!(e, crate::api::client::NoEngine::Denied { .. }) => {
             eprintln!("error: {e}");
-            exit::NO_ENGINE
+            super::no_engine_code(&e)
         }
         Err(_) => {
             // Nobody hosts an engine: host one for as long as this run takes.
-            let hosted = match ctx.host().await {
+            let hosted = match ctx.host(None).await {
                 Ok(h) => h,
                 Err(code) => return code,
             };

@@ -4,14 +4,18 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{Ctx, exit};
 
-pub async fn serve(ctx: &Ctx) -> i32 {
-    let hosted = match ctx.host().await {
+pub async fn serve(ctx: &Ctx, socket_group: Option<String>) -> i32 {
+    let who = match &socket_group {
+        Some(g) => format!("the engine's account and group {g}"),
+        None => "the engine's account only".to_string(),
+    };
+    let hosted = match ctx.host(socket_group).await {
         Ok(h) => h,
         Err(code) => return code,
     };
     eprintln!(
-        "pipedeck engine serving {} for {} (Ctrl-C to stop)",
-        hosted.endpoint.url,
+        "pipedeck engine serving {} ({who}) for {} (Ctrl-C to stop)",
+        hosted.endpoint.socket.display(),
         ctx.data_dir.display()
     );
     wait_for_stop_signal().await;

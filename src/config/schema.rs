@@ -45,6 +45,22 @@ pub struct ProjectFile {
     /// The organization's flow-control policy for stack jobs (SJ-3), the outermost level: resource -> environment -> organization -> built-in default.
     #[serde(default)]
     pub policy: PolicyFile,
+    /// Who may do what on a shared engine: roles (viewer, operator, admin) by Unix user and by Unix group. Without this table the engine's own user is admin and everyone who can reach its socket is an operator.
+    pub access: Option<AccessFile>,
+}
+
+/// Roles by Unix user and group. A person's role is the highest of their user entry, their groups' entries and `default`; the engine's own user is always admin. Who may decide a gate comes from its `approvers` (names, or `@group`), else any operator.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessFile {
+    /// Role by Unix user name: `alice = "operator"`.
+    #[serde(default)]
+    pub users: BTreeMap<String, crate::domain::access::Role>,
+    /// Role by Unix group name (the members' groups as the system reports them): `ops = "operator"`.
+    #[serde(default)]
+    pub groups: BTreeMap<String, crate::domain::access::Role>,
+    /// The role of anyone who reaches the engine and is not listed; unset, they are refused.
+    pub default: Option<crate::domain::access::Role>,
 }
 
 /// Flow-control knobs for stack jobs; each unset one comes from the next level out (resource -> environment -> organization -> default).
@@ -167,7 +183,7 @@ pub struct EngineFile {
 pub struct EnvironmentFile {
     /// Pause the run before deploying here until someone approves (`pipedeck approve RUN ENV`).
     pub approval: Option<bool>,
-    /// Who may approve or reject; empty or absent means anyone.
+    /// Who may approve or reject: Unix user names, or `@group` for a Unix group's members; empty or absent means any operator.
     pub approvers: Option<Vec<String>>,
     /// The person who triggered the run may not approve it.
     pub forbid_self_approval: Option<bool>,

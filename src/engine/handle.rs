@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::runner::Msg;
 use super::{EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
-use crate::config::user::UserConfig;
+use crate::domain::access::{Action, Actor, Principal, Refusal, Role};
 use crate::domain::command::{Request, Response};
 use crate::domain::deploy::short_sha;
 use crate::domain::{EnvQueue, Event, Operation, QueueKey, RunInfo, RunSpec, RunType, Trigger};
@@ -19,31 +19,42 @@ pub use crate::domain::command::TriggerRequest;
 /// The most log lines one request returns.
 const MAX_LOG_LINES: usize = 100_000;
 
-/// Who is asking: the name recorded as who triggered, cancelled, approved or
-/// rejected, and in the audit log. The engine side attaches it to each request;
-/// a request never names its caller.
+/// Who is asking: a verified principal, recorded as who triggered, cancelled,
+/// approved or rejected, and in the audit log. The engine side attaches it to each
+/// request (the Unix socket's peer, or this process's own account); a request never
+/// names its caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Caller {
-    name: String,
+    principal: Principal,
 }
 
 impl Caller {
+    /// A caller with no Unix groups (in-process clients and tests).
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into() }
+        Self {
+            principal: Principal::new(name),
+        }
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.principal.name
     }
 
-    /// The user this process runs for: `PIPEDECK_USER`, the user config's `user`,
-    /// `$USER` or `$LOGNAME`, then the account the process runs as.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The account this process runs as, with its groups.
     pub fn local() -> Self {
-        let cfg = UserConfig::load().unwrap_or_else(|e| {
-            tracing::warn!("user config unreadable, identity from the environment: {e}");
-            UserConfig::default()
-        });
-        Self::new(cfg.identity(None))
+        Self {
+            principal: super::account::current(),
+        }
+    }
+}
+
+impl From<Principal> for Caller {
+    fn from(principal: Principal) -> Self {
+        Self { principal }
     }
 }
 
@@ -61,7 +72,7 @@ impl From<String> for Caller {
 
 impl std::fmt::Display for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name)
+        f.write_str(self.name())
     }
 }
 
@@ -74,15 +85,19 @@ pub struct EngineHandle {
     shared: Arc<Shared>,
     project: Arc<Project>,
     caller: Caller,
+    /// The account the engine runs as: always admin.
+    engine_user: Arc<str>,
 }
 
 impl EngineHandle {
     pub(super) fn new(tx: mpsc::Sender<Msg>, shared: Arc<Shared>, project: Arc<Project>) -> Self {
+        let caller = Caller::local();
         Self {
             tx,
             shared,
             project,
-            caller: Caller::local(),
+            engine_user: caller.name().into(),
+            caller,
         }
     }
 
@@ -125,6 +140,7 @@ impl EngineHandle {
     /// Answers one request on behalf of `caller`: the one place requests meet the
     /// runner. Every client (in-process, HTTP) comes through here.
     pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Response> {
+        let role = self.authorize(caller, &req)?;
         let by = || caller.name().to_string();
         Ok(match req {
             Request::Trigger(t) => Response::Run(self.start_service(caller, t).await?),
@@ -164,7 +180,10 @@ impl EngineHandle {
                     run_id,
                     env,
                     decision,
-                    by: by(),
+                    by: Actor {
+                        who: caller.principal().clone(),
+                        role,
+                    },
                     comment,
                     reply,
                 })
@@ -201,6 +220,52 @@ impl EngineHandle {
             }
             Request::Catalog => Response::Catalog(self.project.catalog()),
         })
+    }
+
+    /// The caller's role on this engine; refused when `[access]` does not list it.
+    pub fn role_of(&self, caller: &Caller) -> Result<Role> {
+        let who = caller.principal();
+        Ok(self
+            .project
+            .access
+            .role_of(who, &self.engine_user)
+            .ok_or_else(|| Refusal::NotListed {
+                who: who.name.clone(),
+            })?)
+    }
+
+    /// The caller's role, if it may send `req`: refused when not listed in
+    /// `[access]`, or when its role is below what the request needs. Deciding a
+    /// gate is weighed later, against the gate's policy (approvers, self-approval).
+    pub fn authorize(&self, caller: &Caller, req: &Request) -> Result<Role> {
+        let who = caller.principal();
+        let role = self.role_of(caller)?;
+        let action = match req {
+            Request::Trigger(_)
+            | Request::TriggerInfra { .. }
+            | Request::TriggerStackJob { .. } => Action::Trigger,
+            Request::Cancel { .. } => Action::Cancel,
+            Request::Rerun { .. } => Action::Rerun,
+            Request::Decide { .. } => return Ok(role),
+            Request::ListRuns { .. }
+            | Request::Detail { .. }
+            | Request::WaitingGates
+            | Request::Queues { .. }
+            | Request::Audit { .. }
+            | Request::Logs { .. }
+            | Request::LogCount { .. }
+            | Request::Preflight { .. }
+            | Request::Catalog => Action::Read,
+        };
+        if role < action.needs() {
+            return Err(Refusal::Role {
+                who: who.name.clone(),
+                action,
+                role,
+            }
+            .into());
+        }
+        Ok(role)
     }
 
     /// Starts a run of a service at a branch head or a given commit.

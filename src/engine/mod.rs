@@ -41,6 +41,7 @@
 //! kind that seems to need a change there is asking for a new policy, not a special
 //! case.
 
+pub mod account;
 pub mod executor;
 mod handle;
 mod plan;
@@ -92,6 +93,12 @@ pub enum EngineError {
 impl From<crate::store::StoreError> for EngineError {
     fn from(e: crate::store::StoreError) -> Self {
         EngineError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::domain::access::Refusal> for EngineError {
+    fn from(r: crate::domain::access::Refusal) -> Self {
+        EngineError::Forbidden(r.to_string())
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) enum Msg {
         run_id: i64,
         env: String,
         decision: Decision,
-        by: String,
+        by: crate::domain::access::Actor,
         comment: Option<String>,
         reply: Reply<GateInfo>,
     },

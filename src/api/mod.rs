@@ -4,7 +4,6 @@
 //! Both sides implement [`EngineClient`], so the CLI works the same either way.
 
 pub mod client;
-pub mod datadir;
 pub mod protocol;
 pub mod server;
 

@@ -19,12 +19,12 @@ use futures_util::StreamExt;
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
-use super::datadir::{self, DataDirError};
 use super::protocol::{
     EVENTS_PATH, Endpoint, LAGGED_LINE, REQUEST_PATH, Request, Response, endpoint_path, lock_path,
 };
 use super::{Feed, feed};
 use crate::config::Project;
+use crate::engine::datadir::{self, DataDirError};
 use crate::engine::{self, Caller, EngineError, EngineHandle, account};
 
 #[derive(Debug, thiserror::Error)]

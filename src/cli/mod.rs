@@ -387,6 +387,11 @@ pub fn main() -> i32 {
             ),
         keymap: user_cfg.keymap.clone(),
     };
+    // Owner-only from the start (an engine refuses a data dir others can write).
+    if let Err(e) = crate::engine::datadir::create(&ctx.data_dir) {
+        eprintln!("error: {e}");
+        return exit::USAGE;
+    }
     if cli.demo {
         match crate::tui::demo::unpack(&ctx.data_dir) {
             Ok(p) => ctx.project_path = p,
@@ -441,7 +446,7 @@ fn without_engine(cmd: Option<&Command>) -> Option<i32> {
 }
 
 fn init_tracing(data_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    std::fs::create_dir_all(data_dir).ok()?;
+    crate::engine::datadir::create(data_dir).ok()?;
     let appender = tracing_appender::rolling::daily(data_dir.join("log"), "pipedeck.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     tracing_subscriber::fmt()

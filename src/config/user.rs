@@ -13,7 +13,7 @@ pub struct UserConfig {
     /// The engine's socket (a shared engine's): `PIPEDECK_SOCKET` and `--socket` win.
     pub socket: Option<PathBuf>,
     /// Gone: who you are is the account you run as. Present, it is refused with a hint.
-    user: Option<String>,
+    user: Option<toml::Spanned<String>>,
     /// Draw with plain ASCII instead of box-drawing glyphs.
     pub ascii: Option<bool>,
     /// Key overrides: `"runs.cancel" = "C"` (scopes: global, runs, detail, approvals).
@@ -38,10 +38,10 @@ pub enum UserConfigError {
     },
     /// A key that no longer means anything and must not be trusted to.
     #[error(
-        "{}: error: the `user` key is gone: the engine identifies you by the account you run as\n  hint: remove the key",
+        "{}:{line}: error: the `user` key is gone: the engine identifies you by the account you run as\n  hint: remove the key",
         path.display()
     )]
-    UserKey { path: PathBuf },
+    UserKey { path: PathBuf, line: usize },
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -79,22 +79,25 @@ impl UserConfig {
 
     /// Parses the text of the user config file `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, UserConfigError> {
-        let cfg: Self = toml::from_str(text).map_err(|source| {
-            let at = source.span().map(|s| s.start).unwrap_or(0);
-            let line = text.as_bytes()[..at.min(text.len())]
+        let line_at = |at: usize| {
+            text.as_bytes()[..at.min(text.len())]
                 .iter()
                 .filter(|&&b| b == b'\n')
                 .count()
-                + 1;
+                + 1
+        };
+        let cfg: Self = toml::from_str(text).map_err(|source| {
+            let line = line_at(source.span().map(|s| s.start).unwrap_or(0));
             UserConfigError::Invalid {
                 path: path.to_path_buf(),
                 line,
                 source,
             }
         })?;
-        if cfg.user.is_some() {
+        if let Some(user) = &cfg.user {
             return Err(UserConfigError::UserKey {
                 path: path.to_path_buf(),
+                line: line_at(user.span().start),
             });
         }
         Ok(cfg)
@@ -166,8 +169,9 @@ mod tests {
     fn the_user_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "user = \"alice\"\n").unwrap();
+        std::fs::write(&path, "ascii = true\nuser = \"alice\"\n").unwrap();
         let e = UserConfig::load_from(&path).unwrap_err().to_string();
-        assert!(e.contains("the `user` key is gone"), "{e}");
+        let head = format!("{}:2: error: the `user` key is gone", path.display());
+        assert!(e.starts_with(&head), "{e}");
     }
 }

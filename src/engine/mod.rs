@@ -42,6 +42,7 @@
 //! case.
 
 pub mod account;
+pub mod datadir;
 pub mod executor;
 mod handle;
 mod plan;
@@ -140,9 +141,10 @@ pub async fn start(
     project: Project,
     data_dir: &Path,
 ) -> Result<(EngineHandle, tokio::task::JoinHandle<()>)> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", data_dir.display())))?;
-    let store = Store::open(&data_dir.join("state.db"))?;
+    datadir::prepare(data_dir).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    let db = data_dir.join("state.db");
+    let store = Store::open(&db)?;
+    datadir::owner_only(&db).map_err(|e| EngineError::Internal(e.to_string()))?;
     // Before runs are marked interrupted: what the previous engine's steps left
     // running is stopped (and from now on, what this one's steps leave).
     let shared = Arc::new(Shared::new(data_dir, project.engine.concurrency));

@@ -27,6 +27,27 @@ pub enum DataDirError {
 
 /// Creates the data dir (0700, parents too when missing) or checks the one there.
 pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
+    create(dir)?;
+    check(dir)
+}
+
+/// `path` (a file the engine keeps: its database, say) and its SQLite companions
+/// (`-wal`, `-shm`) made readable and writable by the engine's account alone.
+pub fn owner_only(path: &Path) -> std::io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    for ext in ["-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(ext);
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Creates the data dir, 0700, when it is missing (whatever the umask).
+pub fn create(dir: &Path) -> Result<(), DataDirError> {
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -44,7 +65,7 @@ pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
             },
         )?;
     }
-    check(dir)
+    Ok(())
 }
 
 /// Refuses a data dir that another user owns or could write to.

@@ -363,7 +363,8 @@ impl EngineHandle {
     }
 
     /// A stack job for one resource (SJ-1): `update` (…→ apply), `destroy`, `preview`
-    /// or `refresh`, outside any pipeline run (no environment gate; the policy applies).
+    /// or `refresh`, outside any pipeline run (the policy applies; a job that changes
+    /// a gated resource waits for that approval).
     async fn start_stack_job(
         &self,
         caller: &Caller,
@@ -378,7 +379,12 @@ impl EngineHandle {
         }
         let (p, _) = preflight::locate(&self.project, resource, infra)?;
         let mut def = p.clone();
-        def.gate.approval = false;
+        // No gate bypass: a job that changes the resource (`update`, `destroy`) waits
+        // for the same approval as its environment, or its node gate, would ask for
+        // (one gate, before anything runs); `preview` and `refresh` change nothing.
+        let changes = matches!(operation, "update" | "destroy");
+        let node_gate = p.resources.iter().any(|r| r.id == resource && r.gate);
+        def.gate.approval = changes && (p.gate.approval || node_gate);
         def.resources.retain(|r| r.id == resource);
         if let Some(r) = def.resources.first_mut() {
             r.depends_on.clear();

@@ -120,3 +120,95 @@ async fn a_request_cannot_choose_its_actor() {
     );
     hosted.shutdown().await;
 }
+
+/// TCP for remote attach: per-user tokens, each with at most its role; a missing,
+/// wrong or revoked token is refused, and an address that keeps failing is held off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_tokens_stand_for_their_user_and_role() {
+    use pipedeck::api::tokens;
+    use pipedeck::domain::access::Role;
+    let p = TestProject::new(&format!("{HEADER}\n{SERVICES}"));
+    let mut opts = HostOptions::private(&p.data_dir());
+    opts.listen = Some("127.0.0.1:0".parse().unwrap());
+    let hosted = host(p.project(), &p.data_dir(), &opts).await.unwrap();
+    let (viewer, viewer_token) = tokens::create(&p.data_dir(), "alice", Role::Viewer, 0).unwrap();
+    let (_, operator_token) = tokens::create(&p.data_dir(), "bob", Role::Operator, 0).unwrap();
+    let url = format!("http://{}/v1/request", hosted.tcp.unwrap());
+    let http = reqwest::Client::new();
+    let post = |token: Option<String>, body: Value| {
+        let mut req = http.post(&url).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let code = resp.status().as_u16();
+            (code, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let trigger = json!({"request": "trigger", "service": "slow"});
+    let list = json!({"request": "list_runs", "filter": {}});
+
+    let (code, body) = post(None, trigger.clone()).await;
+    assert_eq!((code, &body["kind"]), (403, &json!("forbidden")), "{body}");
+    let wrong = format!("{}0", &viewer_token[..viewer_token.len() - 1]);
+    let wrong = if wrong == viewer_token {
+        format!("{wrong}1")
+    } else {
+        wrong
+    };
+    let (code, _) = post(Some(wrong.clone()), list.clone()).await;
+    assert_eq!(code, 403);
+
+    // A viewer's token reads, and is refused a mutating request, naming the rule.
+    let (code, body) = post(Some(viewer_token.clone()), list.clone()).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post(Some(viewer_token.clone()), trigger.clone()).await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "alice may not trigger runs: role viewer, needs operator (roles: [access] in the project file)"
+    );
+    // An operator's token acts as its user.
+    let (code, body) = post(Some(operator_token.clone()), trigger.clone()).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["value"]["triggered_by"], "bob");
+    let id = body["value"]["id"].as_i64().unwrap();
+    let (code, _) = post(
+        Some(operator_token.clone()),
+        json!({"request": "cancel", "run_id": id}),
+    )
+    .await;
+    assert_eq!(code, 200);
+
+    // Revoked: refused at once.
+    tokens::revoke(&p.data_dir(), &viewer.id, 1).unwrap();
+    let (code, _) = post(Some(viewer_token), list.clone()).await;
+    assert_eq!(code, 403);
+
+    // Failures from one address: after ten in a minute, even a good token waits.
+    for _ in 0..10 {
+        post(Some(wrong.clone()), list.clone()).await;
+    }
+    let (code, body) = post(Some(operator_token), list).await;
+    assert_eq!(code, 429, "{body}");
+    hosted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_listen_is_refused_without_tls() {
+    let p = TestProject::new(&format!("{HEADER}\n{SERVICES}"));
+    let mut opts = HostOptions::private(&p.data_dir());
+    opts.listen = Some("0.0.0.0:7878".parse().unwrap());
+    let err = match host(p.project(), &p.data_dir(), &opts).await {
+        Ok(_) => panic!("a non-loopback listener was started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with(
+            "refusing to listen on 0.0.0.0:7878: it is not a loopback address, and tokens would cross the network in clear"
+        ),
+        "{err}"
+    );
+    assert!(!p.data_dir().join("engine.sock").exists());
+}

@@ -430,3 +430,54 @@ fn a_data_dir_others_can_write_is_refused_with_the_fix() {
         "{err}"
     );
 }
+
+/// Needs no other user: tokens made, listed (never their secret) and revoked from
+/// the CLI; a listener off loopback is refused, saying why.
+#[test]
+fn tokens_from_the_cli_and_a_refused_listen() {
+    let ops = OpsBox::new("[services]\n");
+    let cli = |args: &[&str]| {
+        Command::new(&ops.bin)
+            .arg("--data-dir")
+            .arg(ops.path().join("engine-data"))
+            .arg("--project")
+            .arg(ops.path().join("proj/pipedeck.toml"))
+            .args(args)
+            .env("PIPEDECK_CONFIG", ops.path().join("no-config.toml"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["token", "create", "--user", "alice", "--role", "viewer"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("pdt_"), "{token}");
+    let id = token.split('_').nth(1).unwrap().to_string();
+    let list = String::from_utf8(cli(&["token", "list"]).stdout).unwrap();
+    assert!(
+        list.contains(&id) && list.contains("alice") && list.contains("viewer"),
+        "{list}"
+    );
+    assert!(!list.contains(&token), "{list}");
+    let out = cli(&["token", "create", "--user", "bob", "--role", "root"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`root` is not a role"));
+    assert!(cli(&["token", "revoke", &id]).status.success());
+    let list = String::from_utf8(cli(&["token", "list"]).stdout).unwrap();
+    assert!(
+        list.lines().nth(1).is_some_and(|l| !l.ends_with(" -")),
+        "{list}"
+    );
+
+    let out = cli(&["serve", "--listen", "192.0.2.1:7878"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("refusing to listen on 192.0.2.1:7878: it is not a loopback address"),
+        "{err}"
+    );
+}

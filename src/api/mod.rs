@@ -6,6 +6,8 @@
 pub mod client;
 pub mod protocol;
 pub mod server;
+mod tcp;
+pub mod tokens;
 
 use std::future::Future;
 use std::pin::Pin;

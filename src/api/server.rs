@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::serve::IncomingStream;
@@ -46,6 +47,10 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address, and tokens would cross the network in clear (this version has no TLS)\n  hint: listen on 127.0.0.1 and reach it through an SSH tunnel (ssh -L PORT:127.0.0.1:PORT HOST), or share the Unix socket"
+    )]
+    NotLoopback(std::net::SocketAddr),
     #[error(transparent)]
     DataDir(#[from] DataDirError),
     #[error("{what}: {source}")]
@@ -66,6 +71,9 @@ pub struct HostOptions {
     /// A Unix group whose members may connect (mode 0660, owned by it); without
     /// one only the engine's own account can (0600).
     pub socket_group: Option<String>,
+    /// Also serve on TCP at this address, for remote attach with per-user tokens
+    /// (`pipedeck token create`); loopback only (no TLS in this version).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl HostOptions {
@@ -74,6 +82,7 @@ impl HostOptions {
         Self {
             socket: super::protocol::socket_path(data_dir),
             socket_group: None,
+            listen: None,
         }
     }
 }
@@ -82,6 +91,8 @@ impl HostOptions {
 pub struct Hosted {
     pub handle: EngineHandle,
     pub endpoint: Endpoint,
+    /// Where the TCP listener is bound, when asked for one.
+    pub tcp: Option<std::net::SocketAddr>,
     data_dir: PathBuf,
     stop_server: CancellationToken,
     server: tokio::task::JoinHandle<()>,
@@ -90,11 +101,11 @@ pub struct Hosted {
 }
 
 #[derive(Clone)]
-struct AppState {
-    handle: EngineHandle,
+pub(super) struct AppState {
+    pub(super) handle: EngineHandle,
     /// Fires when the server stops: open event streams end then, or a graceful
     /// shutdown would wait for their clients for ever.
-    stop: CancellationToken,
+    pub(super) stop: CancellationToken,
 }
 
 /// The peer of one connection: its uid as the kernel reports it (`SO_PEERCRED`).
@@ -136,6 +147,11 @@ pub async fn host(
         what: what.to_string(),
         source,
     };
+    if let Some(addr) = opts.listen
+        && !addr.ip().is_loopback()
+    {
+        return Err(HostError::NotLoopback(addr));
+    }
     datadir::prepare(data_dir)?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -168,7 +184,17 @@ pub async fn host(
         handle: handle.clone(),
         stop: stop_server.clone(),
     };
-    let app = router(state).into_make_service_with_connect_info::<Peer>();
+    let tcp = match opts.listen {
+        Some(addr) => Some(
+            super::tcp::serve(state.clone(), data_dir, addr)
+                .await
+                .map_err(|e| io(&format!("cannot listen on {addr}"), e))?,
+        ),
+        None => None,
+    };
+    let app = router(state)
+        .layer(middleware::from_fn(peer_caller))
+        .into_make_service_with_connect_info::<Peer>();
     let stop = stop_server.clone();
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
@@ -181,6 +207,7 @@ pub async fn host(
     Ok(Hosted {
         handle,
         endpoint,
+        tcp,
         data_dir: data_dir.to_path_buf(),
         stop_server,
         server,
@@ -272,14 +299,31 @@ impl Hosted {
     }
 }
 
-fn router(state: AppState) -> Router {
+/// The routes; a layer outside them attaches the verified [`Caller`] to each request.
+pub(super) fn router(state: AppState) -> Router {
     Router::new()
         .route(REQUEST_PATH, post(request))
         .route(EVENTS_PATH, get(events))
         .with_state(state)
 }
 
-struct ApiError(EngineError);
+/// On the Unix socket: the caller is the peer's account.
+async fn peer_caller(mut req: axum::extract::Request, next: Next) -> axum::response::Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0)
+        .unwrap_or(Peer(None));
+    match peer.caller().await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) struct ApiError(pub(super) EngineError);
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
@@ -301,13 +345,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The one request route: the body is a [`Request`]; the caller is the peer.
+/// The one request route: the body is a [`Request`]; the caller is the transport's.
 async fn request(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Json<Response>, ApiError> {
-    let caller = peer.caller().await?;
     let req: Request = serde_json::from_slice(&body)
         .map_err(|e| EngineError::Invalid(format!("not a valid request: {e}")))?;
     Ok(Json(st.handle.handle(&caller, req).await?))
@@ -317,14 +360,10 @@ async fn request(
 /// right).
 async fn events(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    Extension(caller): Extension<Caller>,
 ) -> axum::response::Response {
-    let allowed = match peer.caller().await {
-        Ok(caller) => st.handle.role_of(&caller).map_err(ApiError),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = allowed {
-        return e.into_response();
+    if let Err(e) = st.handle.role_of(&caller) {
+        return ApiError(e).into_response();
     }
     let stream = feed(st.handle.subscribe()).map(|f| {
         let mut line = match f {

@@ -28,6 +28,7 @@ mod run;
 mod serve;
 mod show;
 mod stack_job;
+mod token;
 
 use std::path::PathBuf;
 
@@ -100,7 +101,16 @@ pub enum Command {
         /// what is then `[access]` in the project file.
         #[arg(long, value_name = "GROUP")]
         socket_group: Option<String>,
+        /// Also serve on TCP (e.g. 127.0.0.1:7878) for remote attach: each request
+        /// needs a per-user token (`pipedeck token create`). Loopback only: this
+        /// version has no TLS, so another address is refused.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
     },
+    /// Per-user tokens for `serve --listen` (the engine's account only: they live in
+    /// its data dir, hashed).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Trigger a run of a service; prints the run id first.
     Run {
         /// The service, as the project file names it.
@@ -245,11 +255,13 @@ impl Ctx {
     pub async fn host(
         &self,
         socket_group: Option<String>,
+        listen: Option<std::net::SocketAddr>,
     ) -> Result<crate::api::server::Hosted, i32> {
         let project = self.load_project()?;
         let opts = crate::api::server::HostOptions {
             socket: self.socket.clone(),
             socket_group,
+            listen,
         };
         crate::api::server::host(project, &self.data_dir, &opts)
             .await
@@ -478,7 +490,11 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             }
             Err(code) => code,
         },
-        Command::Serve { socket_group } => serve::serve(&ctx, socket_group).await,
+        Command::Serve {
+            socket_group,
+            listen,
+        } => serve::serve(&ctx, socket_group, listen).await,
+        Command::Token(cmd) => token::token(&ctx, cmd),
         Command::Run {
             service,
             branch,

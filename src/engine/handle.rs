@@ -26,6 +26,8 @@ const MAX_LOG_LINES: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Caller {
     principal: Principal,
+    /// The most this caller may do whatever its role (a token's role).
+    cap: Option<Role>,
 }
 
 impl Caller {
@@ -33,6 +35,15 @@ impl Caller {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             principal: Principal::new(name),
+            cap: None,
+        }
+    }
+
+    /// The same caller, allowed at most `role`.
+    pub fn with_cap(self, role: Role) -> Self {
+        Self {
+            cap: Some(role),
+            ..self
         }
     }
 
@@ -48,13 +59,17 @@ impl Caller {
     pub fn local() -> Self {
         Self {
             principal: super::account::current(),
+            cap: None,
         }
     }
 }
 
 impl From<Principal> for Caller {
     fn from(principal: Principal) -> Self {
-        Self { principal }
+        Self {
+            principal,
+            cap: None,
+        }
     }
 }
 
@@ -225,13 +240,14 @@ impl EngineHandle {
     /// The caller's role on this engine; refused when `[access]` does not list it.
     pub fn role_of(&self, caller: &Caller) -> Result<Role> {
         let who = caller.principal();
-        Ok(self
+        let role = self
             .project
             .access
             .role_of(who, &self.engine_user)
             .ok_or_else(|| Refusal::NotListed {
                 who: who.name.clone(),
-            })?)
+            })?;
+        Ok(caller.cap.map_or(role, |cap| role.min(cap)))
     }
 
     /// The caller's role, if it may send `req`: refused when not listed in

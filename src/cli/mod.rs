@@ -458,7 +458,7 @@ fn without_engine(cmd: Option<&Command>) -> Option<i32> {
 }
 
 fn init_tracing(data_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    crate::engine::datadir::create(data_dir).ok()?;
+    std::fs::create_dir_all(data_dir).ok()?;
     let appender = tracing_appender::rolling::daily(data_dir.join("log"), "pipedeck.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     tracing_subscriber::fmt()

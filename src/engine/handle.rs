@@ -6,9 +6,9 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::runner::Msg;
-use super::{EngineError, Result, Shared, preflight, workspace};
+use super::{Caller, EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
-use crate::domain::access::{Action, Actor, Principal, Refusal, Role};
+use crate::domain::access::{Action, Actor, Refusal, Role};
 use crate::domain::command::{Request, Response};
 use crate::domain::deploy::short_sha;
 use crate::domain::{EnvQueue, Event, Operation, QueueKey, RunInfo, RunSpec, RunType, Trigger};
@@ -18,78 +18,6 @@ pub use crate::domain::command::TriggerRequest;
 
 /// The most log lines one request returns.
 const MAX_LOG_LINES: usize = 100_000;
-
-/// Who is asking: a verified principal, recorded as who triggered, cancelled,
-/// approved or rejected, and in the audit log. The engine side attaches it to each
-/// request (the Unix socket's peer, or this process's own account); a request never
-/// names its caller.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Caller {
-    principal: Principal,
-    /// The most this caller may do whatever its role (a token's role).
-    cap: Option<Role>,
-}
-
-impl Caller {
-    /// A caller with no Unix groups (in-process clients and tests).
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            principal: Principal::new(name),
-            cap: None,
-        }
-    }
-
-    /// The same caller, allowed at most `role`.
-    pub fn with_cap(self, role: Role) -> Self {
-        Self {
-            cap: Some(role),
-            ..self
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.principal.name
-    }
-
-    pub fn principal(&self) -> &Principal {
-        &self.principal
-    }
-
-    /// The account this process runs as, with its groups.
-    pub fn local() -> Self {
-        Self {
-            principal: super::account::current(),
-            cap: None,
-        }
-    }
-}
-
-impl From<Principal> for Caller {
-    fn from(principal: Principal) -> Self {
-        Self {
-            principal,
-            cap: None,
-        }
-    }
-}
-
-impl From<&str> for Caller {
-    fn from(name: &str) -> Self {
-        Self::new(name)
-    }
-}
-
-impl From<String> for Caller {
-    fn from(name: String) -> Self {
-        Self::new(name)
-    }
-}
-
-impl std::fmt::Display for Caller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A cheap, cloneable handle on a running engine. As an in-process client
 /// ([`crate::api::EngineClient`]) it acts as its caller: the local user of the
@@ -247,7 +175,7 @@ impl EngineHandle {
             .ok_or_else(|| Refusal::NotListed {
                 who: who.name.clone(),
             })?;
-        Ok(caller.cap.map_or(role, |cap| role.min(cap)))
+        Ok(caller.cap().map_or(role, |cap| role.min(cap)))
     }
 
     /// The caller's role, if it may send `req`: refused when not listed in

@@ -42,6 +42,7 @@
 //! case.
 
 pub mod account;
+mod caller;
 pub mod datadir;
 pub mod executor;
 mod handle;
@@ -63,7 +64,8 @@ use crate::config::Project;
 use crate::domain::Event;
 use crate::store::{LogStore, Store};
 
-pub use handle::{Caller, EngineHandle, TriggerRequest};
+pub use caller::Caller;
+pub use handle::{EngineHandle, TriggerRequest};
 
 /// What went wrong with a command. The CLI maps kinds to exit codes and the
 /// HTTP API to status codes.

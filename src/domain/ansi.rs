@@ -48,10 +48,47 @@ fn csi(chars: &mut Chars<'_>, keep_sgr: bool, out: &mut String) {
             .chars()
             .all(|c| c.is_ascii_digit() || c == ';' || c == ':')
     {
-        out.push_str("\u{1b}[");
-        out.push_str(&seq);
-        out.push('m');
+        let kept = without_blink_or_conceal(&seq);
+        if !kept.is_empty() || seq.is_empty() {
+            out.push_str("\u{1b}[");
+            out.push_str(&kept);
+            out.push('m');
+        }
     }
+}
+
+/// SGR parameters without blink (5, 6) and conceal (8): text that flashes or hides
+/// itself has no place in a log. The colour selectors `38;5;N` and `38;2;R;G;B`
+/// (and 48, 58) keep their own 5s and 2s.
+fn without_blink_or_conceal(params: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut it = params.split(';');
+    while let Some(p) = it.next() {
+        match p {
+            "38" | "48" | "58" => {
+                kept.push(p);
+                let n = match it.next() {
+                    Some(sel @ "5") => {
+                        kept.push(sel);
+                        1
+                    }
+                    Some(sel @ "2") => {
+                        kept.push(sel);
+                        3
+                    }
+                    Some(other) => {
+                        kept.push(other);
+                        0
+                    }
+                    None => 0,
+                };
+                kept.extend(it.by_ref().take(n));
+            }
+            "5" | "6" | "8" | "05" | "06" | "08" => {}
+            p => kept.push(p),
+        }
+    }
+    kept.join(";")
 }
 
 /// The rest of a control string, up to BEL or ST (ESC \ or 0x9c): dropped.
@@ -95,6 +132,22 @@ pub fn inert(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn logs_keep_colours_but_not_blink_or_conceal() {
+        use super::sanitize;
+        assert_eq!(
+            sanitize("\u{1b}[1;5;31mx\u{1b}[0m", true),
+            "\u{1b}[1;31mx\u{1b}[0m"
+        );
+        assert_eq!(sanitize("\u{1b}[8mhidden", true), "hidden");
+        assert_eq!(sanitize("\u{1b}[6mfast", true), "fast");
+        assert_eq!(
+            sanitize("\u{1b}[38;5;208;48;2;5;8;5mc", true),
+            "\u{1b}[38;5;208;48;2;5;8;5mc"
+        );
+        assert_eq!(sanitize("\u{1b}[mreset", true), "\u{1b}[mreset");
+    }
+
     #[test]
     fn untrusted_text_is_inert() {
         let evil = "feat\u{1b}]0;pwned\u{7}/x\u{1b}[2J\u{1b}[31mred\u{9b}1;1H\u{202e}gnp.exe\nnext";

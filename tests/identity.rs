@@ -332,6 +332,25 @@ run = "true"
     let gate = &shown["gates"][0];
     assert_eq!(gate["decided_by"], bob.as_str(), "{shown:#}");
     assert_eq!(gate["comment"], "ship it");
+
+    // The audit log, as a viewer reads it: who did what, as verified.
+    let audit: serde_json::Value =
+        serde_json::from_str(&ops.ok(&carol, &["audit", "--json"])).unwrap();
+    let entries: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        entries,
+        [(alice.as_str(), "trigger"), (bob.as_str(), "approve")]
+    );
+    let text = ops.ok(&carol, &["audit", "--run", &id]);
+    assert!(
+        text.contains(bob.as_str()) && text.contains("prod: ship it"),
+        "{text}"
+    );
 }
 
 #[test]

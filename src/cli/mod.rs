@@ -16,6 +16,7 @@ macro_rules! out {
     };
 }
 
+mod audit;
 pub mod color;
 mod complete;
 mod control;
@@ -106,6 +107,15 @@ pub enum Command {
         /// version has no TLS, so another address is refused.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+    },
+    /// The audit log: who triggered, cancelled, reran, approved or rejected what, and when.
+    Audit {
+        /// Only this run's entries.
+        #[arg(long, add = run_ids())]
+        run: Option<i64>,
+        /// The newest this many entries (of every run).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
     /// Per-user tokens for `serve --listen` (the engine's account only: they live in
     /// its data dir, hashed).
@@ -495,6 +505,7 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             listen,
         } => serve::serve(&ctx, socket_group, listen).await,
         Command::Token(cmd) => token::token(&ctx, cmd),
+        Command::Audit { run, limit } => audit::audit(&ctx, run, limit).await,
         Command::Run {
             service,
             branch,

@@ -16,6 +16,9 @@ use crate::store::{LogLine, NewRun};
 
 pub use crate::domain::command::TriggerRequest;
 
+/// The most audit entries one request returns.
+const MAX_AUDIT: usize = 100_000;
+
 /// The most log lines one request returns.
 const MAX_LOG_LINES: usize = 100_000;
 
@@ -83,6 +86,15 @@ impl EngineHandle {
     /// Answers one request on behalf of `caller`: the one place requests meet the
     /// runner. Every client (in-process, HTTP) comes through here.
     pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Response> {
+        let r = self.answer(caller, req).await;
+        if let Err(EngineError::Forbidden(why)) = &r {
+            // The engine's log keeps every refusal (the audit log, what was done).
+            tracing::warn!(caller = caller.name(), "refused: {why}");
+        }
+        r
+    }
+
+    async fn answer(&self, caller: &Caller, req: Request) -> Result<Response> {
         let role = self.authorize(caller, &req)?;
         let by = || caller.name().to_string();
         Ok(match req {
@@ -143,6 +155,10 @@ impl EngineHandle {
             Request::Audit { run_id } => {
                 Response::Audit(self.runner(|r| Msg::Audit(run_id, r)).await?)
             }
+            Request::AuditLog { limit } => Response::Audit(
+                self.runner(|r| Msg::AuditLog(limit.min(MAX_AUDIT), r))
+                    .await?,
+            ),
             Request::Logs {
                 run_id,
                 step_id,
@@ -196,6 +212,7 @@ impl EngineHandle {
             | Request::WaitingGates
             | Request::Queues { .. }
             | Request::Audit { .. }
+            | Request::AuditLog { .. }
             | Request::Logs { .. }
             | Request::LogCount { .. }
             | Request::Preflight { .. }

@@ -1,5 +1,6 @@
 //! State in SQLite (runs, steps, gates, audit); logs in append-only files ([`logs`]).
 
+mod audit;
 pub mod deploys;
 mod log_writer;
 pub mod logs;

@@ -45,6 +45,8 @@ pub(crate) enum Msg {
     Detail(i64, Reply<RunDetail>),
     WaitingGates(Reply<Vec<GateInfo>>),
     Audit(i64, Reply<Vec<AuditEntry>>),
+    /// The newest `.0` entries of the whole audit log.
+    AuditLog(usize, Reply<Vec<AuditEntry>>),
     /// Each environment's queue.
     Queues(Vec<(QueueKey, QueuePolicy)>, Reply<Vec<EnvQueue>>),
     /// What each environment runs now.
@@ -414,6 +416,11 @@ impl Runner {
             }
             Msg::Audit(id, reply) => {
                 let r = self.store.audit(id).map_err(Into::into);
+                out.reply(reply, r);
+                true
+            }
+            Msg::AuditLog(limit, reply) => {
+                let r = self.store.audit_log(limit).map_err(Into::into);
                 out.reply(reply, r);
                 true
             }

@@ -11,7 +11,9 @@ use crate::config::Project;
 use crate::domain::access::{Action, Actor, Refusal, Role};
 use crate::domain::command::{Request, Response};
 use crate::domain::deploy::short_sha;
-use crate::domain::{EnvQueue, Event, Operation, QueueKey, RunInfo, RunSpec, RunType, Trigger};
+use crate::domain::{
+    EnvQueue, Event, Operation, QueueKey, RunInfo, RunKind, RunSpec, RunType, Trigger,
+};
 use crate::store::{LogLine, NewRun};
 
 pub use crate::domain::command::TriggerRequest;
@@ -130,7 +132,9 @@ impl EngineHandle {
                 env,
                 decision,
                 comment,
-            } => Response::Gate(
+            } => Response::Gate({
+                self.current_gate_allows(caller, role, run_id, &env, decision)
+                    .await?;
                 self.runner(|reply| Msg::Decide {
                     run_id,
                     env,
@@ -142,8 +146,8 @@ impl EngineHandle {
                     comment,
                     reply,
                 })
-                .await?,
-            ),
+                .await?
+            }),
             Request::ListRuns { filter } => {
                 Response::Runs(self.runner(|r| Msg::List(filter, r)).await?)
             }
@@ -179,6 +183,49 @@ impl EngineHandle {
             }
             Request::Catalog => Response::Catalog(self.project.catalog()),
         })
+    }
+
+    /// The gate policy as the project file sets it now is checked as well as the one
+    /// recorded with the run (the runner's check): a decision needs both, so a rerun
+    /// of an old run, or a run from before a policy was tightened, gets the stricter.
+    async fn current_gate_allows(
+        &self,
+        caller: &Caller,
+        role: Role,
+        run_id: i64,
+        env: &str,
+        decision: crate::domain::Decision,
+    ) -> Result<()> {
+        let run = self.runner(|r| Msg::Detail(run_id, r)).await?.run;
+        let policy = match run.kind {
+            RunKind::Service => self.project.service(&run.service).and_then(|s| {
+                s.environments
+                    .iter()
+                    .find(|e| e.name == env)
+                    .map(|e| &e.gate)
+            }),
+            RunKind::Infra | RunKind::StackJob => {
+                self.project.infra.get(&run.service).map(|p| &p.gate)
+            }
+        };
+        let Some(policy) = policy else {
+            return Ok(()); // gone from the project: the recorded policy decides
+        };
+        let decider = crate::config::Decider {
+            who: caller.principal(),
+            role,
+            action: match decision {
+                crate::domain::Decision::Approve => Action::Approve,
+                crate::domain::Decision::Reject => Action::Reject,
+            },
+            env,
+            run_id,
+            triggered_by: &run.triggered_by,
+        };
+        match policy.refuses(&decider) {
+            Some(why) => Err(why.into()),
+            None => Ok(()),
+        }
     }
 
     /// The caller's role on this engine; refused when `[access]` does not list it.

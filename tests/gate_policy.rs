@@ -67,3 +67,35 @@ async fn a_tightened_policy_holds_for_a_run_recorded_under_the_old_one() {
     assert_eq!(g.status, GateStatus::Approved);
     h.shutdown().await;
 }
+
+/// With `[access]` and no default, someone not listed may not even read; a listed
+/// viewer reads but may not cancel; the engine's own account is admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_rules_refuse_the_unlisted_and_cap_the_viewer() {
+    let p = TestProject::new(&format!(
+        "{}\n[access.users]\nalice = \"operator\"\ncarol = \"viewer\"\n",
+        gated(r#""alice""#)
+    ));
+    let h = p.start().await;
+    let err = h
+        .as_caller("eve")
+        .runs(Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "eve may not use this engine: not listed in the project's [access] table, which sets no default role"
+    );
+    let run = h.as_caller("alice").trigger(trigger("svc")).await.unwrap();
+    assert_eq!(run.triggered_by, "alice");
+    let carol = h.as_caller("carol");
+    assert_eq!(carol.runs(Default::default()).await.unwrap().len(), 1);
+    let err = carol.cancel(run.id).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "carol may not cancel runs: role viewer, needs operator (roles: [access] in the project file)"
+    );
+    // The handle's own caller is the engine's account: admin, whatever [access] says.
+    let me = pipedeck::engine::Caller::local();
+    h.as_caller(me).cancel(run.id).await.unwrap();
+}

@@ -90,3 +90,65 @@ run = "true"
     assert_eq!(json["run"]["author"], author);
     assert_eq!(json["run"]["branch"], branch);
 }
+
+/// The dashboard draws the same fields inert: the runs table (wide, with branch and
+/// author) and a run's header and gate notes.
+#[test]
+fn escape_sequences_draw_inert_in_the_dashboard() {
+    use pipedeck::domain::{RunDetail, RunInfo};
+    use pipedeck::tui::action::Reply;
+    use pipedeck::tui::app::{AppState, View};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    const NOW: i64 = 1_800_000_000_000;
+    let run: RunInfo = serde_json::from_value(serde_json::json!({
+        "id": 1, "kind": "service", "service": "evil", "run_type": "production",
+        "trigger": "manual", "branch": "feat/\u{9b}2Jx\u{202e}gnp", "tag": null,
+        "commit_sha": "0123456789abcdef0123456789abcdef01234567",
+        "commit_message": "fix\u{1b}]52;c;ZXZpbA==\u{7} things",
+        "author": "Mallory\u{1b}]0;pwned\u{7}\u{1b}[2JBlink",
+        "triggered_by": "eve\u{1b}[31m", "status": "succeeded",
+        "reason": "why\u{1b}[1Anot", "created_at": NOW - 1000, "started_at": NOW - 1000,
+        "ended_at": NOW, "rerun_of": null, "attempt": 1, "environment": null,
+        "resource": null, "operation": null
+    }))
+    .unwrap();
+    let draw = |s: &AppState| {
+        let (w, h) = (200, 40);
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        let km = pipedeck::tui::keymap::Keymap::default();
+        t.draw(|f| pipedeck::tui::views::render(f, s, &km)).unwrap();
+        let buf = t.backend().buffer().clone();
+        (0..h)
+            .map(|y| {
+                (0..w)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect::<String>()
+    };
+    let mut s = AppState::new(vec!["evil".into()], false, "/data".into());
+    s.now = NOW;
+    s.runs = vec![run.clone()];
+    let table = draw(&s);
+    assert_inert("runs table", &table);
+    assert!(
+        table.contains("MalloryBlink") && table.contains("feat/xgnp"),
+        "{table}"
+    );
+    s.view = View::Detail;
+    s.apply_reply(Reply::Detail(Box::new(RunDetail {
+        run,
+        steps: Vec::new(),
+        gates: Vec::new(),
+        graph: Default::default(),
+    })));
+    let detail = draw(&s);
+    assert_inert("run detail", &detail);
+    assert!(
+        detail.contains("by eve") && detail.contains("whynot"),
+        "{detail}"
+    );
+}

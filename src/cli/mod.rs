@@ -53,7 +53,8 @@ pub mod exit {
 const EXIT_CODES: &str = "Exit codes:
   0  success (for a run: it succeeded)
   1  the run failed (or was interrupted)
-  2  usage or config error, or a request the engine refused
+  2  usage or config error, or a request the engine could not carry out (no such
+     run, no gate waiting, an older commit without --allow-older)
   3  the run was cancelled or a gate rejected it
   4  no engine is running, or it could not be reached
   5  refused: your account may not do this (its role in [access], a gate's

@@ -69,7 +69,7 @@ for k in range(n):
     print(f"s{k}: {deps}\n\t/bin/true")
 PY
 
-PD=("$BIN" --data-dir "$WORK/data" --project "$WORK/proj/pipedeck.toml" --as bench)
+PD=("$BIN" --data-dir "$WORK/data" --project "$WORK/proj/pipedeck.toml")
 # Warm up: seed the repos so neither measurement pays for it.
 "${PD[@]}" validate >/dev/null
 
@@ -151,7 +151,7 @@ mks=(); pdis=(); ratios=()
 for i in $(seq 1 $PAIRS); do
   t0=$(now); make -s -j2 -f "$WORK/infra.mk" all; t1=$(now)
   mks+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-  t0=$(now); "$BIN" --data-dir "$WORK/idata$i" --project "$WORK/infra.toml" --as bench infra run big --wait > "$WORK/infra.out"; t1=$(now)
+  t0=$(now); "$BIN" --data-dir "$WORK/idata$i" --project "$WORK/infra.toml" infra run big --wait > "$WORK/infra.out"; t1=$(now)
   pdis+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
   ratios+=("$(ratio "${pdis[-1]}" "${mks[-1]}")")
   echo "  pair $i: make -j2 ${mks[-1]}s, pipedeck ${pdis[-1]}s ($(tail -n 1 "$WORK/infra.out")), ratio ${ratios[-1]}"

@@ -12,6 +12,7 @@ Prints figures; never fails on time.
 import http.client
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def serve(binary, work):
     data = os.path.join(work, "data")
     p = subprocess.Popen(
         [binary, "--data-dir", data, "--project", os.path.join(proj, "pipedeck.toml"),
-         "--as", "bench", "serve"],
+         "serve"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ep = os.path.join(data, "engine.json")
     for _ in range(400):
@@ -58,10 +59,26 @@ def serve(binary, work):
     sys.exit(f"{binary}: the engine did not start")
 
 
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over the engine's Unix socket (binaries from before it served on loopback)."""
+
+    def __init__(self, path):
+        super().__init__("engine")
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
 def client(e):
-    u = urllib.parse.urlparse(e["url"])
-    conn = http.client.HTTPConnection(u.hostname, u.port)
-    headers = {"Authorization": "Bearer " + e["token"], "Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"}
+    if "socket" in e:
+        conn = UnixConnection(e["socket"])
+    else:
+        u = urllib.parse.urlparse(e["url"])
+        conn = http.client.HTTPConnection(u.hostname, u.port)
+        headers["Authorization"] = "Bearer " + e["token"]
 
     def ask(req):
         conn.request("POST", "/v1/request", json.dumps(req), headers)

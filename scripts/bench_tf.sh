@@ -39,7 +39,7 @@ sed -e 's/^approval = true$/approval = false/' -e 's/^pause_before_apply = true$
     -e 's/^concurrency = 4$/concurrency = 2/' "$ROOT/assets/demo/pipedeck.toml" > "$ROOT/assets/demo/.bench-tf.toml"
 trap 'rm -rf "$W" "$ROOT/assets/demo/.bench-tf.toml"' EXIT
 t0=$(now)
-"$BIN" --project "$ROOT/assets/demo/.bench-tf.toml" --data-dir "$W/pd" --as bench infra run aws-staging --wait > "$W/pd.out"
+"$BIN" --project "$ROOT/assets/demo/.bench-tf.toml" --data-dir "$W/pd" infra run aws-staging --wait > "$W/pd.out"
 t1=$(now)
 pd=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 echo "== terraform overhead: the demo's six resources ($("$TF" version | head -n 1))"

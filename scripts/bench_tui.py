@@ -61,7 +61,7 @@ def one_run():
     pid = engine = None
     try:
         tmux("new-session", "-d", "-s", "b", "-x", "200", "-y", "50",
-             f"{BIN} --project {d}/proj/pipedeck.toml --data-dir {d}/data --as bench")
+             f"{BIN} --project {d}/proj/pipedeck.toml --data-dir {d}/data")
         pid = int(tmux("list-panes", "-t", "b", "-F", "#{pane_pid}").split()[0])
         wait(lambda s: "No runs yet" in s)
         # The engine the dashboard started (a child of it, `serve`): it does the capture.

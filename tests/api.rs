@@ -1,13 +1,14 @@
-//! The HTTP API: one request route, the token, and who is acting.
+//! The HTTP API on the engine's Unix socket: one request route, and who is acting
+//! (the socket peer's account, whatever the body says).
 
 mod common;
 
+use common::bin::me;
 use common::*;
 use pipedeck::api::EngineClient;
 use pipedeck::api::client::Client;
-use pipedeck::api::server::host;
+use pipedeck::api::server::{HostOptions, host};
 use pipedeck::domain::{Event, RunStatus};
-use pipedeck::engine::Caller;
 use serde_json::{Value, json};
 
 const SERVICES: &str = r#"
@@ -20,49 +21,44 @@ run = "sleep 60"
 
 struct Api {
     http: reqwest::Client,
-    url: String,
-    token: String,
 }
 
 impl Api {
-    async fn post(&self, body: &Value, token: Option<&str>) -> (u16, Value) {
-        let mut req = self
+    async fn request(&self, body: Value) -> (u16, Value) {
+        let resp = self
             .http
-            .post(format!("{}/v1/request", self.url))
-            .json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.unwrap();
+            .post("http://engine/v1/request")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap())
-    }
-
-    async fn request(&self, body: Value) -> (u16, Value) {
-        self.post(&body, Some(&self.token)).await
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_cannot_choose_its_actor() {
     let p = TestProject::new(&format!("{HEADER}\n{SERVICES}"));
-    let hosted = host(p.project(), &p.data_dir(), Caller::new("engine-user"))
-        .await
-        .unwrap();
+    let opts = HostOptions::private(&p.data_dir());
+    let hosted = host(p.project(), &p.data_dir(), &opts).await.unwrap();
+    // Owner-only: the socket admits the engine's account alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&opts.socket)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
     let api = Api {
-        http: reqwest::Client::new(),
-        url: hosted.endpoint.url.clone(),
-        token: hosted.endpoint.token.clone(),
+        http: reqwest::Client::builder()
+            .unix_socket(opts.socket.as_path())
+            .build()
+            .unwrap(),
     };
+    let me = me();
     let mut rx = hosted.handle.subscribe();
 
-    // No token, or a wrong one: refused.
     let trigger = json!({"request": "trigger", "service": "slow"});
-    let (code, body) = api.post(&trigger, None).await;
-    assert_eq!((code, &body["kind"]), (403, &json!("forbidden")), "{body}");
-    let (code, _) = api.post(&trigger, Some("not-the-token")).await;
-    assert_eq!(code, 403);
-
     // A body that names an actor is refused, whatever the field is called.
     for body in [
         json!({"request": "trigger", "service": "slow", "by": "mallory"}),
@@ -80,11 +76,11 @@ async fn a_request_cannot_choose_its_actor() {
         );
     }
 
-    // Without one, the engine attaches its caller.
+    // Without one, the engine attaches the socket peer's account.
     let (code, answer) = api.request(trigger).await;
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["response"], "run");
-    assert_eq!(answer["value"]["triggered_by"], "engine-user");
+    assert_eq!(answer["value"]["triggered_by"], me.as_str());
     let id = answer["value"]["id"].as_i64().unwrap();
     wait_step(&mut rx, id, "build/wait", "running").await;
 
@@ -93,7 +89,7 @@ async fn a_request_cannot_choose_its_actor() {
         .await;
     assert_eq!(code, 400, "{answer}");
     // The typed client goes through the same route.
-    let client = Client::new(hosted.endpoint.clone());
+    let client = Client::connect(&hosted.endpoint.socket).unwrap();
     let r = client.cancel(id).await.unwrap();
     assert_eq!(r.status, RunStatus::Cancelling);
     wait_for(
@@ -114,10 +110,7 @@ async fn a_request_cannot_choose_its_actor() {
         .iter()
         .map(|a| (a["actor"].as_str().unwrap(), a["action"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        actors,
-        [("engine-user", "trigger"), ("engine-user", "cancel")]
-    );
+    assert_eq!(actors, [(me.as_str(), "trigger"), (me.as_str(), "cancel")]);
 
     // An engine error keeps its kind over the wire.
     let err = client.detail(999_999).await.unwrap_err();
@@ -126,4 +119,96 @@ async fn a_request_cannot_choose_its_actor() {
         "{err:?}"
     );
     hosted.shutdown().await;
+}
+
+/// TCP for remote attach: per-user tokens, each with at most its role; a missing,
+/// wrong or revoked token is refused, and an address that keeps failing is held off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_tokens_stand_for_their_user_and_role() {
+    use pipedeck::api::tokens;
+    use pipedeck::domain::access::Role;
+    let p = TestProject::new(&format!("{HEADER}\n{SERVICES}"));
+    let mut opts = HostOptions::private(&p.data_dir());
+    opts.listen = Some("127.0.0.1:0".parse().unwrap());
+    let hosted = host(p.project(), &p.data_dir(), &opts).await.unwrap();
+    let (viewer, viewer_token) = tokens::create(&p.data_dir(), "alice", Role::Viewer, 0).unwrap();
+    let (_, operator_token) = tokens::create(&p.data_dir(), "bob", Role::Operator, 0).unwrap();
+    let url = format!("http://{}/v1/request", hosted.tcp.unwrap());
+    let http = reqwest::Client::new();
+    let post = |token: Option<String>, body: Value| {
+        let mut req = http.post(&url).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let code = resp.status().as_u16();
+            (code, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let trigger = json!({"request": "trigger", "service": "slow"});
+    let list = json!({"request": "list_runs", "filter": {}});
+
+    let (code, body) = post(None, trigger.clone()).await;
+    assert_eq!((code, &body["kind"]), (403, &json!("forbidden")), "{body}");
+    let wrong = format!("{}0", &viewer_token[..viewer_token.len() - 1]);
+    let wrong = if wrong == viewer_token {
+        format!("{wrong}1")
+    } else {
+        wrong
+    };
+    let (code, _) = post(Some(wrong.clone()), list.clone()).await;
+    assert_eq!(code, 403);
+
+    // A viewer's token reads, and is refused a mutating request, naming the rule.
+    let (code, body) = post(Some(viewer_token.clone()), list.clone()).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post(Some(viewer_token.clone()), trigger.clone()).await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "alice may not trigger runs: role viewer, needs operator (roles: [access] in the project file)"
+    );
+    // An operator's token acts as its user.
+    let (code, body) = post(Some(operator_token.clone()), trigger.clone()).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["value"]["triggered_by"], "bob");
+    let id = body["value"]["id"].as_i64().unwrap();
+    let (code, _) = post(
+        Some(operator_token.clone()),
+        json!({"request": "cancel", "run_id": id}),
+    )
+    .await;
+    assert_eq!(code, 200);
+
+    // Revoked: refused at once.
+    tokens::revoke(&p.data_dir(), &viewer.id, 1).unwrap();
+    let (code, _) = post(Some(viewer_token), list.clone()).await;
+    assert_eq!(code, 403);
+
+    // Failures from one address: after ten in a minute, even a good token waits.
+    for _ in 0..10 {
+        post(Some(wrong.clone()), list.clone()).await;
+    }
+    let (code, body) = post(Some(operator_token), list).await;
+    assert_eq!(code, 429, "{body}");
+    hosted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_listen_is_refused_without_tls() {
+    let p = TestProject::new(&format!("{HEADER}\n{SERVICES}"));
+    let mut opts = HostOptions::private(&p.data_dir());
+    opts.listen = Some("0.0.0.0:7878".parse().unwrap());
+    let err = match host(p.project(), &p.data_dir(), &opts).await {
+        Ok(_) => panic!("a non-loopback listener was started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with(
+            "refusing to listen on 0.0.0.0:7878: it is not a loopback address, and tokens would cross the network in clear"
+        ),
+        "{err}"
+    );
+    assert!(!p.data_dir().join("engine.sock").exists());
 }

@@ -54,27 +54,16 @@ fn run_wait_in_one_process_and_approve_from_another() {
     assert_eq!(shown["run"]["status"], "awaiting_approval");
     assert_eq!(json(&p, &["runs"])[0]["id"].to_string(), id);
 
-    let out = run_ok(
-        &p,
-        &[
-            "approve",
-            &id,
-            "prod",
-            "--comment",
-            "ship it",
-            "--as",
-            "alice",
-        ],
-    );
-    // A client cannot choose its actor: `--as alice` names only the user of an engine
-    // this process would host; the engine (hosted `--as tester`) records its own user.
-    assert!(out.contains("approved by tester"), "{out}");
+    let out = run_ok(&p, &["approve", &id, "prod", "--comment", "ship it"]);
+    // The engine records the account the client runs as, read from the socket.
+    let me = me();
+    assert!(out.contains(&format!("approved by {me}")), "{out}");
     let (code, lines) = waiting.rest();
     assert_eq!(code, 0, "{lines:#?}");
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("gate prod approved by tester: ship it")),
+            .any(|l| l.contains(&format!("gate prod approved by {me}: ship it"))),
         "{lines:#?}"
     );
     assert!(!lines.iter().any(|l| l.contains("alice")), "{lines:#?}");

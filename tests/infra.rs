@@ -404,3 +404,58 @@ commands = {{ apply = "echo \"the credential is $PATH\"" }}
     let text = log_text(&h, &done, "operation/a.apply").await;
     assert_eq!(text, "the credential is ***");
 }
+
+/// No gate bypass: a stack job that changes a resource behind an environment gate,
+/// or a node gate, waits for that approval (with its approvers); a preview does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_job_that_changes_a_gated_resource_waits_for_its_approval() {
+    let p = reference("");
+    let text = std::fs::read_to_string(p.project_file())
+        .unwrap()
+        .replace(
+            "[infra.net]\nenvironment = \"staging\"",
+            "[infra.net]\nenvironment = \"staging\"\napprovers = [\"bob\"]",
+        )
+        .replace(
+            "id = \"vpc\"\nkind = \"vpc\"",
+            "id = \"vpc\"\nkind = \"vpc\"\napproval = true",
+        );
+    std::fs::write(p.project_file(), text).unwrap();
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    // vpc has a node gate: updating it alone asks for the same approval.
+    let job = h.trigger_stack_job("vpc", None, "update").await.unwrap();
+    wait_for(
+        &mut rx,
+        |e| matches!(e, Event::Run { run } if run.id == job.id && run.status == RunStatus::AwaitingApproval),
+    )
+    .await;
+    let err = h
+        .as_caller("alice")
+        .decide(job.id, "staging", Decision::Approve, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "alice may not approve staging: not in approvers [bob]"
+    );
+    h.as_caller("bob")
+        .decide(job.id, "staging", Decision::Approve, None)
+        .await
+        .unwrap();
+    let done = wait_done(&h, &mut rx, job.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    assert_eq!(done.gates[0].decided_by.as_deref(), Some("bob"));
+    // lb has no gate and its environment none: an update runs at once; a preview of
+    // the gated vpc too.
+    for (res, op) in [("lb", "update"), ("vpc", "preview")] {
+        let job = h.trigger_stack_job(res, None, op).await.unwrap();
+        let done = wait_done(&h, &mut rx, job.id).await;
+        assert_eq!(
+            done.run.status,
+            RunStatus::Succeeded,
+            "{res} {op}: {done:#?}"
+        );
+        assert!(done.gates.is_empty(), "{res} {op}: {:?}", done.gates);
+    }
+}

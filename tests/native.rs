@@ -7,9 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use common::*;
 use pipedeck::api::EngineClient;
-use pipedeck::api::server::{Hosted, host};
+use pipedeck::api::server::{HostOptions, Hosted, host};
 use pipedeck::domain::Event;
-use pipedeck::engine::Caller;
 use tokio::sync::broadcast;
 
 const PROJECT: &str = r#"
@@ -107,9 +106,13 @@ async fn host_with_runs(
     p: &TestProject,
     services: &[&str],
 ) -> (Hosted, broadcast::Receiver<Event>, Vec<i64>) {
-    let hosted = host(p.project(), &p.data_dir(), Caller::new("tester"))
-        .await
-        .unwrap();
+    let hosted = host(
+        p.project(),
+        &p.data_dir(),
+        &HostOptions::private(&p.data_dir()),
+    )
+    .await
+    .unwrap();
     let mut rx = hosted.handle.subscribe();
     let mut ids = Vec::new();
     for s in services {

@@ -1,76 +1,81 @@
-//! The HTTP client side of the local API (reqwest).
+//! The HTTP client side of the local API (reqwest over the engine's Unix socket).
 
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 
-use super::protocol::{
-    EVENTS_PATH, Endpoint, REQUEST_PATH, Request, Response, endpoint_path, lock_path,
-};
+use super::protocol::{EVENTS_PATH, REQUEST_PATH, Request, Response};
 use super::{EngineClient, EventStream, Feed};
 use crate::domain::Event;
 use crate::engine::{EngineError, Result};
 
-/// No engine could be reached.
+/// The engine's socket could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "no engine is running for {data_dir}\n  hint: start one with `pipedeck serve` (or `pipedeck run SERVICE --wait`, which hosts one while it runs){detail}"
-)]
-pub struct NoEngine {
-    pub data_dir: PathBuf,
-    pub detail: String,
+pub enum NoEngine {
+    #[error(
+        "no engine is running at {}\n  hint: start one with `pipedeck serve` (or `pipedeck run SERVICE --wait`, which hosts one while it runs); a shared engine's socket is given with --socket or PIPEDECK_SOCKET",
+        socket.display()
+    )]
+    NotRunning { socket: PathBuf },
+    #[error(
+        "you may not connect to the engine at {}: permission denied\n  hint: the socket admits its owner and its group (`ls -l {}`); ask an admin to add you to that group, then log in again",
+        socket.display(),
+        socket.display()
+    )]
+    Denied { socket: PathBuf },
+    #[error("cannot connect to the engine at {}: {source}", socket.display())]
+    Other {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone)]
 pub struct Client {
-    base: String,
-    token: String,
     http: reqwest::Client,
 }
+
+/// The host part of every URL: the socket decides where requests go.
+const BASE: &str = "http://pipedeck";
 
 fn conn_err(e: reqwest::Error) -> EngineError {
     EngineError::Unreachable(format!("cannot reach the engine: {e}"))
 }
 
 impl Client {
-    /// Finds the engine hosted for `data_dir`.
-    pub fn connect(data_dir: &Path) -> std::result::Result<Self, NoEngine> {
-        let no = |detail: String| NoEngine {
-            data_dir: data_dir.to_path_buf(),
-            detail,
-        };
-        // The host holds the lock for as long as it lives: if we can take it, nobody hosts.
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .open(lock_path(data_dir))
-        {
-            Ok(f) => {
-                if f.try_lock().is_ok() {
-                    return Err(no(String::new()));
-                }
+    /// Connects to the engine serving `socket`: tried once now, so that a missing
+    /// engine or a refused connection is told apart at once.
+    pub fn connect(socket: &Path) -> std::result::Result<Self, NoEngine> {
+        use std::io::ErrorKind;
+        let socket_buf = socket.to_path_buf();
+        match std::os::unix::net::UnixStream::connect(socket) {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+                return Err(NoEngine::NotRunning { socket: socket_buf });
             }
-            Err(_) => return Err(no(String::new())),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                return Err(NoEngine::Denied { socket: socket_buf });
+            }
+            Err(source) => {
+                return Err(NoEngine::Other {
+                    socket: socket_buf,
+                    source,
+                });
+            }
         }
-        let text = std::fs::read_to_string(endpoint_path(data_dir)).map_err(|e| {
-            no(format!(
-                "\n  (the engine is starting or its endpoint file is unreadable: {e})"
-            ))
-        })?;
-        let ep: Endpoint =
-            serde_json::from_str(&text).map_err(|e| no(format!("\n  (bad endpoint file: {e})")))?;
-        Ok(Self::new(ep))
-    }
-
-    pub fn new(ep: Endpoint) -> Self {
-        Self {
-            base: ep.url,
-            token: ep.token,
-            http: reqwest::Client::new(),
-        }
+        let http = reqwest::Client::builder()
+            .unix_socket(socket)
+            .build()
+            .map_err(|e| NoEngine::Other {
+                socket: socket_buf,
+                source: std::io::Error::other(e),
+            })?;
+        Ok(Self { http })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        format!("{BASE}{path}")
     }
 }
 
@@ -80,7 +85,6 @@ impl EngineClient for Client {
             .http
             .post(self.url(REQUEST_PATH))
             .json(&req)
-            .bearer_auth(&self.token)
             .send()
             .await
             .map_err(conn_err)?;
@@ -101,15 +105,15 @@ impl EngineClient for Client {
         let resp = self
             .http
             .get(self.url(EVENTS_PATH))
-            .bearer_auth(&self.token)
             .send()
             .await
             .map_err(conn_err)?;
         if !resp.status().is_success() {
-            return Err(EngineError::Internal(format!(
-                "the engine answered {}",
-                resp.status()
-            )));
+            let status = resp.status();
+            return Err(match resp.json::<EngineError>().await {
+                Ok(e) => e,
+                Err(_) => EngineError::Internal(format!("the engine answered {status}")),
+            });
         }
         let mut bytes = resp.bytes_stream();
         let mut buf: Vec<u8> = Vec::new();

@@ -1,10 +1,13 @@
-//! The engine over HTTP: one process hosts the engine for a data dir and serves
-//! it on loopback ([`server`]); every other process talks to it ([`client`]).
+//! The engine over HTTP on a Unix socket: one process hosts the engine for a data
+//! dir and serves it ([`server`]); every other process talks to it ([`client`]),
+//! as the account it runs as.
 //! Both sides implement [`EngineClient`], so the CLI works the same either way.
 
 pub mod client;
 pub mod protocol;
 pub mod server;
+mod tcp;
+pub mod tokens;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -2,9 +2,9 @@
 //!
 //! Two routes: `POST /v1/request` takes one [`Request`] as its JSON body and answers
 //! with a [`Response`] (or an [`crate::engine::EngineError`] with a 4xx/5xx status);
-//! `GET /v1/events` streams events as newline-delimited JSON. Both need the bearer
-//! token from the endpoint file. The server attaches the caller; a body that names
-//! one is refused.
+//! `GET /v1/events` streams events as newline-delimited JSON. Both are served on a
+//! Unix socket: the server attaches the caller (the socket peer's account); a body
+//! that names one is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -12,12 +12,18 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::domain::command::{Request, Response};
 
-/// Written by the hosting process into the data dir (mode 0600): where and how to connect.
+/// Written by the hosting process into the data dir (mode 0600): where it serves.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoint {
-    pub url: String,
-    pub token: String,
+    pub socket: PathBuf,
     pub pid: u32,
+}
+
+/// The socket an engine serves on by default: in its data dir.
+pub const SOCKET_FILE: &str = "engine.sock";
+
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_FILE)
 }
 
 pub const ENDPOINT_FILE: &str = "engine.json";

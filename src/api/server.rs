@@ -1,20 +1,23 @@
 //! Hosting: holds the data dir's engine lock, runs the engine, and serves it on a
-//! random loopback port with a bearer token written to a user-only file.
+//! Unix socket. Who asks is the socket peer's account (`SO_PEERCRED`), looked up
+//! for every connection; nothing in a request can say otherwise.
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use futures_util::StreamExt;
+use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
@@ -22,12 +25,34 @@ use super::protocol::{
 };
 use super::{Feed, feed};
 use crate::config::Project;
-use crate::engine::{self, Caller, EngineError, EngineHandle};
+use crate::engine::datadir::{self, DataDirError};
+use crate::engine::{self, Caller, EngineError, EngineHandle, account};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("an engine is already running for {0} (pid {1}); use it, or stop it first")]
     AlreadyRunning(PathBuf, String),
+    #[error("an engine is already serving {0}; use it, or stop it first")]
+    SocketInUse(PathBuf),
+    #[error("{0} exists and is not a socket; remove it or choose another --socket path")]
+    NotASocket(PathBuf),
+    #[error("no group `{0}` on this system (--socket-group names a Unix group)")]
+    NoSuchGroup(String),
+    #[error(
+        "cannot give the socket {path} to group {group}: {source}\n  hint: the engine's account must be a member of {group} (or run it as root)"
+    )]
+    SocketGroup {
+        path: PathBuf,
+        group: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address, and tokens would cross the network in clear (this version has no TLS)\n  hint: listen on 127.0.0.1 and reach it through an SSH tunnel (ssh -L PORT:127.0.0.1:PORT HOST), or share the Unix socket"
+    )]
+    NotLoopback(std::net::SocketAddr),
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -38,10 +63,36 @@ pub enum HostError {
     Engine(#[from] EngineError),
 }
 
+/// Where and for whom to serve.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// The socket's path.
+    pub socket: PathBuf,
+    /// A Unix group whose members may connect (mode 0660, owned by it); without
+    /// one only the engine's own account can (0600).
+    pub socket_group: Option<String>,
+    /// Also serve on TCP at this address, for remote attach with per-user tokens
+    /// (`pipedeck token create`); loopback only (no TLS in this version).
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+impl HostOptions {
+    /// The default: the data dir's own socket, for the engine's account alone.
+    pub fn private(data_dir: &Path) -> Self {
+        Self {
+            socket: super::protocol::socket_path(data_dir),
+            socket_group: None,
+            listen: None,
+        }
+    }
+}
+
 /// An engine hosted by this process.
 pub struct Hosted {
     pub handle: EngineHandle,
     pub endpoint: Endpoint,
+    /// Where the TCP listener is bound, when asked for one.
+    pub tcp: Option<std::net::SocketAddr>,
     data_dir: PathBuf,
     stop_server: CancellationToken,
     server: tokio::task::JoinHandle<()>,
@@ -50,37 +101,63 @@ pub struct Hosted {
 }
 
 #[derive(Clone)]
-struct AppState {
-    handle: EngineHandle,
-    /// Who every request over this server acts as (for now the engine's local user;
-    /// per-connection identity comes with the Unix socket).
-    caller: Caller,
-    token: String,
+pub(super) struct AppState {
+    pub(super) handle: EngineHandle,
     /// Fires when the server stops: open event streams end then, or a graceful
     /// shutdown would wait for their clients for ever.
-    stop: CancellationToken,
+    pub(super) stop: CancellationToken,
 }
 
-fn random_token() -> std::io::Result<String> {
-    let mut buf = [0u8; 24];
-    std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut buf)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+/// The peer of one connection: its uid as the kernel reports it (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy)]
+struct Peer(Option<u32>);
+
+impl axum::extract::connect_info::Connected<IncomingStream<'_, UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        Peer(stream.io().peer_cred().ok().map(|c| c.uid()))
+    }
 }
 
-/// Takes the data dir's engine lock and hosts the engine there. `caller` is the
-/// engine process's local user: requests over the API, and the returned handle,
-/// act as it.
-pub async fn host(project: Project, data_dir: &Path, caller: Caller) -> Result<Hosted, HostError> {
+impl Peer {
+    /// The verified caller: the account behind the peer uid.
+    async fn caller(self) -> Result<Caller, ApiError> {
+        let uid = self.0.ok_or_else(|| {
+            EngineError::Forbidden("the connection's peer credentials are unavailable".into())
+        })?;
+        let principal = tokio::task::spawn_blocking(move || account::principal(uid))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .ok_or_else(|| {
+                EngineError::Forbidden(format!(
+                    "uid {uid} has no account on this system, so its requests cannot be attributed"
+                ))
+            })?;
+        Ok(Caller::from(principal))
+    }
+}
+
+/// Takes the data dir's engine lock and hosts the engine there, serving it on
+/// `opts.socket`. The returned handle acts as the engine's own account.
+pub async fn host(
+    project: Project,
+    data_dir: &Path,
+    opts: &HostOptions,
+) -> Result<Hosted, HostError> {
     let io = |what: &str, source: std::io::Error| HostError::Io {
         what: what.to_string(),
         source,
     };
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| io(&format!("cannot create {}", data_dir.display()), e))?;
+    if let Some(addr) = opts.listen
+        && !addr.ip().is_loopback()
+    {
+        return Err(HostError::NotLoopback(addr));
+    }
+    datadir::prepare(data_dir)?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(lock_path(data_dir))
         .map_err(|e| io("cannot open the engine lock", e))?;
     if lock.try_lock().is_err() {
@@ -91,27 +168,33 @@ pub async fn host(project: Project, data_dir: &Path, caller: Caller) -> Result<H
             .unwrap_or_else(|| "unknown".into());
         return Err(HostError::AlreadyRunning(data_dir.to_path_buf(), pid));
     }
+    let gid = match &opts.socket_group {
+        Some(g) => Some(account::group_gid(g).ok_or_else(|| HostError::NoSuchGroup(g.clone()))?),
+        None => None,
+    };
+    let listener = bind(opts, gid)?;
     let (handle, engine) = engine::start(project, data_dir).await?;
-    let handle = handle.as_caller(caller.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| io("cannot listen on loopback", e))?;
-    let addr = listener.local_addr().map_err(|e| io("listener", e))?;
-    let token = random_token().map_err(|e| io("cannot make a token", e))?;
     let endpoint = Endpoint {
-        url: format!("http://{addr}"),
-        token: token.clone(),
+        socket: opts.socket.clone(),
         pid: std::process::id(),
     };
     write_endpoint(data_dir, &endpoint).map_err(|e| io("cannot write the endpoint file", e))?;
     let stop_server = CancellationToken::new();
     let state = AppState {
         handle: handle.clone(),
-        caller,
-        token,
         stop: stop_server.clone(),
     };
-    let app = router(state);
+    let tcp = match opts.listen {
+        Some(addr) => Some(
+            super::tcp::serve(state.clone(), data_dir, addr)
+                .await
+                .map_err(|e| io(&format!("cannot listen on {addr}"), e))?,
+        ),
+        None => None,
+    };
+    let app = router(state)
+        .layer(middleware::from_fn(peer_caller))
+        .into_make_service_with_connect_info::<Peer>();
     let stop = stop_server.clone();
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
@@ -124,12 +207,54 @@ pub async fn host(project: Project, data_dir: &Path, caller: Caller) -> Result<H
     Ok(Hosted {
         handle,
         endpoint,
+        tcp,
         data_dir: data_dir.to_path_buf(),
         stop_server,
         server,
         engine,
         _lock: lock,
     })
+}
+
+/// Binds the socket: a stale one (nobody answers) is replaced, a live one refused;
+/// mode 0600, or 0660 owned by group `gid`.
+fn bind(opts: &HostOptions, gid: Option<u32>) -> Result<UnixListener, HostError> {
+    use std::os::unix::fs::FileTypeExt;
+    let path = &opts.socket;
+    let io = |what: String, source: std::io::Error| HostError::Io { what, source };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(HostError::NotASocket(path.clone()));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(HostError::SocketInUse(path.clone()));
+        }
+        std::fs::remove_file(path).map_err(|e| {
+            io(
+                format!("cannot remove the stale socket {}", path.display()),
+                e,
+            )
+        })?;
+    }
+    // Created owner-only: no one else can connect before its mode is set below.
+    // SAFETY: umask only swaps the process's file mode mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|e| io(format!("cannot listen on {}", path.display()), e))?;
+    if let (Some(gid), Some(group)) = (gid, &opts.socket_group) {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|source| {
+            HostError::SocketGroup {
+                path: path.clone(),
+                group: group.clone(),
+                source,
+            }
+        })?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+            .map_err(|e| io(format!("cannot set the mode of {}", path.display()), e))?;
+    }
+    Ok(listener)
 }
 
 fn write_endpoint(data_dir: &Path, e: &Endpoint) -> std::io::Result<()> {
@@ -164,47 +289,41 @@ impl Hosted {
         if let Err(e) = self.server.await {
             tracing::error!("the API server task ended abnormally: {e}");
         }
-        // Clients tell a live engine by its lock, so a stale file misleads nobody.
-        if let Err(e) = std::fs::remove_file(endpoint_path(&self.data_dir)) {
-            tracing::warn!("cannot remove the endpoint file: {e}");
+        // A stale file misleads nobody (clients try the socket; hosts, the lock), but
+        // a tidy dir is clearer.
+        for f in [endpoint_path(&self.data_dir), self.endpoint.socket.clone()] {
+            if let Err(e) = std::fs::remove_file(&f) {
+                tracing::warn!("cannot remove {}: {e}", f.display());
+            }
         }
     }
 }
 
-fn router(state: AppState) -> Router {
+/// The routes; a layer outside them attaches the verified [`Caller`] to each request.
+pub(super) fn router(state: AppState) -> Router {
     Router::new()
         .route(REQUEST_PATH, post(request))
         .route(EVENTS_PATH, get(events))
-        .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
 
-async fn auth(
-    State(st): State<AppState>,
-    req: axum::extract::Request,
-    next: Next,
-) -> axum::response::Response {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), st.token.as_bytes()));
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError(EngineError::Forbidden(
-            "missing or wrong bearer token".into(),
-        ))
-        .into_response()
+/// On the Unix socket: the caller is the peer's account.
+async fn peer_caller(mut req: axum::extract::Request, next: Next) -> axum::response::Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0)
+        .unwrap_or(Peer(None));
+    match peer.caller().await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-struct ApiError(EngineError);
+pub(super) struct ApiError(pub(super) EngineError);
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
@@ -226,15 +345,26 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The one request route: the body is a [`Request`]; the caller is the server's.
-async fn request(State(st): State<AppState>, body: Bytes) -> Result<Json<Response>, ApiError> {
+/// The one request route: the body is a [`Request`]; the caller is the transport's.
+async fn request(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Json<Response>, ApiError> {
     let req: Request = serde_json::from_slice(&body)
         .map_err(|e| EngineError::Invalid(format!("not a valid request: {e}")))?;
-    Ok(Json(st.handle.handle(&st.caller, req).await?))
+    Ok(Json(st.handle.handle(&caller, req).await?))
 }
 
-/// Newline-delimited JSON events, from now on, until the engine stops.
-async fn events(State(st): State<AppState>) -> axum::response::Response {
+/// Newline-delimited JSON events, from now on, until the engine stops (a viewer's
+/// right).
+async fn events(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> axum::response::Response {
+    if let Err(e) = st.handle.role_of(&caller) {
+        return ApiError(e).into_response();
+    }
     let stream = feed(st.handle.subscribe()).map(|f| {
         let mut line = match f {
             Feed::Event(e) => serde_json::to_string(&e).unwrap_or_else(|_| LAGGED_LINE.to_string()),

@@ -172,6 +172,13 @@ fn data_dir(line: &[OsString]) -> Option<PathBuf> {
     Some(cfg.data_dir(flag(line, "data-dir").as_deref()))
 }
 
+/// The engine's socket as the command line (or its defaults) names it.
+fn socket(line: &[OsString]) -> Option<PathBuf> {
+    let cfg = crate::config::user::UserConfig::load().ok()?;
+    let data_dir = cfg.data_dir(flag(line, "data-dir").as_deref());
+    Some(cfg.socket(flag(line, "socket").as_deref(), &data_dir))
+}
+
 /// The project file the command line names, for completing without an engine.
 fn project_file() -> PathBuf {
     let line = line();
@@ -192,7 +199,7 @@ fn ask<T>(req: Request) -> Option<T>
 where
     T: TryFrom<crate::domain::Response, Error = crate::domain::command::UnexpectedResponse> + Send,
 {
-    let client = Client::connect(&data_dir(&line())?).ok()?;
+    let client = Client::connect(&socket(&line())?).ok()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -217,6 +224,6 @@ mod tests {
             .collect();
         assert_eq!(flag(&line, "data-dir"), Some(PathBuf::from("/d")));
         assert_eq!(flag(&line, "project"), Some(PathBuf::from("/p.toml")));
-        assert_eq!(flag(&line, "as"), None);
+        assert_eq!(flag(&line, "socket"), None);
     }
 }

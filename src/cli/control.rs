@@ -25,9 +25,9 @@ pub async fn decide(ctx: &Ctx, run: i64, env: &str, d: Decision, comment: Option
                 // Who decided is the engine's word, not ours.
                 outln!(
                     "run {run}: gate {} {} by {}",
-                    g.env,
+                    output::inert(&g.env),
                     g.status,
-                    g.decided_by.as_deref().unwrap_or("unknown")
+                    output::inert(g.decided_by.as_deref().unwrap_or("unknown"))
                 );
             }
             exit::OK

@@ -129,7 +129,11 @@ async fn drain<C: EngineClient>(
                     ""
                 };
                 if prefix {
-                    writeln!(out, "[{}] {text}{reset}", s.path())
+                    writeln!(
+                        out,
+                        "[{}] {text}{reset}",
+                        crate::domain::ansi::inert(&s.path())
+                    )
                 } else {
                     writeln!(out, "{text}{reset}")
                 }

@@ -16,6 +16,7 @@ macro_rules! out {
     };
 }
 
+mod audit;
 mod backup;
 pub mod color;
 mod complete;
@@ -29,6 +30,7 @@ mod run;
 mod serve;
 mod show;
 mod stack_job;
+mod token;
 
 use std::path::PathBuf;
 
@@ -46,14 +48,18 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     pub const CANCELLED: i32 = 3;
     pub const NO_ENGINE: i32 = 4;
+    pub const FORBIDDEN: i32 = 5;
 }
 
 const EXIT_CODES: &str = "Exit codes:
   0  success (for a run: it succeeded)
   1  the run failed (or was interrupted)
-  2  usage or config error, or a request the engine refused
+  2  usage or config error, or a request the engine could not carry out (no such
+     run, no gate waiting, an older commit without --allow-older)
   3  the run was cancelled or a gate rejected it
   4  no engine is running, or it could not be reached
+  5  refused: your account may not do this (its role in [access], a gate's
+     approvers, self-approval where forbidden) or may not connect to the socket
   141  stdout was closed before all output was written (e.g. piped into head)";
 
 #[derive(Debug, Parser)]
@@ -65,12 +71,11 @@ pub struct Cli {
     /// Project file.
     #[arg(long, global = true, value_name = "FILE", default_value = config::PROJECT_FILE, value_hint = clap::ValueHint::FilePath)]
     pub project: PathBuf,
-    /// The user an engine hosted by this process acts as (`serve`, `run --wait` with no
-    /// engine running, the dashboard's in-process engine), recorded in runs and the audit
-    /// log. Requests to a running engine are recorded as that engine's user, whatever
-    /// this says. Default: PIPEDECK_USER, the user config, $USER, $LOGNAME, the account.
-    #[arg(long = "as", global = true, value_name = "NAME")]
-    pub user: Option<String>,
+    /// The engine's Unix socket (a shared engine's, say). You act as the account you
+    /// run as: the engine reads it from the socket. Default: PIPEDECK_SOCKET, `socket`
+    /// in the user config, else engine.sock in the data dir.
+    #[arg(long, global = true, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub socket: Option<PathBuf>,
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -120,8 +125,32 @@ pub enum Command {
         /// The snapshot's folder.
         dir: PathBuf,
     },
-    /// Host the engine headless until SIGINT/SIGTERM.
-    Serve,
+    /// Host the engine headless until SIGINT/SIGTERM, on its Unix socket.
+    Serve {
+        /// Let this Unix group's members connect: the socket is made mode 0660 and
+        /// owned by it (default: 0600, the engine's own account only). Who may do
+        /// what is then `[access]` in the project file.
+        #[arg(long, value_name = "GROUP")]
+        socket_group: Option<String>,
+        /// Also serve on TCP (e.g. 127.0.0.1:7878) for remote attach: each request
+        /// needs a per-user token (`pipedeck token create`). Loopback only: this
+        /// version has no TLS, so another address is refused.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// The audit log: who triggered, cancelled, reran, approved or rejected what, and when.
+    Audit {
+        /// Only this run's entries.
+        #[arg(long, add = run_ids())]
+        run: Option<i64>,
+        /// The newest this many entries (of every run).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Per-user tokens for `serve --listen` (the engine's account only: they live in
+    /// its data dir, hashed).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Trigger a run of a service; prints the run id first.
     Run {
         /// The service, as the project file names it.
@@ -245,8 +274,8 @@ const COMPLETIONS_HELP: &str = "Load it in your shell's start-up file:
 pub struct Ctx {
     pub data_dir: PathBuf,
     pub project_path: PathBuf,
-    /// The local user: who an engine hosted by this process acts as.
-    pub user: String,
+    /// The engine's socket.
+    pub socket: PathBuf,
     pub json: bool,
     /// Colour statuses (and keep the colours of step output) in what is printed.
     pub color: bool,
@@ -261,11 +290,20 @@ impl Ctx {
         })
     }
 
-    /// Hosts the engine for the data dir in this process (exit 2 when one already runs).
-    pub async fn host(&self) -> Result<crate::api::server::Hosted, i32> {
+    /// Hosts the engine for the data dir in this process, serving on the socket
+    /// (exit 2 when one already runs).
+    pub async fn host(
+        &self,
+        socket_group: Option<String>,
+        listen: Option<std::net::SocketAddr>,
+    ) -> Result<crate::api::server::Hosted, i32> {
         let project = self.load_project()?;
-        let caller = crate::engine::Caller::new(self.user.clone());
-        crate::api::server::host(project, &self.data_dir, caller)
+        let opts = crate::api::server::HostOptions {
+            socket: self.socket.clone(),
+            socket_group,
+            listen,
+        };
+        crate::api::server::host(project, &self.data_dir, &opts)
             .await
             .map_err(|e| {
                 eprintln!("error: {e}");
@@ -274,9 +312,9 @@ impl Ctx {
     }
 
     pub fn connect(&self) -> Result<Client, i32> {
-        Client::connect(&self.data_dir).map_err(|e| {
+        Client::connect(&self.socket).map_err(|e| {
             eprintln!("error: {e}");
-            exit::NO_ENGINE
+            no_engine_code(&e)
         })
     }
 }
@@ -353,11 +391,21 @@ fn prompt_wakeups() {
 
 /// Prints an engine error and returns its exit code.
 pub fn fail(e: EngineError) -> i32 {
-    eprintln!("error: {e}");
+    eprintln!("error: {}", output::inert(&e.to_string()));
     match e {
         EngineError::Stopped | EngineError::Unreachable(_) => exit::NO_ENGINE,
         EngineError::Internal(_) => exit::RUN_FAILED,
+        EngineError::Forbidden(_) => exit::FORBIDDEN,
         _ => exit::USAGE,
+    }
+}
+
+/// The exit code for a socket that cannot be used: 5 when the connection was
+/// refused for want of permission, else 4.
+pub fn no_engine_code(e: &crate::api::client::NoEngine) -> i32 {
+    match e {
+        crate::api::client::NoEngine::Denied { .. } => exit::FORBIDDEN,
+        _ => exit::NO_ENGINE,
     }
 }
 
@@ -377,10 +425,11 @@ pub fn main() -> i32 {
             return exit::USAGE;
         }
     };
+    let data_dir = user_cfg.data_dir(cli.data_dir.as_deref());
     let mut ctx = Ctx {
-        data_dir: user_cfg.data_dir(cli.data_dir.as_deref()),
+        socket: user_cfg.socket(cli.socket.as_deref(), &data_dir),
+        data_dir,
         project_path: cli.project.clone(),
-        user: user_cfg.identity(cli.user.as_deref()),
         json: cli.json,
         color: !cli.json
             && color::use_color(
@@ -390,6 +439,11 @@ pub fn main() -> i32 {
             ),
         keymap: user_cfg.keymap.clone(),
     };
+    // Owner-only from the start (an engine refuses a data dir others can write).
+    if let Err(e) = crate::engine::datadir::create(&ctx.data_dir) {
+        eprintln!("error: {e}");
+        return exit::USAGE;
+    }
     if cli.demo {
         match crate::tui::demo::unpack(&ctx.data_dir) {
             Ok(p) => ctx.project_path = p,
@@ -485,7 +539,12 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             }
             Err(code) => code,
         },
-        Command::Serve => serve::serve(&ctx).await,
+        Command::Serve {
+            socket_group,
+            listen,
+        } => serve::serve(&ctx, socket_group, listen).await,
+        Command::Token(cmd) => token::token(&ctx, cmd),
+        Command::Audit { run, limit } => audit::audit(&ctx, run, limit).await,
         Command::Run {
             service,
             branch,

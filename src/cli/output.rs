@@ -64,6 +64,7 @@ pub fn json<T: serde::Serialize>(v: &T) {
     }
 }
 
+pub use crate::domain::ansi::inert;
 pub use crate::domain::format_duration as duration;
 
 pub fn ago(at: Millis) -> String {
@@ -83,11 +84,11 @@ pub fn step_line(s: &StepInfo, color: bool) -> String {
     let reason = s
         .reason
         .as_deref()
-        .map(|r| format!(" — {r}"))
+        .map(|r| format!(" — {}", inert(r)))
         .unwrap_or_default();
     format!(
         "  {:<24} {}{dur}{reason}",
-        s.path(),
+        inert(&s.path()),
         color::step_status(s.status, &s.status.as_str().replace('_', " "), color)
     )
 }
@@ -96,13 +97,13 @@ pub fn run_header(r: &RunInfo) -> String {
     format!(
         "run {} {}@{} {} \"{}\" ({}, {}, by {})",
         r.id,
-        r.service,
-        r.place(),
-        short(&r.commit_sha),
-        crate::domain::ansi::sanitize(&r.commit_message, false),
+        inert(&r.service),
+        inert(r.place()),
+        inert(short(&r.commit_sha)),
+        inert(&r.commit_message),
         r.run_type,
         r.trigger,
-        r.triggered_by
+        inert(&r.triggered_by)
     )
 }
 
@@ -122,7 +123,7 @@ pub fn print_detail(d: &RunDetail, color: bool) {
             .unwrap_or_default()
     );
     if let Some(reason) = &r.reason {
-        outln!("reason: {reason}");
+        outln!("reason: {}", inert(reason));
     }
     for u in &d.chain.upstream {
         outln!(
@@ -155,13 +156,13 @@ pub fn print_detail(d: &RunDetail, color: bool) {
         let who = g
             .decided_by
             .as_deref()
-            .map(|w| format!(" by {w}"))
+            .map(|w| format!(" by {}", inert(w)))
             .unwrap_or_default();
         let c = g
             .comment
             .as_deref()
-            .map(|c| format!(": {c}"))
+            .map(|c| format!(": {}", inert(c)))
             .unwrap_or_default();
-        outln!("  gate {:<19} {}{who}{c}", g.env, g.status);
+        outln!("  gate {:<19} {}{who}{c}", inert(&g.env), g.status);
     }
 }

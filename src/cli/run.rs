@@ -4,7 +4,7 @@ use std::io::Write;
 
 use futures_util::StreamExt;
 
-use super::output::{self, step_line};
+use super::output::{self, inert, step_line};
 use super::{Ctx, exit, fail};
 use crate::api::client::Client;
 use crate::api::{EngineClient, Feed};
@@ -30,15 +30,15 @@ pub async fn run(
 /// Sends `req`, a request that starts a run (service, infra or stack job); with
 /// `wait`, follows the run to the end, hosting an engine when none runs.
 pub async fn start(ctx: &Ctx, req: Request, wait: bool) -> i32 {
-    match Client::connect(&ctx.data_dir) {
+    match Client::connect(&ctx.socket) {
         Ok(client) => trigger(ctx, &client, req, wait).await,
-        Err(e) if !wait => {
+        Err(e) if !wait || matches!(e, crate::api::client::NoEngine::Denied { .. }) => {
             eprintln!("error: {e}");
-            exit::NO_ENGINE
+            super::no_engine_code(&e)
         }
         Err(_) => {
             // Nobody hosts an engine: host one for as long as this run takes.
-            let hosted = match ctx.host().await {
+            let hosted = match ctx.host(None, None).await {
                 Ok(h) => h,
                 Err(code) => return code,
             };
@@ -121,16 +121,17 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Request, wait: bool) ->
                     match &gate.decided_by {
                         None => out.line(format_args!(
                             "  gate {} is waiting: approve with `{}` (or reject)",
-                            gate.env,
-                            approve_hint(id, &gate.env, run_kind)
+                            inert(&gate.env),
+                            inert(&approve_hint(id, &gate.env, run_kind))
                         )),
                         Some(by) => out.line(format_args!(
-                            "  gate {} {} by {by}{}",
-                            gate.env,
+                            "  gate {} {} by {}{}",
+                            inert(&gate.env),
                             gate.status,
+                            inert(by),
                             gate.comment
                                 .as_deref()
-                                .map(|c| format!(": {c}"))
+                                .map(|c| format!(": {}", inert(c)))
                                 .unwrap_or_default()
                         )),
                     }
@@ -191,7 +192,7 @@ async fn finish<C: EngineClient>(ctx: &Ctx, c: &C, id: i64) -> i32 {
             .run
             .reason
             .as_deref()
-            .map(|r| format!(": {r}"))
+            .map(|r| format!(": {}", inert(r)))
             .unwrap_or_default();
         outln!(
             "run {id} {} in {dur}{reason}",

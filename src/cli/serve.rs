@@ -4,14 +4,25 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{Ctx, exit};
 
-pub async fn serve(ctx: &Ctx) -> i32 {
-    let hosted = match ctx.host().await {
+pub async fn serve(
+    ctx: &Ctx,
+    socket_group: Option<String>,
+    listen: Option<std::net::SocketAddr>,
+) -> i32 {
+    let who = match &socket_group {
+        Some(g) => format!("the engine's account and group {g}"),
+        None => "the engine's account only".to_string(),
+    };
+    let hosted = match ctx.host(socket_group, listen).await {
         Ok(h) => h,
         Err(code) => return code,
     };
+    if let Some(addr) = hosted.tcp {
+        eprintln!("pipedeck engine listening on {addr} (per-user tokens: `pipedeck token create`)");
+    }
     eprintln!(
-        "pipedeck engine serving {} for {} (Ctrl-C to stop)",
-        hosted.endpoint.url,
+        "pipedeck engine serving {} ({who}) for {} (Ctrl-C to stop)",
+        hosted.endpoint.socket.display(),
         ctx.data_dir.display()
     );
     wait_for_stop_signal().await;

@@ -1,6 +1,6 @@
 //! `pipedeck runs` and `pipedeck show RUN`.
 
-use super::output::{self, ago, duration, short};
+use super::output::{self, ago, duration, inert, short};
 use super::{Ctx, color, exit, fail};
 use crate::api::EngineClient;
 use crate::domain::{Request, RunDetail, RunInfo, RunStatus, ansi::sanitize, now_ms};
@@ -50,15 +50,12 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
     );
     let now = now_ms();
     for r in runs {
-        let msg: String = sanitize(&r.commit_message, false)
-            .chars()
-            .take(40)
-            .collect();
+        let msg: String = inert(&r.commit_message).chars().take(40).collect();
         outln!(
             "{:>5}  {:<12} {:<8} {:<40} {:<11} {} {:>8}  {:<9} {} / {}",
             r.id,
-            r.service,
-            short(&r.commit_sha),
+            inert(&r.service),
+            inert(short(&r.commit_sha)),
             msg,
             r.run_type.as_str(),
             color::run_status(r.status, &format!("{:<18}", r.status.as_str()), ctx.color),
@@ -66,8 +63,8 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
                 .map(duration)
                 .unwrap_or_else(|| "-".into()),
             ago(r.created_at),
-            r.place(),
-            r.author
+            inert(r.place()),
+            inert(&r.author)
         );
     }
     exit::OK

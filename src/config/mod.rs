@@ -16,7 +16,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::access::{AccessPolicy, Action, Principal, Refusal, Role};
 pub use chain::{Chain, ChainCond, ChainOn};
+
 pub use load::{ConfigError, LoadError, load_project, parse_project};
 pub use verify::{Check, CheckKind, HttpCheck, HttpMethod};
 
@@ -36,6 +38,9 @@ pub struct Project {
     pub notify: Vec<outbound::Notify>,
     #[serde(default)]
     pub retention: Retention,
+    /// Who may do what (`[access]`; without it, [`AccessPolicy::Open`]).
+    #[serde(default)]
+    pub access: AccessPolicy,
 }
 
 /// How much history the engine keeps: a run stays while it is among the last
@@ -147,21 +152,48 @@ pub struct GatePolicy {
 }
 
 impl GatePolicy {
-    /// Why `who` may not decide this gate for a run triggered by `triggered_by`, if not.
-    pub fn refuses(&self, who: &str, triggered_by: &str) -> Option<String> {
-        if !self.approvers.is_empty() && !self.approvers.iter().any(|a| a == who) {
-            return Some(format!(
-                "{who} may not decide this gate (approvers: {})",
-                self.approvers.join(", ")
-            ));
+    /// Why `d` may not decide this gate, if not: an approvers list (names or
+    /// `@group`) names who may; without one, any operator may; and where
+    /// self-approval is forbidden, the person who triggered the run may not.
+    pub fn refuses(&self, d: &Decider<'_>) -> Option<Refusal> {
+        let who = || d.who.name.clone();
+        if self.approvers.is_empty() {
+            if d.role < Role::Operator {
+                return Some(Refusal::Role {
+                    who: who(),
+                    action: d.action,
+                    role: d.role,
+                });
+            }
+        } else if !self.approvers.iter().any(|a| d.who.matches(a)) {
+            return Some(Refusal::NotApprover {
+                who: who(),
+                action: d.action,
+                env: d.env.to_string(),
+                approvers: self.approvers.clone(),
+            });
         }
-        if self.forbid_self_approval && who == triggered_by {
-            return Some(format!(
-                "{who} triggered this run and this environment forbids self-approval"
-            ));
+        if self.forbid_self_approval && d.who.name == d.triggered_by {
+            return Some(Refusal::SelfApproval {
+                who: who(),
+                action: d.action,
+                env: d.env.to_string(),
+                run_id: d.run_id,
+            });
         }
         None
     }
+}
+
+/// Who decides which gate: what [`GatePolicy::refuses`] weighs.
+pub struct Decider<'a> {
+    pub who: &'a Principal,
+    pub role: Role,
+    pub action: Action,
+    pub env: &'a str,
+    pub run_id: i64,
+    /// Who triggered the run (a verified principal's name).
+    pub triggered_by: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,14 +326,53 @@ mod tests {
 
     #[test]
     fn gate_refusals() {
+        use crate::domain::access::{Action, Principal, Role};
         let g = GatePolicy {
             approval: true,
-            approvers: vec!["alice".into()],
+            approvers: vec!["alice".into(), "@release".into()],
             forbid_self_approval: true,
             expires_after_ms: None,
         };
-        assert!(g.refuses("bob", "carol").is_some());
-        assert!(g.refuses("alice", "alice").is_some());
-        assert!(g.refuses("alice", "carol").is_none());
+        let ask = |who: &Principal, role, triggered_by| {
+            g.refuses(&Decider {
+                who,
+                role,
+                action: Action::Approve,
+                env: "prod",
+                run_id: 7,
+                triggered_by,
+            })
+            .map(|r| r.to_string())
+        };
+        let (alice, bob) = (Principal::new("alice"), Principal::new("bob"));
+        assert_eq!(
+            ask(&bob, Role::Admin, "carol").as_deref(),
+            Some("bob may not approve prod: not in approvers [alice, @release]")
+        );
+        assert_eq!(
+            ask(&alice, Role::Operator, "alice").as_deref(),
+            Some(
+                "alice may not approve prod: alice triggered run 7 and prod forbids self-approval"
+            )
+        );
+        assert_eq!(ask(&alice, Role::Viewer, "carol"), None);
+        let mut rel = Principal::new("rel");
+        rel.groups.push("release".into());
+        assert_eq!(ask(&rel, Role::Viewer, "carol"), None);
+        let open = GatePolicy::default();
+        let d = Decider {
+            who: &bob,
+            role: Role::Viewer,
+            action: Action::Reject,
+            env: "prod",
+            run_id: 7,
+            triggered_by: "carol",
+        };
+        assert_eq!(
+            open.refuses(&d).map(|r| r.to_string()).as_deref(),
+            Some(
+                "bob may not reject: role viewer, needs operator (roles: [access] in the project file)"
+            )
+        );
     }
 }

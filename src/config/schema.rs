@@ -54,6 +54,8 @@ pub struct ProjectFile {
     /// How much history the engine keeps (`pipedeck gc`; the engine also prunes every hour). A run is kept while it is among the last `keep_runs` of its service or younger than `keep_days`; unset, nothing is pruned.
     #[serde(default)]
     pub retention: RetentionFile,
+    /// Who may do what on a shared engine: roles (viewer, operator, admin) by Unix user and by Unix group. Without this table the engine's own user is admin and everyone who can reach its socket is an operator.
+    pub access: Option<AccessFile>,
 }
 
 /// How much history to keep.
@@ -66,6 +68,20 @@ pub struct RetentionFile {
     /// Keep at least the runs of the last this many days (1 to 36,500).
     #[schemars(with = "Option<u32>", range(min = 1, max = 36_500))]
     pub keep_days: Option<Spanned<i64>>,
+}
+
+/// Roles by Unix user and group. A person's role is the highest of their user entry, their groups' entries and `default`; the engine's own user is always admin. Who may decide a gate comes from its `approvers` (names, or `@group`), else any operator.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessFile {
+    /// Role by Unix user name: `alice = "operator"`.
+    #[serde(default)]
+    pub users: BTreeMap<String, crate::domain::access::Role>,
+    /// Role by Unix group name (the members' groups as the system reports them): `ops = "operator"`.
+    #[serde(default)]
+    pub groups: BTreeMap<String, crate::domain::access::Role>,
+    /// The role of anyone who reaches the engine and is not listed; unset, they are refused.
+    pub default: Option<crate::domain::access::Role>,
 }
 
 /// Flow-control knobs for stack jobs; each unset one comes from the next level out (resource -> environment -> organization -> default).
@@ -197,7 +213,7 @@ pub struct EngineFile {
 pub struct EnvironmentFile {
     /// Pause the run before deploying here until someone approves (`pipedeck approve RUN ENV`).
     pub approval: Option<bool>,
-    /// Who may approve or reject; empty or absent means anyone.
+    /// Who may approve or reject: Unix user names, or `@group` for a Unix group's members; empty or absent means any operator.
     pub approvers: Option<Vec<String>>,
     /// The person who triggered the run may not approve it.
     pub forbid_self_approval: Option<bool>,

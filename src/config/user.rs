@@ -10,8 +10,10 @@ use serde::Deserialize;
 pub struct UserConfig {
     /// Where state, logs and workspaces live.
     pub data_dir: Option<PathBuf>,
-    /// The name recorded as who triggered, approved or rejected.
-    pub user: Option<String>,
+    /// The engine's socket (a shared engine's): `PIPEDECK_SOCKET` and `--socket` win.
+    pub socket: Option<PathBuf>,
+    /// Gone: who you are is the account you run as. Present, it is refused with a hint.
+    user: Option<toml::Spanned<String>>,
     /// Draw with plain ASCII instead of box-drawing glyphs.
     pub ascii: Option<bool>,
     /// Key overrides: `"runs.cancel" = "C"` (scopes: global, runs, detail, approvals).
@@ -25,7 +27,7 @@ pub enum UserConfigError {
     /// The file is not valid TOML, or holds a key this version does not know;
     /// `line` is where (1-based).
     #[error(
-        "{}:{line}: error: {}\n  hint: fix or remove the key; known keys: data_dir, user, ascii, keymap",
+        "{}:{line}: error: {}\n  hint: fix or remove the key; known keys: data_dir, socket, ascii, keymap",
         path.display(),
         source.message().trim()
     )]
@@ -34,6 +36,12 @@ pub enum UserConfigError {
         line: usize,
         source: toml::de::Error,
     },
+    /// A key that no longer means anything and must not be trusted to.
+    #[error(
+        "{}:{line}: error: the `user` key is gone: the engine identifies you by the account you run as\n  hint: remove the key",
+        path.display()
+    )]
+    UserKey { path: PathBuf, line: usize },
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -71,19 +79,43 @@ impl UserConfig {
 
     /// Parses the text of the user config file `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, UserConfigError> {
-        toml::from_str(text).map_err(|source| {
-            let at = source.span().map(|s| s.start).unwrap_or(0);
-            let line = text.as_bytes()[..at.min(text.len())]
+        let line_at = |at: usize| {
+            text.as_bytes()[..at.min(text.len())]
                 .iter()
                 .filter(|&&b| b == b'\n')
                 .count()
-                + 1;
+                + 1
+        };
+        let cfg: Self = toml::from_str(text).map_err(|source| {
+            let line = line_at(source.span().map(|s| s.start).unwrap_or(0));
             UserConfigError::Invalid {
                 path: path.to_path_buf(),
                 line,
                 source,
             }
-        })
+        })?;
+        if let Some(user) = &cfg.user {
+            return Err(UserConfigError::UserKey {
+                path: path.to_path_buf(),
+                line: line_at(user.span().start),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// The engine's socket: flag, then `PIPEDECK_SOCKET`, then this file, then the
+    /// data dir's own.
+    pub fn socket(&self, flag: Option<&Path>, data_dir: &Path) -> PathBuf {
+        if let Some(p) = flag {
+            return p.to_path_buf();
+        }
+        if let Some(p) = std::env::var_os("PIPEDECK_SOCKET").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        if let Some(p) = &self.socket {
+            return p.clone();
+        }
+        crate::api::protocol::socket_path(data_dir)
     }
 
     /// Data dir: flag, then `PIPEDECK_DATA_DIR`, then this file, then the platform default.
@@ -101,43 +133,6 @@ impl UserConfig {
             .map(|d| d.data_dir().to_path_buf())
             .unwrap_or_else(|| PathBuf::from(".pipedeck"))
     }
-
-    /// Identity: flag, then `PIPEDECK_USER`, then this file, then `$USER` (or
-    /// `$LOGNAME`), then the name of the account pipedeck runs as (containers and
-    /// `sudo -i` shells often set neither variable).
-    pub fn identity(&self, flag: Option<&str>) -> String {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        flag.map(str::to_string)
-            .or_else(|| var("PIPEDECK_USER"))
-            .or_else(|| self.user.clone())
-            .or_else(|| var("USER"))
-            .or_else(|| var("LOGNAME"))
-            .or_else(account_name)
-            .unwrap_or_else(|| "unknown".into())
-    }
-}
-
-/// The name of the account pipedeck runs as, from the password database.
-fn account_name() -> Option<String> {
-    // SAFETY: geteuid cannot fail; getpwuid_r writes only into `pwd` and `buf`, whose
-    // sizes it is given, and `pw_name` points into `buf` when it succeeds.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut buf = vec![0 as libc::c_char; 4096];
-        let mut found = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(
-            libc::geteuid(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        );
-        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        let name = std::ffi::CStr::from_ptr(pwd.pw_name).to_str().ok()?;
-        (!name.is_empty()).then(|| name.to_string())
-    }
 }
 
 #[cfg(test)]
@@ -148,13 +143,13 @@ mod tests {
     fn an_unknown_key_names_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "user = \"ann\"\ncolour = true\n").unwrap();
+        std::fs::write(&path, "ascii = true\ncolour = true\n").unwrap();
         let e = UserConfig::load_from(&path).unwrap_err().to_string();
         let head = format!("{}:2: error: unknown field `colour`", path.display());
         assert!(e.starts_with(&head), "{e}");
         assert!(
             e.ends_with(
-                "\n  hint: fix or remove the key; known keys: data_dir, user, ascii, keymap"
+                "\n  hint: fix or remove the key; known keys: data_dir, socket, ascii, keymap"
             ),
             "{e}"
         );
@@ -167,16 +162,16 @@ mod tests {
         let head = format!("cannot read {}: ", dir.path().display());
         assert!(e.starts_with(&head), "{e}");
         let missing = dir.path().join("none.toml");
-        assert!(UserConfig::load_from(&missing).unwrap().user.is_none());
+        assert!(UserConfig::load_from(&missing).unwrap().socket.is_none());
     }
 
     #[test]
-    fn account_name_is_the_one_id_reports() {
-        let out = std::process::Command::new("id")
-            .arg("-un")
-            .output()
-            .unwrap();
-        let id = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(super::account_name().as_deref(), Some(id.trim()));
+    fn the_user_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "ascii = true\nuser = \"alice\"\n").unwrap();
+        let e = UserConfig::load_from(&path).unwrap_err().to_string();
+        let head = format!("{}:2: error: the `user` key is gone", path.display());
+        assert!(e.starts_with(&head), "{e}");
     }
 }

@@ -246,6 +246,14 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
             engine,
             services,
             retention,
+            access: match file.access {
+                None => crate::domain::access::AccessPolicy::Open,
+                Some(a) => crate::domain::access::AccessPolicy::Declared {
+                    users: a.users,
+                    groups: a.groups,
+                    default: a.default,
+                },
+            },
         })
     } else {
         cx.errors.sort_by_key(|e| (e.line, e.column));

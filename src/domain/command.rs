@@ -76,6 +76,8 @@ pub enum Request {
     WaitingGates,
     /// A run's audit log. → [`Response::Audit`]
     Audit { run_id: i64 },
+    /// The newest `limit` entries of the whole audit log, oldest first. → [`Response::Audit`]
+    AuditLog { limit: usize },
     /// Each environment's deploy queue, of one service or of all. → [`Response::Queues`]
     Queues {
         #[serde(default)]
@@ -280,6 +282,7 @@ mod tests {
             Request::Detail { run_id: 6 },
             Request::WaitingGates,
             Request::Audit { run_id: 7 },
+            Request::AuditLog { limit: 12 },
             Request::Queues {
                 service: Some("web".into()),
             },
@@ -319,6 +322,7 @@ mod tests {
                 | Request::Detail { .. }
                 | Request::WaitingGates
                 | Request::Audit { .. }
+                | Request::AuditLog { .. }
                 | Request::Queues { .. }
                 | Request::Logs { .. }
                 | Request::LogCount { .. }
@@ -329,7 +333,7 @@ mod tests {
                 | Request::Gc { .. } => {}
             }
         }
-        assert_eq!(every_request().len(), 18);
+        assert_eq!(every_request().len(), 19);
     }
 
     #[test]

@@ -26,6 +26,7 @@ macro_rules! words {
     };
 }
 
+pub mod access;
 pub mod ansi;
 pub mod chain;
 pub mod command;

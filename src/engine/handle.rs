@@ -7,65 +7,24 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::live_project::LiveProject;
 use super::runner::Msg;
-use super::{EngineError, Result, Shared, preflight, workspace};
+use super::{Caller, EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
-use crate::config::user::UserConfig;
+use crate::domain::access::{Action, Actor, Refusal, Role};
 use crate::domain::chain::Upstream;
 use crate::domain::command::{Request, Response};
 use crate::domain::deploy::short_sha;
-use crate::domain::{EnvQueue, Event, Operation, QueueKey, RunInfo, RunSpec, RunType, Trigger};
+use crate::domain::{
+    EnvQueue, Event, Operation, QueueKey, RunInfo, RunKind, RunSpec, RunType, Trigger,
+};
 use crate::store::{LogLine, NewRun};
 
 pub use crate::domain::command::TriggerRequest;
 
+/// The most audit entries one request returns.
+const MAX_AUDIT: usize = 100_000;
+
 /// The most log lines one request returns.
 const MAX_LOG_LINES: usize = 100_000;
-
-/// Who is asking: the name recorded as who triggered, cancelled, approved or
-/// rejected, and in the audit log. The engine side attaches it to each request;
-/// a request never names its caller.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Caller {
-    name: String,
-}
-
-impl Caller {
-    pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into() }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The user this process runs for: `PIPEDECK_USER`, the user config's `user`,
-    /// `$USER` or `$LOGNAME`, then the account the process runs as.
-    pub fn local() -> Self {
-        let cfg = UserConfig::load().unwrap_or_else(|e| {
-            tracing::warn!("user config unreadable, identity from the environment: {e}");
-            UserConfig::default()
-        });
-        Self::new(cfg.identity(None))
-    }
-}
-
-impl From<&str> for Caller {
-    fn from(name: &str) -> Self {
-        Self::new(name)
-    }
-}
-
-impl From<String> for Caller {
-    fn from(name: String) -> Self {
-        Self::new(name)
-    }
-}
-
-impl std::fmt::Display for Caller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name)
-    }
-}
 
 /// A cheap, cloneable handle on a running engine. As an in-process client
 /// ([`crate::api::EngineClient`]) it acts as its caller: the local user of the
@@ -76,6 +35,8 @@ pub struct EngineHandle {
     shared: Arc<Shared>,
     project: Arc<LiveProject>,
     caller: Caller,
+    /// The account the engine runs as: always admin.
+    engine_user: Arc<str>,
 }
 
 impl EngineHandle {
@@ -84,11 +45,13 @@ impl EngineHandle {
         shared: Arc<Shared>,
         project: Arc<LiveProject>,
     ) -> Self {
+        let caller = Caller::local();
         Self {
             tx,
             shared,
             project,
-            caller: Caller::local(),
+            engine_user: caller.name().into(),
+            caller,
         }
     }
 
@@ -132,6 +95,16 @@ impl EngineHandle {
     /// Answers one request on behalf of `caller`: the one place requests meet the
     /// runner. Every client (in-process, HTTP) comes through here.
     pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Response> {
+        let r = self.answer(caller, req).await;
+        if let Err(EngineError::Forbidden(why)) = &r {
+            // The engine's log keeps every refusal (the audit log, what was done).
+            tracing::warn!(caller = caller.name(), "refused: {why}");
+        }
+        r
+    }
+
+    async fn answer(&self, caller: &Caller, req: Request) -> Result<Response> {
+        let role = self.authorize(caller, &req)?;
         let by = || caller.name().to_string();
         Ok(match req {
             Request::Trigger(t) => Response::Run(self.start_service(caller, t, Vec::new()).await?),
@@ -166,17 +139,22 @@ impl EngineHandle {
                 env,
                 decision,
                 comment,
-            } => Response::Gate(
+            } => Response::Gate({
+                self.current_gate_allows(caller, role, run_id, &env, decision)
+                    .await?;
                 self.runner(|reply| Msg::Decide {
                     run_id,
                     env,
                     decision,
-                    by: by(),
+                    by: Actor {
+                        who: caller.principal().clone(),
+                        role,
+                    },
                     comment,
                     reply,
                 })
-                .await?,
-            ),
+                .await?
+            }),
             Request::ListRuns { filter } => {
                 Response::Runs(self.runner(|r| Msg::List(filter, r)).await?)
             }
@@ -188,6 +166,10 @@ impl EngineHandle {
             Request::Audit { run_id } => {
                 Response::Audit(self.runner(|r| Msg::Audit(run_id, r)).await?)
             }
+            Request::AuditLog { limit } => Response::Audit(
+                self.runner(|r| Msg::AuditLog(limit.min(MAX_AUDIT), r))
+                    .await?,
+            ),
             Request::Logs {
                 run_id,
                 step_id,
@@ -228,6 +210,99 @@ impl EngineHandle {
                 )
             }
         })
+    }
+
+    /// The gate policy as the project file sets it now is checked as well as the one
+    /// recorded with the run (the runner's check): a decision needs both, so a rerun
+    /// of an old run, or a run from before a policy was tightened, gets the stricter.
+    async fn current_gate_allows(
+        &self,
+        caller: &Caller,
+        role: Role,
+        run_id: i64,
+        env: &str,
+        decision: crate::domain::Decision,
+    ) -> Result<()> {
+        let run = self.runner(|r| Msg::Detail(run_id, r)).await?.run;
+        let project = self.project.get();
+        let policy = match run.kind {
+            RunKind::Service => project.service(&run.service).and_then(|s| {
+                s.environments
+                    .iter()
+                    .find(|e| e.name == env)
+                    .map(|e| &e.gate)
+            }),
+            RunKind::Infra | RunKind::StackJob => project.infra.get(&run.service).map(|p| &p.gate),
+        };
+        let Some(policy) = policy else {
+            return Ok(()); // gone from the project: the recorded policy decides
+        };
+        let decider = crate::config::Decider {
+            who: caller.principal(),
+            role,
+            action: match decision {
+                crate::domain::Decision::Approve => Action::Approve,
+                crate::domain::Decision::Reject => Action::Reject,
+            },
+            env,
+            run_id,
+            triggered_by: &run.triggered_by,
+        };
+        match policy.refuses(&decider) {
+            Some(why) => Err(why.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The caller's role on this engine; refused when `[access]` does not list it.
+    pub fn role_of(&self, caller: &Caller) -> Result<Role> {
+        let who = caller.principal();
+        let role = self
+            .project
+            .get()
+            .access
+            .role_of(who, &self.engine_user)
+            .ok_or_else(|| Refusal::NotListed {
+                who: who.name.clone(),
+            })?;
+        Ok(caller.cap().map_or(role, |cap| role.min(cap)))
+    }
+
+    /// The caller's role, if it may send `req`: refused when not listed in
+    /// `[access]`, or when its role is below what the request needs. Deciding a
+    /// gate is weighed later, against the gate's policy (approvers, self-approval).
+    pub fn authorize(&self, caller: &Caller, req: &Request) -> Result<Role> {
+        let who = caller.principal();
+        let role = self.role_of(caller)?;
+        let action = match req {
+            Request::Trigger(_)
+            | Request::TriggerInfra { .. }
+            | Request::TriggerStackJob { .. } => Action::Trigger,
+            Request::Cancel { .. } => Action::Cancel,
+            Request::Rerun { .. } => Action::Rerun,
+            Request::Decide { .. } => return Ok(role),
+            Request::ListRuns { .. }
+            | Request::Detail { .. }
+            | Request::WaitingGates
+            | Request::Queues { .. }
+            | Request::Audit { .. }
+            | Request::AuditLog { .. }
+            | Request::Logs { .. }
+            | Request::LogCount { .. }
+            | Request::Preflight { .. }
+            | Request::Catalog
+            | Request::ConfigStatus => Action::Read,
+            Request::Reload | Request::Gc { .. } => Action::Administer,
+        };
+        if role < action.needs() {
+            return Err(Refusal::Role {
+                who: who.name.clone(),
+                action,
+                role,
+            }
+            .into());
+        }
+        Ok(role)
     }
 
     /// Starts a run of a service at a branch head or a given commit; a run that
@@ -338,7 +413,8 @@ impl EngineHandle {
     }
 
     /// A stack job for one resource (SJ-1): `update` (…→ apply), `destroy`, `preview`
-    /// or `refresh`, outside any pipeline run (no environment gate; the policy applies).
+    /// or `refresh`, outside any pipeline run (the policy applies; a job that changes
+    /// a gated resource waits for that approval).
     async fn start_stack_job(
         &self,
         caller: &Caller,
@@ -354,7 +430,12 @@ impl EngineHandle {
         }
         let (p, _) = preflight::locate(&project, resource, infra)?;
         let mut def = p.clone();
-        def.gate.approval = false;
+        // No gate bypass: a job that changes the resource (`update`, `destroy`) waits
+        // for the same approval as its environment, or its node gate, would ask for
+        // (one gate, before anything runs); `preview` and `refresh` change nothing.
+        let changes = matches!(operation, "update" | "destroy");
+        let node_gate = p.resources.iter().any(|r| r.id == resource && r.gate);
+        def.gate.approval = changes && (p.gate.approval || node_gate);
         def.resources.retain(|r| r.id == resource);
         if let Some(r) = def.resources.first_mut() {
             r.depends_on.clear();

@@ -41,7 +41,10 @@
 //! kind that seems to need a change there is asking for a new policy, not a special
 //! case.
 
+pub mod account;
+mod caller;
 mod chain;
+pub mod datadir;
 pub mod executor;
 mod handle;
 pub mod live_project;
@@ -64,7 +67,8 @@ use crate::config::Project;
 use crate::domain::Event;
 use crate::store::{LogStore, Store};
 
-pub use handle::{Caller, EngineHandle, TriggerRequest};
+pub use caller::Caller;
+pub use handle::{EngineHandle, TriggerRequest};
 
 /// What went wrong with a command. The CLI maps kinds to exit codes and the
 /// HTTP API to status codes.
@@ -95,6 +99,12 @@ pub enum EngineError {
 impl From<crate::store::StoreError> for EngineError {
     fn from(e: crate::store::StoreError) -> Self {
         EngineError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::domain::access::Refusal> for EngineError {
+    fn from(r: crate::domain::access::Refusal) -> Self {
+        EngineError::Forbidden(r.to_string())
     }
 }
 
@@ -136,9 +146,10 @@ pub async fn start(
     project: Project,
     data_dir: &Path,
 ) -> Result<(EngineHandle, tokio::task::JoinHandle<()>)> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", data_dir.display())))?;
-    let store = Store::open(&data_dir.join("state.db"))?;
+    datadir::prepare(data_dir).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    let db = data_dir.join("state.db");
+    let store = Store::open(&db)?;
+    datadir::owner_only(&db).map_err(|e| EngineError::Internal(e.to_string()))?;
     // Before runs are marked interrupted: what the previous engine's steps left
     // running is stopped (and from now on, what this one's steps leave).
     let shared = Arc::new(Shared::new(data_dir, project.engine.concurrency));

@@ -69,7 +69,13 @@ fn fresh_dir(dir: &Path, allowed: &[&str]) -> Result<()> {
     {
         return Err(BackupError::NotEmpty(dir.to_path_buf()));
     }
-    io(dir, std::fs::create_dir_all(dir))
+    io(dir, std::fs::create_dir_all(dir))?;
+    // What it holds is the engine's (its history, logs and state): its account's alone.
+    use std::os::unix::fs::PermissionsExt;
+    io(
+        dir,
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+    )
 }
 
 /// Copies `from` to `to` (at most `limit` bytes), fsynced; its size and sha256.

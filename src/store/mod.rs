@@ -1,5 +1,6 @@
 //! State in SQLite (runs, steps, gates, audit); logs in append-only files ([`logs`]).
 
+mod audit;
 pub mod backup;
 mod chains;
 pub mod deploys;

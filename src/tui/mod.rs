@@ -59,7 +59,6 @@ pub struct Session {
     pub data_dir: String,
     pub services: Vec<String>,
     pub ascii: bool,
-    pub user: String,
 }
 
 /// Runs the dashboard until the operator quits; returns the exit code.
@@ -134,7 +133,7 @@ async fn attach(
 
 /// Finds or starts the engine for the data dir, then runs the dashboard.
 pub async fn open(ctx: &crate::cli::Ctx, ascii: bool) -> i32 {
-    let (client, started) = match Client::connect(&ctx.data_dir) {
+    let (client, started) = match Client::connect(&ctx.socket) {
         Ok(c) => (c, None),
         Err(_) => {
             let project = match ctx.load_project() {
@@ -174,7 +173,6 @@ pub async fn open(ctx: &crate::cli::Ctx, ascii: bool) -> i32 {
             data_dir: ctx.data_dir.display().to_string(),
             services,
             ascii,
-            user: ctx.user.clone(),
         },
         keymap,
     )
@@ -198,8 +196,8 @@ async fn start_engine(ctx: &crate::cli::Ctx) -> Result<(Client, Option<u32>), St
         .arg(&ctx.data_dir)
         .arg("--project")
         .arg(&ctx.project_path)
-        .arg("--as")
-        .arg(&ctx.user)
+        .arg("--socket")
+        .arg(&ctx.socket)
         .arg("serve")
         .stdin(std::process::Stdio::null())
         .stdout(
@@ -213,7 +211,7 @@ async fn start_engine(ctx: &crate::cli::Ctx) -> Result<(Client, Option<u32>), St
     let pid = child.id();
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Ok(c) = Client::connect(&ctx.data_dir) {
+        if let Ok(c) = Client::connect(&ctx.socket) {
             return Ok((c, Some(pid)));
         }
         if let Ok(Some(st)) = child.try_wait() {

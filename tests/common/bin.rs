@@ -13,12 +13,17 @@ pub fn pipedeck(p: &TestProject) -> Command {
         .arg(p.data_dir())
         .arg("--project")
         .arg(p.project_file())
-        .arg("--as")
-        .arg("tester")
         .env_remove("PIPEDECK_DATA_DIR")
+        .env_remove("PIPEDECK_SOCKET")
         .env("PIPEDECK_CONFIG", p.file("no-user-config.toml"))
         .stdin(Stdio::null());
     c
+}
+
+/// The account this test runs as: who the engine records as acting.
+pub fn me() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 pub fn run_ok(p: &TestProject, args: &[&str]) -> String {

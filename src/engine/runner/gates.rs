@@ -78,10 +78,11 @@ impl Runner {
         run_id: i64,
         env: &str,
         decision: Decision,
-        by: &str,
+        by: &crate::domain::access::Actor,
         comment: Option<String>,
         out: &mut Out,
     ) -> Result<GateInfo> {
+        use crate::domain::access::Action;
         let run = self.store.run(run_id)?.ok_or_else(|| no_run(run_id))?;
         let last = self
             .store
@@ -125,14 +126,34 @@ impl Runner {
                 def.gate
             }
         };
-        if let Some(why) = policy.refuses(by, &run.triggered_by) {
-            return Err(EngineError::Forbidden(why));
-        }
-        let status = match decision {
-            Decision::Approve => GateStatus::Approved,
-            Decision::Reject => GateStatus::Rejected,
+        let (status, action) = match decision {
+            Decision::Approve => (GateStatus::Approved, Action::Approve),
+            Decision::Reject => (GateStatus::Rejected, Action::Reject),
         };
-        self.close_gate(gate, status, by, comment, out)
+        let decider = crate::config::Decider {
+            who: &by.who,
+            role: by.role,
+            action,
+            env,
+            run_id,
+            triggered_by: &run.triggered_by,
+        };
+        if let Some(why) = policy.refuses(&decider) {
+            return Err(why.into());
+        }
+        // Checked now, not only by the sweeper: an expired gate is never approved.
+        if gate.expires_at.is_some_and(|at| at <= now_ms()) {
+            let id = gate.id;
+            self.expire_gate(id, out)?;
+            return Err(EngineError::Conflict(format!(
+                "the gate at `{env}` in run {run_id} expired before this decision: nothing is left to {}",
+                match decision {
+                    Decision::Approve => "approve",
+                    Decision::Reject => "reject",
+                }
+            )));
+        }
+        self.close_gate(gate, status, &by.who.name, comment, out)
     }
 
     pub(super) fn expire_gate(&mut self, gate_id: i64, out: &mut Out) -> Result<()> {

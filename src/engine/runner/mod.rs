@@ -37,7 +37,7 @@ pub(crate) enum Msg {
         run_id: i64,
         env: String,
         decision: Decision,
-        by: String,
+        by: crate::domain::access::Actor,
         comment: Option<String>,
         reply: Reply<GateInfo>,
     },
@@ -51,6 +51,8 @@ pub(crate) enum Msg {
         reply: Reply<crate::store::retention::GcReport>,
     },
     Audit(i64, Reply<Vec<AuditEntry>>),
+    /// The newest `.0` entries of the whole audit log.
+    AuditLog(usize, Reply<Vec<AuditEntry>>),
     /// Each environment's queue.
     Queues(Vec<(QueueKey, QueuePolicy)>, Reply<Vec<EnvQueue>>),
     /// What each environment runs now.
@@ -466,6 +468,11 @@ impl Runner {
             }
             Msg::Audit(id, reply) => {
                 let r = self.store.audit(id).map_err(Into::into);
+                out.reply(reply, r);
+                true
+            }
+            Msg::AuditLog(limit, reply) => {
+                let r = self.store.audit_log(limit).map_err(Into::into);
                 out.reply(reply, r);
                 true
             }

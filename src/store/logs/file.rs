@@ -82,14 +82,25 @@ impl LogWriter {
                 // New files: their directory's entries must be made durable too (and
                 // the run directory's own entry, when it is new).
                 if !dir.exists() {
-                    std::fs::create_dir_all(dir)?;
+                    std::os::unix::fs::DirBuilderExt::mode(
+                        std::fs::DirBuilder::new().recursive(true),
+                        0o700,
+                    )
+                    .create(dir)?;
                     if let Some(root) = dir.parent() {
                         dirs.push(File::open(root)?);
                     }
                 }
                 dirs.push(File::open(dir)?);
             }
-            let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
+            let open = |p: &Path| {
+                use std::os::unix::fs::OpenOptionsExt;
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(p)
+            };
             // The `.meta` file first: a log that has one is never taken for the older
             // format.
             let meta = open(&p.meta)?;

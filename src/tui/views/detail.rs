@@ -2,6 +2,7 @@
 //! step's log, which scrolls through a window of lines held in memory and loads the
 //! rest from the store (through effects) as it moves.
 
+use crate::domain::ansi::inert;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -191,22 +192,22 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         .duration_ms(s.now)
         .map(duration)
         .unwrap_or_else(|| "-".into());
-    let msg = crate::domain::ansi::sanitize(&r.commit_message, false);
+    let msg = inert(&r.commit_message);
     let mut line = vec![
         badge(run_look(r.status), r.status.as_str(), s.ascii, s.color),
         Span::raw(format!(
             "  {}@{} {} {}  · {} · {} · {dur} · by {}",
-            r.service,
-            r.place(),
-            &r.commit_sha[..r.commit_sha.len().min(7)],
+            inert(&r.service),
+            inert(r.place()),
+            inert(&r.commit_sha[..r.commit_sha.len().min(7)]),
             fit(&msg, 40),
             r.run_type,
             r.trigger,
-            r.triggered_by
+            inert(&r.triggered_by)
         )),
     ];
     if let Some(reason) = &r.reason {
-        line.push(Span::raw(format!(" · {reason}")));
+        line.push(Span::raw(format!(" · {}", inert(reason))));
     }
     let title = format!(
         " run {}{} ",
@@ -289,10 +290,10 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 let mut v = vec![format!(
                     "gate {} by {}, {} ago",
                     g.status,
-                    g.decided_by.as_deref().unwrap_or(""),
+                    inert(g.decided_by.as_deref().unwrap_or("")),
                     super::span(s.now - g.decided_at.unwrap_or(s.now)),
                 )];
-                v.extend(g.comment.as_ref().map(|c| format!(": {c}")));
+                v.extend(g.comment.as_ref().map(|c| format!(": {}", inert(c))));
                 v
             }
             Some(g) => vec![format!("gate waiting {}", super::span(s.now - g.opened_at))],

@@ -1,6 +1,7 @@
 //! The runs table and its keys: only the visible rows are built, so thousands scroll
 //! smoothly; the filtered, sorted order is computed when the runs, filter or sort change.
 
+use crate::domain::ansi::inert;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -117,11 +118,11 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 .duration_ms(s.now)
                 .map(duration)
                 .unwrap_or_else(|| "-".into());
-            let msg = crate::domain::ansi::sanitize(&r.commit_message, false);
+            let msg = inert(&r.commit_message);
             let mut cells = vec![
                 Cell::from(Line::from(status)),
                 Cell::from(r.id.to_string()),
-                Cell::from(r.service.clone()),
+                Cell::from(inert(&r.service)),
                 Cell::from(Line::from(vec![
                     Span::raw(format!("{} ", &r.commit_sha[..r.commit_sha.len().min(7)])),
                     Span::raw(fit(&msg, 60)),
@@ -131,8 +132,8 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 Cell::from(ago(s.now, r.created_at)),
             ];
             if wide {
-                cells.push(Cell::from(r.place().to_string()));
-                cells.push(Cell::from(r.author.clone()));
+                cells.push(Cell::from(inert(r.place())));
+                cells.push(Cell::from(inert(&r.author)));
             }
             let row = Row::new(cells);
             if i == s.runs_sel {

@@ -33,6 +33,8 @@ pub enum Action {
     StreamMarker,
     Sort,
     Approvals,
+    /// Collapse or expand the selected tree node.
+    Toggle,
 }
 
 /// Work for the event loop: engine commands and store reads. Results come back as [`Reply`].

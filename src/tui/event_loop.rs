@@ -75,7 +75,7 @@ where
                     Some(Ok(TermEvent::Mouse(m))) => match m.kind {
                         MouseEventKind::ScrollUp => update::scroll(&mut state, -3),
                         MouseEventKind::ScrollDown => update::scroll(&mut state, 3),
-                        MouseEventKind::Down(_) => update::click(&mut state, m.row),
+                        MouseEventKind::Down(_) => update::click(&mut state, m.column, m.row),
                         _ => None,
                     },
                     Some(Ok(_)) => None,

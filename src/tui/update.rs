@@ -100,10 +100,9 @@ pub fn scroll(s: &mut AppState, lines: i64) -> Option<Effect> {
     views::scroll(s, lines)
 }
 
-/// A mouse click on screen row `row`.
-pub fn click(s: &mut AppState, row: u16) -> Option<Effect> {
-    views::click(s, row);
-    None
+/// A mouse click at screen column `col`, row `row`.
+pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
+    views::click(s, col, row)
 }
 
 #[cfg(test)]

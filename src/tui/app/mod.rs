@@ -2,16 +2,17 @@
 
 mod logs;
 mod rows;
+mod tree;
 
 use crate::domain::{
     Decision, EnvQueue, Event, GateInfo, GateStatus, Millis, QueueKey, RunDetail, RunInfo, Stage,
-    StepInfo,
 };
 
 use super::action::{Effect, Reply};
 use super::cache::Caches;
 
 pub use logs::LogView;
+pub use tree::{Node, NodeId, NodePath, RunTree, nodes, section_of, sections};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -101,7 +102,8 @@ pub struct AppState {
     pub filter_editing: bool,
     pub sort: SortKey,
     pub detail: Option<RunDetail>,
-    pub detail_sel: usize,
+    /// The run tree's collapsed nodes and selection.
+    pub tree: RunTree,
     pub log: LogView,
     pub gates: Vec<GateInfo>,
     pub gate_sel: usize,
@@ -143,7 +145,7 @@ impl AppState {
             filter_editing: false,
             sort: SortKey::Newest,
             detail: None,
-            detail_sel: 0,
+            tree: RunTree::default(),
             log: LogView {
                 follow: true,
                 ..Default::default()
@@ -171,10 +173,6 @@ impl AppState {
         }
     }
 
-    pub fn selected_step(&self) -> Option<&StepInfo> {
-        self.detail.as_ref()?.steps.get(self.detail_sel)
-    }
-
     /// Rows of the log pane (title and status bars, run header, borders aside).
     pub fn log_rows(&self) -> u16 {
         self.screen_height.saturating_sub(7).max(1)
@@ -190,17 +188,15 @@ impl AppState {
         self.runs.iter().filter(|r| !r.status.is_terminal()).count()
     }
 
-    /// The gate waiting in the open run, if any.
     /// The gate waiting in the open run: the selected resource's own (its pause
     /// before apply, or its node gate) when it has one, else any.
     pub fn waiting_gate_in_detail(&self) -> Option<&GateInfo> {
         let d = self.detail.as_ref()?;
-        let sel = self.selected_step()?;
         // An operation's resource is its parent.
-        let resource = match sel.parent_id {
+        let resource = self.selected_step().and_then(|sel| match sel.parent_id {
             Some(p) => d.steps.iter().find(|s| s.id == p).map(|s| s.name.as_str()),
             None => Some(sel.name.as_str()),
-        };
+        });
         let mine = resource.and_then(|r| {
             self.gates.iter().find(|g| {
                 g.run_id == d.run.id
@@ -338,7 +334,10 @@ impl AppState {
                     .is_some_and(|old| old.run.id == d.run.id);
                 self.detail = Some(*d);
                 if !same {
-                    self.detail_sel = self.default_step();
+                    self.tree = RunTree::default();
+                    if let Some(id) = self.default_step() {
+                        return self.select_step_id(id);
+                    }
                 }
                 self.select_step()
             }

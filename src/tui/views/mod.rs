@@ -6,6 +6,7 @@ mod approvals;
 mod detail;
 mod dialogs;
 mod graph;
+mod log;
 mod runs;
 
 use crossterm::event::KeyEvent;
@@ -41,7 +42,7 @@ pub fn dialog_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
 /// Typing into the search field: the log search in the run detail, else the runs filter.
 pub fn edit_search(s: &mut AppState, f: impl FnOnce(&mut String)) {
     match s.view {
-        View::Detail => detail::edit_search(s, f),
+        View::Detail => log::edit_search(s, f),
         _ => runs::edit_filter(s, f),
     }
 }
@@ -57,18 +58,21 @@ pub fn clear_search(s: &mut AppState) {
 /// The mouse wheel: scrolls the log in the run detail, moves the selection elsewhere.
 pub fn scroll(s: &mut AppState, lines: i64) -> Option<Effect> {
     match s.view {
-        View::Detail => detail::scroll(s, lines),
+        View::Detail => log::scroll(s, lines),
         _ => update(s, if lines < 0 { Action::Up } else { Action::Down }),
     }
 }
 
-/// A click on screen row `row` selects the row under the pointer (runs table, inbox).
-pub fn click(s: &mut AppState, row: u16) {
+/// A click selects the row under the pointer (runs table, inbox) or the run tree's
+/// node there (run detail).
+pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
     match s.view {
         View::Runs => runs::click(s, row),
         View::Approvals => approvals::click(s, row),
-        View::Detail | View::Graph => {}
+        View::Detail => return detail::click(s, col, row),
+        View::Graph => {}
     }
+    None
 }
 
 pub const MIN_WIDTH: u16 = 80;

@@ -48,6 +48,7 @@ where
     let (reply_tx, mut replies) = mpsc::unbounded_channel::<Reply>();
     let first = state.reload();
     execute(&client, first, reply_tx.clone());
+    execute(&client, Effect::LoadCatalog, reply_tx.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(stop);
     let mut dirty = true;
@@ -151,6 +152,23 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     let msg = format!("triggered run {} of {}", r.id, r.service);
                     Reply::Started(Box::new(r), msg)
                 }),
+            Effect::TriggerInfra { project, undeploy } => {
+                c.trigger_infra(&project, undeploy).await.map(|r| {
+                    let msg = format!("triggered run {}: {} {project}", r.id, r.what());
+                    Reply::Started(Box::new(r), msg)
+                })
+            }
+            Effect::TriggerStackJob {
+                resource,
+                operation,
+            } => c
+                .trigger_stack_job(&resource, None, operation.job_verb())
+                .await
+                .map(|r| {
+                    let msg = format!("triggered run {}: {}", r.id, r.what());
+                    Reply::Started(Box::new(r), msg)
+                }),
+            Effect::LoadCatalog => c.ask(Request::Catalog).await.map(Reply::Catalog),
             Effect::Cancel(id) => c
                 .cancel(id)
                 .await

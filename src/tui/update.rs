@@ -7,7 +7,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::{Action, Effect};
-use super::app::{AppState, Dialog, TriggerField, View};
+use super::app::{AppState, Dialog, View};
 use super::keymap::Keymap;
 use super::views;
 
@@ -68,20 +68,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             None
         }
         Action::Trigger => {
-            if s.services.is_empty() {
-                s.error("the project defines no services");
-                return None;
-            }
-            let service = s
-                .selected_run()
-                .and_then(|r| s.services.iter().position(|n| *n == r.service))
-                .unwrap_or(0);
-            s.dialog = Some(Dialog::Trigger {
-                service,
-                branch: String::new(),
-                commit: String::new(),
-                field: TriggerField::Service,
-            });
+            s.open_trigger();
             None
         }
         Action::Search => {

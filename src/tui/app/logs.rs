@@ -95,6 +95,12 @@ impl AppState {
         pick(&|s| s.status == crate::domain::StepStatus::Running)
             .or_else(|| pick(&|s| s.status == crate::domain::StepStatus::Failed))
             .or_else(|| pick(&|s| s.status == crate::domain::StepStatus::AwaitingApproval))
+            // A stack job's saved plan: its preview's log.
+            .or_else(|| {
+                (d.run.kind == crate::domain::RunKind::StackJob)
+                    .then(|| pick(&|s| s.name.ends_with(".preview") && s.started_at.is_some()))
+                    .flatten()
+            })
             .or_else(|| {
                 if d.run.status == RunStatus::Succeeded {
                     d.steps.first()

@@ -3,6 +3,7 @@
 mod logs;
 mod rows;
 mod tree;
+mod trigger;
 
 use crate::domain::{
     Decision, EnvQueue, Event, GateInfo, GateStatus, Millis, QueueKey, RunDetail, RunInfo, Stage,
@@ -13,6 +14,7 @@ use super::cache::Caches;
 
 pub use logs::LogView;
 pub use tree::{Node, NodeId, NodePath, RunTree, nodes, section_of, sections};
+pub use trigger::{STACK_JOB_OPS, TriggerField, TriggerForm, TriggerKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -60,13 +62,6 @@ impl SortKey {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum TriggerField {
-    Service,
-    Branch,
-    Commit,
-}
-
 /// A modal dialog; while open it takes every key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dialog {
@@ -79,12 +74,8 @@ pub enum Dialog {
         decision: Decision,
         input: String,
     },
-    Trigger {
-        service: usize,
-        branch: String,
-        commit: String,
-        field: TriggerField,
-    },
+    /// `t`: start a run of any kind.
+    Trigger(TriggerForm),
     /// `:` jump to a view.
     CommandLine(String),
     /// `q` while this process hosts an engine with active runs.
@@ -115,6 +106,9 @@ pub struct AppState {
     pub help: bool,
     pub message: Option<(bool, String)>,
     pub services: Vec<String>,
+    /// Infra projects and resources (from the engine's catalog), for the trigger dialog.
+    pub infra: Vec<String>,
+    pub resources: Vec<String>,
     pub now: Millis,
     /// This process hosts the engine (versus attached to one another process hosts).
     pub hosting: bool,
@@ -158,6 +152,8 @@ impl AppState {
             help: false,
             message: None,
             services,
+            infra: Vec::new(),
+            resources: Vec::new(),
             now: 0,
             hosting,
             data_dir,
@@ -369,6 +365,15 @@ impl AppState {
                     effect = self.apply_event(e).or(effect);
                 }
                 effect
+            }
+            Reply::Catalog(c) => {
+                // The engine's project is the one runs start in.
+                if !c.services.is_empty() {
+                    self.services = c.services;
+                }
+                self.infra = c.infra;
+                self.resources = c.resources;
+                None
             }
             Reply::Queues(q) => {
                 self.queues = q;

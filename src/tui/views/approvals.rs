@@ -26,7 +26,11 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             if let Some(pos) = s.visible_position(id) {
                 s.runs_sel = pos;
             }
-            let infra = s.runs.iter().any(|r| r.id == id && r.kind.is_infra());
+            // Infra pipelines open on their DAG; stack jobs and service runs on their tree.
+            let infra = s
+                .runs
+                .iter()
+                .any(|r| r.id == id && r.kind == crate::domain::RunKind::Infra);
             s.view = if infra { View::Graph } else { View::Detail };
             s.detail = None;
             return Some(s.open_detail(id));

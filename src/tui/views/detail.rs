@@ -10,7 +10,7 @@ use tui_tree_widget::{Tree, TreeState};
 
 use super::log::{current_top, follow, next_match, scroll_to};
 use super::{accent, block, dialogs, duration, fit, selected};
-use crate::domain::StepStatus;
+use crate::domain::{RunDetail, RunKind, Stage, StepStatus};
 use crate::tui::action::{Action, Effect};
 use crate::tui::app::{AppState, NodeId, View, nodes};
 use crate::tui::widgets::run_tree::{self, TreeLook, node_symbols};
@@ -20,7 +20,10 @@ use crate::tui::widgets::status::{badge, run_look};
 pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
     match a {
         Action::Back => {
-            let infra = s.detail.as_ref().is_some_and(|d| !d.graph.is_empty());
+            let infra = s
+                .detail
+                .as_ref()
+                .is_some_and(|d| d.run.kind == RunKind::Infra && !d.graph.is_empty());
             s.view = if infra { View::Graph } else { View::Runs };
             None
         }
@@ -91,30 +94,48 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         return;
     };
     let r = &d.run;
-    let [head, body] = Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(area);
+    let stack_job = r.kind == RunKind::StackJob;
+    let head_h = if stack_job { 4 } else { 3 };
+    let [head, body] =
+        Layout::vertical([Constraint::Length(head_h), Constraint::Min(0)]).areas(area);
     let dur = r
         .duration_ms(s.now)
         .map(duration)
         .unwrap_or_else(|| "-".into());
     let msg = crate::domain::ansi::sanitize(&r.commit_message, false);
-    let mut line = vec![
-        badge(run_look(r.status), r.status.as_str(), s.ascii, s.color),
-        Span::raw(format!(
-            "  {}@{} {} {}  · {} · {} · {dur} · by {}",
+    let what = if stack_job {
+        format!("{} in {}@{}", r.what(), r.service, r.place())
+    } else {
+        format!(
+            "{}@{} {} {}  · {} · {}",
             r.service,
             r.place(),
             &r.commit_sha[..r.commit_sha.len().min(7)],
             fit(&msg, 40),
             r.run_type,
             r.trigger,
-            r.triggered_by
-        )),
+        )
+    };
+    let mut line = vec![
+        badge(run_look(r.status), r.status.as_str(), s.ascii, s.color),
+        Span::raw(format!("  {what} · {dur} · by {}", r.triggered_by)),
     ];
     if let Some(reason) = &r.reason {
         line.push(Span::raw(format!(" · {reason}")));
     }
+    let mut lines = vec![Line::from(line)];
+    if stack_job {
+        lines.push(Line::from(vec![
+            Span::raw(plan_summary(d).unwrap_or_else(|| "plan: not yet".into())),
+            Span::styled(
+                "  · a: resume (apply the reviewed plan) · c: cancel · r: rerun",
+                accent(s),
+            ),
+        ]));
+    }
     let title = format!(
-        " run {}{} ",
+        " {} {}{} ",
+        if stack_job { "stack job" } else { "run" },
         r.id,
         if r.attempt > 1 {
             format!(" (attempt {})", r.attempt)
@@ -122,10 +143,7 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             String::new()
         }
     );
-    f.render_widget(
-        Paragraph::new(Line::from(line)).block(block(s, title, false)),
-        head,
-    );
+    f.render_widget(Paragraph::new(lines).block(block(s, title, false)), head);
 
     let tree_w = (body.width / 3).clamp(30, 48);
     let [left, right] =
@@ -135,6 +153,16 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         Some(NodeId::Section(stage)) => section_summary(f, s, *stage, right),
         _ => super::log::render(f, s, right),
     }
+}
+
+/// The plan summary of a stack job's preview (`plan: 1 to add, …`), once it ran.
+fn plan_summary(d: &RunDetail) -> Option<String> {
+    d.steps
+        .iter()
+        .rev()
+        .filter(|st| st.stage == Stage::Operation)
+        .find_map(|st| st.outputs.as_ref().filter(|o| o.get("add").is_some()))
+        .map(crate::engine::executor::terraform::summary_line)
 }
 
 /// A click on a node of the run tree (as last drawn) selects it.

@@ -11,7 +11,7 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use super::{accent, block, fit};
 use crate::domain::{Decision, GateKey, RunStatus};
 use crate::tui::action::{Action, Effect};
-use crate::tui::app::{AppState, Dialog, TriggerField, View};
+use crate::tui::app::{AppState, Dialog, View};
 use crate::tui::keymap::{Keymap, Scope, key_name, scope_name};
 
 /// Asks to cancel run `run` (or says it has ended).
@@ -148,12 +148,7 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
                 None
             }
         },
-        Dialog::Trigger {
-            service,
-            branch,
-            commit,
-            field,
-        } => trigger_key(s, key.code, service, branch, commit, field),
+        Dialog::Trigger(form) => s.trigger_key(form, key.code),
         Dialog::CommandLine(mut input) => match key.code {
             KeyCode::Esc => None,
             KeyCode::Enter => {
@@ -184,56 +179,7 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
     }
 }
 
-fn trigger_key(
-    s: &mut AppState,
-    code: KeyCode,
-    mut service: usize,
-    mut branch: String,
-    mut commit: String,
-    mut field: TriggerField,
-) -> Option<Effect> {
-    match (code, &field) {
-        (KeyCode::Esc, _) => return None,
-        (KeyCode::Enter, _) => {
-            let name = s.services.get(service)?.clone();
-            return Some(Effect::Trigger {
-                service: name,
-                branch: (!branch.trim().is_empty()).then(|| branch.trim().to_string()),
-                commit: (!commit.trim().is_empty()).then(|| commit.trim().to_string()),
-            });
-        }
-        (KeyCode::Tab | KeyCode::Down, _) => {
-            field = match field {
-                TriggerField::Service => TriggerField::Branch,
-                TriggerField::Branch => TriggerField::Commit,
-                TriggerField::Commit => TriggerField::Service,
-            }
-        }
-        (KeyCode::Up | KeyCode::BackTab, _) => {
-            field = match field {
-                TriggerField::Service => TriggerField::Commit,
-                TriggerField::Branch => TriggerField::Service,
-                TriggerField::Commit => TriggerField::Branch,
-            }
-        }
-        (KeyCode::Left, TriggerField::Service) => service = service.saturating_sub(1),
-        (KeyCode::Right | KeyCode::Char(' '), TriggerField::Service) => {
-            service = (service + 1) % s.services.len().max(1)
-        }
-        (code, TriggerField::Branch) => text_input(&mut branch, code),
-        (code, TriggerField::Commit) => text_input(&mut commit, code),
-        _ => {}
-    }
-    s.dialog = Some(Dialog::Trigger {
-        service,
-        branch,
-        commit,
-        field,
-    });
-    None
-}
-
-fn centered(area: Rect, w: u16, h: u16) -> Rect {
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
     let [_, v, _] = Layout::vertical([
@@ -251,7 +197,7 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     c
 }
 
-fn popup(f: &mut Frame, s: &AppState, area: Rect, title: &str, lines: Vec<Line>, h: u16) {
+pub fn popup(f: &mut Frame, s: &AppState, area: Rect, title: &str, lines: Vec<Line>, h: u16) {
     let r = centered(area, 70, h);
     f.render_widget(Clear, r);
     f.render_widget(
@@ -301,51 +247,7 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
                 8,
             )
         }
-        Dialog::Trigger {
-            service,
-            branch,
-            commit,
-            field,
-        } => {
-            let mark = |f: &TriggerField| if f == field { "▶ " } else { "  " };
-            let svc = s.services.get(*service).cloned().unwrap_or_default();
-            popup(
-                f,
-                s,
-                area,
-                "trigger a run",
-                vec![
-                    Line::from(format!(
-                        "{}service: ◀ {svc} ▶",
-                        mark(&TriggerField::Service)
-                    )),
-                    Line::from(format!(
-                        "{}branch:  {}",
-                        mark(&TriggerField::Branch),
-                        if branch.is_empty() {
-                            "(the service's default branch)".to_string()
-                        } else {
-                            branch.clone()
-                        }
-                    )),
-                    Line::from(format!(
-                        "{}commit:  {}",
-                        mark(&TriggerField::Commit),
-                        if commit.is_empty() {
-                            "(the head of the branch)".to_string()
-                        } else {
-                            commit.clone()
-                        }
-                    )),
-                    Line::from(""),
-                    Line::styled(
-                        "tab: next field  ←/→: service  enter: trigger  esc: cancel",
-                        accent(s),
-                    ),
-                ],
-                9,
-            )
-        }
+        Dialog::Trigger(form) => super::trigger::render(f, s, form, area),
         Dialog::CommandLine(input) => popup(
             f,
             s,

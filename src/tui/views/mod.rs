@@ -8,6 +8,7 @@ mod dialogs;
 mod graph;
 mod log;
 mod runs;
+mod trigger;
 
 use crossterm::event::KeyEvent;
 
@@ -22,7 +23,7 @@ use super::action::{Action, Effect};
 use super::app::{AppState, View};
 use super::keymap::{Keymap, Scope, key_name};
 
-pub use dialogs::{confirm_cancel, confirm_rerun, decide};
+pub use dialogs::{confirm_cancel, confirm_rerun, decide, text_input};
 
 /// An action for the view on screen.
 pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {

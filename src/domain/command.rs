@@ -89,6 +89,18 @@ pub enum Request {
         from: u64,
         limit: usize,
     },
+    /// The line of a step's whole log (not only what a client holds) that contains
+    /// `needle` nearest line `from`: at or after it, or before it when `backward`.
+    /// → [`Response::LogMatch`]
+    SearchLog {
+        run_id: i64,
+        step_id: i64,
+        #[serde(default)]
+        from: u64,
+        needle: String,
+        #[serde(default)]
+        backward: bool,
+    },
     /// How many lines a step's log holds. → [`Response::LogCount`]
     LogCount { run_id: i64, step_id: i64 },
     /// A stack job's preflight checks for a resource, run where the job would run;
@@ -114,6 +126,8 @@ pub enum Response {
     Audit(Vec<AuditEntry>),
     Logs(Vec<LogLine>),
     LogCount(u64),
+    /// The matching line's number, if any.
+    LogMatch(Option<u64>),
     Preflight(PreflightReport),
     Catalog(Catalog),
     Queues(Vec<EnvQueue>),
@@ -131,6 +145,7 @@ impl Response {
             Response::Audit(_) => "audit",
             Response::Logs(_) => "logs",
             Response::LogCount(_) => "log_count",
+            Response::LogMatch(_) => "log_match",
             Response::Preflight(_) => "preflight",
             Response::Catalog(_) => "catalog",
             Response::Queues(_) => "queues",
@@ -171,6 +186,7 @@ typed_answer! {
     Vec<AuditEntry> => Audit(v) => v, "audit";
     Vec<LogLine> => Logs(v) => v, "logs";
     u64 => LogCount(v) => v, "log_count";
+    Option<u64> => LogMatch(v) => v, "log_match";
     PreflightReport => Preflight(v) => v, "preflight";
     Catalog => Catalog(v) => v, "catalog";
     Vec<EnvQueue> => Queues(v) => v, "queues";
@@ -263,6 +279,13 @@ mod tests {
                 run_id: 8,
                 step_id: 9,
             },
+            Request::SearchLog {
+                run_id: 8,
+                step_id: 9,
+                from: 12,
+                needle: "error".into(),
+                backward: true,
+            },
             Request::Preflight {
                 resource: "db".into(),
                 infra: None,
@@ -289,11 +312,12 @@ mod tests {
                 | Request::Queues { .. }
                 | Request::Logs { .. }
                 | Request::LogCount { .. }
+                | Request::SearchLog { .. }
                 | Request::Preflight { .. }
                 | Request::Catalog => {}
             }
         }
-        assert_eq!(every_request().len(), 15);
+        assert_eq!(every_request().len(), 16);
     }
 
     #[test]

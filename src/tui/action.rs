@@ -81,6 +81,14 @@ pub enum Effect {
         from: u64,
         limit: usize,
     },
+    /// Search a step's whole stored log for `needle` from line `from`.
+    SearchLog {
+        run: i64,
+        step: i64,
+        from: u64,
+        needle: String,
+        backward: bool,
+    },
     Quit {
         stop_engine: bool,
     },
@@ -96,6 +104,12 @@ pub enum Reply {
         step: i64,
         from: u64,
         lines: Vec<LogLine>,
+    },
+    /// Where a search of the stored log found `needle` (`None`: nowhere).
+    Found {
+        step: i64,
+        needle: String,
+        line: Option<u64>,
     },
     /// A fresh read of the runs and waiting gates (`None`: that read failed, and an
     /// [`Reply::Error`] says why).

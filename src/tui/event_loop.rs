@@ -239,6 +239,22 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     Err(e) => Err(e),
                 }
             }
+            Effect::SearchLog {
+                run,
+                step,
+                from,
+                needle,
+                backward,
+            } => c
+                .ask::<Option<u64>>(Request::SearchLog {
+                    run_id: run,
+                    step_id: step,
+                    from,
+                    needle: needle.clone(),
+                    backward,
+                })
+                .await
+                .map(|line| Reply::Found { step, needle, line }),
             Effect::Quit { .. } => return,
         };
         send(&tx, reply.unwrap_or_else(|e| Reply::Error(e.to_string())));

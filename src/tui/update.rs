@@ -25,7 +25,13 @@ pub fn on_key(s: &mut AppState, km: &Keymap, key: KeyEvent) -> Option<Effect> {
     }
     if s.filter_editing {
         match key.code {
-            KeyCode::Enter => s.filter_editing = false,
+            KeyCode::Enter => {
+                s.filter_editing = false;
+                // A log search jumps to its first match from the top line down.
+                if s.view == View::Detail {
+                    return s.log_search(super::app::SearchFrom::Here);
+                }
+            }
             KeyCode::Esc => {
                 s.filter_editing = false;
                 views::clear_search(s);

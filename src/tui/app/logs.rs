@@ -25,6 +25,8 @@ pub struct LogView {
     pub timestamps: bool,
     pub streams: bool,
     pub search: Option<String>,
+    /// The engine is searching the stored log for this text.
+    pub searching: Option<String>,
     /// A load is in flight (so events don't ask again).
     pub loading: bool,
 }

@@ -2,6 +2,7 @@
 
 mod logs;
 mod rows;
+mod search;
 mod tree;
 mod trigger;
 
@@ -13,6 +14,7 @@ use super::action::{Effect, Reply};
 use super::cache::Caches;
 
 pub use logs::LogView;
+pub use search::SearchFrom;
 pub use tree::{Node, NodeId, NodePath, RunTree, nodes, section_of, sections};
 pub use trigger::{STACK_JOB_OPS, TriggerField, TriggerForm, TriggerKind};
 
@@ -338,6 +340,7 @@ impl AppState {
                 self.select_step()
             }
             Reply::Logs { step, from, lines } => self.apply_logs(step, from, lines),
+            Reply::Found { step, needle, line } => self.apply_found(step, needle, line),
             Reply::Started(run, msg) => {
                 let id = run.id;
                 if !self.runs.iter().any(|r| r.id == id) {

@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::block;
 use crate::tui::action::Effect;
-use crate::tui::app::{AppState, LOG_WINDOW};
+use crate::tui::app::{AppState, LOG_WINDOW, SearchFrom};
 use crate::tui::widgets::log_pane::styled_line;
 
 /// Typing into the log search (`/`).
@@ -48,60 +48,24 @@ pub fn follow(s: &mut AppState) -> Option<Effect> {
     None
 }
 
-/// `n`/`N`: the next (or previous) line matching the search, in the loaded window.
+/// `n`/`N`: the next (or previous) line matching the search, in the whole log.
 pub fn next_match(s: &mut AppState, forward: bool) -> Option<Effect> {
-    let needle = s.log.search.clone().filter(|n| !n.is_empty())?;
-    let top = current_top(s);
-    let hit = s
-        .log
-        .lines
-        .iter()
-        .filter(|l| l.text.contains(&needle))
-        .map(|l| l.n)
-        .filter(|&n| if forward { n > top } else { n < top });
-    let hit = if forward { hit.min() } else { hit.max() };
-    match hit {
-        Some(n) => scroll_to(s, n),
-        None => {
-            s.info(format!(
-                "no more matches for `{needle}` in the loaded window"
-            ));
-            None
-        }
-    }
+    let from = if forward {
+        SearchFrom::After
+    } else {
+        SearchFrom::Before
+    };
+    s.log_search(from)
 }
 
 /// The line at the top of the pane right now.
 pub fn current_top(s: &AppState) -> u64 {
-    if s.log.follow {
-        let end = s.log.first + s.log.lines.len() as u64;
-        end.saturating_sub(s.log_rows() as u64)
-    } else {
-        s.log.top
-    }
+    s.log_top()
 }
 
-/// Stops following and shows line `top` at the top, loading from the store when it is
-/// outside the window held in memory.
+/// Stops following and shows line `top` at the top (loading it when not held).
 pub fn scroll_to(s: &mut AppState, top: u64) -> Option<Effect> {
-    s.log.follow = false;
-    s.log.top = top;
-    let end = s.log.first + s.log.lines.len() as u64;
-    let h = s.log_rows() as u64;
-    let inside = top >= s.log.first && (top + h <= end || end >= s.log.total);
-    if inside {
-        return None;
-    }
-    let run = s.detail.as_ref()?.run.id;
-    let step = s.log.step?;
-    let from = top.saturating_sub((LOG_WINDOW / 2) as u64);
-    s.log.loading = true;
-    Some(Effect::LoadLogs {
-        run,
-        step,
-        from,
-        limit: LOG_WINDOW,
-    })
+    s.scroll_log_to(top)
 }
 
 pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
@@ -112,9 +76,13 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
     } else {
         "paused (G/f follows)"
     };
+    let searching = match &lv.searching {
+        Some(n) => format!(" · searching the whole log for `{n}`…"),
+        None => String::new(),
+    };
     let title = match step {
         Some(st) => format!(
-            " {} · {} lines · {mode}{}{} ",
+            " {} · {} lines · {mode}{}{}{searching} ",
             st.path(),
             lv.total.max(lv.first + lv.lines.len() as u64),
             if lv.wrap { " · wrap" } else { "" },

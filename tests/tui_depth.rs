@@ -245,3 +245,16 @@ fn the_stack_job_view_shows_operations_plan_and_saved_plan() {
         Some(pipedeck::tui::app::Dialog::Comment { env, .. }) if env == "staging/db/apply"
     ));
 }
+
+#[test]
+fn help_scrolls_and_shows_whole_descriptions() {
+    let mut s = detail_state();
+    key(&mut s, KeyCode::Char('?'));
+    for _ in 0..20 {
+        key(&mut s, KeyCode::Char('j'));
+    }
+    assert!(s.help, "j scrolls the help instead of closing it");
+    both("help_scrolled", &s);
+    key(&mut s, KeyCode::Char('x'));
+    assert!(!s.help);
+}

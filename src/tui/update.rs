@@ -20,7 +20,14 @@ pub fn on_key(s: &mut AppState, km: &Keymap, key: KeyEvent) -> Option<Effect> {
         return views::dialog_key(s, key);
     }
     if s.help {
-        s.help = false;
+        // j/k and the page keys scroll the help; any other key closes it.
+        match key.code {
+            KeyCode::Char('j') | KeyCode::Down => s.help_top = s.help_top.saturating_add(1),
+            KeyCode::Char('k') | KeyCode::Up => s.help_top = s.help_top.saturating_sub(1),
+            KeyCode::PageDown => s.help_top = s.help_top.saturating_add(10),
+            KeyCode::PageUp => s.help_top = s.help_top.saturating_sub(10),
+            _ => s.help = false,
+        }
         return None;
     }
     if s.filter_editing {
@@ -63,6 +70,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         }
         Action::Help => {
             s.help = true;
+            s.help_top = 0;
             None
         }
         Action::CommandLine => {

@@ -106,6 +106,8 @@ pub struct AppState {
     pub graph_sel: usize,
     pub dialog: Option<Dialog>,
     pub help: bool,
+    /// The first row of the help shown (it scrolls when the window is small).
+    pub help_top: u16,
     pub message: Option<(bool, String)>,
     pub services: Vec<String>,
     /// Infra projects and resources (from the engine's catalog), for the trigger dialog.
@@ -152,6 +154,7 @@ impl AppState {
             graph_sel: 0,
             dialog: None,
             help: false,
+            help_top: 0,
             message: None,
             services,
             infra: Vec::new(),

@@ -8,11 +8,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
-use super::{accent, block, fit};
+use super::{accent, block};
 use crate::domain::{Decision, GateKey, RunStatus};
 use crate::tui::action::{Action, Effect};
 use crate::tui::app::{AppState, Dialog, View};
-use crate::tui::keymap::{Keymap, Scope, key_name, scope_name};
 
 /// Asks to cancel run `run` (or says it has ended).
 pub fn confirm_cancel(s: &mut AppState, run: i64, status: RunStatus) {
@@ -279,43 +278,4 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             9,
         ),
     }
-}
-
-pub fn help(f: &mut Frame, s: &AppState, km: &Keymap, area: Rect) {
-    let mut lines = Vec::new();
-    for scope in [Scope::Global, Scope::In(s.view)] {
-        lines.push(Line::styled(format!("{}:", scope_name(scope)), accent(s)));
-        // One line per action, with every key bound to it.
-        let mut seen: Vec<(crate::tui::action::Action, String, &str)> = Vec::new();
-        for b in km.bindings.iter().filter(|b| b.scope == scope) {
-            match seen.iter_mut().find(|(a, _, _)| *a == b.action) {
-                Some((_, keys, _)) => {
-                    keys.push(' ');
-                    keys.push_str(&key_name(b));
-                }
-                None => seen.push((b.action, key_name(b), b.help)),
-            }
-        }
-        for (_, keys, help) in seen {
-            lines.push(Line::from(format!("  {keys:<10} {}", fit(help, 24))));
-        }
-    }
-    lines.push(Line::styled("any key closes this help", accent(s)));
-    // Two columns when one does not fit the screen.
-    let rows = area.height.saturating_sub(2) as usize;
-    if lines.len() <= rows {
-        let r = centered(area, 64, lines.len() as u16 + 2);
-        f.render_widget(Clear, r);
-        f.render_widget(Paragraph::new(lines).block(block(s, " keys ", true)), r);
-        return;
-    }
-    let half = lines.len().div_ceil(2);
-    let right = lines.split_off(half);
-    let r = centered(area, 78, half as u16 + 2);
-    f.render_widget(Clear, r);
-    f.render_widget(block(s, " keys ", true), r);
-    let inner = r.inner(ratatui::layout::Margin::new(1, 1));
-    let [a, b] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
-    f.render_widget(Paragraph::new(lines), a);
-    f.render_widget(Paragraph::new(right), b);
 }

@@ -6,6 +6,7 @@ mod approvals;
 mod detail;
 mod dialogs;
 mod graph;
+mod help;
 mod log;
 mod runs;
 mod trigger;
@@ -177,7 +178,7 @@ pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
     }
     status_bar(f, s, km, bottom);
     if s.help {
-        dialogs::help(f, s, km, main);
+        help::render(f, s, km, main);
     }
     if let Some(d) = &s.dialog {
         dialogs::render(f, s, d, main);

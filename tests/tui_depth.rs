@@ -258,3 +258,16 @@ fn help_scrolls_and_shows_whole_descriptions() {
     key(&mut s, KeyCode::Char('x'));
     assert!(!s.help);
 }
+
+#[test]
+fn the_approve_dialog_shows_what_is_being_approved() {
+    let mut s = state();
+    s.view = View::Approvals;
+    s.runs[0].commit_message = "Add rate limiting \u{1b}]0;pwned\u{7}to the login endpoint".into();
+    key(&mut s, KeyCode::Char('a'));
+    both("approve_context", &s);
+    // A stack job's pause before apply shows the plan it would apply.
+    let mut s = stack_job_state();
+    key(&mut s, KeyCode::Char('a'));
+    both("approve_plan_context", &s);
+}

@@ -64,7 +64,7 @@ pub fn text_input(input: &mut String, code: KeyCode) {
 }
 
 /// What a gate decision will do, stated in full for the confirmation.
-fn decision_text(run: i64, env: &str, decision: Decision) -> String {
+pub fn decision_text(run: i64, env: &str, decision: Decision) -> String {
     let verb = match decision {
         Decision::Approve => "Approve",
         Decision::Reject => "Reject",
@@ -232,19 +232,21 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             } else {
                 "reject"
             };
-            popup(
-                f,
-                s,
-                area,
-                &format!("{verb} {env} of run {run}"),
-                vec![
-                    Line::from("Comment (optional, recorded in the audit log):"),
-                    Line::from(format!("> {input}▏")),
-                    Line::from(""),
-                    Line::styled("enter: continue    esc: cancel", accent(s)),
-                ],
-                8,
-            )
+            let mut lines = super::gate_context::lines(s, *run, env, *decision);
+            lines.extend([
+                Line::from(""),
+                Line::from("Comment (optional, recorded in the audit log):"),
+                Line::from(format!("> {input}▏")),
+                Line::from(""),
+                Line::styled("enter: continue    esc: cancel", accent(s)),
+            ]);
+            // Wrapped lines take more rows than there are lines.
+            let h = lines
+                .iter()
+                .map(|l| (l.width() as u16).div_ceil(68).max(1))
+                .sum::<u16>()
+                + 2;
+            popup(f, s, area, &format!("{verb} {env} of run {run}"), lines, h)
         }
         Dialog::Trigger(form) => super::trigger::render(f, s, form, area),
         Dialog::CommandLine(input) => popup(

@@ -5,6 +5,7 @@
 mod approvals;
 mod detail;
 mod dialogs;
+mod gate_context;
 mod graph;
 mod help;
 mod log;

@@ -1,5 +1,7 @@
 //! The real binary in a real terminal (tmux): trigger a run with `t`, watch it reach
 //! the prod gate, approve it from the inbox, see it succeed; cancel a second run.
+//! Trigger an infra deploy and a stack job from the dashboard, collapse and expand the
+//! stack job's run tree.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -127,6 +129,111 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
 
     // Quit: nothing is active, so the dashboard stops the engine it started.
     t.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pipedeck::api::client::Client::connect(data.path()).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the engine kept running after quit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The dashboard on the demo in tmux session `pd`, with its data dir.
+fn dashboard(name: &str) -> (Tmux, tempfile::TempDir) {
+    let tmux = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux.is_ok_and(|o| o.status.success()),
+        "tmux is not installed: install it (apt-get install tmux; .ci/run does)"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let t = Tmux {
+        socket: format!("pipedeck-{name}-{}", std::process::id()),
+    };
+    let cmd = format!(
+        "{} --demo --data-dir {}",
+        env!("CARGO_BIN_EXE_pipedeck"),
+        data.path().display()
+    );
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "pd",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.wait_for("No runs yet");
+    (t, data)
+}
+
+#[test]
+fn infra_deploy_and_stack_job_from_the_dashboard() {
+    let (t, data) = dashboard("infra");
+    // The kind row, one to the right: the infra pipeline; enter deploys it.
+    t.keys(&["t"]);
+    t.wait_for("trigger a run");
+    t.keys(&["Up", "Right"]);
+    t.wait_for("infra pipeline");
+    t.keys(&["Enter"]);
+    t.wait_for("triggered run 1: deploy aws-staging");
+    // The kind row, one to the left: a stack job; preview of the first resource.
+    t.keys(&["t"]);
+    t.wait_for("trigger a run");
+    t.keys(&["Up", "Left"]);
+    t.wait_for("stack job");
+    t.keys(&["Enter"]);
+    t.wait_for("triggered run 2: stack job: preview");
+    // The new run is selected: enter opens the stack-job view, on its run tree.
+    t.keys(&["Enter"]);
+    t.wait_for("stack job 2");
+    t.wait_for("resources (1)");
+    // h walks up and collapses: the section closes (▸), l opens it again (▾).
+    for _ in 0..4 {
+        t.keys(&["h"]);
+    }
+    let collapsed = |s: &str| {
+        s.lines()
+            .any(|l| l.contains("▸ ") && l.contains("resources (1)"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !collapsed(&t.screen()) {
+        assert!(
+            Instant::now() < deadline,
+            "the section never collapsed:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.keys(&["l"]);
+    let expanded = |s: &str| {
+        s.lines()
+            .any(|l| l.contains("▾ ") && l.contains("resources (1)"))
+    };
+    while !expanded(&t.screen()) {
+        assert!(
+            Instant::now() < deadline,
+            "the section never opened:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Quit, stopping the engine (the deploy may still wait at its gate).
+    t.keys(&["Escape"]);
+    t.wait_for("sort: newest");
+    t.keys(&["q"]);
+    std::thread::sleep(Duration::from_millis(300));
+    if t.screen().contains("still active") {
+        t.keys(&["s"]);
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     while pipedeck::api::client::Client::connect(data.path()).is_ok() {
         assert!(

@@ -130,6 +130,8 @@ pub struct AppState {
     replay: Vec<Event>,
     /// Bumped on every change the state makes to `runs`.
     runs_generation: u64,
+    /// Bumped on every change made in place to the open run's detail.
+    detail_generation: u64,
     caches: Caches,
 }
 
@@ -170,6 +172,7 @@ impl AppState {
             reloading: false,
             replay: Vec::new(),
             runs_generation: 0,
+            detail_generation: 0,
             caches: Caches::default(),
         }
     }
@@ -241,6 +244,9 @@ impl AppState {
 
     /// Applies an engine event; may ask for more (log lines).
     pub fn apply_event(&mut self, e: Event) -> Option<Effect> {
+        if !matches!(e, Event::Log { .. }) {
+            self.detail_generation += 1;
+        }
         if self.reloading {
             self.replay.push(e.clone());
         }
@@ -334,6 +340,7 @@ impl AppState {
                     .as_ref()
                     .is_some_and(|old| old.run.id == d.run.id);
                 self.detail = Some(*d);
+                self.detail_generation += 1;
                 if !same {
                     self.tree = RunTree::default();
                     if let Some(id) = self.default_step() {
@@ -383,6 +390,7 @@ impl AppState {
             }
             Reply::Queues(q) => {
                 self.queues = q;
+                self.detail_generation += 1;
                 None
             }
             Reply::Older { run, why } => {

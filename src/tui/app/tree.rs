@@ -131,6 +131,33 @@ impl RunTree {
 }
 
 impl AppState {
+    /// The run tree's items for a tree `width` columns wide inside its border,
+    /// built when the run, the clock's second or the look changes.
+    pub fn tree_items(
+        &self,
+        look: &crate::tui::widgets::run_tree::TreeLook,
+    ) -> std::sync::Arc<Vec<tui_tree_widget::TreeItem<'static, NodeId>>> {
+        let Some(d) = &self.detail else {
+            return Default::default();
+        };
+        let key = || crate::tui::cache::TreeKey {
+            generation: self.detail_generation,
+            steps: (d.steps.as_ptr() as usize, d.steps.len()),
+            gates: (d.gates.as_ptr() as usize, d.gates.len()),
+            queues: (self.queues.as_ptr() as usize, self.queues.len()),
+            second: look.now / 1000,
+            width: look.width,
+            ascii: look.ascii,
+            color: look.color,
+        };
+        let fresh = key();
+        self.caches.tree.get(
+            |k| *k == fresh,
+            key,
+            || crate::tui::widgets::run_tree::items(d, look),
+        )
+    }
+
     /// The nodes shown (ancestors open), in order.
     pub fn visible_nodes(&self) -> Vec<Node> {
         let Some(d) = &self.detail else {
@@ -308,6 +335,31 @@ mod tests {
         assert_eq!(names(&s).len(), 8);
         s.tree_right();
         assert_eq!(s.selected_step().map(|x| x.id), Some(4));
+    }
+
+    #[test]
+    fn the_tree_items_are_rebuilt_only_when_the_run_or_the_look_changes() {
+        use crate::domain::Event;
+        use crate::tui::widgets::run_tree::TreeLook;
+        use std::sync::Arc;
+        let mut s = state();
+        let look = |width| TreeLook {
+            ascii: false,
+            color: true,
+            now: 5_000,
+            width,
+            accent: ratatui::style::Style::new(),
+            queues: &[],
+        };
+        let a = s.tree_items(&look(30));
+        assert!(Arc::ptr_eq(&a, &s.tree_items(&look(30))));
+        assert!(!Arc::ptr_eq(&a, &s.tree_items(&look(40))));
+        let b = s.tree_items(&look(30));
+        let mut st = s.detail.as_ref().unwrap().steps[0].clone();
+        st.status = StepStatus::Failed;
+        s.apply_event(Event::Step { step: st });
+        let c = s.tree_items(&look(30));
+        assert!(!Arc::ptr_eq(&b, &c), "a step event rebuilds the items");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{accent, block, dialogs, duration, fit, selected};
 use crate::domain::{RunDetail, RunKind, Stage, StepStatus};
 use crate::tui::action::{Action, Effect};
 use crate::tui::app::{AppState, NodeId, View, nodes};
-use crate::tui::widgets::run_tree::{self, TreeLook, node_symbols};
+use crate::tui::widgets::run_tree::{TreeLook, node_symbols};
 use crate::tui::widgets::status::{badge, run_look};
 
 /// The run detail's keys.
@@ -187,7 +187,7 @@ fn tree(f: &mut Frame, s: &AppState, area: Rect) {
         accent: accent(s),
         queues: &s.queues,
     };
-    let items = run_tree::items(d, &look);
+    let items = s.tree_items(&look);
     let (open, closed, leaf) = node_symbols(s.ascii);
     let Ok(widget) = Tree::new(&items) else {
         return;

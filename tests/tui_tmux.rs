@@ -54,38 +54,7 @@ impl Drop for Tmux {
 
 #[test]
 fn trigger_approve_and_cancel_from_the_dashboard() {
-    // `.ci/run` installs tmux; a machine without it fails here, saying so.
-    let tmux = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux.is_ok_and(|o| o.status.success()),
-        "tmux is not installed: install it (apt-get install tmux; .ci/run does)"
-    );
-    let data = tempfile::tempdir().unwrap();
-    let t = Tmux {
-        socket: format!("pipedeck-test-{}", std::process::id()),
-    };
-    let cmd = format!(
-        "{} --demo --data-dir {} --as alice",
-        env!("CARGO_BIN_EXE_pipedeck"),
-        data.path().display()
-    );
-    let out = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "pd",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        &cmd,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t.wait_for("No runs yet");
+    let (t, data) = dashboard("test", "--as alice");
 
     // Trigger with `t`, accept the dialog's defaults.
     t.keys(&["t"]);
@@ -139,8 +108,9 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
     }
 }
 
-/// The dashboard on the demo in tmux session `pd`, with its data dir.
-fn dashboard(name: &str) -> (Tmux, tempfile::TempDir) {
+/// The dashboard on the demo (with `args`) in tmux session `pd`, with its data dir.
+fn dashboard(name: &str, args: &str) -> (Tmux, tempfile::TempDir) {
+    // `.ci/run` installs tmux; a machine without it fails here, saying so.
     let tmux = Command::new("tmux").arg("-V").output();
     assert!(
         tmux.is_ok_and(|o| o.status.success()),
@@ -151,7 +121,7 @@ fn dashboard(name: &str) -> (Tmux, tempfile::TempDir) {
         socket: format!("pipedeck-{name}-{}", std::process::id()),
     };
     let cmd = format!(
-        "{} --demo --data-dir {}",
+        "{} --demo --data-dir {} {args}",
         env!("CARGO_BIN_EXE_pipedeck"),
         data.path().display()
     );
@@ -177,7 +147,7 @@ fn dashboard(name: &str) -> (Tmux, tempfile::TempDir) {
 
 #[test]
 fn infra_deploy_and_stack_job_from_the_dashboard() {
-    let (t, data) = dashboard("infra");
+    let (t, data) = dashboard("infra", "");
     // The kind row, one to the right: the infra pipeline; enter deploys it.
     t.keys(&["t"]);
     t.wait_for("trigger a run");

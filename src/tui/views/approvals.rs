@@ -85,11 +85,13 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 g.run_id.to_string(),
                 run.map(|r| r.service.clone()).unwrap_or_default(),
                 g.env.clone(),
+                // The commit and its message (sanitised: untrusted text).
                 run.map(|r| {
                     format!(
-                        "{} {}",
+                        "{} {} {}",
                         &r.commit_sha[..r.commit_sha.len().min(7)],
-                        r.place()
+                        r.place(),
+                        crate::domain::ansi::sanitize(&r.commit_message, false)
                     )
                 })
                 .unwrap_or_default(),

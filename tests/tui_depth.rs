@@ -264,6 +264,26 @@ fn the_approve_dialog_shows_what_is_being_approved() {
     let mut s = state();
     s.view = View::Approvals;
     s.runs[0].commit_message = "Add rate limiting \u{1b}]0;pwned\u{7}to the login endpoint".into();
+    // Who may approve, as the engine's catalog says.
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/pipedeck.toml");
+    let mut rules = pipedeck::config::load_project(&demo)
+        .unwrap()
+        .catalog()
+        .gates;
+    assert!(
+        rules
+            .iter()
+            .any(|g| g.owner == "web" && g.env == "prod" && g.approvers.is_empty()),
+        "the demo's prod gate is anyone's: {rules:?}"
+    );
+    rules.push(pipedeck::domain::command::GateRule {
+        owner: "web".into(),
+        env: "prod".into(),
+        approvers: vec!["alice".into(), "bob".into()],
+        forbid_self_approval: true,
+    });
+    rules.retain(|g| !(g.env == "prod" && g.approvers.is_empty()));
+    s.gate_rules = rules;
     key(&mut s, KeyCode::Char('a'));
     both("approve_context", &s);
     // A stack job's pause before apply shows the plan it would apply.

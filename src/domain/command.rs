@@ -200,6 +200,23 @@ pub struct Catalog {
     pub infra: Vec<String>,
     /// Resource ids of every infra project, without repeats.
     pub resources: Vec<String>,
+    /// Who may decide the gates, as the project defines them now (a run decides by
+    /// the definition it pinned), for the dashboard's approve dialog.
+    #[serde(default)]
+    pub gates: Vec<GateRule>,
+}
+
+/// Who may decide the gates of one service environment or infra project.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateRule {
+    /// The service, or the infra project.
+    pub owner: String,
+    /// The environment (an infra project's node gates share its environment's rule).
+    pub env: String,
+    /// Who may decide; empty means anyone.
+    pub approvers: Vec<String>,
+    /// The person who triggered the run may not decide.
+    pub forbid_self_approval: bool,
 }
 
 /// One preflight check (SJ-4).

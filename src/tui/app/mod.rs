@@ -113,6 +113,8 @@ pub struct AppState {
     /// Infra projects and resources (from the engine's catalog), for the trigger dialog.
     pub infra: Vec<String>,
     pub resources: Vec<String>,
+    /// Who may decide which gates (from the engine's catalog).
+    pub gate_rules: Vec<crate::domain::command::GateRule>,
     pub now: Millis,
     /// This process hosts the engine (versus attached to one another process hosts).
     pub hosting: bool,
@@ -161,6 +163,7 @@ impl AppState {
             services,
             infra: Vec::new(),
             resources: Vec::new(),
+            gate_rules: Vec::new(),
             now: 0,
             hosting,
             data_dir,
@@ -386,6 +389,7 @@ impl AppState {
                 }
                 self.infra = c.infra;
                 self.resources = c.resources;
+                self.gate_rules = c.gates;
                 None
             }
             Reply::Queues(q) => {

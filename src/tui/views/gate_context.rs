@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use super::dialogs::decision_text;
 use super::{fit, span};
 use crate::domain::ansi::sanitize;
-use crate::domain::{Decision, RunInfo, Stage};
+use crate::domain::{Decision, GateKey, RunInfo, Stage};
 use crate::tui::app::AppState;
 
 /// The run `id` as the dashboard knows it (the table, or the open detail).
@@ -66,6 +66,27 @@ pub fn lines(s: &AppState, run: i64, env: &str, decision: Decision) -> Vec<Line<
             out.push(row("author", sanitize(&r.author, false)));
         }
         out.push(row("triggered", sanitize(&r.triggered_by, false)));
+        let key = GateKey::parse(env).unwrap_or_else(|| GateKey::env(env));
+        if let Some(rule) = s
+            .gate_rules
+            .iter()
+            .find(|g| g.owner == r.service && g.env == key.env)
+        {
+            let who = if rule.approvers.is_empty() {
+                "anyone".to_string()
+            } else {
+                rule.approvers.join(", ")
+            };
+            let not_self = if rule.forbid_self_approval {
+                format!(
+                    " (not {}, who triggered it)",
+                    sanitize(&r.triggered_by, false)
+                )
+            } else {
+                String::new()
+            };
+            out.push(row("approvers", format!("{who}{not_self}")));
+        }
     }
     if let Some(g) = s.gates.iter().find(|g| g.run_id == run && g.env == env) {
         let expiry = match g.expires_at {

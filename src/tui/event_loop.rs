@@ -245,16 +245,26 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                 from,
                 needle,
                 backward,
-            } => c
-                .ask::<Option<u64>>(Request::SearchLog {
-                    run_id: run,
-                    step_id: step,
-                    from,
-                    needle: needle.clone(),
-                    backward,
-                })
-                .await
-                .map(|line| Reply::Found { step, needle, line }),
+            } => {
+                let found = c
+                    .ask::<Option<u64>>(Request::SearchLog {
+                        run_id: run,
+                        step_id: step,
+                        from,
+                        needle: needle.clone(),
+                        backward,
+                    })
+                    .await;
+                match found {
+                    Ok(line) => Ok(Reply::Found { step, needle, line }),
+                    Err(e) => {
+                        // The search is over either way; the error follows.
+                        let line = None;
+                        send(&tx, Reply::Found { step, needle, line });
+                        Err(e)
+                    }
+                }
+            }
             Effect::Quit { .. } => return,
         };
         send(&tx, reply.unwrap_or_else(|e| Reply::Error(e.to_string())));

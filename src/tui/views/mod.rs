@@ -53,7 +53,10 @@ pub fn edit_search(s: &mut AppState, f: impl FnOnce(&mut String)) {
 /// Esc in the search field clears it.
 pub fn clear_search(s: &mut AppState) {
     match s.view {
-        View::Detail => s.log.search = None,
+        View::Detail => {
+            s.log.search = None;
+            s.log.searching = None;
+        }
         _ => s.filter.clear(),
     }
 }

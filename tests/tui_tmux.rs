@@ -31,15 +31,20 @@ impl Tmux {
 
     /// Reads the screen until it shows `needle` (a bound guards against hangs).
     fn wait_for(&self, needle: &str) -> String {
+        self.wait_until(&format!("{needle:?}"), |s| s.contains(needle))
+    }
+
+    /// Reads the screen until `shows` holds for it (`what` says what was awaited).
+    fn wait_until(&self, what: &str, shows: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let s = self.screen();
-            if s.contains(needle) {
+            if shows(&s) {
                 return s;
             }
             assert!(
                 Instant::now() < deadline,
-                "the screen never showed {needle:?}:\n{s}"
+                "the screen never showed {what}:\n{s}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -170,32 +175,15 @@ fn infra_deploy_and_stack_job_from_the_dashboard() {
     for _ in 0..4 {
         t.keys(&["h"]);
     }
-    let collapsed = |s: &str| {
-        s.lines()
-            .any(|l| l.contains("▸ ") && l.contains("resources (1)"))
+    let section = |mark: &'static str| {
+        move |s: &str| {
+            s.lines()
+                .any(|l| l.contains(mark) && l.contains("resources (1)"))
+        }
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !collapsed(&t.screen()) {
-        assert!(
-            Instant::now() < deadline,
-            "the section never collapsed:\n{}",
-            t.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    t.wait_until("the section collapsed", section("▸ "));
     t.keys(&["l"]);
-    let expanded = |s: &str| {
-        s.lines()
-            .any(|l| l.contains("▾ ") && l.contains("resources (1)"))
-    };
-    while !expanded(&t.screen()) {
-        assert!(
-            Instant::now() < deadline,
-            "the section never opened:\n{}",
-            t.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    t.wait_until("the section open again", section("▾ "));
     // Quit, stopping the engine (the deploy may still wait at its gate).
     t.keys(&["Escape"]);
     t.wait_for("sort: newest");

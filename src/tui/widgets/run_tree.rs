@@ -9,6 +9,7 @@ use tui_tree_widget::TreeItem;
 
 use crate::domain::{EnvQueue, GateInfo, Millis, RunDetail, Stage, StepInfo, StepStatus};
 use crate::tui::app::{NodeId, sections};
+use crate::tui::views::fit;
 use crate::tui::widgets::status::{Look, step_look};
 
 /// What the items are drawn with.
@@ -39,17 +40,6 @@ fn step_duration(st: &StepInfo, now: Millis) -> String {
         (Some(a), Some(b)) => crate::domain::format_duration(b - a),
         (Some(a), None) => crate::domain::format_duration(now.max(a) - a),
         _ => String::new(),
-    }
-}
-
-/// Cuts `s` to `n` characters, marking the cut.
-fn fit(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
     }
 }
 

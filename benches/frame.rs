@@ -197,6 +197,69 @@ fn main() {
         s.log.lines.len()
     );
 
+    // Whole-log search through the store: line 17, searched back from the end (the
+    // whole file is read), and forward from the start.
+    let needle = format!("{:>8}\u{1b}[0m", 17);
+    for (dir, from) in [
+        (pipedeck::store::Direction::Backward, total),
+        (pipedeck::store::Direction::Forward, 0),
+    ] {
+        let t = Instant::now();
+        let hit = logs.find(1, 1, from, &needle, dir).expect("search");
+        println!(
+            "  search {dir:?} from line {from} of {total}: line {hit:?} in {:.1} ms",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+
+    // Run tree: a 2,000-step run, every node expanded, moving the selection each frame.
+    let steps: Vec<StepInfo> = (0..2000)
+        .map(|i| StepInfo {
+            id: 10 + i,
+            run_id: 2,
+            stage: if i < 1500 {
+                Stage::Build
+            } else {
+                Stage::Deploy
+            },
+            name: format!("step-{i}"),
+            position: i,
+            status: StepStatus::ALL[(i % 6) as usize],
+            reason: None,
+            exit_code: None,
+            started_at: Some(s.now - 5000),
+            ended_at: Some(s.now - 1000),
+            parent_id: None,
+            outputs: None,
+            superseded_by: None,
+        })
+        .collect();
+    s.wanted_detail = Some(2);
+    let e = s.apply_reply(Reply::Detail(Box::new(RunDetail {
+        run: run(2),
+        steps,
+        gates: vec![],
+        graph: vec![],
+        chain: Default::default(),
+    })));
+    drop(e);
+    let mut times = Vec::new();
+    for i in 0..1000 {
+        let t = Instant::now();
+        key(
+            &mut s,
+            &km,
+            if i % 400 < 300 {
+                KeyCode::Char('j')
+            } else {
+                KeyCode::Char('k')
+            },
+        );
+        term.draw(|f| views::render(f, &s, &km)).expect("draw");
+        times.push(t.elapsed());
+    }
+    report("run tree of 2,000 steps, expanded", times);
+
     // DAG layout: lay out and draw a 1,000-node graph (width 32, 2 dependencies each).
     use pipedeck::tui::widgets::dag_graph::{Label, Layout, Node, draw};
     let nodes: Vec<Node> = (0..1000usize)

@@ -366,6 +366,25 @@ run = "awk -v t=\"$TOKEN\" 'BEGIN { for (i = 0; i < 200000; i++) print \"line \"
         }
     }
     assert_eq!(n, 200_000);
+    // The whole stored log is searchable (issue 19), both ways; the secret is not in it.
+    let find = |needle: &str, from: u64, backward: bool| {
+        let needle = needle.to_string();
+        let run_id = run.id;
+        let h = h.clone();
+        async move {
+            let req = pipedeck::domain::Request::SearchLog {
+                run_id,
+                step_id: id,
+                from,
+                needle,
+                backward,
+            };
+            h.ask::<Option<u64>>(req).await.unwrap()
+        }
+    };
+    assert_eq!(find("line 17 ", 200_000, true).await, Some(17));
+    assert_eq!(find("line 199999 ", 0, false).await, Some(199_999));
+    assert_eq!(find("s3cr3t", 0, false).await, None);
     let raw = std::fs::read(p.data_dir().join(format!("logs/{}/{id}.log", run.id))).unwrap();
     assert!(
         memchr::memmem::find(&raw, b"s3cr3t").is_none(),

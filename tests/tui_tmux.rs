@@ -1,5 +1,7 @@
 //! The real binary in a real terminal (tmux): trigger a run with `t`, watch it reach
 //! the prod gate, approve it from the inbox, see it succeed; cancel a second run.
+//! Trigger an infra deploy and a stack job from the dashboard, collapse and expand the
+//! stack job's run tree.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -29,15 +31,20 @@ impl Tmux {
 
     /// Reads the screen until it shows `needle` (a bound guards against hangs).
     fn wait_for(&self, needle: &str) -> String {
+        self.wait_until(&format!("{needle:?}"), |s| s.contains(needle))
+    }
+
+    /// Reads the screen until `shows` holds for it (`what` says what was awaited).
+    fn wait_until(&self, what: &str, shows: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let s = self.screen();
-            if s.contains(needle) {
+            if shows(&s) {
                 return s;
             }
             assert!(
                 Instant::now() < deadline,
-                "the screen never showed {needle:?}:\n{s}"
+                "the screen never showed {what}:\n{s}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -52,38 +59,7 @@ impl Drop for Tmux {
 
 #[test]
 fn trigger_approve_and_cancel_from_the_dashboard() {
-    // `.ci/run` installs tmux; a machine without it fails here, saying so.
-    let tmux = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux.is_ok_and(|o| o.status.success()),
-        "tmux is not installed: install it (apt-get install tmux; .ci/run does)"
-    );
-    let data = tempfile::tempdir().unwrap();
-    let t = Tmux {
-        socket: format!("pipedeck-test-{}", std::process::id()),
-    };
-    let cmd = format!(
-        "{} --demo --data-dir {}",
-        env!("CARGO_BIN_EXE_pipedeck"),
-        data.path().display()
-    );
-    let out = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "pd",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        &cmd,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t.wait_for("No runs yet");
+    let (t, data) = dashboard("test", "");
 
     // Trigger with `t`, accept the dialog's defaults.
     t.keys(&["t"]);
@@ -131,6 +107,95 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
     t.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while pipedeck::api::client::Client::connect(&data.path().join("engine.sock")).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the engine kept running after quit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The dashboard on the demo (with `args`) in tmux session `pd`, with its data dir.
+fn dashboard(name: &str, args: &str) -> (Tmux, tempfile::TempDir) {
+    // `.ci/run` installs tmux; a machine without it fails here, saying so.
+    let tmux = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux.is_ok_and(|o| o.status.success()),
+        "tmux is not installed: install it (apt-get install tmux; .ci/run does)"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let t = Tmux {
+        socket: format!("pipedeck-{name}-{}", std::process::id()),
+    };
+    let cmd = format!(
+        "{} --demo --data-dir {} {args}",
+        env!("CARGO_BIN_EXE_pipedeck"),
+        data.path().display()
+    );
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "pd",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.wait_for("No runs yet");
+    (t, data)
+}
+
+#[test]
+fn infra_deploy_and_stack_job_from_the_dashboard() {
+    let (t, data) = dashboard("infra", "");
+    // The kind row, one to the right: the infra pipeline; enter deploys it.
+    t.keys(&["t"]);
+    t.wait_for("trigger a run");
+    t.keys(&["Up", "Right"]);
+    t.wait_for("infra pipeline");
+    t.keys(&["Enter"]);
+    t.wait_for("triggered run 1: deploy aws-staging");
+    // The kind row, one to the left: a stack job; preview of the first resource.
+    t.keys(&["t"]);
+    t.wait_for("trigger a run");
+    t.keys(&["Up", "Left"]);
+    t.wait_for("stack job");
+    t.keys(&["Enter"]);
+    t.wait_for("triggered run 2: stack job: preview");
+    // The new run is selected: enter opens the stack-job view, on its run tree.
+    t.keys(&["Enter"]);
+    t.wait_for("stack job 2");
+    t.wait_for("resources (1)");
+    // h walks up and collapses: the section closes (▸), l opens it again (▾).
+    for _ in 0..4 {
+        t.keys(&["h"]);
+    }
+    let section = |mark: &'static str| {
+        move |s: &str| {
+            s.lines()
+                .any(|l| l.contains(mark) && l.contains("resources (1)"))
+        }
+    };
+    t.wait_until("the section collapsed", section("▸ "));
+    t.keys(&["l"]);
+    t.wait_until("the section open again", section("▾ "));
+    // Quit, stopping the engine (the deploy may still wait at its gate).
+    t.keys(&["Escape"]);
+    t.wait_for("sort: newest");
+    t.keys(&["q"]);
+    std::thread::sleep(Duration::from_millis(300));
+    if t.screen().contains("still active") {
+        t.keys(&["s"]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pipedeck::api::client::Client::connect(data.path()).is_ok() {
         assert!(
             Instant::now() < deadline,
             "the engine kept running after quit"

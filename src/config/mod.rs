@@ -264,10 +264,33 @@ impl Project {
             .collect();
         resources.sort();
         resources.dedup();
+        use crate::domain::command::GateRule;
+        let rule = |owner: &str, env: &str, g: &GatePolicy| GateRule {
+            owner: owner.to_string(),
+            env: env.to_string(),
+            approvers: g.approvers.clone(),
+            forbid_self_approval: g.forbid_self_approval,
+        };
+        let mut gates: Vec<GateRule> = self
+            .services
+            .values()
+            .flat_map(|s| {
+                s.environments
+                    .iter()
+                    .filter(|e| e.gate.approval)
+                    .map(|e| rule(&s.name, &e.name, &e.gate))
+            })
+            .collect();
+        gates.extend(
+            self.infra
+                .values()
+                .map(|p| rule(&p.name, &p.environment, &p.gate)),
+        );
         crate::domain::command::Catalog {
             services: self.services.keys().cloned().collect(),
             infra: self.infra.keys().cloned().collect(),
             resources,
+            gates,
         }
     }
 }

@@ -91,6 +91,18 @@ pub enum Request {
         from: u64,
         limit: usize,
     },
+    /// The line of a step's whole log (not only what a client holds) that contains
+    /// `needle` nearest line `from`: at or after it, or before it when `backward`.
+    /// → [`Response::LogMatch`]
+    SearchLog {
+        run_id: i64,
+        step_id: i64,
+        #[serde(default)]
+        from: u64,
+        needle: String,
+        #[serde(default)]
+        backward: bool,
+    },
     /// How many lines a step's log holds. → [`Response::LogCount`]
     LogCount { run_id: i64, step_id: i64 },
     /// A stack job's preflight checks for a resource, run where the job would run;
@@ -128,6 +140,8 @@ pub enum Response {
     Audit(Vec<AuditEntry>),
     Logs(Vec<LogLine>),
     LogCount(u64),
+    /// The matching line's number, if any.
+    LogMatch(Option<u64>),
     Preflight(PreflightReport),
     Catalog(Catalog),
     Config(ConfigStatus),
@@ -147,6 +161,7 @@ impl Response {
             Response::Audit(_) => "audit",
             Response::Logs(_) => "logs",
             Response::LogCount(_) => "log_count",
+            Response::LogMatch(_) => "log_match",
             Response::Preflight(_) => "preflight",
             Response::Catalog(_) => "catalog",
             Response::Config(_) => "config",
@@ -189,6 +204,7 @@ typed_answer! {
     Vec<AuditEntry> => Audit(v) => v, "audit";
     Vec<LogLine> => Logs(v) => v, "logs";
     u64 => LogCount(v) => v, "log_count";
+    Option<u64> => LogMatch(v) => v, "log_match";
     PreflightReport => Preflight(v) => v, "preflight";
     Catalog => Catalog(v) => v, "catalog";
     ConfigStatus => Config(v) => v, "config";
@@ -216,6 +232,23 @@ pub struct Catalog {
     pub infra: Vec<String>,
     /// Resource ids of every infra project, without repeats.
     pub resources: Vec<String>,
+    /// Who may decide the gates, as the project defines them now (a run decides by
+    /// the definition it pinned), for the dashboard's approve dialog.
+    #[serde(default)]
+    pub gates: Vec<GateRule>,
+}
+
+/// Who may decide the gates of one service environment or infra project.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateRule {
+    /// The service, or the infra project.
+    pub owner: String,
+    /// The environment (an infra project's node gates share its environment's rule).
+    pub env: String,
+    /// Who may decide; empty means anyone.
+    pub approvers: Vec<String>,
+    /// The person who triggered the run may not decide.
+    pub forbid_self_approval: bool,
 }
 
 /// One preflight check (SJ-4).
@@ -296,6 +329,13 @@ mod tests {
                 run_id: 8,
                 step_id: 9,
             },
+            Request::SearchLog {
+                run_id: 8,
+                step_id: 9,
+                from: 12,
+                needle: "error".into(),
+                backward: true,
+            },
             Request::Preflight {
                 resource: "db".into(),
                 infra: None,
@@ -326,6 +366,7 @@ mod tests {
                 | Request::Queues { .. }
                 | Request::Logs { .. }
                 | Request::LogCount { .. }
+                | Request::SearchLog { .. }
                 | Request::Preflight { .. }
                 | Request::Catalog
                 | Request::Reload
@@ -333,7 +374,7 @@ mod tests {
                 | Request::Gc { .. } => {}
             }
         }
-        assert_eq!(every_request().len(), 19);
+        assert_eq!(every_request().len(), 20);
     }
 
     #[test]

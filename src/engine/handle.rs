@@ -176,6 +176,27 @@ impl EngineHandle {
                 from,
                 limit,
             } => Response::Logs(self.read_log(run_id, step_id, from, limit).await?),
+            Request::SearchLog {
+                run_id,
+                step_id,
+                from,
+                needle,
+                backward,
+            } => {
+                let logs = self.shared.logs.clone();
+                let dir = if backward {
+                    crate::store::Direction::Backward
+                } else {
+                    crate::store::Direction::Forward
+                };
+                let found = tokio::task::spawn_blocking(move || {
+                    logs.find(run_id, step_id, from, &needle, dir)
+                })
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?
+                .map_err(|e| EngineError::Internal(format!("searching the log failed: {e}")))?;
+                Response::LogMatch(found)
+            }
             Request::LogCount { run_id, step_id } => {
                 Response::LogCount(self.count_log(run_id, step_id).await?)
             }
@@ -289,6 +310,7 @@ impl EngineHandle {
             | Request::AuditLog { .. }
             | Request::Logs { .. }
             | Request::LogCount { .. }
+            | Request::SearchLog { .. }
             | Request::Preflight { .. }
             | Request::Catalog
             | Request::ConfigStatus => Action::Read,

@@ -28,6 +28,7 @@ mod file;
 mod repair;
 #[cfg(test)]
 mod repair_tests;
+mod search;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -41,6 +42,7 @@ pub use file::LogWriter;
 pub(crate) use file::SyncHandle;
 pub use repair::PREFIX_LEN;
 use repair::{convert_store, repair};
+pub use search::Direction;
 
 /// Lines between index entries.
 pub const INDEX_EVERY: u64 = 4096;

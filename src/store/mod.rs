@@ -19,7 +19,7 @@ use crate::domain::{
     RunType, Stage, StepInfo, StepStatus, Trigger,
 };
 
-pub use logs::{LogLine, LogStore, LogWriter};
+pub use logs::{Direction, LogLine, LogStore, LogWriter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

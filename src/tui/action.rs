@@ -1,6 +1,7 @@
 //! What a key means ([`Action`]) and what an update asks the outside world to do ([`Effect`]).
 
-use crate::domain::{Decision, EnvQueue, GateInfo, RunDetail, RunInfo};
+use crate::domain::command::Catalog;
+use crate::domain::{Decision, EnvQueue, GateInfo, Operation, RunDetail, RunInfo};
 use crate::store::LogLine;
 
 /// Every action a key can be bound to.
@@ -33,6 +34,8 @@ pub enum Action {
     StreamMarker,
     Sort,
     Approvals,
+    /// Collapse or expand the selected tree node.
+    Toggle,
 }
 
 /// Work for the event loop: engine commands and store reads. Results come back as [`Reply`].
@@ -43,12 +46,24 @@ pub enum Effect {
         branch: Option<String>,
         commit: Option<String>,
     },
+    /// Deploy (or undeploy) an infra project.
+    TriggerInfra {
+        project: String,
+        undeploy: bool,
+    },
+    /// A resource's stack job ending in `operation` (apply is the `update` job).
+    TriggerStackJob {
+        resource: String,
+        operation: Operation,
+    },
     Cancel(i64),
     Rerun(i64),
     /// A rerun that rolls an environment back to an older commit, confirmed as such.
     RerunOlder(i64),
     /// Read every environment's deploy queue again.
     LoadQueues,
+    /// Read the names the engine's project defines (services, infra, resources).
+    LoadCatalog,
     Decide {
         run: i64,
         env: String,
@@ -66,6 +81,14 @@ pub enum Effect {
         from: u64,
         limit: usize,
     },
+    /// Search a step's whole stored log for `needle` from line `from`.
+    SearchLog {
+        run: i64,
+        step: i64,
+        from: u64,
+        needle: String,
+        backward: bool,
+    },
     Quit {
         stop_engine: bool,
     },
@@ -82,6 +105,12 @@ pub enum Reply {
         from: u64,
         lines: Vec<LogLine>,
     },
+    /// Where a search of the stored log found `needle` (`None`: nowhere).
+    Found {
+        step: i64,
+        needle: String,
+        line: Option<u64>,
+    },
     /// A fresh read of the runs and waiting gates (`None`: that read failed, and an
     /// [`Reply::Error`] says why).
     Reloaded {
@@ -90,6 +119,7 @@ pub enum Reply {
     },
     /// Every environment's deploy queue.
     Queues(Vec<EnvQueue>),
+    Catalog(Catalog),
     /// A rerun of `run` would roll an environment back (`why`): ask again, as such.
     Older {
         run: i64,

@@ -79,12 +79,29 @@ pub struct GraphKey {
     pub graph: Vec<GraphNode>,
 }
 
+/// What the run tree's items depend on: the open run's steps, gates and queues as
+/// they stand (a generation bumped by every change in place, and the buffers), the
+/// clock to the second (durations of steps still going), the width and the look.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeKey {
+    pub generation: u64,
+    pub steps: (usize, usize),
+    pub gates: (usize, usize),
+    pub queues: (usize, usize),
+    pub second: Millis,
+    pub width: u16,
+    pub ascii: bool,
+    pub color: bool,
+}
+
 /// The memos an [`crate::tui::app::AppState`] carries.
 #[derive(Debug, Clone, Default)]
 pub struct Caches {
     /// Indices into `runs`, in table order.
     pub rows: Memo<RowsKey, Vec<usize>>,
     pub graph: Memo<GraphKey, Layout>,
+    /// The run tree's items, built when the run or the look changes.
+    pub tree: Memo<TreeKey, Vec<tui_tree_widget::TreeItem<'static, crate::tui::app::NodeId>>>,
 }
 
 /// Lays out an infra run's graph (edges run dependency → dependent).

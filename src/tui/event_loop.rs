@@ -48,6 +48,7 @@ where
     let (reply_tx, mut replies) = mpsc::unbounded_channel::<Reply>();
     let first = state.reload();
     execute(&client, first, reply_tx.clone());
+    execute(&client, Effect::LoadCatalog, reply_tx.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(stop);
     let mut dirty = true;
@@ -75,7 +76,7 @@ where
                     Some(Ok(TermEvent::Mouse(m))) => match m.kind {
                         MouseEventKind::ScrollUp => update::scroll(&mut state, -3),
                         MouseEventKind::ScrollDown => update::scroll(&mut state, 3),
-                        MouseEventKind::Down(_) => update::click(&mut state, m.row),
+                        MouseEventKind::Down(_) => update::click(&mut state, m.column, m.row),
                         _ => None,
                     },
                     Some(Ok(_)) => None,
@@ -151,6 +152,23 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     let msg = format!("triggered run {} of {}", r.id, r.service);
                     Reply::Started(Box::new(r), msg)
                 }),
+            Effect::TriggerInfra { project, undeploy } => {
+                c.trigger_infra(&project, undeploy).await.map(|r| {
+                    let msg = format!("triggered run {}: {} {project}", r.id, r.what());
+                    Reply::Started(Box::new(r), msg)
+                })
+            }
+            Effect::TriggerStackJob {
+                resource,
+                operation,
+            } => c
+                .trigger_stack_job(&resource, None, operation.job_verb())
+                .await
+                .map(|r| {
+                    let msg = format!("triggered run {}: {}", r.id, r.what());
+                    Reply::Started(Box::new(r), msg)
+                }),
+            Effect::LoadCatalog => c.ask(Request::Catalog).await.map(Reply::Catalog),
             Effect::Cancel(id) => c
                 .cancel(id)
                 .await
@@ -219,6 +237,32 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                         .await
                         .map(|lines| Reply::Logs { step, from, lines }),
                     Err(e) => Err(e),
+                }
+            }
+            Effect::SearchLog {
+                run,
+                step,
+                from,
+                needle,
+                backward,
+            } => {
+                let found = c
+                    .ask::<Option<u64>>(Request::SearchLog {
+                        run_id: run,
+                        step_id: step,
+                        from,
+                        needle: needle.clone(),
+                        backward,
+                    })
+                    .await;
+                match found {
+                    Ok(line) => Ok(Reply::Found { step, needle, line }),
+                    Err(e) => {
+                        // The search is over either way; the error follows.
+                        let line = None;
+                        send(&tx, Reply::Found { step, needle, line });
+                        Err(e)
+                    }
                 }
             }
             Effect::Quit { .. } => return,

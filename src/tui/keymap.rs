@@ -104,6 +104,41 @@ impl Default for Keymap {
                 "show stdout/stderr marker",
                 false,
             ),
+            b(
+                detail,
+                Char('h'),
+                Left,
+                "collapse the node, or go to its parent",
+                false,
+            ),
+            b(
+                detail,
+                KeyCode::Left,
+                Left,
+                "collapse the node, or go to its parent",
+                false,
+            ),
+            b(
+                detail,
+                Char('l'),
+                Right,
+                "expand the node, or go to its first child",
+                false,
+            ),
+            b(
+                detail,
+                KeyCode::Right,
+                Right,
+                "expand the node, or go to its first child",
+                false,
+            ),
+            b(
+                detail,
+                Char(' '),
+                Toggle,
+                "collapse or expand the node",
+                false,
+            ),
             b(graph, Char('h'), Left, "node to the left", false),
             b(graph, KeyCode::Left, Left, "node to the left", false),
             b(graph, Char('l'), Right, "node to the right", false),
@@ -223,6 +258,9 @@ pub fn parse_key(s: &str) -> Option<KeyCode> {
         "pageup" => KeyCode::PageUp,
         "pagedown" => KeyCode::PageDown,
         "tab" => KeyCode::Tab,
+        "space" => KeyCode::Char(' '),
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
         s if s.chars().count() == 1 => KeyCode::Char(s.chars().next()?),
         _ => return None,
     })
@@ -230,6 +268,7 @@ pub fn parse_key(s: &str) -> Option<KeyCode> {
 
 pub fn key_name(b: &Binding) -> String {
     let k = match b.key {
+        KeyCode::Char(' ') => "space".into(),
         KeyCode::Char(c) => c.to_string(),
         KeyCode::Enter => "enter".into(),
         KeyCode::Esc => "esc".into(),

@@ -7,7 +7,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::{Action, Effect};
-use super::app::{AppState, Dialog, TriggerField, View};
+use super::app::{AppState, Dialog, View};
 use super::keymap::Keymap;
 use super::views;
 
@@ -20,12 +20,25 @@ pub fn on_key(s: &mut AppState, km: &Keymap, key: KeyEvent) -> Option<Effect> {
         return views::dialog_key(s, key);
     }
     if s.help {
-        s.help = false;
+        // j/k and the page keys scroll the help; any other key closes it.
+        match key.code {
+            KeyCode::Char('j') | KeyCode::Down => s.help_top = s.help_top.saturating_add(1),
+            KeyCode::Char('k') | KeyCode::Up => s.help_top = s.help_top.saturating_sub(1),
+            KeyCode::PageDown => s.help_top = s.help_top.saturating_add(10),
+            KeyCode::PageUp => s.help_top = s.help_top.saturating_sub(10),
+            _ => s.help = false,
+        }
         return None;
     }
     if s.filter_editing {
         match key.code {
-            KeyCode::Enter => s.filter_editing = false,
+            KeyCode::Enter => {
+                s.filter_editing = false;
+                // A log search jumps to its first match from the top line down.
+                if s.view == View::Detail {
+                    return s.log_search(super::app::SearchFrom::Here);
+                }
+            }
             KeyCode::Esc => {
                 s.filter_editing = false;
                 views::clear_search(s);
@@ -57,6 +70,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         }
         Action::Help => {
             s.help = true;
+            s.help_top = 0;
             None
         }
         Action::CommandLine => {
@@ -68,20 +82,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             None
         }
         Action::Trigger => {
-            if s.services.is_empty() {
-                s.error("the project defines no services");
-                return None;
-            }
-            let service = s
-                .selected_run()
-                .and_then(|r| s.services.iter().position(|n| *n == r.service))
-                .unwrap_or(0);
-            s.dialog = Some(Dialog::Trigger {
-                service,
-                branch: String::new(),
-                commit: String::new(),
-                field: TriggerField::Service,
-            });
+            s.open_trigger();
             None
         }
         Action::Search => {
@@ -100,10 +101,9 @@ pub fn scroll(s: &mut AppState, lines: i64) -> Option<Effect> {
     views::scroll(s, lines)
 }
 
-/// A mouse click on screen row `row`.
-pub fn click(s: &mut AppState, row: u16) -> Option<Effect> {
-    views::click(s, row);
-    None
+/// A mouse click at screen column `col`, row `row`.
+pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
+    views::click(s, col, row)
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub struct LogView {
     pub timestamps: bool,
     pub streams: bool,
     pub search: Option<String>,
+    /// The engine is searching the stored log for this text.
+    pub searching: Option<String>,
     /// A load is in flight (so events don't ask again).
     pub loading: bool,
 }
@@ -89,19 +91,26 @@ impl AppState {
     }
 
     /// The step to show first: a running one, a failed one, a waiting gate, else the last.
-    pub(super) fn default_step(&self) -> usize {
-        let Some(d) = &self.detail else { return 0 };
-        let pick = |f: &dyn Fn(&StepInfo) -> bool| d.steps.iter().position(f);
+    pub(super) fn default_step(&self) -> Option<i64> {
+        let d = self.detail.as_ref()?;
+        let pick = |f: &dyn Fn(&StepInfo) -> bool| d.steps.iter().find(|s| f(s));
         pick(&|s| s.status == crate::domain::StepStatus::Running)
             .or_else(|| pick(&|s| s.status == crate::domain::StepStatus::Failed))
             .or_else(|| pick(&|s| s.status == crate::domain::StepStatus::AwaitingApproval))
-            .unwrap_or_else(|| {
+            // A stack job's saved plan: its preview's log.
+            .or_else(|| {
+                (d.run.kind == crate::domain::RunKind::StackJob)
+                    .then(|| pick(&|s| s.name.ends_with(".preview") && s.started_at.is_some()))
+                    .flatten()
+            })
+            .or_else(|| {
                 if d.run.status == RunStatus::Succeeded {
-                    0
+                    d.steps.first()
                 } else {
-                    d.steps.len().saturating_sub(1)
+                    d.steps.last()
                 }
             })
+            .map(|s| s.id)
     }
 
     /// Points the log pane at the selected step (a fresh window, following).

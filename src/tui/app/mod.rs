@@ -2,16 +2,21 @@
 
 mod logs;
 mod rows;
+mod search;
+mod tree;
+mod trigger;
 
 use crate::domain::{
     Decision, EnvQueue, Event, GateInfo, GateStatus, Millis, QueueKey, RunDetail, RunInfo, Stage,
-    StepInfo,
 };
 
 use super::action::{Effect, Reply};
 use super::cache::Caches;
 
 pub use logs::LogView;
+pub use search::SearchFrom;
+pub use tree::{Node, NodeId, NodePath, RunTree, nodes, section_of, sections};
+pub use trigger::{STACK_JOB_OPS, TriggerField, TriggerForm, TriggerKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -59,13 +64,6 @@ impl SortKey {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum TriggerField {
-    Service,
-    Branch,
-    Commit,
-}
-
 /// A modal dialog; while open it takes every key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dialog {
@@ -78,12 +76,8 @@ pub enum Dialog {
         decision: Decision,
         input: String,
     },
-    Trigger {
-        service: usize,
-        branch: String,
-        commit: String,
-        field: TriggerField,
-    },
+    /// `t`: start a run of any kind.
+    Trigger(TriggerForm),
     /// `:` jump to a view.
     CommandLine(String),
     /// `q` while this process hosts an engine with active runs.
@@ -101,7 +95,8 @@ pub struct AppState {
     pub filter_editing: bool,
     pub sort: SortKey,
     pub detail: Option<RunDetail>,
-    pub detail_sel: usize,
+    /// The run tree's collapsed nodes and selection.
+    pub tree: RunTree,
     pub log: LogView,
     pub gates: Vec<GateInfo>,
     pub gate_sel: usize,
@@ -111,8 +106,15 @@ pub struct AppState {
     pub graph_sel: usize,
     pub dialog: Option<Dialog>,
     pub help: bool,
+    /// The first row of the help shown (it scrolls when the window is small).
+    pub help_top: u16,
     pub message: Option<(bool, String)>,
     pub services: Vec<String>,
+    /// Infra projects and resources (from the engine's catalog), for the trigger dialog.
+    pub infra: Vec<String>,
+    pub resources: Vec<String>,
+    /// Who may decide which gates (from the engine's catalog).
+    pub gate_rules: Vec<crate::domain::command::GateRule>,
     pub now: Millis,
     /// This process hosts the engine (versus attached to one another process hosts).
     pub hosting: bool,
@@ -130,6 +132,8 @@ pub struct AppState {
     replay: Vec<Event>,
     /// Bumped on every change the state makes to `runs`.
     runs_generation: u64,
+    /// Bumped on every change made in place to the open run's detail.
+    detail_generation: u64,
     caches: Caches,
 }
 
@@ -143,7 +147,7 @@ impl AppState {
             filter_editing: false,
             sort: SortKey::Newest,
             detail: None,
-            detail_sel: 0,
+            tree: RunTree::default(),
             log: LogView {
                 follow: true,
                 ..Default::default()
@@ -154,8 +158,12 @@ impl AppState {
             graph_sel: 0,
             dialog: None,
             help: false,
+            help_top: 0,
             message: None,
             services,
+            infra: Vec::new(),
+            resources: Vec::new(),
+            gate_rules: Vec::new(),
             now: 0,
             hosting,
             data_dir,
@@ -167,12 +175,9 @@ impl AppState {
             reloading: false,
             replay: Vec::new(),
             runs_generation: 0,
+            detail_generation: 0,
             caches: Caches::default(),
         }
-    }
-
-    pub fn selected_step(&self) -> Option<&StepInfo> {
-        self.detail.as_ref()?.steps.get(self.detail_sel)
     }
 
     /// Rows of the log pane (title and status bars, run header, borders aside).
@@ -190,17 +195,15 @@ impl AppState {
         self.runs.iter().filter(|r| !r.status.is_terminal()).count()
     }
 
-    /// The gate waiting in the open run, if any.
     /// The gate waiting in the open run: the selected resource's own (its pause
     /// before apply, or its node gate) when it has one, else any.
     pub fn waiting_gate_in_detail(&self) -> Option<&GateInfo> {
         let d = self.detail.as_ref()?;
-        let sel = self.selected_step()?;
         // An operation's resource is its parent.
-        let resource = match sel.parent_id {
+        let resource = self.selected_step().and_then(|sel| match sel.parent_id {
             Some(p) => d.steps.iter().find(|s| s.id == p).map(|s| s.name.as_str()),
             None => Some(sel.name.as_str()),
-        };
+        });
         let mine = resource.and_then(|r| {
             self.gates.iter().find(|g| {
                 g.run_id == d.run.id
@@ -244,6 +247,9 @@ impl AppState {
 
     /// Applies an engine event; may ask for more (log lines).
     pub fn apply_event(&mut self, e: Event) -> Option<Effect> {
+        if !matches!(e, Event::Log { .. }) {
+            self.detail_generation += 1;
+        }
         if self.reloading {
             self.replay.push(e.clone());
         }
@@ -337,12 +343,17 @@ impl AppState {
                     .as_ref()
                     .is_some_and(|old| old.run.id == d.run.id);
                 self.detail = Some(*d);
+                self.detail_generation += 1;
                 if !same {
-                    self.detail_sel = self.default_step();
+                    self.tree = RunTree::default();
+                    if let Some(id) = self.default_step() {
+                        return self.select_step_id(id);
+                    }
                 }
                 self.select_step()
             }
             Reply::Logs { step, from, lines } => self.apply_logs(step, from, lines),
+            Reply::Found { step, needle, line } => self.apply_found(step, needle, line),
             Reply::Started(run, msg) => {
                 let id = run.id;
                 if !self.runs.iter().any(|r| r.id == id) {
@@ -371,8 +382,19 @@ impl AppState {
                 }
                 effect
             }
+            Reply::Catalog(c) => {
+                // The engine's project is the one runs start in.
+                if !c.services.is_empty() {
+                    self.services = c.services;
+                }
+                self.infra = c.infra;
+                self.resources = c.resources;
+                self.gate_rules = c.gates;
+                None
+            }
             Reply::Queues(q) => {
                 self.queues = q;
+                self.detail_generation += 1;
                 None
             }
             Reply::Older { run, why } => {

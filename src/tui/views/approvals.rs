@@ -26,7 +26,11 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             if let Some(pos) = s.visible_position(id) {
                 s.runs_sel = pos;
             }
-            let infra = s.runs.iter().any(|r| r.id == id && r.kind.is_infra());
+            // Infra pipelines open on their DAG; stack jobs and service runs on their tree.
+            let infra = s
+                .runs
+                .iter()
+                .any(|r| r.id == id && r.kind == crate::domain::RunKind::Infra);
             s.view = if infra { View::Graph } else { View::Detail };
             s.detail = None;
             return Some(s.open_detail(id));
@@ -81,11 +85,13 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 g.run_id.to_string(),
                 run.map(|r| r.service.clone()).unwrap_or_default(),
                 g.env.clone(),
+                // The commit and its message (sanitised: untrusted text).
                 run.map(|r| {
                     format!(
-                        "{} {}",
+                        "{} {} {}",
                         &r.commit_sha[..r.commit_sha.len().min(7)],
-                        r.place()
+                        r.place(),
+                        crate::domain::ansi::sanitize(&r.commit_message, false)
                     )
                 })
                 .unwrap_or_default(),

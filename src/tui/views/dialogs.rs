@@ -8,11 +8,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
-use super::{accent, block, fit};
+use super::{accent, block};
 use crate::domain::{Decision, GateKey, RunStatus};
 use crate::tui::action::{Action, Effect};
-use crate::tui::app::{AppState, Dialog, TriggerField, View};
-use crate::tui::keymap::{Keymap, Scope, key_name, scope_name};
+use crate::tui::app::{AppState, Dialog, View};
 
 /// Asks to cancel run `run` (or says it has ended).
 pub fn confirm_cancel(s: &mut AppState, run: i64, status: RunStatus) {
@@ -65,7 +64,7 @@ pub fn text_input(input: &mut String, code: KeyCode) {
 }
 
 /// What a gate decision will do, stated in full for the confirmation.
-fn decision_text(run: i64, env: &str, decision: Decision) -> String {
+pub fn decision_text(run: i64, env: &str, decision: Decision) -> String {
     let verb = match decision {
         Decision::Approve => "Approve",
         Decision::Reject => "Reject",
@@ -148,12 +147,7 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
                 None
             }
         },
-        Dialog::Trigger {
-            service,
-            branch,
-            commit,
-            field,
-        } => trigger_key(s, key.code, service, branch, commit, field),
+        Dialog::Trigger(form) => s.trigger_key(form, key.code),
         Dialog::CommandLine(mut input) => match key.code {
             KeyCode::Esc => None,
             KeyCode::Enter => {
@@ -184,56 +178,7 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
     }
 }
 
-fn trigger_key(
-    s: &mut AppState,
-    code: KeyCode,
-    mut service: usize,
-    mut branch: String,
-    mut commit: String,
-    mut field: TriggerField,
-) -> Option<Effect> {
-    match (code, &field) {
-        (KeyCode::Esc, _) => return None,
-        (KeyCode::Enter, _) => {
-            let name = s.services.get(service)?.clone();
-            return Some(Effect::Trigger {
-                service: name,
-                branch: (!branch.trim().is_empty()).then(|| branch.trim().to_string()),
-                commit: (!commit.trim().is_empty()).then(|| commit.trim().to_string()),
-            });
-        }
-        (KeyCode::Tab | KeyCode::Down, _) => {
-            field = match field {
-                TriggerField::Service => TriggerField::Branch,
-                TriggerField::Branch => TriggerField::Commit,
-                TriggerField::Commit => TriggerField::Service,
-            }
-        }
-        (KeyCode::Up | KeyCode::BackTab, _) => {
-            field = match field {
-                TriggerField::Service => TriggerField::Commit,
-                TriggerField::Branch => TriggerField::Service,
-                TriggerField::Commit => TriggerField::Branch,
-            }
-        }
-        (KeyCode::Left, TriggerField::Service) => service = service.saturating_sub(1),
-        (KeyCode::Right | KeyCode::Char(' '), TriggerField::Service) => {
-            service = (service + 1) % s.services.len().max(1)
-        }
-        (code, TriggerField::Branch) => text_input(&mut branch, code),
-        (code, TriggerField::Commit) => text_input(&mut commit, code),
-        _ => {}
-    }
-    s.dialog = Some(Dialog::Trigger {
-        service,
-        branch,
-        commit,
-        field,
-    });
-    None
-}
-
-fn centered(area: Rect, w: u16, h: u16) -> Rect {
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
     let [_, v, _] = Layout::vertical([
@@ -251,7 +196,7 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     c
 }
 
-fn popup(f: &mut Frame, s: &AppState, area: Rect, title: &str, lines: Vec<Line>, h: u16) {
+pub fn popup(f: &mut Frame, s: &AppState, area: Rect, title: &str, lines: Vec<Line>, h: u16) {
     let r = centered(area, 70, h);
     f.render_widget(Clear, r);
     f.render_widget(
@@ -287,65 +232,23 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             } else {
                 "reject"
             };
-            popup(
-                f,
-                s,
-                area,
-                &format!("{verb} {env} of run {run}"),
-                vec![
-                    Line::from("Comment (optional, recorded in the audit log):"),
-                    Line::from(format!("> {input}▏")),
-                    Line::from(""),
-                    Line::styled("enter: continue    esc: cancel", accent(s)),
-                ],
-                8,
-            )
+            let mut lines = super::gate_context::lines(s, *run, env, *decision);
+            lines.extend([
+                Line::from(""),
+                Line::from("Comment (optional, recorded in the audit log):"),
+                Line::from(format!("> {input}▏")),
+                Line::from(""),
+                Line::styled("enter: continue    esc: cancel", accent(s)),
+            ]);
+            // Wrapped lines take more rows than there are lines.
+            let h = lines
+                .iter()
+                .map(|l| (l.width() as u16).div_ceil(68).max(1))
+                .sum::<u16>()
+                + 2;
+            popup(f, s, area, &format!("{verb} {env} of run {run}"), lines, h)
         }
-        Dialog::Trigger {
-            service,
-            branch,
-            commit,
-            field,
-        } => {
-            let mark = |f: &TriggerField| if f == field { "▶ " } else { "  " };
-            let svc = s.services.get(*service).cloned().unwrap_or_default();
-            popup(
-                f,
-                s,
-                area,
-                "trigger a run",
-                vec![
-                    Line::from(format!(
-                        "{}service: ◀ {svc} ▶",
-                        mark(&TriggerField::Service)
-                    )),
-                    Line::from(format!(
-                        "{}branch:  {}",
-                        mark(&TriggerField::Branch),
-                        if branch.is_empty() {
-                            "(the service's default branch)".to_string()
-                        } else {
-                            branch.clone()
-                        }
-                    )),
-                    Line::from(format!(
-                        "{}commit:  {}",
-                        mark(&TriggerField::Commit),
-                        if commit.is_empty() {
-                            "(the head of the branch)".to_string()
-                        } else {
-                            commit.clone()
-                        }
-                    )),
-                    Line::from(""),
-                    Line::styled(
-                        "tab: next field  ←/→: service  enter: trigger  esc: cancel",
-                        accent(s),
-                    ),
-                ],
-                9,
-            )
-        }
+        Dialog::Trigger(form) => super::trigger::render(f, s, form, area),
         Dialog::CommandLine(input) => popup(
             f,
             s,
@@ -377,43 +280,4 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             9,
         ),
     }
-}
-
-pub fn help(f: &mut Frame, s: &AppState, km: &Keymap, area: Rect) {
-    let mut lines = Vec::new();
-    for scope in [Scope::Global, Scope::In(s.view)] {
-        lines.push(Line::styled(format!("{}:", scope_name(scope)), accent(s)));
-        // One line per action, with every key bound to it.
-        let mut seen: Vec<(crate::tui::action::Action, String, &str)> = Vec::new();
-        for b in km.bindings.iter().filter(|b| b.scope == scope) {
-            match seen.iter_mut().find(|(a, _, _)| *a == b.action) {
-                Some((_, keys, _)) => {
-                    keys.push(' ');
-                    keys.push_str(&key_name(b));
-                }
-                None => seen.push((b.action, key_name(b), b.help)),
-            }
-        }
-        for (_, keys, help) in seen {
-            lines.push(Line::from(format!("  {keys:<10} {}", fit(help, 24))));
-        }
-    }
-    lines.push(Line::styled("any key closes this help", accent(s)));
-    // Two columns when one does not fit the screen.
-    let rows = area.height.saturating_sub(2) as usize;
-    if lines.len() <= rows {
-        let r = centered(area, 64, lines.len() as u16 + 2);
-        f.render_widget(Clear, r);
-        f.render_widget(Paragraph::new(lines).block(block(s, " keys ", true)), r);
-        return;
-    }
-    let half = lines.len().div_ceil(2);
-    let right = lines.split_off(half);
-    let r = centered(area, 78, half as u16 + 2);
-    f.render_widget(Clear, r);
-    f.render_widget(block(s, " keys ", true), r);
-    let inner = r.inner(ratatui::layout::Margin::new(1, 1));
-    let [a, b] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
-    f.render_widget(Paragraph::new(lines), a);
-    f.render_widget(Paragraph::new(right), b);
 }

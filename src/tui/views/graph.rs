@@ -54,13 +54,13 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
                 .iter()
                 .position(|st| st.stage == Stage::Resource && st.name == *id)?;
             let rid = d.steps[resource].id;
-            s.detail_sel = d
+            let step = d
                 .steps
                 .iter()
-                .rposition(|st| st.parent_id == Some(rid) && st.started_at.is_some())
-                .unwrap_or(resource);
+                .rfind(|st| st.parent_id == Some(rid) && st.started_at.is_some())
+                .map_or(rid, |st| st.id);
             s.view = View::Detail;
-            return s.select_step();
+            return s.select_step_id(step);
         }
         Action::Approve | Action::Reject => {
             let d = s.detail.as_ref()?;

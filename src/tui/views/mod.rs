@@ -5,8 +5,12 @@
 mod approvals;
 mod detail;
 mod dialogs;
+mod gate_context;
 mod graph;
+mod help;
+mod log;
 mod runs;
+mod trigger;
 
 use crossterm::event::KeyEvent;
 
@@ -21,7 +25,7 @@ use super::action::{Action, Effect};
 use super::app::{AppState, View};
 use super::keymap::{Keymap, Scope, key_name};
 
-pub use dialogs::{confirm_cancel, confirm_rerun, decide};
+pub use dialogs::{confirm_cancel, confirm_rerun, decide, text_input};
 
 /// An action for the view on screen.
 pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
@@ -41,7 +45,7 @@ pub fn dialog_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
 /// Typing into the search field: the log search in the run detail, else the runs filter.
 pub fn edit_search(s: &mut AppState, f: impl FnOnce(&mut String)) {
     match s.view {
-        View::Detail => detail::edit_search(s, f),
+        View::Detail => log::edit_search(s, f),
         _ => runs::edit_filter(s, f),
     }
 }
@@ -49,7 +53,10 @@ pub fn edit_search(s: &mut AppState, f: impl FnOnce(&mut String)) {
 /// Esc in the search field clears it.
 pub fn clear_search(s: &mut AppState) {
     match s.view {
-        View::Detail => s.log.search = None,
+        View::Detail => {
+            s.log.search = None;
+            s.log.searching = None;
+        }
         _ => s.filter.clear(),
     }
 }
@@ -57,18 +64,21 @@ pub fn clear_search(s: &mut AppState) {
 /// The mouse wheel: scrolls the log in the run detail, moves the selection elsewhere.
 pub fn scroll(s: &mut AppState, lines: i64) -> Option<Effect> {
     match s.view {
-        View::Detail => detail::scroll(s, lines),
+        View::Detail => log::scroll(s, lines),
         _ => update(s, if lines < 0 { Action::Up } else { Action::Down }),
     }
 }
 
-/// A click on screen row `row` selects the row under the pointer (runs table, inbox).
-pub fn click(s: &mut AppState, row: u16) {
+/// A click selects the row under the pointer (runs table, inbox) or the run tree's
+/// node there (run detail).
+pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
     match s.view {
         View::Runs => runs::click(s, row),
         View::Approvals => approvals::click(s, row),
-        View::Detail | View::Graph => {}
+        View::Detail => return detail::click(s, col, row),
+        View::Graph => {}
     }
+    None
 }
 
 pub const MIN_WIDTH: u16 = 80;
@@ -172,7 +182,7 @@ pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
     }
     status_bar(f, s, km, bottom);
     if s.help {
-        dialogs::help(f, s, km, main);
+        help::render(f, s, km, main);
     }
     if let Some(d) = &s.dialog {
         dialogs::render(f, s, d, main);

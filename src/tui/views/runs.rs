@@ -32,7 +32,8 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         }
         Action::Enter => {
             let (id, kind) = s.selected_run().map(|r| (r.id, r.kind))?;
-            s.view = if kind.is_infra() {
+            // Infra pipelines open on their DAG; stack jobs and service runs on their tree.
+            s.view = if kind == crate::domain::RunKind::Infra {
                 s.graph_sel = 0;
                 View::Graph
             } else {

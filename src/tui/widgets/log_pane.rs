@@ -1,109 +1,72 @@
-//! Log lines as ratatui text: SGR colours rendered, every other control neutralised
-//! (through [`crate::domain::ansi::sanitize`]).
+//! Log lines as ratatui text: carriage returns applied as a terminal would (a progress
+//! line shows its last state), every control but SGR removed by
+//! [`crate::domain::ansi::sanitize`], then SGR colours turned into styles by
+//! `ansi-to-tui`. Blink and conceal never survive: a log cannot flash or hide text.
 
+use std::borrow::Cow;
+
+use ansi_to_tui::IntoText as _;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use crate::domain::ansi::sanitize;
 
-fn basic(n: u16) -> Color {
-    match n {
-        0 => Color::Black,
-        1 => Color::Red,
-        2 => Color::Green,
-        3 => Color::Yellow,
-        4 => Color::Blue,
-        5 => Color::Magenta,
-        6 => Color::Cyan,
-        7 => Color::Gray,
-        8 => Color::DarkGray,
-        9 => Color::LightRed,
-        10 => Color::LightGreen,
-        11 => Color::LightYellow,
-        12 => Color::LightBlue,
-        13 => Color::LightMagenta,
-        14 => Color::LightCyan,
-        _ => Color::White,
-    }
-}
+/// Modifiers a log may not set.
+const FORBIDDEN: Modifier = Modifier::SLOW_BLINK
+    .union(Modifier::RAPID_BLINK)
+    .union(Modifier::HIDDEN);
 
-/// Applies one SGR parameter list to `style`.
-fn apply_sgr(style: Style, params: &str) -> Style {
-    let nums: Vec<u16> = params
-        .split([';', ':'])
-        .map(|p| p.parse().unwrap_or(0))
-        .collect();
-    let mut st = style;
-    let mut i = 0;
-    while i < nums.len() {
-        match nums[i] {
-            0 => st = Style::new(),
-            1 => st = st.add_modifier(Modifier::BOLD),
-            2 => st = st.add_modifier(Modifier::DIM),
-            3 => st = st.add_modifier(Modifier::ITALIC),
-            4 => st = st.add_modifier(Modifier::UNDERLINED),
-            7 => st = st.add_modifier(Modifier::REVERSED),
-            22 => st = st.remove_modifier(Modifier::BOLD | Modifier::DIM),
-            23 => st = st.remove_modifier(Modifier::ITALIC),
-            24 => st = st.remove_modifier(Modifier::UNDERLINED),
-            27 => st = st.remove_modifier(Modifier::REVERSED),
-            n @ 30..=37 => st = st.fg(basic(n - 30)),
-            n @ 90..=97 => st = st.fg(basic(n - 90 + 8)),
-            39 => st = st.fg(Color::Reset),
-            n @ 40..=47 => st = st.bg(basic(n - 40)),
-            n @ 100..=107 => st = st.bg(basic(n - 100 + 8)),
-            49 => st = st.bg(Color::Reset),
-            n @ (38 | 48) => {
-                let color = match nums.get(i + 1) {
-                    Some(5) => {
-                        let c = nums.get(i + 2).copied().unwrap_or(0).min(255) as u8;
-                        i += 2;
-                        Some(Color::Indexed(c))
-                    }
-                    Some(2) => {
-                        let c = |k: usize| nums.get(i + k).copied().unwrap_or(0).min(255) as u8;
-                        let rgb = Color::Rgb(c(2), c(3), c(4));
-                        i += 4;
-                        Some(rgb)
-                    }
-                    _ => None,
-                };
-                if let Some(c) = color {
-                    st = if n == 38 { st.fg(c) } else { st.bg(c) };
-                }
-            }
-            _ => {}
-        }
-        i += 1;
+/// What a terminal shows for `text` after its carriage returns: each part after a `\r`
+/// overwrites the line from its first column. A trailing `\r` (a CRLF's half) changes
+/// nothing. Parts with escapes are not measured: the last non-empty part wins.
+pub fn after_carriage_returns(text: &str) -> Cow<'_, str> {
+    if !text.contains('\r') {
+        return Cow::Borrowed(text);
     }
-    st
+    let mut parts = text.split('\r').filter(|p| !p.is_empty());
+    if text.contains('\u{1b}') {
+        return Cow::Owned(parts.next_back().unwrap_or("").to_string());
+    }
+    let mut cells: Vec<char> = Vec::new();
+    for part in parts {
+        for (i, c) in part.chars().enumerate() {
+            match cells.get_mut(i) {
+                Some(cell) => *cell = c,
+                None => cells.push(c),
+            }
+        }
+    }
+    Cow::Owned(cells.into_iter().collect())
 }
 
 /// One log line as styled spans. With `color` off, SGR is dropped too.
 pub fn styled_line(text: &str, color: bool, highlight: Option<&str>) -> Line<'static> {
-    let clean = sanitize(text, color);
-    let mut spans: Vec<Span<'static>> = Vec::new();
-    let mut style = Style::new();
-    let mut rest = clean.as_str();
-    while !rest.is_empty() {
-        match rest.find('\u{1b}') {
-            Some(0) => {
-                // sanitize() leaves only complete `ESC [ params m` sequences.
-                let end = rest.find('m').unwrap_or(rest.len() - 1);
-                style = apply_sgr(style, &rest[2.min(end)..end]);
-                rest = &rest[end + 1..];
-            }
-            Some(k) => {
-                push_text(&mut spans, &rest[..k], style, highlight);
-                rest = &rest[k..];
-            }
-            None => {
-                push_text(&mut spans, rest, style, highlight);
-                rest = "";
-            }
+    let text = after_carriage_returns(text);
+    let clean = sanitize(&text, color);
+    let spans: Vec<(String, Style)> = if color && clean.contains('\u{1b}') {
+        match clean.into_text() {
+            Ok(t) => t
+                .lines
+                .into_iter()
+                .flat_map(|l| {
+                    let line_style = l.style;
+                    l.spans.into_iter().map(move |s| {
+                        let st = line_style.patch(s.style);
+                        (s.content.into_owned(), st.remove_modifier(FORBIDDEN))
+                    })
+                })
+                .collect(),
+            // The sanitiser leaves only SGR, which parses; plain text all the same.
+            Err(_) => vec![(sanitize(&text, false), Style::new())],
         }
+    } else {
+        vec![(clean, Style::new())]
+    };
+    let mut out = Vec::new();
+    for (t, style) in spans {
+        push_text(&mut out, &t, style, highlight);
     }
-    Line::from(spans)
+    Line::from(out)
 }
 
 fn push_text(spans: &mut Vec<Span<'static>>, text: &str, style: Style, highlight: Option<&str>) {
@@ -141,13 +104,55 @@ mod tests {
         let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
         assert_eq!(text, "red plain ok");
         assert_eq!(l.spans[0].style.fg, Some(Color::Red));
-        assert_eq!(l.spans[1].style, Style::new());
+        // After a reset: the terminal's own colours, no modifier.
+        let plain = l.spans[1].style;
+        assert!(matches!(plain.fg, None | Some(Color::Reset)), "{plain:?}");
+        assert!(plain.add_modifier.is_empty(), "{plain:?}");
         let ok = l.spans.last().unwrap();
         assert_eq!(ok.style.fg, Some(Color::Green));
         assert!(ok.style.add_modifier.contains(Modifier::BOLD));
         // Without colour nothing but the text remains.
         let plain = styled_line(line, false, None);
         assert!(plain.spans.iter().all(|s| s.style == Style::new()));
+    }
+
+    #[test]
+    fn blink_and_conceal_never_survive() {
+        let l = styled_line(
+            "\u{1b}[5;31mflash\u{1b}[0m \u{1b}[8mhidden\u{1b}[6;1m fast",
+            true,
+            None,
+        );
+        let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(text, "flash hidden fast");
+        for s in &l.spans {
+            assert!(!s.style.add_modifier.intersects(FORBIDDEN), "{s:?}");
+        }
+        assert_eq!(l.spans[0].style.fg, Some(Color::Red));
+        assert!(
+            l.spans
+                .last()
+                .unwrap()
+                .style
+                .add_modifier
+                .contains(Modifier::BOLD)
+        );
+    }
+
+    #[test]
+    fn carriage_returns_leave_the_last_state() {
+        assert_eq!(after_carriage_returns("no return"), "no return");
+        assert_eq!(after_carriage_returns(" 10%\r 55%\r100%"), "100%");
+        // A shorter overwrite leaves the tail of what was there, as on a terminal.
+        assert_eq!(after_carriage_returns("downloading\rdone"), "doneloading");
+        assert_eq!(after_carriage_returns("line\r"), "line");
+        assert_eq!(
+            after_carriage_returns("\u{1b}[32m 10%\u{1b}[0m\r\u{1b}[32m100%\u{1b}[0m\r"),
+            "\u{1b}[32m100%\u{1b}[0m"
+        );
+        let l = styled_line("[#   ] 25%\r[####] 100%", true, None);
+        let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(text, "[####] 100%");
     }
 
     #[test]

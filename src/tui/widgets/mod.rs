@@ -2,4 +2,5 @@
 
 pub mod dag_graph;
 pub mod log_pane;
+pub mod run_tree;
 pub mod status;

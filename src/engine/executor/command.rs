@@ -233,7 +233,9 @@ impl Executor for CommandExecutor {
             }
             // A failed attempt's outputs are not kept; its output stays in the log,
             // after a line that says why the step runs again.
-            let _ = std::fs::remove_file(&file);
+            if file.exists() {
+                let _ = std::fs::remove_file(&file);
+            }
             let wait = backoff(attempt);
             note(
                 &ctx.log,
@@ -250,10 +252,16 @@ impl Executor for CommandExecutor {
             attempt += 1;
         };
         let mut end = finished(outcome, ended_at);
+        let written = outputs::read(&file);
+        if let Ok(Some(_)) | Err(_) = &written {
+            // Read or not, it is of no more use.
+            let _ = std::fs::remove_file(&file);
+        }
         if matches!(end.outcome, Outcome::Succeeded { .. }) {
-            end.outcome = match outputs::read(&file) {
-                Ok(values) if values.is_empty() => end.outcome,
-                Ok(values) => {
+            end.outcome = match written {
+                Ok(None) => end.outcome,
+                Ok(Some(values)) if values.is_empty() => end.outcome,
+                Ok(Some(values)) => {
                     // Shown masked; later units get the values themselves.
                     let shown = values
                         .iter()
@@ -270,8 +278,6 @@ impl Executor for CommandExecutor {
                 Err(e) => Outcome::Failed(e.to_string()),
             };
         }
-        // Read or not, it is of no more use (most units write none).
-        let _ = std::fs::remove_file(&file);
         end
     }
 }

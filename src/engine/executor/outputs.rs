@@ -33,27 +33,31 @@ pub(crate) fn file_for(data_dir: &Path, run_id: i64, step_id: i64) -> PathBuf {
         .join(step_id.to_string())
 }
 
-/// The outputs a unit wrote; none when it wrote no file.
-pub(crate) fn read(path: &Path) -> Result<BTreeMap<String, String>, OutputError> {
+/// The outputs a unit wrote; `None` when it wrote no file (most units: one failed
+/// open is all they cost, on the path between one step and the next).
+pub(crate) fn read(path: &Path) -> Result<Option<BTreeMap<String, String>>, OutputError> {
+    use std::io::Read;
     let io = |e: std::io::Error| OutputError::Io {
         path: path.to_path_buf(),
         error: e.to_string(),
     };
-    let size = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
     };
+    let size = file.metadata().map_err(io)?.len();
     if size > LIMIT {
         return Err(OutputError::TooLarge { size });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(LIMIT + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > LIMIT {
         return Err(OutputError::TooLarge {
             size: bytes.len() as u64,
         });
     }
-    parse(&bytes)
+    parse(&bytes).map(Some)
 }
 
 /// Parses `key=value` lines; blank lines are skipped, a later key wins.
@@ -225,7 +229,7 @@ mod tests {
     fn a_file_past_the_limit_is_refused_and_a_missing_one_is_empty() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out");
-        assert!(read(&p).unwrap().is_empty());
+        assert!(read(&p).unwrap().is_none());
         std::fs::write(&p, vec![b'a'; LIMIT as usize + 1]).unwrap();
         let e = read(&p).unwrap_err();
         assert_eq!(e, OutputError::TooLarge { size: LIMIT + 1 });

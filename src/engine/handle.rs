@@ -9,13 +9,11 @@ use super::live_project::LiveProject;
 use super::runner::Msg;
 use super::{Caller, EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
-use crate::domain::access::{Action, Actor, Refusal, Role};
+use crate::domain::access::Actor;
 use crate::domain::chain::Upstream;
 use crate::domain::command::{Request, Response};
 use crate::domain::deploy::short_sha;
-use crate::domain::{
-    EnvQueue, Event, Operation, QueueKey, RunInfo, RunKind, RunSpec, RunType, Trigger,
-};
+use crate::domain::{EnvQueue, Event, Operation, QueueKey, RunInfo, RunSpec, RunType, Trigger};
 use crate::store::{LogLine, NewRun};
 
 pub use crate::domain::command::TriggerRequest;
@@ -33,10 +31,10 @@ const MAX_LOG_LINES: usize = 100_000;
 pub struct EngineHandle {
     tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
-    project: Arc<LiveProject>,
+    pub(super) project: Arc<LiveProject>,
     caller: Caller,
     /// The account the engine runs as: always admin.
-    engine_user: Arc<str>,
+    pub(super) engine_user: Arc<str>,
 }
 
 impl EngineHandle {
@@ -69,7 +67,10 @@ impl EngineHandle {
     }
 
     /// Sends a message to the runner and waits for its reply.
-    async fn runner<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Msg) -> Result<T> {
+    pub(super) async fn runner<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Msg,
+    ) -> Result<T> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(make(reply))
@@ -231,100 +232,6 @@ impl EngineHandle {
                 )
             }
         })
-    }
-
-    /// The gate policy as the project file sets it now is checked as well as the one
-    /// recorded with the run (the runner's check): a decision needs both, so a rerun
-    /// of an old run, or a run from before a policy was tightened, gets the stricter.
-    async fn current_gate_allows(
-        &self,
-        caller: &Caller,
-        role: Role,
-        run_id: i64,
-        env: &str,
-        decision: crate::domain::Decision,
-    ) -> Result<()> {
-        let run = self.runner(|r| Msg::Detail(run_id, r)).await?.run;
-        let project = self.project.get();
-        let policy = match run.kind {
-            RunKind::Service => project.service(&run.service).and_then(|s| {
-                s.environments
-                    .iter()
-                    .find(|e| e.name == env)
-                    .map(|e| &e.gate)
-            }),
-            RunKind::Infra | RunKind::StackJob => project.infra.get(&run.service).map(|p| &p.gate),
-        };
-        let Some(policy) = policy else {
-            return Ok(()); // gone from the project: the recorded policy decides
-        };
-        let decider = crate::config::Decider {
-            who: caller.principal(),
-            role,
-            action: match decision {
-                crate::domain::Decision::Approve => Action::Approve,
-                crate::domain::Decision::Reject => Action::Reject,
-            },
-            env,
-            run_id,
-            triggered_by: &run.triggered_by,
-        };
-        match policy.refuses(&decider) {
-            Some(why) => Err(why.into()),
-            None => Ok(()),
-        }
-    }
-
-    /// The caller's role on this engine; refused when `[access]` does not list it.
-    pub fn role_of(&self, caller: &Caller) -> Result<Role> {
-        let who = caller.principal();
-        let role = self
-            .project
-            .get()
-            .access
-            .role_of(who, &self.engine_user)
-            .ok_or_else(|| Refusal::NotListed {
-                who: who.name.clone(),
-            })?;
-        Ok(caller.cap().map_or(role, |cap| role.min(cap)))
-    }
-
-    /// The caller's role, if it may send `req`: refused when not listed in
-    /// `[access]`, or when its role is below what the request needs. Deciding a
-    /// gate is weighed later, against the gate's policy (approvers, self-approval).
-    pub fn authorize(&self, caller: &Caller, req: &Request) -> Result<Role> {
-        let who = caller.principal();
-        let role = self.role_of(caller)?;
-        let action = match req {
-            Request::Trigger(_)
-            | Request::TriggerInfra { .. }
-            | Request::TriggerStackJob { .. } => Action::Trigger,
-            Request::Cancel { .. } => Action::Cancel,
-            Request::Rerun { .. } => Action::Rerun,
-            Request::Decide { .. } => return Ok(role),
-            Request::ListRuns { .. }
-            | Request::Detail { .. }
-            | Request::WaitingGates
-            | Request::Queues { .. }
-            | Request::Audit { .. }
-            | Request::AuditLog { .. }
-            | Request::Logs { .. }
-            | Request::LogCount { .. }
-            | Request::SearchLog { .. }
-            | Request::Preflight { .. }
-            | Request::Catalog
-            | Request::ConfigStatus => Action::Read,
-            Request::Reload | Request::Gc { .. } => Action::Administer,
-        };
-        if role < action.needs() {
-            return Err(Refusal::Role {
-                who: who.name.clone(),
-                action,
-                role,
-            }
-            .into());
-        }
-        Ok(role)
     }
 
     /// Starts a run of a service at a branch head or a given commit; a run that

@@ -42,6 +42,7 @@
 //! case.
 
 pub mod account;
+mod authorize;
 mod caller;
 mod chain;
 pub mod datadir;

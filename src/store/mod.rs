@@ -7,6 +7,7 @@ pub mod deploys;
 mod log_writer;
 pub mod logs;
 mod migrations;
+mod procs;
 pub mod retention;
 
 use std::path::Path;
@@ -347,28 +348,6 @@ impl Store {
                 s.superseded_by
             ])?;
         Ok(())
-    }
-
-    /// Records the process a step started (see migration 5).
-    pub fn set_step_process(&self, step_id: i64, pid: i32, start: u64) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE steps SET pid = ?2, pid_start = ?3 WHERE id = ?1")?
-            .execute(params![step_id, pid, start as i64])?;
-        Ok(())
-    }
-
-    /// The processes (pid and start time) of steps that were executing when the
-    /// engine stopped: runs still marked running or cancelling, steps not ended.
-    pub fn leftover_processes(&self) -> Result<Vec<(i32, u64)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT s.pid, s.pid_start FROM steps s JOIN runs r ON r.id = s.run_id \
-             WHERE r.status IN ('running', 'cancelling') AND s.pid IS NOT NULL \
-             AND s.ended_at IS NULL",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, i32>(0)?, r.get::<_, i64>(1)? as u64))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn run(&self, id: i64) -> Result<Option<RunInfo>> {

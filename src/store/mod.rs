@@ -9,6 +9,7 @@ pub mod logs;
 mod migrations;
 mod procs;
 pub mod retention;
+mod transaction;
 
 use std::path::Path;
 
@@ -193,23 +194,6 @@ impl Store {
             conn,
             durable: false,
         })
-    }
-
-    /// Runs `f` in one transaction: all of its writes land together or not at all.
-    pub fn batch<T>(&mut self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        match f(self) {
-            Ok(v) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                if let Err(r) = self.conn.execute_batch("ROLLBACK") {
-                    tracing::error!("rollback after `{e}` failed: {r}");
-                }
-                Err(e)
-            }
-        }
     }
 
     pub fn insert_run(&self, new: &NewRun, now: Millis) -> Result<RunInfo> {
@@ -484,75 +468,6 @@ impl Store {
         ))?;
         let rows = st.query_map([], gate_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    pub fn append_audit(&self, e: &AuditEntry) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO audit (at, actor, action, run_id, target, comment) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![e.at, e.actor, e.action, e.run_id, e.target, e.comment])?;
-        Ok(())
-    }
-
-    pub fn audit(&self, run_id: i64) -> Result<Vec<AuditEntry>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT at, actor, action, run_id, target, comment FROM audit WHERE run_id = ?1 ORDER BY id",
-        )?;
-        let rows = st.query_map([run_id], |r| {
-            Ok(AuditEntry {
-                at: r.get(0)?,
-                actor: r.get(1)?,
-                action: r.get(2)?,
-                run_id: r.get(3)?,
-                target: r.get(4)?,
-                comment: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Opens a transaction that the caller ends with [`Self::commit`] (the runner
-    /// groups a whole batch of messages into one).
-    /// Whether the next commits wait for the WAL's fsync (`synchronous=FULL`) or
-    /// not (`NORMAL`: durable across a crash of the process, not of the machine).
-    /// Set outside a transaction: SQLite ignores a change made inside one.
-    pub fn set_durable(&mut self, durable: bool) -> Result<()> {
-        if self.durable != durable {
-            let level = if durable { "FULL" } else { "NORMAL" };
-            self.conn.pragma_update(None, "synchronous", level)?;
-            self.durable = durable;
-        }
-        Ok(())
-    }
-
-    pub fn begin(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?)
-    }
-
-    /// Commits the open transaction, or rolls it back if the commit fails.
-    pub fn commit(&self) -> Result<()> {
-        self.conn.execute_batch("COMMIT").map_err(|e| {
-            if let Err(r) = self.conn.execute_batch("ROLLBACK") {
-                tracing::error!("rollback after a failed commit (`{e}`) failed: {r}");
-            }
-            e.into()
-        })
-    }
-
-    /// Marks a point in the open transaction that [`Self::rollback_to`] returns to.
-    pub fn savepoint(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("SAVEPOINT one")?)
-    }
-
-    /// Keeps what was written since the last [`Self::savepoint`].
-    pub fn release(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("RELEASE one")?)
-    }
-
-    /// Undoes what was written since the last [`Self::savepoint`].
-    pub fn rollback_to(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("ROLLBACK TO one; RELEASE one")?)
     }
 
     /// Direct SQL, for tests that prove the audit log refuses edits.

@@ -155,12 +155,14 @@ pub fn sweep() {
     let _held = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
     // SAFETY: getpgrp has no preconditions.
     let own_group = unsafe { libc::getpgrp() };
+    // No leader is registered while the write lock is held; one reaped meanwhile is
+    // no longer a child.
+    let (leaders, live, stores) = {
+        let s = state();
+        (s.leaders.clone(), s.live.clone(), s.stores.clone())
+    };
     for pid in token::children(std::process::id() as i32) {
-        let (leader, live, stores) = {
-            let s = state();
-            (s.leaders.contains(&pid), s.live.clone(), s.stores.clone())
-        };
-        if leader {
+        if leaders.contains(&pid) {
             continue;
         }
         match token::Proc::read(pid) {

@@ -15,4 +15,5 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod store;
+pub mod tls;
 pub mod tui;

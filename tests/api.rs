@@ -50,7 +50,7 @@ async fn a_request_cannot_choose_its_actor() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let api = Api {
-        http: reqwest::Client::builder()
+        http: pipedeck::tls::client_builder()
             .unix_socket(opts.socket.as_path())
             .build()
             .unwrap(),
@@ -134,7 +134,7 @@ async fn tcp_tokens_stand_for_their_user_and_role() {
     let (viewer, viewer_token) = tokens::create(&p.data_dir(), "alice", Role::Viewer, 0).unwrap();
     let (_, operator_token) = tokens::create(&p.data_dir(), "bob", Role::Operator, 0).unwrap();
     let url = format!("http://{}/v1/request", hosted.tcp.unwrap());
-    let http = reqwest::Client::new();
+    let http = pipedeck::tls::client_builder().build().unwrap();
     let post = |token: Option<String>, body: Value| {
         let mut req = http.post(&url).json(&body);
         if let Some(t) = token {
@@ -206,7 +206,7 @@ async fn a_non_loopback_listen_is_refused_without_tls() {
     };
     assert!(
         err.starts_with(
-            "refusing to listen on 0.0.0.0:7878: it is not a loopback address, and tokens would cross the network in clear"
+            "refusing to listen on 0.0.0.0:7878 without TLS: it is not a loopback address, and tokens would cross the network in clear"
         ),
         "{err}"
     );

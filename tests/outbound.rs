@@ -254,7 +254,7 @@ events = ["gate_open"]
 [services.svc]
 repo_seed = "src"
 [services.svc.status_reporting]
-api = "https://api.github.com"
+api = "ftp://api.github.com"
 owner = "a"
 repo = "b"
 token_secret = "NOPE"
@@ -270,7 +270,7 @@ token_secret = "NOPE"
         msgs,
         [
             "11: notify `x` needs exactly one of url_env and url_file",
-            "17: `https://api.github.com` is not an http:// URL (this pipedeck is built without TLS)",
+            "17: `ftp://api.github.com` is not an http:// or https:// URL with a host",
             "20: token_secret `NOPE` is not a secret of service `svc`",
         ],
         "{errs:#?}"

@@ -206,7 +206,7 @@ run = "true"
 url = "http://127.0.0.1:1/"
 [[services.svc.deploy.dev.verify]]
 name = "tls"
-url = "https://example.com/"
+url = "ftp://example.com/"
 [[services.svc.deploy.dev.verify]]
 name = "weird"
 url = "http://127.0.0.1:1/"
@@ -224,7 +224,7 @@ retries = -1
         msgs,
         [
             "16: verify check `both` needs exactly one of `run` and `url`",
-            "21: `https://example.com/`: this pipedeck is built without TLS, so it cannot check https URLs",
+            "21: `ftp://example.com/` is not an http:// or https:// URL with a host",
             "25: status 42 is not an HTTP status",
             "26: retries = -1 is out of range",
         ],

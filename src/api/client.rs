@@ -64,7 +64,7 @@ impl Client {
                 });
             }
         }
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .unix_socket(socket)
             .build()
             .map_err(|e| NoEngine::Other {

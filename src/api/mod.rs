@@ -7,6 +7,7 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 mod tcp;
+mod tls;
 pub mod tokens;
 
 use std::future::Future;

@@ -48,9 +48,11 @@ pub enum HostError {
         source: std::io::Error,
     },
     #[error(
-        "refusing to listen on {0}: it is not a loopback address, and tokens would cross the network in clear (this version has no TLS)\n  hint: listen on 127.0.0.1 and reach it through an SSH tunnel (ssh -L PORT:127.0.0.1:PORT HOST), or share the Unix socket"
+        "refusing to listen on {0} without TLS: it is not a loopback address, and tokens would cross the network in clear\n  hint: give the server a certificate with --tls-cert CERT.pem --tls-key KEY.pem, or listen on 127.0.0.1 and reach it through an SSH tunnel (ssh -L PORT:127.0.0.1:PORT HOST)"
     )]
     NotLoopback(std::net::SocketAddr),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     DataDir(#[from] DataDirError),
     #[error("{what}: {source}")]
@@ -72,8 +74,17 @@ pub struct HostOptions {
     /// one only the engine's own account can (0600).
     pub socket_group: Option<String>,
     /// Also serve on TCP at this address, for remote attach with per-user tokens
-    /// (`pipedeck token create`); loopback only (no TLS in this version).
+    /// (`pipedeck token create`); a non-loopback address needs `tls`.
     pub listen: Option<std::net::SocketAddr>,
+    /// Serve `listen` over TLS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl HostOptions {
@@ -83,6 +94,7 @@ impl HostOptions {
             socket: super::protocol::socket_path(data_dir),
             socket_group: None,
             listen: None,
+            tls: None,
         }
     }
 }
@@ -149,9 +161,14 @@ pub async fn host(
     };
     if let Some(addr) = opts.listen
         && !addr.ip().is_loopback()
+        && opts.tls.is_none()
     {
         return Err(HostError::NotLoopback(addr));
     }
+    let tls = match &opts.tls {
+        Some(f) => Some(crate::tls::server_config(&f.cert, &f.key)?),
+        None => None,
+    };
     datadir::prepare(data_dir)?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -186,7 +203,7 @@ pub async fn host(
     };
     let tcp = match opts.listen {
         Some(addr) => Some(
-            super::tcp::serve(state.clone(), data_dir, addr)
+            super::tcp::serve(state.clone(), data_dir, addr, tls)
                 .await
                 .map_err(|e| io(&format!("cannot listen on {addr}"), e))?,
         ),

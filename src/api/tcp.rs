@@ -1,5 +1,5 @@
-//! The TCP listener for remote attach (`serve --listen ADDR`, loopback only): the
-//! caller is the user a bearer token was made for, with at most the token's role.
+//! The TCP listener for remote attach (`serve --listen ADDR`; over TLS when given a
+//! certificate, which a non-loopback address requires): the caller is the user a bearer token was made for, with at most the token's role.
 //! Tokens are checked in constant time; failed attempts are logged, and an address
 //! that fails too often is refused for a while.
 
@@ -49,15 +49,17 @@ impl TokenGate {
     }
 }
 
-/// Binds `addr` and serves the API there until the server stops; returns the
-/// address bound (the port chosen, for port 0).
+/// Binds `addr` and serves the API there (through TLS with `tls`) until the server
+/// stops; returns the address bound (the port chosen, for port 0).
 pub(super) async fn serve(
     state: AppState,
     data_dir: &std::path::Path,
     addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+    let listener = super::tls::Incoming::start(listener, tls, state.stop.clone())?;
+    let bound = axum::serve::Listener::local_addr(&listener)?;
     let gate = Arc::new(TokenGate {
         data_dir: data_dir.to_path_buf(),
         failures: Mutex::new(HashMap::new()),
@@ -67,6 +69,8 @@ pub(super) async fn serve(
         .layer(middleware::from_fn_with_state(gate, token_caller))
         .into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
+        // `tap_io` passes the peer address on as the connect info.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await

@@ -133,10 +133,16 @@ pub enum Command {
         #[arg(long, value_name = "GROUP")]
         socket_group: Option<String>,
         /// Also serve on TCP (e.g. 127.0.0.1:7878) for remote attach: each request
-        /// needs a per-user token (`pipedeck token create`). Loopback only: this
-        /// version has no TLS, so another address is refused.
+        /// needs a per-user token (`pipedeck token create`). An address other than
+        /// loopback is refused unless served over TLS (--tls-cert, --tls-key).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// The TLS certificate chain (PEM) for --listen.
+        #[arg(long, value_name = "CERT.pem", requires_all = ["listen", "tls_key"])]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --tls-cert.
+        #[arg(long, value_name = "KEY.pem", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// The audit log: who triggered, cancelled, reran, approved or rejected what, and when.
     Audit {
@@ -296,12 +302,14 @@ impl Ctx {
         &self,
         socket_group: Option<String>,
         listen: Option<std::net::SocketAddr>,
+        tls: Option<crate::api::server::TlsFiles>,
     ) -> Result<crate::api::server::Hosted, i32> {
         let project = self.load_project()?;
         let opts = crate::api::server::HostOptions {
             socket: self.socket.clone(),
             socket_group,
             listen,
+            tls,
         };
         crate::api::server::host(project, &self.data_dir, &opts)
             .await
@@ -542,7 +550,14 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
         Command::Serve {
             socket_group,
             listen,
-        } => serve::serve(&ctx, socket_group, listen).await,
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| crate::api::server::TlsFiles { cert, key });
+            serve::serve(&ctx, socket_group, listen, tls).await
+        }
         Command::Token(cmd) => token::token(&ctx, cmd),
         Command::Audit { run, limit } => audit::audit(&ctx, run, limit).await,
         Command::Run {

@@ -38,7 +38,7 @@ pub async fn start(ctx: &Ctx, req: Request, wait: bool) -> i32 {
         }
         Err(_) => {
             // Nobody hosts an engine: host one for as long as this run takes.
-            let hosted = match ctx.host(None, None).await {
+            let hosted = match ctx.host(None, None, None).await {
                 Ok(h) => h,
                 Err(code) => return code,
             };

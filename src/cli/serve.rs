@@ -8,17 +8,21 @@ pub async fn serve(
     ctx: &Ctx,
     socket_group: Option<String>,
     listen: Option<std::net::SocketAddr>,
+    tls: Option<crate::api::server::TlsFiles>,
 ) -> i32 {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let who = match &socket_group {
         Some(g) => format!("the engine's account and group {g}"),
         None => "the engine's account only".to_string(),
     };
-    let hosted = match ctx.host(socket_group, listen).await {
+    let hosted = match ctx.host(socket_group, listen, tls).await {
         Ok(h) => h,
         Err(code) => return code,
     };
     if let Some(addr) = hosted.tcp {
-        eprintln!("pipedeck engine listening on {addr} (per-user tokens: `pipedeck token create`)");
+        eprintln!(
+            "pipedeck engine listening on {scheme}://{addr} (per-user tokens: `pipedeck token create`)"
+        );
     }
     eprintln!(
         "pipedeck engine serving {} ({who}) for {} (Ctrl-C to stop)",

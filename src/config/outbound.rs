@@ -87,11 +87,11 @@ fn retry(
 fn http_url(cx: &mut Ctx<'_>, url: &Spanned<String>) {
     let u = url.get_ref();
     match reqwest::Url::parse(u) {
-        Ok(p) if p.scheme() == "http" && p.host().is_some() => {}
+        Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {}
         _ => cx.err(
             url.span(),
-            format!("`{u}` is not an http:// URL (this pipedeck is built without TLS)"),
-            "write http://HOST[:PORT][/PATH], e.g. a local relay that forwards to the https API",
+            format!("`{u}` is not an http:// or https:// URL with a host"),
+            "write http(s)://HOST[:PORT][/PATH]",
         ),
     }
 }

@@ -282,7 +282,7 @@ pub struct ServiceFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusReportingFile {
-    /// The API's base URL (http:// only: this build has no TLS), e.g. a relay to https://api.github.com.
+    /// The API's base URL (http:// or https://), e.g. https://api.github.com.
     #[schemars(with = "String")]
     pub api: Spanned<String>,
     /// The repository's owner.

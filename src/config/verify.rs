@@ -161,16 +161,11 @@ fn http(cx: &mut Ctx<'_>, f: &VerifyFile, url: &toml::Spanned<String>) -> Option
     let before = cx.errors.len();
     let u = url.get_ref();
     match reqwest::Url::parse(u) {
-        Ok(p) if p.scheme() == "http" && p.host().is_some() => {}
-        Ok(p) if p.scheme() == "https" => cx.err(
-            url.span(),
-            format!("`{u}`: this pipedeck is built without TLS, so it cannot check https URLs"),
-            "check an http:// address (e.g. the service's port on the host), or use a command check (`run = \"curl -fsS ...\"`)",
-        ),
+        Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {}
         Ok(_) => cx.err(
             url.span(),
-            format!("`{u}` is not an http:// URL with a host"),
-            "write the URL as http://HOST[:PORT]/PATH",
+            format!("`{u}` is not an http:// or https:// URL with a host"),
+            "write the URL as http(s)://HOST[:PORT]/PATH",
         ),
         Err(e) => cx.err(
             url.span(),

@@ -33,13 +33,86 @@ struct Inner {
 #[derive(Clone)]
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     inner: Arc<Mutex<Inner>>,
     arrived: Arc<Notify>,
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, made now.
+pub struct TestCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCert {
+    pub fn new() -> Self {
+        let c = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .unwrap();
+        Self {
+            cert_pem: c.cert.pem(),
+            key_pem: c.signing_key.serialize_pem(),
+        }
+    }
+
+    /// Writes `cert.pem` and `key.pem` into `dir`; returns their paths.
+    pub fn write(&self, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &self.cert_pem).unwrap();
+        std::fs::write(&key, &self.key_pem).unwrap();
+        (cert, key)
+    }
+}
+
+/// TLS connections, each handshake done before the next accept (enough for tests).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 impl TestServer {
     /// Answers 500 to the first `fail_first` requests, then `status` with `body`.
     pub async fn start(fail_first: usize, status: u16, body: &str) -> Self {
+        Self::serve(fail_first, status, body, None).await
+    }
+
+    /// [`TestServer::start`] over https, with `cert`.
+    pub async fn start_tls(fail_first: usize, status: u16, body: &str, cert: &TestCert) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = cert.write(dir.path());
+        let config = pipedeck::tls::server_config(&c, &k).unwrap();
+        Self::serve(fail_first, status, body, Some(config)).await
+    }
+
+    async fn serve(
+        fail_first: usize,
+        status: u16,
+        body: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             fail_first,
             status,
@@ -52,9 +125,23 @@ impl TestServer {
         let app = axum::Router::new()
             .fallback(answer)
             .with_state((inner.clone(), arrived.clone()));
-        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        let scheme = match tls {
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+                "http"
+            }
+            Some(config) => {
+                let listener = TlsListener {
+                    tcp: listener,
+                    acceptor: tokio_rustls::TlsAcceptor::from(config),
+                };
+                tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+                "https"
+            }
+        };
         Self {
             addr,
+            scheme,
             inner,
             arrived,
         }
@@ -66,7 +153,7 @@ impl TestServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// The bodies received, as JSON.

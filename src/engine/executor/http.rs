@@ -143,7 +143,7 @@ pub(crate) async fn run(c: &HttpCheck, ctx: UnitCtx) -> Finished {
             Ok(l) => Some(l),
             Err(e) => return end(Outcome::Failed(format!("cannot open the check's log: {e}"))),
         };
-    let client = match reqwest::Client::builder()
+    let client = match crate::tls::client_builder()
         .timeout(Duration::from_millis(c.timeout_ms))
         .build()
     {

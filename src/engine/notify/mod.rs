@@ -50,7 +50,13 @@ async fn sender(
     runner: mpsc::Sender<Msg>,
     shutdown: CancellationToken,
 ) {
-    let client = reqwest::Client::new();
+    let client = match crate::tls::client_builder().build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("notifications and statuses are off: cannot make an HTTP client: {e}");
+            return;
+        }
+    };
     loop {
         let d = tokio::select! {
             d = rx.recv() => match d { Some(d) => d, None => return },

@@ -231,3 +231,55 @@ retries = -1
         "{errs:#?}"
     );
 }
+
+/// A deploy whose check fails is a failed deployment: the environment still runs the
+/// last one whose checks passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_check_fails_the_deployment_and_the_last_good_one_stays_current() {
+    use pipedeck::domain::{DeployStatus, QueueState};
+    let flags = tempfile::tempdir().unwrap();
+    let broken = flags.path().join("broken");
+    let p = project(&format!(
+        r#"
+[services.svc]
+repo_seed = "src"
+environments = ["dev"]
+[services.svc.deploy.dev]
+run = "echo deployed"
+[[services.svc.deploy.dev.verify]]
+name = "smoke"
+run = "test ! -e '{}'"
+"#,
+        broken.display()
+    ));
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let good = h.trigger(trigger("svc")).await.unwrap();
+    let done = wait_done(&h, &mut rx, good.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+
+    std::fs::write(&broken, "").unwrap();
+    let bad = h.trigger(trigger("svc")).await.unwrap();
+    let done = wait_done(&h, &mut rx, bad.id).await;
+    assert_eq!(done.run.status, RunStatus::Failed, "{done:#?}");
+    assert_eq!(step(&done, "deploy/dev").status, StepStatus::Succeeded);
+    assert_eq!(step(&done, "verify/dev.smoke").status, StepStatus::Failed);
+
+    let store = pipedeck::store::Store::open(&p.data_dir().join("state.db")).unwrap();
+    let status = |id| store.deployments(id).unwrap()[0].status;
+    assert_eq!(status(good.id), DeployStatus::Succeeded);
+    assert_eq!(status(bad.id), DeployStatus::Failed);
+    let queues: Vec<pipedeck::domain::EnvQueue> = h
+        .ask(pipedeck::domain::command::Request::Queues {
+            service: Some("svc".into()),
+        })
+        .await
+        .unwrap();
+    let current: Vec<i64> = queues[0]
+        .entries
+        .iter()
+        .filter(|e| e.state == QueueState::Current)
+        .map(|e| e.run_id)
+        .collect();
+    assert_eq!(current, [good.id]);
+}

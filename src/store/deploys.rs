@@ -138,6 +138,18 @@ impl Store {
         Ok(())
     }
 
+    /// A check after the deploy step `step_id` failed: its deployment, succeeded so
+    /// far, failed after all (and is no longer what the environment runs).
+    pub fn fail_verified_deployment(&self, step_id: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE deployments SET status = 'failed' \
+                 WHERE step_id = ?1 AND status = 'succeeded'",
+            )?
+            .execute([step_id])?;
+        Ok(())
+    }
+
     /// After a crash: deploys that were in flight did not finish.
     pub fn interrupt_deployments(&self, at: Millis) -> Result<()> {
         self.conn

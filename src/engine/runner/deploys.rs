@@ -58,8 +58,15 @@ impl Runner {
         })
     }
 
-    /// A service run's deploy row changed: its deployment record starts or ends.
+    /// A service run's deploy row changed: its deployment record starts or ends. A
+    /// failed verify check fails the deployment of its environment.
     pub(super) fn record_deploy(&self, step: &StepInfo) -> Result<()> {
+        if step.stage == Stage::Verify && step.status == StepStatus::Failed {
+            if let Some(deploy) = step.parent_id {
+                self.store.fail_verified_deployment(deploy)?;
+            }
+            return Ok(());
+        }
         if step.stage != Stage::Deploy {
             return Ok(());
         }

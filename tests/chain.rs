@@ -154,6 +154,61 @@ run = "echo $PIPEDECK_UPSTREAM_RUN_IDS"
     assert_eq!(runs.iter().filter(|r| r.service == "down").count(), 1);
 }
 
+/// An `all` chain half satisfied when the engine stops is still half satisfied when
+/// it starts again: the second upstream starts the downstream run, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_all_chain_survives_an_engine_restart_between_its_upstreams() {
+    let p = TestProject::new(&format!("{HEADER}\n{CHAIN}"));
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let api = h.trigger(trigger("api")).await.unwrap();
+    assert_eq!(
+        wait_done(&h, &mut rx, api.id).await.run.status,
+        RunStatus::Succeeded
+    );
+    // The chain watcher stores that `api` satisfied integration's first entry: wait
+    // (bounded) until it is committed, then stop the engine.
+    let db = rusqlite::Connection::open(p.data_dir().join("state.db")).unwrap();
+    let stored = || -> Vec<(String, i64, i64)> {
+        let mut st = db
+            .prepare("SELECT downstream, slot, upstream FROM chain_pending")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let saved = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let s = stored();
+            if !s.is_empty() {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the chain's progress was never stored");
+    assert_eq!(saved, [("integration".to_string(), 0, api.id)]);
+    h.shutdown().await;
+
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let web = h.trigger(trigger("web")).await.unwrap();
+    let integration = ended(&mut rx, "integration").await;
+    ended(&mut rx, "release").await;
+    let i = h.detail(integration).await.unwrap();
+    let ups: Vec<i64> = i.chain.upstream.iter().map(|u| u.run_id).collect();
+    assert_eq!(ups, [api.id, web.id]);
+    let runs = h.runs(Default::default()).await.unwrap();
+    assert_eq!(
+        runs.iter().filter(|r| r.service == "integration").count(),
+        1
+    );
+    // Consumed by the run it started, in that run's commit.
+    assert!(stored().is_empty(), "{:?}", stored());
+}
+
 #[test]
 fn a_chain_cycle_is_a_validate_error_with_its_path() {
     let p = TestProject::new(&format!(

@@ -45,18 +45,22 @@ pub(crate) fn any(project: &Project) -> bool {
     project.services.values().any(|s| !s.chain.after.is_empty())
 }
 
-/// Follows `rx` until `shutdown`.
+/// Follows `rx` until `shutdown`, starting from what the `all` chains waited with
+/// when the engine last stopped (`saved`, as stored: per downstream service, the
+/// satisfied `after` entries by position).
 pub(crate) async fn watch(
     h: EngineHandle,
     project: Arc<Project>,
+    saved: HashMap<String, Vec<(usize, i64)>>,
     mut rx: broadcast::Receiver<Event>,
     shutdown: CancellationToken,
 ) {
+    let pending = restore(&project, saved);
     let mut w = Watch {
         h,
         project,
         services: HashMap::new(),
-        pending: HashMap::new(),
+        pending,
         counted: HashMap::new(),
     };
     loop {
@@ -154,14 +158,28 @@ impl Watch {
                     let mut ids: Vec<i64> = slots.drain(..).flatten().collect();
                     ids.dedup();
                     self.pending.remove(name);
-                    self.start(name, ids).await;
+                    // The run's creation clears what was stored, in its commit; a
+                    // start refused clears it here.
+                    if !self.start(name, ids).await {
+                        self.save(name, Vec::new()).await;
+                    }
+                } else {
+                    let slots = slots.clone();
+                    self.save(name, slots).await;
                 }
             }
         }
     }
 
-    /// Starts `service` after the runs `ids`, as a client would.
-    async fn start(&self, service: &str, ids: Vec<i64>) {
+    /// Stores what `downstream` waits with, so that a restart keeps it.
+    async fn save(&self, downstream: &str, slots: Vec<Option<i64>>) {
+        if let Err(e) = self.h.save_chain_pending(downstream, slots).await {
+            tracing::error!("chains: cannot store what {downstream} waits for: {e}");
+        }
+    }
+
+    /// Starts `service` after the runs `ids`, as a client would; false if it did not.
+    async fn start(&self, service: &str, ids: Vec<i64>) -> bool {
         let caller = Caller::new(CHAIN_CALLER);
         let mut upstream = Vec::new();
         for id in &ids {
@@ -179,7 +197,7 @@ impl Watch {
                 }),
                 other => {
                     tracing::error!("chains: cannot read run {id} to start {service}: {other:?}");
-                    return;
+                    return false;
                 }
             }
         }
@@ -190,10 +208,40 @@ impl Watch {
             allow_older: false,
         };
         match self.h.start_service(&caller, req, upstream).await {
-            Ok(run) => tracing::info!("chains: run {} of {service} after {ids:?}", run.id),
-            Err(e) => tracing::error!("chains: cannot start {service} after {ids:?}: {e}"),
+            Ok(run) => {
+                tracing::info!("chains: run {} of {service} after {ids:?}", run.id);
+                true
+            }
+            Err(e) => {
+                tracing::error!("chains: cannot start {service} after {ids:?}: {e}");
+                false
+            }
         }
     }
+}
+
+/// What was stored, for the `all` chains of `project` as it is now: an entry past
+/// the end of a service's `after` list (the list was shortened) is dropped.
+fn restore(
+    project: &Project,
+    saved: HashMap<String, Vec<(usize, i64)>>,
+) -> HashMap<String, Vec<Option<i64>>> {
+    let mut out = HashMap::new();
+    for (name, filled) in saved {
+        let Some(svc) = project.service(&name).filter(|s| s.chain.all) else {
+            continue;
+        };
+        let mut slots = vec![None; svc.chain.after.len()];
+        for (i, run) in filled {
+            if let Some(s) = slots.get_mut(i) {
+                *s = Some(run);
+            }
+        }
+        if slots.iter().any(Option::is_some) {
+            out.insert(name, slots);
+        }
+    }
+    out
 }
 
 /// A run's outputs as stored (masked), by step name.

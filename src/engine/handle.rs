@@ -79,6 +79,21 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
+    /// Stores what service `downstream`'s `all` chain waits with (the chain watcher's).
+    pub(crate) async fn save_chain_pending(
+        &self,
+        downstream: &str,
+        slots: Vec<Option<i64>>,
+    ) -> Result<()> {
+        let downstream = downstream.to_string();
+        self.runner(|reply| Msg::ChainPending {
+            downstream,
+            slots,
+            reply,
+        })
+        .await
+    }
+
     /// The project in force (the file is reloaded when it changes).
     pub fn project(&self) -> Arc<Project> {
         self.project.get()

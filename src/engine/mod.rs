@@ -176,6 +176,7 @@ pub async fn start(
     let at_start = project.get();
     // Subscribed before anything is published, so that no run's end is missed.
     let chained = chain::any(&at_start).then(|| shared.events.subscribe());
+    let chain_saved = store.chain_pending()?;
     let outbound = notify::any(&at_start).then(|| shared.events.subscribe());
     if let Some(events) = outbound {
         let shutdown = shared.shutdown.clone();
@@ -187,7 +188,13 @@ pub async fn start(
     let handle = EngineHandle::new(tx, shared.clone(), project.clone());
     if let Some(events) = chained {
         let shutdown = shared.shutdown.clone();
-        tokio::spawn(chain::watch(handle.clone(), at_start, events, shutdown));
+        tokio::spawn(chain::watch(
+            handle.clone(),
+            at_start,
+            chain_saved,
+            events,
+            shutdown,
+        ));
     }
     Ok((handle, task))
 }

@@ -1,5 +1,7 @@
 //! Chain links: which runs started which (SP-7a), with what each got from upstream.
 
+use std::collections::HashMap;
+
 use rusqlite::params;
 
 use super::{Result, Store, word};
@@ -33,6 +35,45 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// What each `all` chain waits with: per downstream service, the `after`
+    /// entries (by position) satisfied so far, and by which run.
+    pub(crate) fn chain_pending(&self) -> Result<HashMap<String, Vec<(usize, i64)>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT downstream, slot, upstream FROM chain_pending")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out: HashMap<String, Vec<(usize, i64)>> = HashMap::new();
+        for row in rows {
+            let (down, slot, up) = row?;
+            if let Ok(slot) = usize::try_from(slot) {
+                out.entry(down).or_default().push((slot, up));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces what `downstream`'s `all` chain waits with (`None`: not yet).
+    pub(crate) fn set_chain_pending(&self, downstream: &str, slots: &[Option<i64>]) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM chain_pending WHERE downstream = ?1")?
+            .execute([downstream])?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO chain_pending (downstream, slot, upstream) VALUES (?1, ?2, ?3)",
+        )?;
+        for (slot, up) in slots.iter().enumerate() {
+            if let Some(up) = up {
+                stmt.execute(params![downstream, slot as i64, up])?;
+            }
+        }
+        Ok(())
     }
 
     /// Both directions of `run_id`'s chains.

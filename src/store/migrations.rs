@@ -126,6 +126,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX chain_links_down ON chain_links(downstream);
     CREATE INDEX chain_links_up ON chain_links(upstream);",
+    // 8: `all` chains waiting for more upstreams: per downstream service, which run
+    // satisfied which `after` entry (by its position) since its last chained run, so
+    // that a restart between the upstream runs still starts it once.
+    "CREATE TABLE chain_pending (
+        downstream TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        upstream INTEGER NOT NULL,
+        PRIMARY KEY (downstream, slot)
+    );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -58,6 +58,12 @@ pub(crate) enum Msg {
     /// What each environment runs now.
     Current(Vec<QueueKey>, Reply<Vec<Deployment>>),
     Shutdown(oneshot::Sender<()>),
+    /// What service `downstream`'s `all` chain waits with now (from the chain watcher).
+    ChainPending {
+        downstream: String,
+        slots: Vec<Option<i64>>,
+        reply: Reply<()>,
+    },
     // From drivers.
     RunStatus {
         run_id: i64,
@@ -112,6 +118,7 @@ impl Msg {
                 | Msg::Rerun(..)
                 | Msg::Decide { .. }
                 | Msg::ExpireGate(_)
+                | Msg::ChainPending { .. }
         )
     }
 }
@@ -470,6 +477,19 @@ impl Runner {
                 let r = self.store.audit(id).map_err(Into::into);
                 out.reply(reply, r);
                 true
+            }
+            Msg::ChainPending {
+                downstream,
+                slots,
+                reply,
+            } => {
+                let r = self
+                    .store
+                    .set_chain_pending(&downstream, &slots)
+                    .map_err(Into::into);
+                let ok = r.is_ok();
+                out.reply(reply, r);
+                ok
             }
             Msg::AuditLog(limit, reply) => {
                 let r = self.store.audit_log(limit).map_err(Into::into);

@@ -2,6 +2,7 @@
 //! their status, which moves only as [`RunStatus::can_become`] allows.
 
 use super::*;
+use crate::domain::RunSpec;
 use crate::engine::queue::{Deployed, RunFacts};
 
 /// How a run that cannot carry on after a restart ends: the run, its unfinished steps
@@ -230,6 +231,12 @@ impl Runner {
         }
         let run = self.store.insert_run(new, now_ms())?;
         self.store.insert_links(run.id, &new.upstream)?;
+        // A chained run consumes what its `all` chain waited with, in its own commit.
+        if new.trigger == Trigger::Chain
+            && let RunSpec::Service { service, .. } = &new.spec
+        {
+            self.store.set_chain_pending(service, &[])?;
+        }
         out.event(Event::Run { run: run.clone() });
         // The driver starts from what was just stored, not from reading it back.
         let (planned, def) = crate::engine::plan::plan(new)?;

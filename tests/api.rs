@@ -192,6 +192,57 @@ async fn tcp_tokens_stand_for_their_user_and_role() {
     }
     let (code, body) = post(Some(operator_token), list).await;
     assert_eq!(code, 429, "{body}");
+
+    // Every refusal is in the audit log: who (or where from), what, why.
+    let log: Vec<pipedeck::store::AuditEntry> = hosted
+        .handle
+        .ask(pipedeck::domain::Request::AuditLog { limit: 100 })
+        .await
+        .unwrap();
+    let refused: Vec<(String, String, String)> = log
+        .iter()
+        .filter(|e| e.action == "refused")
+        .map(|e| {
+            (
+                e.actor.clone(),
+                e.target.clone().unwrap_or_default(),
+                e.comment.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let anon = "unknown (127.0.0.1, over TCP)".to_string();
+    let post_req = "POST /v1/request".to_string();
+    let bad_token = "missing, wrong or revoked token (`pipedeck token create` makes one)";
+    let mut want = vec![
+        (anon.clone(), post_req.clone(), bad_token.to_string()),
+        (anon.clone(), post_req.clone(), bad_token.to_string()),
+        (
+            "alice".to_string(),
+            "trigger slow".to_string(),
+            "alice may not trigger runs: role viewer, needs operator (roles: [access] in the project file)"
+                .to_string(),
+        ),
+    ];
+    // The revoked token, then seven of the ten wrong ones: ten failures in all...
+    want.extend(std::iter::repeat_n(
+        (anon.clone(), post_req.clone(), bad_token.to_string()),
+        8,
+    ));
+    // ...then the address is held off: the last three and the good token.
+    want.extend(std::iter::repeat_n(
+        (
+            anon,
+            post_req,
+            "too many failed token attempts from 127.0.0.1: refused for up to 60s".to_string(),
+        ),
+        4,
+    ));
+    assert_eq!(refused, want);
+    assert!(
+        log.iter()
+            .filter(|e| e.action == "refused")
+            .all(|e| e.run().is_none())
+    );
     hosted.shutdown().await;
 }
 

@@ -333,18 +333,38 @@ run = "true"
     assert_eq!(gate["decided_by"], bob.as_str(), "{shown:#}");
     assert_eq!(gate["comment"], "ship it");
 
-    // The audit log, as a viewer reads it: who did what, as verified.
+    // The audit log, as a viewer reads it: who did what, as verified, and every
+    // refusal with its reason (mallory's never reached the engine: the kernel
+    // refused her connection).
     let audit: serde_json::Value =
         serde_json::from_str(&ops.ok(&carol, &["audit", "--json"])).unwrap();
-    let entries: Vec<(&str, &str)> = audit
+    let entries: Vec<(&str, &str, &str)> = audit
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         entries,
-        [(alice.as_str(), "trigger"), (bob.as_str(), "approve")]
+        [
+            (alice.as_str(), "trigger", ""),
+            (alice.as_str(), "refused", "approve prod"),
+            (carol.as_str(), "refused", "trigger web"),
+            (carol.as_str(), "refused", "approve prod"),
+            (bob.as_str(), "approve", "prod"),
+        ]
+    );
+    let why = audit[1]["comment"].as_str().unwrap();
+    assert!(why.contains("forbids self-approval"), "{why}");
+    assert_eq!(
+        audit[1]["run_id"],
+        serde_json::json!(id.parse::<i64>().unwrap())
     );
     let text = ops.ok(&carol, &["audit", "--run", &id]);
     assert!(
@@ -496,7 +516,9 @@ fn tokens_from_the_cli_and_a_refused_listen() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("refusing to listen on 192.0.2.1:7878: it is not a loopback address"),
+        err.contains(
+            "refusing to listen on 192.0.2.1:7878 without TLS: it is not a loopback address"
+        ) && err.contains("--tls-cert CERT.pem --tls-key KEY.pem"),
         "{err}"
     );
 }

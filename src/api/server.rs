@@ -210,7 +210,7 @@ pub async fn host(
         None => None,
     };
     let app = router(state)
-        .layer(middleware::from_fn(peer_caller))
+        .layer(middleware::from_fn_with_state(handle.clone(), peer_caller))
         .into_make_service_with_connect_info::<Peer>();
     let stop = stop_server.clone();
     let server = tokio::spawn(async move {
@@ -325,7 +325,11 @@ pub(super) fn router(state: AppState) -> Router {
 }
 
 /// On the Unix socket: the caller is the peer's account.
-async fn peer_caller(mut req: axum::extract::Request, next: Next) -> axum::response::Response {
+async fn peer_caller(
+    State(engine): State<EngineHandle>,
+    mut req: axum::extract::Request,
+    next: Next,
+) -> axum::response::Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<Peer>>()
@@ -336,7 +340,16 @@ async fn peer_caller(mut req: axum::extract::Request, next: Next) -> axum::respo
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if let ApiError(EngineError::Forbidden(why)) = &e {
+                let who = peer
+                    .0
+                    .map_or("unknown peer".into(), |uid| format!("uid {uid}"));
+                let target = format!("{} {}", req.method(), req.uri().path());
+                engine.refused(&who, &target, why, None).await;
+            }
+            e.into_response()
+        }
     }
 }
 

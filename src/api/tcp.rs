@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 
 use super::server::{ApiError, AppState, router};
 use super::tokens;
-use crate::engine::{Caller, EngineError};
+use crate::engine::{Caller, EngineError, EngineHandle};
 
 /// Failed attempts an address may make in [`WINDOW`] before it is refused.
 const MAX_FAILURES: u32 = 10;
@@ -25,6 +25,8 @@ const WINDOW: Duration = Duration::from_secs(60);
 
 struct TokenGate {
     data_dir: PathBuf,
+    /// Refusals are recorded in its audit log.
+    engine: EngineHandle,
     /// Per address: failures in the current window, and when it started.
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
@@ -62,6 +64,7 @@ pub(super) async fn serve(
     let bound = axum::serve::Listener::local_addr(&listener)?;
     let gate = Arc::new(TokenGate {
         data_dir: data_dir.to_path_buf(),
+        engine: state.handle.clone(),
         failures: Mutex::new(HashMap::new()),
     });
     let stop = state.stop.clone();
@@ -88,11 +91,15 @@ async fn token_caller(
     next: Next,
 ) -> axum::response::Response {
     let ip = addr.ip();
+    let who = format!("unknown ({ip}, over TCP)");
+    let target = format!("{} {}", req.method(), req.uri().path());
     if gate.locked(ip) {
-        let e = EngineError::Forbidden(format!(
+        let why = format!(
             "too many failed token attempts from {ip}: refused for up to {}s",
             WINDOW.as_secs()
-        ));
+        );
+        gate.engine.refused(&who, &target, &why, None).await;
+        let e = EngineError::Forbidden(why);
         return (StatusCode::TOO_MANY_REQUESTS, Json(e)).into_response();
     }
     let presented = req
@@ -118,11 +125,9 @@ async fn token_caller(
         }
         None => {
             gate.failed(ip);
-            tracing::warn!(%ip, "refused a request over TCP: missing, wrong or revoked token");
-            ApiError(EngineError::Forbidden(
-                "missing, wrong or revoked token (`pipedeck token create` makes one)".into(),
-            ))
-            .into_response()
+            let why = "missing, wrong or revoked token (`pipedeck token create` makes one)";
+            gate.engine.refused(&who, &target, why, None).await;
+            ApiError(EngineError::Forbidden(why.into())).into_response()
         }
     }
 }

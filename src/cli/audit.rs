@@ -40,7 +40,7 @@ pub async fn audit(ctx: &Ctx, run: Option<i64>, limit: usize) -> i32 {
                         output::ago(e.at),
                         inert(&e.actor),
                         inert(&e.action),
-                        e.run_id
+                        e.run().map(|r| r.to_string()).unwrap_or_else(|| "-".into())
                     );
                 }
             }

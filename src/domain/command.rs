@@ -128,6 +128,61 @@ pub enum Request {
     ConfigStatus,
 }
 
+impl Request {
+    /// What the request asks for, in a few words (`trigger api`, `decide prod`), for
+    /// the audit log's record of a refusal.
+    pub fn target(&self) -> String {
+        match self {
+            Request::Trigger(t) => format!("trigger {}", t.service),
+            Request::TriggerInfra { project, undeploy } => {
+                format!(
+                    "{} {project}",
+                    if *undeploy { "undeploy" } else { "deploy" }
+                )
+            }
+            Request::TriggerStackJob {
+                resource,
+                operation,
+                ..
+            } => format!("{operation} {resource}"),
+            Request::Cancel { .. } => "cancel".into(),
+            Request::Rerun { .. } => "rerun".into(),
+            Request::Decide { env, decision, .. } => match decision {
+                Decision::Approve => format!("approve {env}"),
+                Decision::Reject => format!("reject {env}"),
+            },
+            Request::ListRuns { .. } => "list runs".into(),
+            Request::Detail { .. } => "detail".into(),
+            Request::WaitingGates => "waiting gates".into(),
+            Request::Audit { .. } | Request::AuditLog { .. } => "audit".into(),
+            Request::Queues { .. } => "queues".into(),
+            Request::Logs { .. } | Request::SearchLog { .. } | Request::LogCount { .. } => {
+                "logs".into()
+            }
+            Request::Preflight { resource, .. } => format!("preflight {resource}"),
+            Request::Catalog => "catalog".into(),
+            Request::Gc { .. } => "gc".into(),
+            Request::Reload => "reload".into(),
+            Request::ConfigStatus => "config status".into(),
+        }
+    }
+
+    /// The run the request is about, if one.
+    pub fn run_id(&self) -> Option<i64> {
+        match self {
+            Request::Cancel { run_id }
+            | Request::Rerun { run_id, .. }
+            | Request::Decide { run_id, .. }
+            | Request::Detail { run_id }
+            | Request::Audit { run_id }
+            | Request::Logs { run_id, .. }
+            | Request::SearchLog { run_id, .. }
+            | Request::LogCount { run_id, .. } => Some(*run_id),
+            _ => None,
+        }
+    }
+}
+
 /// The engine's answer to a [`Request`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "response", content = "value", rename_all = "snake_case")]

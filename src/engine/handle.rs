@@ -14,7 +14,7 @@ use crate::domain::chain::Upstream;
 use crate::domain::command::{Request, Response};
 use crate::domain::deploy::short_sha;
 use crate::domain::{EnvQueue, Event, Operation, QueueKey, RunInfo, RunSpec, RunType, Trigger};
-use crate::store::{LogLine, NewRun};
+use crate::store::{AuditEntry, LogLine, NewRun};
 
 pub use crate::domain::command::TriggerRequest;
 
@@ -111,12 +111,29 @@ impl EngineHandle {
     /// Answers one request on behalf of `caller`: the one place requests meet the
     /// runner. Every client (in-process, HTTP) comes through here.
     pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Response> {
+        let (target, run_id) = (req.target(), req.run_id());
         let r = self.answer(caller, req).await;
         if let Err(EngineError::Forbidden(why)) = &r {
-            // The engine's log keeps every refusal (the audit log, what was done).
-            tracing::warn!(caller = caller.name(), "refused: {why}");
+            self.refused(caller.name(), &target, why, run_id).await;
         }
         r
+    }
+
+    /// Records a refused request (who, what, why) in the engine's log and the audit
+    /// log; `run_id` is the run it was about, if one.
+    pub(crate) async fn refused(&self, who: &str, target: &str, why: &str, run_id: Option<i64>) {
+        tracing::warn!(caller = who, target, "refused: {why}");
+        let entry = AuditEntry {
+            at: crate::domain::now_ms(),
+            actor: who.to_string(),
+            action: AuditEntry::REFUSED.to_string(),
+            run_id: run_id.unwrap_or(AuditEntry::NO_RUN),
+            target: Some(target.to_string()),
+            comment: Some(why.to_string()),
+        };
+        if self.tx.send(Msg::Refused(Box::new(entry))).await.is_err() {
+            tracing::warn!("the engine stopped: a refusal was not recorded in the audit log");
+        }
     }
 
     async fn answer(&self, caller: &Caller, req: Request) -> Result<Response> {

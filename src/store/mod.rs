@@ -73,9 +73,24 @@ pub struct AuditEntry {
     pub at: Millis,
     pub actor: String,
     pub action: String,
+    /// The run it is about; [`AuditEntry::NO_RUN`] for none (a refused request to
+    /// trigger, list, read...).
     pub run_id: i64,
     pub target: Option<String>,
     pub comment: Option<String>,
+}
+
+impl AuditEntry {
+    /// The action of a refused request: `target` says what was asked, `comment` why
+    /// it was refused.
+    pub const REFUSED: &str = "refused";
+    /// `run_id` of an entry about no run (run ids start at 1).
+    pub const NO_RUN: i64 = 0;
+
+    /// The run it is about, if one.
+    pub fn run(&self) -> Option<i64> {
+        (self.run_id != Self::NO_RUN).then_some(self.run_id)
+    }
 }
 
 pub struct Store {

@@ -58,6 +58,9 @@ pub(crate) enum Msg {
     /// What each environment runs now.
     Current(Vec<QueueKey>, Reply<Vec<Deployment>>),
     Shutdown(oneshot::Sender<()>),
+    /// A request refused: recorded in the audit log (no answer; not durable, so that a
+    /// flood of refusals costs no fsync each).
+    Refused(Box<AuditEntry>),
     /// What service `downstream`'s `all` chain waits with now (from the chain watcher).
     ChainPending {
         downstream: String,
@@ -491,6 +494,13 @@ impl Runner {
                 out.reply(reply, r);
                 ok
             }
+            Msg::Refused(entry) => match self.store.append_audit(&entry) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("cannot record a refusal in the audit log: {e}");
+                    false
+                }
+            },
             Msg::AuditLog(limit, reply) => {
                 let r = self.store.audit_log(limit).map_err(Into::into);
                 out.reply(reply, r);

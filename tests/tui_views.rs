@@ -179,3 +179,81 @@ fn infra_graph_view_and_navigation() {
     key(&mut s, KeyCode::Esc);
     assert_eq!(s.view, View::Graph);
 }
+
+/// `:audit`: the audit log, refusals with their reasons, every field sanitised (an
+/// actor or comment with escape sequences prints inert); it opens at the newest
+/// entry and scrolls.
+#[test]
+fn audit_log_view_from_the_command_line() {
+    use pipedeck::store::AuditEntry;
+    use pipedeck::tui::action::Effect;
+    let mut s = state();
+    key(&mut s, KeyCode::Char(':'));
+    for c in "audit".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    let effect = pipedeck::tui::update::on_key(
+        &mut s,
+        &pipedeck::tui::keymap::Keymap::default(),
+        crossterm::event::KeyEvent::new(KeyCode::Enter, crossterm::event::KeyModifiers::NONE),
+    );
+    assert_eq!(effect, Some(Effect::LoadAudit));
+    assert_eq!(s.view, View::Audit);
+    let entry =
+        |i: i64, actor: &str, action: &str, run: i64, target: &str, comment: &str| AuditEntry {
+            at: NOW - 60_000 * (40 - i),
+            actor: actor.into(),
+            action: action.into(),
+            run_id: run,
+            target: (!target.is_empty()).then(|| target.into()),
+            comment: (!comment.is_empty()).then(|| comment.into()),
+        };
+    let mut entries = vec![
+        entry(0, "alice", "trigger", 7, "", ""),
+        entry(
+            1,
+            "carol",
+            "refused",
+            AuditEntry::NO_RUN,
+            "trigger web",
+            "carol may not trigger runs: role viewer, needs operator (roles: [access] in the project file)",
+        ),
+        entry(
+            2,
+            "alice",
+            "refused",
+            7,
+            "approve prod",
+            "alice may not approve prod: alice triggered run 7 and prod forbids self-approval",
+        ),
+        entry(
+            3,
+            "unknown (10.0.0.9, over TCP)",
+            "refused",
+            AuditEntry::NO_RUN,
+            "POST /v1/request",
+            "missing, wrong or revoked token (`pipedeck token create` makes one)",
+        ),
+        entry(
+            4,
+            "m\x1b[31mallory\x1b]0;owned\x07",
+            "approve",
+            7,
+            "prod",
+            "ship \u{202e}it\x1b[5m",
+        ),
+    ];
+    for i in 5..40 {
+        entries.push(entry(i, "bob", "cancel", 100 + i, "", ""));
+    }
+    s.apply_reply(Reply::Audit(entries));
+    // Opened at the newest; `g` goes to the oldest.
+    assert_eq!(s.audit_sel, 39);
+    both("audit_newest", &s);
+    key(&mut s, KeyCode::Char('g'));
+    both("audit_oldest", &s);
+    let screen = draw(&s, 160, 48);
+    assert!(!screen.contains('\x1b') && !screen.contains('\u{202e}'));
+    key(&mut s, KeyCode::Esc);
+    assert_eq!(s.view, View::Runs);
+}

@@ -62,6 +62,8 @@ pub enum Effect {
     RerunOlder(i64),
     /// Read every environment's deploy queue again.
     LoadQueues,
+    /// Read the newest entries of the audit log.
+    LoadAudit,
     /// Read the names the engine's project defines (services, infra, resources).
     LoadCatalog,
     Decide {
@@ -119,6 +121,7 @@ pub enum Reply {
     },
     /// Every environment's deploy queue.
     Queues(Vec<EnvQueue>),
+    Audit(Vec<crate::store::AuditEntry>),
     Catalog(Catalog),
     /// A rerun of `run` would roll an environment back (`why`): ask again, as such.
     Older {

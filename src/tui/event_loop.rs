@@ -184,6 +184,12 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     }),
                 }
             }
+            Effect::LoadAudit => c
+                .ask(Request::AuditLog {
+                    limit: crate::tui::views::AUDIT_LIMIT,
+                })
+                .await
+                .map(Reply::Audit),
             Effect::LoadQueues => c
                 .ask(Request::Queues { service: None })
                 .await

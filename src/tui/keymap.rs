@@ -80,7 +80,7 @@ impl Default for Keymap {
                 Global,
                 Char(':'),
                 CommandLine,
-                "jump to a view (:runs :approvals)",
+                "jump to a view (:runs :approvals :audit)",
                 false,
             ),
             b(Global, Char('?'), Help, "help", true),
@@ -234,6 +234,7 @@ pub fn scope_name(s: Scope) -> &'static str {
         Scope::In(View::Detail) => "detail",
         Scope::In(View::Approvals) => "approvals",
         Scope::In(View::Graph) => "graph",
+        Scope::In(View::Audit) => "audit",
     }
 }
 

@@ -25,6 +25,8 @@ pub enum View {
     Approvals,
     /// An infra run's DAG.
     Graph,
+    /// The audit log (`:audit`).
+    Audit,
 }
 
 /// Following: when this many lines or more are unread, jump to the newest instead.
@@ -104,6 +106,9 @@ pub struct AppState {
     pub queues: Vec<EnvQueue>,
     /// The selected node of the DAG view (index into the run's graph).
     pub graph_sel: usize,
+    /// The audit log's newest entries, oldest first, as last read.
+    pub audit: Vec<crate::store::AuditEntry>,
+    pub audit_sel: usize,
     pub dialog: Option<Dialog>,
     pub help: bool,
     /// The first row of the help shown (it scrolls when the window is small).
@@ -156,6 +161,8 @@ impl AppState {
             queues: Vec::new(),
             gate_sel: 0,
             graph_sel: 0,
+            audit: Vec::new(),
+            audit_sel: 0,
             dialog: None,
             help: false,
             help_top: 0,
@@ -390,6 +397,12 @@ impl AppState {
                 self.infra = c.infra;
                 self.resources = c.resources;
                 self.gate_rules = c.gates;
+                None
+            }
+            Reply::Audit(entries) => {
+                // Opened at the newest entry.
+                self.audit_sel = entries.len().saturating_sub(1);
+                self.audit = entries;
                 None
             }
             Reply::Queues(q) => {

@@ -91,7 +91,7 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                         "{} {} {}",
                         &r.commit_sha[..r.commit_sha.len().min(7)],
                         r.place(),
-                        crate::domain::ansi::sanitize(&r.commit_message, false)
+                        crate::domain::ansi::inert(&r.commit_message)
                     )
                 })
                 .unwrap_or_default(),

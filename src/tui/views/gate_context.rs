@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 
 use super::dialogs::decision_text;
 use super::{fit, span};
-use crate::domain::ansi::sanitize;
+use crate::domain::ansi::{inert, sanitize};
 use crate::domain::{Decision, GateKey, RunInfo, Stage};
 use crate::tui::app::AppState;
 
@@ -63,9 +63,9 @@ pub fn lines(s: &AppState, run: i64, env: &str, decision: Decision) -> Vec<Line<
                     fit(msg.lines().next().unwrap_or(""), 48)
                 ),
             ));
-            out.push(row("author", sanitize(&r.author, false)));
+            out.push(row("author", inert(&r.author)));
         }
-        out.push(row("triggered", sanitize(&r.triggered_by, false)));
+        out.push(row("triggered", inert(&r.triggered_by)));
         let key = GateKey::parse(env).unwrap_or_else(|| GateKey::env(env));
         if let Some(rule) = s
             .gate_rules
@@ -78,10 +78,7 @@ pub fn lines(s: &AppState, run: i64, env: &str, decision: Decision) -> Vec<Line<
                 rule.approvers.join(", ")
             };
             let not_self = if rule.forbid_self_approval {
-                format!(
-                    " (not {}, who triggered it)",
-                    sanitize(&r.triggered_by, false)
-                )
+                format!(" (not {}, who triggered it)", inert(&r.triggered_by))
             } else {
                 String::new()
             };

@@ -3,6 +3,7 @@
 //! pure). [`crate::tui::update`] routes global actions and hands the rest here.
 
 mod approvals;
+mod audit;
 mod detail;
 mod dialogs;
 mod gate_context;
@@ -25,6 +26,7 @@ use super::action::{Action, Effect};
 use super::app::{AppState, View};
 use super::keymap::{Keymap, Scope, key_name};
 
+pub use audit::AUDIT_LIMIT;
 pub use dialogs::{confirm_cancel, confirm_rerun, decide, text_input};
 
 /// An action for the view on screen.
@@ -34,6 +36,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         View::Detail => detail::update(s, a),
         View::Approvals => approvals::update(s, a),
         View::Graph => graph::update(s, a),
+        View::Audit => audit::update(s, a),
     }
 }
 
@@ -76,6 +79,7 @@ pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
         View::Runs => runs::click(s, row),
         View::Approvals => approvals::click(s, row),
         View::Detail => return detail::click(s, col, row),
+        View::Audit => audit::click(s, row),
         View::Graph => {}
     }
     None
@@ -179,6 +183,7 @@ pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
         View::Detail => detail::render(f, s, main),
         View::Approvals => approvals::render(f, s, main),
         View::Graph => graph::render(f, s, main),
+        View::Audit => audit::render(f, s, main),
     }
     status_bar(f, s, km, bottom);
     if s.help {
@@ -195,6 +200,7 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
         View::Detail => "run detail",
         View::Approvals => "approvals",
         View::Graph => "infra graph",
+        View::Audit => "audit log",
     };
     let mut spans = vec![
         Span::styled(" pipedeck ", accent(s)),

@@ -123,6 +123,22 @@ impl Masker {
         }
     }
 
+    /// How many bytes at the end of `data` could begin a secret (the longest such
+    /// proper prefix of any secret); 0 when none could.
+    pub fn open_prefix(&self, data: &[u8]) -> usize {
+        self.finders
+            .iter()
+            .map(|f| {
+                let s = f.needle();
+                (1..s.len().min(data.len() + 1))
+                    .rev()
+                    .find(|&k| data.ends_with(&s[..k]))
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// `data` with every secret masked; borrowed when nothing matched.
     pub fn apply<'a>(&self, data: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
         let mut cur = std::borrow::Cow::Borrowed(data);

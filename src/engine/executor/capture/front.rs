@@ -134,7 +134,7 @@ async fn front(
                     pipes: &mut Pipes|
          -> io::Result<Wake> {
             let mut guard = guard?;
-            let got = pipes.pumps[i].fill(guard.get_inner().as_raw_fd())?;
+            let got = pipes.pumps[i].fill(guard.get_inner().as_raw_fd(), masker)?;
             if got == Got::Empty {
                 guard.clear_ready();
             }

@@ -95,15 +95,24 @@ impl Pump {
     }
 
     /// Reads what the pipe `fd` holds, until it is empty, a batch is full, or it
-    /// ends (then the caller closes `fd`).
-    fn fill(&mut self, fd: RawFd) -> io::Result<Got> {
+    /// ends (then the caller closes `fd`). A line cut at the cap is cut before any
+    /// start of one of `masker`'s secrets at its end, so that the secret, whole in
+    /// the next line, is still masked.
+    fn fill(&mut self, fd: RawFd, masker: &Masker) -> io::Result<Got> {
         self.got = 0;
         loop {
             let partial = self.buf.len() - self.line_start;
             let want = READ_CHUNK.min(MAX_LINE - partial);
             if want == 0 {
-                // A line as long as the cap: it ends here.
-                self.end_line();
+                // A line as long as the cap: it ends here, or a little before.
+                let carry = masker.open_prefix(&self.buf[self.line_start..]);
+                if carry == 0 {
+                    self.end_line();
+                } else {
+                    let at = self.buf.len() - carry;
+                    self.buf.insert(at, b'\n');
+                    self.complete_to(at + 1);
+                }
                 continue;
             }
             self.buf.reserve(want);
@@ -238,7 +247,7 @@ impl Pipes {
         log: &mut LogStream,
         masker: &Masker,
     ) -> io::Result<()> {
-        while self.pumps[i].fill(fd)? == Got::Full {
+        while self.pumps[i].fill(fd, masker)? == Got::Full {
             self.ship(i, true, log, masker);
         }
         self.pumps[i].finish();
@@ -292,7 +301,7 @@ fn run(mut pipes: Pipes, stop: &OwnedFd, log: &mut LogStream, masker: &Masker) -
         let mut ended = false;
         for (i, polled) in fds[..2].iter().enumerate() {
             let got = match &pipes.fds[i] {
-                Some(fd) if polled.revents != 0 => pipes.pumps[i].fill(fd.as_raw_fd())?,
+                Some(fd) if polled.revents != 0 => pipes.pumps[i].fill(fd.as_raw_fd(), masker)?,
                 _ => Got::Empty,
             };
             read += pipes.pumps[i].got;
@@ -353,7 +362,7 @@ mod tests {
                 feed.drain(..n);
             }
             loop {
-                let got = p.fill(r.as_raw_fd()).unwrap();
+                let got = p.fill(r.as_raw_fd(), masker).unwrap();
                 keep(&mut p);
                 if got != Got::Full {
                     break;
@@ -404,6 +413,21 @@ mod tests {
         // A secret split across two reads is still one line when masked.
         let got = cut(&[b"one hun", b"ter2 two\nhunter2x\n"], &m);
         assert_eq!(got, ["one *** two", "***"]);
+        // A secret across the long-line cap goes whole into the next line, masked.
+        for before in [1, 4, 7] {
+            let mut long = vec![b'w'; MAX_LINE - before];
+            long.extend_from_slice(b"hunter2 tail\n");
+            let got = cut(&[&long], &m);
+            assert_eq!(got.len(), 2, "{before}");
+            assert_eq!(got[0].len(), MAX_LINE - before);
+            assert!(got[0].bytes().all(|b| b == b'w'));
+            assert_eq!(got[1], "*** tail");
+        }
+        assert!(
+            cut(&[&vec![b'h'; 3 * MAX_LINE]], &m)
+                .iter()
+                .all(|l| !l.is_empty())
+        );
     }
 
     #[test]

@@ -534,6 +534,38 @@ impl EngineHandle {
             .map_err(|e| EngineError::Internal(format!("reading the log failed: {e}")))
     }
 
+    /// The metrics in the Prometheus text format (a viewer's right).
+    pub async fn metrics_text(&self, caller: &Caller) -> Result<String> {
+        self.role_of(caller)?;
+        let keys = self
+            .project
+            .get()
+            .services
+            .values()
+            .flat_map(|s| {
+                s.environments.iter().map(|e| {
+                    let key = QueueKey {
+                        service: s.name.clone(),
+                        env: e.name.clone(),
+                    };
+                    (key, e.queue)
+                })
+            })
+            .collect();
+        let figures = self.runner(|r| Msg::Figures(keys, r)).await?;
+        let bytes = self.shared.logs.bytes_written();
+        Ok(self
+            .shared
+            .metrics
+            .render(&figures, bytes, crate::domain::now_ms()))
+    }
+
+    /// The engine's metrics, for what increments them from outside the runner
+    /// (triggers: [`super::metrics::counters`]).
+    pub fn metrics(&self) -> &Arc<super::metrics::Metrics> {
+        &self.shared.metrics
+    }
+
     /// Stops the engine: running steps are terminated and recorded as cancelled;
     /// gates that wait stay waiting for the next engine.
     pub async fn shutdown(&self) {

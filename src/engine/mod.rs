@@ -49,6 +49,7 @@ pub mod datadir;
 pub mod executor;
 mod handle;
 pub mod live_project;
+pub mod metrics;
 mod notify;
 mod plan;
 pub mod preflight;
@@ -125,6 +126,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Names this engine's store (from its data dir) in its steps' process tokens.
     pub store_id: Arc<str>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Shared {
@@ -137,6 +140,7 @@ impl Shared {
             queues: Default::default(),
             shutdown: CancellationToken::new(),
             store_id: executor::leftovers::store_id(data_dir).into(),
+            metrics: Default::default(),
         }
     }
 }

@@ -61,6 +61,8 @@ enum Msg {
 #[derive(Clone, Default)]
 pub(crate) struct Writer {
     tx: Arc<Mutex<Option<SyncSender<Msg>>>>,
+    /// Bytes of log appended since the writer started (for `/metrics`).
+    written: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -70,6 +72,11 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
+    /// Bytes of log appended since the writer started.
+    pub(crate) fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn stream(
         &self,
         paths: Paths,
@@ -82,9 +89,10 @@ impl Writer {
             Some(tx) => tx.clone(),
             None => {
                 let (s, r) = sync_channel(QUEUE);
+                let written = self.written.clone();
                 std::thread::Builder::new()
                     .name("pd-log-writer".into())
-                    .spawn(move || run(r))?;
+                    .spawn(move || run(r, written))?;
                 tx.insert(s).clone()
             }
         };
@@ -245,7 +253,7 @@ enum SyncMsg {
     Close(Arc<Shared>, Done),
 }
 
-fn run(rx: Receiver<Msg>) {
+fn run(rx: Receiver<Msg>, written: Arc<AtomicU64>) {
     // The writer never waits for an fsync: the sync thread does them, and the writer
     // only tells it (over an unbounded channel, at most one `Dirty` a log between two
     // of its fsyncs, and one `Close` a stream) which logs have lines to sync.
@@ -302,6 +310,7 @@ fn run(rx: Receiver<Msg>) {
                     sh.fail("writing", e);
                     continue;
                 }
+                written.fetch_add(batch.data.len() as u64, Ordering::Relaxed);
                 if sh.files.get().is_none()
                     && let Some(h) = log.w.sync_handle()
                 {

@@ -116,6 +116,11 @@ impl LogStore {
             .stream(self.paths(run_id, step_id), run_id, step_id, on_durable)
     }
 
+    /// Bytes of log the engine's streams appended since this store was opened.
+    pub fn bytes_written(&self) -> u64 {
+        self.writer.written()
+    }
+
     /// Repairs a step's log after a crash; returns its line count.
     pub fn repair(&self, run_id: i64, step_id: i64) -> io::Result<u64> {
         repair(&self.paths(run_id, step_id))

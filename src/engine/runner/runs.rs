@@ -230,6 +230,7 @@ impl Runner {
         }
         let run = self.store.insert_run(new, now_ms())?;
         self.store.insert_links(run.id, &new.upstream)?;
+        self.shared.metrics.run_created();
         out.event(Event::Run { run: run.clone() });
         // The driver starts from what was just stored, not from reading it back.
         let (planned, def) = crate::engine::plan::plan(new)?;

@@ -104,6 +104,15 @@ pub async fn config(ctx: &Ctx, req: Request) -> i32 {
                     );
                     outln!("{e}");
                 }
+                if let Some(d) = &s.disk {
+                    outln!("data dir: {} · {}", d.data_dir.display(), d.summary());
+                    if let Some(m) = d.min_free {
+                        outln!(
+                            "free-space floor: {} (min_free in [retention])",
+                            crate::domain::bytes::format_bytes(m)
+                        );
+                    }
+                }
             }
             if s.error.is_some() {
                 exit::USAGE

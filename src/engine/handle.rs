@@ -211,7 +211,7 @@ impl EngineHandle {
                 Response::Preflight(report)
             }
             Request::Catalog => Response::Catalog(self.project.get().catalog()),
-            Request::ConfigStatus => Response::Config(self.project.status()),
+            Request::ConfigStatus => Response::Config(self.engine_status().await),
             Request::Gc { dry_run } => {
                 let retention = self.project.get().retention;
                 Response::Gc(
@@ -225,11 +225,10 @@ impl EngineHandle {
             }
             Request::Reload => {
                 let live = self.project.clone();
-                Response::Config(
-                    tokio::task::spawn_blocking(move || live.reload())
-                        .await
-                        .map_err(|e| EngineError::Internal(format!("reloading: {e}")))?,
-                )
+                tokio::task::spawn_blocking(move || live.reload())
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("reloading: {e}")))?;
+                Response::Config(self.engine_status().await)
             }
         })
     }
@@ -532,6 +531,17 @@ impl EngineHandle {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
             .map_err(|e| EngineError::Internal(format!("reading the log failed: {e}")))
+    }
+
+    /// The project file's status and the data dir's disk.
+    async fn engine_status(&self) -> crate::domain::command::ConfigStatus {
+        let mut status = self.project.status();
+        let space = self.shared.space.clone();
+        // statvfs is a system call on a possibly slow file system: off the runtime.
+        status.disk = tokio::task::spawn_blocking(move || space.status())
+            .await
+            .ok();
+        status
     }
 
     /// The metrics in the Prometheus text format (a viewer's right).

@@ -56,6 +56,7 @@ pub mod preflight;
 mod queue;
 mod runner;
 mod scheduler;
+pub mod space;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -128,6 +129,8 @@ pub(crate) struct Shared {
     pub store_id: Arc<str>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The data dir's disk and the free-space floor.
+    pub space: Arc<space::Space>,
 }
 
 impl Shared {
@@ -141,6 +144,7 @@ impl Shared {
             shutdown: CancellationToken::new(),
             store_id: executor::leftovers::store_id(data_dir).into(),
             metrics: Default::default(),
+            space: Arc::new(space::Space::new(data_dir)),
         }
     }
 }
@@ -173,6 +177,15 @@ pub async fn start(
     }
     let (tx, rx) = mpsc::channel(1024);
     let project = Arc::new(live_project::LiveProject::new(project));
+    {
+        // Engine-wide settings follow the project in force.
+        let (space, logs) = (shared.space.clone(), shared.logs.clone());
+        project.on_load(move |p| {
+            space.set_min_free(p.retention.min_free);
+            logs.set_max_bytes(p.retention.max_log_bytes);
+        });
+    }
+    space::watch(shared.space.clone(), shared.shutdown.clone());
     live_project::watch(project.clone(), shared.shutdown.clone());
     prune_every_hour(tx.clone(), project.clone(), shared.shutdown.clone());
     // Chains and notifications follow the project as it was at start (a reload

@@ -121,6 +121,12 @@ impl LogStore {
         self.writer.written()
     }
 
+    /// Most bytes one step's log keeps from now on (`None`: no cap); output past it is
+    /// discarded, and a note in the log says so.
+    pub fn set_max_bytes(&self, cap: Option<u64>) {
+        self.writer.set_max_bytes(cap);
+    }
+
     /// Repairs a step's log after a crash; returns its line count.
     pub fn repair(&self, run_id: i64, step_id: i64) -> io::Result<u64> {
         repair(&self.paths(run_id, step_id))

@@ -234,6 +234,7 @@ mod tests {
         let r = Retention {
             keep_runs: Some(50),
             keep_days: Some(30),
+            ..Default::default()
         };
         let plan = s.gc_plan(&r, now).unwrap();
         // What should stay, worked out on its own: the last 50 of each service, the

@@ -228,6 +228,7 @@ impl Runner {
         if self.shutdown.is_some() {
             return Err(EngineError::Stopped);
         }
+        self.shared.space.allows_new_run()?;
         let run = self.store.insert_run(new, now_ms())?;
         self.store.insert_links(run.id, &new.upstream)?;
         self.shared.metrics.run_created();

@@ -147,6 +147,24 @@ pub async fn gc(ctx: &Ctx, dry_run: bool) -> i32 {
                         .unwrap_or_default();
                     outln!("kept {n}: {why}");
                 }
+                if r.logs.logs > 0 {
+                    let verb = if r.dry_run { "would age" } else { "aged" };
+                    let b = crate::domain::bytes::format_bytes;
+                    if r.dry_run {
+                        outln!(
+                            "{verb} the logs of old runs: {} logs, {}",
+                            r.logs.logs,
+                            b(r.logs.bytes_before)
+                        );
+                    } else {
+                        outln!(
+                            "{verb} the logs of old runs: {} logs, {} -> {}",
+                            r.logs.logs,
+                            b(r.logs.bytes_before),
+                            b(r.logs.bytes_after)
+                        );
+                    }
+                }
             }
             exit::OK
         }

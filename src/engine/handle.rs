@@ -214,14 +214,7 @@ impl EngineHandle {
             Request::ConfigStatus => Response::Config(self.engine_status().await),
             Request::Gc { dry_run } => {
                 let retention = self.project.get().retention;
-                Response::Gc(
-                    self.runner(|reply| Msg::Gc {
-                        retention,
-                        dry_run,
-                        reply,
-                    })
-                    .await?,
-                )
+                Response::Gc(super::gc::gc(&self.tx, &self.shared.logs, retention, dry_run).await?)
             }
             Request::Reload => {
                 let live = self.project.clone();

@@ -47,6 +47,7 @@ mod caller;
 mod chain;
 pub mod datadir;
 pub mod executor;
+mod gc;
 mod handle;
 pub mod live_project;
 pub mod metrics;
@@ -187,7 +188,12 @@ pub async fn start(
     }
     space::watch(shared.space.clone(), shared.shutdown.clone());
     live_project::watch(project.clone(), shared.shutdown.clone());
-    prune_every_hour(tx.clone(), project.clone(), shared.shutdown.clone());
+    gc::prune_every_hour(
+        tx.clone(),
+        shared.logs.clone(),
+        project.clone(),
+        shared.shutdown.clone(),
+    );
     // Chains and notifications follow the project as it was at start (a reload
     // applies to them at the next start).
     let at_start = project.get();
@@ -207,42 +213,4 @@ pub async fn start(
         tokio::spawn(chain::watch(handle.clone(), at_start, events, shutdown));
     }
     Ok((handle, task))
-}
-
-/// Prunes old history as the project's `[retention]` says, an hour after start and
-/// every hour since (`pipedeck gc` does it at once).
-fn prune_every_hour(
-    tx: mpsc::Sender<runner::Msg>,
-    project: Arc<live_project::LiveProject>,
-    stop: CancellationToken,
-) {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(EVERY) => {}
-                _ = stop.cancelled() => return,
-            }
-            let retention = project.get().retention;
-            if retention == Default::default() {
-                continue;
-            }
-            let (reply, rx) = tokio::sync::oneshot::channel();
-            let msg = runner::Msg::Gc {
-                retention,
-                dry_run: false,
-                reply,
-            };
-            if tx.send(msg).await.is_err() {
-                return;
-            }
-            match rx.await {
-                Ok(Ok(r)) if !r.removed.is_empty() => {
-                    tracing::info!(runs = r.removed.len(), "pruned old runs");
-                }
-                Ok(Err(e)) => tracing::error!("pruning old runs failed: {e}"),
-                _ => {}
-            }
-        }
-    });
 }

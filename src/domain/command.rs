@@ -247,6 +247,19 @@ impl DiskStatus {
         matches!((self.free_bytes, self.min_free), (Some(f), Some(m)) if f < m)
     }
 
+    /// `1.2 GiB used, 40.0 GiB free` (what is known), for a status line.
+    pub fn summary_short(&self) -> String {
+        use super::bytes::format_bytes;
+        let parts: Vec<String> = [
+            self.used_bytes.map(|b| format!("{} used", format_bytes(b))),
+            self.free_bytes.map(|b| format!("{} free", format_bytes(b))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        parts.join(", ")
+    }
+
     /// `1.2 GiB used · 40.0 GiB free`, and `(under min_free 50.0 GiB: no new runs)`
     /// when under the floor.
     pub fn summary(&self) -> String {

@@ -119,6 +119,8 @@ pub struct AppState {
     /// This process hosts the engine (versus attached to one another process hosts).
     pub hosting: bool,
     pub data_dir: String,
+    /// The engine's project file and data-dir disk, as last asked.
+    pub engine_status: Option<crate::domain::command::ConfigStatus>,
     pub ascii: bool,
     pub color: bool,
     pub quit: bool,
@@ -167,6 +169,7 @@ impl AppState {
             now: 0,
             hosting,
             data_dir,
+            engine_status: None,
             ascii: false,
             color: true,
             quit: false,
@@ -390,6 +393,10 @@ impl AppState {
                 self.infra = c.infra;
                 self.resources = c.resources;
                 self.gate_rules = c.gates;
+                None
+            }
+            Reply::Status(st) => {
+                self.engine_status = Some(*st);
                 None
             }
             Reply::Queues(q) => {

@@ -33,6 +33,8 @@ pub const LOCK_FILE: &str = "engine.lock";
 pub const REQUEST_PATH: &str = "/v1/request";
 /// The event stream.
 pub const EVENTS_PATH: &str = "/v1/events";
+/// Metrics in the Prometheus text format (a viewer's right), where scrapers look.
+pub const METRICS_PATH: &str = "/metrics";
 
 pub fn endpoint_path(data_dir: &Path) -> PathBuf {
     data_dir.join(ENDPOINT_FILE)

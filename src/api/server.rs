@@ -21,7 +21,8 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
-    EVENTS_PATH, Endpoint, LAGGED_LINE, REQUEST_PATH, Request, Response, endpoint_path, lock_path,
+    EVENTS_PATH, Endpoint, LAGGED_LINE, METRICS_PATH, REQUEST_PATH, Request, Response,
+    endpoint_path, lock_path,
 };
 use super::{Feed, feed};
 use crate::config::Project;
@@ -321,6 +322,7 @@ pub(super) fn router(state: AppState) -> Router {
     Router::new()
         .route(REQUEST_PATH, post(request))
         .route(EVENTS_PATH, get(events))
+        .route(METRICS_PATH, get(metrics))
         .with_state(state)
 }
 
@@ -384,6 +386,21 @@ async fn request(
     let req: Request = serde_json::from_slice(&body)
         .map_err(|e| EngineError::Invalid(format!("not a valid request: {e}")))?;
     Ok(Json(st.handle.handle(&caller, req).await?))
+}
+
+/// The metrics in the Prometheus text format (a viewer's right).
+async fn metrics(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> axum::response::Response {
+    match st.handle.metrics_text(&caller).await {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, engine::metrics::text::CONTENT_TYPE)],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
 }
 
 /// Newline-delimited JSON events, from now on, until the engine stops (a viewer's

@@ -104,6 +104,15 @@ pub async fn config(ctx: &Ctx, req: Request) -> i32 {
                     );
                     outln!("{e}");
                 }
+                if let Some(d) = &s.disk {
+                    outln!("data dir: {} · {}", d.data_dir.display(), d.summary());
+                    if let Some(m) = d.min_free {
+                        outln!(
+                            "free-space floor: {} (min_free in [retention])",
+                            crate::domain::bytes::format_bytes(m)
+                        );
+                    }
+                }
             }
             if s.error.is_some() {
                 exit::USAGE
@@ -137,6 +146,24 @@ pub async fn gc(ctx: &Ctx, dry_run: bool) -> i32 {
                         .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
                         .unwrap_or_default();
                     outln!("kept {n}: {why}");
+                }
+                if r.logs.logs > 0 {
+                    let verb = if r.dry_run { "would age" } else { "aged" };
+                    let b = crate::domain::bytes::format_bytes;
+                    if r.dry_run {
+                        outln!(
+                            "{verb} the logs of old runs: {} logs, {}",
+                            r.logs.logs,
+                            b(r.logs.bytes_before)
+                        );
+                    } else {
+                        outln!(
+                            "{verb} the logs of old runs: {} logs, {} -> {}",
+                            r.logs.logs,
+                            b(r.logs.bytes_before),
+                            b(r.logs.bytes_after)
+                        );
+                    }
                 }
             }
             exit::OK

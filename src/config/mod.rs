@@ -5,6 +5,8 @@ pub mod infra;
 pub mod json_schema;
 mod load;
 pub mod outbound;
+mod retention;
+pub use retention::{OldLogs, Retention};
 pub mod schema;
 pub mod user;
 mod validate;
@@ -41,14 +43,6 @@ pub struct Project {
     /// Who may do what (`[access]`; without it, [`AccessPolicy::Open`]).
     #[serde(default)]
     pub access: AccessPolicy,
-}
-
-/// How much history the engine keeps: a run stays while it is among the last
-/// `keep_runs` of its service or younger than `keep_days` (neither set: all stay).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Retention {
-    pub keep_runs: Option<u32>,
-    pub keep_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

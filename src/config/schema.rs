@@ -68,6 +68,28 @@ pub struct RetentionFile {
     /// Keep at least the runs of the last this many days (1 to 36,500).
     #[schemars(with = "Option<u32>", range(min = 1, max = 36_500))]
     pub keep_days: Option<Spanned<i64>>,
+    /// Most bytes of log one step keeps (`50MiB`); output beyond it is discarded, and the log says so. Unset: no cap.
+    #[schemars(with = "Option<String>")]
+    pub max_log_bytes: Option<Spanned<String>>,
+    /// What becomes of the logs of runs that ended more than `compress_after_days` ago: `zstd` compresses them (they stay readable), `drop` replaces them with a one-line note. Unset: logs stay as written.
+    #[schemars(with = "Option<LogAging>")]
+    pub compress: Option<Spanned<String>>,
+    /// Days after a run ends before `compress` applies to its logs (1 to 36,500; default 7).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 36_500))]
+    pub compress_after_days: Option<Spanned<i64>>,
+    /// Free space the data dir's file system must keep (`1GiB`): under it the engine refuses to start new runs, saying so, instead of failing them half-way. Unset: no floor.
+    #[schemars(with = "Option<String>")]
+    pub min_free: Option<Spanned<String>>,
+}
+
+/// What becomes of old logs (`compress` in `[retention]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogAging {
+    /// Compressed with zstd; `pipedeck logs`, the dashboard and backups read them as before.
+    Zstd,
+    /// Replaced with a one-line note saying when and why.
+    Drop,
 }
 
 /// Roles by Unix user and group. A person's role is the highest of their user entry, their groups' entries and `default`; the engine's own user is always admin. Who may decide a gate comes from its `approvers` (names, or `@group`), else any operator.

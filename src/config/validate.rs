@@ -218,10 +218,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
             services.insert(name.get_ref().clone(), s);
         }
     }
-    let retention = super::Retention {
-        keep_runs: cx.count(&file.retention.keep_runs, "keep_runs", 1_000_000),
-        keep_days: cx.count(&file.retention.keep_days, "keep_days", 36_500),
-    };
+    let retention = super::retention::resolve(&mut cx, &file.retention);
     super::chain::resolve_chains(&mut cx, &file.services, &mut services);
     let names: Vec<&str> = file.services.keys().map(|k| k.get_ref().as_str()).collect();
     let notify = super::outbound::notify(&mut cx, &file.notify, &names);

@@ -277,6 +277,65 @@ pub struct ConfigStatus {
     /// when that was seen. Cleared by a good version.
     pub error: Option<String>,
     pub error_at: Option<Millis>,
+    /// The data dir's disk (filled in by the engine when it answers).
+    #[serde(default)]
+    pub disk: Option<DiskStatus>,
+}
+
+/// The data dir's disk: its usage as last measured, its file system's free space now,
+/// and the floor under which no new run starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskStatus {
+    pub data_dir: std::path::PathBuf,
+    /// Bytes the data dir takes (none until first measured, shortly after start).
+    pub used_bytes: Option<u64>,
+    pub measured_at: Option<Millis>,
+    /// Bytes free on its file system (none if it cannot tell).
+    pub free_bytes: Option<u64>,
+    /// `min_free` in `[retention]`.
+    pub min_free: Option<u64>,
+}
+
+impl DiskStatus {
+    /// Whether new runs are refused now: free space under the floor.
+    pub fn under_floor(&self) -> bool {
+        matches!((self.free_bytes, self.min_free), (Some(f), Some(m)) if f < m)
+    }
+
+    /// `1.2 GiB used, 40.0 GiB free` (what is known), for a status line.
+    pub fn summary_short(&self) -> String {
+        use super::bytes::format_bytes;
+        let parts: Vec<String> = [
+            self.used_bytes.map(|b| format!("{} used", format_bytes(b))),
+            self.free_bytes.map(|b| format!("{} free", format_bytes(b))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        parts.join(", ")
+    }
+
+    /// `1.2 GiB used · 40.0 GiB free`, and `(under min_free 50.0 GiB: no new runs)`
+    /// when under the floor.
+    pub fn summary(&self) -> String {
+        use super::bytes::format_bytes;
+        let used = self.used_bytes.map_or_else(
+            || "usage not measured yet".to_string(),
+            |b| format!("{} used", format_bytes(b)),
+        );
+        let free = self.free_bytes.map_or_else(
+            || "free space unknown".to_string(),
+            |b| format!("{} free", format_bytes(b)),
+        );
+        let mut s = format!("{used} · {free}");
+        if let (true, Some(m)) = (self.under_floor(), self.min_free) {
+            s.push_str(&format!(
+                " (under min_free {}: no new runs)",
+                format_bytes(m)
+            ));
+        }
+        s
+    }
 }
 
 /// The names a project defines: what a shell may complete.

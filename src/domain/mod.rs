@@ -28,6 +28,7 @@ macro_rules! words {
 
 pub mod access;
 pub mod ansi;
+pub mod bytes;
 pub mod chain;
 pub mod command;
 pub mod deploy;

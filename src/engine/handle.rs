@@ -243,25 +243,17 @@ impl EngineHandle {
                 Response::Preflight(report)
             }
             Request::Catalog => Response::Catalog(self.project.get().catalog()),
-            Request::ConfigStatus => Response::Config(self.project.status()),
+            Request::ConfigStatus => Response::Config(self.engine_status().await),
             Request::Gc { dry_run } => {
                 let retention = self.project.get().retention;
-                Response::Gc(
-                    self.runner(|reply| Msg::Gc {
-                        retention,
-                        dry_run,
-                        reply,
-                    })
-                    .await?,
-                )
+                Response::Gc(super::gc::gc(&self.tx, &self.shared.logs, retention, dry_run).await?)
             }
             Request::Reload => {
                 let live = self.project.clone();
-                Response::Config(
-                    tokio::task::spawn_blocking(move || live.reload())
-                        .await
-                        .map_err(|e| EngineError::Internal(format!("reloading: {e}")))?,
-                )
+                tokio::task::spawn_blocking(move || live.reload())
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("reloading: {e}")))?;
+                Response::Config(self.engine_status().await)
             }
         })
     }
@@ -564,6 +556,49 @@ impl EngineHandle {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
             .map_err(|e| EngineError::Internal(format!("reading the log failed: {e}")))
+    }
+
+    /// The project file's status and the data dir's disk.
+    async fn engine_status(&self) -> crate::domain::command::ConfigStatus {
+        let mut status = self.project.status();
+        let space = self.shared.space.clone();
+        // statvfs is a system call on a possibly slow file system: off the runtime.
+        status.disk = tokio::task::spawn_blocking(move || space.status())
+            .await
+            .ok();
+        status
+    }
+
+    /// The metrics in the Prometheus text format (a viewer's right).
+    pub async fn metrics_text(&self, caller: &Caller) -> Result<String> {
+        self.role_of(caller)?;
+        let keys = self
+            .project
+            .get()
+            .services
+            .values()
+            .flat_map(|s| {
+                s.environments.iter().map(|e| {
+                    let key = QueueKey {
+                        service: s.name.clone(),
+                        env: e.name.clone(),
+                    };
+                    (key, e.queue)
+                })
+            })
+            .collect();
+        let figures = self.runner(|r| Msg::Figures(keys, r)).await?;
+        let bytes = self.shared.logs.bytes_written();
+        Ok(self
+            .shared
+            .metrics
+            .render(&figures, bytes, crate::domain::now_ms()))
+    }
+
+    /// The engine's metrics, for what increments them from outside the runner
+    /// (triggers: [`super::metrics::counters`]).
+    pub fn metrics(&self) -> &Arc<super::metrics::Metrics> {
+        &self.shared.metrics
     }
 
     /// Stops the engine: running steps are terminated and recorded as cancelled;

@@ -25,7 +25,11 @@ pub struct LiveProject {
     status: Mutex<ConfigStatus>,
     /// The file's modification time and size when last looked at.
     seen: Mutex<Option<(SystemTime, u64)>>,
+    /// Called with each version that comes into force (engine-wide settings follow it).
+    hook: std::sync::OnceLock<Hook>,
 }
+
+type Hook = Box<dyn Fn(&Project) + Send + Sync>;
 
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
@@ -42,8 +46,18 @@ impl LiveProject {
                 loaded_at: now_ms(),
                 error: None,
                 error_at: None,
+                disk: None,
             }),
+            hook: std::sync::OnceLock::new(),
             current: RwLock::new(Arc::new(project)),
+        }
+    }
+
+    /// Calls `f` with the project in force now and with each version loaded later.
+    pub fn on_load(&self, f: impl Fn(&Project) + Send + Sync + 'static) {
+        f(&self.get());
+        if self.hook.set(Box::new(f)).is_err() {
+            tracing::error!("a second on_load hook was ignored");
         }
     }
 
@@ -73,6 +87,9 @@ impl LiveProject {
                 let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
                 if **current != p {
                     tracing::info!(path = %path.display(), "the project file changed: new runs use it");
+                    if let Some(f) = self.hook.get() {
+                        f(&p);
+                    }
                     *current = Arc::new(p);
                     status.loaded_at = now_ms();
                 }

@@ -47,14 +47,17 @@ mod caller;
 mod chain;
 pub mod datadir;
 pub mod executor;
+mod gc;
 mod handle;
 pub mod live_project;
+pub mod metrics;
 mod notify;
 mod plan;
 pub mod preflight;
 mod queue;
 mod runner;
 mod scheduler;
+pub mod space;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -125,6 +128,10 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Names this engine's store (from its data dir) in its steps' process tokens.
     pub store_id: Arc<str>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The data dir's disk and the free-space floor.
+    pub space: Arc<space::Space>,
 }
 
 impl Shared {
@@ -137,6 +144,8 @@ impl Shared {
             queues: Default::default(),
             shutdown: CancellationToken::new(),
             store_id: executor::leftovers::store_id(data_dir).into(),
+            metrics: Default::default(),
+            space: Arc::new(space::Space::new(data_dir)),
         }
     }
 }
@@ -169,8 +178,22 @@ pub async fn start(
     }
     let (tx, rx) = mpsc::channel(1024);
     let project = Arc::new(live_project::LiveProject::new(project));
+    {
+        // Engine-wide settings follow the project in force.
+        let (space, logs) = (shared.space.clone(), shared.logs.clone());
+        project.on_load(move |p| {
+            space.set_min_free(p.retention.min_free);
+            logs.set_max_bytes(p.retention.max_log_bytes);
+        });
+    }
+    space::watch(shared.space.clone(), shared.shutdown.clone());
     live_project::watch(project.clone(), shared.shutdown.clone());
-    prune_every_hour(tx.clone(), project.clone(), shared.shutdown.clone());
+    gc::prune_every_hour(
+        tx.clone(),
+        shared.logs.clone(),
+        project.clone(),
+        shared.shutdown.clone(),
+    );
     // Chains and notifications follow the project as it was at start (a reload
     // applies to them at the next start).
     let at_start = project.get();
@@ -197,42 +220,4 @@ pub async fn start(
         ));
     }
     Ok((handle, task))
-}
-
-/// Prunes old history as the project's `[retention]` says, an hour after start and
-/// every hour since (`pipedeck gc` does it at once).
-fn prune_every_hour(
-    tx: mpsc::Sender<runner::Msg>,
-    project: Arc<live_project::LiveProject>,
-    stop: CancellationToken,
-) {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(EVERY) => {}
-                _ = stop.cancelled() => return,
-            }
-            let retention = project.get().retention;
-            if retention == Default::default() {
-                continue;
-            }
-            let (reply, rx) = tokio::sync::oneshot::channel();
-            let msg = runner::Msg::Gc {
-                retention,
-                dry_run: false,
-                reply,
-            };
-            if tx.send(msg).await.is_err() {
-                return;
-            }
-            match rx.await {
-                Ok(Ok(r)) if !r.removed.is_empty() => {
-                    tracing::info!(runs = r.removed.len(), "pruned old runs");
-                }
-                Ok(Err(e)) => tracing::error!("pruning old runs failed: {e}"),
-                _ => {}
-            }
-        }
-    });
 }

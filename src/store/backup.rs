@@ -119,6 +119,8 @@ fn files(root: &Path, tree: &str) -> Result<Vec<PathBuf>> {
             if kind.is_dir() {
                 todo.push(e.path());
             } else if kind.is_file()
+                // A compressed log being written (retention) is not one yet.
+                && !e.file_name().to_string_lossy().ends_with(".zst.tmp")
                 && let Ok(rel) = e.path().strip_prefix(root)
             {
                 out.push(rel.to_path_buf());
@@ -151,9 +153,27 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<Manifest> {
         sha256,
     });
     for tree in TREES {
-        for rel in files(data_dir, tree)? {
+        let mut todo = files(data_dir, tree)?;
+        todo.reverse();
+        while let Some(rel) = todo.pop() {
             let from = data_dir.join(&rel);
-            let len = io(&from, std::fs::metadata(&from))?.len();
+            let len = match std::fs::metadata(&from) {
+                Ok(m) => m.len(),
+                // Gone since the listing: a pruned run's (skipped), or a log that
+                // retention compressed meanwhile (its `.zst` is taken instead).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if rel.extension().is_some_and(|x| x == "log") {
+                        let mut z = rel.clone().into_os_string();
+                        z.push(".zst");
+                        let z = PathBuf::from(z);
+                        if data_dir.join(&z).is_file() && !todo.contains(&z) {
+                            todo.push(z);
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(BackupError::Io(from, e)),
+            };
             let (size, sha256) = copy(&from, &out.join(&rel), len)?;
             entries.push(Entry {
                 path: rel.to_string_lossy().into_owned(),

@@ -61,6 +61,10 @@ enum Msg {
 #[derive(Clone, Default)]
 pub(crate) struct Writer {
     tx: Arc<Mutex<Option<SyncSender<Msg>>>>,
+    /// Bytes of log appended since the writer started (for `/metrics`).
+    written: Arc<AtomicU64>,
+    /// Most bytes one step's log keeps (0: no cap).
+    max_bytes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -70,6 +74,15 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
+    /// Bytes of log appended since the writer started.
+    pub(crate) fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_max_bytes(&self, cap: Option<u64>) {
+        self.max_bytes.store(cap.unwrap_or(0), Ordering::Relaxed);
+    }
+
     pub(crate) fn stream(
         &self,
         paths: Paths,
@@ -82,9 +95,10 @@ impl Writer {
             Some(tx) => tx.clone(),
             None => {
                 let (s, r) = sync_channel(QUEUE);
+                let (written, max) = (self.written.clone(), self.max_bytes.clone());
                 std::thread::Builder::new()
                     .name("pd-log-writer".into())
-                    .spawn(move || run(r))?;
+                    .spawn(move || run(r, written, max))?;
                 tx.insert(s).clone()
             }
         };
@@ -232,6 +246,8 @@ impl Shared {
 /// An open log on the writer thread.
 struct Open {
     w: LogWriter,
+    /// It reached the byte cap: later batches are discarded.
+    capped: bool,
     shared: Arc<Shared>,
     /// Streams that have it open.
     holders: usize,
@@ -245,7 +261,7 @@ enum SyncMsg {
     Close(Arc<Shared>, Done),
 }
 
-fn run(rx: Receiver<Msg>) {
+fn run(rx: Receiver<Msg>, written: Arc<AtomicU64>, max_bytes: Arc<AtomicU64>) {
     // The writer never waits for an fsync: the sync thread does them, and the writer
     // only tells it (over an unbounded channel, at most one `Dirty` a log between two
     // of its fsyncs, and one `Close` a stream) which logs have lines to sync.
@@ -270,6 +286,7 @@ fn run(rx: Receiver<Msg>) {
                     (Entry::Occupied(e), _) => e.into_mut(),
                     (Entry::Vacant(e), Some((paths, on_durable))) => e.insert(Open {
                         w: LogWriter::new(paths),
+                        capped: false,
                         shared: Arc::new(Shared {
                             key,
                             on_durable,
@@ -292,14 +309,25 @@ fn run(rx: Receiver<Msg>) {
                     log.holders += 1;
                 }
                 let sh = &log.shared;
-                if sh.failed.get().is_some() {
+                if sh.failed.get().is_some() || log.capped {
                     continue;
                 }
-                if let Err(e) = log
-                    .w
-                    .append(&batch.data, batch.count, batch.ts, batch.stream)
-                {
-                    sh.fail("writing", e);
+                let cap = max_bytes.load(Ordering::Relaxed);
+                let (batch, note) = fit(batch, log.w.bytes(), cap);
+                log.capped = note.is_some();
+                let mut failed = false;
+                for b in std::iter::once(batch).chain(note) {
+                    if b.count == 0 {
+                        continue;
+                    }
+                    if let Err(e) = log.w.append(&b.data, b.count, b.ts, b.stream) {
+                        sh.fail("writing", e);
+                        failed = true;
+                        break;
+                    }
+                    written.fetch_add(b.data.len() as u64, Ordering::Relaxed);
+                }
+                if failed {
                     continue;
                 }
                 if sh.files.get().is_none()
@@ -346,6 +374,31 @@ fn run(rx: Receiver<Msg>) {
     if let Ok(t) = syncer {
         t.join().ok();
     }
+}
+
+/// What of `batch` a log of `bytes` bytes keeps under a cap of `cap` bytes (0: no
+/// cap): whole lines while they fit; once one does not, the rest goes and a note of
+/// pipedeck's says so (the log ends a note's length past the cap).
+fn fit(mut batch: Batch, bytes: u64, cap: u64) -> (Batch, Option<Batch>) {
+    if cap == 0 || bytes.saturating_add(batch.data.len() as u64) <= cap {
+        return (batch, None);
+    }
+    let room = cap.saturating_sub(bytes) as usize;
+    let keep =
+        memchr::memrchr(b'\n', &batch.data[..room.min(batch.data.len())]).map_or(0, |i| i + 1);
+    batch.data.truncate(keep);
+    batch.count = memchr::memchr_iter(b'\n', &batch.data).count() as u64;
+    let note = Batch {
+        data: format!(
+            "pipedeck: this step's log reached max_log_bytes ({}); the rest of its output is discarded\n",
+            crate::domain::bytes::format_bytes(cap)
+        )
+        .into_bytes(),
+        count: 1,
+        ts: batch.ts,
+        stream: b'p',
+    };
+    (batch, Some(note))
 }
 
 /// The sync thread: fsyncs each log [`SYNC_EVERY`] after its first unsynced lines

@@ -24,6 +24,7 @@
 //! through one thread per store ([`super::log_writer`]): it owns the open files,
 //! batches appends and fsyncs each dirty log within [`SYNC_EVERY`].
 
+mod aging;
 mod file;
 mod repair;
 #[cfg(test)]
@@ -38,6 +39,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use super::log_writer::{Batch, LogStream, OnDurable, SYNC_EVERY};
+pub use aging::AgedLogs;
+pub(crate) use aging::open_log;
 pub use file::LogWriter;
 pub(crate) use file::SyncHandle;
 pub use repair::PREFIX_LEN;
@@ -73,6 +76,8 @@ pub struct LogLine {
 #[derive(Debug, Clone)]
 pub(crate) struct Paths {
     log: PathBuf,
+    /// The log compressed by retention (`compress = "zstd"`), once `log` is gone.
+    zst: PathBuf,
     idx: PathBuf,
     meta: PathBuf,
 }
@@ -116,6 +121,17 @@ impl LogStore {
             .stream(self.paths(run_id, step_id), run_id, step_id, on_durable)
     }
 
+    /// Bytes of log the engine's streams appended since this store was opened.
+    pub fn bytes_written(&self) -> u64 {
+        self.writer.written()
+    }
+
+    /// Most bytes one step's log keeps from now on (`None`: no cap); output past it is
+    /// discarded, and a note in the log says so.
+    pub fn set_max_bytes(&self, cap: Option<u64>) {
+        self.writer.set_max_bytes(cap);
+    }
+
     /// Repairs a step's log after a crash; returns its line count.
     pub fn repair(&self, run_id: i64, step_id: i64) -> io::Result<u64> {
         repair(&self.paths(run_id, step_id))
@@ -132,7 +148,7 @@ impl LogStore {
             return Ok(0);
         }
         let last = read_u64_at(&idx, (entries - 1) * IDX_LEN)?;
-        let Some(mut f) = open_if_exists(&p.log)? else {
+        let Some(mut f) = open_log(&p)? else {
             return Ok(0);
         };
         f.seek(SeekFrom::Start(last))?;
@@ -161,7 +177,10 @@ impl LogStore {
         }
         let offset = read_u64_at(&idx, k * IDX_LEN)?;
         let mut stamps = Stamps::open(&p.meta, from, limit)?;
-        let mut r = BufReader::with_capacity(64 * 1024, File::open(&p.log)?);
+        let Some(log) = open_log(&p)? else {
+            return Ok(Vec::new());
+        };
+        let mut r = BufReader::with_capacity(64 * 1024, log);
         r.seek(SeekFrom::Start(offset))?;
         let mut n = k * INDEX_EVERY;
         let mut buf = Vec::new();
@@ -190,6 +209,7 @@ fn paths(root: &Path, run_id: i64, step_id: i64) -> Paths {
     let dir = root.join(run_id.to_string());
     Paths {
         log: dir.join(format!("{step_id}.log")),
+        zst: dir.join(format!("{step_id}.log.zst")),
         idx: dir.join(format!("{step_id}.idx")),
         meta: dir.join(format!("{step_id}.meta")),
     }

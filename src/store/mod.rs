@@ -477,6 +477,22 @@ impl Store {
     }
 
     /// Every gate still waiting, oldest first.
+    /// How many runs the store holds in each status.
+    pub fn runs_by_status(&self) -> Result<Vec<(RunStatus, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (status, n) = row?;
+            if let Some(s) = RunStatus::parse(&status) {
+                out.push((s, n.max(0) as u64));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn waiting_gates(&self) -> Result<Vec<GateInfo>> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {GATE_COLS} FROM gates WHERE status = 'waiting' ORDER BY opened_at, id"

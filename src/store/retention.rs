@@ -40,6 +40,12 @@ pub struct GcReport {
     /// How many runs stay, by their first reason.
     pub kept: BTreeMap<Keep, usize>,
     pub dry_run: bool,
+    /// Kept runs whose logs are old enough for `compress` (`[retention]`).
+    #[serde(skip)]
+    pub aging: Vec<i64>,
+    /// What aging did to their logs (or would do).
+    #[serde(default)]
+    pub logs: super::logs::AgedLogs,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -52,10 +58,11 @@ impl Store {
             service: String,
             ended: bool,
             created_at: Millis,
+            ended_at: Option<Millis>,
             rerun_of: Option<i64>,
         }
         let mut stmt = self.conn.prepare(
-            "SELECT id, service, status, created_at, rerun_of FROM runs ORDER BY id DESC",
+            "SELECT id, service, status, created_at, rerun_of, ended_at FROM runs ORDER BY id DESC",
         )?;
         let rows: Vec<Row> = stmt
             .query_map([], |row| {
@@ -66,6 +73,7 @@ impl Store {
                     ended: RunStatus::parse(&status).is_some_and(RunStatus::is_terminal),
                     created_at: row.get(3)?,
                     rerun_of: row.get(4)?,
+                    ended_at: row.get(5)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -117,9 +125,18 @@ impl Store {
             }
         }
         let mut report = GcReport::default();
+        let aged_before = r.old_logs.map(|o| now - i64::from(o.after_days) * DAY_MS);
         for row in rows.iter().rev() {
             match keep.get(&row.id) {
-                Some(w) => *report.kept.entry(*w).or_default() += 1,
+                Some(w) => {
+                    *report.kept.entry(*w).or_default() += 1;
+                    if row.ended
+                        && let (Some(cut), Some(at)) = (aged_before, row.ended_at)
+                        && at < cut
+                    {
+                        report.aging.push(row.id);
+                    }
+                }
                 None => report.removed.push(row.id),
             }
         }
@@ -234,6 +251,7 @@ mod tests {
         let r = Retention {
             keep_runs: Some(50),
             keep_days: Some(30),
+            ..Default::default()
         };
         let plan = s.gc_plan(&r, now).unwrap();
         // What should stay, worked out on its own: the last 50 of each service, the

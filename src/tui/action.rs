@@ -66,6 +66,8 @@ pub enum Effect {
     LoadAudit,
     /// Read the names the engine's project defines (services, infra, resources).
     LoadCatalog,
+    /// Read the engine's status: its project file and the data dir's disk.
+    LoadStatus,
     Decide {
         run: i64,
         env: String,
@@ -123,6 +125,8 @@ pub enum Reply {
     Queues(Vec<EnvQueue>),
     Audit(Vec<crate::store::AuditEntry>),
     Catalog(Catalog),
+    /// The engine's status (project file, data-dir disk).
+    Status(Box<crate::domain::command::ConfigStatus>),
     /// A rerun of `run` would roll an environment back (`why`): ask again, as such.
     Older {
         run: i64,

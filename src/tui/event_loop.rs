@@ -25,6 +25,8 @@ use crate::store::RunFilter;
 
 /// At most this many frames a second.
 pub const FRAME: Duration = Duration::from_millis(33);
+/// The engine's status is asked again every this many seconds.
+const STATUS_EVERY_TICKS: u64 = 5;
 /// Runs loaded at start (the newest); later ones arrive by event.
 pub const INITIAL_RUNS: usize = 5000;
 
@@ -49,7 +51,9 @@ where
     let first = state.reload();
     execute(&client, first, reply_tx.clone());
     execute(&client, Effect::LoadCatalog, reply_tx.clone());
+    execute(&client, Effect::LoadStatus, reply_tx.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
     tokio::pin!(stop);
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
@@ -102,7 +106,12 @@ where
                     }
                 }
             }
-            _ = tick.tick() => { dirty = true; None }
+            _ = tick.tick() => {
+                dirty = true;
+                ticks += 1;
+                // The project file and the disk change without events: asked again.
+                ticks.is_multiple_of(STATUS_EVERY_TICKS).then_some(Effect::LoadStatus)
+            }
             _ = next_frame, if dirty => None,
         };
         if let Some(effect) = effect {
@@ -169,6 +178,10 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     Reply::Started(Box::new(r), msg)
                 }),
             Effect::LoadCatalog => c.ask(Request::Catalog).await.map(Reply::Catalog),
+            Effect::LoadStatus => c
+                .ask(Request::ConfigStatus)
+                .await
+                .map(|s| Reply::Status(Box::new(s))),
             Effect::Cancel(id) => c
                 .cancel(id)
                 .await

@@ -150,6 +150,18 @@ impl Runner {
             .collect()
     }
 
+    /// What the store says for `/metrics`.
+    pub(super) fn figures(
+        &self,
+        keys: Vec<(QueueKey, QueuePolicy)>,
+    ) -> Result<crate::engine::metrics::Figures> {
+        Ok(crate::engine::metrics::Figures {
+            runs: self.store.runs_by_status()?,
+            waiting_gates: self.store.waiting_gates()?,
+            queues: self.queues(keys)?,
+        })
+    }
+
     /// What each environment runs now.
     pub(super) fn current(&self, keys: Vec<QueueKey>) -> Result<Vec<Deployment>> {
         let mut out = Vec::new();

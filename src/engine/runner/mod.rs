@@ -55,6 +55,8 @@ pub(crate) enum Msg {
     AuditLog(usize, Reply<Vec<AuditEntry>>),
     /// Each environment's queue.
     Queues(Vec<(QueueKey, QueuePolicy)>, Reply<Vec<EnvQueue>>),
+    /// What the store says for `/metrics` (each environment's queue among it).
+    Figures(Vec<(QueueKey, QueuePolicy)>, Reply<super::metrics::Figures>),
     /// What each environment runs now.
     Current(Vec<QueueKey>, Reply<Vec<Deployment>>),
     Shutdown(oneshot::Sender<()>),
@@ -317,6 +319,7 @@ impl Runner {
             return;
         }
         for e in out.events {
+            self.shared.metrics.observe(&e);
             // No subscriber is not an error: the change is stored either way.
             let _ = self.shared.events.send(e);
         }
@@ -508,6 +511,10 @@ impl Runner {
             }
             Msg::Queues(keys, reply) => {
                 out.reply(reply, self.queues(keys));
+                true
+            }
+            Msg::Figures(keys, reply) => {
+                out.reply(reply, self.figures(keys));
                 true
             }
             Msg::Current(keys, reply) => {

@@ -229,6 +229,7 @@ impl Runner {
         if self.shutdown.is_some() {
             return Err(EngineError::Stopped);
         }
+        self.shared.space.allows_new_run()?;
         let run = self.store.insert_run(new, now_ms())?;
         self.store.insert_links(run.id, &new.upstream)?;
         // A chained run consumes what its `all` chain waited with, in its own commit.
@@ -237,6 +238,7 @@ impl Runner {
         {
             self.store.set_chain_pending(service, &[])?;
         }
+        self.shared.metrics.run_created();
         out.event(Event::Run { run: run.clone() });
         // The driver starts from what was just stored, not from reading it back.
         let (planned, def) = crate::engine::plan::plan(new)?;

@@ -46,7 +46,7 @@ impl LogStore {
             return Ok(None);
         }
         let p = self.paths(run_id, step_id);
-        let (Some(idx), Some(mut log)) = (open_if_exists(&p.idx)?, open_if_exists(&p.log)?) else {
+        let (Some(idx), Some(mut log)) = (open_if_exists(&p.idx)?, super::open_log(&p)?) else {
             return Ok(None);
         };
         let entries = idx.metadata()?.len() / super::IDX_LEN;

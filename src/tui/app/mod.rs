@@ -124,6 +124,8 @@ pub struct AppState {
     /// This process hosts the engine (versus attached to one another process hosts).
     pub hosting: bool,
     pub data_dir: String,
+    /// The engine's project file and data-dir disk, as last asked.
+    pub engine_status: Option<crate::domain::command::ConfigStatus>,
     pub ascii: bool,
     pub color: bool,
     pub quit: bool,
@@ -174,6 +176,7 @@ impl AppState {
             now: 0,
             hosting,
             data_dir,
+            engine_status: None,
             ascii: false,
             color: true,
             quit: false,
@@ -403,6 +406,10 @@ impl AppState {
                 // Opened at the newest entry.
                 self.audit_sel = entries.len().saturating_sub(1);
                 self.audit = entries;
+                None
+            }
+            Reply::Status(st) => {
+                self.engine_status = Some(*st);
                 None
             }
             Reply::Queues(q) => {

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod audit;
+mod banner;
 mod detail;
 mod dialogs;
 mod gate_context;
@@ -75,6 +76,11 @@ pub fn scroll(s: &mut AppState, lines: i64) -> Option<Effect> {
 /// A click selects the row under the pointer (runs table, inbox) or the run tree's
 /// node there (run detail).
 pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
+    // The views below the banner count rows as if it were not there.
+    let row = match row.checked_sub(banner::height(s)) {
+        Some(r) if row > 0 => r.max(1),
+        _ => row,
+    };
     match s.view {
         View::Runs => runs::click(s, row),
         View::Approvals => approvals::click(s, row),
@@ -178,6 +184,9 @@ pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
     ])
     .areas(area);
     title_bar(f, s, top);
+    let [banner, main] =
+        Layout::vertical([Constraint::Length(banner::height(s)), Constraint::Min(0)]).areas(main);
+    banner::render(f, s, banner);
     match s.view {
         View::Runs => runs::render(f, s, main),
         View::Detail => detail::render(f, s, main),
@@ -229,7 +238,13 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
     } else {
         "engine: attached"
     };
-    let right = format!("{mode} · {} ", s.data_dir);
+    let disk = s
+        .engine_status
+        .as_ref()
+        .and_then(|st| st.disk.as_ref())
+        .map(|d| format!(" · {}", d.summary_short()))
+        .unwrap_or_default();
+    let right = format!("{mode} · {}{disk} ", s.data_dir);
     let left_len: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let pad = (area.width as usize).saturating_sub(left_len + right.chars().count());
     spans.push(Span::raw(" ".repeat(pad)));

@@ -126,6 +126,9 @@ pub enum Request {
     /// Which project file the engine runs on, and whether its last change loaded.
     /// → [`Response::Config`]
     ConfigStatus,
+    /// Every trigger: what it watches, its last fire and run, next fire, last error.
+    /// → [`Response::Triggers`]
+    Triggers,
 }
 
 /// The engine's answer to a [`Request`].
@@ -147,6 +150,7 @@ pub enum Response {
     Config(ConfigStatus),
     Gc(crate::store::retention::GcReport),
     Queues(Vec<EnvQueue>),
+    Triggers(Vec<super::trigger::TriggerInfo>),
 }
 
 impl Response {
@@ -167,6 +171,7 @@ impl Response {
             Response::Config(_) => "config",
             Response::Gc(_) => "gc",
             Response::Queues(_) => "queues",
+            Response::Triggers(_) => "triggers",
         }
     }
 }
@@ -210,6 +215,7 @@ typed_answer! {
     ConfigStatus => Config(v) => v, "config";
     crate::store::retention::GcReport => Gc(v) => v, "gc";
     Vec<EnvQueue> => Queues(v) => v, "queues";
+    Vec<super::trigger::TriggerInfo> => Triggers(v) => v, "triggers";
 }
 
 /// The project file the engine runs on, and how the last look at it went.
@@ -344,6 +350,7 @@ mod tests {
             Request::Reload,
             Request::ConfigStatus,
             Request::Gc { dry_run: true },
+            Request::Triggers,
         ]
     }
 
@@ -371,10 +378,11 @@ mod tests {
                 | Request::Catalog
                 | Request::Reload
                 | Request::ConfigStatus
-                | Request::Gc { .. } => {}
+                | Request::Gc { .. }
+                | Request::Triggers => {}
             }
         }
-        assert_eq!(every_request().len(), 20);
+        assert_eq!(every_request().len(), 21);
     }
 
     #[test]

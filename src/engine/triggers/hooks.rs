@@ -391,6 +391,75 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn service(level: &str) -> Service {
+        let text = format!(
+            "[services.api]\nrepo = \"/nonexistent\"\nbranches = [\"main\"]\ntags = [\"v*\"]\n\
+             pull_requests = \"{level}\"\npreview = {{ run = \"true\", teardown = \"true\" }}\n"
+        );
+        let p = crate::config::parse_project(std::path::Path::new("/tmp/p.toml"), &text).unwrap();
+        p.service("api").unwrap().clone()
+    }
+
+    fn pr(action: &str) -> Value {
+        serde_json::json!({"action": action, "number": 3,
+            "pull_request": {"head": {"sha": "abc", "ref": "feature"}}})
+    }
+
+    #[test]
+    fn pull_request_levels() {
+        let gh = Forge::GitHub;
+        let none = service("none");
+        assert!(fires(gh, "pull_request", &pr("opened"), &none).is_err());
+        let build = service("build");
+        let f = fires(gh, "pull_request", &pr("opened"), &build).unwrap();
+        let def = f[0]
+            .pull
+            .as_ref()
+            .unwrap()
+            .definition(&build, &dummy())
+            .unwrap();
+        assert!(def.environments.is_empty(), "build only");
+        assert_eq!(def.pull_request, Some(3));
+        assert!(
+            fires(gh, "pull_request", &pr("closed"), &build).is_err(),
+            "no preview"
+        );
+        assert!(fires(gh, "pull_request", &pr("labeled"), &build).is_err());
+        let preview = service("preview");
+        let f = fires(gh, "pull_request", &pr("synchronize"), &preview).unwrap();
+        assert_eq!(
+            (f[0].source.as_str(), f[0].key.as_str()),
+            ("pr/3", "head:abc")
+        );
+        let def = f[0]
+            .pull
+            .as_ref()
+            .unwrap()
+            .definition(&preview, &dummy())
+            .unwrap();
+        assert_eq!(def.environments[0].name, "preview-3");
+        let f = fires(gh, "pull_request", &pr("closed"), &preview).unwrap();
+        let def = f[0]
+            .pull
+            .as_ref()
+            .unwrap()
+            .definition(&preview, &dummy())
+            .unwrap();
+        assert_eq!(def.steps[0].name, "teardown");
+        // Pushes follow the globs; a deleted branch starts nothing.
+        let push = |r: &str, after: &str| serde_json::json!({"ref": r, "after": after});
+        assert!(fires(gh, "push", &push("refs/heads/main", "abc"), &preview).is_ok());
+        assert!(fires(gh, "push", &push("refs/heads/dev", "abc"), &preview).is_err());
+        assert!(fires(gh, "push", &push("refs/heads/main", "0000"), &preview).is_err());
+        let tag = fires(gh, "push", &push("refs/tags/v1", "abc"), &preview).unwrap();
+        assert_eq!(tag[0].tag.as_deref(), Some("v1"));
+        assert!(fires(gh, "deployment", &push("x", "y"), &preview).is_err());
+    }
+
+    fn dummy() -> crate::config::Project {
+        crate::config::parse_project(std::path::Path::new("/tmp/p.toml"), "").unwrap()
+    }
+
     #[test]
     fn signatures_are_checked() {
         let sig = github_signature(b"s3cret", b"{\"a\":1}");

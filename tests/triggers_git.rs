@@ -6,6 +6,8 @@ mod common;
 
 use std::time::Instant;
 
+use common::bin;
+
 use common::git::*;
 use common::*;
 use pipedeck::api::EngineClient;
@@ -218,4 +220,82 @@ async fn disabled_pipelines_stop_the_triggers_with_a_reason() {
     .await;
     assert!(runs(&h).await.is_empty());
     h.shutdown().await;
+}
+
+/// `pipedeck triggers` against a served engine: each trigger in text and JSON, the
+/// push's run after a commit, the schedule's next fire, a stopped service's reason.
+#[test]
+fn the_cli_lists_triggers_with_their_last_run() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = init_repo(&work.path().join("api"));
+    let toml = project(&repo.to_string_lossy(), "")
+        + r#"
+[[services.api.schedules]]
+name = "nightly"
+cron = "0 3 * * *"
+
+[services.off]
+repo_seed = "src"
+branches = ["main"]
+pipelines_enabled = false
+[[services.off.steps]]
+name = "build"
+run = "true"
+"#;
+    let p = TestProject::new(&toml);
+    let _engine = bin::serve(&p);
+    let looked = |v: &serde_json::Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["trigger"] == "push")
+            .all(|t| !t["checked_at"].is_null())
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while !looked(&bin::json(&p, &["triggers"])) {
+        assert!(Instant::now() < deadline, "the watchers never looked");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sha = commit(&repo, "second");
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let list = loop {
+        let v = bin::json(&p, &["triggers"]);
+        let push = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["service"] == "api" && t["trigger"] == "push")
+            .cloned()
+            .unwrap();
+        if !push["last_fired"].is_null() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the push never fired: {v:#}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let run_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["service"] == "api" && t["trigger"] == "push")
+        .unwrap()["last_fired"]["run_id"]
+        .as_i64()
+        .unwrap();
+    let shown = bin::json(&p, &["show", &run_id.to_string()]);
+    assert_eq!(shown["run"]["commit_sha"], sha.as_str());
+    let nightly = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["trigger"] == "schedule:nightly")
+        .unwrap();
+    assert!(nightly["next_fire"].as_i64().is_some(), "{nightly:#}");
+    let text = bin::run_ok(&p, &["triggers"]);
+    assert!(text.contains(&format!("run {run_id}")), "{text}");
+    assert!(text.contains("schedule:nightly"), "{text}");
+    assert!(
+        text.contains("stopped: pipelines are disabled for service off"),
+        "{text}"
+    );
+    assert!(text.contains("branches main, release/*"), "{text}");
 }

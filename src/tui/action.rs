@@ -62,6 +62,8 @@ pub enum Effect {
     RerunOlder(i64),
     /// Read every environment's deploy queue again.
     LoadQueues,
+    /// Every trigger with its status (`:triggers`).
+    LoadTriggers,
     /// Read the names the engine's project defines (services, infra, resources).
     LoadCatalog,
     Decide {
@@ -119,6 +121,7 @@ pub enum Reply {
     },
     /// Every environment's deploy queue.
     Queues(Vec<EnvQueue>),
+    Triggers(Vec<crate::domain::trigger::TriggerInfo>),
     Catalog(Catalog),
     /// A rerun of `run` would roll an environment back (`why`): ask again, as such.
     Older {

@@ -184,6 +184,7 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     }),
                 }
             }
+            Effect::LoadTriggers => c.triggers().await.map(Reply::Triggers),
             Effect::LoadQueues => c
                 .ask(Request::Queues { service: None })
                 .await

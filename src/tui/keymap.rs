@@ -234,6 +234,7 @@ pub fn scope_name(s: Scope) -> &'static str {
         Scope::In(View::Detail) => "detail",
         Scope::In(View::Approvals) => "approvals",
         Scope::In(View::Graph) => "graph",
+        Scope::In(View::Triggers) => "triggers",
     }
 }
 

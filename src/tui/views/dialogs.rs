@@ -154,9 +154,15 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
                 match input.trim() {
                     "runs" | "r" => s.view = View::Runs,
                     "approvals" | "inbox" | "a" | "gates" => s.view = View::Approvals,
+                    "triggers" | "tr" => {
+                        s.view = View::Triggers;
+                        return Some(Effect::LoadTriggers);
+                    }
                     "detail" | "d" if s.detail.is_some() => s.view = View::Detail,
                     "q" | "quit" => return crate::tui::update::update(s, Action::Quit),
-                    other => s.error(format!("no view `{other}`: try :runs or :approvals")),
+                    other => s.error(format!(
+                        "no view `{other}`: try :runs, :approvals or :triggers"
+                    )),
                 }
                 None
             }
@@ -256,7 +262,7 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             "jump to",
             vec![
                 Line::from(format!(":{input}▏")),
-                Line::styled("runs · approvals · detail · quit", accent(s)),
+                Line::styled("runs · approvals · triggers · detail · quit", accent(s)),
             ],
             5,
         ),

@@ -11,6 +11,7 @@ mod help;
 mod log;
 mod runs;
 mod trigger;
+mod triggers;
 
 use crossterm::event::KeyEvent;
 
@@ -34,6 +35,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         View::Detail => detail::update(s, a),
         View::Approvals => approvals::update(s, a),
         View::Graph => graph::update(s, a),
+        View::Triggers => triggers::update(s, a),
     }
 }
 
@@ -77,6 +79,7 @@ pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
         View::Approvals => approvals::click(s, row),
         View::Detail => return detail::click(s, col, row),
         View::Graph => {}
+        View::Triggers => triggers::click(s, row),
     }
     None
 }
@@ -179,6 +182,7 @@ pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
         View::Detail => detail::render(f, s, main),
         View::Approvals => approvals::render(f, s, main),
         View::Graph => graph::render(f, s, main),
+        View::Triggers => triggers::render(f, s, main),
     }
     status_bar(f, s, km, bottom);
     if s.help {
@@ -195,6 +199,7 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
         View::Detail => "run detail",
         View::Approvals => "approvals",
         View::Graph => "infra graph",
+        View::Triggers => "triggers",
     };
     let mut spans = vec![
         Span::styled(" pipedeck ", accent(s)),

@@ -146,15 +146,7 @@ async fn step_id(h: &pipedeck::engine::EngineHandle, run: i64) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_remote_is_polled_with_ls_remote_and_a_bad_url_shows_its_error() {
     let work = tempfile::tempdir().unwrap();
-    let remote = work.path().join("remote.git");
-    std::fs::create_dir_all(&remote).unwrap();
-    git(&remote, &["init", "-q", "--bare", "-b", "main"]);
-    let clone = init_repo(&work.path().join("clone"));
-    git(
-        &clone,
-        &["remote", "add", "origin", &remote.to_string_lossy()],
-    );
-    git(&clone, &["push", "-q", "origin", "main"]);
+    let (remote, clone) = bare_remote(work.path());
     let url = format!("file://{}", remote.display());
     let toml = project(&url, "").replace("poll_interval = \"1h\"", "poll_interval = \"1s\"")
         + r#"

@@ -116,15 +116,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let work = tempfile::tempdir().unwrap();
-    let remote = work.path().join("remote.git");
-    std::fs::create_dir_all(&remote).unwrap();
-    git(&remote, &["init", "-q", "--bare", "-b", "main"]);
-    let clone = init_repo(&work.path().join("clone"));
-    git(
-        &clone,
-        &["remote", "add", "origin", &remote.to_string_lossy()],
-    );
-    git(&clone, &["push", "-q", "origin", "main"]);
+    let (remote, clone) = bare_remote(work.path());
     let secret = work.path().join("hook-secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let out = work.path().join("previews.log");

@@ -40,6 +40,21 @@ pub fn init_repo(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// A bare remote (`DIR/remote.git`) and a work tree (`DIR/clone`) that pushed `main`
+/// to it.
+pub fn bare_remote(dir: &Path) -> (PathBuf, PathBuf) {
+    let remote = dir.join("remote.git");
+    std::fs::create_dir_all(&remote).unwrap();
+    git(&remote, &["init", "-q", "--bare", "-b", "main"]);
+    let clone = init_repo(&dir.join("clone"));
+    git(
+        &clone,
+        &["remote", "add", "origin", &remote.to_string_lossy()],
+    );
+    git(&clone, &["push", "-q", "origin", "main"]);
+    (remote, clone)
+}
+
 /// Commits a change; returns the new commit's sha.
 pub fn commit(dir: &Path, msg: &str) -> String {
     std::fs::write(dir.join("file.txt"), format!("{msg}\n")).unwrap();

@@ -12,10 +12,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Fire, TriggerStatus, stopped_because};
+use super::{TriggerStatus, stopped_because};
 use crate::config::Service;
-use crate::config::triggers::matches;
-use crate::domain::{Trigger, now_ms};
+use crate::domain::now_ms;
 use crate::engine::{EngineError, EngineHandle, workspace};
 
 /// Marks that a service's refs were recorded once (its first look).
@@ -140,7 +139,8 @@ async fn check(h: &EngineHandle, svc: &Service) -> crate::engine::Result<()> {
         if seen.get(name) == Some(sha) {
             continue;
         }
-        if !stopped && let Some(fire) = fire_for(svc, name, sha) {
+        let by = |t: &str| format!("trigger:{t}");
+        if !stopped && let Ok(fire) = super::ref_fire(svc, name, sha, &by) {
             match h.fire(fire).await {
                 Ok(Some(run)) => tracing::info!(
                     service = svc.name,
@@ -170,40 +170,6 @@ async fn check(h: &EngineHandle, svc: &Service) -> crate::engine::Result<()> {
     } else {
         Err(EngineError::Invalid(errors.join("; ")))
     }
-}
-
-/// The run a new `sha` of ref `name` asks for, if a glob of the service matches.
-fn fire_for(svc: &Service, name: &str, sha: &str) -> Option<Fire> {
-    let (branch, tag, trigger, kind) = if let Some(b) = name.strip_prefix("refs/heads/") {
-        if !matches(&svc.branches, b) {
-            return None;
-        }
-        (b.to_string(), None, "push", Trigger::Push)
-    } else if let Some(t) = name.strip_prefix("refs/tags/") {
-        if !matches(&svc.tags, t) {
-            return None;
-        }
-        (
-            svc.default_branch.clone(),
-            Some(t.to_string()),
-            "tag",
-            Trigger::Tag,
-        )
-    } else {
-        return None;
-    };
-    Some(Fire {
-        service: svc.name.clone(),
-        trigger: trigger.into(),
-        source: name.to_string(),
-        key: sha.to_string(),
-        commit: Some(sha.to_string()),
-        branch,
-        tag,
-        kind,
-        by: format!("trigger:{trigger}"),
-        pull: None,
-    })
 }
 
 /// The repository's heads and tags (a tag's commit for an annotated tag).

@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 
 use super::Fire;
 use super::pull::{PullAction, PullRun};
-use crate::config::triggers::matches;
 use crate::config::{PullRequestLevel, Service};
 use crate::domain::Trigger;
 use crate::engine::EngineHandle;
@@ -253,7 +252,7 @@ fn fires(forge: Forge, event: &str, p: &Value, svc: &Service) -> Result<Vec<Fire
         if after.bytes().all(|b| b == b'0') {
             return Err(format!("{event}: {r} was deleted"));
         }
-        return ref_fire(svc, r, after, &by).map(|f| vec![f]);
+        return super::ref_fire(svc, r, after, &|_| by.clone()).map(|f| vec![f]);
     }
     let pr = match (forge, event) {
         (Forge::GitHub, "pull_request") => {
@@ -310,40 +309,6 @@ fn fires(forge: Forge, event: &str, p: &Value, svc: &Service) -> Result<Vec<Fire
         by,
         pull: Some(PullRun { number: n, action }),
     }])
-}
-
-/// A push to `r` (a head or a tag) at `sha`, if the service's globs match it.
-fn ref_fire(svc: &Service, r: &str, sha: &str, by: &str) -> Result<Fire, String> {
-    let (branch, tag, trigger, kind) = if let Some(b) = r.strip_prefix("refs/heads/") {
-        if !matches(&svc.branches, b) {
-            return Err(format!("branch {b} matches no `branches` of {}", svc.name));
-        }
-        (b.to_string(), None, "push", Trigger::Push)
-    } else if let Some(t) = r.strip_prefix("refs/tags/") {
-        if !matches(&svc.tags, t) {
-            return Err(format!("tag {t} matches no `tags` of {}", svc.name));
-        }
-        (
-            svc.default_branch.clone(),
-            Some(t.to_string()),
-            "tag",
-            Trigger::Tag,
-        )
-    } else {
-        return Err(format!("ref {r} is neither a branch nor a tag"));
-    };
-    Ok(Fire {
-        service: svc.name.clone(),
-        trigger: trigger.into(),
-        source: r.to_string(),
-        key: sha.to_string(),
-        commit: Some(sha.to_string()),
-        branch,
-        tag,
-        kind,
-        by: by.to_string(),
-        pull: None,
-    })
 }
 
 /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` with `secret`;

@@ -63,6 +63,47 @@ impl Fire {
     }
 }
 
+/// A push to ref `r` (a head or a tag) at `sha`, if the service's globs match it
+/// (else why not); `by(trigger)` names who fired it.
+pub(crate) fn ref_fire(
+    svc: &Service,
+    r: &str,
+    sha: &str,
+    by: &dyn Fn(&str) -> String,
+) -> std::result::Result<Fire, String> {
+    use crate::config::triggers::matches;
+    let (branch, tag, trigger, kind) = if let Some(b) = r.strip_prefix("refs/heads/") {
+        if !matches(&svc.branches, b) {
+            return Err(format!("branch {b} matches no `branches` of {}", svc.name));
+        }
+        (b.to_string(), None, "push", Trigger::Push)
+    } else if let Some(t) = r.strip_prefix("refs/tags/") {
+        if !matches(&svc.tags, t) {
+            return Err(format!("tag {t} matches no `tags` of {}", svc.name));
+        }
+        (
+            svc.default_branch.clone(),
+            Some(t.to_string()),
+            "tag",
+            Trigger::Tag,
+        )
+    } else {
+        return Err(format!("ref {r} is neither a branch nor a tag"));
+    };
+    Ok(Fire {
+        service: svc.name.clone(),
+        trigger: trigger.into(),
+        source: r.to_string(),
+        key: sha.to_string(),
+        commit: Some(sha.to_string()),
+        branch,
+        tag,
+        kind,
+        by: by(trigger),
+        pull: None,
+    })
+}
+
 /// Why a service's triggers do not fire, if they do not.
 pub(crate) fn stopped_because(svc: &Service) -> Option<String> {
     (!svc.pipelines_enabled).then(|| {

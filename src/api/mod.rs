@@ -4,6 +4,7 @@
 //! Both sides implement [`EngineClient`], so the CLI works the same either way.
 
 pub mod client;
+mod hooks;
 pub mod protocol;
 pub mod server;
 mod tcp;
@@ -165,6 +166,13 @@ pub trait EngineClient: Send + Sync {
             resource: resource.to_string(),
             infra: infra.map(str::to_string),
         })
+    }
+
+    /// Every trigger with its status (SP-7).
+    fn triggers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::domain::trigger::TriggerInfo>>> + Send {
+        self.ask(Request::Triggers)
     }
 }
 

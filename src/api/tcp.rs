@@ -68,8 +68,10 @@ pub(super) async fn serve(
         failures: Mutex::new(HashMap::new()),
     });
     let stop = state.stop.clone();
-    let app = router(state)
+    // Webhooks are authenticated by their own signature or token, not an API token.
+    let app = router(state.clone())
         .layer(middleware::from_fn_with_state(gate, token_caller))
+        .merge(super::hooks::router(state))
         .into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         // `tap_io` passes the peer address on as the connect info.

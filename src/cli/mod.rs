@@ -31,6 +31,7 @@ mod serve;
 mod show;
 mod stack_job;
 mod token;
+mod triggers;
 
 use std::path::PathBuf;
 
@@ -187,6 +188,9 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Every trigger (pushes, tags, pull requests, schedules): what it watches, its
+    /// last fire and run, its next fire, its last error, and why it is stopped.
+    Triggers,
     /// One run with its steps and gates.
     Show {
         /// The run id (`pipedeck runs` lists them).
@@ -573,6 +577,7 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
             limit,
         } => show::runs(&ctx, service, status, limit).await,
         Command::Show { run } => show::show(&ctx, run).await,
+        Command::Triggers => triggers::triggers(&ctx).await,
         Command::Logs { run, step, follow } => logs::logs(&ctx, run, step, follow).await,
         Command::Approve { run, env, comment } => {
             control::decide(&ctx, run, &env, crate::domain::Decision::Approve, comment).await

@@ -128,7 +128,7 @@ fixed_schema!(
 fixed_schema!(
     /// Pull-request runs.
     PullRequests, "PullRequests", inline: false,
-    { "type": "string", "enum": ["off", "build", "deploy"] }
+    { "type": "string", "enum": ["off", "none", "build", "deploy", "preview"] }
 );
 
 fixed_schema!(

@@ -8,6 +8,7 @@ pub mod outbound;
 mod retention;
 pub use retention::{OldLogs, Retention};
 pub mod schema;
+pub mod triggers;
 pub mod user;
 mod validate;
 pub(crate) use validate::format_ms;
@@ -101,6 +102,14 @@ pub struct Service {
     /// Commit statuses for its runs (EN-6).
     #[serde(default)]
     pub status_reporting: Option<Box<outbound::StatusReporting>>,
+    /// Pushes, webhooks, previews and schedules (SP-7; runs stored before them have
+    /// the defaults).
+    #[serde(default)]
+    pub triggers: Box<triggers::Triggers>,
+    /// A pull-request run's number (`PIPEDECK_PR`): set in the definition pinned for
+    /// that run only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

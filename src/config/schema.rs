@@ -268,7 +268,7 @@ pub struct ServiceFile {
     /// Tag filters (globs) whose pushes trigger a run.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Pull-request runs: "off", "build" (build only) or "deploy" (build and deploy a preview).
+    /// Pull-request runs (from webhooks): "off" (alias "none"), "build" (build only) or "deploy" (alias "preview": build and deploy to `preview-<N>`, see `preview`).
     #[schemars(with = "Option<PullRequests>")]
     pub pull_requests: Option<Spanned<String>>,
     /// Environments to deploy to, in order. A failure skips every later one.
@@ -298,6 +298,58 @@ pub struct ServiceFile {
     /// "all" (default): start once every `after` entry has happened since this service's last chained run; "any": each entry starts a run on its own.
     #[schemars(with = "Option<AfterWhen>")]
     pub after_when: Option<Spanned<String>>,
+    /// How often the repository's refs are compared for pushes to `branches` and `tags` (`git ls-remote`; a local repository is also watched for changes, so this is its fallback). Default 1m.
+    #[schemars(with = "Option<Duration>")]
+    pub poll_interval: Option<Spanned<String>>,
+    /// Webhooks (`POST /hooks/github`, `POST /hooks/gitlab` on `pipedeck serve --listen`) that start this service's runs: pushes, tags and pull requests.
+    pub webhook: Option<WebhookFile>,
+    /// Pull-request previews (pull_requests = "deploy"): each PR deploys to `preview-<N>`; closing or merging it runs `teardown`.
+    pub preview: Option<PreviewFile>,
+    /// Cron schedules that start a run of a branch.
+    #[serde(default)]
+    pub schedules: Vec<ScheduleFile>,
+}
+
+/// Which webhook deliveries start this service's runs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFile {
+    /// The repository as the forge names it: `owner/name` (GitHub's `full_name`, GitLab's `path_with_namespace`).
+    #[schemars(with = "String")]
+    pub repository: Spanned<String>,
+    /// The name of one of this service's secrets: the key of GitHub's `X-Hub-Signature-256` (HMAC-SHA256 of the body), or GitLab's `X-Gitlab-Token`.
+    #[schemars(with = "String")]
+    pub secret: Spanned<String>,
+}
+
+/// A pull request's preview environment (`preview-<N>`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewFile {
+    /// The deploy command; it runs with PIPEDECK_ENV = preview-<N> and PIPEDECK_PR = N.
+    pub run: String,
+    /// Run when the pull request is closed or merged, with the same variables.
+    pub teardown: Option<String>,
+}
+
+/// A cron schedule.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleFile {
+    /// Unique within the service; shown by `pipedeck triggers`.
+    #[schemars(with = "NameKey")]
+    pub name: Name,
+    /// Five fields (minute hour day-of-month month day-of-week), e.g. "0 3 * * *"; six or seven start with seconds.
+    #[schemars(with = "String")]
+    pub cron: Spanned<String>,
+    /// The IANA time zone the expression is read in (default "UTC").
+    #[schemars(with = "Option<String>")]
+    pub timezone: Option<Spanned<String>>,
+    /// The branch whose head runs (default: the service's default branch).
+    pub branch: Option<String>,
+    /// Fires missed while the engine was down: "skip" (default: none run) or "once" (one run for them all).
+    #[schemars(with = "Option<String>")]
+    pub catch_up: Option<Spanned<String>>,
 }
 
 /// Commit statuses: `POST {api}/repos/{owner}/{repo}/statuses/{sha}` with state pending/success/failure/error, a context per stage and environment, a description and a target URL.

@@ -308,9 +308,9 @@ fn resolve_service(
         .as_ref()
         .map(|p| (p.get_ref().as_str(), p))
     {
-        None | Some(("off", _)) => PullRequestLevel::Off,
+        None | Some(("off" | "none", _)) => PullRequestLevel::Off,
         Some(("build", _)) => PullRequestLevel::Build,
-        Some(("deploy", _)) => PullRequestLevel::Deploy,
+        Some(("deploy" | "preview", _)) => PullRequestLevel::Deploy,
         Some((other, p)) => {
             cx.err(
                 p.span(),
@@ -431,6 +431,14 @@ fn resolve_service(
         .status_reporting
         .as_ref()
         .map(|f| Box::new(super::outbound::status_reporting(cx, sname, f, &secrets)));
+    let default_branch = svc
+        .default_branch
+        .clone()
+        .or_else(|| svc.branches.first().cloned())
+        .unwrap_or_else(|| "main".into());
+    super::triggers::check_globs(cx, name.span(), sname, "branches", &svc.branches);
+    super::triggers::check_globs(cx, name.span(), sname, "tags", &svc.tags);
+    let triggers = super::triggers::resolve(cx, sname, svc, &secrets, &default_branch);
     if cx.errors.len() > first_error {
         return None;
     }
@@ -438,11 +446,7 @@ fn resolve_service(
         name: sname.clone(),
         repo,
         repo_seed: svc.repo_seed.as_ref().map(|s| cx.path(s.get_ref())),
-        default_branch: svc
-            .default_branch
-            .clone()
-            .or_else(|| svc.branches.first().cloned())
-            .unwrap_or_else(|| "main".into()),
+        default_branch,
         branches: svc.branches.clone(),
         tags: svc.tags.clone(),
         pull_requests,
@@ -453,6 +457,8 @@ fn resolve_service(
         environments,
         chain: Default::default(),
         status_reporting,
+        triggers: Box::new(triggers),
+        pull_request: None,
     })
 }
 

@@ -126,6 +126,9 @@ pub enum Request {
     /// Which project file the engine runs on, and whether its last change loaded.
     /// → [`Response::Config`]
     ConfigStatus,
+    /// Every trigger: what it watches, its last fire and run, next fire, last error.
+    /// → [`Response::Triggers`]
+    Triggers,
 }
 
 impl Request {
@@ -164,6 +167,7 @@ impl Request {
             Request::Gc { .. } => "gc".into(),
             Request::Reload => "reload".into(),
             Request::ConfigStatus => "config status".into(),
+            Request::Triggers => "triggers".into(),
         }
     }
 
@@ -202,6 +206,7 @@ pub enum Response {
     Config(ConfigStatus),
     Gc(crate::store::retention::GcReport),
     Queues(Vec<EnvQueue>),
+    Triggers(Vec<super::trigger::TriggerInfo>),
 }
 
 impl Response {
@@ -222,6 +227,7 @@ impl Response {
             Response::Config(_) => "config",
             Response::Gc(_) => "gc",
             Response::Queues(_) => "queues",
+            Response::Triggers(_) => "triggers",
         }
     }
 }
@@ -265,6 +271,7 @@ typed_answer! {
     ConfigStatus => Config(v) => v, "config";
     crate::store::retention::GcReport => Gc(v) => v, "gc";
     Vec<EnvQueue> => Queues(v) => v, "queues";
+    Vec<super::trigger::TriggerInfo> => Triggers(v) => v, "triggers";
 }
 
 /// The project file the engine runs on, and how the last look at it went.
@@ -458,6 +465,7 @@ mod tests {
             Request::Reload,
             Request::ConfigStatus,
             Request::Gc { dry_run: true },
+            Request::Triggers,
         ]
     }
 
@@ -485,10 +493,11 @@ mod tests {
                 | Request::Catalog
                 | Request::Reload
                 | Request::ConfigStatus
-                | Request::Gc { .. } => {}
+                | Request::Gc { .. }
+                | Request::Triggers => {}
             }
         }
-        assert_eq!(every_request().len(), 20);
+        assert_eq!(every_request().len(), 21);
     }
 
     #[test]

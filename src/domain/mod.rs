@@ -36,6 +36,7 @@ pub mod event;
 pub mod gate;
 pub mod operation;
 pub mod run;
+pub mod trigger;
 
 pub use command::{Request, Response, TriggerRequest};
 pub use deploy::{

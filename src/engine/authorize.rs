@@ -89,7 +89,8 @@ impl EngineHandle {
             | Request::SearchLog { .. }
             | Request::Preflight { .. }
             | Request::Catalog
-            | Request::ConfigStatus => Action::Read,
+            | Request::ConfigStatus
+            | Request::Triggers => Action::Read,
             Request::Reload | Request::Gc { .. } => Action::Administer,
         };
         if role < action.needs() {

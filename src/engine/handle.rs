@@ -35,6 +35,8 @@ pub struct EngineHandle {
     caller: Caller,
     /// The account the engine runs as: always admin.
     pub(super) engine_user: Arc<str>,
+    /// The triggers started with the engine, once they are.
+    pub(super) board: Arc<std::sync::OnceLock<super::triggers::Board>>,
 }
 
 impl EngineHandle {
@@ -50,6 +52,7 @@ impl EngineHandle {
             project,
             engine_user: caller.name().into(),
             caller,
+            board: Default::default(),
         }
     }
 
@@ -248,6 +251,7 @@ impl EngineHandle {
                 let retention = self.project.get().retention;
                 Response::Gc(super::gc::gc(&self.tx, &self.shared.logs, retention, dry_run).await?)
             }
+            Request::Triggers => Response::Triggers(self.triggers().await?),
             Request::Reload => {
                 let live = self.project.clone();
                 tokio::task::spawn_blocking(move || live.reload())
@@ -455,7 +459,7 @@ impl EngineHandle {
     /// Whether deploying `sha` of `svc` would take an environment back to an older
     /// commit than it runs. If it would: `Ok(true)` when `allow_older` (a deliberate
     /// rollback), else [`EngineError::OlderCommit`] saying where and how to insist.
-    async fn goes_back(
+    pub(super) async fn goes_back(
         &self,
         svc: &crate::config::Service,
         sha: &str,
@@ -599,6 +603,18 @@ impl EngineHandle {
     /// (triggers: [`super::metrics::counters`]).
     pub fn metrics(&self) -> &Arc<super::metrics::Metrics> {
         &self.shared.metrics
+    }
+
+    /// Every trigger with its status.
+    async fn triggers(&self) -> Result<Vec<crate::domain::trigger::TriggerInfo>> {
+        let fires = self
+            .runner(|r| Msg::Trigger(super::runner::TriggerMsg::LastFires(r)))
+            .await?;
+        Ok(self
+            .board
+            .get()
+            .map(|b| b.infos(&self.project.get(), &fires))
+            .unwrap_or_default())
     }
 
     /// Stops the engine: running steps are terminated and recorded as cancelled;

@@ -58,6 +58,7 @@ mod queue;
 mod runner;
 mod scheduler;
 pub mod space;
+pub mod triggers;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -156,6 +157,15 @@ pub async fn start(
     project: Project,
     data_dir: &Path,
 ) -> Result<(EngineHandle, tokio::task::JoinHandle<()>)> {
+    start_with_clock(project, data_dir, Arc::new(triggers::SystemClock)).await
+}
+
+/// [`start`], with the clock schedules read (tests move a [`triggers::ManualClock`]).
+pub async fn start_with_clock(
+    project: Project,
+    data_dir: &Path,
+    clock: Arc<dyn triggers::Clock>,
+) -> Result<(EngineHandle, tokio::task::JoinHandle<()>)> {
     datadir::prepare(data_dir).map_err(|e| EngineError::Invalid(e.to_string()))?;
     let db = data_dir.join("state.db");
     let store = Store::open(&db)?;
@@ -213,11 +223,15 @@ pub async fn start(
         let shutdown = shared.shutdown.clone();
         tokio::spawn(chain::watch(
             handle.clone(),
-            at_start,
+            at_start.clone(),
             chain_saved,
             events,
             shutdown,
         ));
     }
+    // Triggers watch the services the engine started with; each reads the project in
+    // force when it fires (a service disabled since does not fire).
+    let board = triggers::start(&handle, &at_start, clock, shared.shutdown.clone());
+    let _ = handle.board.set(board);
     Ok((handle, task))
 }

@@ -87,15 +87,22 @@ pub fn is_ancestor(repo: &Path, older: &str, newer: &str) -> Result<bool, Worksp
 /// The local git repository for a service, created or fetched as needed:
 /// a seeded repo lives in the data dir; a URL is mirrored there; a path is used as is.
 pub fn ensure_repo(svc: &Service, data_dir: &Path) -> Result<PathBuf, WorkspaceError> {
+    // Creating a repository (seeding, the first mirror clone) is done by one caller at
+    // a time: a trigger's watcher and a person's run may ask at the same moment.
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     if let Some(seed) = &svc.repo_seed {
         let repo = data_dir.join("repos").join(&svc.name);
         if !repo.join(".git").exists() {
-            seed_repo(seed, &repo, &svc.default_branch)?;
+            let _one = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+            if !repo.join(".git").exists() {
+                seed_repo(seed, &repo, &svc.default_branch)?;
+            }
         }
         return Ok(repo);
     }
     if svc.repo.contains("://") || svc.repo.contains('@') {
         let mirror = data_dir.join("mirrors").join(format!("{}.git", svc.name));
+        let _one = (!mirror.exists()).then(|| CREATING.lock().unwrap_or_else(|p| p.into_inner()));
         if mirror.exists() {
             git(Some(&mirror), &["fetch", "--prune", "--quiet", "origin"])?;
         } else {

@@ -135,6 +135,32 @@ pub(super) const MIGRATIONS: &[&str] = &[
         upstream INTEGER NOT NULL,
         PRIMARY KEY (downstream, slot)
     );",
+    // 9: triggers (SP-7): one run per (service, trigger source, key) — a ref and its
+    // commit, a pull request's head, a schedule's due time — so that a restart neither
+    // repeats nor misses one; what each watcher last saw; webhook deliveries (replay).
+    "CREATE TABLE trigger_fires (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        service TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        source TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run_id INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        UNIQUE (service, source, key)
+    );
+    CREATE INDEX trigger_fires_trigger ON trigger_fires(service, trigger, id);
+    CREATE TABLE trigger_seen (
+        service TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (service, name)
+    );
+    CREATE TABLE hook_deliveries (
+        source TEXT NOT NULL,
+        delivery TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (source, delivery)
+    );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -10,6 +10,7 @@ mod migrations;
 mod procs;
 pub mod retention;
 mod transaction;
+pub mod triggers;
 
 use std::path::Path;
 

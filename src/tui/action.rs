@@ -64,6 +64,8 @@ pub enum Effect {
     LoadQueues,
     /// Read the newest entries of the audit log.
     LoadAudit,
+    /// Every trigger with its status (`:triggers`).
+    LoadTriggers,
     /// Read the names the engine's project defines (services, infra, resources).
     LoadCatalog,
     /// Read the engine's status: its project file and the data dir's disk.
@@ -124,6 +126,7 @@ pub enum Reply {
     /// Every environment's deploy queue.
     Queues(Vec<EnvQueue>),
     Audit(Vec<crate::store::AuditEntry>),
+    Triggers(Vec<crate::domain::trigger::TriggerInfo>),
     Catalog(Catalog),
     /// The engine's status (project file, data-dir disk).
     Status(Box<crate::domain::command::ConfigStatus>),

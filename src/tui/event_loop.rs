@@ -203,6 +203,7 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                 })
                 .await
                 .map(Reply::Audit),
+            Effect::LoadTriggers => c.triggers().await.map(Reply::Triggers),
             Effect::LoadQueues => c
                 .ask(Request::Queues { service: None })
                 .await

@@ -235,6 +235,7 @@ pub fn scope_name(s: Scope) -> &'static str {
         Scope::In(View::Approvals) => "approvals",
         Scope::In(View::Graph) => "graph",
         Scope::In(View::Audit) => "audit",
+        Scope::In(View::Triggers) => "triggers",
     }
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod git;
 pub mod http;
 
 use std::path::{Path, PathBuf};

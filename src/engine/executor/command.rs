@@ -142,6 +142,13 @@ impl CommandExecutor {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .chain(outputs::upstream_vars(&self.upstream))
+        // A pull request's run: its number and its preview environment.
+        .chain(self.def.pull_request.into_iter().flat_map(|n| {
+            [
+                ("PIPEDECK_PR".to_string(), n.to_string()),
+                ("PIPEDECK_PREVIEW_ENV".to_string(), format!("preview-{n}")),
+            ]
+        }))
         .collect()
     }
 }

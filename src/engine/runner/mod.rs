@@ -20,6 +20,9 @@ use crate::store::{AuditEntry, NewRun, RunFilter, Store};
 mod deploys;
 mod gates;
 mod runs;
+mod triggers;
+
+pub(crate) use triggers::TriggerMsg;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -106,6 +109,8 @@ pub(crate) enum Msg {
     },
     /// A run's driver panicked (a bug): the run fails instead of hanging.
     Crashed(i64, String),
+    /// From triggers (SP-7).
+    Trigger(TriggerMsg),
 }
 
 impl Msg {
@@ -124,7 +129,7 @@ impl Msg {
                 | Msg::Decide { .. }
                 | Msg::ExpireGate(_)
                 | Msg::ChainPending { .. }
-        )
+        ) || matches!(self, Msg::Trigger(t) if t.is_decision())
     }
 }
 
@@ -593,6 +598,7 @@ impl Runner {
                 self.active.remove(&run_id);
                 logged(self.crashed(run_id, &why, out), || format!("run {run_id}"))
             }
+            Msg::Trigger(t) => self.trigger_msg(t, out),
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum View {
     Graph,
     /// The audit log (`:audit`).
     Audit,
+    /// Every trigger (`:triggers`).
+    Triggers,
 }
 
 /// Following: when this many lines or more are unread, jump to the newest instead.
@@ -102,6 +104,9 @@ pub struct AppState {
     pub log: LogView,
     pub gates: Vec<GateInfo>,
     pub gate_sel: usize,
+    /// The triggers as last read (`:triggers`), and the selected one.
+    pub triggers: Vec<crate::domain::trigger::TriggerInfo>,
+    pub trigger_sel: usize,
     /// Every environment's deploy queue (who deploys, who waits, who was superseded).
     pub queues: Vec<EnvQueue>,
     /// The selected node of the DAG view (index into the run's graph).
@@ -162,6 +167,8 @@ impl AppState {
             gates: Vec::new(),
             queues: Vec::new(),
             gate_sel: 0,
+            triggers: Vec::new(),
+            trigger_sel: 0,
             graph_sel: 0,
             audit: Vec::new(),
             audit_sel: 0,
@@ -289,6 +296,10 @@ impl AppState {
                         {
                             self.runs_sel += 1;
                         }
+                        // A new run: a trigger may have fired.
+                        if self.view == View::Triggers {
+                            return Some(Effect::LoadTriggers);
+                        }
                     }
                 }
                 None
@@ -410,6 +421,11 @@ impl AppState {
             }
             Reply::Status(st) => {
                 self.engine_status = Some(*st);
+                None
+            }
+            Reply::Triggers(t) => {
+                self.trigger_sel = self.trigger_sel.min(t.len().saturating_sub(1));
+                self.triggers = t;
                 None
             }
             Reply::Queues(q) => {

@@ -158,10 +158,14 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
                         s.view = View::Audit;
                         return Some(Effect::LoadAudit);
                     }
+                    "triggers" | "tr" => {
+                        s.view = View::Triggers;
+                        return Some(Effect::LoadTriggers);
+                    }
                     "detail" | "d" if s.detail.is_some() => s.view = View::Detail,
                     "q" | "quit" => return crate::tui::update::update(s, Action::Quit),
                     other => s.error(format!(
-                        "no view `{other}`: try :runs, :approvals or :audit"
+                        "no view `{other}`: try :runs, :approvals, :audit or :triggers"
                     )),
                 }
                 None
@@ -262,7 +266,10 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             "jump to",
             vec![
                 Line::from(format!(":{input}▏")),
-                Line::styled("runs · approvals · audit · detail · quit", accent(s)),
+                Line::styled(
+                    "runs · approvals · audit · triggers · detail · quit",
+                    accent(s),
+                ),
             ],
             5,
         ),

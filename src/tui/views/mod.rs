@@ -13,6 +13,7 @@ mod help;
 mod log;
 mod runs;
 mod trigger;
+mod triggers;
 
 use crossterm::event::KeyEvent;
 
@@ -38,6 +39,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         View::Approvals => approvals::update(s, a),
         View::Graph => graph::update(s, a),
         View::Audit => audit::update(s, a),
+        View::Triggers => triggers::update(s, a),
     }
 }
 
@@ -87,6 +89,7 @@ pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
         View::Detail => return detail::click(s, col, row),
         View::Audit => audit::click(s, row),
         View::Graph => {}
+        View::Triggers => triggers::click(s, row),
     }
     None
 }
@@ -193,6 +196,7 @@ pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
         View::Approvals => approvals::render(f, s, main),
         View::Graph => graph::render(f, s, main),
         View::Audit => audit::render(f, s, main),
+        View::Triggers => triggers::render(f, s, main),
     }
     status_bar(f, s, km, bottom);
     if s.help {
@@ -210,6 +214,7 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
         View::Approvals => "approvals",
         View::Graph => "infra graph",
         View::Audit => "audit log",
+        View::Triggers => "triggers",
     };
     let mut spans = vec![
         Span::styled(" pipedeck ", accent(s)),

@@ -169,7 +169,19 @@ async fn approving_a_gate_proceeds_and_is_recorded() {
         .iter()
         .map(|a| (a.actor.as_str(), a.action.as_str()))
         .collect();
-    assert_eq!(actions, [("tester", "trigger"), ("alice", "approve")]);
+    // mallory's refused attempt is in the run's audit log too, with the rule.
+    assert_eq!(
+        actions,
+        [
+            ("tester", "trigger"),
+            ("mallory", "refused"),
+            ("alice", "approve")
+        ]
+    );
+    assert_eq!(
+        audit[1].comment.as_deref(),
+        Some("mallory may not approve staging: not in approvers [alice, tester]")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

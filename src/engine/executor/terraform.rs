@@ -276,14 +276,23 @@ pub fn summary_line(s: &Value) -> String {
     )
 }
 
-/// The root module's outputs, as `{name: value}`.
-pub fn outputs(bin: &Path, dir: &Path, data_dir: &Path) -> Result<Value, TerraformError> {
+/// The root module's outputs, as `{name: value}`, and the names of those it marks
+/// `sensitive` (stored and shown as `***`; their values only go to dependents).
+pub fn outputs(
+    bin: &Path,
+    dir: &Path,
+    data_dir: &Path,
+) -> Result<(Value, Vec<String>), TerraformError> {
     let raw = json_of(bin, dir, &["output", "-json"], data_dir)?;
     let mut out = Map::new();
+    let mut sensitive = Vec::new();
     for (k, v) in raw.as_object().into_iter().flatten() {
         out.insert(k.clone(), v["value"].clone());
+        if v["sensitive"] == Value::Bool(true) {
+            sensitive.push(k.clone());
+        }
     }
-    Ok(Value::Object(out))
+    Ok((Value::Object(out), sensitive))
 }
 
 #[cfg(test)]

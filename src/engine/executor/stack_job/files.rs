@@ -9,6 +9,27 @@ use serde_json::Value;
 use crate::config::infra::{Resource, references};
 use crate::engine::preflight;
 
+/// The names of the outputs Terraform marks sensitive (a JSON array), kept in the
+/// resource's state dir: their values are stored and shown as `***`.
+pub(super) const SENSITIVE: &str = "outputs.sensitive.json";
+
+/// `outputs` as they may be stored and shown: the sensitive ones (as the state dir
+/// `dir` lists them) as `***`.
+pub(super) fn shown(dir: &Path, mut outputs: Value) -> Value {
+    let names: Vec<String> = std::fs::read_to_string(dir.join(SENSITIVE))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    if let Value::Object(m) = &mut outputs {
+        for n in names {
+            if let Some(v) = m.get_mut(&n) {
+                *v = Value::String("***".into());
+            }
+        }
+    }
+    outputs
+}
+
 /// The outputs a resource last applied, kept in its state dir.
 pub(super) const LAST_OUTPUTS: &str = "outputs.json";
 /// Where `apply` writes its outputs (`$PIPEDECK_OUTPUTS`).

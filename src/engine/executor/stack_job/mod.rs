@@ -137,8 +137,11 @@ impl StackJobExecutor {
         for s in steps {
             match s.stage {
                 Stage::Resource => {
-                    if let Some(o) = &s.outputs {
-                        outputs.insert(s.name.clone(), o.clone());
+                    // The row shows sensitive outputs as `***`: dependents take the
+                    // values from the resource's state dir.
+                    let dir = files::state_dir(&data_dir, &project.name, &s.name);
+                    if let Some(o) = last_outputs(&dir).or_else(|| s.outputs.clone()) {
+                        outputs.insert(s.name.clone(), o);
                     }
                 }
                 Stage::Operation if s.status == StepStatus::Succeeded => {
@@ -283,10 +286,18 @@ impl StackJobExecutor {
             match op {
                 Operation::Preview => Ok(Some(tf::plan_summary(&bin, &dir, &data)?)),
                 Operation::Apply if !destroys => {
-                    let outs = tf::outputs(&bin, &dir, &data)?;
-                    let file = dir.join(files::NEXT_OUTPUTS);
-                    std::fs::write(&file, outs.to_string())
-                        .map_err(|source| StackJobError::WriteOutputs { path: file, source })?;
+                    let (outs, sensitive) = tf::outputs(&bin, &dir, &data)?;
+                    // Values in the state dir (0700, beside the state that holds them
+                    // anyway) for dependents; which are sensitive, for what is shown.
+                    let names = serde_json::to_string(&sensitive).unwrap_or_default();
+                    for (name, text) in [
+                        (files::SENSITIVE, names),
+                        (files::NEXT_OUTPUTS, outs.to_string()),
+                    ] {
+                        let file = dir.join(name);
+                        std::fs::write(&file, text)
+                            .map_err(|source| StackJobError::WriteOutputs { path: file, source })?;
+                    }
                     Ok(None)
                 }
                 _ => Ok(None),
@@ -360,7 +371,7 @@ impl StackJobExecutor {
             }
             Operation::Apply => {
                 let outs = read_outputs(&outputs_file)?;
-                p.applied = Some(outs.clone());
+                p.applied = Some(files::shown(&ready.state_dir, outs.clone()));
                 locked(&self.outputs).insert(r.id.clone(), outs);
             }
             _ => {}
@@ -465,7 +476,7 @@ impl Executor for StackJobExecutor {
         let next = ready.state_dir.join(files::NEXT_OUTPUTS);
         if !p.changed {
             // A preview or refresh leaves what was applied as it was.
-            return last_outputs(&ready.state_dir);
+            return last_outputs(&ready.state_dir).map(|o| files::shown(&ready.state_dir, o));
         }
         if self.action.destroys() {
             remove(&last);

@@ -149,7 +149,7 @@ async fn metrics_parse_need_a_token_and_move_when_runs_happen() {
     let hosted = host(p.project(), &p.data_dir(), &opts).await.unwrap();
     let (_, viewer) = tokens::create(&p.data_dir(), "alice", Role::Viewer, 0).unwrap();
     let url = format!("http://{}/metrics", hosted.tcp.unwrap());
-    let http = reqwest::Client::new();
+    let http = pipedeck::tls::client_builder().build().unwrap();
     let scrape = || async {
         let resp = http.get(&url).bearer_auth(&viewer).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 200);

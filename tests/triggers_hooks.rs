@@ -147,7 +147,7 @@ async fn signed_pushes_start_runs_and_every_bad_delivery_is_refused_and_audited(
     let mut rx = h.subscribe();
     watchers_looked(&h).await;
     let hook = Hook {
-        http: reqwest::Client::new(),
+        http: pipedeck::tls::client_builder().build().unwrap(),
         base: format!("http://{}", hosted.tcp.unwrap()),
     };
     let sha = commit(&s.clone, "hooked");
@@ -277,7 +277,7 @@ async fn a_pull_request_deploys_a_preview_a_push_replaces_it_and_closing_tears_i
     let h = hosted.handle.as_caller("tester");
     let mut rx = h.subscribe();
     let hook = Hook {
-        http: reqwest::Client::new(),
+        http: pipedeck::tls::client_builder().build().unwrap(),
         base: format!("http://{}", hosted.tcp.unwrap()),
     };
     git(&s.clone, &["checkout", "-q", "-b", "feature"]);

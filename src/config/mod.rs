@@ -6,6 +6,7 @@ pub mod json_schema;
 mod load;
 pub mod outbound;
 pub mod schema;
+pub mod station;
 pub mod user;
 mod validate;
 pub(crate) use validate::format_ms;
@@ -41,6 +42,9 @@ pub struct Project {
     /// Who may do what (`[access]`; without it, [`AccessPolicy::Open`]).
     #[serde(default)]
     pub access: AccessPolicy,
+    /// Stations by name (DP-2).
+    #[serde(default)]
+    pub stations: BTreeMap<String, station::Station>,
 }
 
 /// How much history the engine keeps: a run stays while it is among the last
@@ -107,6 +111,9 @@ pub struct Service {
     /// Commit statuses for its runs (EN-6).
     #[serde(default)]
     pub status_reporting: Option<Box<outbound::StatusReporting>>,
+    /// What its build produces: globs relative to the workspace (DP-1; none: no releases).
+    #[serde(default)]
+    pub artifact: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -34,6 +34,7 @@ pub mod deploy;
 pub mod event;
 pub mod gate;
 pub mod operation;
+pub mod release;
 pub mod run;
 
 pub use command::{Request, Response, TriggerRequest};

@@ -89,7 +89,17 @@ impl EngineHandle {
             | Request::SearchLog { .. }
             | Request::Preflight { .. }
             | Request::Catalog
-            | Request::ConfigStatus => Action::Read,
+            | Request::ConfigStatus
+            | Request::ListReleases { .. }
+            | Request::ShowRelease { .. }
+            | Request::ListStations => Action::Read,
+            Request::PinRelease { .. }
+            | Request::UnpinStations { .. }
+            | Request::PromoteRelease { .. }
+            | Request::Rollback { .. }
+            | Request::DeleteRelease { .. } => Action::Release,
+            // Any command, as the engine's account: an admin's.
+            Request::StationExec { .. } => Action::Administer,
             Request::Reload | Request::Gc { .. } => Action::Administer,
         };
         if role < action.needs() {

@@ -35,6 +35,8 @@ pub struct EngineHandle {
     caller: Caller,
     /// The account the engine runs as: always admin.
     pub(super) engine_user: Arc<str>,
+    /// The station executor (jobs hold a station's release).
+    pub(super) stations: super::stations::Stations,
 }
 
 impl EngineHandle {
@@ -42,12 +44,14 @@ impl EngineHandle {
         tx: mpsc::Sender<Msg>,
         shared: Arc<Shared>,
         project: Arc<LiveProject>,
+        stations: super::stations::Stations,
     ) -> Self {
         let caller = Caller::local();
         Self {
             tx,
             shared,
             project,
+            stations,
             engine_user: caller.name().into(),
             caller,
         }
@@ -108,6 +112,15 @@ impl EngineHandle {
         let role = self.authorize(caller, &req)?;
         let by = || caller.name().to_string();
         Ok(match req {
+            Request::ListReleases { .. }
+            | Request::ShowRelease { .. }
+            | Request::ListStations
+            | Request::PinRelease { .. }
+            | Request::UnpinStations { .. }
+            | Request::PromoteRelease { .. }
+            | Request::Rollback { .. }
+            | Request::DeleteRelease { .. }
+            | Request::StationExec { .. } => self.release_request(caller, req).await?,
             Request::Trigger(t) => Response::Run(self.start_service(caller, t, Vec::new()).await?),
             Request::TriggerInfra { project, undeploy } => {
                 Response::Run(self.start_infra(caller, &project, undeploy).await?)

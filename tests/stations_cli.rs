@@ -60,7 +60,7 @@ fn release_of_run(p: &TestProject, run: &str) -> i64 {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["run_id"].to_string() == run)
+        .find(|r| r["run_id"].as_i64().map(|n| n.to_string()).as_deref() == Some(run))
         .unwrap_or_else(|| panic!("no release of run {run}: {list:#}"));
     r["id"].as_i64().unwrap()
 }

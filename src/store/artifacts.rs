@@ -181,7 +181,7 @@ impl ArtifactStore {
         }
         fs::create_dir_all(&tmp).map_err(io_err("cannot make", &tmp))?;
         let mut reader = Hashing {
-            inner: io::BufReader::with_capacity(1 << 20, file),
+            inner: io::BufReader::with_capacity(64 << 10, file),
             hasher: Sha256::new(),
             bytes: 0,
         };

@@ -31,7 +31,10 @@ pub enum ArtifactError {
 
 type Result<T> = std::result::Result<T, ArtifactError>;
 
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ArtifactError + 'a {
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> ArtifactError + 'a {
     move |source| ArtifactError::Io {
         what,
         path: path.to_path_buf(),

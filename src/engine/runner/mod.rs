@@ -19,6 +19,7 @@ use crate::store::{AuditEntry, NewRun, RunFilter, Store};
 
 mod deploys;
 mod gates;
+mod release_ops;
 mod releases;
 mod runs;
 

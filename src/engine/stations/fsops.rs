@@ -5,29 +5,11 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::store::artifacts::{ArtifactError, ArtifactStore, sync_dir};
+use crate::store::artifacts::{ArtifactError, ArtifactStore, io_err, sync_dir};
 
-/// Why a station could not be switched.
-#[derive(Debug, thiserror::Error)]
-pub enum SwitchError {
-    #[error(transparent)]
-    Artifact(#[from] ArtifactError),
-    #[error("{what} {}: {source}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SwitchError + 'a {
-    move |source| SwitchError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
-}
+/// Why a station could not be switched: its release could not be unpacked, or its
+/// directory or symlink could not be written.
+pub type SwitchError = ArtifactError;
 
 pub fn release_dir(station: &Path, id: i64) -> PathBuf {
     station.join("releases").join(id.to_string())

@@ -62,26 +62,17 @@ pub(crate) async fn run_argv(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let not_run = |why: String| JobOutput {
+        station: station.to_string(),
+        release,
+        exit_code: None,
+        stdout: String::new(),
+        stderr: why,
+    };
     let out = match tokio::task::spawn_blocking(move || cmd.output()).await {
         Ok(Ok(o)) => o,
-        Ok(Err(e)) => {
-            return JobOutput {
-                station: station.to_string(),
-                release,
-                exit_code: None,
-                stdout: String::new(),
-                stderr: format!("cannot start `{}`: {e}", argv[0]),
-            };
-        }
-        Err(e) => {
-            return JobOutput {
-                station: station.to_string(),
-                release,
-                exit_code: None,
-                stdout: String::new(),
-                stderr: format!("cannot start `{}`: {e}", argv[0]),
-            };
-        }
+        Ok(Err(e)) => return not_run(format!("cannot start `{}`: {e}", argv[0])),
+        Err(e) => return not_run(format!("`{}` was lost: {e}", argv[0])),
     };
     JobOutput {
         station: station.to_string(),

@@ -26,6 +26,7 @@ mod init;
 mod logs;
 mod man;
 mod output;
+mod release;
 mod run;
 mod serve;
 mod show;
@@ -248,6 +249,20 @@ pub enum Command {
         #[arg(long)]
         allow_older: bool,
     },
+    /// Deployments (DP-1): each successful build of a service that declares an
+    /// artifact, newest first, with where each runs.
+    Deployments {
+        #[arg(long, add = services())]
+        service: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// One deployment: show, promote, rollback, delete.
+    #[command(subcommand)]
+    Deployment(release::DeploymentCommand),
+    /// Stations (DP-2): list, pin, unpin, exec.
+    #[command(subcommand)]
+    Station(release::StationCommand),
     /// Infra pipelines: graph, run, undeploy, environment and node gates.
     #[command(subcommand)]
     Infra(infra::InfraCommand),
@@ -591,6 +606,9 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
         Command::Status => control::config(&ctx, crate::domain::Request::ConfigStatus).await,
         Command::Rerun { run, allow_older } => control::rerun(&ctx, run, allow_older).await,
         Command::Infra(cmd) => infra::infra(&ctx, cmd).await,
+        Command::Deployments { service, limit } => release::list(&ctx, service, limit).await,
+        Command::Deployment(cmd) => release::deployment(&ctx, cmd).await,
+        Command::Station(cmd) => release::station(&ctx, cmd).await,
         Command::StackJob(cmd) => stack_job::stack_job(&ctx, cmd).await,
         Command::Init { .. }
         | Command::Schema

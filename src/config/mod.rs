@@ -8,6 +8,7 @@ pub mod outbound;
 mod retention;
 pub use retention::{OldLogs, Retention};
 pub mod schema;
+pub mod station;
 pub mod triggers;
 pub mod user;
 mod validate;
@@ -44,6 +45,9 @@ pub struct Project {
     /// Who may do what (`[access]`; without it, [`AccessPolicy::Open`]).
     #[serde(default)]
     pub access: AccessPolicy,
+    /// Stations by name (DP-2).
+    #[serde(default)]
+    pub stations: BTreeMap<String, station::Station>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +114,9 @@ pub struct Service {
     /// that run only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<u64>,
+    /// What its build produces: globs relative to the workspace (DP-1; none: no releases).
+    #[serde(default)]
+    pub artifact: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -56,6 +56,30 @@ pub struct ProjectFile {
     pub retention: RetentionFile,
     /// Who may do what on a shared engine: roles (viewer, operator, admin) by Unix user and by Unix group. Without this table the engine's own user is admin and everyone who can reach its socket is an operator.
     pub access: Option<AccessFile>,
+    /// Stations (DP-2): directories that run one release of a service each, under `releases/<id>/` with a `current` symlink switched atomically. A station bound to a branch follows that branch's new releases (fan-out); one bound to previews follows releases of other branches.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<NameKey, StationFile>")]
+    pub stations: BTreeMap<Name, StationFile>,
+}
+
+/// A station: where one service's releases are unpacked and switched to.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StationFile {
+    /// The service whose releases this station runs; it must declare `artifact`.
+    #[schemars(with = "String")]
+    pub service: Name,
+    /// Follow new releases built from this branch (production). Default: the service's default branch, unless `previews = true`.
+    pub branch: Option<String>,
+    /// Follow releases built from branches other than the service's default branch (previews) instead of a branch.
+    pub previews: Option<bool>,
+    /// The station's directory (relative to this file): releases go to `releases/<id>/`, `current` points at the active one.
+    #[schemars(with = "String")]
+    pub dir: Spanned<String>,
+    /// Run (as `sh -c`, in the new release's directory) after `current` points at it.
+    pub activate: Option<String>,
+    /// Run after `activate`; a failure switches `current` back to the release before.
+    pub health: Option<String>,
 }
 
 /// How much history to keep.
@@ -298,6 +322,10 @@ pub struct ServiceFile {
     /// "all" (default): start once every `after` entry has happened since this service's last chained run; "any": each entry starts a run on its own.
     #[schemars(with = "Option<AfterWhen>")]
     pub after_when: Option<Spanned<String>>,
+    /// What a build produces (DP-1): globs relative to the workspace, e.g. `["dist/**"]`. After a successful build the matching files are packed once into the content-addressed artifact store and the run becomes a release that stations can run.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub artifact: Vec<Spanned<String>>,
     /// How often the repository's refs are compared for pushes to `branches` and `tags` (`git ls-remote`; a local repository is also watched for changes, so this is its fallback). Default 1m.
     #[schemars(with = "Option<Duration>")]
     pub poll_interval: Option<Spanned<String>>,

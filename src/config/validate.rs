@@ -222,6 +222,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
     super::chain::resolve_chains(&mut cx, &file.services, &mut services);
     let names: Vec<&str> = file.services.keys().map(|k| k.get_ref().as_str()).collect();
     let notify = super::outbound::notify(&mut cx, &file.notify, &names);
+    let stations = super::station::resolve_stations(&mut cx, &file.stations, &services);
     let mut infra = BTreeMap::new();
     for (name, f) in &file.infra {
         if let Some(p) = super::infra::resolve_infra(&mut cx, name, f, &envs, &file.policy, &engine)
@@ -242,6 +243,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
             path: loc.file.to_path_buf(),
             engine,
             services,
+            stations,
             retention,
             access: match file.access {
                 None => crate::domain::access::AccessPolicy::Open,
@@ -427,6 +429,8 @@ fn resolve_service(
         }
     }
 
+    let step_names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    let artifact = super::station::resolve_artifact(cx, sname, &svc.artifact, &step_names);
     let status_reporting = svc
         .status_reporting
         .as_ref()
@@ -459,6 +463,7 @@ fn resolve_service(
         status_reporting,
         triggers: Box::new(triggers),
         pull_request: None,
+        artifact,
     })
 }
 

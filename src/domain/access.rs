@@ -131,6 +131,8 @@ pub enum Action {
     Rerun,
     Approve,
     Reject,
+    /// Pin, unpin, promote, roll back or delete releases (DP-3).
+    Release,
     Administer,
 }
 
@@ -140,9 +142,12 @@ impl Action {
     pub fn needs(self) -> Role {
         match self {
             Action::Read => Role::Viewer,
-            Action::Trigger | Action::Cancel | Action::Rerun | Action::Approve | Action::Reject => {
-                Role::Operator
-            }
+            Action::Trigger
+            | Action::Cancel
+            | Action::Rerun
+            | Action::Approve
+            | Action::Reject
+            | Action::Release => Role::Operator,
             Action::Administer => Role::Admin,
         }
     }
@@ -155,6 +160,7 @@ impl Action {
             Action::Rerun => "rerun runs",
             Action::Approve => "approve",
             Action::Reject => "reject",
+            Action::Release => "pin, promote, roll back or delete releases",
             Action::Administer => "administer the engine",
         }
     }

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::release::{Release, StationInfo};
 use super::{Decision, EnvQueue, GateInfo, Millis, RunDetail, RunInfo};
+pub use crate::engine::stations::JobOutput;
 use crate::store::{AuditEntry, LogLine, RunFilter};
 
 /// A manual trigger of a service run (SP-7).
@@ -129,6 +131,35 @@ pub enum Request {
     /// Every trigger: what it watches, its last fire and run, next fire, last error.
     /// → [`Response::Triggers`]
     Triggers,
+    /// Releases (DP-1), newest first, of one service or of all. → [`Response::Releases`]
+    ListReleases {
+        #[serde(default)]
+        service: Option<String>,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    /// One release. → [`Response::Release`]
+    ShowRelease { release: i64 },
+    /// Every station: what it runs, switches to, pinned, jobs in flight. → [`Response::Stations`]
+    ListStations,
+    /// Pin a ready release to stations: they switch to it and stop following new
+    /// releases until unpinned. → [`Response::Stations`]
+    PinRelease { release: i64, stations: Vec<String> },
+    /// The stations follow new releases again (and switch to the newest they follow).
+    /// → [`Response::Stations`]
+    UnpinStations { stations: Vec<String> },
+    /// A ready preview release becomes a production release of the same artifact,
+    /// which fans out to the production stations. → [`Response::Release`]
+    PromoteRelease { release: i64 },
+    /// Every production station of the service is pinned to the ready production
+    /// release before the one it runs. → [`Response::Stations`]
+    Rollback { service: String },
+    /// Delete a release, refused while a station runs it, is pinned to it or switches
+    /// to it. → [`Response::Release`] (the release deleted)
+    DeleteRelease { release: i64 },
+    /// Run a command (an argv, no shell) on the release the station runs now; a switch
+    /// waits until it ends. → [`Response::StationJob`]
+    StationExec { station: String, argv: Vec<String> },
 }
 
 impl Request {
@@ -168,6 +199,14 @@ impl Request {
             Request::Reload => "reload".into(),
             Request::ConfigStatus => "config status".into(),
             Request::Triggers => "triggers".into(),
+            Request::ListReleases { .. } | Request::ShowRelease { .. } => "releases".into(),
+            Request::ListStations => "stations".into(),
+            Request::PinRelease { release, .. } => format!("pin release {release}"),
+            Request::UnpinStations { .. } => "unpin stations".into(),
+            Request::PromoteRelease { release } => format!("promote release {release}"),
+            Request::Rollback { service } => format!("roll back {service}"),
+            Request::DeleteRelease { release } => format!("delete release {release}"),
+            Request::StationExec { station, .. } => format!("exec on station {station}"),
         }
     }
 
@@ -207,6 +246,10 @@ pub enum Response {
     Gc(crate::store::retention::GcReport),
     Queues(Vec<EnvQueue>),
     Triggers(Vec<super::trigger::TriggerInfo>),
+    Releases(Vec<Release>),
+    Release(Release),
+    Stations(Vec<StationInfo>),
+    StationJob(JobOutput),
 }
 
 impl Response {
@@ -228,6 +271,10 @@ impl Response {
             Response::Gc(_) => "gc",
             Response::Queues(_) => "queues",
             Response::Triggers(_) => "triggers",
+            Response::Releases(_) => "releases",
+            Response::Release(_) => "release",
+            Response::Stations(_) => "stations",
+            Response::StationJob(_) => "station_job",
         }
     }
 }
@@ -272,6 +319,10 @@ typed_answer! {
     crate::store::retention::GcReport => Gc(v) => v, "gc";
     Vec<EnvQueue> => Queues(v) => v, "queues";
     Vec<super::trigger::TriggerInfo> => Triggers(v) => v, "triggers";
+    Vec<Release> => Releases(v) => v, "releases";
+    Release => Release(v) => v, "release";
+    Vec<StationInfo> => Stations(v) => v, "stations";
+    JobOutput => StationJob(v) => v, "station_job";
 }
 
 /// The project file the engine runs on, and how the last look at it went.
@@ -466,6 +517,28 @@ mod tests {
             Request::ConfigStatus,
             Request::Gc { dry_run: true },
             Request::Triggers,
+            Request::ListReleases {
+                service: Some("web".into()),
+                limit: Some(5),
+            },
+            Request::ShowRelease { release: 3 },
+            Request::ListStations,
+            Request::PinRelease {
+                release: 3,
+                stations: vec!["edge-1".into()],
+            },
+            Request::UnpinStations {
+                stations: vec!["edge-1".into()],
+            },
+            Request::PromoteRelease { release: 4 },
+            Request::Rollback {
+                service: "web".into(),
+            },
+            Request::DeleteRelease { release: 5 },
+            Request::StationExec {
+                station: "edge-1".into(),
+                argv: vec!["cat".into(), "VERSION".into()],
+            },
         ]
     }
 
@@ -494,10 +567,19 @@ mod tests {
                 | Request::Reload
                 | Request::ConfigStatus
                 | Request::Gc { .. }
-                | Request::Triggers => {}
+                | Request::Triggers
+                | Request::ListReleases { .. }
+                | Request::ShowRelease { .. }
+                | Request::ListStations
+                | Request::PinRelease { .. }
+                | Request::UnpinStations { .. }
+                | Request::PromoteRelease { .. }
+                | Request::Rollback { .. }
+                | Request::DeleteRelease { .. }
+                | Request::StationExec { .. } => {}
             }
         }
-        assert_eq!(every_request().len(), 21);
+        assert_eq!(every_request().len(), 30);
     }
 
     #[test]

@@ -22,16 +22,29 @@ pub enum Event {
         step_id: i64,
         total_lines: u64,
     },
+    /// A release (DP-1) was created or changed.
+    Release { release: super::release::Release },
+    /// A station's stored state changed: what it runs, switches to, and whether it is
+    /// pinned (jobs in flight are not stored; `ListStations` has them).
+    Station {
+        name: String,
+        current: Option<i64>,
+        pending: Option<i64>,
+        pinned: bool,
+        error: Option<String>,
+    },
 }
 
 impl Event {
-    /// The run this event belongs to.
-    pub fn run_id(&self) -> i64 {
+    /// The run this event belongs to (a station's belongs to none).
+    pub fn run_id(&self) -> Option<i64> {
         match self {
-            Event::Run { run } => run.id,
-            Event::Step { step } => step.run_id,
-            Event::Gate { gate } => gate.run_id,
-            Event::Log { run_id, .. } => *run_id,
+            Event::Run { run } => Some(run.id),
+            Event::Step { step } => Some(step.run_id),
+            Event::Gate { gate } => Some(gate.run_id),
+            Event::Log { run_id, .. } => Some(*run_id),
+            Event::Release { release } => Some(release.run_id),
+            Event::Station { .. } => None,
         }
     }
 }

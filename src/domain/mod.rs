@@ -35,6 +35,7 @@ pub mod deploy;
 pub mod event;
 pub mod gate;
 pub mod operation;
+pub mod release;
 pub mod run;
 pub mod trigger;
 

@@ -91,6 +91,16 @@ impl EngineHandle {
             | Request::Catalog
             | Request::ConfigStatus
             | Request::Triggers => Action::Read,
+            Request::ListReleases { .. } | Request::ShowRelease { .. } | Request::ListStations => {
+                Action::Read
+            }
+            Request::PinRelease { .. }
+            | Request::UnpinStations { .. }
+            | Request::PromoteRelease { .. }
+            | Request::Rollback { .. }
+            | Request::DeleteRelease { .. } => Action::Release,
+            // Any command, as the engine's account: an admin's.
+            Request::StationExec { .. } => Action::Administer,
             Request::Reload | Request::Gc { .. } => Action::Administer,
         };
         if role < action.needs() {

@@ -37,6 +37,8 @@ pub struct EngineHandle {
     pub(super) engine_user: Arc<str>,
     /// The triggers started with the engine, once they are.
     pub(super) board: Arc<std::sync::OnceLock<super::triggers::Board>>,
+    /// The station executor (jobs hold a station's release).
+    pub(super) stations: super::stations::Stations,
 }
 
 impl EngineHandle {
@@ -44,12 +46,14 @@ impl EngineHandle {
         tx: mpsc::Sender<Msg>,
         shared: Arc<Shared>,
         project: Arc<LiveProject>,
+        stations: super::stations::Stations,
     ) -> Self {
         let caller = Caller::local();
         Self {
             tx,
             shared,
             project,
+            stations,
             engine_user: caller.name().into(),
             caller,
             board: Default::default(),
@@ -143,6 +147,15 @@ impl EngineHandle {
         let role = self.authorize(caller, &req)?;
         let by = || caller.name().to_string();
         Ok(match req {
+            Request::ListReleases { .. }
+            | Request::ShowRelease { .. }
+            | Request::ListStations
+            | Request::PinRelease { .. }
+            | Request::UnpinStations { .. }
+            | Request::PromoteRelease { .. }
+            | Request::Rollback { .. }
+            | Request::DeleteRelease { .. }
+            | Request::StationExec { .. } => self.release_request(caller, req).await?,
             Request::Trigger(t) => Response::Run(self.start_service(caller, t, Vec::new()).await?),
             Request::TriggerInfra { project, undeploy } => {
                 Response::Run(self.start_infra(caller, &project, undeploy).await?)

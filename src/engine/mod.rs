@@ -55,9 +55,11 @@ mod notify;
 mod plan;
 pub mod preflight;
 mod queue;
+mod releases;
 mod runner;
 mod scheduler;
 pub mod space;
+pub mod stations;
 pub mod triggers;
 pub mod workspace;
 
@@ -215,10 +217,12 @@ pub async fn start_with_clock(
         let shutdown = shared.shutdown.clone();
         notify::start(at_start.clone(), events, tx.clone(), shutdown);
     }
-    let mut runner = runner::Runner::new(store, shared.clone(), tx.clone(), rx);
+    let stations = stations::start(tx.clone(), data_dir, shared.shutdown.clone());
+    let mut runner = runner::Runner::new(store, shared.clone(), tx.clone(), rx)
+        .with_stations(project.clone(), stations.clone());
     runner.recover()?;
     let task = tokio::spawn(runner.run());
-    let handle = EngineHandle::new(tx, shared.clone(), project.clone());
+    let handle = EngineHandle::new(tx, shared.clone(), project.clone(), stations);
     if let Some(events) = chained {
         let shutdown = shared.shutdown.clone();
         tokio::spawn(chain::watch(

@@ -161,6 +161,38 @@ pub(super) const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL,
         PRIMARY KEY (source, delivery)
     );",
+    // 10: releases (DP-1, the issue's "deployments"; named apart from the deploy records
+    // of migration 5): a service run's packed artifact, kept after its run is pruned
+    // (no reference to `runs`), and stations (DP-2): what each runs, what it switches
+    // to next, and whether it is pinned.
+    "CREATE TABLE releases (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        tag TEXT,
+        environment TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        status TEXT NOT NULL,
+        runtime TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        digest TEXT,
+        size INTEGER,
+        promoted_from INTEGER
+    );
+    CREATE INDEX releases_run ON releases(run_id);
+    CREATE INDEX releases_service ON releases(service, id);
+    CREATE TABLE stations (
+        name TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        current INTEGER,
+        pending INTEGER,
+        pinned INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

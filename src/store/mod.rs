@@ -1,5 +1,6 @@
 //! State in SQLite (runs, steps, gates, audit); logs in append-only files ([`logs`]).
 
+pub mod artifacts;
 mod audit;
 pub mod backup;
 mod chains;
@@ -8,6 +9,7 @@ mod log_writer;
 pub mod logs;
 mod migrations;
 mod procs;
+pub mod releases;
 pub mod retention;
 mod transaction;
 pub mod triggers;

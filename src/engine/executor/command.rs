@@ -64,6 +64,8 @@ fn note(log: &process::LogTarget, text: &str) {
 pub(crate) enum Work {
     Command(Command),
     Http(crate::config::HttpCheck),
+    /// Pack the workspace's files matching these globs into the artifact store (DP-1).
+    Pack(Vec<String>),
 }
 
 /// Runs a service run's commands in its workspace, checked out at the run's commit.
@@ -192,6 +194,7 @@ impl Executor for CommandExecutor {
         let work = match work {
             Work::Command(c) => c,
             Work::Http(check) => return super::http::run(check, ctx).await,
+            Work::Pack(globs) => return self.pack(globs, ctx).await,
         };
         let Some(env) = self.env.get() else {
             return Finished {
@@ -286,6 +289,50 @@ impl Executor for CommandExecutor {
             };
         }
         end
+    }
+}
+
+impl CommandExecutor {
+    /// Packs the build's artifact; its digest and size are the row's outputs.
+    async fn pack(&self, globs: &[String], ctx: UnitCtx) -> Finished {
+        let store = crate::store::artifacts::ArtifactStore::new(&self.data_dir);
+        let (ws, globs2) = (self.workspace.clone(), globs.to_vec());
+        let packed = tokio::task::spawn_blocking(move || store.pack(&ws, &globs2)).await;
+        let ended_at = crate::domain::now_ms();
+        let outcome = match packed {
+            Ok(Ok(p)) => {
+                note(
+                    &ctx.log,
+                    &format!(
+                        "packed {} files ({} bytes) as {}{}",
+                        p.files,
+                        p.size,
+                        p.digest,
+                        if p.shared {
+                            ": an identical artifact was stored already"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+                Outcome::Succeeded {
+                    outputs: Some(serde_json::json!({
+                        "digest": p.digest,
+                        "size": p.size.to_string(),
+                    })),
+                }
+            }
+            Ok(Err(e)) => {
+                note(&ctx.log, &e.to_string());
+                Outcome::Failed(e.to_string())
+            }
+            Err(e) => Outcome::Failed(format!("packing the artifact: {e}")),
+        };
+        Finished {
+            outcome,
+            exit_code: None,
+            ended_at,
+        }
     }
 }
 

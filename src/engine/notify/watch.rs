@@ -76,7 +76,7 @@ pub(super) async fn watch(
             Ok(Event::Run { run }) => w.run(run),
             Ok(Event::Step { step }) => w.step(&step),
             Ok(Event::Gate { gate }) => w.gate(&gate),
-            Ok(Event::Log { .. }) => {}
+            Ok(Event::Log { .. } | Event::Release { .. } | Event::Station { .. }) => {}
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!("outbound: {n} events were missed; statuses may lag")
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::Planned;
 use crate::config::CheckKind;
 use crate::config::Service;
+use crate::config::station::ARTIFACT_ROW;
 use crate::domain::{GateKey, QueueKey, Stage, StepInfo, StepStatus};
 use crate::engine::executor::command::{Command, Work};
 use crate::engine::queue::RunFacts;
@@ -41,6 +42,13 @@ pub(super) fn rows(svc: &Service) -> Vec<Planned> {
             parent: None,
         })
         .collect();
+    if !svc.artifact.is_empty() {
+        out.push(Planned {
+            stage: Stage::Build,
+            name: ARTIFACT_ROW.into(),
+            parent: None,
+        });
+    }
     for env in &svc.environments {
         let parent = out.len();
         out.push(Planned {
@@ -104,6 +112,19 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                 .filter_map(|n| build_unit.get(n.as_str()).copied())
                 .collect();
         }
+    }
+    // The artifact is packed once the whole build passed (DP-1).
+    if let Some(i) = steps
+        .iter()
+        .position(|r| r.stage == Stage::Build && r.name == ARTIFACT_ROW && !svc.artifact.is_empty())
+    {
+        units.push(Unit {
+            step: i,
+            needs: (0..units.len()).collect(),
+            group: None,
+            policy: build_policy.clone(),
+            work: Arc::new(Work::Pack(svc.artifact.clone())),
+        });
     }
     // Every environment waits for the whole build, then for the one before it.
     let mut before: Vec<usize> = (0..units.len()).collect();

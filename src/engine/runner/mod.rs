@@ -19,10 +19,14 @@ use crate::store::{AuditEntry, NewRun, RunFilter, Store};
 
 mod deploys;
 mod gates;
+mod release_ops;
+mod releases;
 mod runs;
 mod triggers;
 
 pub(crate) use triggers::TriggerMsg;
+
+pub(crate) use releases::ReleaseMsg;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -111,6 +115,8 @@ pub(crate) enum Msg {
     Crashed(i64, String),
     /// From triggers (SP-7).
     Trigger(TriggerMsg),
+    /// Releases and stations (DP-1..DP-3).
+    Release(ReleaseMsg),
 }
 
 impl Msg {
@@ -130,6 +136,7 @@ impl Msg {
                 | Msg::ExpireGate(_)
                 | Msg::ChainPending { .. }
         ) || matches!(self, Msg::Trigger(t) if t.is_decision())
+            || matches!(self, Msg::Release(m) if m.is_decision())
     }
 }
 
@@ -143,6 +150,10 @@ pub(crate) struct Runner {
     /// Drivers waiting at a gate, by gate id.
     waiters: HashMap<i64, oneshot::Sender<GateInfo>>,
     shutdown: Option<Vec<oneshot::Sender<()>>>,
+    /// The project in force (stations are read from it).
+    project: Option<Arc<crate::engine::live_project::LiveProject>>,
+    /// The station executor, told when a station has something to switch to.
+    stations: Option<crate::engine::stations::Stations>,
 }
 
 /// What a batch of messages produced: events to publish, replies to send and side
@@ -170,6 +181,10 @@ pub(super) enum After {
     Decided(GateInfo),
     /// Runs were pruned: their logs and workspaces go too.
     Pruned(Vec<i64>),
+    /// A station has something new to switch to.
+    KickStations,
+    /// No release uses this artifact any more.
+    DropArtifact(String),
 }
 
 impl Out {
@@ -239,7 +254,20 @@ impl Runner {
             active: HashMap::new(),
             waiters: HashMap::new(),
             shutdown: None,
+            project: None,
+            stations: None,
         }
+    }
+
+    /// Stations come from `project`; `stations` switches them.
+    pub(crate) fn with_stations(
+        mut self,
+        project: Arc<crate::engine::live_project::LiveProject>,
+        stations: crate::engine::stations::Stations,
+    ) -> Self {
+        self.project = Some(project);
+        self.stations = Some(stations);
+        self
     }
 
     pub async fn run(mut self) {
@@ -367,6 +395,19 @@ impl Runner {
                     // A scheduler that stopped waiting (shutdown) needs no answer.
                     let _ = w.send(gate);
                 }
+            }
+            After::KickStations => {
+                if let Some(s) = &self.stations {
+                    s.kick();
+                }
+            }
+            After::DropArtifact(digest) => {
+                let store = crate::store::artifacts::ArtifactStore::new(&self.shared.data_dir);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = store.remove(&digest) {
+                        tracing::warn!("cannot remove artifact {digest}: {e}");
+                    }
+                });
             }
             After::Pruned(ids) => {
                 let data_dir = self.shared.data_dir.clone();
@@ -550,6 +591,9 @@ impl Runner {
                     if let Err(e) = self.record_deploy(&step) {
                         tracing::error!("deployment of step {}: {e}", step.id);
                     }
+                    if let Err(e) = self.record_release(&step, out) {
+                        tracing::error!("release of run {}: {e}", step.run_id);
+                    }
                     out.event(Event::Step { step });
                     true
                 }
@@ -594,6 +638,7 @@ impl Runner {
                 ),
                 || format!("run {run_id}: recording that {what} failed"),
             ),
+            Msg::Release(m) => self.handle_release(m, out),
             Msg::Crashed(run_id, why) => {
                 self.active.remove(&run_id);
                 logged(self.crashed(run_id, &why, out), || format!("run {run_id}"))

@@ -113,6 +113,7 @@ impl Runner {
             }
             Ok(())
         })?;
+        self.fail_stale_releases()?;
         for id in resume {
             let Some(run) = self.store.run(id)? else {
                 continue;
@@ -242,6 +243,9 @@ impl Runner {
         out.event(Event::Run { run: run.clone() });
         // The driver starts from what was just stored, not from reading it back.
         let (planned, def) = crate::engine::plan::plan(new)?;
+        if let Definition::Service(svc) = &def {
+            self.release_for_run(&run, svc, out)?;
+        }
         let mut steps: Vec<StepInfo> = Vec::with_capacity(planned.len());
         for (pos, p) in planned.into_iter().enumerate() {
             let parent = p.parent.and_then(|i| steps.get(i).map(|s| s.id));
@@ -340,6 +344,9 @@ impl Runner {
         }
         self.store.update_run(&run)?;
         out.event(Event::Run { run: run.clone() });
+        if status.is_terminal() {
+            self.end_release_of_run(id, out)?;
+        }
         Ok(run)
     }
 }

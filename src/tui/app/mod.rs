@@ -349,6 +349,8 @@ impl AppState {
                 self.log.total = self.log.total.max(total_lines);
                 self.more_logs()
             }
+            // Releases and stations have no view in the dashboard yet.
+            Event::Release { .. } | Event::Station { .. } => None,
         }
     }
 

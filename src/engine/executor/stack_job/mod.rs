@@ -73,8 +73,8 @@ pub(crate) fn has_operation(r: &Resource, op: Operation) -> bool {
 struct Ready {
     state_dir: PathBuf,
     env: Arc<Env>,
-    /// The Terraform/OpenTofu binary; `None` runs the `command` driver.
-    tf_bin: Option<PathBuf>,
+    /// The Terraform/OpenTofu binary and where it runs; `None` runs the `command` driver.
+    tf: Option<(PathBuf, tf::Workdir)>,
     /// No job has run in the state dir before.
     fresh: bool,
 }
@@ -212,14 +212,19 @@ impl StackJobExecutor {
         };
         // The Terraform/OpenTofu driver: the real binary in the state dir; without one,
         // the operator's commands (if any) stand in.
-        let mut tf_bin = None;
+        let mut tf_run = None;
         if r.is_terraform() {
             match tf::find_binary(&r.driver, r.binary.as_deref()) {
                 Some(bin) => {
                     let module = r.module.clone().unwrap_or_default();
-                    tf::prepare(&module, &state_dir, &inputs)
+                    let target = tf::Target {
+                        project: &self.project.name,
+                        resource: &r.id,
+                        backend: r.backend.as_ref(),
+                    };
+                    let wd = tf::prepare(&module, &state_dir, &inputs, &target)
                         .map_err(|e| fail(e.to_string(), "the module could not be prepared"))?;
-                    tf_bin = Some(bin);
+                    tf_run = Some((bin, wd));
                 }
                 None if r.commands.apply.is_some() => write_note(
                     log,
@@ -261,7 +266,7 @@ impl StackJobExecutor {
         Ok(Ready {
             state_dir,
             env: Arc::new(env),
-            tf_bin,
+            tf: tf_run,
             fresh,
         })
     }
@@ -270,21 +275,17 @@ impl StackJobExecutor {
     async fn after_terraform(
         &self,
         bin: &Path,
-        ready: &Ready,
+        wd: &tf::Workdir,
         op: Operation,
     ) -> Result<Option<Value>, StackJobError> {
-        let (bin, dir, data) = (
-            bin.to_path_buf(),
-            ready.state_dir.clone(),
-            self.data_dir.clone(),
-        );
+        let (bin, wd, data) = (bin.to_path_buf(), wd.clone(), self.data_dir.clone());
         let destroys = self.action.destroys();
         tokio::task::spawn_blocking(move || -> Result<_, StackJobError> {
             match op {
-                Operation::Preview => Ok(Some(tf::plan_summary(&bin, &dir, &data)?)),
+                Operation::Preview => Ok(Some(tf::plan_summary(&bin, &wd, &data)?)),
                 Operation::Apply if !destroys => {
-                    let outs = tf::outputs(&bin, &dir, &data)?;
-                    let file = dir.join(files::NEXT_OUTPUTS);
+                    let outs = tf::outputs(&bin, &wd, &data)?;
+                    let file = wd.state_dir.join(files::NEXT_OUTPUTS);
                     std::fs::write(&file, outs.to_string())
                         .map_err(|source| StackJobError::WriteOutputs { path: file, source })?;
                     Ok(None)
@@ -301,8 +302,10 @@ impl StackJobExecutor {
         let planned = locked(&self.progress)
             .get(&w.resource)
             .is_some_and(|p| p.planned);
-        let cmd = match &ready.tf_bin {
-            Some(bin) => tf::op_command(bin, w.op.as_str(), self.action.destroys(), planned),
+        let cmd = match &ready.tf {
+            Some((bin, wd)) => {
+                tf::op_command(bin, w.op.as_str(), self.action.destroys(), planned, wd)
+            }
             None => command(&r.commands, w.op)
                 .cloned()
                 .ok_or(StackJobError::NoCommand)?,
@@ -312,17 +315,20 @@ impl StackJobExecutor {
             remove(&outputs_file);
         }
         let mut extra_env = vec![("PIPEDECK_OPERATION".into(), w.op.to_string())];
-        if ready.tf_bin.is_some() {
-            extra_env.extend(tf::env(&self.data_dir));
+        if let Some((_, wd)) = &ready.tf {
+            extra_env.extend(wd.env(&self.data_dir));
         }
         let spec = ProcSpec {
             command: cmd,
-            cwd: ready.state_dir.clone(),
+            cwd: ready
+                .tf
+                .as_ref()
+                .map_or_else(|| ready.state_dir.clone(), |(_, wd)| wd.work.clone()),
             env: ready.env.clone(),
             extra_env,
             kill_grace: Duration::from_millis(r.kill_grace_ms),
             // Terraform gets SIGINT first, so it can release its state lock (SJ-5).
-            interrupt_first: ready.tf_bin.is_some(),
+            interrupt_first: ready.tf.is_some(),
             timeout: r.timeout_ms.map(Duration::from_millis),
             // Never retried (SJ-5).
             hold_slot: false,
@@ -332,10 +338,18 @@ impl StackJobExecutor {
         let (result, ended_at) = process::run(spec, &mut ctx).await;
         let mut fin = finished(result, ended_at);
         match &mut fin.outcome {
-            Outcome::Failed(why) if ready.tf_bin.is_some() && w.op.changes() => {
-                // Terraform refuses a plan made against a state that has changed since.
-                let tail = log.logs.read(log.run_id, log.step_id, 0, 10_000);
-                if tail.is_ok_and(|t| t.iter().any(|l| l.text.contains("Saved plan is stale"))) {
+            Outcome::Failed(why) if ready.tf.is_some() => {
+                let lines = log.logs.read(log.run_id, log.step_id, 0, 10_000);
+                let said = |what: &str| {
+                    lines
+                        .as_ref()
+                        .is_ok_and(|t| t.iter().any(|l| l.text.contains(what)))
+                };
+                if said("Error acquiring the state lock") {
+                    // Another run (or person) holds the state's lock: who, is in the log.
+                    *why = "the state is locked by someone else (Terraform's lock info is in this log); nothing was changed".into();
+                } else if w.op.changes() && said("Saved plan is stale") {
+                    // Terraform refuses a plan made against a state that has changed since.
                     *why = "the saved plan is stale: the state changed after the preview, so nothing was applied; preview again".into();
                 }
                 return Ok(fin);
@@ -344,8 +358,8 @@ impl StackJobExecutor {
             _ => return Ok(fin),
         }
         let mut unit_outputs = None;
-        if let Some(bin) = &ready.tf_bin {
-            let summary = self.after_terraform(bin, &ready, w.op).await?;
+        if let Some((bin, wd)) = &ready.tf {
+            let summary = self.after_terraform(bin, wd, w.op).await?;
             if let Some(s) = &summary {
                 write_note(&log, &tf::summary_line(s));
             }
@@ -384,16 +398,21 @@ impl Executor for StackJobExecutor {
     type Work = OpWork;
     type PrepareError = Infallible;
 
-    /// The credentials the resources name are masked in every log.
+    /// The credentials the resources name, and their backends' secrets, are masked in
+    /// every log.
     async fn prepare(&self) -> Result<Vec<String>, Infallible> {
-        Ok(self
+        let mut values: Vec<String> = self
             .project
             .resources
             .iter()
             .flat_map(|r| &r.credentials)
             .filter_map(|c| std::env::var(c).ok())
             .filter(|v| !v.is_empty())
-            .collect())
+            .collect();
+        for r in &self.project.resources {
+            values.extend(tf::backend::secret_values(r.backend.as_ref()));
+        }
+        Ok(values)
     }
 
     async fn prepare_group(&self, k: usize, log: &LogTarget) -> Result<(), GroupFailure> {
@@ -419,11 +438,12 @@ impl Executor for StackJobExecutor {
             Operation::Refresh
                 if ready
                     .as_ref()
-                    .is_some_and(|r| r.tf_bin.is_some() && !tf::has_state(&r.state_dir)) =>
+                    .and_then(|r| r.tf.as_ref())
+                    .is_some_and(|(_, wd)| !tf::has_state(wd)) =>
             {
                 Some("nothing deployed yet: no state to refresh".into())
             }
-            op if ready.as_ref().is_some_and(|r| r.tf_bin.is_none())
+            op if ready.as_ref().is_some_and(|r| r.tf.is_none())
                 && command(&self.resource(w.resource).commands, op).is_none() =>
             {
                 Some("no command for this operation".into())

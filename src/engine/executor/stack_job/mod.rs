@@ -91,6 +91,8 @@ struct Progress {
     changed: bool,
     /// What apply produced.
     applied: Option<Value>,
+    /// A shared backend's state held no resource when `init` ran.
+    remote_empty: bool,
 }
 
 pub(crate) struct StackJobExecutor {
@@ -282,6 +284,10 @@ impl StackJobExecutor {
         let destroys = self.action.destroys();
         tokio::task::spawn_blocking(move || -> Result<_, StackJobError> {
             match op {
+                // Whether there is anything to refresh, in a shared backend.
+                Operation::Init if !wd.local => Ok(Some(Value::Bool(
+                    tf::state_list(&bin, &wd, &data)?.is_empty(),
+                ))),
                 Operation::Preview => Ok(Some(tf::plan_summary(&bin, &wd, &data)?)),
                 Operation::Apply if !destroys => {
                     let outs = tf::outputs(&bin, &wd, &data)?;
@@ -358,16 +364,21 @@ impl StackJobExecutor {
             _ => return Ok(fin),
         }
         let mut unit_outputs = None;
+        let mut remote_empty = false;
         if let Some((bin, wd)) = &ready.tf {
-            let summary = self.after_terraform(bin, wd, w.op).await?;
-            if let Some(s) = &summary {
-                write_note(&log, &tf::summary_line(s));
+            match self.after_terraform(bin, wd, w.op).await? {
+                Some(Value::Bool(empty)) => remote_empty = empty,
+                Some(s) => {
+                    write_note(&log, &tf::summary_line(&s));
+                    unit_outputs = Some(s);
+                }
+                None => {}
             }
-            unit_outputs = summary;
         }
         let mut progress = locked(&self.progress);
         let p = progress.entry(w.resource).or_default();
         match w.op {
+            Operation::Init => p.remote_empty = remote_empty,
             Operation::Preview => {
                 p.planned = true;
                 p.summary = unit_outputs.clone();
@@ -439,7 +450,15 @@ impl Executor for StackJobExecutor {
                 if ready
                     .as_ref()
                     .and_then(|r| r.tf.as_ref())
-                    .is_some_and(|(_, wd)| !tf::has_state(wd)) =>
+                    .is_some_and(|(_, wd)| {
+                        if wd.local {
+                            !tf::has_state(wd)
+                        } else {
+                            locked(&self.progress)
+                                .get(&w.resource)
+                                .is_some_and(|p| p.remote_empty)
+                        }
+                    }) =>
             {
                 Some("nothing deployed yet: no state to refresh".into())
             }

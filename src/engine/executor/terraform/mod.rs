@@ -29,7 +29,9 @@ pub struct Workdir {
     pub state_dir: PathBuf,
     /// The root module inside the copy of the module tree: Terraform's working directory.
     pub work: PathBuf,
-    /// The workspace holding the state, in a shared backend that has workspaces.
+    /// The workspace holding the state, in a shared backend that has workspaces: `init`
+    /// selects it (creating it the first time), and Terraform remembers it in the
+    /// working data.
     pub workspace: Option<String>,
     /// The state is a local file in the state dir.
     pub local: bool,
@@ -49,9 +51,6 @@ impl Workdir {
             "TF_DATA_DIR".into(),
             self.state_dir.join(DATA_DIR).display().to_string(),
         ));
-        if let Some(w) = &self.workspace {
-            env.push(("TF_WORKSPACE".into(), w.clone()));
-        }
         env
     }
 }
@@ -142,10 +141,19 @@ pub fn op_command(bin: &Path, op: &str, undeploy: bool, planned: bool, wd: &Work
         .map(|ms| format!(" -lock-timeout={ms}ms"))
         .unwrap_or_default();
     match op {
-        "init" => format!(
-            "{b} init -input=false -backend-config={}",
-            quote(&wd.state_dir.join(backend::CONFIG_FILE))
-        ),
+        "init" => {
+            let init = format!(
+                "{b} init -input=false -backend-config={}",
+                quote(&wd.state_dir.join(backend::CONFIG_FILE))
+            );
+            match &wd.workspace {
+                Some(w) => format!(
+                    "{init} && {b} workspace select -or-create=true {}",
+                    quote(Path::new(w))
+                ),
+                None => init,
+            }
+        }
         "refresh" => format!("{b} apply -refresh-only -auto-approve -input=false{lock}"),
         "preview" if undeploy => format!("{b} plan -destroy -input=false{lock} -out={plan}"),
         "preview" => format!("{b} plan -input=false{lock} -out={plan}"),
@@ -156,12 +164,9 @@ pub fn op_command(bin: &Path, op: &str, undeploy: bool, planned: bool, wd: &Work
     }
 }
 
-/// Whether the resource's state holds any resource: read from the local state file;
-/// a shared backend's state is assumed to (refresh is never waived for it).
+/// Whether the resource's local state file holds any resource (a shared backend's
+/// state is asked with [`state_list`]).
 pub fn has_state(wd: &Workdir) -> bool {
-    if !wd.local {
-        return true;
-    }
     std::fs::read_to_string(wd.state_dir.join(backend::LOCAL_STATE))
         .ok()
         .and_then(|s| serde_json::from_str::<Value>(&s).ok())
@@ -259,6 +264,37 @@ fn json_of(
         args: args.join(" "),
         source,
     })
+}
+
+/// `terraform state list`: the addresses in the resource's state.
+pub fn state_list(
+    bin: &Path,
+    wd: &Workdir,
+    data_dir: &Path,
+) -> Result<Vec<String>, TerraformError> {
+    let args = ["state", "list"];
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(&wd.work)
+        .envs(wd.env(data_dir))
+        .output()
+        .map_err(|source| TerraformError::Spawn {
+            bin: bin.to_path_buf(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(TerraformError::Failed {
+            bin: bin.to_path_buf(),
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 /// The saved plan's summary: counts and the addresses of what changes.

@@ -341,7 +341,22 @@ impl StackJobExecutor {
         };
         let log = ctx.log.clone();
         let mut ctx = ctx;
+        // The provider plugin cache takes no concurrent writers: one init at a time.
+        let cache_turn = match (w.op, &ready.tf) {
+            (Operation::Init, Some(_)) if tf::plugin_cache_set() => {
+                let lock = tf::init_lock();
+                if lock.try_lock().is_err() {
+                    write_note(
+                        &log,
+                        "waiting for another init: TF_PLUGIN_CACHE_DIR is set, and inits take turns",
+                    );
+                }
+                Some(lock.lock().await)
+            }
+            _ => None,
+        };
         let (result, ended_at) = process::run(spec, &mut ctx).await;
+        drop(cache_turn);
         let mut fin = finished(result, ended_at);
         match &mut fin.outcome {
             Outcome::Failed(why) if ready.tf.is_some() => {

@@ -164,6 +164,17 @@ pub fn op_command(bin: &Path, op: &str, undeploy: bool, planned: bool, wd: &Work
     }
 }
 
+/// Whether Terraform's provider plugin cache is in use (then `init`s take turns).
+pub fn plugin_cache_set() -> bool {
+    std::env::var_os("TF_PLUGIN_CACHE_DIR").is_some_and(|v| !v.is_empty())
+}
+
+/// The one lock every `init` holds while the plugin cache is in use, across runs.
+pub fn init_lock() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
 /// Whether the resource's local state file holds any resource (a shared backend's
 /// state is asked with [`state_list`]).
 pub fn has_state(wd: &Workdir) -> bool {

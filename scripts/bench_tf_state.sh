@@ -32,12 +32,14 @@ deploy() { # id module vars-json
     if [ "$BACKEND" = pg ]; then
       printf 'terraform {\n  backend "pg" {}\n}\n' > backend_override.tf
       "$TF" init -input=false -backend-config="conn_str=$PIPEDECK_BENCH_PG" -backend-config="schema_name=$SCHEMA" >/dev/null
-      "$TF" workspace select -or-create=true "aws-staging.$1" >/dev/null
+      "$TF" workspace select "aws-staging.$1" >/dev/null 2>&1 || "$TF" workspace new -lock-timeout=5s "aws-staging.$1" >/dev/null
+      lock="-lock-timeout=5s"   # as pipedeck does for pg (see the README)
     else
       "$TF" init -input=false >/dev/null
+      lock=""
     fi
-    "$TF" plan -input=false -out="$d/p.tfplan" >/dev/null
-    "$TF" apply -input=false "$d/p.tfplan" >/dev/null
+    "$TF" plan -input=false $lock -out="$d/p.tfplan" >/dev/null
+    "$TF" apply -input=false $lock "$d/p.tfplan" >/dev/null
     "$TF" output -json > "$d/out.json"
   )
 }
@@ -67,7 +69,8 @@ project() { # backend schema -> project file
 pipedeck() {
   local f; f=$(project "$BACKEND" "$SCHEMA")
   "$BIN" --project "$f" --data-dir "$W/pd-$ROUND-$BACKEND" infra run aws-staging --wait > "$W/pd.out" \
-    || { cat "$W/pd.out" >&2; exit 1; }
+    || { tail -n 5 "$W/pd.out" >&2; for op in init refresh preview apply; do
+           "$BIN" --project "$f" --data-dir "$W/pd-$ROUND-$BACKEND" logs 1 --step "operation/db.$op" >&2 || true; done; exit 1; }
 }
 timed() { local t0 t1; t0=$(now); "$@"; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -286,7 +286,7 @@ async fn a_locked_state_fails_the_run_with_terraform_s_lock_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_apply_leaves_no_lock_behind() {
     iac_binary();
-    let url = pg_url();
+    pg_url();
     let tmp = tempfile::tempdir().unwrap();
     let schema = schema("cancel");
     let data = tmp.path().join("data");
@@ -318,17 +318,20 @@ async fn a_cancelled_apply_leaves_no_lock_behind() {
     std::fs::write(tmp.path().join("release"), "").unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_eq!(done.run.status, RunStatus::Cancelled);
-    assert_eq!(
-        psql(
-            &url,
-            "select count(*) from pg_locks where locktype = 'advisory'"
-        ),
-        "0",
-        "a state lock was left"
-    );
-    // The next run takes the lock and goes through.
+    // No lock was left: the next run takes it at once and goes through. (The tests
+    // share the server, so its lock table cannot be read for this test alone.)
     std::fs::remove_file(tmp.path().join("applying")).unwrap();
     let run = h.trigger_infra("c", false).await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
-    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    assert_eq!(
+        done.run.status,
+        RunStatus::Succeeded,
+        "{}",
+        failed_logs(&h, &done).await
+    );
+    for op in ["a.preview", "a.apply"] {
+        let s = step(&done, &format!("operation/{op}"));
+        let log = log_text(&h, run.id, s.id).await;
+        assert!(!log.contains("Error acquiring the state lock"), "{log}");
+    }
 }

@@ -341,14 +341,20 @@ impl StackJobExecutor {
         };
         let log = ctx.log.clone();
         let mut ctx = ctx;
-        // The provider plugin cache takes no concurrent writers: one init at a time.
+        // The provider plugin cache takes no concurrent writers, and the pg backend no
+        // concurrent workspace creation: then inits take turns.
         let cache_turn = match (w.op, &ready.tf) {
-            (Operation::Init, Some(_)) if tf::plugin_cache_set() => {
+            (Operation::Init, Some((_, wd))) if wd.serial_init || tf::plugin_cache_set() => {
                 let lock = tf::init_lock();
                 if lock.try_lock().is_err() {
+                    let why = if wd.serial_init {
+                        "the pg backend creates workspaces one at a time"
+                    } else {
+                        "TF_PLUGIN_CACHE_DIR is set"
+                    };
                     write_note(
                         &log,
-                        "waiting for another init: TF_PLUGIN_CACHE_DIR is set, and inits take turns",
+                        &format!("waiting for another init: {why}, so inits take turns"),
                     );
                 }
                 Some(lock.lock().await)

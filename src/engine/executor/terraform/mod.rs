@@ -19,6 +19,8 @@ use crate::config::backend::Backend;
 pub const PLAN_FILE: &str = "pipedeck.tfplan";
 /// The inputs, as Terraform variables (loaded automatically from the root module's copy).
 pub const VARS_FILE: &str = "pipedeck.auto.tfvars.json";
+/// The pg backend's `-lock-timeout` unless the backend sets one.
+pub const PG_LOCK_TIMEOUT_MS: u64 = 5_000;
 /// Terraform's working data (providers, modules, backend), in the state dir.
 pub const DATA_DIR: &str = ".terraform";
 
@@ -37,6 +39,9 @@ pub struct Workdir {
     pub local: bool,
     /// `-lock-timeout` for plan and apply.
     pub lock_timeout_ms: Option<u64>,
+    /// `init` must not run beside another: the pg backend creates a workspace under
+    /// one lock for the whole schema, and refuses a second creation meanwhile.
+    pub serial_init: bool,
 }
 
 impl Workdir {
@@ -146,11 +151,19 @@ pub fn op_command(bin: &Path, op: &str, undeploy: bool, planned: bool, wd: &Work
                 "{b} init -input=false -backend-config={}",
                 quote(&wd.state_dir.join(backend::CONFIG_FILE))
             );
+            // The workspace is selected, or else created (waiting for the lock, which
+            // `select -or-create` would not).
+            let lock = wd
+                .lock_timeout_ms
+                .map(|ms| format!(" -lock-timeout={ms}ms"))
+                .unwrap_or_default();
             match &wd.workspace {
-                Some(w) => format!(
-                    "{init} && {b} workspace select -or-create=true {}",
-                    quote(Path::new(w))
-                ),
+                Some(w) => {
+                    let w = quote(Path::new(w));
+                    format!(
+                        "{init} && {{ {b} workspace select {w} 2>/dev/null || {b} workspace new{lock} {w}; }}"
+                    )
+                }
                 None => init,
             }
         }
@@ -169,7 +182,8 @@ pub fn plugin_cache_set() -> bool {
     std::env::var_os("TF_PLUGIN_CACHE_DIR").is_some_and(|v| !v.is_empty())
 }
 
-/// The one lock every `init` holds while the plugin cache is in use, across runs.
+/// The one lock an `init` holds while the plugin cache is in use (or its backend needs
+/// it), across runs.
 pub fn init_lock() -> &'static tokio::sync::Mutex<()> {
     static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
     LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
@@ -244,7 +258,16 @@ pub fn prepare(
         local: t
             .backend
             .is_none_or(|b| b.kind == crate::config::backend::BackendKind::Local),
-        lock_timeout_ms: t.backend.and_then(|b| b.lock_timeout_ms),
+        lock_timeout_ms: t.backend.and_then(|b| {
+            // Every pg lock attempt also takes one database-wide advisory lock for an
+            // instant: resources locking their own states at once would collide.
+            b.lock_timeout_ms
+                .or((b.kind == crate::config::backend::BackendKind::Pg)
+                    .then_some(PG_LOCK_TIMEOUT_MS))
+        }),
+        serial_init: t
+            .backend
+            .is_some_and(|b| b.kind == crate::config::backend::BackendKind::Pg),
     })
 }
 

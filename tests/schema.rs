@@ -11,6 +11,7 @@ use pipedeck::config::load_project;
 /// value out of range or outside an enum or pattern, a missing or doubled key. The
 /// others need the whole file (references, cycles, duplicates).
 const SCHEMA_MATTERS: &[&str] = &[
+    "bad_backend",
     "bad_driver",
     "bad_duration",
     "bad_pull_requests",

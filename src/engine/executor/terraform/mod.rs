@@ -271,12 +271,13 @@ pub fn prepare(
     })
 }
 
-fn json_of(
+/// Runs one read-only Terraform command for the resource; its standard output.
+fn stdout_of(
     bin: &Path,
     wd: &Workdir,
     args: &[&str],
     data_dir: &Path,
-) -> Result<Value, TerraformError> {
+) -> Result<Vec<u8>, TerraformError> {
     let out = Command::new(bin)
         .args(args)
         .current_dir(&wd.work)
@@ -293,7 +294,17 @@ fn json_of(
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    serde_json::from_slice(&out.stdout).map_err(|source| TerraformError::NotJson {
+    Ok(out.stdout)
+}
+
+fn json_of(
+    bin: &Path,
+    wd: &Workdir,
+    args: &[&str],
+    data_dir: &Path,
+) -> Result<Value, TerraformError> {
+    let out = stdout_of(bin, wd, args, data_dir)?;
+    serde_json::from_slice(&out).map_err(|source| TerraformError::NotJson {
         bin: bin.to_path_buf(),
         args: args.join(" "),
         source,
@@ -306,24 +317,8 @@ pub fn state_list(
     wd: &Workdir,
     data_dir: &Path,
 ) -> Result<Vec<String>, TerraformError> {
-    let args = ["state", "list"];
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(&wd.work)
-        .envs(wd.env(data_dir))
-        .output()
-        .map_err(|source| TerraformError::Spawn {
-            bin: bin.to_path_buf(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(TerraformError::Failed {
-            bin: bin.to_path_buf(),
-            args: args.join(" "),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
+    let out = stdout_of(bin, wd, &["state", "list"], data_dir)?;
+    Ok(String::from_utf8_lossy(&out)
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())

@@ -16,9 +16,10 @@ now() { date +%s.%N; }
 
 # The peer: plain terraform, layer by layer.
 deploy() { # id module vars-json
-  mkdir -p "$W/peer/$1"; cp "$M/$2"/*.tf "$W/peer/$1/"; echo "$3" > "$W/peer/$1/pipedeck.auto.tfvars.json"
-  (cd "$W/peer/$1" && "$TF" init -input=false >/dev/null && "$TF" plan -input=false -out=p.tfplan >/dev/null \
-     && "$TF" apply -input=false p.tfplan >/dev/null && "$TF" output -json > out.json)
+  # The module tree as it is (db's module calls local child modules).
+  mkdir -p "$W/peer/$1"; cp -r "$M" "$W/peer/$1/m"; echo "$3" > "$W/peer/$1/m/$2/pipedeck.auto.tfvars.json"
+  (cd "$W/peer/$1/m/$2" && "$TF" init -input=false >/dev/null && "$TF" plan -input=false -out=p.tfplan >/dev/null \
+     && "$TF" apply -input=false p.tfplan >/dev/null && "$TF" output -json > "$W/peer/$1/out.json")
 }
 out() { python3 -c "import json,sys; print(json.load(open('$W/peer/$1/out.json'))['$2']['value'])"; }
 t0=$(now)

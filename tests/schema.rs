@@ -12,6 +12,7 @@ use pipedeck::config::load_project;
 /// others need the whole file (references, cycles, duplicates).
 const SCHEMA_MATTERS: &[&str] = &[
     "bad_log_compress",
+    "bad_backend",
     "bad_driver",
     "bad_duration",
     "bad_pull_requests",

@@ -84,24 +84,45 @@ async fn the_demo_deploys_on_terraform_and_undeploys_to_empty_states() {
     assert_eq!(gates.len(), 8, "{gates:?}");
     assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
 
-    // Every resource's own state file holds its resource.
-    for (id, addr) in [
-        ("vpc", "vpc"),
-        ("subnet-public", "subnet"),
-        ("subnet-private", "subnet"),
-        ("db", "db"),
-        ("lb", "lb"),
-        ("dns", "record"),
+    // Every resource's own state file holds its resources (db's module calls a local
+    // child module, which calls one of its own and renders a template).
+    for (id, addrs) in [
+        ("vpc", vec!["terraform_data.vpc"]),
+        ("subnet-public", vec!["terraform_data.subnet"]),
+        ("subnet-private", vec!["terraform_data.subnet"]),
+        (
+            "db",
+            vec!["module.params.terraform_data.params", "terraform_data.db"],
+        ),
+        ("lb", vec!["terraform_data.lb"]),
+        ("dns", vec!["terraform_data.record"]),
     ] {
         let st = state(data.path(), id);
-        let names: Vec<&str> = st["resources"]
+        let mut names: Vec<String> = st["resources"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| r["name"].as_str().unwrap())
+            .map(|r| {
+                let local = format!(
+                    "{}.{}",
+                    r["type"].as_str().unwrap(),
+                    r["name"].as_str().unwrap()
+                );
+                match r["module"].as_str() {
+                    Some(m) => format!("{m}.{local}"),
+                    None => local,
+                }
+            })
             .collect();
-        assert_eq!(names, [addr], "{id}");
+        names.sort();
+        assert_eq!(names, addrs, "{id}");
     }
+    let db = step(&done, "resource/db").outputs.clone().unwrap();
+    let params = db["params"].as_str().unwrap();
+    assert!(
+        params.contains("engine = postgres") && params.contains("tag.managed_by = pipedeck"),
+        "{params}"
+    );
     // A dependent's state holds the upstream's output value.
     let lb = step(&done, "resource/lb").outputs.clone().unwrap();
     let dns = state(data.path(), "dns");
@@ -203,8 +224,9 @@ async fn the_plan_approved_is_the_plan_applied_and_a_stale_plan_is_refused() {
         step(&d, "resource/thing").reason.as_deref(),
         Some("plan: 1 to add, 0 to change, 0 to destroy (create terraform_data.thing)")
     );
+    // (Terraform runs in the state dir's copy of the module tree.)
     std::fs::write(
-        work.join("pipedeck.auto.tfvars.json"),
+        work.join("tree/pipedeck.auto.tfvars.json"),
         r#"{"value": "edited"}"#,
     )
     .unwrap();
@@ -245,7 +267,7 @@ async fn the_plan_approved_is_the_plan_applied_and_a_stale_plan_is_refused() {
         |e| matches!(e, Event::Gate { gate } if gate.run_id == run.id),
     )
     .await;
-    // Another job applies in between.
+    // Another job applies in between, on the same state.
     let out = std::process::Command::new(&bin)
         .args([
             "apply",
@@ -254,8 +276,9 @@ async fn the_plan_approved_is_the_plan_applied_and_a_stale_plan_is_refused() {
             "-var",
             "value=interloper",
         ])
-        .current_dir(&work)
+        .current_dir(work.join("tree"))
         .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .env("TF_DATA_DIR", work.join(".terraform"))
         .output()
         .unwrap();
     assert!(
@@ -385,7 +408,7 @@ async fn cancel_during_apply_lets_terraform_finish_and_skips_the_rest() {
     let run = h.trigger_infra("c", false).await.unwrap();
     wait_step(&mut rx, run.id, "operation/a.apply", "running").await;
     // The apply is under way (its provisioner has started) when the cancel comes.
-    while !data.join("infra/c/a/applying").exists() {
+    while !data.join("infra/c/a/tree/applying").exists() {
         wait_for(&mut rx, |e| matches!(e, Event::Log { .. })).await;
     }
     h.cancel(run.id).await.unwrap();

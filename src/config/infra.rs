@@ -33,6 +33,9 @@ pub struct Resource {
     pub binary: Option<String>,
     /// Absolute path of the IaC module (the command driver's `PIPEDECK_MODULE`).
     pub module: Option<std::path::PathBuf>,
+    /// Where Terraform keeps this resource's state; `None`: local files in the data dir.
+    #[serde(default)]
+    pub backend: Option<super::backend::Backend>,
     /// Values may hold `${id.outputs.key}` references, substituted at run time.
     pub inputs: BTreeMap<String, serde_json::Value>,
     /// Explicit and implicit (from references) dependencies, sorted, without repeats.
@@ -183,6 +186,10 @@ pub(super) fn resolve_infra(
             );
         }
     }
+    let project_backend = f
+        .backend
+        .as_ref()
+        .and_then(|b| super::backend::backend(cx, b));
     let mut graph = DiGraph::<usize, ()>::new();
     let nodes: Vec<_> = (0..f.resources.len()).map(|i| graph.add_node(i)).collect();
     let mut resources = Vec::new();
@@ -277,6 +284,10 @@ pub(super) fn resolve_infra(
                 .as_ref()
                 .or(f.module.as_ref())
                 .map(|m| cx.path(m.get_ref())),
+            backend: match &r.backend {
+                Some(b) => super::backend::backend(cx, b),
+                None => project_backend.clone(),
+            },
             inputs,
             depends_on: deps,
             gate: r.approval.unwrap_or(false),

@@ -126,6 +126,12 @@ fixed_schema!(
 );
 
 fixed_schema!(
+    /// Where Terraform keeps a resource's state.
+    BackendType, "BackendType", inline: false,
+    { "type": "string", "enum": ["local", "pg", "s3", "gcs", "azurerm", "http"] }
+);
+
+fixed_schema!(
     /// Pull-request runs.
     PullRequests, "PullRequests", inline: false,
     { "type": "string", "enum": ["off", "none", "build", "deploy", "preview"] }

@@ -1,5 +1,6 @@
 //! Pipeline as code (PC-1..PC-4): the project file, strictly loaded and resolved.
 
+pub mod backend;
 mod chain;
 pub mod infra;
 pub mod json_schema;

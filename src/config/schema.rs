@@ -13,8 +13,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::json_schema::{
-    AfterWhen, ChainOn, Concurrency, Driver, Duration, HttpMethod, HttpStatus, InputValue, NameKey,
-    NotifyEvent, NotifyFormat, PullRequests, Retries,
+    AfterWhen, BackendType, ChainOn, Concurrency, Driver, Duration, HttpMethod, HttpStatus,
+    InputValue, NameKey, NotifyEvent, NotifyFormat, PullRequests, Retries,
 };
 
 pub type Name = Spanned<String>;
@@ -161,6 +161,8 @@ pub struct InfraFile {
     pub module: Option<Spanned<String>>,
     /// The Terraform/OpenTofu binary: a name on PATH or a path (default: the driver's name, then the other).
     pub terraform_binary: Option<String>,
+    /// Where Terraform keeps each resource's state (default: local files in the data dir). One state per resource.
+    pub backend: Option<BackendFile>,
     /// The `command` driver's default commands, one per operation.
     #[serde(default)]
     pub commands: CommandsFile,
@@ -184,6 +186,8 @@ pub struct ResourceFile {
     /// Overrides the project's module folder.
     #[schemars(with = "Option<String>")]
     pub module: Option<Spanned<String>>,
+    /// Overrides the project's state backend.
+    pub backend: Option<BackendFile>,
     /// Input values; strings may reference another resource's outputs as `${<id>.outputs.<key>}`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, InputValue>")]
@@ -212,6 +216,27 @@ pub struct ResourceFile {
     /// Not allowed: apply and destroy are never retried (SJ-5).
     #[schemars(skip)]
     pub retries: Option<Spanned<i64>>,
+}
+
+/// A Terraform state backend, given to `init` as `-backend-config` (the module's own backend block, if any, is replaced). Each resource gets its own state: the workspace `<project>.<resource>` (pg, s3, gcs, azurerm), `/<project>/<resource>` after the http addresses, `infra/<project>/<resource>/terraform.tfstate` in the data dir (local).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackendFile {
+    /// The backend: "local", "pg", "s3", "gcs", "azurerm" or "http".
+    #[serde(rename = "type")]
+    #[schemars(with = "BackendType")]
+    pub kind: Spanned<String>,
+    /// Its settings (strings, numbers, booleans), e.g. `{ schema_name = "pipedeck" }`. Never secrets: name those under `secrets`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, InputValue>")]
+    pub config: BTreeMap<String, Spanned<toml::Value>>,
+    /// Settings read at run time, never written here, e.g. `{ conn_str = { env = "PG_CONN" } }`; masked in logs.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SecretFile>")]
+    pub secrets: BTreeMap<Name, SecretFile>,
+    /// How long plan and apply wait for the state lock before failing (Terraform's `-lock-timeout`; default: fail at once).
+    #[schemars(with = "Option<Duration>")]
+    pub lock_timeout: Option<Spanned<String>>,
 }
 
 /// The `command` driver: one shell command per operation, run with `sh -c` in the resource's state dir. Operations without a command are left out.

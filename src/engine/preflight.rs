@@ -75,6 +75,13 @@ pub fn preflight(r: &Resource, state_dir: &Path, with_version: bool) -> Vec<Chec
                 check("module", false, format!("{} does not exist", m.display()));
             } else if r.is_terraform() && !has_tf {
                 check("module", false, format!("{} has no .tf files", m.display()));
+            } else if let Err(e) = r
+                .is_terraform()
+                .then(|| terraform::tree::local_modules(m))
+                .transpose()
+            {
+                // A local child module that is not there: named, with its caller.
+                check("module", false, e.to_string());
             } else {
                 check("module", true, m.display().to_string());
             }
@@ -188,6 +195,30 @@ pub fn preflight(r: &Resource, state_dir: &Path, with_version: bool) -> Vec<Chec
             p.pause_before_apply.from
         ),
     );
+    // Where the state lives (secrets readable now).
+    if r.is_terraform() {
+        match &r.backend {
+            None => check("backend", true, "local state file in the data dir".into()),
+            Some(b) => {
+                let unreadable: Vec<String> = b
+                    .secrets
+                    .iter()
+                    .filter_map(|s| s.resolve().err().map(|e| e.to_string()))
+                    .collect();
+                if unreadable.is_empty() {
+                    let mut names: Vec<&str> = b.config.keys().map(String::as_str).collect();
+                    names.extend(b.secrets.iter().map(|s| s.name.as_str()));
+                    check(
+                        "backend",
+                        true,
+                        format!("{} ({})", b.kind.as_str(), names.join(", ")),
+                    );
+                } else {
+                    check("backend", false, unreadable.join("; "));
+                }
+            }
+        }
+    }
     out
 }
 
@@ -229,6 +260,7 @@ mod tests {
             driver: driver.into(),
             binary: None,
             module,
+            backend: None,
             inputs: Default::default(),
             depends_on: vec![],
             gate: false,
@@ -268,6 +300,25 @@ mod tests {
         );
         assert_eq!(failed(&c), ["module"]);
         assert!(c[0].detail.ends_with("nope does not exist"));
+
+        // A local child module that is not there, named with its caller.
+        let parent = tmp.path().join("parent");
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::write(
+            parent.join("main.tf"),
+            "module \"net\" {\n  source = \"./net\"\n}\n",
+        )
+        .unwrap();
+        let c = preflight(&resource("terraform", Some(parent.clone())), &state, false);
+        assert_eq!(failed(&c), ["module"]);
+        assert_eq!(
+            c[0].detail,
+            format!(
+                "module \"net\" in {} has source \"./net\", which does not exist ({})",
+                parent.display(),
+                parent.join("net").display()
+            )
+        );
 
         // No binary.
         let mut r = resource("terraform", Some(module.clone()));

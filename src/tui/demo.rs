@@ -51,6 +51,24 @@ const FILES: &[(&str, &str)] = &[
         "infra/modules/dns/main.tf",
         include_str!("../../assets/demo/infra/modules/dns/main.tf"),
     ),
+    // db's module calls a local child module, which calls one of its own and renders a
+    // template: Terraform runs the module tree as it is.
+    (
+        "infra/modules/db/.terraform.lock.hcl",
+        include_str!("../../assets/demo/infra/modules/db/.terraform.lock.hcl"),
+    ),
+    (
+        "infra/modules/db/params/main.tf",
+        include_str!("../../assets/demo/infra/modules/db/params/main.tf"),
+    ),
+    (
+        "infra/modules/db/params/tpl/params.conf.tpl",
+        include_str!("../../assets/demo/infra/modules/db/params/tpl/params.conf.tpl"),
+    ),
+    (
+        "infra/modules/shared/tags/main.tf",
+        include_str!("../../assets/demo/infra/modules/shared/tags/main.tf"),
+    ),
 ];
 
 /// Writes the demo into `data_dir/demo` (refreshing changed files); returns its project file.
@@ -66,4 +84,38 @@ pub fn unpack(data_dir: &Path) -> std::io::Result<PathBuf> {
         }
     }
     Ok(root.join("pipedeck.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+
+    #[test]
+    fn every_infra_file_of_the_demo_is_embedded() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+        let mut files = Vec::new();
+        walk(&root.join("infra"), &mut files);
+        for f in files {
+            let rel = f
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                FILES.iter().any(|(name, _)| *name == rel),
+                "{rel} is not embedded"
+            );
+        }
+    }
 }

@@ -73,8 +73,8 @@ pub(crate) fn has_operation(r: &Resource, op: Operation) -> bool {
 struct Ready {
     state_dir: PathBuf,
     env: Arc<Env>,
-    /// The Terraform/OpenTofu binary; `None` runs the `command` driver.
-    tf_bin: Option<PathBuf>,
+    /// The Terraform/OpenTofu binary and where it runs; `None` runs the `command` driver.
+    tf: Option<(PathBuf, tf::Workdir)>,
     /// No job has run in the state dir before.
     fresh: bool,
 }
@@ -91,6 +91,8 @@ struct Progress {
     changed: bool,
     /// What apply produced.
     applied: Option<Value>,
+    /// A shared backend's state held no resource when `init` ran.
+    remote_empty: bool,
 }
 
 pub(crate) struct StackJobExecutor {
@@ -215,14 +217,19 @@ impl StackJobExecutor {
         };
         // The Terraform/OpenTofu driver: the real binary in the state dir; without one,
         // the operator's commands (if any) stand in.
-        let mut tf_bin = None;
+        let mut tf_run = None;
         if r.is_terraform() {
             match tf::find_binary(&r.driver, r.binary.as_deref()) {
                 Some(bin) => {
                     let module = r.module.clone().unwrap_or_default();
-                    tf::prepare(&module, &state_dir, &inputs)
+                    let target = tf::Target {
+                        project: &self.project.name,
+                        resource: &r.id,
+                        backend: r.backend.as_ref(),
+                    };
+                    let wd = tf::prepare(&module, &state_dir, &inputs, &target)
                         .map_err(|e| fail(e.to_string(), "the module could not be prepared"))?;
-                    tf_bin = Some(bin);
+                    tf_run = Some((bin, wd));
                 }
                 None if r.commands.apply.is_some() => write_note(
                     log,
@@ -264,7 +271,7 @@ impl StackJobExecutor {
         Ok(Ready {
             state_dir,
             env: Arc::new(env),
-            tf_bin,
+            tf: tf_run,
             fresh,
         })
     }
@@ -273,20 +280,20 @@ impl StackJobExecutor {
     async fn after_terraform(
         &self,
         bin: &Path,
-        ready: &Ready,
+        wd: &tf::Workdir,
         op: Operation,
     ) -> Result<Option<Value>, StackJobError> {
-        let (bin, dir, data) = (
-            bin.to_path_buf(),
-            ready.state_dir.clone(),
-            self.data_dir.clone(),
-        );
+        let (bin, wd, data) = (bin.to_path_buf(), wd.clone(), self.data_dir.clone());
         let destroys = self.action.destroys();
         tokio::task::spawn_blocking(move || -> Result<_, StackJobError> {
             match op {
-                Operation::Preview => Ok(Some(tf::plan_summary(&bin, &dir, &data)?)),
+                // Whether there is anything to refresh, in a shared backend.
+                Operation::Init if !wd.local => Ok(Some(Value::Bool(
+                    tf::state_list(&bin, &wd, &data)?.is_empty(),
+                ))),
+                Operation::Preview => Ok(Some(tf::plan_summary(&bin, &wd, &data)?)),
                 Operation::Apply if !destroys => {
-                    let (outs, sensitive) = tf::outputs(&bin, &dir, &data)?;
+                    let (outs, sensitive) = tf::outputs(&bin, &wd, &data)?;
                     // Values in the state dir (0700, beside the state that holds them
                     // anyway) for dependents; which are sensitive, for what is shown.
                     let names = serde_json::to_string(&sensitive).unwrap_or_default();
@@ -294,7 +301,7 @@ impl StackJobExecutor {
                         (files::SENSITIVE, names),
                         (files::NEXT_OUTPUTS, outs.to_string()),
                     ] {
-                        let file = dir.join(name);
+                        let file = wd.state_dir.join(name);
                         std::fs::write(&file, text)
                             .map_err(|source| StackJobError::WriteOutputs { path: file, source })?;
                     }
@@ -312,8 +319,10 @@ impl StackJobExecutor {
         let planned = locked(&self.progress)
             .get(&w.resource)
             .is_some_and(|p| p.planned);
-        let cmd = match &ready.tf_bin {
-            Some(bin) => tf::op_command(bin, w.op.as_str(), self.action.destroys(), planned),
+        let cmd = match &ready.tf {
+            Some((bin, wd)) => {
+                tf::op_command(bin, w.op.as_str(), self.action.destroys(), planned, wd)
+            }
             None => command(&r.commands, w.op)
                 .cloned()
                 .ok_or(StackJobError::NoCommand)?,
@@ -323,30 +332,62 @@ impl StackJobExecutor {
             remove(&outputs_file);
         }
         let mut extra_env = vec![("PIPEDECK_OPERATION".into(), w.op.to_string())];
-        if ready.tf_bin.is_some() {
-            extra_env.extend(tf::env(&self.data_dir));
+        if let Some((_, wd)) = &ready.tf {
+            extra_env.extend(wd.env(&self.data_dir));
         }
         let spec = ProcSpec {
             command: cmd,
-            cwd: ready.state_dir.clone(),
+            cwd: ready
+                .tf
+                .as_ref()
+                .map_or_else(|| ready.state_dir.clone(), |(_, wd)| wd.work.clone()),
             env: ready.env.clone(),
             extra_env,
             kill_grace: Duration::from_millis(r.kill_grace_ms),
             // Terraform gets SIGINT first, so it can release its state lock (SJ-5).
-            interrupt_first: ready.tf_bin.is_some(),
+            interrupt_first: ready.tf.is_some(),
             timeout: r.timeout_ms.map(Duration::from_millis),
             // Never retried (SJ-5).
             hold_slot: false,
         };
         let log = ctx.log.clone();
         let mut ctx = ctx;
+        // The provider plugin cache takes no concurrent writers, and the pg backend no
+        // concurrent workspace creation: then inits take turns.
+        let cache_turn = match (w.op, &ready.tf) {
+            (Operation::Init, Some((_, wd))) if wd.serial_init || tf::plugin_cache_set() => {
+                let lock = tf::init_lock();
+                if lock.try_lock().is_err() {
+                    let why = if wd.serial_init {
+                        "the pg backend creates workspaces one at a time"
+                    } else {
+                        "TF_PLUGIN_CACHE_DIR is set"
+                    };
+                    write_note(
+                        &log,
+                        &format!("waiting for another init: {why}, so inits take turns"),
+                    );
+                }
+                Some(lock.lock().await)
+            }
+            _ => None,
+        };
         let (result, ended_at) = process::run(spec, &mut ctx).await;
+        drop(cache_turn);
         let mut fin = finished(result, ended_at);
         match &mut fin.outcome {
-            Outcome::Failed(why) if ready.tf_bin.is_some() && w.op.changes() => {
-                // Terraform refuses a plan made against a state that has changed since.
-                let tail = log.logs.read(log.run_id, log.step_id, 0, 10_000);
-                if tail.is_ok_and(|t| t.iter().any(|l| l.text.contains("Saved plan is stale"))) {
+            Outcome::Failed(why) if ready.tf.is_some() => {
+                let lines = log.logs.read(log.run_id, log.step_id, 0, 10_000);
+                let said = |what: &str| {
+                    lines
+                        .as_ref()
+                        .is_ok_and(|t| t.iter().any(|l| l.text.contains(what)))
+                };
+                if said("Error acquiring the state lock") {
+                    // Another run (or person) holds the state's lock: who, is in the log.
+                    *why = "the state is locked by someone else (Terraform's lock info is in this log); nothing was changed".into();
+                } else if w.op.changes() && said("Saved plan is stale") {
+                    // Terraform refuses a plan made against a state that has changed since.
                     *why = "the saved plan is stale: the state changed after the preview, so nothing was applied; preview again".into();
                 }
                 return Ok(fin);
@@ -355,16 +396,21 @@ impl StackJobExecutor {
             _ => return Ok(fin),
         }
         let mut unit_outputs = None;
-        if let Some(bin) = &ready.tf_bin {
-            let summary = self.after_terraform(bin, &ready, w.op).await?;
-            if let Some(s) = &summary {
-                write_note(&log, &tf::summary_line(s));
+        let mut remote_empty = false;
+        if let Some((bin, wd)) = &ready.tf {
+            match self.after_terraform(bin, wd, w.op).await? {
+                Some(Value::Bool(empty)) => remote_empty = empty,
+                Some(s) => {
+                    write_note(&log, &tf::summary_line(&s));
+                    unit_outputs = Some(s);
+                }
+                None => {}
             }
-            unit_outputs = summary;
         }
         let mut progress = locked(&self.progress);
         let p = progress.entry(w.resource).or_default();
         match w.op {
+            Operation::Init => p.remote_empty = remote_empty,
             Operation::Preview => {
                 p.planned = true;
                 p.summary = unit_outputs.clone();
@@ -395,16 +441,21 @@ impl Executor for StackJobExecutor {
     type Work = OpWork;
     type PrepareError = Infallible;
 
-    /// The credentials the resources name are masked in every log.
+    /// The credentials the resources name, and their backends' secrets, are masked in
+    /// every log.
     async fn prepare(&self) -> Result<Vec<String>, Infallible> {
-        Ok(self
+        let mut values: Vec<String> = self
             .project
             .resources
             .iter()
             .flat_map(|r| &r.credentials)
             .filter_map(|c| std::env::var(c).ok())
             .filter(|v| !v.is_empty())
-            .collect())
+            .collect();
+        for r in &self.project.resources {
+            values.extend(tf::backend::secret_values(r.backend.as_ref()));
+        }
+        Ok(values)
     }
 
     async fn prepare_group(&self, k: usize, log: &LogTarget) -> Result<(), GroupFailure> {
@@ -430,11 +481,20 @@ impl Executor for StackJobExecutor {
             Operation::Refresh
                 if ready
                     .as_ref()
-                    .is_some_and(|r| r.tf_bin.is_some() && !tf::has_state(&r.state_dir)) =>
+                    .and_then(|r| r.tf.as_ref())
+                    .is_some_and(|(_, wd)| {
+                        if wd.local {
+                            !tf::has_state(wd)
+                        } else {
+                            locked(&self.progress)
+                                .get(&w.resource)
+                                .is_some_and(|p| p.remote_empty)
+                        }
+                    }) =>
             {
                 Some("nothing deployed yet: no state to refresh".into())
             }
-            op if ready.as_ref().is_some_and(|r| r.tf_bin.is_none())
+            op if ready.as_ref().is_some_and(|r| r.tf.is_none())
                 && command(&self.resource(w.resource).commands, op).is_none() =>
             {
                 Some("no command for this operation".into())

@@ -1,7 +1,11 @@
-//! The Terraform/OpenTofu driver (SJ-2): the real binary, one working directory and
-//! state file per resource, `-input=false`; preview saves a plan file and apply
-//! applies exactly that file; the plan summary comes from `show -json`, outputs from
-//! `output -json`.
+//! The Terraform/OpenTofu driver (SJ-2): the real binary, run in a copy of the whole
+//! module tree per resource, with the resource's own working data (`TF_DATA_DIR`),
+//! inputs file and state (a local file in its state dir, or its own state in a shared
+//! backend), `-input=false`; preview saves a plan file and apply applies exactly that
+//! file; the plan summary comes from `show -json`, outputs from `output -json`.
+
+pub mod backend;
+pub mod tree;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,26 +13,66 @@ use std::process::Command;
 
 use serde_json::{Map, Value};
 
-/// The saved plan in the resource's working directory.
+use crate::config::backend::Backend;
+
+/// The saved plan, in the resource's state dir.
 pub const PLAN_FILE: &str = "pipedeck.tfplan";
-/// The inputs, as Terraform variables (loaded automatically).
+/// The inputs, as Terraform variables (loaded automatically from the root module's copy).
 pub const VARS_FILE: &str = "pipedeck.auto.tfvars.json";
+/// The pg backend's `-lock-timeout` unless the backend sets one.
+pub const PG_LOCK_TIMEOUT_MS: u64 = 5_000;
+/// Terraform's working data (providers, modules, backend), in the state dir.
+pub const DATA_DIR: &str = ".terraform";
+
+/// Where one resource's Terraform runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workdir {
+    /// The resource's state dir: plan file, local state, backend settings, working data.
+    pub state_dir: PathBuf,
+    /// The root module inside the copy of the module tree: Terraform's working directory.
+    pub work: PathBuf,
+    /// The workspace holding the state, in a shared backend that has workspaces: `init`
+    /// selects it (creating it the first time), and Terraform remembers it in the
+    /// working data.
+    pub workspace: Option<String>,
+    /// The state is a local file in the state dir.
+    pub local: bool,
+    /// `-lock-timeout` for plan and apply.
+    pub lock_timeout_ms: Option<u64>,
+    /// `init` must not run beside another: the pg backend creates a workspace under
+    /// one lock for the whole schema, and refuses a second creation meanwhile.
+    pub serial_init: bool,
+}
+
+impl Workdir {
+    pub fn plan_file(&self) -> PathBuf {
+        self.state_dir.join(PLAN_FILE)
+    }
+
+    /// Environment every Terraform operation of this resource gets.
+    pub fn env(&self, data_dir: &Path) -> Vec<(String, String)> {
+        let mut env = env(data_dir);
+        env.push((
+            "TF_DATA_DIR".into(),
+            self.state_dir.join(DATA_DIR).display().to_string(),
+        ));
+        env
+    }
+}
 
 /// Why the driver could not prepare a working directory or read what Terraform made.
 #[derive(Debug, thiserror::Error)]
 pub enum TerraformError {
     #[error("cannot read the module {}: {source}", module.display())]
     ReadModule { module: PathBuf, source: io::Error },
-    /// A configuration file of the module could not be copied in.
-    #[error("cannot copy {name}: {source}")]
-    Copy { name: String, source: io::Error },
     #[error("the module {} has no .tf files", module.display())]
     NoConfig { module: PathBuf },
-    /// A stale configuration file could not be removed from the working directory.
-    #[error("cannot remove {}: {source}", path.display())]
-    Remove { path: PathBuf, source: io::Error },
     #[error("cannot write {file}: {0}", file = VARS_FILE)]
     WriteVars(#[source] io::Error),
+    #[error(transparent)]
+    Tree(#[from] tree::TreeError),
+    #[error(transparent)]
+    Backend(#[from] backend::BackendError),
     #[error("cannot run {}: {source}", bin.display())]
     Spawn { bin: PathBuf, source: io::Error },
     /// The binary exited with a failure; `stderr` is what it said.
@@ -94,23 +138,61 @@ fn quote(p: &Path) -> String {
 
 /// The shell command for one operation (the plan file is the only thing apply reads).
 /// `planned`: a preview saved a plan this job, so apply/destroy apply exactly that file.
-pub fn op_command(bin: &Path, op: &str, undeploy: bool, planned: bool) -> String {
+pub fn op_command(bin: &Path, op: &str, undeploy: bool, planned: bool, wd: &Workdir) -> String {
     let b = quote(bin);
+    let plan = quote(&wd.plan_file());
+    let lock = wd
+        .lock_timeout_ms
+        .map(|ms| format!(" -lock-timeout={ms}ms"))
+        .unwrap_or_default();
     match op {
-        "init" => format!("{b} init -input=false"),
-        "refresh" => format!("{b} apply -refresh-only -auto-approve -input=false"),
-        "preview" if undeploy => format!("{b} plan -destroy -input=false -out={PLAN_FILE}"),
-        "preview" => format!("{b} plan -input=false -out={PLAN_FILE}"),
-        _ if planned => format!("{b} apply -input=false {PLAN_FILE}"),
+        "init" => {
+            let init = format!(
+                "{b} init -input=false -backend-config={}",
+                quote(&wd.state_dir.join(backend::CONFIG_FILE))
+            );
+            // The workspace is selected, or else created (waiting for the lock, which
+            // `select -or-create` would not).
+            let lock = wd
+                .lock_timeout_ms
+                .map(|ms| format!(" -lock-timeout={ms}ms"))
+                .unwrap_or_default();
+            match &wd.workspace {
+                Some(w) => {
+                    let w = quote(Path::new(w));
+                    format!(
+                        "{init} && {{ {b} workspace select {w} 2>/dev/null || {b} workspace new{lock} {w}; }}"
+                    )
+                }
+                None => init,
+            }
+        }
+        "refresh" => format!("{b} apply -refresh-only -auto-approve -input=false{lock}"),
+        "preview" if undeploy => format!("{b} plan -destroy -input=false{lock} -out={plan}"),
+        "preview" => format!("{b} plan -input=false{lock} -out={plan}"),
+        _ if planned => format!("{b} apply -input=false{lock} {plan}"),
         // The policy waived the preview: no saved plan to apply.
-        "destroy" => format!("{b} destroy -auto-approve -input=false"),
-        _ => format!("{b} apply -auto-approve -input=false"),
+        "destroy" => format!("{b} destroy -auto-approve -input=false{lock}"),
+        _ => format!("{b} apply -auto-approve -input=false{lock}"),
     }
 }
 
-/// Whether the working directory's state holds any resource.
-pub fn has_state(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("terraform.tfstate"))
+/// Whether Terraform's provider plugin cache is in use (then `init`s take turns).
+pub fn plugin_cache_set() -> bool {
+    std::env::var_os("TF_PLUGIN_CACHE_DIR").is_some_and(|v| !v.is_empty())
+}
+
+/// The one lock an `init` holds while the plugin cache is in use (or its backend needs
+/// it), across runs.
+pub fn init_lock() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
+/// Whether the resource's local state file holds any resource (a shared backend's
+/// state is asked with [`state_list`]).
+pub fn has_state(wd: &Workdir) -> bool {
+    std::fs::read_to_string(wd.state_dir.join(backend::LOCAL_STATE))
         .ok()
         .and_then(|s| serde_json::from_str::<Value>(&s).ok())
         .is_some_and(|v| v["resources"].as_array().is_some_and(|r| !r.is_empty()))
@@ -135,61 +217,71 @@ fn is_config(name: &str) -> bool {
     name.ends_with(".tf") || name.ends_with(".tf.json")
 }
 
-/// Makes the working directory hold the module's configuration as it is now, and
-/// the inputs as variables. State, plan and `.terraform` stay.
+/// What a resource's Terraform needs besides its module.
+pub struct Target<'a> {
+    pub project: &'a str,
+    pub resource: &'a str,
+    pub backend: Option<&'a Backend>,
+}
+
+/// Makes the state dir hold a fresh copy of the module tree as it is now, the inputs
+/// as variables, and the backend's settings. State, plan and working data stay.
 pub fn prepare(
     module: &Path,
-    dir: &Path,
+    state_dir: &Path,
     inputs: &Map<String, Value>,
-) -> Result<(), TerraformError> {
-    let entries = std::fs::read_dir(module).map_err(|source| TerraformError::ReadModule {
-        module: module.to_path_buf(),
-        source,
-    })?;
-    let mut wanted = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if e.path().is_file() && is_config(&name) {
-            if let Err(source) = std::fs::copy(e.path(), dir.join(&name)) {
-                return Err(TerraformError::Copy { name, source });
-            }
-            wanted.push(name);
-        }
-    }
-    if wanted.is_empty() {
+    t: &Target,
+) -> Result<Workdir, TerraformError> {
+    let has_config = std::fs::read_dir(module)
+        .map_err(|source| TerraformError::ReadModule {
+            module: module.to_path_buf(),
+            source,
+        })?
+        .flatten()
+        .any(|e| e.path().is_file() && is_config(&e.file_name().to_string_lossy()));
+    if !has_config {
         return Err(TerraformError::NoConfig {
             module: module.to_path_buf(),
         });
     }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            // A stale configuration file would change the plan: it must go.
-            if is_config(&name) && !wanted.contains(&name) {
-                std::fs::remove_file(e.path()).map_err(|source| TerraformError::Remove {
-                    path: e.path(),
-                    source,
-                })?;
-            }
-        }
-    }
+    let work = tree::copy_tree(module, &state_dir.join(tree::TREE_DIR))?;
     std::fs::write(
-        dir.join(VARS_FILE),
+        work.join(VARS_FILE),
         Value::Object(inputs.clone()).to_string(),
     )
-    .map_err(TerraformError::WriteVars)
+    .map_err(TerraformError::WriteVars)?;
+    backend::write(t.backend, &work, state_dir, t.project, t.resource)?;
+    Ok(Workdir {
+        state_dir: state_dir.to_path_buf(),
+        work,
+        workspace: backend::workspace(t.backend, t.project, t.resource),
+        local: t
+            .backend
+            .is_none_or(|b| b.kind == crate::config::backend::BackendKind::Local),
+        lock_timeout_ms: t.backend.and_then(|b| {
+            // Every pg lock attempt also takes one database-wide advisory lock for an
+            // instant: resources locking their own states at once would collide.
+            b.lock_timeout_ms
+                .or((b.kind == crate::config::backend::BackendKind::Pg)
+                    .then_some(PG_LOCK_TIMEOUT_MS))
+        }),
+        serial_init: t
+            .backend
+            .is_some_and(|b| b.kind == crate::config::backend::BackendKind::Pg),
+    })
 }
 
-fn json_of(
+/// Runs one read-only Terraform command for the resource; its standard output.
+fn stdout_of(
     bin: &Path,
-    dir: &Path,
+    wd: &Workdir,
     args: &[&str],
     data_dir: &Path,
-) -> Result<Value, TerraformError> {
+) -> Result<Vec<u8>, TerraformError> {
     let out = Command::new(bin)
         .args(args)
-        .current_dir(dir)
-        .envs(env(data_dir))
+        .current_dir(&wd.work)
+        .envs(wd.env(data_dir))
         .output()
         .map_err(|source| TerraformError::Spawn {
             bin: bin.to_path_buf(),
@@ -202,16 +294,42 @@ fn json_of(
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    serde_json::from_slice(&out.stdout).map_err(|source| TerraformError::NotJson {
+    Ok(out.stdout)
+}
+
+fn json_of(
+    bin: &Path,
+    wd: &Workdir,
+    args: &[&str],
+    data_dir: &Path,
+) -> Result<Value, TerraformError> {
+    let out = stdout_of(bin, wd, args, data_dir)?;
+    serde_json::from_slice(&out).map_err(|source| TerraformError::NotJson {
         bin: bin.to_path_buf(),
         args: args.join(" "),
         source,
     })
 }
 
+/// `terraform state list`: the addresses in the resource's state.
+pub fn state_list(
+    bin: &Path,
+    wd: &Workdir,
+    data_dir: &Path,
+) -> Result<Vec<String>, TerraformError> {
+    let out = stdout_of(bin, wd, &["state", "list"], data_dir)?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
 /// The saved plan's summary: counts and the addresses of what changes.
-pub fn plan_summary(bin: &Path, dir: &Path, data_dir: &Path) -> Result<Value, TerraformError> {
-    let plan = json_of(bin, dir, &["show", "-json", PLAN_FILE], data_dir)?;
+pub fn plan_summary(bin: &Path, wd: &Workdir, data_dir: &Path) -> Result<Value, TerraformError> {
+    let plan_file = wd.plan_file().display().to_string();
+    let plan = json_of(bin, wd, &["show", "-json", &plan_file], data_dir)?;
     Ok(summarize(&plan))
 }
 
@@ -280,10 +398,10 @@ pub fn summary_line(s: &Value) -> String {
 /// `sensitive` (stored and shown as `***`; their values only go to dependents).
 pub fn outputs(
     bin: &Path,
-    dir: &Path,
+    wd: &Workdir,
     data_dir: &Path,
 ) -> Result<(Value, Vec<String>), TerraformError> {
-    let raw = json_of(bin, dir, &["output", "-json"], data_dir)?;
+    let raw = json_of(bin, wd, &["output", "-json"], data_dir)?;
     let mut out = Map::new();
     let mut sensitive = Vec::new();
     for (k, v) in raw.as_object().into_iter().flatten() {
@@ -312,24 +430,10 @@ mod tests {
                 "cannot read the module /m: gone",
             ),
             (
-                TerraformError::Copy {
-                    name: "main.tf".into(),
-                    source: gone(),
-                },
-                "cannot copy main.tf: gone",
-            ),
-            (
                 TerraformError::NoConfig {
                     module: "/m".into(),
                 },
                 "the module /m has no .tf files",
-            ),
-            (
-                TerraformError::Remove {
-                    path: "/s/old.tf".into(),
-                    source: gone(),
-                },
-                "cannot remove /s/old.tf: gone",
             ),
             (
                 TerraformError::WriteVars(gone()),
@@ -370,7 +474,12 @@ mod tests {
     #[test]
     fn a_module_without_configuration_is_refused() {
         let (module, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let e = prepare(module.path(), dir.path(), &Map::new()).unwrap_err();
+        let t = Target {
+            project: "p",
+            resource: "r",
+            backend: None,
+        };
+        let e = prepare(module.path(), dir.path(), &Map::new(), &t).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("the module {} has no .tf files", module.path().display())

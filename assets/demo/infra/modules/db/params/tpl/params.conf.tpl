@@ -1,0 +1,5 @@
+engine = ${engine}
+subnet = ${subnet}
+%{ for k, v in tags ~}
+tag.${k} = ${v}
+%{ endfor ~}

@@ -26,6 +26,7 @@ use super::action::{Action, Effect};
 use super::app::{AppState, View};
 use super::keymap::{Keymap, Scope, key_name};
 
+pub use banner::height as banner_height;
 pub use dialogs::{confirm_cancel, confirm_rerun, decide, text_input};
 
 /// An action for the view on screen.

@@ -531,8 +531,14 @@ impl EngineHandle {
 
     /// Each environment's deploy queue, of `service` or of every service.
     async fn queues(&self, service: Option<&str>) -> Result<Vec<EnvQueue>> {
-        let keys = self
-            .project
+        let keys = self.queue_keys(service);
+        self.runner(|r| Msg::Queues(keys, r)).await
+    }
+
+    /// Each environment's line, of `service` or of every service, as the project in
+    /// force defines them.
+    fn queue_keys(&self, service: Option<&str>) -> Vec<(QueueKey, crate::domain::QueuePolicy)> {
+        self.project
             .get()
             .services
             .values()
@@ -546,8 +552,7 @@ impl EngineHandle {
                     (key, e.queue)
                 })
             })
-            .collect();
-        self.runner(|r| Msg::Queues(keys, r)).await
+            .collect()
     }
 
     /// Up to `limit` log lines of one step from line `from`.
@@ -589,21 +594,7 @@ impl EngineHandle {
     /// The metrics in the Prometheus text format (a viewer's right).
     pub async fn metrics_text(&self, caller: &Caller) -> Result<String> {
         self.role_of(caller)?;
-        let keys = self
-            .project
-            .get()
-            .services
-            .values()
-            .flat_map(|s| {
-                s.environments.iter().map(|e| {
-                    let key = QueueKey {
-                        service: s.name.clone(),
-                        env: e.name.clone(),
-                    };
-                    (key, e.queue)
-                })
-            })
-            .collect();
+        let keys = self.queue_keys(None);
         let figures = self.runner(|r| Msg::Figures(keys, r)).await?;
         let bytes = self.shared.logs.bytes_written();
         Ok(self

@@ -97,8 +97,23 @@ fn copy(from: &Path, to: &Path, limit: u64) -> Result<(u64, String)> {
         io(to, dst.write_all(&buf[..n]))?;
         size += n as u64;
     }
-    io(to, dst.sync_all())?;
     Ok((size, hex(&hash.finalize())))
+}
+
+/// Makes everything written under `dir` durable with one `syncfs` of its file system
+/// (the data and the directory entries of every file copied), not an fsync a file:
+/// on a data dir of thousands of small logs that is most of the time a backup takes.
+fn sync_tree(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = io(dir, std::fs::File::open(dir))?;
+    // SAFETY: `f` is an open file descriptor for the call's duration.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(BackupError::Io(
+            dir.to_path_buf(),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -182,6 +197,8 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<Manifest> {
             });
         }
     }
+    // The files are durable before the manifest that vouches for them is written.
+    sync_tree(out)?;
     let manifest = Manifest {
         created_at: crate::domain::now_ms(),
         files: entries,
@@ -189,7 +206,7 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<Manifest> {
     let text = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other);
     let path = out.join(MANIFEST);
     io(&path, text.and_then(|t| std::fs::write(&path, t)))?;
-    io(out, std::fs::File::open(out).and_then(|d| d.sync_all()))?;
+    sync_tree(out)?;
     Ok(manifest)
 }
 
@@ -249,9 +266,6 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Manifest> {
     let db = rusqlite::Connection::open(data_dir.join(DB))?;
     db.execute("UPDATE steps SET pid = NULL, pid_start = NULL", [])?;
     drop(db);
-    io(
-        data_dir,
-        std::fs::File::open(data_dir).and_then(|d| d.sync_all()),
-    )?;
+    sync_tree(data_dir)?;
     Ok(manifest)
 }

@@ -193,6 +193,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
         pinned INTEGER NOT NULL DEFAULT 0,
         error TEXT
     );",
+    // 11: pruning (gc) deletes runs, steps and deployments by run; the foreign keys that
+    // point at them (a rerun's original, an operation's resource step, a deployment's
+    // run) are checked on each delete, a scan of the whole table without these. With
+    // them, gc over 10,000 runs takes a fraction of a second instead of seconds.
+    "CREATE INDEX runs_rerun_of ON runs(rerun_of);
+    CREATE INDEX steps_parent ON steps(parent_id);
+    CREATE INDEX deployments_run ON deployments(run_id);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

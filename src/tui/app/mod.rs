@@ -204,7 +204,8 @@ impl AppState {
 
     /// Rows of the runs table (bars, borders and header aside).
     pub fn table_rows(&self) -> u16 {
-        self.screen_height.saturating_sub(5).max(1)
+        let banner = crate::tui::views::banner_height(self);
+        self.screen_height.saturating_sub(5 + banner).max(1)
     }
 
     /// Runs still going, for the quit question.

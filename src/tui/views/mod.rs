@@ -29,6 +29,7 @@ use super::app::{AppState, View};
 use super::keymap::{Keymap, Scope, key_name};
 
 pub use audit::AUDIT_LIMIT;
+pub use banner::height as banner_height;
 pub use dialogs::{confirm_cancel, confirm_rerun, decide, text_input};
 
 /// An action for the view on screen.

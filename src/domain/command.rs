@@ -249,6 +249,9 @@ pub struct GateRule {
     pub approvers: Vec<String>,
     /// The person who triggered the run may not decide.
     pub forbid_self_approval: bool,
+    /// A decision must carry a comment.
+    #[serde(default)]
+    pub require_comment: bool,
 }
 
 /// One preflight check (SJ-4).

@@ -19,6 +19,7 @@ impl EngineHandle {
         run_id: i64,
         env: &str,
         decision: crate::domain::Decision,
+        comment: Option<&str>,
     ) -> Result<()> {
         let run = self.runner(|r| Msg::Detail(run_id, r)).await?.run;
         let project = self.project.get();
@@ -44,6 +45,7 @@ impl EngineHandle {
             env,
             run_id,
             triggered_by: &run.triggered_by,
+            commented: comment.is_some_and(|c| !c.trim().is_empty()),
         };
         match policy.refuses(&decider) {
             Some(why) => Err(why.into()),

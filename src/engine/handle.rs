@@ -141,7 +141,7 @@ impl EngineHandle {
                 decision,
                 comment,
             } => Response::Gate({
-                self.current_gate_allows(caller, role, run_id, &env, decision)
+                self.current_gate_allows(caller, role, run_id, &env, decision, comment.as_deref())
                     .await?;
                 self.runner(|reply| Msg::Decide {
                     run_id,

@@ -125,6 +125,18 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
             KeyCode::Esc => None,
             KeyCode::Enter => {
                 let comment = (!input.trim().is_empty()).then(|| input.trim().to_string());
+                let required =
+                    super::gate_context::rule_of(s, run, &env).is_some_and(|r| r.require_comment);
+                if required && comment.is_none() {
+                    s.error(format!("{env} requires a comment: say why, then enter"));
+                    s.dialog = Some(Dialog::Comment {
+                        run,
+                        env,
+                        decision,
+                        input,
+                    });
+                    return None;
+                }
                 s.dialog = Some(Dialog::Confirm {
                     text: decision_text(run, &env, decision),
                     effect: Effect::Decide {
@@ -235,7 +247,14 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             let mut lines = super::gate_context::lines(s, *run, env, *decision);
             lines.extend([
                 Line::from(""),
-                Line::from("Comment (optional, recorded in the audit log):"),
+                Line::from(
+                    if super::gate_context::rule_of(s, *run, env).is_some_and(|r| r.require_comment)
+                    {
+                        "Comment (required by this gate, recorded in the audit log):"
+                    } else {
+                        "Comment (optional, recorded in the audit log):"
+                    },
+                ),
                 Line::from(format!("> {input}▏")),
                 Line::from(""),
                 Line::styled("enter: continue    esc: cancel", accent(s)),

@@ -20,6 +20,19 @@ fn run_of(s: &AppState, id: i64) -> Option<&RunInfo> {
         .or_else(|| s.detail.as_ref().map(|d| &d.run).filter(|r| r.id == id))
 }
 
+/// Who may decide gate `env` of run `run`, as the engine's project defines it now.
+pub fn rule_of<'a>(
+    s: &'a AppState,
+    run: i64,
+    env: &str,
+) -> Option<&'a crate::domain::command::GateRule> {
+    let r = run_of(s, run)?;
+    let key = GateKey::parse(env).unwrap_or_else(|| GateKey::env(env));
+    s.gate_rules
+        .iter()
+        .find(|g| g.owner == r.service && g.env == key.env)
+}
+
 /// The plan summary the open run's stack job previewed for node `env`'s resource.
 fn plan_of(s: &AppState, run: i64, env: &str) -> Option<String> {
     let d = s.detail.as_ref().filter(|d| d.run.id == run)?;
@@ -66,12 +79,7 @@ pub fn lines(s: &AppState, run: i64, env: &str, decision: Decision) -> Vec<Line<
             out.push(row("author", sanitize(&r.author, false)));
         }
         out.push(row("triggered", sanitize(&r.triggered_by, false)));
-        let key = GateKey::parse(env).unwrap_or_else(|| GateKey::env(env));
-        if let Some(rule) = s
-            .gate_rules
-            .iter()
-            .find(|g| g.owner == r.service && g.env == key.env)
-        {
+        if let Some(rule) = rule_of(s, run, env) {
             let who = if rule.approvers.is_empty() {
                 "anyone".to_string()
             } else {

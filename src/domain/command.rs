@@ -126,6 +126,10 @@ pub enum Request {
     /// Which project file the engine runs on, and whether its last change loaded.
     /// → [`Response::Config`]
     ConfigStatus,
+    /// Who the engine takes the caller for (the verified account, its groups and
+    /// role). Answered to anyone who reaches the engine, listed or not.
+    /// → [`Response::Identity`]
+    Whoami,
 }
 
 /// The engine's answer to a [`Request`].
@@ -147,6 +151,22 @@ pub enum Response {
     Config(ConfigStatus),
     Gc(crate::store::retention::GcReport),
     Queues(Vec<EnvQueue>),
+    Identity(Identity),
+}
+
+/// Who the engine takes a caller for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The verified account (the socket peer's, a token's, or this process's own).
+    pub user: String,
+    pub groups: Vec<String>,
+    /// The caller's role on this engine; `None`: `[access]` does not list it.
+    pub role: Option<crate::domain::access::Role>,
+    /// The account the engine runs as.
+    pub engine_user: String,
+    /// The host the engine runs on (a dashboard elsewhere is attached remotely).
+    #[serde(default)]
+    pub engine_host: String,
 }
 
 impl Response {
@@ -167,6 +187,7 @@ impl Response {
             Response::Config(_) => "config",
             Response::Gc(_) => "gc",
             Response::Queues(_) => "queues",
+            Response::Identity(_) => "identity",
         }
     }
 }
@@ -210,6 +231,7 @@ typed_answer! {
     ConfigStatus => Config(v) => v, "config";
     crate::store::retention::GcReport => Gc(v) => v, "gc";
     Vec<EnvQueue> => Queues(v) => v, "queues";
+    Identity => Identity(v) => v, "identity";
 }
 
 /// The project file the engine runs on, and how the last look at it went.
@@ -347,6 +369,7 @@ mod tests {
             Request::Reload,
             Request::ConfigStatus,
             Request::Gc { dry_run: true },
+            Request::Whoami,
         ]
     }
 
@@ -374,10 +397,11 @@ mod tests {
                 | Request::Catalog
                 | Request::Reload
                 | Request::ConfigStatus
-                | Request::Gc { .. } => {}
+                | Request::Gc { .. }
+                | Request::Whoami => {}
             }
         }
-        assert_eq!(every_request().len(), 20);
+        assert_eq!(every_request().len(), 21);
     }
 
     #[test]

@@ -53,6 +53,18 @@ impl EngineHandle {
         }
     }
 
+    /// Who the engine takes `caller` for, and its role here (none when not listed).
+    pub fn identity(&self, caller: &Caller) -> crate::domain::command::Identity {
+        let who = caller.principal();
+        crate::domain::command::Identity {
+            user: who.name.clone(),
+            groups: who.groups.clone(),
+            role: self.role_of(caller).ok(),
+            engine_user: self.engine_user.to_string(),
+            engine_host: super::account::host_name(),
+        }
+    }
+
     /// The caller's role on this engine; refused when `[access]` does not list it.
     pub fn role_of(&self, caller: &Caller) -> Result<Role> {
         let who = caller.principal();
@@ -92,6 +104,9 @@ impl EngineHandle {
             | Request::Preflight { .. }
             | Request::Catalog
             | Request::ConfigStatus => Action::Read,
+            // Answered before authorization (`EngineHandle::answer`): never reaches here
+            // refused, and needs no more than reading.
+            Request::Whoami => Action::Read,
             Request::Reload | Request::Gc { .. } => Action::Administer,
         };
         if role < action.needs() {

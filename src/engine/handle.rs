@@ -105,6 +105,11 @@ impl EngineHandle {
     }
 
     async fn answer(&self, caller: &Caller, req: Request) -> Result<Response> {
+        // Who one is, the engine tells anyone who reaches it (an unlisted account
+        // learns why it is refused everything else).
+        if let Request::Whoami = req {
+            return Ok(Response::Identity(self.identity(caller)));
+        }
         let role = self.authorize(caller, &req)?;
         let by = || caller.name().to_string();
         Ok(match req {
@@ -212,6 +217,7 @@ impl EngineHandle {
             }
             Request::Catalog => Response::Catalog(self.project.get().catalog()),
             Request::ConfigStatus => Response::Config(self.project.status()),
+            Request::Whoami => Response::Identity(self.identity(caller)),
             Request::Gc { dry_run } => {
                 let retention = self.project.get().retention;
                 Response::Gc(

@@ -64,6 +64,8 @@ pub enum Effect {
     LoadQueues,
     /// Read the names the engine's project defines (services, infra, resources).
     LoadCatalog,
+    /// Ask the engine who it takes this dashboard's user for.
+    LoadIdentity,
     Decide {
         run: i64,
         env: String,
@@ -120,6 +122,7 @@ pub enum Reply {
     /// Every environment's deploy queue.
     Queues(Vec<EnvQueue>),
     Catalog(Catalog),
+    Identity(crate::domain::command::Identity),
     /// A rerun of `run` would roll an environment back (`why`): ask again, as such.
     Older {
         run: i64,

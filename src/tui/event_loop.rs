@@ -49,6 +49,7 @@ where
     let first = state.reload();
     execute(&client, first, reply_tx.clone());
     execute(&client, Effect::LoadCatalog, reply_tx.clone());
+    execute(&client, Effect::LoadIdentity, reply_tx.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(stop);
     let mut dirty = true;
@@ -169,6 +170,7 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     Reply::Started(Box::new(r), msg)
                 }),
             Effect::LoadCatalog => c.ask(Request::Catalog).await.map(Reply::Catalog),
+            Effect::LoadIdentity => c.ask(Request::Whoami).await.map(Reply::Identity),
             Effect::Cancel(id) => c
                 .cancel(id)
                 .await

@@ -118,6 +118,10 @@ pub struct AppState {
     pub now: Millis,
     /// This process hosts the engine (versus attached to one another process hosts).
     pub hosting: bool,
+    /// Who the engine takes this dashboard's user for (once it said).
+    pub identity: Option<crate::domain::command::Identity>,
+    /// The host this dashboard runs on (the engine's may differ).
+    pub host: String,
     pub data_dir: String,
     pub ascii: bool,
     pub color: bool,
@@ -166,6 +170,8 @@ impl AppState {
             gate_rules: Vec::new(),
             now: 0,
             hosting,
+            identity: None,
+            host: crate::engine::account::host_name(),
             data_dir,
             ascii: false,
             color: true,
@@ -390,6 +396,10 @@ impl AppState {
                 self.infra = c.infra;
                 self.resources = c.resources;
                 self.gate_rules = c.gates;
+                None
+            }
+            Reply::Identity(id) => {
+                self.identity = Some(id);
                 None
             }
             Reply::Queues(q) => {

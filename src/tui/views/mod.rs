@@ -218,12 +218,8 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
             style,
         ));
     }
-    let mode = if s.hosting {
-        "engine: hosted here"
-    } else {
-        "engine: attached"
-    };
-    let right = format!("{mode} · {} ", s.data_dir);
+    let engine = crate::tui::widgets::status::engine_text(s.hosting, s.identity.as_ref(), &s.host);
+    let right = format!("{engine} · {} ", s.data_dir);
     let left_len: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let pad = (area.width as usize).saturating_sub(left_len + right.chars().count());
     spans.push(Span::raw(" ".repeat(pad)));

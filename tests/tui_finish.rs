@@ -36,3 +36,93 @@ fn the_status_line_names_the_engine_and_the_user_it_sees() {
         "{top}"
     );
 }
+
+fn with_long_line() -> AppState {
+    let mut s = detail_state();
+    let last = s.log.lines.back_mut().unwrap();
+    last.text = format!("wide:{}:END", "0".repeat(200));
+    s
+}
+
+#[test]
+fn long_lines_are_cut_and_scroll_sideways_or_wrap() {
+    use crossterm::event::KeyCode;
+    let mut s = with_long_line();
+    let first = draw(&s, 160, 48);
+    assert!(
+        first.contains("wide:000") && !first.contains(":END"),
+        "{first}"
+    );
+    for _ in 0..25 {
+        key(&mut s, KeyCode::Char('>'));
+    }
+    assert_eq!(s.log.col, 200);
+    both("log_sideways", &s);
+    key(&mut s, KeyCode::Char('<'));
+    assert_eq!(s.log.col, 192);
+    // W wraps (and forgets the sideways scroll); following, the wide last line
+    // still shows whole.
+    key(&mut s, KeyCode::Char('W'));
+    assert!(s.log.wrap && s.log.col == 0);
+    both("log_wrapped_following", &s);
+    let wrapped = draw(&s, 80, 24);
+    assert!(wrapped.contains(":END"), "{wrapped}");
+}
+
+#[test]
+fn w_asks_which_lines_to_write_and_names_the_file() {
+    use crossterm::event::KeyCode;
+    use pipedeck::tui::action::Effect;
+    use pipedeck::tui::export::LineRange;
+    let mut s = detail_state();
+    s.screen_height = 24;
+    key(&mut s, KeyCode::Char('w'));
+    both("write_log_dialog", &s);
+    // The dialog offers the lines on screen; typed over, it writes what was asked.
+    for _ in 0..12 {
+        key(&mut s, KeyCode::Backspace);
+    }
+    for c in "99".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    let e = pipedeck::tui::update::on_key(
+        &mut s,
+        &pipedeck::tui::keymap::Keymap::default(),
+        crossterm::event::KeyEvent::from(KeyCode::Enter),
+    );
+    assert_eq!(e, None, "line 99 of a 40-line log is refused");
+    assert!(
+        s.message
+            .as_ref()
+            .is_some_and(|(err, m)| *err && m.contains("40 lines"))
+    );
+    key(&mut s, KeyCode::Backspace);
+    key(&mut s, KeyCode::Backspace);
+    for c in "+3".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    let e = pipedeck::tui::update::on_key(
+        &mut s,
+        &pipedeck::tui::keymap::Keymap::default(),
+        crossterm::event::KeyEvent::from(KeyCode::Enter),
+    );
+    let top = s.log_top();
+    match e {
+        Some(Effect::WriteLog { range, name, .. }) => {
+            assert_eq!(
+                range,
+                LineRange {
+                    from: top,
+                    to: top + 3
+                }
+            );
+            assert!(
+                name.starts_with("run")
+                    && name.ends_with(&format!("-L{}-{}.log", top + 1, top + 3)),
+                "{name}"
+            );
+        }
+        other => panic!("expected a write, got {other:?}"),
+    }
+    assert!(s.dialog.is_none());
+}

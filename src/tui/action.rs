@@ -29,7 +29,12 @@ pub enum Action {
     Approve,
     Reject,
     Follow,
+    /// Long log lines: wrap them, or cut them and scroll sideways.
     Wrap,
+    ScrollLeft,
+    ScrollRight,
+    /// Write a range of the log's lines to a file.
+    WriteLog,
     Timestamps,
     StreamMarker,
     Sort,
@@ -90,6 +95,14 @@ pub enum Effect {
         from: u64,
         needle: String,
         backward: bool,
+    },
+    /// Write `range` of a step's log, inert, to a file called `name` in
+    /// [`super::export::export_dir`].
+    WriteLog {
+        run: i64,
+        step: i64,
+        range: super::export::LineRange,
+        name: String,
     },
     Quit {
         stop_engine: bool,

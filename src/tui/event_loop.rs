@@ -267,6 +267,24 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     }
                 }
             }
+            Effect::WriteLog {
+                run,
+                step,
+                range,
+                name,
+            } => {
+                let path = crate::tui::export::export_dir().join(name);
+                match crate::tui::export::write_range(&c, run, step, range, &path).await {
+                    Ok(n) => Ok(Reply::Info(format!(
+                        "wrote {n} line{} ({}-{}) to {}",
+                        if n == 1 { "" } else { "s" },
+                        range.from + 1,
+                        range.from + n,
+                        path.display()
+                    ))),
+                    Err(e) => Ok(Reply::Error(e.to_string())),
+                }
+            }
             Effect::Quit { .. } => return,
         };
         send(&tx, reply.unwrap_or_else(|e| Reply::Error(e.to_string())));

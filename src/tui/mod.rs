@@ -7,6 +7,7 @@ pub mod app;
 pub mod cache;
 pub mod demo;
 pub mod event_loop;
+pub mod export;
 pub mod keymap;
 pub mod terminal;
 pub mod update;

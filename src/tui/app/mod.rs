@@ -80,6 +80,14 @@ pub enum Dialog {
     Trigger(TriggerForm),
     /// `:` jump to a view.
     CommandLine(String),
+    /// `w`: which lines of the shown log to write to a file (`FROM-TO`, a line, `+COUNT`).
+    WriteLog {
+        run: i64,
+        step: i64,
+        /// The step's path (`build/test`), for the file name.
+        what: String,
+        input: String,
+    },
     /// `q` while this process hosts an engine with active runs.
     Quit { active: usize },
 }

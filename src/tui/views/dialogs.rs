@@ -160,6 +160,50 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
             }
         },
         Dialog::Trigger(form) => s.trigger_key(form, key.code),
+        Dialog::WriteLog {
+            run,
+            step,
+            what,
+            mut input,
+        } => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Enter => {
+                let top = s.log_top();
+                let rows = s.log_rows() as u64;
+                let total = s.log.total.max(s.log.first + s.log.lines.len() as u64);
+                match crate::tui::export::parse_range(&input, top, rows, total) {
+                    Ok(range) => {
+                        let name = crate::tui::export::file_name(run, &what, range);
+                        Some(Effect::WriteLog {
+                            run,
+                            step,
+                            range,
+                            name,
+                        })
+                    }
+                    Err(why) => {
+                        s.error(why);
+                        s.dialog = Some(Dialog::WriteLog {
+                            run,
+                            step,
+                            what,
+                            input,
+                        });
+                        None
+                    }
+                }
+            }
+            code => {
+                text_input(&mut input, code);
+                s.dialog = Some(Dialog::WriteLog {
+                    run,
+                    step,
+                    what,
+                    input,
+                });
+                None
+            }
+        },
         Dialog::CommandLine(mut input) => match key.code {
             KeyCode::Esc => None,
             KeyCode::Enter => {
@@ -268,6 +312,26 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             popup(f, s, area, &format!("{verb} {env} of run {run}"), lines, h)
         }
         Dialog::Trigger(form) => super::trigger::render(f, s, form, area),
+        Dialog::WriteLog { what, input, .. } => popup(
+            f,
+            s,
+            area,
+            &format!("write {what}'s log to a file"),
+            vec![
+                Line::from(format!(
+                    "Lines (FROM-TO, one line, or +COUNT from the top of the pane; the log has {}):",
+                    s.log.total.max(s.log.first + s.log.lines.len() as u64)
+                )),
+                Line::from(format!("> {input}▏")),
+                Line::from(""),
+                Line::from(
+                    "Written without colours or escapes to the directory pipedeck was started \
+                     in (else the temp dir); the status line says where.",
+                ),
+                Line::styled("enter: write    esc: cancel", accent(s)),
+            ],
+            10,
+        ),
         Dialog::CommandLine(input) => popup(
             f,
             s,

@@ -126,3 +126,37 @@ fn w_asks_which_lines_to_write_and_names_the_file() {
     }
     assert!(s.dialog.is_none());
 }
+
+/// The colour of the cell at (`x`, `y`) as drawn.
+fn cell(s: &AppState, x: u16, y: u16) -> (ratatui::style::Color, ratatui::style::Color) {
+    let mut s = s.clone();
+    s.screen_height = 24;
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    let km = pipedeck::tui::keymap::Keymap::default();
+    t.draw(|f| pipedeck::tui::views::render(f, &s, &km))
+        .unwrap();
+    let c = &t.backend().buffer()[(x, y)];
+    (c.fg, c.bg)
+}
+
+#[test]
+fn themes_paint_the_frame_and_no_color_paints_nothing() {
+    use pipedeck::config::user::{ColorRole, NamedColor, ThemeName};
+    use pipedeck::tui::theme::Theme;
+    use ratatui::style::Color;
+    let mut s = state();
+    // (0, 1): the runs table's focused border; (1, 0): the title bar's accent.
+    assert_eq!(cell(&s, 0, 1).0, Color::Cyan);
+    s.theme = Theme::named(ThemeName::Light);
+    assert_eq!(cell(&s, 0, 1).0, Color::Blue);
+    let mut colors = std::collections::BTreeMap::new();
+    colors.insert(ColorRole::Border, NamedColor(Color::Magenta));
+    colors.insert(ColorRole::Accent, NamedColor(Color::Indexed(208)));
+    s.theme = Theme::from_config(Some(ThemeName::Light), &colors);
+    assert_eq!(cell(&s, 0, 1).0, Color::Magenta);
+    assert_eq!(cell(&s, 1, 0).0, Color::Indexed(208));
+    // NO_COLOR: the theme is not used at all.
+    s.color = false;
+    assert_eq!(cell(&s, 0, 1), (Color::Reset, Color::Reset));
+    assert_eq!(cell(&s, 1, 0).0, Color::Reset);
+}

@@ -479,7 +479,10 @@ pub fn main() -> i32 {
     };
     let code = match cli.command {
         Some(cmd) => rt.block_on(dispatch(cmd, ctx)),
-        None => rt.block_on(crate::tui::open(&ctx, ascii)),
+        None => {
+            let theme = crate::tui::theme::Theme::from_config(user_cfg.theme, &user_cfg.colors);
+            rt.block_on(crate::tui::open(&ctx, ascii, theme))
+        }
     };
     output::exit_code(code)
 }

@@ -10,6 +10,7 @@ pub mod event_loop;
 pub mod export;
 pub mod keymap;
 pub mod terminal;
+pub mod theme;
 pub mod update;
 pub mod views;
 pub mod widgets;
@@ -60,6 +61,7 @@ pub struct Session {
     pub data_dir: String,
     pub services: Vec<String>,
     pub ascii: bool,
+    pub theme: theme::Theme,
 }
 
 /// Runs the dashboard until the operator quits; returns the exit code.
@@ -111,6 +113,7 @@ async fn attach(
         session.data_dir.clone(),
     );
     state.ascii = session.ascii;
+    state.theme = session.theme;
     state.color = std::env::var_os("NO_COLOR").is_none();
     let mut term_sig =
         signal(SignalKind::terminate()).map_err(|e| TuiError::Signal("SIGTERM", e))?;
@@ -133,7 +136,7 @@ async fn attach(
 }
 
 /// Finds or starts the engine for the data dir, then runs the dashboard.
-pub async fn open(ctx: &crate::cli::Ctx, ascii: bool) -> i32 {
+pub async fn open(ctx: &crate::cli::Ctx, ascii: bool, theme: theme::Theme) -> i32 {
     let (client, started) = match Client::connect(&ctx.socket) {
         Ok(c) => (c, None),
         Err(_) => {
@@ -174,6 +177,7 @@ pub async fn open(ctx: &crate::cli::Ctx, ascii: bool) -> i32 {
             data_dir: ctx.data_dir.display().to_string(),
             services,
             ascii,
+            theme,
         },
         keymap,
     )

@@ -133,6 +133,8 @@ pub struct AppState {
     pub data_dir: String,
     pub ascii: bool,
     pub color: bool,
+    /// The colours, when `color` (no `NO_COLOR`).
+    pub theme: crate::tui::theme::Theme,
     pub quit: bool,
     /// The terminal's height at the last draw, for paging.
     pub screen_height: u16,
@@ -183,6 +185,7 @@ impl AppState {
             data_dir,
             ascii: false,
             color: true,
+            theme: Default::default(),
             quit: false,
             screen_height: 24,
             wanted_detail: None,

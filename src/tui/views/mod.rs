@@ -104,7 +104,7 @@ pub fn block<'a>(s: &AppState, title: impl Into<Line<'a>>, focused: bool) -> Blo
         b
     };
     if focused && s.color {
-        b.border_style(Style::new().fg(Color::Cyan))
+        b.border_style(Style::new().fg(s.theme.border))
     } else {
         b
     }
@@ -112,7 +112,7 @@ pub fn block<'a>(s: &AppState, title: impl Into<Line<'a>>, focused: bool) -> Blo
 
 pub fn accent(s: &AppState) -> Style {
     if s.color {
-        Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        Style::new().fg(s.theme.accent).add_modifier(Modifier::BOLD)
     } else {
         Style::new().add_modifier(Modifier::BOLD)
     }
@@ -120,9 +120,13 @@ pub fn accent(s: &AppState) -> Style {
 
 pub fn selected(s: &AppState) -> Style {
     if s.color {
-        Style::new()
-            .bg(Color::DarkGray)
-            .add_modifier(Modifier::BOLD)
+        let st = Style::new()
+            .bg(s.theme.selection)
+            .add_modifier(Modifier::BOLD);
+        match s.theme.selection_text {
+            Some(c) => st.fg(c),
+            None => st,
+        }
     } else {
         Style::new().add_modifier(Modifier::REVERSED)
     }
@@ -204,7 +208,7 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
         let style = if s.color {
             Style::new()
                 .fg(Color::Black)
-                .bg(Color::Yellow)
+                .bg(s.theme.waiting)
                 .add_modifier(Modifier::BOLD)
         } else {
             Style::new().add_modifier(Modifier::REVERSED)

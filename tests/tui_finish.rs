@@ -160,3 +160,46 @@ fn themes_paint_the_frame_and_no_color_paints_nothing() {
     assert_eq!(cell(&s, 0, 1), (Color::Reset, Color::Reset));
     assert_eq!(cell(&s, 1, 0).0, Color::Reset);
 }
+
+#[test]
+fn the_approve_dialog_lists_the_commits_since_the_current_deployment() {
+    use crossterm::event::KeyCode;
+    use pipedeck::tui::action::Effect;
+    use pipedeck::tui::commits::{Commit, GateCommits};
+    let mut s = state();
+    s.repos.insert("web".into(), "/srv/git/web".into());
+    key(&mut s, KeyCode::Char('i'));
+    let g = s.gates[s.gate_sel].clone();
+    let e = pipedeck::tui::update::on_key(
+        &mut s,
+        &pipedeck::tui::keymap::Keymap::default(),
+        crossterm::event::KeyEvent::from(KeyCode::Char('a')),
+    );
+    match e {
+        Some(Effect::LoadCommits { run, env, repo, .. }) => {
+            assert_eq!((run, env.as_str()), (g.run_id, g.env.as_str()));
+            assert_eq!(repo, std::path::PathBuf::from("/srv/git/web"));
+        }
+        other => panic!("expected the commits to be read, got {other:?}"),
+    }
+    s.gate_commits = Some(GateCommits {
+        run: g.run_id,
+        env: g.env.clone(),
+        current: Some("1a2b3c4d5e".into()),
+        commits: (0..3)
+            .map(|i| Commit {
+                sha: format!("c0ffee{i}"),
+                author: "Ann".into(),
+                subject: format!("change {i} \u{1b}]0;owned\u{7}"),
+            })
+            .collect(),
+        total: 23,
+    });
+    both("approve_commits", &s);
+    let big = draw(&s, 160, 48);
+    assert!(big.contains("23 commits since prod runs 1a2b3c4"), "{big}");
+    assert!(
+        big.contains("… and 20 more") && !big.contains("owned"),
+        "{big}"
+    );
+}

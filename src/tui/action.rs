@@ -71,6 +71,14 @@ pub enum Effect {
     LoadCatalog,
     /// Ask the engine who it takes this dashboard's user for.
     LoadIdentity,
+    /// The commits gate `env` of run `run` lets through, from the local `repo`.
+    LoadCommits {
+        run: i64,
+        env: String,
+        repo: std::path::PathBuf,
+        current: Option<String>,
+        commit: String,
+    },
     Decide {
         run: i64,
         env: String,
@@ -136,6 +144,7 @@ pub enum Reply {
     Queues(Vec<EnvQueue>),
     Catalog(Catalog),
     Identity(crate::domain::command::Identity),
+    Commits(super::commits::GateCommits),
     /// A rerun of `run` would roll an environment back (`why`): ask again, as such.
     Older {
         run: i64,

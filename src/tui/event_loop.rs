@@ -171,6 +171,37 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                 }),
             Effect::LoadCatalog => c.ask(Request::Catalog).await.map(Reply::Catalog),
             Effect::LoadIdentity => c.ask(Request::Whoami).await.map(Reply::Identity),
+            Effect::LoadCommits {
+                run,
+                env,
+                repo,
+                current,
+                commit,
+            } => {
+                let read = tokio::task::spawn_blocking(move || {
+                    crate::tui::commits::between(&repo, current.as_deref(), &commit).map(
+                        |(commits, total)| crate::tui::commits::GateCommits {
+                            run,
+                            env,
+                            current,
+                            commits,
+                            total,
+                        },
+                    )
+                })
+                .await;
+                match read {
+                    Ok(Ok(c)) => Ok(Reply::Commits(c)),
+                    Ok(Err(e)) => {
+                        tracing::info!("no commit list for the gate: {e}");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!("the git task failed: {e}");
+                        return;
+                    }
+                }
+            }
             Effect::Cancel(id) => c
                 .cancel(id)
                 .await

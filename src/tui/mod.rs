@@ -5,6 +5,7 @@
 pub mod action;
 pub mod app;
 pub mod cache;
+pub mod commits;
 pub mod demo;
 pub mod event_loop;
 pub mod export;
@@ -62,6 +63,8 @@ pub struct Session {
     pub services: Vec<String>,
     pub ascii: bool,
     pub theme: theme::Theme,
+    /// Each service's local git repository, where there is one.
+    pub repos: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// Runs the dashboard until the operator quits; returns the exit code.
@@ -114,6 +117,7 @@ async fn attach(
     );
     state.ascii = session.ascii;
     state.theme = session.theme;
+    state.repos = session.repos.clone();
     state.color = std::env::var_os("NO_COLOR").is_none();
     let mut term_sig =
         signal(SignalKind::terminate()).map_err(|e| TuiError::Signal("SIGTERM", e))?;
@@ -155,14 +159,20 @@ pub async fn open(ctx: &crate::cli::Ctx, ascii: bool, theme: theme::Theme) -> i3
         }
     };
     // The service list comes from the project the engine runs.
-    let services = match crate::config::load_project(&ctx.project_path) {
-        Ok(p) => p.services.keys().cloned().collect(),
+    let (services, repos) = match crate::config::load_project(&ctx.project_path) {
+        Ok(p) => (
+            p.services.keys().cloned().collect(),
+            p.services
+                .values()
+                .filter_map(|s| commits::local_repo(s, &ctx.data_dir).map(|r| (s.name.clone(), r)))
+                .collect(),
+        ),
         Err(e) => {
             tracing::warn!(
                 "cannot read the project {} for its services (t offers none): {e:?}",
                 ctx.project_path.display()
             );
-            Vec::new()
+            (Vec::new(), Default::default())
         }
     };
     let mut keymap = Keymap::default();
@@ -178,6 +188,7 @@ pub async fn open(ctx: &crate::cli::Ctx, ascii: bool, theme: theme::Theme) -> i3
             services,
             ascii,
             theme,
+            repos,
         },
         keymap,
     )

@@ -126,6 +126,10 @@ pub struct AppState {
     pub now: Millis,
     /// This process hosts the engine (versus attached to one another process hosts).
     pub hosting: bool,
+    /// Each service's local git repository, where this machine has one.
+    pub repos: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// The commits the gate being decided lets through (once git said).
+    pub gate_commits: Option<crate::tui::commits::GateCommits>,
     /// Who the engine takes this dashboard's user for (once it said).
     pub identity: Option<crate::domain::command::Identity>,
     /// The host this dashboard runs on (the engine's may differ).
@@ -181,6 +185,8 @@ impl AppState {
             now: 0,
             hosting,
             identity: None,
+            repos: Default::default(),
+            gate_commits: None,
             host: crate::engine::account::host_name(),
             data_dir,
             ascii: false,
@@ -228,6 +234,40 @@ impl AppState {
             })
         });
         mine.or_else(|| self.gates.iter().find(|g| g.run_id == d.run.id))
+    }
+
+    /// Opens the approve (or reject) dialog of gate `env` of run `run`, and asks git
+    /// for the commits it lets through when the service's repository is local.
+    pub fn open_decision(
+        &mut self,
+        run: i64,
+        env: String,
+        a: super::action::Action,
+    ) -> Option<Effect> {
+        self.dialog = Some(super::views::decide(run, env.clone(), a));
+        self.gate_commits = None;
+        let r = self
+            .runs
+            .iter()
+            .find(|r| r.id == run)
+            .or_else(|| self.detail.as_ref().map(|d| &d.run).filter(|r| r.id == run))?;
+        if r.kind != crate::domain::RunKind::Service || r.commit_sha.is_empty() {
+            return None;
+        }
+        let repo = self.repos.get(&r.service)?.clone();
+        let current = self.queue(&r.service, &env).and_then(|q| {
+            q.entries
+                .iter()
+                .find(|e| e.state == crate::domain::QueueState::Current)
+                .map(|e| e.commit_sha.clone())
+        });
+        Some(Effect::LoadCommits {
+            run,
+            env,
+            repo,
+            current,
+            commit: r.commit_sha.clone(),
+        })
     }
 
     pub fn info(&mut self, text: impl Into<String>) {
@@ -407,6 +447,10 @@ impl AppState {
                 self.infra = c.infra;
                 self.resources = c.resources;
                 self.gate_rules = c.gates;
+                None
+            }
+            Reply::Commits(c) => {
+                self.gate_commits = Some(c);
                 None
             }
             Reply::Identity(id) => {

@@ -113,8 +113,8 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
                 s.error("no gate is waiting in this run");
                 return None;
             };
-            s.dialog = Some(dialogs::decide(g.run_id, g.env.clone(), a));
-            None
+            let (run, env) = (g.run_id, g.env.clone());
+            s.open_decision(run, env, a)
         }
         _ => None,
     }

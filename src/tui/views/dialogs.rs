@@ -303,6 +303,7 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
                 Line::from(""),
                 Line::styled("enter: continue    esc: cancel", accent(s)),
             ]);
+            lines.extend(super::gate_context::commit_lines(s, *run, env));
             // Wrapped lines take more rows than there are lines.
             let h = lines
                 .iter()

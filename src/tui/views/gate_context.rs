@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 
 use super::dialogs::decision_text;
 use super::{fit, span};
-use crate::domain::ansi::sanitize;
+use crate::domain::ansi::{inert, sanitize};
 use crate::domain::{Decision, GateKey, RunInfo, Stage};
 use crate::tui::app::AppState;
 
@@ -109,6 +109,48 @@ pub fn lines(s: &AppState, run: i64, env: &str, decision: Decision) -> Vec<Line<
     }
     if let Some(plan) = plan_of(s, run, env) {
         out.push(row("plan", plan));
+    }
+    out
+}
+
+/// The commits gate `env` of run `run` lets through (from git, when the service's
+/// repository is local): a count, then newest first, at most 20, with the rest counted.
+pub fn commit_lines(s: &AppState, run: i64, env: &str) -> Vec<Line<'static>> {
+    let Some(c) = s
+        .gate_commits
+        .as_ref()
+        .filter(|c| c.run == run && c.env == env)
+    else {
+        return Vec::new();
+    };
+    let since = match &c.current {
+        Some(sha) => format!("since {} runs {}", inert(env), &sha[..sha.len().min(7)]),
+        None => format!("(nothing deployed to {} yet)", inert(env)),
+    };
+    let mut out = vec![
+        Line::from(""),
+        row(
+            "changes",
+            format!(
+                "{} commit{} {since}",
+                c.total,
+                if c.total == 1 { "" } else { "s" }
+            ),
+        ),
+    ];
+    for k in &c.commits {
+        out.push(Line::from(format!(
+            "  {} {} ({})",
+            inert(&k.sha),
+            fit(&inert(&k.subject), 44),
+            fit(&inert(&k.author), 16)
+        )));
+    }
+    if c.total > c.commits.len() {
+        out.push(Line::from(format!(
+            "  … and {} more",
+            c.total - c.commits.len()
+        )));
     }
     out
 }

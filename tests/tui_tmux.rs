@@ -259,16 +259,8 @@ run = '''echo header; echo needle-near-start; seq 1 1000000; printf 'wide:%0200d
     let s = t.wait_for("[100%] fetched");
     assert!(!s.contains("10%] fetched") && !s.contains("55%"), "{s}");
     assert!(s.contains("│red done"), "{s}");
-    t.keys(&["w"]);
-    t.wait_for("write build/progress's log to a file");
-    for _ in 0..12 {
-        t.keys(&["BSpace"]);
-    }
-    t.keys(&["-l", "1-3"]);
-    t.keys(&["Enter"]);
-    t.wait_for("wrote 3 lines (1-3) to");
     assert_eq!(
-        std::fs::read_to_string(out.join("run1-build-progress-L1-3.log")).unwrap(),
+        write_lines(&t, &out, "build/progress", "1-3"),
         "fetching\n[100%] fetched\nred done\n"
     );
     // The big step, followed: its last line, wide, is cut.
@@ -295,19 +287,27 @@ run = '''echo header; echo needle-near-start; seq 1 1000000; printf 'wide:%0200d
             .is_some_and(|l| l.contains("│needle-near-start"))
     });
     // Write lines 1-3 to a file.
-    t.keys(&["w"]);
-    t.wait_for("write build/big's log to a file");
-    for _ in 0..12 {
-        t.keys(&["BSpace"]);
-    }
-    t.keys(&["-l", "1-3"]);
-    t.keys(&["Enter"]);
-    t.wait_for("wrote 3 lines (1-3) to");
     assert_eq!(
-        std::fs::read_to_string(out.join("run1-build-big-L1-3.log")).unwrap(),
+        write_lines(&t, &out, "build/big", "1-3"),
         "header\nneedle-near-start\n1\n"
     );
     t.keys(&["Escape"]);
     t.wait_for("sort: newest");
     t.keys(&["q"]);
+}
+
+/// `w` on step `step` (`build/big`) of run 1, lines `range` (`1-3`): what the file in
+/// `out` holds once the dashboard says it wrote it.
+fn write_lines(t: &Tmux, out: &std::path::Path, step: &str, range: &str) -> String {
+    t.keys(&["w"]);
+    t.wait_for(&format!("write {step}'s log to a file"));
+    for _ in 0..12 {
+        t.keys(&["BSpace"]);
+    }
+    t.keys(&["-l", range]);
+    t.keys(&["Enter"]);
+    let (from, to) = range.split_once('-').unwrap();
+    t.wait_for(&format!("lines ({from}-{to}) to"));
+    let name = format!("run1-{}-L{from}-{to}.log", step.replace('/', "-"));
+    std::fs::read_to_string(out.join(name)).unwrap()
 }

@@ -99,3 +99,38 @@ async fn access_rules_refuse_the_unlisted_and_cap_the_viewer() {
     let me = pipedeck::engine::Caller::local();
     h.as_caller(me).cancel(run.id).await.unwrap();
 }
+
+/// `require_comment = true`: the engine refuses a decision without a comment (or with
+/// a blank one), whichever client sends it; with one, the gate is decided and the
+/// comment recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_that_requires_a_comment_refuses_a_decision_without_one() {
+    let p = TestProject::new(&format!("{}require_comment = true\n", gated("")));
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let run = h.trigger(trigger("svc")).await.unwrap();
+    wait_for(&mut rx, |e| matches!(e, Event::Run { run: r } if r.id == run.id && r.status == RunStatus::AwaitingApproval)).await;
+    for comment in [None, Some("   ".to_string())] {
+        let err = h
+            .decide(run.id, "prod", Decision::Reject, comment)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("may not reject prod without a comment: prod requires one (--comment)"),
+            "{err}"
+        );
+    }
+    let g = h
+        .decide(
+            run.id,
+            "prod",
+            Decision::Approve,
+            Some("release 4.2, checked with QA".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.status, GateStatus::Approved);
+    assert_eq!(g.comment.as_deref(), Some("release 4.2, checked with QA"));
+    h.shutdown().await;
+}

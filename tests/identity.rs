@@ -303,8 +303,22 @@ run = "true"
         &["approve", &id, "prod"],
         &format!("{alice} may not approve prod: {alice} triggered run {id} and prod forbids self-approval"),
     );
-    // carol, a viewer through the group, may read but not trigger nor approve.
+    // carol, a viewer through the group, may read but not trigger nor approve; the
+    // engine says who it takes her for (the dashboard's status line shows it).
     ops.ok(&carol, &["runs"]);
+    let me: serde_json::Value =
+        serde_json::from_str(&ops.ok(&carol, &["whoami", "--json"])).unwrap();
+    assert_eq!(me["user"], carol.as_str(), "{me:#}");
+    assert_eq!(me["role"], "viewer", "{me:#}");
+    assert!(
+        me["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g == group.as_str()),
+        "{me:#}"
+    );
+    assert!(ops.ok(&alice, &["whoami"]).contains("role: operator"));
     ops.refused(
         &carol,
         &["run", "web"],

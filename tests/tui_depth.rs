@@ -282,6 +282,7 @@ fn the_approve_dialog_shows_what_is_being_approved() {
         env: "prod".into(),
         approvers: vec!["alice".into(), "bob".into()],
         forbid_self_approval: true,
+        require_comment: true,
     });
     rules.retain(|g| !(g.env == "prod" && g.approvers.is_empty()));
     s.gate_rules = rules;

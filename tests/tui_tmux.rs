@@ -117,21 +117,27 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
 
 /// The dashboard on the demo (with `args`) in tmux session `pd`, with its data dir.
 fn dashboard(name: &str, args: &str) -> (Tmux, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let t = open_dashboard(
+        name,
+        &format!("--demo --data-dir {} {args}", data.path().display()),
+        data.path(),
+    );
+    (t, data)
+}
+
+/// The dashboard with `args` in tmux session `pd`, started in directory `cwd`.
+fn open_dashboard(name: &str, args: &str, cwd: &std::path::Path) -> Tmux {
     // `.ci/run` installs tmux; a machine without it fails here, saying so.
     let tmux = Command::new("tmux").arg("-V").output();
     assert!(
         tmux.is_ok_and(|o| o.status.success()),
         "tmux is not installed: install it (apt-get install tmux; .ci/run does)"
     );
-    let data = tempfile::tempdir().unwrap();
     let t = Tmux {
         socket: format!("pipedeck-{name}-{}", std::process::id()),
     };
-    let cmd = format!(
-        "{} --demo --data-dir {} {args}",
-        env!("CARGO_BIN_EXE_pipedeck"),
-        data.path().display()
-    );
+    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_pipedeck"));
     let out = t.cmd(&[
         "new-session",
         "-d",
@@ -141,6 +147,8 @@ fn dashboard(name: &str, args: &str) -> (Tmux, tempfile::TempDir) {
         "120",
         "-y",
         "36",
+        "-c",
+        &cwd.display().to_string(),
         &cmd,
     ]);
     assert!(
@@ -149,7 +157,7 @@ fn dashboard(name: &str, args: &str) -> (Tmux, tempfile::TempDir) {
         String::from_utf8_lossy(&out.stderr)
     );
     t.wait_for("No runs yet");
-    (t, data)
+    t
 }
 
 #[test]
@@ -202,4 +210,104 @@ fn infra_deploy_and_stack_job_from_the_dashboard() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A 1,000,000-line log: `/` then `N` searches the whole stored log and lands on a
+/// line near its start; a carriage-return progress step shows its last state; `W`
+/// cuts long lines and `>` scrolls them sideways; `w` writes a line range to a file
+/// in the directory the dashboard started in, without escapes.
+#[test]
+fn big_logs_progress_lines_long_lines_and_writing_a_range() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/README"), "logs\n").unwrap();
+    std::fs::write(
+        dir.path().join("pipedeck.toml"),
+        r#"
+[services.logs]
+repo_seed = "src"
+[[services.logs.steps]]
+name = "progress"
+run = '''printf 'fetching\n'; for p in 10 55 100; do printf '\r[%3d%%] fetched' $p; done; printf '\n'; printf '\033]0;owned\007\033[31mred\033[0m done\n''''
+[[services.logs.steps]]
+name = "big"
+needs = ["progress"]
+run = '''echo header; echo needle-near-start; seq 1 1000000; printf 'wide:%0200d:END\n' 0'''
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let t = open_dashboard(
+        "logs",
+        &format!(
+            "--project {} --data-dir {}",
+            dir.path().join("pipedeck.toml").display(),
+            dir.path().join("data").display()
+        ),
+        &out,
+    );
+    t.keys(&["t"]);
+    t.wait_for("trigger a run");
+    t.keys(&["Enter"]);
+    t.wait_for("✓ succeeded");
+    t.keys(&["Enter"]);
+    // The detail of a run that succeeded opens on its first step: the progress line
+    // shows its last state; its escapes are gone, also from the file its lines are
+    // written to.
+    t.wait_for("build/progress · 3 lines");
+    let s = t.wait_for("[100%] fetched");
+    assert!(!s.contains("10%] fetched") && !s.contains("55%"), "{s}");
+    assert!(s.contains("│red done"), "{s}");
+    assert_eq!(
+        write_lines(&t, &out, "build/progress", "1-3"),
+        "fetching\n[100%] fetched\nred done\n"
+    );
+    // The big step, followed: its last line, wide, is cut.
+    t.keys(&["j"]);
+    t.wait_for("build/big · 1000003 lines");
+    let s = t.wait_for("wide:0000");
+    assert!(!s.contains(":END"), "{s}");
+    // Sideways: the cut part shows after enough `>`.
+    for _ in 0..25 {
+        t.keys(&[">"]);
+    }
+    t.wait_for("0000:END");
+    t.keys(&["W"]);
+    t.wait_until("wrapped", |s| s.contains("· wrap") && s.contains(":END"));
+    // Search the whole log: nothing after the tail, so N looks back to the start.
+    t.keys(&["/"]);
+    t.keys(&["-l", "needle-near-start"]);
+    t.keys(&["Enter"]);
+    t.wait_for("no more matches for `needle-near-start`");
+    t.keys(&["N"]);
+    t.wait_until("the match near the start, at the top of the pane", |s| {
+        s.lines()
+            .nth(5)
+            .is_some_and(|l| l.contains("│needle-near-start"))
+    });
+    // Write lines 1-3 to a file.
+    assert_eq!(
+        write_lines(&t, &out, "build/big", "1-3"),
+        "header\nneedle-near-start\n1\n"
+    );
+    t.keys(&["Escape"]);
+    t.wait_for("sort: newest");
+    t.keys(&["q"]);
+}
+
+/// `w` on step `step` (`build/big`) of run 1, lines `range` (`1-3`): what the file in
+/// `out` holds once the dashboard says it wrote it.
+fn write_lines(t: &Tmux, out: &std::path::Path, step: &str, range: &str) -> String {
+    t.keys(&["w"]);
+    t.wait_for(&format!("write {step}'s log to a file"));
+    for _ in 0..12 {
+        t.keys(&["BSpace"]);
+    }
+    t.keys(&["-l", range]);
+    t.keys(&["Enter"]);
+    let (from, to) = range.split_once('-').unwrap();
+    t.wait_for(&format!("lines ({from}-{to}) to"));
+    let name = format!("run1-{}-L{from}-{to}.log", step.replace('/', "-"));
+    std::fs::read_to_string(out.join(name)).unwrap()
 }

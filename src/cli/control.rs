@@ -171,3 +171,39 @@ pub async fn gc(ctx: &Ctx, dry_run: bool) -> i32 {
         Err(e) => fail(e),
     }
 }
+
+/// `pipedeck whoami`: the engine's word on who is asking.
+pub async fn whoami(ctx: &Ctx) -> i32 {
+    let c = match ctx.connect() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match c
+        .ask::<crate::domain::command::Identity>(Request::Whoami)
+        .await
+    {
+        Ok(id) => {
+            if ctx.json {
+                output::json(&id);
+            } else {
+                let role = id
+                    .role
+                    .map_or("none (not listed in [access])".to_string(), |r| {
+                        r.to_string()
+                    });
+                outln!("user: {}", output::inert(&id.user));
+                if !id.groups.is_empty() {
+                    outln!("groups: {}", output::inert(&id.groups.join(", ")));
+                }
+                outln!("role: {role}");
+                outln!(
+                    "engine runs as: {} on {}",
+                    output::inert(&id.engine_user),
+                    output::inert(&id.engine_host)
+                );
+            }
+            exit::OK
+        }
+        Err(e) => fail(e),
+    }
+}

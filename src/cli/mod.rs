@@ -113,6 +113,8 @@ pub enum Command {
     /// Which project file the engine runs on, when it was loaded, and whether the
     /// file's last change could not be loaded (and why).
     Status,
+    /// Who the engine takes you for: your verified account, its groups, your role.
+    Whoami,
     /// Take a consistent snapshot of the data dir (also while the engine runs) into a
     /// new folder: the database, step logs and infra state, with a manifest of sizes
     /// and sha256.
@@ -504,7 +506,10 @@ pub fn main() -> i32 {
     };
     let code = match cli.command {
         Some(cmd) => rt.block_on(dispatch(cmd, ctx)),
-        None => rt.block_on(crate::tui::open(&ctx, ascii)),
+        None => {
+            let theme = crate::tui::theme::Theme::from_config(user_cfg.theme, &user_cfg.colors);
+            rt.block_on(crate::tui::open(&ctx, ascii, theme))
+        }
     };
     output::exit_code(code)
 }
@@ -604,6 +609,7 @@ async fn dispatch(cmd: Command, ctx: Ctx) -> i32 {
         Command::Gc { dry_run } => control::gc(&ctx, dry_run).await,
         Command::Reload => control::config(&ctx, crate::domain::Request::Reload).await,
         Command::Status => control::config(&ctx, crate::domain::Request::ConfigStatus).await,
+        Command::Whoami => control::whoami(&ctx).await,
         Command::Rerun { run, allow_older } => control::rerun(&ctx, run, allow_older).await,
         Command::Infra(cmd) => infra::infra(&ctx, cmd).await,
         Command::Deployments { service, limit } => release::list(&ctx, service, limit).await,

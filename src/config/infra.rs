@@ -170,6 +170,7 @@ pub(super) fn resolve_infra(
             .unwrap_or_default(),
         forbid_self_approval: decl.and_then(|d| d.forbid_self_approval).unwrap_or(false),
         expires_after_ms: None,
+        require_comment: decl.and_then(|d| d.require_comment).unwrap_or(false),
     };
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, r) in f.resources.iter().enumerate() {

@@ -160,6 +160,10 @@ pub struct GatePolicy {
     pub forbid_self_approval: bool,
     /// After this long without a decision the gate counts as rejected.
     pub expires_after_ms: Option<u64>,
+    /// A decision (approve or reject) must say why (runs stored before this existed
+    /// read as not required).
+    #[serde(default)]
+    pub require_comment: bool,
 }
 
 impl GatePolicy {
@@ -192,6 +196,13 @@ impl GatePolicy {
                 run_id: d.run_id,
             });
         }
+        if self.require_comment && !d.commented {
+            return Some(Refusal::CommentRequired {
+                who: who(),
+                action: d.action,
+                env: d.env.to_string(),
+            });
+        }
         None
     }
 }
@@ -205,6 +216,8 @@ pub struct Decider<'a> {
     pub run_id: i64,
     /// Who triggered the run (a verified principal's name).
     pub triggered_by: &'a str,
+    /// The decision carries a comment (not blank).
+    pub commented: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,6 +294,7 @@ impl Project {
             env: env.to_string(),
             approvers: g.approvers.clone(),
             forbid_self_approval: g.forbid_self_approval,
+            require_comment: g.require_comment,
         };
         let mut gates: Vec<GateRule> = self
             .services
@@ -366,6 +380,7 @@ mod tests {
             approvers: vec!["alice".into(), "@release".into()],
             forbid_self_approval: true,
             expires_after_ms: None,
+            require_comment: false,
         };
         let ask = |who: &Principal, role, triggered_by| {
             g.refuses(&Decider {
@@ -375,6 +390,7 @@ mod tests {
                 env: "prod",
                 run_id: 7,
                 triggered_by,
+                commented: false,
             })
             .map(|r| r.to_string())
         };
@@ -401,12 +417,32 @@ mod tests {
             env: "prod",
             run_id: 7,
             triggered_by: "carol",
+            commented: false,
         };
         assert_eq!(
             open.refuses(&d).map(|r| r.to_string()).as_deref(),
             Some(
                 "bob may not reject: role viewer, needs operator (roles: [access] in the project file)"
             )
+        );
+        let said = GatePolicy {
+            require_comment: true,
+            ..GatePolicy::default()
+        };
+        let d = Decider {
+            role: Role::Operator,
+            ..d
+        };
+        assert_eq!(
+            said.refuses(&d).map(|r| r.to_string()).as_deref(),
+            Some("bob may not reject prod without a comment: prod requires one (--comment)")
+        );
+        assert_eq!(
+            said.refuses(&Decider {
+                commented: true,
+                ..d
+            }),
+            None
         );
     }
 }

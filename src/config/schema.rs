@@ -288,6 +288,8 @@ pub struct EnvironmentFile {
     pub approvers: Option<Vec<String>>,
     /// The person who triggered the run may not approve it.
     pub forbid_self_approval: Option<bool>,
+    /// Approving or rejecting here needs a comment (`pipedeck approve RUN ENV --comment WHY`).
+    pub require_comment: Option<bool>,
     /// Without a decision for this long, the gate counts as rejected.
     #[schemars(with = "Option<Duration>")]
     pub expires_after: Option<Spanned<String>>,
@@ -530,6 +532,8 @@ pub struct DeployFile {
     pub approvers: Option<Vec<String>>,
     /// The person who triggered the run may not approve it (overrides the environment's).
     pub forbid_self_approval: Option<bool>,
+    /// Approving or rejecting needs a comment (overrides the environment's).
+    pub require_comment: Option<bool>,
     /// Without a decision for this long, the gate counts as rejected (overrides the environment's).
     #[schemars(with = "Option<Duration>")]
     pub expires_after: Option<Spanned<String>>,

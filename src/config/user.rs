@@ -19,6 +19,51 @@ pub struct UserConfig {
     /// Key overrides: `"runs.cancel" = "C"` (scopes: global, runs, detail, approvals).
     #[serde(default)]
     pub keymap: std::collections::BTreeMap<String, String>,
+    /// The dashboard's colours: `"dark"` (the default) or `"light"`.
+    pub theme: Option<ThemeName>,
+    /// Colours by name over the theme: `accent`, `border`, `selection`,
+    /// `selection_text`, `waiting` = a colour name (`red`, `lightblue`), an index
+    /// (`208`) or `#rrggbb`.
+    #[serde(default)]
+    pub colors: std::collections::BTreeMap<ColorRole, NamedColor>,
+}
+
+/// A named theme.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThemeName {
+    #[default]
+    Dark,
+    Light,
+}
+
+/// What a colour of the theme paints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColorRole {
+    Accent,
+    Border,
+    Selection,
+    SelectionText,
+    Waiting,
+}
+
+/// A colour as the user names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct NamedColor(pub ratatui::style::Color);
+
+impl TryFrom<String> for NamedColor {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse::<ratatui::style::Color>()
+            .map(NamedColor)
+            .map_err(|_| {
+                format!(
+                    "`{s}` is not a colour: use a name (red, lightblue), an index (208) or #rrggbb"
+                )
+            })
+    }
 }
 
 /// Why the user config file could not be used.
@@ -27,7 +72,7 @@ pub enum UserConfigError {
     /// The file is not valid TOML, or holds a key this version does not know;
     /// `line` is where (1-based).
     #[error(
-        "{}:{line}: error: {}\n  hint: fix or remove the key; known keys: data_dir, socket, ascii, keymap",
+        "{}:{line}: error: {}\n  hint: fix or remove the key; known keys: data_dir, socket, ascii, keymap, theme, colors",
         path.display(),
         source.message().trim()
     )]
@@ -149,10 +194,36 @@ mod tests {
         assert!(e.starts_with(&head), "{e}");
         assert!(
             e.ends_with(
-                "\n  hint: fix or remove the key; known keys: data_dir, socket, ascii, keymap"
+                "\n  hint: fix or remove the key; known keys: data_dir, socket, ascii, keymap, theme, colors"
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn themes_and_colours_by_name_and_a_bad_one_named_by_line() {
+        use super::{ColorRole, NamedColor, ThemeName};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "theme = \"light\"\n[colors]\naccent = \"magenta\"\n").unwrap();
+        let c = UserConfig::load_from(&path).unwrap();
+        assert_eq!(c.theme, Some(ThemeName::Light));
+        assert_eq!(
+            c.colors.get(&ColorRole::Accent),
+            Some(&NamedColor(ratatui::style::Color::Magenta))
+        );
+        std::fs::write(&path, "[colors]\nborder = \"blurple\"\n").unwrap();
+        let e = UserConfig::load_from(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:2: error: `blurple` is not a colour",
+                path.display()
+            )),
+            "{e}"
+        );
+        std::fs::write(&path, "theme = \"solarized\"\n").unwrap();
+        let e = UserConfig::load_from(&path).unwrap_err().to_string();
+        assert!(e.contains(":1: error: unknown variant `solarized`"), "{e}");
     }
 
     #[test]

@@ -401,6 +401,10 @@ fn resolve_service(
                     .or(decl.forbid_self_approval)
                     .unwrap_or(false),
                 expires_after_ms,
+                require_comment: dep
+                    .require_comment
+                    .or(decl.require_comment)
+                    .unwrap_or(false),
             },
             kill_grace_ms,
             timeout_ms: cx.timeout(&dep.timeout, engine.timeout_ms),

@@ -193,6 +193,12 @@ pub enum Refusal {
         env: String,
         run_id: i64,
     },
+    #[error("{who} may not {} {env} without a comment: {env} requires one (--comment)", action.verb())]
+    CommentRequired {
+        who: String,
+        action: Action,
+        env: String,
+    },
 }
 
 #[cfg(test)]

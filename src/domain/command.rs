@@ -160,6 +160,10 @@ pub enum Request {
     /// Run a command (an argv, no shell) on the release the station runs now; a switch
     /// waits until it ends. → [`Response::StationJob`]
     StationExec { station: String, argv: Vec<String> },
+    /// Who the engine takes the caller for (the verified account, its groups and
+    /// role). Answered to anyone who reaches the engine, listed or not.
+    /// → [`Response::Identity`]
+    Whoami,
 }
 
 impl Request {
@@ -207,6 +211,7 @@ impl Request {
             Request::Rollback { service } => format!("roll back {service}"),
             Request::DeleteRelease { release } => format!("delete release {release}"),
             Request::StationExec { station, .. } => format!("exec on station {station}"),
+            Request::Whoami => "whoami".into(),
         }
     }
 
@@ -250,6 +255,22 @@ pub enum Response {
     Release(Release),
     Stations(Vec<StationInfo>),
     StationJob(JobOutput),
+    Identity(Identity),
+}
+
+/// Who the engine takes a caller for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The verified account (the socket peer's, a token's, or this process's own).
+    pub user: String,
+    pub groups: Vec<String>,
+    /// The caller's role on this engine; `None`: `[access]` does not list it.
+    pub role: Option<crate::domain::access::Role>,
+    /// The account the engine runs as.
+    pub engine_user: String,
+    /// The host the engine runs on (a dashboard elsewhere is attached remotely).
+    #[serde(default)]
+    pub engine_host: String,
 }
 
 impl Response {
@@ -275,6 +296,7 @@ impl Response {
             Response::Release(_) => "release",
             Response::Stations(_) => "stations",
             Response::StationJob(_) => "station_job",
+            Response::Identity(_) => "identity",
         }
     }
 }
@@ -323,6 +345,7 @@ typed_answer! {
     Release => Release(v) => v, "release";
     Vec<StationInfo> => Stations(v) => v, "stations";
     JobOutput => StationJob(v) => v, "station_job";
+    Identity => Identity(v) => v, "identity";
 }
 
 /// The project file the engine runs on, and how the last look at it went.
@@ -421,6 +444,9 @@ pub struct GateRule {
     pub approvers: Vec<String>,
     /// The person who triggered the run may not decide.
     pub forbid_self_approval: bool,
+    /// A decision must carry a comment.
+    #[serde(default)]
+    pub require_comment: bool,
 }
 
 /// One preflight check (SJ-4).
@@ -539,6 +565,7 @@ mod tests {
                 station: "edge-1".into(),
                 argv: vec!["cat".into(), "VERSION".into()],
             },
+            Request::Whoami,
         ]
     }
 
@@ -576,10 +603,11 @@ mod tests {
                 | Request::PromoteRelease { .. }
                 | Request::Rollback { .. }
                 | Request::DeleteRelease { .. }
-                | Request::StationExec { .. } => {}
+                | Request::StationExec { .. }
+                | Request::Whoami => {}
             }
         }
-        assert_eq!(every_request().len(), 30);
+        assert_eq!(every_request().len(), 31);
     }
 
     #[test]

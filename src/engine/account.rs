@@ -122,6 +122,15 @@ pub fn principal(uid: u32) -> Option<Principal> {
 }
 
 /// The account this process runs as (its effective uid).
+/// This machine's host name (`unknown` where the kernel does not say).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 pub fn current() -> Principal {
     // SAFETY: geteuid cannot fail.
     let uid = unsafe { libc::geteuid() };

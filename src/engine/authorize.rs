@@ -19,6 +19,7 @@ impl EngineHandle {
         run_id: i64,
         env: &str,
         decision: crate::domain::Decision,
+        comment: Option<&str>,
     ) -> Result<()> {
         let run = self.runner(|r| Msg::Detail(run_id, r)).await?.run;
         let project = self.project.get();
@@ -44,10 +45,23 @@ impl EngineHandle {
             env,
             run_id,
             triggered_by: &run.triggered_by,
+            commented: comment.is_some_and(|c| !c.trim().is_empty()),
         };
         match policy.refuses(&decider) {
             Some(why) => Err(why.into()),
             None => Ok(()),
+        }
+    }
+
+    /// Who the engine takes `caller` for, and its role here (none when not listed).
+    pub fn identity(&self, caller: &Caller) -> crate::domain::command::Identity {
+        let who = caller.principal();
+        crate::domain::command::Identity {
+            user: who.name.clone(),
+            groups: who.groups.clone(),
+            role: self.role_of(caller).ok(),
+            engine_user: self.engine_user.to_string(),
+            engine_host: super::account::host_name(),
         }
     }
 
@@ -101,6 +115,9 @@ impl EngineHandle {
             | Request::DeleteRelease { .. } => Action::Release,
             // Any command, as the engine's account: an admin's.
             Request::StationExec { .. } => Action::Administer,
+            // Answered before authorization (`EngineHandle::answer`): never reaches here
+            // refused, and needs no more than reading.
+            Request::Whoami => Action::Read,
             Request::Reload | Request::Gc { .. } => Action::Administer,
         };
         if role < action.needs() {

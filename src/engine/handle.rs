@@ -144,6 +144,11 @@ impl EngineHandle {
     }
 
     async fn answer(&self, caller: &Caller, req: Request) -> Result<Response> {
+        // Who one is, the engine tells anyone who reaches it (an unlisted account
+        // learns why it is refused everything else).
+        if let Request::Whoami = req {
+            return Ok(Response::Identity(self.identity(caller)));
+        }
         let role = self.authorize(caller, &req)?;
         let by = || caller.name().to_string();
         Ok(match req {
@@ -189,7 +194,7 @@ impl EngineHandle {
                 decision,
                 comment,
             } => Response::Gate({
-                self.current_gate_allows(caller, role, run_id, &env, decision)
+                self.current_gate_allows(caller, role, run_id, &env, decision, comment.as_deref())
                     .await?;
                 self.runner(|reply| Msg::Decide {
                     run_id,
@@ -260,6 +265,7 @@ impl EngineHandle {
             }
             Request::Catalog => Response::Catalog(self.project.get().catalog()),
             Request::ConfigStatus => Response::Config(self.engine_status().await),
+            Request::Whoami => Response::Identity(self.identity(caller)),
             Request::Gc { dry_run } => {
                 let retention = self.project.get().retention;
                 Response::Gc(super::gc::gc(&self.tx, &self.shared.logs, retention, dry_run).await?)

@@ -29,7 +29,12 @@ pub enum Action {
     Approve,
     Reject,
     Follow,
+    /// Long log lines: wrap them, or cut them and scroll sideways.
     Wrap,
+    ScrollLeft,
+    ScrollRight,
+    /// Write a range of the log's lines to a file.
+    WriteLog,
     Timestamps,
     StreamMarker,
     Sort,
@@ -70,6 +75,16 @@ pub enum Effect {
     LoadCatalog,
     /// Read the engine's status: its project file and the data dir's disk.
     LoadStatus,
+    /// Ask the engine who it takes this dashboard's user for.
+    LoadIdentity,
+    /// The commits gate `env` of run `run` lets through, from the local `repo`.
+    LoadCommits {
+        run: i64,
+        env: String,
+        repo: std::path::PathBuf,
+        current: Option<String>,
+        commit: String,
+    },
     Decide {
         run: i64,
         env: String,
@@ -94,6 +109,14 @@ pub enum Effect {
         from: u64,
         needle: String,
         backward: bool,
+    },
+    /// Write `range` of a step's log, inert, to a file called `name` in
+    /// [`super::export::export_dir`].
+    WriteLog {
+        run: i64,
+        step: i64,
+        range: super::export::LineRange,
+        name: String,
     },
     Quit {
         stop_engine: bool,
@@ -130,6 +153,8 @@ pub enum Reply {
     Catalog(Catalog),
     /// The engine's status (project file, data-dir disk).
     Status(Box<crate::domain::command::ConfigStatus>),
+    Identity(crate::domain::command::Identity),
+    Commits(super::commits::GateCommits),
     /// A rerun of `run` would roll an environment back (`why`): ask again, as such.
     Older {
         run: i64,

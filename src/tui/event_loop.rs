@@ -52,6 +52,7 @@ where
     execute(&client, first, reply_tx.clone());
     execute(&client, Effect::LoadCatalog, reply_tx.clone());
     execute(&client, Effect::LoadStatus, reply_tx.clone());
+    execute(&client, Effect::LoadIdentity, reply_tx.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks: u64 = 0;
     tokio::pin!(stop);
@@ -182,6 +183,38 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                 .ask(Request::ConfigStatus)
                 .await
                 .map(|s| Reply::Status(Box::new(s))),
+            Effect::LoadIdentity => c.ask(Request::Whoami).await.map(Reply::Identity),
+            Effect::LoadCommits {
+                run,
+                env,
+                repo,
+                current,
+                commit,
+            } => {
+                let read = tokio::task::spawn_blocking(move || {
+                    crate::tui::commits::between(&repo, current.as_deref(), &commit).map(
+                        |(commits, total)| crate::tui::commits::GateCommits {
+                            run,
+                            env,
+                            current,
+                            commits,
+                            total,
+                        },
+                    )
+                })
+                .await;
+                match read {
+                    Ok(Ok(c)) => Ok(Reply::Commits(c)),
+                    Ok(Err(e)) => {
+                        tracing::info!("no commit list for the gate: {e}");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!("the git task failed: {e}");
+                        return;
+                    }
+                }
+            }
             Effect::Cancel(id) => c
                 .cancel(id)
                 .await
@@ -283,6 +316,24 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                         send(&tx, Reply::Found { step, needle, line });
                         Err(e)
                     }
+                }
+            }
+            Effect::WriteLog {
+                run,
+                step,
+                range,
+                name,
+            } => {
+                let path = crate::tui::export::export_dir().join(name);
+                match crate::tui::export::write_range(&c, run, step, range, &path).await {
+                    Ok(n) => Ok(Reply::Info(format!(
+                        "wrote {n} line{} ({}-{}) to {}",
+                        if n == 1 { "" } else { "s" },
+                        range.from + 1,
+                        range.from + n,
+                        path.display()
+                    ))),
+                    Err(e) => Ok(Reply::Error(e.to_string())),
                 }
             }
             Effect::Quit { .. } => return,

@@ -5,10 +5,13 @@
 pub mod action;
 pub mod app;
 pub mod cache;
+pub mod commits;
 pub mod demo;
 pub mod event_loop;
+pub mod export;
 pub mod keymap;
 pub mod terminal;
+pub mod theme;
 pub mod update;
 pub mod views;
 pub mod widgets;
@@ -59,6 +62,9 @@ pub struct Session {
     pub data_dir: String,
     pub services: Vec<String>,
     pub ascii: bool,
+    pub theme: theme::Theme,
+    /// Each service's local git repository, where there is one.
+    pub repos: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// Runs the dashboard until the operator quits; returns the exit code.
@@ -110,6 +116,8 @@ async fn attach(
         session.data_dir.clone(),
     );
     state.ascii = session.ascii;
+    state.theme = session.theme;
+    state.repos = session.repos.clone();
     state.color = std::env::var_os("NO_COLOR").is_none();
     let mut term_sig =
         signal(SignalKind::terminate()).map_err(|e| TuiError::Signal("SIGTERM", e))?;
@@ -132,7 +140,7 @@ async fn attach(
 }
 
 /// Finds or starts the engine for the data dir, then runs the dashboard.
-pub async fn open(ctx: &crate::cli::Ctx, ascii: bool) -> i32 {
+pub async fn open(ctx: &crate::cli::Ctx, ascii: bool, theme: theme::Theme) -> i32 {
     let (client, started) = match Client::connect(&ctx.socket) {
         Ok(c) => (c, None),
         Err(_) => {
@@ -151,14 +159,20 @@ pub async fn open(ctx: &crate::cli::Ctx, ascii: bool) -> i32 {
         }
     };
     // The service list comes from the project the engine runs.
-    let services = match crate::config::load_project(&ctx.project_path) {
-        Ok(p) => p.services.keys().cloned().collect(),
+    let (services, repos) = match crate::config::load_project(&ctx.project_path) {
+        Ok(p) => (
+            p.services.keys().cloned().collect(),
+            p.services
+                .values()
+                .filter_map(|s| commits::local_repo(s, &ctx.data_dir).map(|r| (s.name.clone(), r)))
+                .collect(),
+        ),
         Err(e) => {
             tracing::warn!(
                 "cannot read the project {} for its services (t offers none): {e:?}",
                 ctx.project_path.display()
             );
-            Vec::new()
+            (Vec::new(), Default::default())
         }
     };
     let mut keymap = Keymap::default();
@@ -173,6 +187,8 @@ pub async fn open(ctx: &crate::cli::Ctx, ascii: bool) -> i32 {
             data_dir: ctx.data_dir.display().to_string(),
             services,
             ascii,
+            theme,
+            repos,
         },
         keymap,
     )

@@ -176,6 +176,39 @@ mod tests {
     }
 
     #[test]
+    fn a_gate_that_requires_a_comment_keeps_asking_for_one() {
+        let mut s = state();
+        s.gate_rules = vec![crate::domain::command::GateRule {
+            owner: "web".into(),
+            env: "prod".into(),
+            require_comment: true,
+            ..Default::default()
+        }];
+        press(&mut s, KeyCode::Char('i'));
+        press(&mut s, KeyCode::Char('x'));
+        assert_eq!(press(&mut s, KeyCode::Enter), None);
+        assert!(matches!(s.dialog, Some(Dialog::Comment { .. })));
+        assert!(
+            s.message
+                .as_ref()
+                .is_some_and(|(err, m)| *err && m.contains("requires a comment"))
+        );
+        for c in "bad".chars() {
+            press(&mut s, KeyCode::Char(c));
+        }
+        press(&mut s, KeyCode::Enter);
+        assert_eq!(
+            press(&mut s, KeyCode::Char('y')),
+            Some(Effect::Decide {
+                run: 2,
+                env: "prod".into(),
+                decision: Decision::Reject,
+                comment: Some("bad".into())
+            })
+        );
+    }
+
+    #[test]
     fn quitting_a_hosting_dashboard_with_active_runs_asks() {
         let mut s = state();
         assert_eq!(press(&mut s, KeyCode::Char('q')), None);

@@ -137,6 +137,7 @@ impl Runner {
             env,
             run_id,
             triggered_by: &run.triggered_by,
+            commented: comment.as_deref().is_some_and(|c| !c.trim().is_empty()),
         };
         if let Some(why) = policy.refuses(&decider) {
             return Err(why.into());

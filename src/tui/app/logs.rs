@@ -22,6 +22,8 @@ pub struct LogView {
     /// When not following: the line number at the top of the pane.
     pub top: u64,
     pub wrap: bool,
+    /// Not wrapping: the first column shown of every line (scrolled sideways).
+    pub col: u16,
     pub timestamps: bool,
     pub streams: bool,
     pub search: Option<String>,

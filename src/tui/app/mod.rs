@@ -84,6 +84,14 @@ pub enum Dialog {
     Trigger(TriggerForm),
     /// `:` jump to a view.
     CommandLine(String),
+    /// `w`: which lines of the shown log to write to a file (`FROM-TO`, a line, `+COUNT`).
+    WriteLog {
+        run: i64,
+        step: i64,
+        /// The step's path (`build/test`), for the file name.
+        what: String,
+        input: String,
+    },
     /// `q` while this process hosts an engine with active runs.
     Quit { active: usize },
 }
@@ -128,11 +136,21 @@ pub struct AppState {
     pub now: Millis,
     /// This process hosts the engine (versus attached to one another process hosts).
     pub hosting: bool,
+    /// Each service's local git repository, where this machine has one.
+    pub repos: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// The commits the gate being decided lets through (once git said).
+    pub gate_commits: Option<crate::tui::commits::GateCommits>,
+    /// Who the engine takes this dashboard's user for (once it said).
+    pub identity: Option<crate::domain::command::Identity>,
+    /// The host this dashboard runs on (the engine's may differ).
+    pub host: String,
     pub data_dir: String,
     /// The engine's project file and data-dir disk, as last asked.
     pub engine_status: Option<crate::domain::command::ConfigStatus>,
     pub ascii: bool,
     pub color: bool,
+    /// The colours, when `color` (no `NO_COLOR`).
+    pub theme: crate::tui::theme::Theme,
     pub quit: bool,
     /// The terminal's height at the last draw, for paging.
     pub screen_height: u16,
@@ -182,10 +200,15 @@ impl AppState {
             gate_rules: Vec::new(),
             now: 0,
             hosting,
+            identity: None,
+            repos: Default::default(),
+            gate_commits: None,
+            host: crate::engine::account::host_name(),
             data_dir,
             engine_status: None,
             ascii: false,
             color: true,
+            theme: Default::default(),
             quit: false,
             screen_height: 24,
             wanted_detail: None,
@@ -229,6 +252,40 @@ impl AppState {
             })
         });
         mine.or_else(|| self.gates.iter().find(|g| g.run_id == d.run.id))
+    }
+
+    /// Opens the approve (or reject) dialog of gate `env` of run `run`, and asks git
+    /// for the commits it lets through when the service's repository is local.
+    pub fn open_decision(
+        &mut self,
+        run: i64,
+        env: String,
+        a: super::action::Action,
+    ) -> Option<Effect> {
+        self.dialog = Some(super::views::decide(run, env.clone(), a));
+        self.gate_commits = None;
+        let r = self
+            .runs
+            .iter()
+            .find(|r| r.id == run)
+            .or_else(|| self.detail.as_ref().map(|d| &d.run).filter(|r| r.id == run))?;
+        if r.kind != crate::domain::RunKind::Service || r.commit_sha.is_empty() {
+            return None;
+        }
+        let repo = self.repos.get(&r.service)?.clone();
+        let current = self.queue(&r.service, &env).and_then(|q| {
+            q.entries
+                .iter()
+                .find(|e| e.state == crate::domain::QueueState::Current)
+                .map(|e| e.commit_sha.clone())
+        });
+        Some(Effect::LoadCommits {
+            run,
+            env,
+            repo,
+            current,
+            commit: r.commit_sha.clone(),
+        })
     }
 
     pub fn info(&mut self, text: impl Into<String>) {
@@ -429,6 +486,14 @@ impl AppState {
             Reply::Triggers(t) => {
                 self.trigger_sel = self.trigger_sel.min(t.len().saturating_sub(1));
                 self.triggers = t;
+                None
+            }
+            Reply::Commits(c) => {
+                self.gate_commits = Some(c);
+                None
+            }
+            Reply::Identity(id) => {
+                self.identity = Some(id);
                 None
             }
             Reply::Queues(q) => {

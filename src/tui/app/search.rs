@@ -54,6 +54,14 @@ impl AppState {
     /// held when it is there, else through the engine.
     pub fn log_search(&mut self, from: SearchFrom) -> Option<Effect> {
         let needle = self.log.search.clone().filter(|n| !n.is_empty())?;
+        // One search at a time: a second reply for the same text could not be told
+        // from the first.
+        if let Some(busy) = &self.log.searching {
+            self.info(format!(
+                "still searching for `{busy}`: n/N once it is done (esc stops)"
+            ));
+            return None;
+        }
         let top = self.log_top();
         let wanted = |n: u64| match from {
             SearchFrom::Here => n >= top,

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Paragraph, Row, Table};
 
-use super::{accent, block, dialogs, selected, span};
+use super::{accent, block, selected, span};
 use crate::tui::action::{Action, Effect};
 use crate::tui::app::{AppState, View};
 
@@ -19,7 +19,8 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
                 s.error("no gate is waiting");
                 return None;
             };
-            s.dialog = Some(dialogs::decide(g.run_id, g.env.clone(), a));
+            let (run, env) = (g.run_id, g.env.clone());
+            return s.open_decision(run, env, a);
         }
         Action::Enter => {
             let id = s.gates.get(s.gate_sel)?.run_id;

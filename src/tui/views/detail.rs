@@ -17,6 +17,9 @@ use crate::tui::app::{AppState, NodeId, View, nodes};
 use crate::tui::widgets::run_tree::{TreeLook, node_symbols};
 use crate::tui::widgets::status::{badge, run_look};
 
+/// Columns `<` and `>` scroll long lines sideways.
+pub const SIDEWAYS: u16 = 8;
+
 /// The run detail's keys.
 pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
     match a {
@@ -53,6 +56,37 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         }
         Action::Wrap => {
             s.log.wrap = !s.log.wrap;
+            s.log.col = 0;
+            s.info(if s.log.wrap {
+                "long lines wrap (W cuts them; then < and > scroll sideways)"
+            } else {
+                "long lines are cut: < and > scroll sideways (W wraps)"
+            });
+            None
+        }
+        Action::ScrollLeft | Action::ScrollRight => {
+            if s.log.wrap {
+                s.error("lines wrap: nothing to scroll sideways (W cuts them)");
+                return None;
+            }
+            s.log.col = if a == Action::ScrollRight {
+                s.log.col.saturating_add(SIDEWAYS)
+            } else {
+                s.log.col.saturating_sub(SIDEWAYS)
+            };
+            None
+        }
+        Action::WriteLog => {
+            let step = s.selected_step()?;
+            let (run, step, what) = (step.run_id, step.id, step.path());
+            let top = current_top(s);
+            let end = (top + s.log_rows() as u64).min(s.log.total.max(top + 1));
+            s.dialog = Some(crate::tui::app::Dialog::WriteLog {
+                run,
+                step,
+                what,
+                input: format!("{}-{end}", top + 1),
+            });
             None
         }
         Action::Timestamps => {
@@ -79,8 +113,8 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
                 s.error("no gate is waiting in this run");
                 return None;
             };
-            s.dialog = Some(dialogs::decide(g.run_id, g.env.clone(), a));
-            None
+            let (run, env) = (g.run_id, g.env.clone());
+            s.open_decision(run, env, a)
         }
         _ => None,
     }

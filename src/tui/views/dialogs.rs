@@ -125,6 +125,18 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
             KeyCode::Esc => None,
             KeyCode::Enter => {
                 let comment = (!input.trim().is_empty()).then(|| input.trim().to_string());
+                let required =
+                    super::gate_context::rule_of(s, run, &env).is_some_and(|r| r.require_comment);
+                if required && comment.is_none() {
+                    s.error(format!("{env} requires a comment: say why, then enter"));
+                    s.dialog = Some(Dialog::Comment {
+                        run,
+                        env,
+                        decision,
+                        input,
+                    });
+                    return None;
+                }
                 s.dialog = Some(Dialog::Confirm {
                     text: decision_text(run, &env, decision),
                     effect: Effect::Decide {
@@ -148,6 +160,50 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
             }
         },
         Dialog::Trigger(form) => s.trigger_key(form, key.code),
+        Dialog::WriteLog {
+            run,
+            step,
+            what,
+            mut input,
+        } => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Enter => {
+                let top = s.log_top();
+                let rows = s.log_rows() as u64;
+                let total = s.log.total.max(s.log.first + s.log.lines.len() as u64);
+                match crate::tui::export::parse_range(&input, top, rows, total) {
+                    Ok(range) => {
+                        let name = crate::tui::export::file_name(run, &what, range);
+                        Some(Effect::WriteLog {
+                            run,
+                            step,
+                            range,
+                            name,
+                        })
+                    }
+                    Err(why) => {
+                        s.error(why);
+                        s.dialog = Some(Dialog::WriteLog {
+                            run,
+                            step,
+                            what,
+                            input,
+                        });
+                        None
+                    }
+                }
+            }
+            code => {
+                text_input(&mut input, code);
+                s.dialog = Some(Dialog::WriteLog {
+                    run,
+                    step,
+                    what,
+                    input,
+                });
+                None
+            }
+        },
         Dialog::CommandLine(mut input) => match key.code {
             KeyCode::Esc => None,
             KeyCode::Enter => {
@@ -245,11 +301,19 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             let mut lines = super::gate_context::lines(s, *run, env, *decision);
             lines.extend([
                 Line::from(""),
-                Line::from("Comment (optional, recorded in the audit log):"),
+                Line::from(
+                    if super::gate_context::rule_of(s, *run, env).is_some_and(|r| r.require_comment)
+                    {
+                        "Comment (required by this gate, recorded in the audit log):"
+                    } else {
+                        "Comment (optional, recorded in the audit log):"
+                    },
+                ),
                 Line::from(format!("> {input}▏")),
                 Line::from(""),
                 Line::styled("enter: continue    esc: cancel", accent(s)),
             ]);
+            lines.extend(super::gate_context::commit_lines(s, *run, env));
             // Wrapped lines take more rows than there are lines.
             let h = lines
                 .iter()
@@ -259,6 +323,26 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             popup(f, s, area, &format!("{verb} {env} of run {run}"), lines, h)
         }
         Dialog::Trigger(form) => super::trigger::render(f, s, form, area),
+        Dialog::WriteLog { what, input, .. } => popup(
+            f,
+            s,
+            area,
+            &format!("write {what}'s log to a file"),
+            vec![
+                Line::from(format!(
+                    "Lines (FROM-TO, one line, or +COUNT from the top of the pane; the log has {}):",
+                    s.log.total.max(s.log.first + s.log.lines.len() as u64)
+                )),
+                Line::from(format!("> {input}▏")),
+                Line::from(""),
+                Line::from(
+                    "Written without colours or escapes to the directory pipedeck was started \
+                     in (else the temp dir); the status line says where.",
+                ),
+                Line::styled("enter: write    esc: cancel", accent(s)),
+            ],
+            10,
+        ),
         Dialog::CommandLine(input) => popup(
             f,
             s,

@@ -20,6 +20,19 @@ fn run_of(s: &AppState, id: i64) -> Option<&RunInfo> {
         .or_else(|| s.detail.as_ref().map(|d| &d.run).filter(|r| r.id == id))
 }
 
+/// Who may decide gate `env` of run `run`, as the engine's project defines it now.
+pub fn rule_of<'a>(
+    s: &'a AppState,
+    run: i64,
+    env: &str,
+) -> Option<&'a crate::domain::command::GateRule> {
+    let r = run_of(s, run)?;
+    let key = GateKey::parse(env).unwrap_or_else(|| GateKey::env(env));
+    s.gate_rules
+        .iter()
+        .find(|g| g.owner == r.service && g.env == key.env)
+}
+
 /// The plan summary the open run's stack job previewed for node `env`'s resource.
 fn plan_of(s: &AppState, run: i64, env: &str) -> Option<String> {
     let d = s.detail.as_ref().filter(|d| d.run.id == run)?;
@@ -66,12 +79,7 @@ pub fn lines(s: &AppState, run: i64, env: &str, decision: Decision) -> Vec<Line<
             out.push(row("author", inert(&r.author)));
         }
         out.push(row("triggered", inert(&r.triggered_by)));
-        let key = GateKey::parse(env).unwrap_or_else(|| GateKey::env(env));
-        if let Some(rule) = s
-            .gate_rules
-            .iter()
-            .find(|g| g.owner == r.service && g.env == key.env)
-        {
+        if let Some(rule) = rule_of(s, run, env) {
             let who = if rule.approvers.is_empty() {
                 "anyone".to_string()
             } else {
@@ -98,6 +106,48 @@ pub fn lines(s: &AppState, run: i64, env: &str, decision: Decision) -> Vec<Line<
     }
     if let Some(plan) = plan_of(s, run, env) {
         out.push(row("plan", plan));
+    }
+    out
+}
+
+/// The commits gate `env` of run `run` lets through (from git, when the service's
+/// repository is local): a count, then newest first, at most 20, with the rest counted.
+pub fn commit_lines(s: &AppState, run: i64, env: &str) -> Vec<Line<'static>> {
+    let Some(c) = s
+        .gate_commits
+        .as_ref()
+        .filter(|c| c.run == run && c.env == env)
+    else {
+        return Vec::new();
+    };
+    let since = match &c.current {
+        Some(sha) => format!("since {} runs {}", inert(env), &sha[..sha.len().min(7)]),
+        None => format!("(nothing deployed to {} yet)", inert(env)),
+    };
+    let mut out = vec![
+        Line::from(""),
+        row(
+            "changes",
+            format!(
+                "{} commit{} {since}",
+                c.total,
+                if c.total == 1 { "" } else { "s" }
+            ),
+        ),
+    ];
+    for k in &c.commits {
+        out.push(Line::from(format!(
+            "  {} {} ({})",
+            inert(&k.sha),
+            fit(&inert(&k.subject), 44),
+            fit(&inert(&k.author), 16)
+        )));
+    }
+    if c.total > c.commits.len() {
+        out.push(Line::from(format!(
+            "  … and {} more",
+            c.total - c.commits.len()
+        )));
     }
     out
 }

@@ -85,7 +85,13 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             " {} · {} lines · {mode}{}{}{searching} ",
             st.path(),
             lv.total.max(lv.first + lv.lines.len() as u64),
-            if lv.wrap { " · wrap" } else { "" },
+            if lv.wrap {
+                " · wrap".to_string()
+            } else if lv.col > 0 {
+                format!(" · from column {}", lv.col + 1)
+            } else {
+                String::new()
+            },
             lv.search
                 .as_deref()
                 .filter(|x| !x.is_empty())
@@ -103,7 +109,7 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         lv.top
     };
     let start = top.saturating_sub(lv.first) as usize;
-    let lines: Vec<Line> = lv
+    let mut lines: Vec<Line> = lv
         .lines
         .iter()
         .skip(start)
@@ -134,10 +140,22 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             Line::from(prefix)
         })
         .collect();
+    if lv.wrap && lv.follow {
+        // Following with wrapped lines: the newest line must show, so leave out
+        // older lines until the wrapped rows fit the pane.
+        let width = area.width.saturating_sub(2).max(1) as usize;
+        let rows = |l: &Line| l.width().div_ceil(width).max(1);
+        let mut used: usize = lines.iter().map(rows).sum();
+        while used > inner_h && lines.len() > 1 {
+            used -= rows(&lines.remove(0));
+        }
+    }
     let empty = lines.is_empty();
     let mut p = Paragraph::new(lines).block(b);
     if lv.wrap {
         p = p.wrap(Wrap { trim: false });
+    } else if lv.col > 0 {
+        p = p.scroll((0, lv.col));
     }
     if empty {
         let text = match step {

@@ -118,7 +118,7 @@ pub fn block<'a>(s: &AppState, title: impl Into<Line<'a>>, focused: bool) -> Blo
         b
     };
     if focused && s.color {
-        b.border_style(Style::new().fg(Color::Cyan))
+        b.border_style(Style::new().fg(s.theme.border))
     } else {
         b
     }
@@ -126,7 +126,7 @@ pub fn block<'a>(s: &AppState, title: impl Into<Line<'a>>, focused: bool) -> Blo
 
 pub fn accent(s: &AppState) -> Style {
     if s.color {
-        Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        Style::new().fg(s.theme.accent).add_modifier(Modifier::BOLD)
     } else {
         Style::new().add_modifier(Modifier::BOLD)
     }
@@ -134,9 +134,13 @@ pub fn accent(s: &AppState) -> Style {
 
 pub fn selected(s: &AppState) -> Style {
     if s.color {
-        Style::new()
-            .bg(Color::DarkGray)
-            .add_modifier(Modifier::BOLD)
+        let st = Style::new()
+            .bg(s.theme.selection)
+            .add_modifier(Modifier::BOLD);
+        match s.theme.selection_text {
+            Some(c) => st.fg(c),
+            None => st,
+        }
     } else {
         Style::new().add_modifier(Modifier::REVERSED)
     }
@@ -225,7 +229,7 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
         let style = if s.color {
             Style::new()
                 .fg(Color::Black)
-                .bg(Color::Yellow)
+                .bg(s.theme.waiting)
                 .add_modifier(Modifier::BOLD)
         } else {
             Style::new().add_modifier(Modifier::REVERSED)
@@ -239,18 +243,14 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
             style,
         ));
     }
-    let mode = if s.hosting {
-        "engine: hosted here"
-    } else {
-        "engine: attached"
-    };
+    let engine = crate::tui::widgets::status::engine_text(s.hosting, s.identity.as_ref(), &s.host);
     let disk = s
         .engine_status
         .as_ref()
         .and_then(|st| st.disk.as_ref())
         .map(|d| format!(" · {}", d.summary_short()))
         .unwrap_or_default();
-    let right = format!("{mode} · {}{disk} ", s.data_dir);
+    let right = format!("{engine} · {}{disk} ", s.data_dir);
     let left_len: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let pad = (area.width as usize).saturating_sub(left_len + right.chars().count());
     spans.push(Span::raw(" ".repeat(pad)));

@@ -125,6 +125,9 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Names this engine's store (from its data dir) in its steps' process tokens.
     pub store_id: Arc<str>,
+    /// Slurm jobs a previous engine submitted that still run, by step id: their
+    /// units re-attach to them when their runs resume.
+    pub slurm_attach: Arc<std::sync::Mutex<std::collections::HashMap<i64, executor::slurm::JobId>>>,
 }
 
 impl Shared {
@@ -137,6 +140,7 @@ impl Shared {
             queues: Default::default(),
             shutdown: CancellationToken::new(),
             store_id: executor::leftovers::store_id(data_dir).into(),
+            slurm_attach: Default::default(),
         }
     }
 }

@@ -126,6 +126,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX chain_links_down ON chain_links(downstream);
     CREATE INDEX chain_links_up ON chain_links(upstream);",
+    // 8: the Slurm job a step submitted (issue 20), so that a restarted engine
+    // re-attaches to it, or stops it when its run was cancelled.
+    "ALTER TABLE steps ADD COLUMN slurm_job INTEGER;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -20,8 +20,10 @@ use crate::config::slurm::SlurmJob;
 use crate::domain::now_ms;
 use crate::engine::scheduler::UnitCtx;
 
-/// The first wait between two reads of a job; it doubles up to the job's `poll`.
+/// The wait between two reads of a job in its first [`QUICK_FOR`]; then it doubles up
+/// to the job's `poll` (most short jobs end within the quick reads).
 const FIRST_POLL: Duration = Duration::from_millis(100);
+const QUICK_FOR: Duration = Duration::from_secs(2);
 /// After this many failed reads in a row, the job is taken as lost.
 const MAX_READ_ERRORS: u32 = 10;
 
@@ -210,6 +212,7 @@ async fn follow(
     };
     let max_poll = Duration::from_millis(spec.job.poll_ms).max(FIRST_POLL);
     let mut poll = FIRST_POLL;
+    let started = Instant::now();
     let mut asked = Asked::Nothing;
     let mut kill_at: Option<Instant> = None;
     let mut last_state = String::new();
@@ -290,7 +293,9 @@ async fn follow(
                 }
             }
         }
-        poll = (poll * 2).min(max_poll);
+        if started.elapsed() >= QUICK_FOR {
+            poll = (poll * 2).min(max_poll);
+        }
         if asked != Asked::Nothing {
             poll = poll.min(Duration::from_millis(500));
         }

@@ -154,6 +154,7 @@ fn main() {
         gates: vec![],
         graph: vec![],
         chain: Default::default(),
+        slurm_jobs: Default::default(),
     })));
     let serve = |s: &mut AppState, e: Option<Effect>| {
         let mut e = e;
@@ -241,6 +242,7 @@ fn main() {
         gates: vec![],
         graph: vec![],
         chain: Default::default(),
+        slurm_jobs: Default::default(),
     })));
     drop(e);
     let mut times = Vec::new();
@@ -339,6 +341,7 @@ fn main() {
         gates: vec![],
         graph,
         chain: Default::default(),
+        slurm_jobs: Default::default(),
     })));
     s.view = View::Graph;
     let mut times = Vec::new();

@@ -144,6 +144,9 @@ pub fn print_detail(d: &RunDetail, color: bool) {
     }
     for s in &d.steps {
         outln!("{}", step_line(s, color));
+        if let Some(job) = d.slurm_jobs.get(&s.id) {
+            outln!("      slurm job {job}");
+        }
         // What the step wrote to $PIPEDECK_OUTPUT (masked), or a resource's outputs.
         if let Some(serde_json::Value::Object(o)) = &s.outputs {
             for (k, v) in o {

@@ -9,6 +9,7 @@ pub mod outbound;
 mod retention;
 pub use retention::{OldLogs, Retention};
 pub mod schema;
+pub mod slurm;
 pub mod station;
 pub mod triggers;
 pub mod user;
@@ -60,6 +61,9 @@ pub struct EngineSettings {
     /// Default longest a unit may run (none: no limit).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// The Slurm cluster of `[slurm]`, if any.
+    #[serde(default)]
+    pub slurm: Option<slurm::SlurmCluster>,
 }
 
 impl Default for EngineSettings {
@@ -70,6 +74,7 @@ impl Default for EngineSettings {
                 .unwrap_or(2),
             kill_grace_ms: 10_000,
             timeout_ms: None,
+            slurm: None,
         }
     }
 }
@@ -132,6 +137,9 @@ pub struct Step {
     /// Run again this many times after a failure.
     #[serde(default)]
     pub retries: u32,
+    /// Runs as a Slurm job (None: a local process).
+    #[serde(default)]
+    pub slurm: Option<slurm::SlurmJob>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +157,9 @@ pub struct EnvDeploy {
     /// Checks after the deploy, in order (runs stored before they existed have none).
     #[serde(default)]
     pub verify: Vec<Check>,
+    /// Runs as a Slurm job (None: a local process).
+    #[serde(default)]
+    pub slurm: Option<slurm::SlurmJob>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

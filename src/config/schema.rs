@@ -56,6 +56,8 @@ pub struct ProjectFile {
     pub retention: RetentionFile,
     /// Who may do what on a shared engine: roles (viewer, operator, admin) by Unix user and by Unix group. Without this table the engine's own user is admin and everyone who can reach its socket is an operator.
     pub access: Option<AccessFile>,
+    /// A Slurm cluster that steps and deploys may run on as batch jobs (`executor = "slurm"`).
+    pub slurm: Option<super::slurm::SlurmFile>,
     /// Stations (DP-2): directories that run one release of a service each, under `releases/<id>/` with a `current` symlink switched atomically. A station bound to a branch follows that branch's new releases (fan-out); one bound to previews follows releases of other branches.
     #[serde(default)]
     #[schemars(with = "BTreeMap<NameKey, StationFile>")]
@@ -518,6 +520,11 @@ pub struct StepFile {
     /// Run the step again this many times if it fails (from 0 to 10), waiting 1s, 2s, 4s ... between attempts. Every attempt's output stays in the step's log.
     #[schemars(with = "Option<u32>", range(min = 0, max = 10))]
     pub retries: Option<Spanned<i64>>,
+    /// Where it runs: "local" (a process here) or "slurm" (a batch job on the cluster of [slurm]). Default: "slurm" when it has a `slurm` table or `[slurm] default = true`, else "local".
+    #[schemars(with = "Option<super::slurm::ExecutorName>")]
+    pub executor: Option<Spanned<super::slurm::ExecutorName>>,
+    /// Its Slurm job's resources: partition, cpus, memory, time_limit, extra sbatch options.
+    pub slurm: Option<super::slurm::SlurmJobFile>,
 }
 
 /// How a service deploys to one environment, with gate overrides.
@@ -549,6 +556,11 @@ pub struct DeployFile {
     /// Checks run after the deploy, in order (SP-3a). A failed check fails this environment and skips the later ones.
     #[serde(default)]
     pub verify: Vec<VerifyFile>,
+    /// Where it runs: "local" (a process here) or "slurm" (a batch job on the cluster of [slurm]). Default: "slurm" when it has a `slurm` table or `[slurm] default = true`, else "local".
+    #[schemars(with = "Option<super::slurm::ExecutorName>")]
+    pub executor: Option<Spanned<super::slurm::ExecutorName>>,
+    /// Its Slurm job's resources: partition, cpus, memory, time_limit, extra sbatch options.
+    pub slurm: Option<super::slurm::SlurmJobFile>,
 }
 
 /// A check after a deploy: exactly one of `run` (a command, like a step) and `url` (an HTTP check).

@@ -203,6 +203,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
     }
     engine.kill_grace_ms = cx.duration(&file.engine.kill_grace, engine.kill_grace_ms, &KILL_GRACE);
     engine.timeout_ms = cx.timeout(&file.engine.timeout, None);
+    engine.slurm = super::slurm::resolve_cluster(&mut cx, &file.slurm);
 
     for env in file.environments.values() {
         cx.duration(&env.expires_after, 0, &EXPIRES_AFTER);
@@ -369,7 +370,7 @@ fn resolve_service(
             );
             continue;
         };
-        let Some((_, dep)) = svc.deploy.iter().find(|(k, _)| k.get_ref() == ename) else {
+        let Some((dep_key, dep)) = svc.deploy.iter().find(|(k, _)| k.get_ref() == ename) else {
             cx.err(
                 env.span(),
                 format!("service `{sname}` deploys to `{ename}` but has no deploy command for it"),
@@ -410,6 +411,14 @@ fn resolve_service(
             timeout_ms: cx.timeout(&dep.timeout, engine.timeout_ms),
             queue: decl.queue.unwrap_or_default(),
             verify,
+            slurm: super::slurm::resolve_job(
+                cx,
+                &engine.slurm,
+                &dep.executor,
+                &dep.slurm,
+                &format!("the deploy of service `{sname}` to `{ename}`"),
+                dep_key.span(),
+            ),
         });
         cx.never_retried(&dep.retries, "a deploy is never retried on its own (SJ-5)");
     }
@@ -541,6 +550,14 @@ fn resolve_steps(
             kill_grace_ms: cx.duration(&s.kill_grace, engine.kill_grace_ms, &KILL_GRACE),
             timeout_ms: cx.timeout(&s.timeout, engine.timeout_ms),
             retries: cx.retries(&s.retries),
+            slurm: super::slurm::resolve_job(
+                cx,
+                &engine.slurm,
+                &s.executor,
+                &s.slurm,
+                &format!("step `{}` of service `{sname}`", s.name.get_ref()),
+                s.name.span(),
+            ),
         })
         .collect()
 }

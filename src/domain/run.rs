@@ -436,6 +436,9 @@ pub struct RunDetail {
     /// Service runs: the runs that started this one and those it started (SP-7a).
     #[serde(default)]
     pub chain: super::chain::ChainLinks,
+    /// The Slurm job each step submitted (by step id; issue 20).
+    #[serde(default)]
+    pub slurm_jobs: std::collections::BTreeMap<i64, u64>,
 }
 
 /// A resource in an infra run's DAG.

@@ -135,6 +135,9 @@ pub(crate) struct Shared {
     pub metrics: Arc<metrics::Metrics>,
     /// The data dir's disk and the free-space floor.
     pub space: Arc<space::Space>,
+    /// Slurm jobs a previous engine submitted that still run, by step id: their
+    /// units re-attach to them when their runs resume.
+    pub slurm_attach: Arc<std::sync::Mutex<std::collections::HashMap<i64, executor::slurm::JobId>>>,
 }
 
 impl Shared {
@@ -149,6 +152,7 @@ impl Shared {
             store_id: executor::leftovers::store_id(data_dir).into(),
             metrics: Default::default(),
             space: Arc::new(space::Space::new(data_dir)),
+            slurm_attach: Default::default(),
         }
     }
 }

@@ -200,6 +200,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "CREATE INDEX runs_rerun_of ON runs(rerun_of);
     CREATE INDEX steps_parent ON steps(parent_id);
     CREATE INDEX deployments_run ON deployments(run_id);",
+    // 12: the Slurm job a step submitted (issue 20), so that a restarted engine
+    // re-attaches to it, or stops it when its run was cancelled.
+    "ALTER TABLE steps ADD COLUMN slurm_job INTEGER;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

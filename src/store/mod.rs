@@ -416,6 +416,7 @@ impl Store {
             gates: self.gates(run_id)?,
             graph,
             chain: self.chain_links(run_id)?,
+            slurm_jobs: self.slurm_jobs(run_id)?.into_iter().collect(),
         }))
     }
 

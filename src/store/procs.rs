@@ -27,4 +27,24 @@ impl Store {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    /// Records the Slurm job a step submitted (migration 8).
+    pub fn set_step_slurm_job(&self, step_id: i64, job: u64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE steps SET slurm_job = ?2 WHERE id = ?1")?
+            .execute(params![step_id, job as i64])?;
+        Ok(())
+    }
+
+    /// The Slurm jobs of a run's steps, by step id.
+    pub fn slurm_jobs(&self, run_id: i64) -> Result<Vec<(i64, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, slurm_job FROM steps WHERE run_id = ?1 AND slurm_job IS NOT NULL \
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
 }

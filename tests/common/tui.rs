@@ -195,6 +195,7 @@ pub fn detail_state() -> AppState {
         gates: s.gates.clone(),
         graph: vec![],
         chain: Default::default(),
+        slurm_jobs: Default::default(),
     };
     s.apply_reply(Reply::Detail(Box::new(detail)));
     s.select_step_id(3);
@@ -349,6 +350,7 @@ pub fn infra_state() -> AppState {
         gates,
         graph,
         chain: Default::default(),
+        slurm_jobs: Default::default(),
     })));
     s.view = View::Graph;
     s

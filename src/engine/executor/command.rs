@@ -44,6 +44,8 @@ pub(crate) struct Command {
     pub timeout: Option<Duration>,
     /// Run again this many times after a failure (build steps only).
     pub retries: u32,
+    /// Runs as a Slurm job, not a local process.
+    pub slurm: Option<crate::config::slurm::SlurmJob>,
 }
 
 /// Before attempt `n + 1` (n from 1): 1s, 2s, 4s ..., at most a minute.
@@ -80,6 +82,10 @@ pub(crate) struct CommandExecutor {
     wiring: outputs::Wiring,
     /// The runs that started this one (a chain).
     upstream: Vec<Upstream>,
+    /// The run's variables as pairs (a Slurm job's script exports them).
+    vars: std::sync::OnceLock<Arc<Vec<(String, String)>>>,
+    /// How Slurm jobs are recorded and re-attached.
+    slurm: Option<super::slurm::Link>,
 }
 
 impl CommandExecutor {
@@ -110,7 +116,14 @@ impl CommandExecutor {
             env: Default::default(),
             wiring,
             upstream: Vec::new(),
+            vars: Default::default(),
+            slurm: None,
         }
+    }
+
+    pub fn with_slurm(mut self, link: super::slurm::Link) -> Self {
+        self.slurm = Some(link);
+        self
     }
 
     pub fn with_upstream(mut self, upstream: Vec<Upstream>) -> Self {
@@ -155,6 +168,30 @@ impl CommandExecutor {
     }
 }
 
+impl CommandExecutor {
+    /// One attempt as a local process.
+    async fn local(
+        &self,
+        work: &Command,
+        env: &Arc<Env>,
+        extra_env: &[(String, String)],
+        hold_slot: bool,
+        ctx: &mut UnitCtx,
+    ) -> (process::Outcome, i64) {
+        let spec = ProcSpec {
+            command: work.run.clone(),
+            cwd: self.workspace.clone(),
+            env: env.clone(),
+            extra_env: extra_env.to_vec(),
+            kill_grace: work.kill_grace,
+            interrupt_first: false,
+            timeout: work.timeout,
+            hold_slot,
+        };
+        process::run(spec, ctx).await
+    }
+}
+
 impl Executor for CommandExecutor {
     type Work = Work;
     type PrepareError = PrepareError;
@@ -184,9 +221,10 @@ impl Executor for CommandExecutor {
         if let Some(dir) = dir.parent() {
             std::fs::create_dir_all(dir).map_err(PrepareError::Outputs)?;
         }
-        let env = Env::new(&env).map_err(PrepareError::Env)?;
+        let pairs = Env::new(&env).map_err(PrepareError::Env)?;
         // `prepare` runs once per walk; a second call keeps the first environment.
-        let _ = self.env.set(Arc::new(env));
+        let _ = self.env.set(Arc::new(pairs));
+        let _ = self.vars.set(Arc::new(env));
         Ok(secrets)
     }
 
@@ -212,18 +250,34 @@ impl Executor for CommandExecutor {
         let mut ctx = ctx;
         let attempts = work.retries + 1;
         let mut attempt = 1;
+        let mut detail = None;
         let (outcome, ended_at) = loop {
-            let spec = ProcSpec {
-                command: work.run.clone(),
-                cwd: self.workspace.clone(),
-                env: env.clone(),
-                extra_env: extra_env.clone(),
-                kill_grace: work.kill_grace,
-                interrupt_first: false,
-                timeout: work.timeout,
-                hold_slot: attempt < attempts,
+            let (outcome, ended_at) = match (&work.slurm, &self.slurm) {
+                (Some(job), Some(link)) => {
+                    let vars = self.vars.get().map(|v| v.as_slice()).unwrap_or_default();
+                    let spec = super::slurm::JobSpec {
+                        job,
+                        command: &work.run,
+                        cwd: self.workspace.clone(),
+                        vars: vars.iter().chain(&extra_env).cloned().collect(),
+                        kill_grace: work.kill_grace,
+                        timeout: work.timeout,
+                        hold_slot: attempt < attempts,
+                        attempt,
+                    };
+                    let end = super::slurm::run(spec, &mut ctx, link).await;
+                    detail = end.detail;
+                    (end.outcome, end.ended_at)
+                }
+                (Some(_), None) => (
+                    process::Outcome::Error("internal error: no Slurm link for a Slurm job".into()),
+                    crate::domain::now_ms(),
+                ),
+                (None, _) => {
+                    self.local(work, env, &extra_env, attempt < attempts, &mut ctx)
+                        .await
+                }
             };
-            let (outcome, ended_at) = process::run(spec, &mut ctx).await;
             let failed = matches!(
                 outcome,
                 process::Outcome::Exited(_)
@@ -262,6 +316,9 @@ impl Executor for CommandExecutor {
             attempt += 1;
         };
         let mut end = finished(outcome, ended_at);
+        if let (Outcome::Failed(why), Some(d)) = (&mut end.outcome, detail) {
+            why.push_str(&format!(" ({d})"));
+        }
         let written = outputs::read(&file);
         if let Ok(Some(_)) | Err(_) = &written {
             // Read or not, it is of no more use.

@@ -7,6 +7,7 @@ pub(crate) mod http;
 pub mod leftovers;
 pub(crate) mod outputs;
 pub mod process;
+pub mod slurm;
 pub mod spawn;
 pub(crate) mod stack_job;
 pub mod terraform;

@@ -100,6 +100,7 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                 timeout: def.timeout_ms.map(Duration::from_millis),
                 retries: def.retries,
                 row: i,
+                slurm: def.slurm.clone(),
             })),
         });
     }
@@ -186,6 +187,7 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                 // A deploy is never retried on its own (SJ-5).
                 retries: 0,
                 row: i,
+                slurm: env.slurm.clone(),
             })),
         });
         // Its checks, one after another; the next environment waits for the last.
@@ -206,6 +208,7 @@ pub(super) fn graph(svc: &Service, steps: &[StepInfo], facts: &RunFacts) -> Plan
                     timeout: env.timeout_ms.map(Duration::from_millis),
                     // A failed smoke test fails its environment (HTTP checks retry).
                     retries: 0,
+                    slurm: None,
                 }),
                 CheckKind::Http(h) => Work::Http(h.clone()),
             };

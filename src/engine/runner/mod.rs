@@ -90,6 +90,12 @@ pub(crate) enum Msg {
         pid: i32,
         start: u64,
     },
+    /// A unit submitted a Slurm job: recorded with its step, so that a restarted
+    /// engine re-attaches to it (or stops it, when its run was cancelled).
+    SlurmJob {
+        step_id: i64,
+        job: crate::engine::executor::slurm::JobId,
+    },
     OpenGate {
         run_id: i64,
         env: String,
@@ -122,7 +128,10 @@ pub(crate) enum Msg {
 impl Msg {
     /// A step's change, which may wait for others to share its commit.
     fn is_step_change(&self) -> bool {
-        matches!(self, Msg::Step(_) | Msg::StepProcess { .. })
+        matches!(
+            self,
+            Msg::Step(_) | Msg::StepProcess { .. } | Msg::SlurmJob { .. }
+        )
     }
 
     /// What a person (or a trigger) decided: stored durably before it is answered.
@@ -433,7 +442,10 @@ impl Runner {
     /// savepoint), so a failed command leaves no half of itself in the batch.
     fn handle_one(&mut self, msg: Msg, out: &mut Out) {
         // A step change is one statement: it is stored whole or not at all.
-        if matches!(msg, Msg::Step(_) | Msg::StepProcess { .. }) {
+        if matches!(
+            msg,
+            Msg::Step(_) | Msg::StepProcess { .. } | Msg::SlurmJob { .. }
+        ) {
             self.handle(msg, out);
             return;
         }
@@ -610,6 +622,13 @@ impl Runner {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!("step {step_id}: cannot record process {pid}: {e}");
+                    false
+                }
+            },
+            Msg::SlurmJob { step_id, job } => match self.store.set_step_slurm_job(step_id, job.0) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("step {step_id}: cannot record Slurm job {job}: {e}");
                     false
                 }
             },

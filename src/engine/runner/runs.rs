@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::domain::RunSpec;
+use crate::engine::executor::slurm::JobId;
 use crate::engine::queue::{Deployed, RunFacts};
 
 /// How a run that cannot carry on after a restart ends: the run, its unfinished steps
@@ -68,6 +69,7 @@ impl Runner {
     pub(crate) fn recover(&mut self) -> Result<()> {
         let now = now_ms();
         let mut resume = Vec::new();
+        let (mut reattach, mut stop_jobs) = (Vec::new(), Vec::new());
         let logs = self.shared.logs.clone();
         let live = [
             RunStatus::Queued,
@@ -89,6 +91,43 @@ impl Runner {
                     resume.push(run.id);
                     continue;
                 }
+                // Units that run as Slurm jobs outlive the engine: when every unit
+                // that was executing is one, the run resumes and they re-attach.
+                let jobs: HashMap<i64, u64> = s.slurm_jobs(run.id)?.into_iter().collect();
+                let running: Vec<&StepInfo> = steps
+                    .iter()
+                    .filter(|st| st.status == StepStatus::Running && !parents.contains(&st.id))
+                    .collect();
+                if run.status != RunStatus::Cancelling
+                    && running.iter().all(|st| jobs.contains_key(&st.id))
+                {
+                    for st in running {
+                        let job = jobs[&st.id];
+                        if let Err(e) = logs.repair(run.id, st.id) {
+                            tracing::error!(
+                                "run {}: cannot repair the log of {}: {e}",
+                                run.id,
+                                st.path()
+                            );
+                        }
+                        let mut st = st.clone();
+                        // Queued: the scheduler starts it again, and its executor
+                        // finds the job to re-attach to.
+                        st.status = StepStatus::Queued;
+                        st.reason = Some(format!("re-attaching to Slurm job {job}"));
+                        s.update_step(&st)?;
+                        reattach.push((st.id, job));
+                    }
+                    resume.push(run.id);
+                    continue;
+                }
+                // Otherwise its jobs are stopped with it (a cancelled run's too).
+                stop_jobs.extend(
+                    steps
+                        .iter()
+                        .filter(|st| !st.status.is_terminal())
+                        .filter_map(|st| jobs.get(&st.id).copied()),
+                );
                 for step in &steps {
                     if step.started_at.is_some()
                         && !step.status.is_terminal()
@@ -114,6 +153,12 @@ impl Runner {
             Ok(())
         })?;
         self.fail_stale_releases()?;
+        if let Ok(mut m) = self.shared.slurm_attach.lock() {
+            m.extend(reattach.into_iter().map(|(step, job)| (step, JobId(job))));
+        }
+        for job in stop_jobs {
+            crate::engine::executor::slurm::cancel_now(JobId(job));
+        }
         for id in resume {
             let Some(run) = self.store.run(id)? else {
                 continue;

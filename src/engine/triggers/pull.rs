@@ -51,6 +51,8 @@ impl PullRun {
                     timeout_ms: project.engine.timeout_ms,
                     queue: QueuePolicy::Latest,
                     verify: Vec::new(),
+                    // Previews and teardowns run here, whatever `[slurm] default` says.
+                    slurm: None,
                 }];
             }
             (PullAction::Closed, _) => {
@@ -68,6 +70,7 @@ impl PullRun {
                     kill_grace_ms: project.engine.kill_grace_ms,
                     timeout_ms: project.engine.timeout_ms,
                     retries: 0,
+                    slurm: None,
                 }];
             }
         }

@@ -562,6 +562,7 @@ pub(crate) mod tests {
             gates: vec![],
             graph: vec![],
             chain: Default::default(),
+            slurm_jobs: Default::default(),
         }))
     }
 

@@ -163,6 +163,7 @@ mod tests {
             gates: vec![],
             graph: vec![],
             chain: Default::default(),
+            slurm_jobs: Default::default(),
         })));
         let lines = (900..1000)
             .map(|n| LogLine {

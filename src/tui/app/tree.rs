@@ -293,6 +293,7 @@ mod tests {
             gates: vec![],
             graph: vec![],
             chain: Default::default(),
+            slurm_jobs: Default::default(),
         })));
         s
     }

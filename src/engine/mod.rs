@@ -55,6 +55,7 @@ mod notify;
 mod plan;
 pub mod preflight;
 mod queue;
+mod reads;
 mod releases;
 mod runner;
 mod scheduler;

@@ -1,6 +1,7 @@
 //! The dashboard's read model: built from engine events and replies, drawn by views.
 
 mod logs;
+mod releases;
 mod rows;
 mod search;
 mod tree;
@@ -14,6 +15,7 @@ use super::action::{Effect, Reply};
 use super::cache::Caches;
 
 pub use logs::LogView;
+pub use releases::{Releases, describe};
 pub use search::SearchFrom;
 pub use tree::{Node, NodeId, NodePath, RunTree, nodes, section_of, sections};
 pub use trigger::{STACK_JOB_OPS, TriggerField, TriggerForm, TriggerKind};
@@ -29,6 +31,10 @@ pub enum View {
     Audit,
     /// Every trigger (`:triggers`).
     Triggers,
+    /// Deployments (releases, `:deployments`).
+    Deployments,
+    /// Stations (`:stations`).
+    Stations,
 }
 
 /// Following: when this many lines or more are unread, jump to the newest instead.
@@ -115,6 +121,8 @@ pub struct AppState {
     /// The triggers as last read (`:triggers`), and the selected one.
     pub triggers: Vec<crate::domain::trigger::TriggerInfo>,
     pub trigger_sel: usize,
+    /// Deployments and stations as last read, with their selections and marks.
+    pub deploys: Releases,
     /// Every environment's deploy queue (who deploys, who waits, who was superseded).
     pub queues: Vec<EnvQueue>,
     /// The selected node of the DAG view (index into the run's graph).
@@ -187,6 +195,7 @@ impl AppState {
             gate_sel: 0,
             triggers: Vec::new(),
             trigger_sel: 0,
+            deploys: Releases::default(),
             graph_sel: 0,
             audit: Vec::new(),
             audit_sel: 0,
@@ -407,8 +416,20 @@ impl AppState {
                 self.log.total = self.log.total.max(total_lines);
                 self.more_logs()
             }
-            // Releases and stations have no view in the dashboard yet.
-            Event::Release { .. } | Event::Station { .. } => None,
+            Event::Release { release } => {
+                self.deploys.upsert(release);
+                self.release_views_open().then_some(Effect::LoadReleases)
+            }
+            Event::Station {
+                name,
+                current,
+                pending,
+                pinned,
+                error,
+            } => {
+                self.station_changed(&name, current, pending, pinned, error);
+                self.release_views_open().then_some(Effect::LoadReleases)
+            }
         }
     }
 
@@ -488,6 +509,14 @@ impl AppState {
                 self.triggers = t;
                 None
             }
+            Reply::Releases { releases, stations } => {
+                self.deploys.replace(releases, stations);
+                None
+            }
+            Reply::ReleaseDone(m) => {
+                self.info(m);
+                Some(Effect::LoadReleases)
+            }
             Reply::Commits(c) => {
                 self.gate_commits = Some(c);
                 None
@@ -524,95 +553,4 @@ impl AppState {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::domain::{RunKind, RunStatus, RunType, Trigger};
-
-    /// A service run as the dashboard's tests use it.
-    pub(crate) fn run(id: i64, status: RunStatus) -> RunInfo {
-        RunInfo {
-            id,
-            kind: RunKind::Service,
-            service: "web".into(),
-            run_type: RunType::Production,
-            trigger: Trigger::Manual,
-            branch: "main".into(),
-            tag: None,
-            commit_sha: "abcdef0123".into(),
-            commit_message: "msg".into(),
-            author: "a".into(),
-            triggered_by: "a".into(),
-            status,
-            reason: None,
-            created_at: 0,
-            started_at: Some(0),
-            ended_at: None,
-            rerun_of: None,
-            attempt: 1,
-            environment: None,
-            resource: None,
-            operation: None,
-        }
-    }
-
-    fn detail(id: i64) -> Reply {
-        Reply::Detail(Box::new(RunDetail {
-            run: run(id, RunStatus::Running),
-            steps: vec![],
-            gates: vec![],
-            graph: vec![],
-            chain: Default::default(),
-            slurm_jobs: Default::default(),
-        }))
-    }
-
-    #[test]
-    fn the_detail_of_a_run_no_longer_open_is_dropped() {
-        let mut s = AppState::new(vec![], false, "/d".into());
-        assert_eq!(s.open_detail(1), Effect::LoadDetail(1));
-        assert_eq!(s.open_detail(2), Effect::LoadDetail(2));
-        s.apply_reply(detail(1));
-        assert!(s.detail.is_none());
-        s.apply_reply(detail(2));
-        assert_eq!(s.detail.as_ref().map(|d| d.run.id), Some(2));
-    }
-
-    #[test]
-    fn events_during_a_reload_are_applied_over_its_snapshot() {
-        let mut s = AppState::new(vec![], false, "/d".into());
-        s.runs = vec![run(1, RunStatus::Running)];
-        assert_eq!(s.reload(), Effect::Reload { detail: None });
-        // Run 1 ends and run 2 starts while the (older) snapshot is on its way.
-        s.apply_event(Event::Run {
-            run: run(1, RunStatus::Succeeded),
-        });
-        s.apply_event(Event::Run {
-            run: run(2, RunStatus::Running),
-        });
-        s.apply_reply(Reply::Reloaded {
-            runs: Some(vec![run(1, RunStatus::Running)]),
-            gates: None,
-        });
-        let shown: Vec<(i64, RunStatus)> =
-            s.visible_runs().iter().map(|r| (r.id, r.status)).collect();
-        assert_eq!(shown, [(2, RunStatus::Running), (1, RunStatus::Succeeded)]);
-        assert!(!s.reloading);
-    }
-
-    #[test]
-    fn the_table_rows_follow_every_change_to_the_runs() {
-        let mut s = AppState::new(vec![], false, "/d".into());
-        s.runs = vec![run(2, RunStatus::Running), run(1, RunStatus::Failed)];
-        s.filter = "fail".into();
-        assert_eq!(s.visible_len(), 1);
-        s.apply_event(Event::Run {
-            run: run(2, RunStatus::Failed),
-        });
-        assert_eq!(s.visible_len(), 2);
-        s.runs[0].status = RunStatus::Succeeded;
-        s.touch_runs();
-        assert_eq!(s.visible_len(), 1);
-        s.runs = vec![run(3, RunStatus::Failed)];
-        assert_eq!(s.selected_run().map(|r| r.id), Some(3));
-    }
-}
+pub(crate) mod tests;

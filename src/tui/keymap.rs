@@ -285,7 +285,7 @@ impl Keymap {
             .map(|b| b.action)
     }
 
-    /// Rebinds from the user config: `"view.action" = "key"` (view: global, runs, detail, approvals).
+    /// Rebinds from the user config: `"view.action" = "key"` (view: global, runs, detail, approvals, graph, audit, triggers, deployments, stations).
     pub fn apply_overrides(
         &mut self,
         overrides: &std::collections::BTreeMap<String, String>,

@@ -225,8 +225,22 @@ fn events_read_the_open_view_again() {
         pinned: false,
         error: None,
     };
-    assert_eq!(s.apply_event(ev), Some(Effect::LoadReleases));
+    // Opening the view asked for a read: while it is in flight, events only owe one more.
+    assert_eq!(s.apply_event(ev.clone()), None);
     assert_eq!(s.deploys.stations[0].pending, Some(5));
+    assert_eq!(s.apply_event(ev.clone()), None);
+    let (releases, stations) = (s.deploys.releases.clone(), s.deploys.stations.clone());
+    assert_eq!(
+        s.apply_reply(Reply::Releases {
+            releases: releases.clone(),
+            stations: stations.clone()
+        }),
+        Some(Effect::LoadReleases)
+    );
+    // A failed read does not stop later ones.
+    assert_eq!(s.apply_reply(Reply::ReleasesFailed), None);
+    assert_eq!(s.apply_event(ev), Some(Effect::LoadReleases));
+    assert_eq!(s.apply_reply(Reply::Releases { releases, stations }), None);
 }
 
 /// A confirmed rollback from the deployments view reaches the engine as

@@ -190,6 +190,8 @@ pub enum Reply {
         releases: Vec<crate::domain::release::Release>,
         stations: Vec<crate::domain::release::StationInfo>,
     },
+    /// A read of the deployments and stations failed (an [`Reply::Error`] says why).
+    ReleasesFailed,
     /// A deployment or station operation went through (`what`): read them again.
     ReleaseDone(String),
     Catalog(Catalog),

@@ -290,7 +290,10 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     .await;
                 match (releases, c.ask(Request::ListStations).await) {
                     (Ok(releases), Ok(stations)) => Ok(Reply::Releases { releases, stations }),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
+                    (Err(e), _) | (_, Err(e)) => {
+                        send(&tx, Reply::Error(e.to_string()));
+                        Ok(Reply::ReleasesFailed)
+                    }
                 }
             }
             Effect::Release(op) => release_op(&c, op).await,

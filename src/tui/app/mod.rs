@@ -418,7 +418,9 @@ impl AppState {
             }
             Event::Release { release } => {
                 self.deploys.upsert(release);
-                self.release_views_open().then_some(Effect::LoadReleases)
+                self.release_views_open()
+                    .then(|| self.load_releases())
+                    .flatten()
             }
             Event::Station {
                 name,
@@ -428,7 +430,9 @@ impl AppState {
                 error,
             } => {
                 self.station_changed(&name, current, pending, pinned, error);
-                self.release_views_open().then_some(Effect::LoadReleases)
+                self.release_views_open()
+                    .then(|| self.load_releases())
+                    .flatten()
             }
         }
     }
@@ -511,11 +515,12 @@ impl AppState {
             }
             Reply::Releases { releases, stations } => {
                 self.deploys.replace(releases, stations);
-                None
+                self.releases_loaded()
             }
+            Reply::ReleasesFailed => self.releases_loaded(),
             Reply::ReleaseDone(m) => {
                 self.info(m);
-                Some(Effect::LoadReleases)
+                self.load_releases()
             }
             Reply::Commits(c) => {
                 self.gate_commits = Some(c);

@@ -20,6 +20,10 @@ pub struct Releases {
     pub station_sel: usize,
     /// Stations marked in the stations view (`space`): what pin and unpin act on.
     pub marked: BTreeSet<String>,
+    /// A read of both is in flight; `stale`: something changed since it was asked
+    /// for, so one more follows it (a fan-out's many events cost at most two reads).
+    loading: bool,
+    stale: bool,
 }
 
 impl Releases {
@@ -33,6 +37,7 @@ impl Releases {
 
     /// A fresh read of both lists: selections stay in range, marks of gone stations go.
     pub fn replace(&mut self, releases: Vec<Release>, stations: Vec<StationInfo>) {
+        self.loading = false;
         self.release_sel = self.release_sel.min(releases.len().saturating_sub(1));
         self.station_sel = self.station_sel.min(stations.len().saturating_sub(1));
         self.marked
@@ -321,5 +326,28 @@ impl AppState {
     /// The deployments or stations view is on screen (events read them again).
     pub fn release_views_open(&self) -> bool {
         matches!(self.view, super::View::Deployments | super::View::Stations)
+    }
+
+    /// Reads the deployments and stations again, unless a read is in flight (then one
+    /// more follows it).
+    pub fn load_releases(&mut self) -> Option<Effect> {
+        let d = &mut self.deploys;
+        if d.loading {
+            d.stale = true;
+            return None;
+        }
+        d.loading = true;
+        d.stale = false;
+        Some(Effect::LoadReleases)
+    }
+
+    /// A read ended (with the lists or an error): the one owed, if anything changed
+    /// meanwhile.
+    pub fn releases_loaded(&mut self) -> Option<Effect> {
+        self.deploys.loading = false;
+        if std::mem::take(&mut self.deploys.stale) {
+            return self.load_releases();
+        }
+        None
     }
 }

@@ -220,11 +220,11 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
                     }
                     "deployments" | "deploys" => {
                         s.view = View::Deployments;
-                        return Some(Effect::LoadReleases);
+                        return s.load_releases();
                     }
                     "stations" | "st" => {
                         s.view = View::Stations;
-                        return Some(Effect::LoadReleases);
+                        return s.load_releases();
                     }
                     "detail" | "d" if s.detail.is_some() => s.view = View::Detail,
                     "q" | "quit" => return crate::tui::update::update(s, Action::Quit),

@@ -30,7 +30,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             s.view = View::Deployments;
             s.info("select a deployment and press p to pin it to the marked stations");
         }
-        Action::Enter => return Some(Effect::LoadReleases),
+        Action::Enter => return s.load_releases(),
         _ => {}
     }
     None

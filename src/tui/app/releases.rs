@@ -66,25 +66,7 @@ impl Releases {
 
     /// The stations that run (or switch to) release `id`: `edge-1, edge-2 (next)`.
     pub fn running_on(&self, id: i64) -> String {
-        let names: Vec<String> = self
-            .stations
-            .iter()
-            .filter_map(|s| {
-                let pin = if s.pinned { " (pinned)" } else { "" };
-                if s.current == Some(id) {
-                    Some(format!("{}{pin}", inert(&s.name)))
-                } else if s.pending == Some(id) {
-                    Some(format!("{} (next)", inert(&s.name)))
-                } else {
-                    None
-                }
-            })
-            .collect();
-        if names.is_empty() {
-            "-".into()
-        } else {
-            names.join(", ")
-        }
+        crate::domain::release::running_on(&self.stations, id)
     }
 
     /// The stations an operation from the stations view acts on: the marked ones, else

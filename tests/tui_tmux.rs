@@ -1,7 +1,7 @@
 //! The real binary in a real terminal (tmux): trigger a run with `t`, watch it reach
 //! the prod gate, approve it from the inbox, see it succeed; cancel a second run.
 //! Trigger an infra deploy and a stack job from the dashboard, collapse and expand the
-//! stack job's run tree.
+//! stack job's run tree. The deployments and stations views on the demo, and a refused delete.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -310,4 +310,40 @@ fn write_lines(t: &Tmux, out: &std::path::Path, step: &str, range: &str) -> Stri
     t.wait_for(&format!("lines ({from}-{to}) to"));
     let name = format!("run1-{}-L{from}-{to}.log", step.replace('/', "-"));
     std::fs::read_to_string(out.join(name)).unwrap()
+}
+
+#[test]
+fn deployments_and_stations_views_in_the_demo_and_a_refused_delete() {
+    let (t, _data) = dashboard("deploys", "");
+    // A run of web: its build becomes deployment 1, which both demo stations switch to.
+    t.keys(&["t"]);
+    t.wait_for("trigger a run");
+    t.keys(&["Enter"]);
+    t.wait_for("triggered run 1");
+    t.keys(&[":", "-l", "deployments"]);
+    t.keys(&["Enter"]);
+    t.wait_for("deployments (1)");
+    t.wait_for("edge-1, edge-2");
+    t.keys(&[":", "-l", "stations"]);
+    t.keys(&["Enter"]);
+    t.wait_until("both stations on deployment 1", |s| {
+        s.lines()
+            .filter(|l| l.contains("edge-") && l.contains(" 1 ") && l.contains("idle"))
+            .count()
+            == 2
+    });
+    // Deleting the deployment both stations run: asked first, then refused by the engine.
+    t.keys(&[":", "-l", "deploys"]);
+    t.keys(&["Enter"]);
+    t.wait_for("deployments (1)");
+    t.keys(&["d"]);
+    t.wait_for("Delete deployment 1");
+    t.keys(&["y"]);
+    let screen =
+        t.wait_for("release 1 cannot be deleted: stations edge-1 (runs it), edge-2 (runs it)");
+    assert!(screen.contains("deployments (1)"), "{screen}");
+    // Still listed after a fresh read.
+    t.keys(&["Escape", ":", "-l", "deploys"]);
+    t.keys(&["Enter"]);
+    t.wait_for("deployments (1)");
 }

@@ -8,7 +8,7 @@ use super::{Ctx, exit, fail};
 use crate::api::EngineClient;
 use crate::domain::Request;
 use crate::domain::command::JobOutput;
-use crate::domain::release::{Release, StationInfo};
+use crate::domain::release::{Release, StationInfo, running_on};
 
 #[derive(Debug, Subcommand)]
 pub enum DeploymentCommand {
@@ -112,32 +112,6 @@ pub async fn list(ctx: &Ctx, service: Option<String>, limit: Option<usize>) -> i
         );
     }
     exit::OK
-}
-
-/// The stations that run (or switch to) release `id`, as `a, b (pinned), c (next)`.
-fn running_on(stations: &[StationInfo], id: i64) -> String {
-    let names: Vec<String> = stations
-        .iter()
-        .filter_map(|s| {
-            let pin = if s.pinned { " (pinned)" } else { "" };
-            if s.current == Some(id) {
-                Some(format!("{}{pin}", s.name))
-            } else if s.pending == Some(id) {
-                Some(format!(
-                    "{} (next{})",
-                    s.name,
-                    if s.pinned { ", pinned" } else { "" }
-                ))
-            } else {
-                None
-            }
-        })
-        .collect();
-    if names.is_empty() {
-        "-".into()
-    } else {
-        names.join(", ")
-    }
 }
 
 fn print_release(r: &Release, stations: &[StationInfo]) {

@@ -114,6 +114,31 @@ impl StationInfo {
     }
 }
 
+/// The stations that run (or switch to) release `id`, as `a, b (pinned), c (next)`
+/// (names sanitised), or `-`.
+pub fn running_on(stations: &[StationInfo], id: i64) -> String {
+    let names: Vec<String> = stations
+        .iter()
+        .filter_map(|s| {
+            let name = super::ansi::inert(&s.name);
+            let pin = if s.pinned { " (pinned)" } else { "" };
+            if s.current == Some(id) {
+                Some(format!("{name}{pin}"))
+            } else if s.pending == Some(id) {
+                let pin = if s.pinned { ", pinned" } else { "" };
+                Some(format!("{name} (next{pin})"))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// What the platform a release was built on is called: `linux-x86_64`.
 pub fn platform() -> String {
     format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)

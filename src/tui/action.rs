@@ -41,6 +41,38 @@ pub enum Action {
     Approvals,
     /// Collapse or expand the selected tree node.
     Toggle,
+    /// Deployments and stations (DP-3): pin, unpin, promote, roll back, delete, and
+    /// mark a station for pin and unpin.
+    Pin,
+    Unpin,
+    Promote,
+    Rollback,
+    Delete,
+    Mark,
+}
+
+/// An operation on deployments (releases) and stations, sent as its typed request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReleaseOp {
+    Pin { release: i64, stations: Vec<String> },
+    Unpin { stations: Vec<String> },
+    Promote { release: i64 },
+    Rollback { service: String },
+    Delete { release: i64 },
+}
+
+impl ReleaseOp {
+    /// The engine request.
+    pub fn request(&self) -> crate::domain::Request {
+        use crate::domain::Request;
+        match self.clone() {
+            Self::Pin { release, stations } => Request::PinRelease { release, stations },
+            Self::Unpin { stations } => Request::UnpinStations { stations },
+            Self::Promote { release } => Request::PromoteRelease { release },
+            Self::Rollback { service } => Request::Rollback { service },
+            Self::Delete { release } => Request::DeleteRelease { release },
+        }
+    }
 }
 
 /// Work for the event loop: engine commands and store reads. Results come back as [`Reply`].
@@ -71,6 +103,10 @@ pub enum Effect {
     LoadAudit,
     /// Every trigger with its status (`:triggers`).
     LoadTriggers,
+    /// The deployments (releases) and stations (`:deployments`, `:stations`).
+    LoadReleases,
+    /// Pin, unpin, promote, roll back or delete (confirmed).
+    Release(ReleaseOp),
     /// Read the names the engine's project defines (services, infra, resources).
     LoadCatalog,
     /// Read the engine's status: its project file and the data dir's disk.
@@ -150,6 +186,14 @@ pub enum Reply {
     Queues(Vec<EnvQueue>),
     Audit(Vec<crate::store::AuditEntry>),
     Triggers(Vec<crate::domain::trigger::TriggerInfo>),
+    Releases {
+        releases: Vec<crate::domain::release::Release>,
+        stations: Vec<crate::domain::release::StationInfo>,
+    },
+    /// A read of the deployments and stations failed (an [`Reply::Error`] says why).
+    ReleasesFailed,
+    /// A deployment or station operation went through (`what`): read them again.
+    ReleaseDone(String),
     Catalog(Catalog),
     /// The engine's status (project file, data-dir disk).
     Status(Box<crate::domain::command::ConfigStatus>),

@@ -124,6 +124,50 @@ where
     }
 }
 
+/// The newest deployments the deployments view reads.
+const RELEASES_SHOWN: usize = 500;
+
+/// A confirmed deployment or station operation, as its typed request.
+async fn release_op<C: EngineClient>(
+    c: &C,
+    op: crate::tui::action::ReleaseOp,
+) -> Result<Reply, EngineError> {
+    use crate::domain::release::{Release, StationInfo};
+    use crate::tui::action::ReleaseOp;
+    let req = op.request();
+    let done = match &op {
+        ReleaseOp::Pin { release, stations } => {
+            c.ask::<Vec<StationInfo>>(req).await?;
+            format!("pinned deployment {release} to {}", stations.join(", "))
+        }
+        ReleaseOp::Unpin { stations } => {
+            c.ask::<Vec<StationInfo>>(req).await?;
+            format!("unpinned {}", stations.join(", "))
+        }
+        ReleaseOp::Rollback { service } => {
+            let list = c.ask::<Vec<StationInfo>>(req).await?;
+            let to: Vec<String> = list
+                .iter()
+                .filter(|s| s.service == *service && s.pinned)
+                .map(|s| format!("{} → {}", s.name, s.pending.or(s.current).unwrap_or(0)))
+                .collect();
+            format!("rolled back {service}: {}", to.join(", "))
+        }
+        ReleaseOp::Promote { release } => {
+            let r = c.ask::<Release>(req).await?;
+            format!(
+                "promoted deployment {release}: production deployment {}",
+                r.id
+            )
+        }
+        ReleaseOp::Delete { release } => {
+            c.ask::<Release>(req).await?;
+            format!("deleted deployment {release}")
+        }
+    };
+    Ok(Reply::ReleaseDone(crate::domain::ansi::inert(&done)))
+}
+
 /// Sends a reply to the loop; if the loop has ended, says what was lost.
 fn send(tx: &mpsc::UnboundedSender<Reply>, reply: Reply) {
     if let Err(mpsc::error::SendError(reply)) = tx.send(reply) {
@@ -237,6 +281,22 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                 .await
                 .map(Reply::Audit),
             Effect::LoadTriggers => c.triggers().await.map(Reply::Triggers),
+            Effect::LoadReleases => {
+                let releases = c
+                    .ask(Request::ListReleases {
+                        service: None,
+                        limit: Some(RELEASES_SHOWN),
+                    })
+                    .await;
+                match (releases, c.ask(Request::ListStations).await) {
+                    (Ok(releases), Ok(stations)) => Ok(Reply::Releases { releases, stations }),
+                    (Err(e), _) | (_, Err(e)) => {
+                        send(&tx, Reply::Error(e.to_string()));
+                        Ok(Reply::ReleasesFailed)
+                    }
+                }
+            }
+            Effect::Release(op) => release_op(&c, op).await,
             Effect::LoadQueues => c
                 .ask(Request::Queues { service: None })
                 .await

@@ -56,6 +56,8 @@ impl Default for Keymap {
         let detail = In(View::Detail);
         let inbox = In(View::Approvals);
         let graph = In(View::Graph);
+        let deploys = In(View::Deployments);
+        let stations = In(View::Stations);
         let mut v = vec![
             b(Global, Char('j'), Down, "move down", false),
             b(Global, KeyCode::Down, Down, "move down", false),
@@ -80,7 +82,7 @@ impl Default for Keymap {
                 Global,
                 Char(':'),
                 CommandLine,
-                "jump to a view (:runs :approvals :audit)",
+                "jump to a view (:runs :approvals :audit :triggers :deployments :stations)",
                 false,
             ),
             b(Global, Char('?'), Help, "help", true),
@@ -187,6 +189,56 @@ impl Default for Keymap {
             ),
             b(inbox, Char('a'), Approve, "approve the selected gate", true),
             b(inbox, Char('x'), Reject, "reject the selected gate", true),
+            b(
+                deploys,
+                Char('p'),
+                Pin,
+                "pin the deployment to the marked stations (none marked: all of its service)",
+                true,
+            ),
+            b(
+                deploys,
+                Char('P'),
+                Promote,
+                "promote the preview deployment to production",
+                true,
+            ),
+            b(
+                deploys,
+                Char('b'),
+                Rollback,
+                "rollback: pin its service's production stations to the deployment before",
+                true,
+            ),
+            b(deploys, Char('d'), Delete, "delete the deployment", true),
+            b(
+                stations,
+                Char(' '),
+                Mark,
+                "mark or unmark the station (for pin and unpin)",
+                true,
+            ),
+            b(
+                stations,
+                Char('p'),
+                Pin,
+                "pin: choose the deployment for the marked stations",
+                false,
+            ),
+            b(
+                stations,
+                Char('u'),
+                Unpin,
+                "unpin the marked stations (or the selected one)",
+                true,
+            ),
+            b(
+                stations,
+                Char('b'),
+                Rollback,
+                "rollback: pin the station's service to the deployment before",
+                true,
+            ),
         ];
         v.push(Binding {
             scope: detail,
@@ -233,7 +285,7 @@ impl Keymap {
             .map(|b| b.action)
     }
 
-    /// Rebinds from the user config: `"view.action" = "key"` (view: global, runs, detail, approvals).
+    /// Rebinds from the user config: `"view.action" = "key"` (view: global, runs, detail, approvals, graph, audit, triggers, deployments, stations).
     pub fn apply_overrides(
         &mut self,
         overrides: &std::collections::BTreeMap<String, String>,
@@ -263,6 +315,8 @@ pub fn scope_name(s: Scope) -> &'static str {
         Scope::In(View::Graph) => "graph",
         Scope::In(View::Audit) => "audit",
         Scope::In(View::Triggers) => "triggers",
+        Scope::In(View::Deployments) => "deployments",
+        Scope::In(View::Stations) => "stations",
     }
 }
 

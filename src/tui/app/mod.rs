@@ -1,6 +1,7 @@
 //! The dashboard's read model: built from engine events and replies, drawn by views.
 
 mod logs;
+mod releases;
 mod rows;
 mod search;
 mod tree;
@@ -14,6 +15,7 @@ use super::action::{Effect, Reply};
 use super::cache::Caches;
 
 pub use logs::LogView;
+pub use releases::{Releases, describe};
 pub use search::SearchFrom;
 pub use tree::{Node, NodeId, NodePath, RunTree, nodes, section_of, sections};
 pub use trigger::{STACK_JOB_OPS, TriggerField, TriggerForm, TriggerKind};
@@ -29,6 +31,10 @@ pub enum View {
     Audit,
     /// Every trigger (`:triggers`).
     Triggers,
+    /// Deployments (releases, `:deployments`).
+    Deployments,
+    /// Stations (`:stations`).
+    Stations,
 }
 
 /// Following: when this many lines or more are unread, jump to the newest instead.
@@ -115,6 +121,8 @@ pub struct AppState {
     /// The triggers as last read (`:triggers`), and the selected one.
     pub triggers: Vec<crate::domain::trigger::TriggerInfo>,
     pub trigger_sel: usize,
+    /// Deployments and stations as last read, with their selections and marks.
+    pub deploys: Releases,
     /// Every environment's deploy queue (who deploys, who waits, who was superseded).
     pub queues: Vec<EnvQueue>,
     /// The selected node of the DAG view (index into the run's graph).
@@ -187,6 +195,7 @@ impl AppState {
             gate_sel: 0,
             triggers: Vec::new(),
             trigger_sel: 0,
+            deploys: Releases::default(),
             graph_sel: 0,
             audit: Vec::new(),
             audit_sel: 0,
@@ -407,8 +416,24 @@ impl AppState {
                 self.log.total = self.log.total.max(total_lines);
                 self.more_logs()
             }
-            // Releases and stations have no view in the dashboard yet.
-            Event::Release { .. } | Event::Station { .. } => None,
+            Event::Release { release } => {
+                self.deploys.upsert(release);
+                self.release_views_open()
+                    .then(|| self.load_releases())
+                    .flatten()
+            }
+            Event::Station {
+                name,
+                current,
+                pending,
+                pinned,
+                error,
+            } => {
+                self.station_changed(&name, current, pending, pinned, error);
+                self.release_views_open()
+                    .then(|| self.load_releases())
+                    .flatten()
+            }
         }
     }
 
@@ -487,6 +512,15 @@ impl AppState {
                 self.trigger_sel = self.trigger_sel.min(t.len().saturating_sub(1));
                 self.triggers = t;
                 None
+            }
+            Reply::Releases { releases, stations } => {
+                self.deploys.replace(releases, stations);
+                self.releases_loaded()
+            }
+            Reply::ReleasesFailed => self.releases_loaded(),
+            Reply::ReleaseDone(m) => {
+                self.info(m);
+                self.load_releases()
             }
             Reply::Commits(c) => {
                 self.gate_commits = Some(c);

@@ -1,3 +1,4 @@
+//! The read model's unit tests (and the run the dashboard's tests use).
 use super::*;
 use crate::domain::{RunKind, RunStatus, RunType, Trigger};
 

@@ -218,10 +218,18 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
                         s.view = View::Triggers;
                         return Some(Effect::LoadTriggers);
                     }
+                    "deployments" | "deploys" => {
+                        s.view = View::Deployments;
+                        return s.load_releases();
+                    }
+                    "stations" | "st" => {
+                        s.view = View::Stations;
+                        return s.load_releases();
+                    }
                     "detail" | "d" if s.detail.is_some() => s.view = View::Detail,
                     "q" | "quit" => return crate::tui::update::update(s, Action::Quit),
                     other => s.error(format!(
-                        "no view `{other}`: try :runs, :approvals, :audit or :triggers"
+                        "no view `{other}`: try :runs, :approvals, :audit, :triggers, :deployments or :stations"
                     )),
                 }
                 None
@@ -351,7 +359,7 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             vec![
                 Line::from(format!(":{input}▏")),
                 Line::styled(
-                    "runs · approvals · audit · triggers · detail · quit",
+                    "runs · approvals · audit · triggers · deployments · stations · detail · quit",
                     accent(s),
                 ),
             ],

@@ -5,6 +5,7 @@
 mod approvals;
 mod audit;
 mod banner;
+mod deployments;
 mod detail;
 mod dialogs;
 mod gate_context;
@@ -12,6 +13,7 @@ mod graph;
 mod help;
 mod log;
 mod runs;
+mod stations;
 mod trigger;
 mod triggers;
 
@@ -41,6 +43,8 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         View::Graph => graph::update(s, a),
         View::Audit => audit::update(s, a),
         View::Triggers => triggers::update(s, a),
+        View::Deployments => deployments::update(s, a),
+        View::Stations => stations::update(s, a),
     }
 }
 
@@ -91,6 +95,8 @@ pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
         View::Audit => audit::click(s, row),
         View::Graph => {}
         View::Triggers => triggers::click(s, row),
+        View::Deployments => deployments::click(s, row),
+        View::Stations => stations::click(s, row),
     }
     None
 }
@@ -202,6 +208,8 @@ pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
         View::Graph => graph::render(f, s, main),
         View::Audit => audit::render(f, s, main),
         View::Triggers => triggers::render(f, s, main),
+        View::Deployments => deployments::render(f, s, main),
+        View::Stations => stations::render(f, s, main),
     }
     status_bar(f, s, km, bottom);
     if s.help {
@@ -220,6 +228,8 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
         View::Graph => "infra graph",
         View::Audit => "audit log",
         View::Triggers => "triggers",
+        View::Deployments => "deployments",
+        View::Stations => "stations",
     };
     let mut spans = vec![
         Span::styled(" pipedeck ", accent(s)),

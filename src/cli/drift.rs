@@ -35,12 +35,9 @@ pub fn text(report: &DriftReport) -> String {
         report.project, report.environment, report.elapsed_ms
     );
     for r in &report.resources {
-        out.push_str(&format!(
-            "  {:<16} {:<13} {}\n",
-            r.resource,
-            r.status.as_str(),
-            what(r)
-        ));
+        let line = format!("  {:<16} {:<13} {}", r.resource, r.status.as_str(), what(r));
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }

@@ -168,6 +168,16 @@ pub trait EngineClient: Send + Sync {
         })
     }
 
+    /// A drift check of infra project `project`, now (nothing is applied).
+    fn drift(
+        &self,
+        project: &str,
+    ) -> impl Future<Output = Result<crate::domain::drift::DriftReport>> + Send {
+        self.ask(Request::InfraDrift {
+            project: project.to_string(),
+        })
+    }
+
     /// Every trigger with its status (SP-7).
     fn triggers(
         &self,

@@ -25,6 +25,13 @@ pub enum InfraCommand {
         #[arg(long)]
         undeploy: bool,
     },
+    /// Check every resource of an infra project for drift now: a plan-only
+    /// `terraform plan -detailed-exitcode` (refresh on) per Terraform/OpenTofu resource;
+    /// nothing is applied. Exits 0 when all are in sync, 1 when any drifted or errored.
+    Drift {
+        #[arg(value_name = "PROJECT", add = super::complete::infra_projects())]
+        name: String,
+    },
     /// Approve the environment gate (before any resource starts).
     ApproveEnv {
         #[arg(add = super::complete::run_ids())]
@@ -85,6 +92,7 @@ pub async fn infra(ctx: &Ctx, cmd: InfraCommand) -> i32 {
             )
             .await
         }
+        InfraCommand::Drift { name } => super::drift::drift(ctx, name).await,
         InfraCommand::ApproveEnv { run, env, comment } => {
             super::control::decide(ctx, run, &env, Decision::Approve, comment).await
         }

@@ -21,6 +21,7 @@ mod backup;
 pub mod color;
 mod complete;
 mod control;
+mod drift;
 mod infra;
 mod init;
 mod logs;

@@ -50,6 +50,9 @@ pub enum Request {
         infra: Option<String>,
         operation: String,
     },
+    /// A drift check of an infra pipeline, now: a plan-only `terraform plan
+    /// -detailed-exitcode` per resource; nothing is applied. → [`Response::Drift`]
+    InfraDrift { project: String },
     /// Ask a run to stop. → [`Response::Run`]
     Cancel { run_id: i64 },
     /// A new attempt of a run; `allow_older` lets it deploy a commit older than an
@@ -183,6 +186,7 @@ impl Request {
                 operation,
                 ..
             } => format!("{operation} {resource}"),
+            Request::InfraDrift { project } => format!("drift check {project}"),
             Request::Cancel { .. } => "cancel".into(),
             Request::Rerun { .. } => "rerun".into(),
             Request::Decide { env, decision, .. } => match decision {
@@ -246,6 +250,7 @@ pub enum Response {
     /// The matching line's number, if any.
     LogMatch(Option<u64>),
     Preflight(PreflightReport),
+    Drift(super::drift::DriftReport),
     Catalog(Catalog),
     Config(ConfigStatus),
     Gc(crate::store::retention::GcReport),
@@ -287,6 +292,7 @@ impl Response {
             Response::LogCount(_) => "log_count",
             Response::LogMatch(_) => "log_match",
             Response::Preflight(_) => "preflight",
+            Response::Drift(_) => "drift",
             Response::Catalog(_) => "catalog",
             Response::Config(_) => "config",
             Response::Gc(_) => "gc",
@@ -336,6 +342,7 @@ typed_answer! {
     u64 => LogCount(v) => v, "log_count";
     Option<u64> => LogMatch(v) => v, "log_match";
     PreflightReport => Preflight(v) => v, "preflight";
+    super::drift::DriftReport => Drift(v) => v, "drift";
     Catalog => Catalog(v) => v, "catalog";
     ConfigStatus => Config(v) => v, "config";
     crate::store::retention::GcReport => Gc(v) => v, "gc";

@@ -32,6 +32,7 @@ pub mod bytes;
 pub mod chain;
 pub mod command;
 pub mod deploy;
+pub mod drift;
 pub mod event;
 pub mod gate;
 pub mod operation;

@@ -88,7 +88,9 @@ impl EngineHandle {
         let action = match req {
             Request::Trigger(_)
             | Request::TriggerInfra { .. }
-            | Request::TriggerStackJob { .. } => Action::Trigger,
+            | Request::TriggerStackJob { .. }
+            // Changes nothing, but runs Terraform with the resources' credentials.
+            | Request::InfraDrift { .. } => Action::Trigger,
             Request::Cancel { .. } => Action::Cancel,
             Request::Rerun { .. } => Action::Rerun,
             Request::Decide { .. } => return Ok(role),

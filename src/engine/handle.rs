@@ -173,6 +173,7 @@ impl EngineHandle {
                 self.start_stack_job(caller, &resource, infra.as_deref(), &operation)
                     .await?,
             ),
+            Request::InfraDrift { project } => Response::Drift(self.drift(&project).await?),
             // Returns at once; the run shows `cancelling` until it settles (SP-5).
             Request::Cancel { run_id } => {
                 Response::Run(self.runner(|r| Msg::Cancel(run_id, by(), r)).await?)

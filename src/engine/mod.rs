@@ -46,6 +46,7 @@ mod authorize;
 mod caller;
 mod chain;
 pub mod datadir;
+mod drift;
 pub mod executor;
 mod gc;
 mod handle;

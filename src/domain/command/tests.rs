@@ -67,6 +67,9 @@ fn every_request() -> Vec<Request> {
             resource: "db".into(),
             infra: None,
         },
+        Request::InfraDrift {
+            project: "net".into(),
+        },
         Request::Catalog,
         Request::Reload,
         Request::ConfigStatus,
@@ -119,6 +122,7 @@ fn every_arm_is_listed() {
             | Request::LogCount { .. }
             | Request::SearchLog { .. }
             | Request::Preflight { .. }
+            | Request::InfraDrift { .. }
             | Request::Catalog
             | Request::Reload
             | Request::ConfigStatus
@@ -136,7 +140,7 @@ fn every_arm_is_listed() {
             | Request::Whoami => {}
         }
     }
-    assert_eq!(every_request().len(), 31);
+    assert_eq!(every_request().len(), 32);
 }
 
 #[test]

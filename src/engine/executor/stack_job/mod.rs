@@ -3,6 +3,7 @@
 //! operator's `command` driver. A resource (a group) is made ready once: inputs with
 //! upstream outputs substituted, preflight (SJ-4), the module copied in.
 
+pub(crate) mod drift;
 mod files;
 
 use std::collections::HashMap;

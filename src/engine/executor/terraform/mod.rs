@@ -328,7 +328,17 @@ pub fn state_list(
 
 /// The saved plan's summary: counts and the addresses of what changes.
 pub fn plan_summary(bin: &Path, wd: &Workdir, data_dir: &Path) -> Result<Value, TerraformError> {
-    let plan_file = wd.plan_file().display().to_string();
+    plan_summary_of(bin, wd, &wd.plan_file(), data_dir)
+}
+
+/// The summary of the plan saved in `plan_file`.
+pub fn plan_summary_of(
+    bin: &Path,
+    wd: &Workdir,
+    plan_file: &Path,
+    data_dir: &Path,
+) -> Result<Value, TerraformError> {
+    let plan_file = plan_file.display().to_string();
     let plan = json_of(bin, wd, &["show", "-json", &plan_file], data_dir)?;
     Ok(summarize(&plan))
 }

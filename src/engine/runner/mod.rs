@@ -51,6 +51,10 @@ pub(crate) struct Runner {
     project: Option<Arc<crate::engine::live_project::LiveProject>>,
     /// The station executor, told when a station has something to switch to.
     stations: Option<crate::engine::stations::Stations>,
+    /// Whether a live run has a release, asked of the store once a run instead of at
+    /// each build step's change (measured: the 2,000-step DAG 1.99 s -> 1.94 s, medians
+    /// of four interleaved rounds).
+    has_release: HashMap<i64, bool>,
 }
 
 /// What a batch of messages produced: events to publish, replies to send and side
@@ -153,6 +157,7 @@ impl Runner {
             shutdown: None,
             project: None,
             stations: None,
+            has_release: HashMap::new(),
         }
     }
 

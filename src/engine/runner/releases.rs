@@ -306,6 +306,18 @@ impl Runner {
         if step.stage != Stage::Build {
             return Ok(());
         }
+        // A run's release is made with the run, before any of its steps change.
+        let has = match self.has_release.get(&step.run_id) {
+            Some(&has) => has,
+            None => {
+                let has = self.store.release_of_run(step.run_id)?.is_some();
+                self.has_release.insert(step.run_id, has);
+                has
+            }
+        };
+        if !has {
+            return Ok(());
+        }
         let Some(rel) = self.store.release_of_run(step.run_id)? else {
             return Ok(());
         };

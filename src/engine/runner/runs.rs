@@ -390,6 +390,7 @@ impl Runner {
         self.store.update_run(&run)?;
         out.event(Event::Run { run: run.clone() });
         if status.is_terminal() {
+            self.has_release.remove(&id);
             self.end_release_of_run(id, out)?;
         }
         Ok(run)

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::Service;
+use super::cycle::find_cycle;
 use super::schema::ServiceFile;
-use super::validate::{Ctx, find_cycle};
+use super::validate::Ctx;
 
 /// What of an upstream run starts the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::GatePolicy;
+use super::cycle::find_cycle;
 use super::schema::{CommandsFile, EnvironmentFile, InfraFile, PolicyFile};
-use super::validate::{Ctx, KILL_GRACE, check_name, find_cycle};
+use super::validate::{Ctx, KILL_GRACE, check_name};
 
 /// A validated infra project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 
 pub mod backend;
 mod chain;
+mod cycle;
 pub mod infra;
 pub mod json_schema;
 mod load;

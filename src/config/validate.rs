@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use petgraph::graph::DiGraph;
 use toml::Spanned;
 
+use super::cycle::find_cycle;
 use super::load::{ConfigError, Locator};
 use super::schema::{EnvironmentFile, ProjectFile, ServiceFile};
 use super::{
@@ -565,44 +566,3 @@ fn resolve_steps(
 /// The engine's one concurrency limit: at least one unit, at most 1,024 at once
 /// (each running unit holds a process group and its pipes).
 const CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=1024;
-
-/// A cycle as a path of node weights `a -> b -> ... -> a` following edges, if any.
-pub(crate) fn find_cycle(graph: &DiGraph<usize, ()>) -> Option<Vec<usize>> {
-    use petgraph::visit::EdgeRef;
-    // Iterative DFS with colours; the grey stack is the current path.
-    let n = graph.node_count();
-    let mut colour = vec![0u8; n];
-    for start in graph.node_indices() {
-        if colour[start.index()] != 0 {
-            continue;
-        }
-        let mut stack = vec![(
-            start,
-            graph.edges(start).map(|e| e.target()).collect::<Vec<_>>(),
-        )];
-        colour[start.index()] = 1;
-        while let Some((node, next)) = stack.last_mut() {
-            let node = *node;
-            match next.pop() {
-                Some(t) if colour[t.index()] == 1 => {
-                    let pos = stack.iter().position(|(n, _)| *n == t).unwrap_or(0);
-                    let mut path: Vec<usize> =
-                        stack[pos..].iter().map(|(n, _)| graph[*n]).collect();
-                    path.push(graph[t]);
-                    return Some(path);
-                }
-                Some(t) if colour[t.index()] == 0 => {
-                    colour[t.index()] = 1;
-                    let succ = graph.edges(t).map(|e| e.target()).collect();
-                    stack.push((t, succ));
-                }
-                Some(_) => {}
-                None => {
-                    colour[node.index()] = 2;
-                    stack.pop();
-                }
-            }
-        }
-    }
-    None
-}

@@ -306,19 +306,14 @@ impl Runner {
         if step.stage != Stage::Build {
             return Ok(());
         }
-        // A run's release is made with the run, before any of its steps change.
-        let has = match self.has_release.get(&step.run_id) {
-            Some(&has) => has,
-            None => {
-                let has = self.store.release_of_run(step.run_id)?.is_some();
-                self.has_release.insert(step.run_id, has);
-                has
-            }
-        };
-        if !has {
+        // A run's release is made with the run, before any of its steps change: a run
+        // found without one never has one.
+        if self.has_release.get(&step.run_id) == Some(&false) {
             return Ok(());
         }
-        let Some(rel) = self.store.release_of_run(step.run_id)? else {
+        let found = self.store.release_of_run(step.run_id)?;
+        self.has_release.insert(step.run_id, found.is_some());
+        let Some(rel) = found else {
             return Ok(());
         };
         if matches!(rel.status, ReleaseStatus::Ready | ReleaseStatus::Failed) {

@@ -318,13 +318,18 @@ impl EngineHandle {
             req.commit.clone(),
         );
         let b2 = branch.clone();
-        let info = tokio::task::spawn_blocking(move || {
+        let (repo, info) = tokio::task::spawn_blocking(move || {
             let repo = workspace::ensure_repo(&svc2, &data_dir)?;
-            workspace::resolve_commit(&repo, &b2, commit.as_deref())
+            workspace::resolve_commit(&repo, &b2, commit.as_deref()).map(|info| (repo, info))
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
         .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // The run's workspace is checked out while the runner stores the run.
+        let data_dir = &self.shared.data_dir;
+        self.shared
+            .ahead
+            .start(data_dir, &svc.name, repo, &info.sha);
         let what = format!("service {} at {}", svc.name, short_sha(&info.sha));
         let allow_older = self
             .goes_back(svc, &info.sha, &what, req.allow_older)

@@ -68,10 +68,14 @@ impl EngineHandle {
     pub(super) async fn engine_status(&self) -> crate::domain::command::ConfigStatus {
         let mut status = self.project.status();
         let space = self.shared.space.clone();
-        // statvfs is a system call on a possibly slow file system: off the runtime.
-        status.disk = tokio::task::spawn_blocking(move || space.status())
-            .await
-            .ok();
+        // statvfs (and a first walk, when asked before the engine's own first look)
+        // is file system work: off the runtime.
+        status.disk = tokio::task::spawn_blocking(move || {
+            space.measure_if_unknown();
+            space.status()
+        })
+        .await
+        .ok();
         status
     }
 

@@ -86,6 +86,8 @@ pub(crate) struct CommandExecutor {
     vars: std::sync::OnceLock<Arc<Vec<(String, String)>>>,
     /// How Slurm jobs are recorded and re-attached.
     slurm: Option<super::slurm::Link>,
+    /// Where a checkout made ahead of the run may wait.
+    ahead: Option<Arc<crate::engine::prefetch::Ahead>>,
 }
 
 impl CommandExecutor {
@@ -118,7 +120,13 @@ impl CommandExecutor {
             upstream: Vec::new(),
             vars: Default::default(),
             slurm: None,
+            ahead: None,
         }
+    }
+
+    pub fn with_ahead(mut self, ahead: Arc<crate::engine::prefetch::Ahead>) -> Self {
+        self.ahead = Some(ahead);
+        self
     }
 
     pub fn with_slurm(mut self, link: super::slurm::Link) -> Self {
@@ -204,11 +212,17 @@ impl Executor for CommandExecutor {
             self.workspace.clone(),
             self.run.commit_sha.clone(),
         );
-        tokio::task::spawn_blocking(move || {
-            let repo = workspace::ensure_repo(&def, &data_dir)?;
-            workspace::checkout(&repo, &sha, &ws)
-        })
-        .await??;
+        let taken = match &self.ahead {
+            Some(ahead) => ahead.take(&def.name, &sha, &ws).await,
+            None => false,
+        };
+        if !taken {
+            tokio::task::spawn_blocking(move || {
+                let repo = workspace::ensure_repo(&def, &data_dir)?;
+                workspace::checkout(&repo, &sha, &ws)
+            })
+            .await??;
+        }
         let mut secrets = Vec::new();
         let mut env = Vec::new();
         for secret in &self.def.secrets {

@@ -40,10 +40,15 @@ pub struct Stopped {
     pub killed: usize,
 }
 
-/// Stops every leftover of `store`, and the groups of `leaders` (pid, start time)
+/// The processes carrying a token of `store` (a walk of `/proc`).
+pub fn scan(store: &str) -> Vec<Proc> {
+    token::scan(store)
+}
+
+/// Stops the leftovers [`scan`] found, and the groups of `leaders` (pid, start time)
 /// that still run; returns once they are gone (or killed).
-pub fn stop(store: &str, leaders: &[(i32, u64)]) -> Stopped {
-    let mut targets: Vec<(Proc, i32)> = token::scan(store)
+pub fn stop(found: Vec<Proc>, leaders: &[(i32, u64)]) -> Stopped {
+    let mut targets: Vec<(Proc, i32)> = found
         .into_iter()
         .map(|p| {
             let sig = p.token.as_ref().map_or(libc::SIGTERM, |t| t.first_signal());
@@ -161,7 +166,7 @@ mod tests {
             .spawn()
             .unwrap();
         let me = Proc::read(stranger.id() as i32).unwrap();
-        let got = stop(&store, &[(me.pid, me.start + 1)]);
+        let got = stop(scan(&store), &[(me.pid, me.start + 1)]);
         assert_eq!(
             got,
             Stopped {
@@ -177,6 +182,6 @@ mod tests {
         );
         stranger.kill().unwrap();
         stranger.wait().unwrap();
-        assert_eq!(stop(&store, &[]), Stopped::default());
+        assert_eq!(stop(scan(&store), &[]), Stopped::default());
     }
 }

@@ -109,7 +109,8 @@ pub(crate) fn start(
             let wiring = Wiring::new(names, before);
             let exec = CommandExecutor::new(run.clone(), svc, data_dir.clone(), &steps, wiring)
                 .with_upstream(facts.upstream.clone())
-                .with_slurm(slurm_link(&shared, &tx, data_dir));
+                .with_slurm(slurm_link(&shared, &tx, data_dir))
+                .with_ahead(shared.ahead.clone());
             tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
         }
         Definition::Infra(p, action) => {

@@ -26,12 +26,46 @@ pub struct LockInfo {
 impl LockInfo {
     /// The last `Lock Info:` block in `lines` (Terraform's framed, coloured error
     /// output as a run's log holds it), if it names a lock id.
+    ///
+    /// Some backends (http) print the lock info of the request that failed, and name
+    /// the holder's lock only in the error message (`already locked: ID=…`): then the
+    /// holder is that id, and who it is is not known.
     pub fn find<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<LockInfo> {
+        let (block, named) = Self::block_and_named(lines);
+        match (block, named) {
+            (Some(b), Some(id)) if b.id != id => Some(LockInfo {
+                id,
+                ..Default::default()
+            }),
+            (None, Some(id)) => Some(LockInfo {
+                id,
+                ..Default::default()
+            }),
+            (b, _) => b,
+        }
+    }
+
+    /// The last lock info block, and the id an error message names (`ID=…`).
+    fn block_and_named<'a>(
+        lines: impl IntoIterator<Item = &'a str>,
+    ) -> (Option<LockInfo>, Option<String>) {
         let mut found = None;
+        let mut named = None;
         let mut current: Option<LockInfo> = None;
         for raw in lines {
             let plain = sanitize(raw, false);
             let line = plain.trim_start_matches(['│', '║', '|', ' ']).trim_end();
+            if current.is_none()
+                && let Some((_, rest)) = line.split_once("ID=")
+            {
+                let id: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(*c))
+                    .collect();
+                if !id.is_empty() {
+                    named = Some(id);
+                }
+            }
             if line.trim() == "Lock Info:" {
                 current = Some(LockInfo::default());
                 continue;
@@ -62,11 +96,17 @@ impl LockInfo {
                 }
             }
         }
-        current.filter(|i| !i.id.is_empty()).or(found)
+        (current.filter(|i| !i.id.is_empty()).or(found), named)
     }
 
     /// `held by root@vm (OperationTypeApply since 2026-12-02 07:23:42 UTC), lock id X`.
     pub fn summary(&self) -> String {
+        if self.who.is_empty() && self.operation.is_empty() {
+            return format!(
+                "held by someone the backend does not name, lock id {}",
+                self.id
+            );
+        }
         let when = self
             .created
             .split('.')
@@ -123,6 +163,18 @@ mod tests {
         assert_eq!(
             info.summary(),
             "held by alice@ops1 (OperationTypeApply since 2026-12-02 07:23:42 UTC), lock id 4732fd94-7020"
+        );
+    }
+
+    #[test]
+    fn an_http_lock_is_the_id_the_message_names() {
+        let text = "│ Error message: HTTP remote state already locked:\n│ ID=f000-a53a\n│ Lock Info:\n│   ID:        b871-c447\n│   Operation: OperationTypePlan\n│   Who:       me@here\n│\n";
+        let info = LockInfo::find(text.lines()).unwrap();
+        assert_eq!(info.id, "f000-a53a");
+        assert_eq!(info.who, "");
+        assert_eq!(
+            info.summary(),
+            "held by someone the backend does not name, lock id f000-a53a"
         );
     }
 

@@ -86,8 +86,19 @@ impl Address {
         if text.is_empty() || text.len() > MAX_LEN {
             return Err(bad("empty or too long"));
         }
-        if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(bad("it holds spaces or control characters"));
+        if text.chars().any(char::is_control) {
+            return Err(bad("it holds control characters"));
+        }
+        // Spaces only inside a quoted key (`each["a b"]`).
+        let mut quoted = false;
+        for c in text.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                c if c.is_whitespace() && !quoted => {
+                    return Err(bad("it holds spaces outside a quoted key"));
+                }
+                _ => {}
+            }
         }
         let parts = steps(text);
         let mut i = 0;

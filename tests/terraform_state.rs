@@ -22,7 +22,6 @@ use pipedeck::engine::EngineHandle;
 use pipedeck::engine::executor::terraform::find_binary;
 use pipedeck::store::AuditEntry;
 
-
 fn iac_binary() -> PathBuf {
     find_binary("terraform", None).expect("neither terraform nor tofu is on PATH")
 }
@@ -135,7 +134,11 @@ fn local_state(data: &Path, project: &str, id: &str) -> Vec<(String, bool)> {
         .filter(|r| r["instances"].as_array().is_some_and(|i| !i.is_empty()))
         .map(|r| {
             (
-                format!("{}.{}", r["type"].as_str().unwrap(), r["name"].as_str().unwrap()),
+                format!(
+                    "{}.{}",
+                    r["type"].as_str().unwrap(),
+                    r["name"].as_str().unwrap()
+                ),
                 r["instances"][0]["status"] == "tainted",
             )
         })
@@ -162,7 +165,11 @@ async fn state_job(
     resource: &str,
     op: StateOp,
 ) -> RunDetail {
-    let run = h.as_caller(who).state_job(resource, None, op).await.unwrap();
+    let run = h
+        .as_caller(who)
+        .state_job(resource, None, op)
+        .await
+        .unwrap();
     wait_done(h, rx, run.id).await
 }
 
@@ -171,7 +178,11 @@ async fn assert_ok(h: &EngineHandle, d: &RunDetail) {
     if d.run.status != RunStatus::Succeeded {
         let mut logs = String::new();
         for s in &d.steps {
-            logs.push_str(&format!("--- {}\n{}\n", s.path(), log_text(h, d.run.id, s.id).await));
+            logs.push_str(&format!(
+                "--- {}\n{}\n",
+                s.path(),
+                log_text(h, d.run.id, s.id).await
+            ));
         }
         panic!("{d:#?}\n{logs}");
     }
@@ -380,7 +391,8 @@ async fn viewers_may_not_and_only_admins_force_a_lock() {
         .await
         .unwrap_err();
     assert!(
-        e.to_string().contains("PostgreSQL advisory locks held by a live session"),
+        e.to_string()
+            .contains("PostgreSQL advisory locks held by a live session"),
         "{e}"
     );
     // State operations are Terraform's: a command-driver resource has none.
@@ -417,7 +429,11 @@ async fn a_state_change_waits_for_the_approval_apply_would() {
     let mut rx = h.subscribe();
     // Deploy g (its environment gate approved by dave).
     let run = h.trigger_infra("g", false).await.unwrap();
-    wait_for(&mut rx, |e| matches!(e, Event::Gate { gate } if gate.run_id == run.id)).await;
+    wait_for(
+        &mut rx,
+        |e| matches!(e, Event::Gate { gate } if gate.run_id == run.id),
+    )
+    .await;
     h.as_caller("dave")
         .decide(run.id, "prod", Decision::Approve, None)
         .await
@@ -435,7 +451,11 @@ async fn a_state_change_waits_for_the_approval_apply_would() {
         addresses: vec![a("terraform_data.thing")],
     };
     let run = h.as_caller("bob").state_job("b", None, op).await.unwrap();
-    wait_for(&mut rx, |e| matches!(e, Event::Gate { gate } if gate.run_id == run.id)).await;
+    wait_for(
+        &mut rx,
+        |e| matches!(e, Event::Gate { gate } if gate.run_id == run.id),
+    )
+    .await;
     let waiting = h.detail(run.id).await.unwrap();
     assert_eq!(waiting.run.status, RunStatus::AwaitingApproval);
     assert_eq!(waiting.gates[0].env, "prod");
@@ -544,7 +564,10 @@ async fn a_stale_lock_names_its_id_and_only_an_admin_releases_it() {
     let run = h.trigger_infra("d", false).await.unwrap();
     let done = wait_done(&h, &mut rx, run.id).await;
     assert_ok(&h, &done).await;
-    assert!(server.state().is_some(), "the state lives in the http backend");
+    assert!(
+        server.state().is_some(),
+        "the state lives in the http backend"
+    );
 
     // Someone's apply takes the lock and dies with it (kill -9: no chance to unlock).
     let mut other = start_apply(tmp.path(), &server);

@@ -83,7 +83,16 @@ pub async fn state_job(
             return exit::USAGE;
         }
     };
-    start(ctx, Request::StateJob { resource, infra, op }, !no_wait).await
+    start(
+        ctx,
+        Request::StateJob {
+            resource,
+            infra,
+            op,
+        },
+        !no_wait,
+    )
+    .await
 }
 
 /// `unlock RESOURCE LOCK_ID`: the lock id checked here, the role by the engine.

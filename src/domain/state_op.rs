@@ -27,7 +27,8 @@ const MAX_LEN: usize = 1024;
 
 fn ident(s: &str) -> bool {
     let mut c = s.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -428,7 +429,10 @@ mod tests {
             assert!(Address::parse(bad).is_err(), "{bad:?} was taken");
         }
         let e = Address::parse("web").unwrap_err().to_string();
-        assert!(e.starts_with("`web` is not a Terraform resource address"), "{e}");
+        assert!(
+            e.starts_with("`web` is not a Terraform resource address"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -451,7 +455,11 @@ mod tests {
             op.invocations(Some(5000)),
             vec![
                 vec!["taint", "-lock-timeout=5000ms", "terraform_data.a"],
-                vec!["taint", "-lock-timeout=5000ms", "module.m.terraform_data.b[0]"],
+                vec![
+                    "taint",
+                    "-lock-timeout=5000ms",
+                    "module.m.terraform_data.b[0]"
+                ],
             ]
         );
         let rm = StateOp::Rm {

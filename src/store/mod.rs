@@ -230,11 +230,11 @@ impl Store {
         let def = new.definition.to_string();
         // The spec's fields, each in its own column.
         let state_op = match &new.spec {
-            RunSpec::StackJob { state: Some(op), .. } => Some(
-                serde_json::to_string(op).map_err(|e| {
-                    StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-                })?,
-            ),
+            RunSpec::StackJob {
+                state: Some(op), ..
+            } => Some(serde_json::to_string(op).map_err(|e| {
+                StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+            })?),
             _ => None,
         };
         let (name, branch, tag, commit, environment, resource, operation) = match &new.spec {

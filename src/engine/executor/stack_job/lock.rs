@@ -95,7 +95,13 @@ mod tests {
     fn stale_plans_and_other_failures() {
         let stale = ["Error: Saved plan is stale"];
         assert!(failure_reason(stale.iter().copied(), true, None, "db").is_some());
-        assert_eq!(failure_reason(stale.iter().copied(), false, None, "db"), None);
-        assert_eq!(failure_reason(["boom"].iter().copied(), true, None, "db"), None);
+        assert_eq!(
+            failure_reason(stale.iter().copied(), false, None, "db"),
+            None
+        );
+        assert_eq!(
+            failure_reason(["boom"].iter().copied(), true, None, "db"),
+            None
+        );
     }
 }

@@ -58,6 +58,13 @@ impl StackJobExecutor {
             };
             let (result, ended_at) = process::run(spec, &mut ctx).await;
             let mut f = finished(result, ended_at);
+            if matches!(op, StateOp::List)
+                && matches!(f.outcome, Outcome::Failed(_))
+                && said(&log, crate::engine::executor::terraform::NO_STATE)
+            {
+                // Nothing applied yet to a backend that keeps no empty state.
+                f.outcome = Outcome::Succeeded { outputs: None };
+            }
             if let Outcome::Failed(why) = &mut f.outcome {
                 if let Some(reason) = self.failure_reason(&log, w) {
                     *why = reason;
@@ -96,10 +103,7 @@ impl StackJobExecutor {
     /// Why a Terraform operation of `w` failed, from its log, when there is more to
     /// say than its exit status.
     pub(super) fn failure_reason(&self, log: &LogTarget, w: &OpWork) -> Option<String> {
-        let lines = log
-            .logs
-            .read(log.run_id, log.step_id, 0, MAX_LINES)
-            .ok()?;
+        let lines = log.logs.read(log.run_id, log.step_id, 0, MAX_LINES).ok()?;
         let r = self.resource(w.resource);
         super::lock::failure_reason(
             lines.iter().map(|l| l.text.as_str()),
@@ -108,6 +112,13 @@ impl StackJobExecutor {
             &r.id,
         )
     }
+}
+
+/// Whether the log says `what`.
+fn said(log: &LogTarget, what: &str) -> bool {
+    log.logs
+        .read(log.run_id, log.step_id, 0, MAX_LINES)
+        .is_ok_and(|lines| lines.iter().any(|l| l.text.contains(what)))
 }
 
 /// The addresses `state list` printed: its standard output's lines that are one.

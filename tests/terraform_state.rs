@@ -639,3 +639,84 @@ async fn a_stale_lock_names_its_id_and_only_an_admin_releases_it() {
     let ok = wait_done(&h, &mut rx, job.id).await;
     assert_eq!(ok.run.status, RunStatus::Succeeded, "{ok:#?}");
 }
+
+/// `pipedeck` itself, on the test's project and data dir.
+fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pipedeck"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--project")
+        .arg(dir.join("pipedeck.toml"))
+        .args(args)
+        .env_remove("PIPEDECK_DATA_DIR")
+        .env_remove("PIPEDECK_SOCKET")
+        .env("PIPEDECK_CONFIG", dir.join("no-user-config.toml"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[ignore = "needs terraform or tofu >= 1.4 on PATH (no registry here provides one); .ci/run runs it with --ignored where one is"]
+#[test]
+fn the_cli_lists_and_taints_and_refuses_what_is_not_an_address() {
+    iac_binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    project(dir, "");
+    // Nothing deployed: an empty state lists as nothing.
+    let out = cli(dir, &["stack-job", "state", "a", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("terraform_data."),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = cli(dir, &["infra", "run", "d", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = cli(dir, &["stack-job", "state", "a", "list"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // Terraform's own output follows the job's progress.
+    assert!(
+        stdout.contains("\nterraform_data.other\nterraform_data.thing\n"),
+        "{stdout}"
+    );
+    let out = cli(
+        dir,
+        &["stack-job", "state", "a", "taint", "terraform_data.thing"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout)
+            .contains("Resource instance terraform_data.thing has been marked as tainted."),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        local_state(&dir.join("data"), "d", "a"),
+        vec![
+            ("terraform_data.other".into(), false),
+            ("terraform_data.thing".into(), true)
+        ]
+    );
+    // Not an address: refused before anything is sent, exit 2.
+    let out = cli(dir, &["stack-job", "state", "a", "rm", "thing; rm -rf /"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("is not a Terraform resource address"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(dir, &["stack-job", "unlock", "a", "not an id"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("is not a lock id"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -25,6 +25,39 @@ pub enum StateArgError {
 
 const MAX_LEN: usize = 1024;
 
+/// A string checked by its type's `parse`: `as_str`, `Display`, and serde through
+/// `String` (so a value from JSON is checked as one from the CLI is).
+macro_rules! checked_string {
+    ($($t:ident),+) => {$(
+        impl $t {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = StateArgError;
+            fn try_from(s: String) -> Result<Self, StateArgError> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(a: $t) -> String {
+                a.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )+};
+}
+
+checked_string!(Address, ImportId, LockId);
+
 fn ident(s: &str) -> bool {
     let mut c = s.chars();
     c.next()
@@ -125,29 +158,6 @@ impl Address {
         }
         Ok(Self(text.to_string()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Address {
-    type Error = StateArgError;
-    fn try_from(s: String) -> Result<Self, StateArgError> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Address> for String {
-    fn from(a: Address) -> String {
-        a.0
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// A word given to Terraform as it is: one printable argument that no flag parser
@@ -178,23 +188,6 @@ impl ImportId {
         })?;
         Ok(Self(text.to_string()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for ImportId {
-    type Error = StateArgError;
-    fn try_from(s: String) -> Result<Self, StateArgError> {
-        Self::parse(&s)
-    }
-}
-
-impl From<ImportId> for String {
-    fn from(a: ImportId) -> String {
-        a.0
-    }
 }
 
 /// The id of a state lock, as Terraform's lock info shows it (`ID:`).
@@ -217,23 +210,6 @@ impl LockId {
             return Err(bad("letters, digits and `-_.:/` only"));
         }
         Ok(Self(text.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for LockId {
-    type Error = StateArgError;
-    fn try_from(s: String) -> Result<Self, StateArgError> {
-        Self::parse(&s)
-    }
-}
-
-impl From<LockId> for String {
-    fn from(a: LockId) -> String {
-        a.0
     }
 }
 
@@ -376,12 +352,6 @@ impl StateOp {
                 lock_id.to_string(),
             ]],
         }
-    }
-}
-
-impl fmt::Display for LockId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -223,3 +223,61 @@ fn remove_and_untaint_act_on_the_selection_and_a_failed_list_says_why() {
     assert_eq!(s.state.len(), 3);
     insta::assert_snapshot!("state_list_failed_80x24", draw(&s, 80, 24));
 }
+
+#[test]
+fn a_stack_job_stopped_by_a_lock_shows_its_holder_in_its_header() {
+    let mut s = fixtures::state();
+    let mut r = job(15, StateOp::List, RunStatus::Failed);
+    r.state_op = None;
+    r.operation = Some(pipedeck::domain::Operation::Apply);
+    r.reason = Some("resource/db failed".into());
+    let mut res = step(
+        150,
+        Stage::Resource,
+        "db",
+        0,
+        StepStatus::Failed,
+        Some((9, 2)),
+    );
+    let mut init = step(
+        151,
+        Stage::Operation,
+        "db.init",
+        1,
+        StepStatus::Succeeded,
+        Some((9, 1)),
+    );
+    let mut refresh = step(
+        152,
+        Stage::Operation,
+        "db.refresh",
+        2,
+        StepStatus::Failed,
+        Some((8, 1)),
+    );
+    for st in [&mut res, &mut init, &mut refresh] {
+        st.run_id = 15;
+    }
+    init.parent_id = Some(150);
+    refresh.parent_id = Some(150);
+    refresh.reason = Some(
+        "the state is locked, held by alice@ops1 (OperationTypeApply since 2026-12-02 07:23:42 UTC), lock id 11-22; nothing was changed (if that lock is stale, an admin can release it: pipedeck stack-job unlock db 11-22)".into(),
+    );
+    s.runs.insert(0, r.clone());
+    s.view = View::Detail;
+    s.wanted_detail = Some(15);
+    s.apply_reply(Reply::Detail(Box::new(RunDetail {
+        run: r,
+        steps: vec![res, init, refresh],
+        gates: Vec::new(),
+        graph: Vec::new(),
+        chain: Default::default(),
+        slurm_jobs: Default::default(),
+    })));
+    let screen = draw(&s, 120, 30);
+    assert!(
+        screen.contains("│the state is locked, held by alice@ops1 (OperationTypeApply since 2026-12-02 07:23:42 UTC), lock id 11-22"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("stack_job_locked_120x30", screen);
+}

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::ansi::sanitize;
 
+/// How the reason of a unit that found its state locked begins (the dashboard shows
+/// such a reason in the stack job's header).
+pub const LOCKED: &str = "the state is locked";
+
 /// Terraform's lock info, as printed (every value untrusted: shown sanitised).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {

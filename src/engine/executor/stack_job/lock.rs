@@ -3,7 +3,7 @@
 //! saved plan made stale by a change of the state.
 
 use crate::config::backend::{Backend, BackendKind};
-use crate::domain::state_lock::LockInfo;
+use crate::domain::state_lock::{LOCKED, LockInfo};
 
 /// The reason a failed Terraform operation of `resource` gets, from what its log
 /// (`lines`) says; `None` keeps the exit status as the reason. `changes`: the
@@ -19,23 +19,23 @@ pub(super) fn failure_reason<'a>(
         if backend.is_some_and(|b| b.kind == BackendKind::Pg) {
             // The pg backend's lock is a session's advisory lock: Terraform prints the
             // requester's own lock info, not the holder's.
-            return Some(
-                "the state is locked by another PostgreSQL session (the pg backend does not \
-                 record who holds a lock; the lock info in this log is this job's own \
-                 request); nothing was changed"
-                    .into(),
-            );
+            return Some(format!(
+                "{LOCKED} by another PostgreSQL session (the pg backend does not record who \
+                 holds a lock; the lock info in this log is this job's own request); nothing \
+                 was changed"
+            ));
         }
         return Some(match LockInfo::find(lines) {
             Some(info) => format!(
-                "the state is locked, {}; nothing was changed (if that lock is stale, an \
+                "{LOCKED}, {}; nothing was changed (if that lock is stale, an \
                  admin can release it: pipedeck stack-job unlock {resource} {})",
                 info.summary(),
                 info.id
             ),
-            None => "the state is locked by someone else (Terraform's lock info is in this \
-                     log); nothing was changed"
-                .into(),
+            None => format!(
+                "{LOCKED} by someone else (Terraform's lock info is in this log); nothing was \
+                 changed"
+            ),
         });
     }
     if changes && said("Saved plan is stale") {

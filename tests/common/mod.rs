@@ -5,6 +5,7 @@ pub mod bin;
 pub mod git;
 pub mod http;
 pub mod tfstate_http;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -210,6 +210,22 @@ async fn viewers_may_not_and_only_admins_force_a_lock() {
             .contains("PostgreSQL advisory locks held by a live session"),
         "{e}"
     );
+    // A local state's lock ends with its process: nothing stale to force.
+    let e = h
+        .as_caller("dave")
+        .state_job(
+            "a",
+            None,
+            StateOp::Unlock {
+                lock_id: LockId::parse("x").unwrap(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("keeps its state in a local file"),
+        "{e}"
+    );
     // State operations are Terraform's: a command-driver resource has none.
     let e = h
         .as_caller("bob")

@@ -34,9 +34,17 @@ impl EngineHandle {
                 r.driver
             )));
         }
-        if let (StateOp::Unlock { .. }, Some(b)) = (&op, &r.backend)
-            && b.kind == BackendKind::Pg
-        {
+        let kind = r.backend.as_ref().map_or(BackendKind::Local, |b| b.kind);
+        if matches!(op, StateOp::Unlock { .. }) && kind == BackendKind::Local {
+            // A local state's lock is a file lock of the process that holds it: it
+            // cannot outlive that process, and Terraform refuses to force it.
+            return Err(EngineError::Invalid(format!(
+                "resource `{resource}` keeps its state in a local file, whose lock is held by \
+                 a live process and ends with it: there is no stale lock to release (stop \
+                 the run or the terraform command that holds it)"
+            )));
+        }
+        if matches!(op, StateOp::Unlock { .. }) && kind == BackendKind::Pg {
             // Terraform's pg backend locks with a session-level advisory lock: it ends
             // with the session that holds it, and `force-unlock` cannot release it
             // (Terraform reports success and the lock stays).

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use pipedeck::api::EngineClient;
 use pipedeck::config::load_project;
-use pipedeck::domain::{Event, RunDetail, RunStatus, StepStatus};
 use pipedeck::domain::state_op::{Address, StateOp};
+use pipedeck::domain::{Event, RunDetail, RunStatus, StepStatus};
 use pipedeck::engine::EngineHandle;
 use pipedeck::engine::executor::terraform::find_binary;
 use pipedeck::store::AuditEntry;

@@ -268,11 +268,22 @@ async fn a_locked_state_fails_the_run_with_terraform_s_lock_message() {
     assert_eq!(
         preview.reason.as_deref(),
         Some(
-            "the state is locked by someone else (Terraform's lock info is in this log); nothing was changed"
+            "the state is locked by another PostgreSQL session (the pg backend does not record who holds a lock; the lock info in this log is this job's own request); nothing was changed"
         )
     );
     let log = log_text(&h, run.id, preview.id).await;
     assert!(log.contains("Error acquiring the state lock"), "{log}");
+    // A pg lock is the holding session's advisory lock: `terraform force-unlock` cannot
+    // release it (it reports success and the lock stays), so even an admin is told so.
+    let unlock = pipedeck::domain::state_op::StateOp::Unlock {
+        lock_id: pipedeck::domain::state_op::LockId::parse("1").unwrap(),
+    };
+    let e = h
+        .state_job("a", None, unlock)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("advisory locks held by a live session"), "{e}");
     // b never ran.
     assert_ne!(step(&done, "resource/b").status, StepStatus::Succeeded);
 

@@ -3,59 +3,12 @@
 //! Trigger an infra deploy and a stack job from the dashboard, collapse and expand the
 //! stack job's run tree. The deployments and stations views on the demo, and a refused delete.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux runs")
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            assert!(self.cmd(&["send-keys", "-t", "pd", k]).status.success());
-        }
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-t", "pd", "-p"]).stdout).into_owned()
-    }
-
-    /// Reads the screen until it shows `needle` (a bound guards against hangs).
-    fn wait_for(&self, needle: &str) -> String {
-        self.wait_until(&format!("{needle:?}"), |s| s.contains(needle))
-    }
-
-    /// Reads the screen until `shows` holds for it (`what` says what was awaited).
-    fn wait_until(&self, what: &str, shows: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let s = self.screen();
-            if shows(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {what}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
+use common::tmux::Tmux;
 
 #[test]
 fn trigger_approve_and_cancel_from_the_dashboard() {

@@ -90,6 +90,20 @@ pub trait EngineClient: Send + Sync {
         })
     }
 
+    /// A state job on `resource` (list, show, taint…, force-unlock).
+    fn state_job(
+        &self,
+        resource: &str,
+        infra: Option<&str>,
+        op: crate::domain::state_op::StateOp,
+    ) -> impl Future<Output = Result<RunInfo>> + Send {
+        self.ask(Request::StateJob {
+            resource: resource.to_string(),
+            infra: infra.map(str::to_string),
+            op,
+        })
+    }
+
     fn cancel(&self, run_id: i64) -> impl Future<Output = Result<RunInfo>> + Send {
         self.ask(Request::Cancel { run_id })
     }

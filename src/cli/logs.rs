@@ -97,7 +97,7 @@ pub async fn logs(ctx: &Ctx, run: i64, step: Option<String>, follow: bool) -> i3
 }
 
 /// Prints every line of `s` from where we left off.
-async fn drain<C: EngineClient>(
+pub(super) async fn drain<C: EngineClient>(
     ctx: &Ctx,
     c: &C,
     s: &StepInfo,

@@ -33,6 +33,7 @@ mod run;
 mod serve;
 mod show;
 mod stack_job;
+mod state_job;
 mod token;
 mod triggers;
 
@@ -270,7 +271,7 @@ pub enum Command {
     /// Infra pipelines: graph, run, undeploy, environment and node gates.
     #[command(subcommand)]
     Infra(infra::InfraCommand),
-    /// Stack jobs: one resource's operations (create, list, show, logs, resume, cancel, rerun, preflight).
+    /// Stack jobs: one resource's operations (create, list, show, logs, resume, cancel, rerun, state, unlock, preflight).
     #[command(subcommand)]
     StackJob(stack_job::StackJobCommand),
     /// Write a starter pipedeck.toml at the root of the git repository DIR (default: here),

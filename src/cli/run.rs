@@ -180,6 +180,9 @@ async fn finish<C: EngineClient>(ctx: &Ctx, c: &C, id: i64) -> i32 {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
+    if let Err(code) = super::state_job::print_output(ctx, c, &d).await {
+        return code;
+    }
     if ctx.json {
         output::json(&d);
     } else {

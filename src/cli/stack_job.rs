@@ -56,6 +56,32 @@ pub enum StackJobCommand {
         #[arg(add = super::complete::run_ids())]
         job: i64,
     },
+    /// Terraform state operations on a resource, as a job with its own log: list,
+    /// show, taint, untaint, rm, mv, import. Changing the state needs the operator
+    /// role and waits for the approval apply would (the environment's or node's gate).
+    State {
+        #[arg(add = super::complete::resources())]
+        resource: String,
+        #[arg(long, add = super::complete::infra_projects())]
+        infra: Option<String>,
+        /// Print the job id and return instead of following the job to its end.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(subcommand)]
+        op: super::state_job::StateCommand,
+    },
+    /// Release a stale state lock by its id (admins only; `terraform force-unlock
+    /// -force LOCK_ID`). A failed job's reason names the lock's holder and id.
+    Unlock {
+        #[arg(add = super::complete::resources())]
+        resource: String,
+        /// The lock's `ID:` from Terraform's lock info.
+        lock_id: String,
+        #[arg(long, add = super::complete::infra_projects())]
+        infra: Option<String>,
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Ask the engine to run the preflight checks for a resource (module, binary, credentials, state, policy) where the job would run; nothing executes.
     Preflight {
         /// The resource id.
@@ -85,6 +111,21 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
                 wait,
             )
             .await
+        }
+        StackJobCommand::State {
+            resource,
+            infra,
+            no_wait,
+            op,
+        } => super::state_job::state_job(ctx, resource, infra, op.op(), no_wait).await,
+        StackJobCommand::Unlock {
+            resource,
+            lock_id,
+            infra,
+            no_wait,
+        } => {
+            let op = super::state_job::unlock_op(&lock_id);
+            super::state_job::state_job(ctx, resource, infra, op, no_wait).await
         }
         StackJobCommand::List { resource } => {
             let c = match ctx.connect() {
@@ -120,7 +161,11 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
                         "{:>5}  {:<16} {:<10} {:<10} {} {}",
                         j.id,
                         j.resource.as_deref().unwrap_or(""),
-                        j.operation.map(|o| o.job_verb()).unwrap_or(""),
+                        j.state_op
+                            .as_ref()
+                            .map(|s| s.verb())
+                            .or(j.operation.map(|o| o.job_verb()))
+                            .unwrap_or(""),
                         j.place(),
                         super::color::run_status(
                             j.status,

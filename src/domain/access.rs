@@ -133,6 +133,10 @@ pub enum Action {
     Reject,
     /// Pin, unpin, promote, roll back or delete releases (DP-3).
     Release,
+    /// Taint, untaint, remove, move or import in a Terraform state.
+    ChangeState,
+    /// Release a Terraform state lock someone else holds.
+    ForceUnlock,
     Administer,
 }
 
@@ -147,8 +151,9 @@ impl Action {
             | Action::Rerun
             | Action::Approve
             | Action::Reject
-            | Action::Release => Role::Operator,
-            Action::Administer => Role::Admin,
+            | Action::Release
+            | Action::ChangeState => Role::Operator,
+            Action::ForceUnlock | Action::Administer => Role::Admin,
         }
     }
 
@@ -161,6 +166,8 @@ impl Action {
             Action::Approve => "approve",
             Action::Reject => "reject",
             Action::Release => "pin, promote, roll back or delete releases",
+            Action::ChangeState => "change Terraform state",
+            Action::ForceUnlock => "force-unlock Terraform state",
             Action::Administer => "administer the engine",
         }
     }

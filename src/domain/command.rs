@@ -50,6 +50,16 @@ pub enum Request {
         infra: Option<String>,
         operation: String,
     },
+    /// A state job for one resource (SJ-7): list or show what its Terraform state
+    /// holds, taint, untaint, remove, move or import (gated like apply, operators
+    /// and up), or force-unlock a stale lock (admins only). → [`Response::Run`]
+    StateJob {
+        resource: String,
+        /// The infra project, needed when several define the resource.
+        #[serde(default)]
+        infra: Option<String>,
+        op: super::state_op::StateOp,
+    },
     /// A drift check of an infra pipeline, now: a plan-only `terraform plan
     /// -detailed-exitcode` per resource; nothing is applied. → [`Response::Drift`]
     InfraDrift { project: String },
@@ -186,6 +196,9 @@ impl Request {
                 operation,
                 ..
             } => format!("{operation} {resource}"),
+            Request::StateJob { resource, op, .. } => {
+                format!("state {} on {resource}", op.describe())
+            }
             Request::InfraDrift { project } => format!("drift check {project}"),
             Request::Cancel { .. } => "cancel".into(),
             Request::Rerun { .. } => "rerun".into(),

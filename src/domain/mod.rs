@@ -38,6 +38,8 @@ pub mod gate;
 pub mod operation;
 pub mod release;
 pub mod run;
+pub mod state_lock;
+pub mod state_op;
 pub mod trigger;
 
 pub use command::{Request, Response, TriggerRequest};

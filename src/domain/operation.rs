@@ -11,6 +11,9 @@ pub enum Operation {
     Preview,
     Apply,
     Destroy,
+    /// A Terraform state operation (list, show, taint, untaint, rm, mv, import,
+    /// force-unlock): which, with its arguments, is the run's [`super::state_op::StateOp`].
+    State,
 }
 words!(Operation {
     Init => "init",
@@ -18,6 +21,7 @@ words!(Operation {
     Preview => "preview",
     Apply => "apply",
     Destroy => "destroy",
+    State => "state",
 });
 
 impl Operation {
@@ -53,6 +57,7 @@ impl InfraAction {
             Self::StackJob(Preview) => &[Init, Refresh, Preview],
             Self::StackJob(Refresh) => &[Init, Refresh],
             Self::StackJob(Init) => &[Init],
+            Self::StackJob(State) => &[Init, State],
             Self::Deploy | Self::StackJob(Apply) => &[Init, Refresh, Preview, Apply],
         }
     }

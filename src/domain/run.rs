@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Millis;
 use super::operation::{InfraAction, Operation};
+use super::state_op::StateOp;
 
 /// Status of a run (SP-9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -228,6 +229,9 @@ pub enum RunSpec {
         resource: String,
         /// The operation the job ends in (SJ-1).
         operation: Operation,
+        /// A state job ([`Operation::State`]): which state operation, and on what.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<StateOp>,
     },
 }
 
@@ -237,6 +241,19 @@ impl RunSpec {
             Self::Service { .. } => RunKind::Service,
             Self::Infra { .. } => RunKind::Infra,
             Self::StackJob { .. } => RunKind::StackJob,
+        }
+    }
+
+    /// What the audit log names as the target of creating the run, where its columns
+    /// do not say it all: a state job's operation and addresses.
+    pub fn audit_target(&self) -> Option<String> {
+        match self {
+            Self::StackJob {
+                resource,
+                state: Some(op),
+                ..
+            } => Some(format!("state {} on {resource}", op.describe())),
+            _ => None,
         }
     }
 
@@ -322,6 +339,9 @@ pub struct RunInfo {
     /// applies, or destroys when it undeploys).
     #[serde(default)]
     pub operation: Option<Operation>,
+    /// State jobs: the state operation and its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_op: Option<StateOp>,
 }
 
 impl RunInfo {
@@ -345,6 +365,7 @@ impl RunInfo {
                 environment,
                 resource: self.resource.clone().unwrap_or_default(),
                 operation: self.operation.unwrap_or(Operation::Apply),
+                state: self.state_op.clone(),
             },
         }
     }
@@ -362,6 +383,11 @@ impl RunInfo {
         match self.spec() {
             RunSpec::Service { .. } => String::new(),
             RunSpec::Infra { undeploy, .. } => if undeploy { "undeploy" } else { "deploy" }.into(),
+            RunSpec::StackJob {
+                resource,
+                state: Some(op),
+                ..
+            } => format!("state job: {} on {resource}", op.describe()),
             RunSpec::StackJob {
                 resource,
                 operation,

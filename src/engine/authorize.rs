@@ -91,6 +91,11 @@ impl EngineHandle {
             | Request::TriggerStackJob { .. }
             // Changes nothing, but runs Terraform with the resources' credentials.
             | Request::InfraDrift { .. } => Action::Trigger,
+            // Reading the state needs its credentials too; changing it is gated as
+            // well, and forcing a lock is an admin's.
+            Request::StateJob { op, .. } if op.admin_only() => Action::ForceUnlock,
+            Request::StateJob { op, .. } if op.changes_state() => Action::ChangeState,
+            Request::StateJob { .. } => Action::Trigger,
             Request::Cancel { .. } => Action::Cancel,
             Request::Rerun { .. } => Action::Rerun,
             Request::Decide { .. } => return Ok(role),

@@ -173,6 +173,14 @@ impl EngineHandle {
                 self.start_stack_job(caller, &resource, infra.as_deref(), &operation)
                     .await?,
             ),
+            Request::StateJob {
+                resource,
+                infra,
+                op,
+            } => Response::Run(
+                self.start_state_job(caller, &resource, infra.as_deref(), op)
+                    .await?,
+            ),
             Request::InfraDrift { project } => Response::Drift(self.drift(&project).await?),
             // Returns at once; the run shows `cancelling` until it settles (SP-5).
             Request::Cancel { run_id } => {
@@ -183,6 +191,7 @@ impl EngineHandle {
                 run_id,
                 allow_older,
             } => {
+                self.may_rerun(run_id).await?;
                 let allow_older = self.may_go_back(run_id, allow_older).await?;
                 Response::Run(
                     self.runner(|r| Msg::Rerun(run_id, by(), allow_older, r))
@@ -439,12 +448,13 @@ impl EngineHandle {
                 .copied()
                 .find(|o| o.job_verb() == operation)
                 .unwrap_or(Operation::Apply),
+            state: None,
         };
         self.create_infra(caller, &def, spec, message).await
     }
 
     /// Creates a manual infra run or stack job (`spec`) of `def`.
-    async fn create_infra(
+    pub(super) async fn create_infra(
         &self,
         caller: &Caller,
         def: &crate::config::infra::InfraProject,

@@ -62,6 +62,7 @@ mod releases;
 mod runner;
 mod scheduler;
 pub mod space;
+mod state_jobs;
 pub mod stations;
 pub mod triggers;
 pub mod workspace;

@@ -203,6 +203,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 12: the Slurm job a step submitted (issue 20), so that a restarted engine
     // re-attaches to it, or stops it when its run was cancelled.
     "ALTER TABLE steps ADD COLUMN slurm_job INTEGER;",
+    // 13: a state job's operation and its arguments (issue 22 part 3), as JSON
+    // (`{"op":"taint","addresses":[…]}`), so that it shows, audits and reruns as given.
+    "ALTER TABLE runs ADD COLUMN state_op TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -49,6 +49,10 @@ pub enum Action {
     Rollback,
     Delete,
     Mark,
+    /// The Terraform state of the selected resource (state view), and its changes.
+    StateOf,
+    Taint,
+    Untaint,
 }
 
 /// An operation on deployments (releases) and stations, sent as its typed request.
@@ -93,6 +97,15 @@ pub enum Effect {
         resource: String,
         operation: Operation,
     },
+    /// A state job on a resource (list, or a confirmed taint/untaint/rm).
+    StateJob {
+        /// The infra project (`None`: the engine finds the one that defines it).
+        project: Option<String>,
+        resource: String,
+        op: crate::domain::state_op::StateOp,
+    },
+    /// The detail of a state list job that ended: the addresses it found.
+    LoadStateList(i64),
     Cancel(i64),
     Rerun(i64),
     /// A rerun that rolls an environment back to an older commit, confirmed as such.
@@ -176,6 +189,10 @@ pub enum Reply {
         needle: String,
         line: Option<u64>,
     },
+    /// A state job this dashboard started (the state view follows it).
+    StateStarted(Box<RunInfo>),
+    /// A state list job's detail (its step outputs hold the addresses).
+    StateListed(Box<RunDetail>),
     /// A fresh read of the runs and waiting gates (`None`: that read failed, and an
     /// [`Reply::Error`] says why).
     Reloaded {

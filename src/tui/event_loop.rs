@@ -222,6 +222,17 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     let msg = format!("triggered run {}: {}", r.id, r.what());
                     Reply::Started(Box::new(r), msg)
                 }),
+            Effect::StateJob {
+                project,
+                resource,
+                op,
+            } => c
+                .state_job(&resource, project.as_deref(), op)
+                .await
+                .map(|r| Reply::StateStarted(Box::new(r))),
+            Effect::LoadStateList(id) => {
+                c.detail(id).await.map(|d| Reply::StateListed(Box::new(d)))
+            }
             Effect::LoadCatalog => c.ask(Request::Catalog).await.map(Reply::Catalog),
             Effect::LoadStatus => c
                 .ask(Request::ConfigStatus)

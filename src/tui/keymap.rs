@@ -58,6 +58,7 @@ impl Default for Keymap {
         let graph = In(View::Graph);
         let deploys = In(View::Deployments);
         let stations = In(View::Stations);
+        let state = In(View::State);
         let mut v = vec![
             b(Global, Char('j'), Down, "move down", false),
             b(Global, KeyCode::Down, Down, "move down", false),
@@ -187,6 +188,36 @@ impl Default for Keymap {
                 "reject the gate at this node (or the environment's)",
                 false,
             ),
+            b(
+                graph,
+                Char('S'),
+                StateOf,
+                "the Terraform state of this node's resource (list, taint, untaint, remove)",
+                true,
+            ),
+            b(state, Char(' '), Mark, "mark or unmark the address", true),
+            b(
+                state,
+                Char('t'),
+                Taint,
+                "taint the marked addresses (or the selected one): replaced at the next apply",
+                true,
+            ),
+            b(
+                state,
+                Char('u'),
+                Untaint,
+                "untaint the marked addresses (or the selected one)",
+                true,
+            ),
+            b(
+                state,
+                Char('d'),
+                Delete,
+                "remove the marked addresses from the state (the objects stay)",
+                true,
+            ),
+            b(state, Char('r'), Rerun, "list the state again", true),
             b(inbox, Char('a'), Approve, "approve the selected gate", true),
             b(inbox, Char('x'), Reject, "reject the selected gate", true),
             b(
@@ -285,7 +316,7 @@ impl Keymap {
             .map(|b| b.action)
     }
 
-    /// Rebinds from the user config: `"view.action" = "key"` (view: global, runs, detail, approvals, graph, audit, triggers, deployments, stations).
+    /// Rebinds from the user config: `"view.action" = "key"` (view: global, runs, detail, approvals, graph, audit, triggers, deployments, stations, state).
     pub fn apply_overrides(
         &mut self,
         overrides: &std::collections::BTreeMap<String, String>,
@@ -317,6 +348,7 @@ pub fn scope_name(s: Scope) -> &'static str {
         Scope::In(View::Triggers) => "triggers",
         Scope::In(View::Deployments) => "deployments",
         Scope::In(View::Stations) => "stations",
+        Scope::In(View::State) => "state",
     }
 }
 

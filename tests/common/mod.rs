@@ -4,6 +4,9 @@
 pub mod bin;
 pub mod git;
 pub mod http;
+pub mod tfstate;
+pub mod tfstate_http;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

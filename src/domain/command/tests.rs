@@ -20,6 +20,14 @@ fn every_request() -> Vec<Request> {
             infra: Some("net".into()),
             operation: "preview".into(),
         },
+        Request::StateJob {
+            resource: "db".into(),
+            infra: None,
+            op: crate::domain::state_op::StateOp::Mv {
+                from: crate::domain::state_op::Address::parse("terraform_data.a").unwrap(),
+                to: crate::domain::state_op::Address::parse("module.m.terraform_data.a").unwrap(),
+            },
+        },
         Request::Cancel { run_id: 3 },
         Request::Rerun {
             run_id: 4,
@@ -109,6 +117,7 @@ fn every_arm_is_listed() {
             Request::Trigger(_)
             | Request::TriggerInfra { .. }
             | Request::TriggerStackJob { .. }
+            | Request::StateJob { .. }
             | Request::Cancel { .. }
             | Request::Rerun { .. }
             | Request::Decide { .. }
@@ -140,7 +149,7 @@ fn every_arm_is_listed() {
             | Request::Whoami => {}
         }
     }
-    assert_eq!(every_request().len(), 32);
+    assert_eq!(every_request().len(), 33);
 }
 
 #[test]

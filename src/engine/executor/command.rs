@@ -188,6 +188,7 @@ impl CommandExecutor {
     ) -> (process::Outcome, i64) {
         let spec = ProcSpec {
             command: work.run.clone(),
+            argv: None,
             cwd: self.workspace.clone(),
             env: env.clone(),
             extra_env: extra_env.to_vec(),

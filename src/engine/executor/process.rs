@@ -28,7 +28,11 @@ const RECORD_AFTER: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone)]
 pub struct ProcSpec {
     /// A shell command from the project file (trusted); untrusted values come in `env`.
+    /// With `argv`, only what messages show of it.
     pub command: String,
+    /// The exact program and arguments, no shell: for arguments a person typed (a
+    /// state address), which must reach the program as they are, one word each.
+    pub argv: Option<Vec<String>>,
     pub cwd: PathBuf,
     /// Variables set over the engine's environment: those of the run (shared by its
     /// steps), then the step's own.
@@ -253,7 +257,10 @@ pub(crate) async fn run(spec: ProcSpec, ctx: &mut UnitCtx) -> (Outcome, i64) {
     };
     let marked = (token::VAR.to_string(), token.to_string());
     let started = spawn::Env::new(spec.extra_env.iter().chain([&marked])).and_then(|extra| {
-        let argv = spawn::argv(&spec.command);
+        let argv = spec
+            .argv
+            .clone()
+            .unwrap_or_else(|| spawn::argv(&spec.command));
         spawn::spawn(&argv, &spec.cwd, &spec.env, &extra, Some(&token))
     });
     let mut child = match started {
@@ -414,6 +421,7 @@ mod tests {
     fn spec(command: &str) -> ProcSpec {
         ProcSpec {
             command: command.into(),
+            argv: None,
             cwd: std::env::temp_dir(),
             env: Default::default(),
             extra_env: Vec::new(),

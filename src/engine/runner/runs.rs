@@ -305,7 +305,8 @@ impl Runner {
         } else {
             "trigger"
         };
-        self.audit(&new.triggered_by, action, run.id, None, None)?;
+        let target = new.spec.audit_target();
+        self.audit(&new.triggered_by, action, run.id, target.as_deref(), None)?;
         out.after(After::Start(Box::new((run.clone(), def, steps))));
         Ok(run)
     }

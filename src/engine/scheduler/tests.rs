@@ -138,6 +138,7 @@ async fn walk(
         environment: None,
         resource: None,
         operation: None,
+        state_op: None,
     };
     let steps: Vec<StepInfo> = names
         .iter()

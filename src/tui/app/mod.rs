@@ -4,6 +4,7 @@ mod logs;
 mod releases;
 mod rows;
 mod search;
+mod state_view;
 mod tree;
 mod trigger;
 
@@ -17,6 +18,7 @@ use super::cache::Caches;
 pub use logs::LogView;
 pub use releases::{Releases, describe};
 pub use search::SearchFrom;
+pub use state_view::{StateChange, StateView};
 pub use tree::{Node, NodeId, NodePath, RunTree, nodes, section_of, sections};
 pub use trigger::{STACK_JOB_OPS, TriggerField, TriggerForm, TriggerKind};
 
@@ -35,6 +37,8 @@ pub enum View {
     Deployments,
     /// Stations (`:stations`).
     Stations,
+    /// A resource's Terraform state (from the DAG, or `:state RESOURCE`).
+    State,
 }
 
 /// Following: when this many lines or more are unread, jump to the newest instead.
@@ -123,6 +127,8 @@ pub struct AppState {
     pub trigger_sel: usize,
     /// Deployments and stations as last read, with their selections and marks.
     pub deploys: Releases,
+    /// The state view's resource, its listed state and its jobs.
+    pub state: StateView,
     /// Every environment's deploy queue (who deploys, who waits, who was superseded).
     pub queues: Vec<EnvQueue>,
     /// The selected node of the DAG view (index into the run's graph).
@@ -196,6 +202,7 @@ impl AppState {
             triggers: Vec::new(),
             trigger_sel: 0,
             deploys: Releases::default(),
+            state: StateView::default(),
             graph_sel: 0,
             audit: Vec::new(),
             audit_sel: 0,
@@ -340,6 +347,8 @@ impl AppState {
         match e {
             Event::Run { run } => {
                 self.runs_generation += 1;
+                // The state view's jobs (a list ended: read it; a change ended: list).
+                let state = self.state_run_changed(&run);
                 if let Some(d) = &mut self.detail
                     && d.run.id == run.id
                 {
@@ -369,7 +378,7 @@ impl AppState {
                         }
                     }
                 }
-                None
+                state
             }
             Event::Step { step } => {
                 // A deploy row moved: some environment's queue did.
@@ -469,6 +478,11 @@ impl AppState {
                     self.runs_sel = pos;
                 }
                 self.info(msg);
+                None
+            }
+            Reply::StateStarted(run) => self.state_started(*run),
+            Reply::StateListed(d) => {
+                self.state_listed(*d);
                 None
             }
             Reply::Reloaded { runs, gates } => {

@@ -165,8 +165,12 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
     }
     let mut lines = vec![Line::from(line)];
     if stack_job {
+        // A state lock that stopped the job comes first: who holds it, how to free it.
+        let first = lock_reason(d)
+            .or_else(|| plan_summary(d))
+            .unwrap_or_else(|| "plan: not yet".into());
         lines.push(Line::from(vec![
-            Span::raw(plan_summary(d).unwrap_or_else(|| "plan: not yet".into())),
+            Span::raw(first),
             Span::styled(
                 "  · a: resume (apply the reviewed plan) · c: cancel · r: rerun",
                 accent(s),
@@ -193,6 +197,16 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         Some(NodeId::Section(stage)) => section_summary(f, s, *stage, right),
         _ => super::log::render(f, s, right),
     }
+}
+
+/// Why an operation failed on a state lock (the holder and how an admin frees it).
+fn lock_reason(d: &RunDetail) -> Option<String> {
+    d.steps
+        .iter()
+        .filter(|st| st.stage == Stage::Operation)
+        .filter_map(|st| st.reason.as_deref())
+        .find(|r| r.starts_with(crate::domain::state_lock::LOCKED))
+        .map(inert)
 }
 
 /// The plan summary of a stack job's preview (`plan: 1 to add, …`), once it ran.

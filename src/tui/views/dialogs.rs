@@ -227,9 +227,13 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
                         return s.load_releases();
                     }
                     "detail" | "d" if s.detail.is_some() => s.view = View::Detail,
+                    cmd if cmd.starts_with("state ") => {
+                        let resource = cmd["state ".len()..].trim().to_string();
+                        return s.open_state(None, resource);
+                    }
                     "q" | "quit" => return crate::tui::update::update(s, Action::Quit),
                     other => s.error(format!(
-                        "no view `{other}`: try :runs, :approvals, :audit, :triggers, :deployments or :stations"
+                        "no view `{other}`: try :runs, :approvals, :audit, :triggers, :deployments, :stations or :state RESOURCE"
                     )),
                 }
                 None
@@ -270,8 +274,29 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     c
 }
 
+/// How wide a popup is.
+const CONFIRM_WIDTH: usize = 70;
+
+/// How many rows `text` takes, word-wrapped at `width` (as the popup wraps it).
+fn wrapped_lines(text: &str, width: usize) -> usize {
+    let (mut lines, mut col) = (1, 0);
+    for word in text.split(' ') {
+        let n = word.chars().count();
+        if col > 0 && col + 1 + n > width {
+            lines += 1;
+            col = 0;
+        }
+        col += if col > 0 { 1 } else { 0 } + n;
+        while col > width {
+            lines += 1;
+            col -= width;
+        }
+    }
+    lines
+}
+
 pub fn popup(f: &mut Frame, s: &AppState, area: Rect, title: &str, lines: Vec<Line>, h: u16) {
-    let r = centered(area, 70, h);
+    let r = centered(area, CONFIRM_WIDTH as u16, h);
     f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(lines)
@@ -293,7 +318,8 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
                 Line::from(""),
                 Line::styled("y: yes, do it    n/esc: no", accent(s)),
             ],
-            8,
+            // A long text (many names) still leaves the answer keys in view.
+            (wrapped_lines(text, CONFIRM_WIDTH - 2) + 4).max(8) as u16,
         ),
         Dialog::Comment {
             run,
@@ -359,7 +385,7 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             vec![
                 Line::from(format!(":{input}▏")),
                 Line::styled(
-                    "runs · approvals · audit · triggers · deployments · stations · detail · quit",
+                    "runs · approvals · audit · triggers · deployments · stations · state RESOURCE · detail · quit",
                     accent(s),
                 ),
             ],

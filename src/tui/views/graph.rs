@@ -62,6 +62,12 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
             s.view = View::Detail;
             return s.select_step_id(step);
         }
+        Action::StateOf => {
+            let d = s.detail.as_ref()?;
+            let node = d.graph.get(s.graph_sel)?.id.clone();
+            let project = d.run.service.clone();
+            return s.open_state(Some(project), node);
+        }
         Action::Approve | Action::Reject => {
             let d = s.detail.as_ref()?;
             let node = d

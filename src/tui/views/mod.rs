@@ -13,6 +13,7 @@ mod graph;
 mod help;
 mod log;
 mod runs;
+mod state;
 mod stations;
 mod trigger;
 mod triggers;
@@ -45,6 +46,7 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
         View::Triggers => triggers::update(s, a),
         View::Deployments => deployments::update(s, a),
         View::Stations => stations::update(s, a),
+        View::State => state::update(s, a),
     }
 }
 
@@ -97,6 +99,7 @@ pub fn click(s: &mut AppState, col: u16, row: u16) -> Option<Effect> {
         View::Triggers => triggers::click(s, row),
         View::Deployments => deployments::click(s, row),
         View::Stations => stations::click(s, row),
+        View::State => state::click(s, row),
     }
     None
 }
@@ -210,6 +213,7 @@ pub fn render(f: &mut Frame, s: &AppState, km: &Keymap) {
         View::Triggers => triggers::render(f, s, main),
         View::Deployments => deployments::render(f, s, main),
         View::Stations => stations::render(f, s, main),
+        View::State => state::render(f, s, main),
     }
     status_bar(f, s, km, bottom);
     if s.help {
@@ -230,6 +234,7 @@ fn title_bar(f: &mut Frame, s: &AppState, area: Rect) {
         View::Triggers => "triggers",
         View::Deployments => "deployments",
         View::Stations => "stations",
+        View::State => "terraform state",
     };
     let mut spans = vec![
         Span::styled(" pipedeck ", accent(s)),
@@ -286,12 +291,19 @@ fn status_bar(f: &mut Frame, s: &AppState, km: &Keymap, area: Rect) {
         };
         Line::from(format!("{what}: {text}▏ (enter keeps, esc clears)"))
     } else {
-        let hints: Vec<String> = km
-            .bindings
-            .iter()
-            .filter(|b| b.hint && (b.scope == Scope::Global || b.scope == Scope::In(s.view)))
-            .map(|b| format!("{} {}", key_name(b), b.help.split(' ').next().unwrap_or("")))
-            .collect();
+        let hints: Vec<String> =
+            km.bindings
+                .iter()
+                .filter(|b| b.hint && (b.scope == Scope::Global || b.scope == Scope::In(s.view)))
+                // A global key the view takes for itself is the view's here.
+                .filter(|b| {
+                    b.scope != Scope::Global
+                        || !km.bindings.iter().any(|v| {
+                            v.scope == Scope::In(s.view) && v.key == b.key && v.ctrl == b.ctrl
+                        })
+                })
+                .map(|b| format!("{} {}", key_name(b), b.help.split(' ').next().unwrap_or("")))
+                .collect();
         Line::from(Span::styled(
             fit(&hints.join("  "), area.width as usize),
             Style::new().add_modifier(Modifier::DIM),

@@ -5,6 +5,8 @@
 
 pub(crate) mod drift;
 mod files;
+mod lock;
+mod state;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -33,6 +35,10 @@ enum StackJobError {
     NotReady,
     #[error("no command for this operation")]
     NoCommand,
+    #[error("internal error: a state job without its state operation")]
+    NoStateOp,
+    #[error("no terraform or tofu binary on PATH: state operations need one")]
+    NoBinary,
     #[error(transparent)]
     Terraform(#[from] tf::TerraformError),
     /// Apply's outputs could not be written where the command driver's go.
@@ -62,6 +68,8 @@ pub(crate) fn command(c: &CommandsFile, op: Operation) -> Option<&String> {
         Operation::Preview => c.preview.as_ref(),
         Operation::Apply => c.apply.as_ref(),
         Operation::Destroy => c.destroy.as_ref(),
+        // State operations are Terraform's alone.
+        Operation::State => None,
     }
 }
 
@@ -104,6 +112,8 @@ pub(crate) struct StackJobExecutor {
     /// Each resource's outputs as they stand for this run (for `${id.outputs.key}`).
     outputs: Mutex<HashMap<String, Value>>,
     progress: Mutex<HashMap<usize, Progress>>,
+    /// A state job's state operation.
+    state: Option<crate::domain::state_op::StateOp>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -174,6 +184,7 @@ impl StackJobExecutor {
             data_dir,
             outputs: Mutex::new(outputs),
             progress: Mutex::new(progress),
+            state: run.state_op.clone(),
         }
     }
 
@@ -316,6 +327,9 @@ impl StackJobExecutor {
 
     async fn run_op(&self, w: &OpWork, ctx: UnitCtx) -> Result<Finished, StackJobError> {
         let ready = self.ready(w.resource).ok_or(StackJobError::NotReady)?;
+        if w.op == Operation::State {
+            return self.run_state(w, &ready, ctx).await;
+        }
         let r = self.resource(w.resource);
         let planned = locked(&self.progress)
             .get(&w.resource)
@@ -338,6 +352,7 @@ impl StackJobExecutor {
         }
         let spec = ProcSpec {
             command: cmd,
+            argv: None,
             cwd: ready
                 .tf
                 .as_ref()
@@ -378,18 +393,8 @@ impl StackJobExecutor {
         let mut fin = finished(result, ended_at);
         match &mut fin.outcome {
             Outcome::Failed(why) if ready.tf.is_some() => {
-                let lines = log.logs.read(log.run_id, log.step_id, 0, 10_000);
-                let said = |what: &str| {
-                    lines
-                        .as_ref()
-                        .is_ok_and(|t| t.iter().any(|l| l.text.contains(what)))
-                };
-                if said("Error acquiring the state lock") {
-                    // Another run (or person) holds the state's lock: who, is in the log.
-                    *why = "the state is locked by someone else (Terraform's lock info is in this log); nothing was changed".into();
-                } else if w.op.changes() && said("Saved plan is stale") {
-                    // Terraform refuses a plan made against a state that has changed since.
-                    *why = "the saved plan is stale: the state changed after the preview, so nothing was applied; preview again".into();
+                if let Some(reason) = self.failure_reason(&log, w) {
+                    *why = reason;
                 }
                 return Ok(fin);
             }
@@ -495,7 +500,8 @@ impl Executor for StackJobExecutor {
             {
                 Some("nothing deployed yet: no state to refresh".into())
             }
-            op if ready.as_ref().is_some_and(|r| r.tf.is_none())
+            op if op != Operation::State
+                && ready.as_ref().is_some_and(|r| r.tf.is_none())
                 && command(&self.resource(w.resource).commands, op).is_none() =>
             {
                 Some("no command for this operation".into())

@@ -21,6 +21,8 @@ pub const PLAN_FILE: &str = "pipedeck.tfplan";
 pub const VARS_FILE: &str = "pipedeck.auto.tfvars.json";
 /// The pg backend's `-lock-timeout` unless the backend sets one.
 pub const PG_LOCK_TIMEOUT_MS: u64 = 5_000;
+/// What `state list` says where a backend holds no state yet.
+pub const NO_STATE: &str = "No state file was found";
 /// Terraform's working data (providers, modules, backend), in the state dir.
 pub const DATA_DIR: &str = ".terraform";
 
@@ -317,7 +319,14 @@ pub fn state_list(
     wd: &Workdir,
     data_dir: &Path,
 ) -> Result<Vec<String>, TerraformError> {
-    let out = stdout_of(bin, wd, &["state", "list"], data_dir)?;
+    let out = match stdout_of(bin, wd, &["state", "list"], data_dir) {
+        Ok(out) => out,
+        // A backend that keeps no empty state (http) has none before the first apply.
+        Err(TerraformError::Failed { stderr, .. }) if stderr.contains(NO_STATE) => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
     Ok(String::from_utf8_lossy(&out)
         .lines()
         .map(str::trim)

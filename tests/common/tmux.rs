@@ -1,0 +1,55 @@
+//! A dashboard in a real terminal: a tmux server of the test's own, its session `pd`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct Tmux {
+    pub socket: String,
+}
+
+impl Tmux {
+    pub fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            assert!(self.cmd(&["send-keys", "-t", "pd", k]).status.success());
+        }
+    }
+
+    pub fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-t", "pd", "-p"]).stdout).into_owned()
+    }
+
+    /// Reads the screen until it shows `needle` (a bound guards against hangs).
+    pub fn wait_for(&self, needle: &str) -> String {
+        self.wait_until(&format!("{needle:?}"), |s| s.contains(needle))
+    }
+
+    /// Reads the screen until `shows` holds for it (`what` says what was awaited).
+    pub fn wait_until(&self, what: &str, shows: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let s = self.screen();
+            if shows(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}

@@ -4,6 +4,7 @@
 pub mod bin;
 pub mod git;
 pub mod http;
+pub mod stations;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -24,7 +24,12 @@ forbid_self_approval = true
 "#;
 
 fn gated_project() -> TestProject {
-    let p = project(false, GATED_GROUP);
+    gated_project_with("")
+}
+
+/// The gated project with more keys for the group.
+fn gated_project_with(group_keys: &str) -> TestProject {
+    let p = project(false, &format!("{GATED_GROUP}{group_keys}"));
     let toml = std::fs::read_to_string(p.project_file()).unwrap().replace(
         "dir = \"stations/edge-1\"",
         "dir = \"stations/edge-1\"\ngroup = \"edge\"",
@@ -171,6 +176,56 @@ async fn a_gated_group_switches_after_approval_and_stays_put_after_a_rejection()
     assert!(has("alice", "approve"), "{audit:#?}");
     assert!(has("carol", "reject"), "{audit:#?}");
     assert!(has("pipedeck", "supersede_gate"), "{audit:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_switch_gate_outlives_a_restart() {
+    let p = gated_project();
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let r1 = build(&h, &mut rx, "main").await;
+    let gate = at_gate(&h, &mut rx, r1.id).await;
+    h.shutdown().await;
+
+    // The next engine finds the same gate waiting (not a second one), and it decides.
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let again = at_gate(&h, &mut rx, r1.id).await;
+    assert_eq!(again.id, gate.id);
+    let waiting: Vec<GateInfo> = h.ask(Request::WaitingGates).await.unwrap();
+    assert_eq!(waiting.len(), 1, "{waiting:#?}");
+    h.as_caller("alice")
+        .ask::<GateInfo>(decide(r1.run_id, Decision::Approve, None))
+        .await
+        .unwrap();
+    runs(&h, &mut rx, "edge-1", r1.id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_switch_gate_leaves_the_station_where_it_was() {
+    let p = gated_project_with("expires_after = \"1ms\"\n");
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let r1 = build(&h, &mut rx, "main").await;
+    runs(&h, &mut rx, "edge-2", r1.id).await;
+    let e1 = loop {
+        let e1 = station(&stations(&h).await, "edge-1");
+        if e1.error.is_some() {
+            break e1;
+        }
+        wait_for(
+            &mut rx,
+            |e| matches!(e, Event::Station { name, .. } if name == "edge-1"),
+        )
+        .await;
+    };
+    assert_eq!((e1.current, e1.pending), (None, None), "{e1:#?}");
+    let error = e1.error.unwrap();
+    assert!(
+        error.contains(&format!("the switch to release {} was expired", r1.id)),
+        "{error}"
+    );
+    assert!(!p.path().join("stations/edge-1/current").exists());
 }
 
 /// The ready release of run `run_id`.

@@ -275,24 +275,8 @@ fn events_read_the_open_view_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmed_rollback_sends_the_request_and_the_stations_go_back() {
     use common::*;
-    let p = TestProject::new(&format!(
-        r#"{HEADER}
-[services.web]
-repo_seed = "src"
-artifact = ["dist/**"]
-[[services.web.steps]]
-name = "build"
-run = "mkdir -p dist && echo $PIPEDECK_RUN_ID > dist/version"
-
-[stations.edge-1]
-service = "web"
-dir = "stations/edge-1"
-
-[stations.edge-2]
-service = "web"
-dir = "stations/edge-2"
-"#
-    ));
+    // Two stations that follow main; each build writes its run id.
+    let p = common::stations::project(false, "");
     let h = p.start().await;
     let mut rx = h.subscribe();
     let mut ids = vec![];

@@ -120,21 +120,21 @@ impl Runner {
         Ok(())
     }
 
-    /// A switch gate was decided: approved, the stations switch; refused (rejected or
-    /// expired), the group's stations drop that switch and say why (it is not tried
-    /// again on its own).
+    /// A switch gate was decided: approved, the stations switch; refused (rejected,
+    /// expired, or cancelled with its build run), the group's stations drop that
+    /// switch and say why (it is not tried again on its own).
     pub(super) fn switch_gate_closed(&mut self, gate: &GateInfo, out: &mut Out) -> Result<()> {
         let Some(key) = SwitchGateKey::parse(&gate.env) else {
             return Ok(());
         };
-        if matches!(gate.status, GateStatus::Rejected | GateStatus::Expired) {
-            let how = match gate.status {
-                GateStatus::Expired => "expired".to_string(),
-                _ => format!(
-                    "rejected by {}",
-                    gate.decided_by.as_deref().unwrap_or("someone")
-                ),
-            };
+        let by = gate.decided_by.as_deref().unwrap_or("someone");
+        let how = match gate.status {
+            GateStatus::Expired => Some("expired".to_string()),
+            GateStatus::Rejected => Some(format!("rejected by {by}")),
+            GateStatus::Cancelled => Some(format!("cancelled with its build run by {by}")),
+            _ => None,
+        };
+        if let Some(how) = how {
             let why = gate
                 .comment
                 .as_deref()

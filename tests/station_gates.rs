@@ -291,6 +291,9 @@ async fn old_release_dirs_go_after_a_switch_but_not_while_a_job_uses_one() {
     .unwrap();
     runs(&h, &mut rx, "edge-1", ids[2]).await;
     runs(&h, &mut rx, "edge-2", ids[2]).await;
+    // edge-1 keeps one before it (gone already) and one after it.
+    assert_eq!(unpacked(&p, "edge-1"), ids[2..].to_vec());
+    assert_eq!(unpacked(&p, "edge-2"), vec![ids[2]]);
     h.ask::<Vec<StationInfo>>(Request::UnpinStations {
         stations: vec!["edge-2".into()],
     })

@@ -29,7 +29,7 @@ pub struct StationFile {
     /// The station group it belongs to (a `[station_groups.NAME]` table): a gated group's switches wait for an approval.
     #[schemars(with = "Option<NameKey>")]
     pub group: Option<Name>,
-    /// How many earlier releases stay unpacked under `releases/` for a rollback (0 to 100), besides the current, the next and a pinned one; older ones are removed after a switch. Default 3.
+    /// How many earlier ready releases it follows stay unpacked under `releases/` for a rollback (0 to 100), and as many later ones after a rollback; the others are removed after a switch (never the current one). Default 3.
     #[schemars(with = "Option<u32>", range(min = 0, max = 100))]
     pub keep_releases: Option<Spanned<i64>>,
 }

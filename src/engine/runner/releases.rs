@@ -284,19 +284,22 @@ impl Runner {
     }
 
     /// The releases a station keeps unpacked once it runs release `cur`: that one,
-    /// and the `keep_releases` newest ready ones before it that it follows (what a
-    /// rollback goes back to). Whatever it is told to switch to later is unpacked
-    /// again from the artifact store if it had gone.
+    /// the `keep_releases` newest ready ones before it that it follows (what a
+    /// rollback goes back to) and, after a rollback, as many of the newest after it
+    /// (what an unpin goes forward to). Whatever it is told to switch to later is
+    /// unpacked again from the artifact store if it had gone.
     fn kept_releases(&self, st: &Station, cur: i64) -> Result<Vec<i64>> {
+        let followed: Vec<i64> = self
+            .store
+            .releases(Some(&st.service), 10_000)?
+            .iter()
+            .filter(|r| r.id != cur && follows(st, r))
+            .map(|r| r.id)
+            .collect();
+        let n = st.keep_releases;
         let mut keep = vec![cur];
-        keep.extend(
-            self.store
-                .releases(Some(&st.service), 10_000)?
-                .iter()
-                .filter(|r| r.id < cur && follows(st, r))
-                .take(st.keep_releases)
-                .map(|r| r.id),
-        );
+        keep.extend(followed.iter().filter(|id| **id > cur).take(n));
+        keep.extend(followed.iter().filter(|id| **id < cur).take(n));
         Ok(keep)
     }
 

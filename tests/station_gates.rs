@@ -51,6 +51,25 @@ fn station(list: &[StationInfo], name: &str) -> StationInfo {
     list.iter().find(|s| s.name == name).unwrap().clone()
 }
 
+/// edge-1 once `pred` holds for it (checked at each of its events, bounded).
+async fn edge_1_until(
+    h: &EngineHandle,
+    rx: &mut broadcast::Receiver<Event>,
+    pred: impl Fn(&StationInfo) -> bool,
+) -> StationInfo {
+    loop {
+        let e1 = station(&stations(h).await, "edge-1");
+        if pred(&e1) {
+            return e1;
+        }
+        wait_for(
+            rx,
+            |e| matches!(e, Event::Station { name, .. } if name == "edge-1"),
+        )
+        .await;
+    }
+}
+
 /// Waits until edge-1's switch to `id` waits at the group's gate; returns the gate.
 async fn at_gate(h: &EngineHandle, rx: &mut broadcast::Receiver<Event>, id: i64) -> GateInfo {
     loop {
@@ -129,17 +148,7 @@ async fn a_gated_group_switches_after_approval_and_stays_put_after_a_rejection()
         .await
         .unwrap();
     assert_eq!(rejected.status, GateStatus::Rejected);
-    let e1 = loop {
-        let e1 = station(&stations(&h).await, "edge-1");
-        if e1.pending.is_none() {
-            break e1;
-        }
-        wait_for(
-            &mut rx,
-            |e| matches!(e, Event::Station { name, .. } if name == "edge-1"),
-        )
-        .await;
-    };
+    let e1 = edge_1_until(&h, &mut rx, |s| s.pending.is_none()).await;
     assert_eq!(e1.current, Some(r1.id), "{e1:#?}");
     let error = e1.error.unwrap();
     assert!(
@@ -208,17 +217,7 @@ async fn an_expired_switch_gate_leaves_the_station_where_it_was() {
     let mut rx = h.subscribe();
     let r1 = build(&h, &mut rx, "main").await;
     runs(&h, &mut rx, "edge-2", r1.id).await;
-    let e1 = loop {
-        let e1 = station(&stations(&h).await, "edge-1");
-        if e1.error.is_some() {
-            break e1;
-        }
-        wait_for(
-            &mut rx,
-            |e| matches!(e, Event::Station { name, .. } if name == "edge-1"),
-        )
-        .await;
-    };
+    let e1 = edge_1_until(&h, &mut rx, |s| s.error.is_some()).await;
     assert_eq!((e1.current, e1.pending), (None, None), "{e1:#?}");
     let error = e1.error.unwrap();
     assert!(

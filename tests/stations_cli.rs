@@ -160,3 +160,38 @@ fn the_cli_lists_deployments_and_stations_and_names_who_holds_a_release() {
     );
     assert_eq!(out.trim(), run1);
 }
+
+#[test]
+fn station_list_shows_a_switch_at_its_group_gate_and_approve_lets_it_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project(tmp.path());
+    let toml = std::fs::read_to_string(p.project_file()).unwrap().replace(
+        "dir = \"stations/edge-2\"",
+        "dir = \"stations/edge-2\"\ngroup = \"fleet\"",
+    );
+    std::fs::write(
+        p.project_file(),
+        format!("{toml}\n[station_groups.fleet]\napproval = true\n"),
+    )
+    .unwrap();
+    let _engine = serve(&p);
+    let run1 = run_ok(&p, &["run", "web"]).trim().to_string();
+    wait_status(&p, &run1, &["succeeded"]);
+    let r1 = release_of_run(&p, &run1);
+    wait_stations(&p, "edge-2 at the gate", |l| {
+        l.as_array().unwrap().iter().any(|s| {
+            s["name"] == "edge-2" && s["pending"] == r1 && s["awaiting"]["status"] == "waiting"
+        })
+    });
+    let list = run_ok(&p, &["station", "list"]);
+    let wanted = format!("pending: approval (pipedeck approve {run1} stations:fleet)");
+    assert!(list.contains(&wanted), "{list}");
+    let out = run_ok(&p, &["approve", &run1, "stations:fleet"]);
+    assert!(out.contains("gate stations:fleet approved by"), "{out}");
+    wait_stations(&p, "both on the first release", all_run(r1));
+    let audit = run_ok(&p, &["audit"]);
+    assert!(
+        audit.contains("open_switch_gate") && audit.contains("approve"),
+        "{audit}"
+    );
+}

@@ -64,6 +64,7 @@ fn station(name: &str, current: Option<i64>, pending: Option<i64>, pinned: bool)
         pinned,
         jobs: 0,
         error: None,
+        awaiting: None,
     }
 }
 
@@ -150,6 +151,32 @@ fn the_stations_view_shows_current_next_pinned_jobs_and_the_last_error() {
         Effect::Release(ReleaseOp::Unpin {
             stations: vec!["edge-2".into()]
         })
+    );
+}
+
+#[test]
+fn a_switch_at_a_station_group_gate_says_how_to_approve_it() {
+    let mut s = deploys_state();
+    let mut edge4 = station("edge-4", Some(2), Some(3), false);
+    edge4.awaiting = Some(pipedeck::domain::GateInfo {
+        id: 9,
+        run_id: 13,
+        env: "stations:edge".into(),
+        status: pipedeck::domain::GateStatus::Waiting,
+        opened_at: 0,
+        expires_at: None,
+        decided_by: None,
+        decided_at: None,
+        comment: None,
+    });
+    let mut list = s.deploys.stations.clone();
+    list.push(edge4);
+    s.deploys.stations = list;
+    command(&mut s, "stations");
+    let screen = draw(&s, 160, 48);
+    assert!(
+        screen.contains("pending: approval (pipedeck approve 13 stations:edge)"),
+        "{screen}"
     );
 }
 
@@ -248,24 +275,8 @@ fn events_read_the_open_view_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmed_rollback_sends_the_request_and_the_stations_go_back() {
     use common::*;
-    let p = TestProject::new(&format!(
-        r#"{HEADER}
-[services.web]
-repo_seed = "src"
-artifact = ["dist/**"]
-[[services.web.steps]]
-name = "build"
-run = "mkdir -p dist && echo $PIPEDECK_RUN_ID > dist/version"
-
-[stations.edge-1]
-service = "web"
-dir = "stations/edge-1"
-
-[stations.edge-2]
-service = "web"
-dir = "stations/edge-2"
-"#
-    ));
+    // Two stations that follow main; each build writes its run id.
+    let p = common::stations::project(false, "");
     let h = p.start().await;
     let mut rx = h.subscribe();
     let mut ids = vec![];

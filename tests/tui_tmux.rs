@@ -19,18 +19,21 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
     t.wait_for("trigger a run");
     t.keys(&["Enter"]);
     t.wait_for("awaiting approval");
-    t.wait_for("1 gate waiting");
+    // The prod gate, and the demo's gated station group's (opened first, when the
+    // build's deployment was ready).
+    t.wait_for("2 gates waiting");
 
-    // Approve from the inbox, with a comment and the confirmation.
+    // Approve the prod gate from the inbox, with a comment and the confirmation.
     t.keys(&["i"]);
-    t.wait_for("approvals inbox (1 waiting)");
+    t.wait_for("approvals inbox (2 waiting)");
+    t.keys(&["Down"]);
     t.keys(&["a"]);
     t.wait_for("Comment");
     t.keys(&["-l", "ship it"]);
     t.keys(&["Enter"]);
     t.wait_for("Approve the gate before prod in run 1?");
     t.keys(&["y"]);
-    t.wait_for("approvals inbox (0 waiting)");
+    t.wait_for("approvals inbox (1 waiting)");
     t.keys(&["Escape"]);
     t.wait_for("✓ succeeded");
 
@@ -278,6 +281,18 @@ fn deployments_and_stations_views_in_the_demo_and_a_refused_delete() {
     t.wait_for("deployments (1)");
     t.wait_for("edge-1, edge-2");
     t.keys(&[":", "-l", "stations"]);
+    t.keys(&["Enter"]);
+    // edge-1 switches; edge-2, in the gated group `fleet`, waits for an approval.
+    t.wait_for("pending: approval (pipedeck approve 1 stations:fleet)");
+    t.keys(&["i"]);
+    // Oldest first: the station group's gate (the ENV column cuts it to 12 columns).
+    t.wait_for("stations:fle");
+    t.keys(&["a"]);
+    t.wait_for("Comment");
+    t.keys(&["Enter"]);
+    t.wait_for("Approve the switch of station group fleet to run 1's release?");
+    t.keys(&["y"]);
+    t.keys(&["Escape", ":", "-l", "stations"]);
     t.keys(&["Enter"]);
     t.wait_until("both stations on deployment 1", |s| {
         s.lines()

@@ -12,6 +12,7 @@ pub use retention::{OldLogs, Retention};
 pub mod schema;
 pub mod slurm;
 pub mod station;
+mod station_file;
 pub mod triggers;
 pub mod user;
 mod validate;
@@ -51,6 +52,9 @@ pub struct Project {
     /// Stations by name (DP-2).
     #[serde(default)]
     pub stations: BTreeMap<String, station::Station>,
+    /// Station groups by name (their gate before a switch, DP-3).
+    #[serde(default)]
+    pub station_groups: BTreeMap<String, station::StationGroup>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,6 +295,12 @@ impl Project {
         self.services.get(name)
     }
 
+    /// The gate policy of a station group's switch gate (`stations:GROUP`), if the
+    /// group exists.
+    pub fn switch_gate(&self, key: &crate::domain::SwitchGateKey) -> Option<&GatePolicy> {
+        self.station_groups.get(&key.group).map(|g| &g.gate)
+    }
+
     /// The names this project defines, sorted.
     pub fn catalog(&self) -> crate::domain::command::Catalog {
         let mut resources: Vec<String> = self
@@ -323,6 +333,16 @@ impl Project {
                 .values()
                 .map(|p| rule(&p.name, &p.environment, &p.gate)),
         );
+        // A gated station group's switch gate, once for each service it runs.
+        for st in self.stations.values() {
+            let Some(g) = st.group.as_ref().and_then(|g| self.station_groups.get(g)) else {
+                continue;
+            };
+            let key = crate::domain::SwitchGateKey::new(&g.name).to_string();
+            if g.gate.approval && !gates.iter().any(|r| r.owner == st.service && r.env == key) {
+                gates.push(rule(&st.service, &key, &g.gate));
+            }
+        }
         crate::domain::command::Catalog {
             services: self.services.keys().cloned().collect(),
             infra: self.infra.keys().cloned().collect(),

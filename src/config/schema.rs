@@ -17,6 +17,8 @@ use super::json_schema::{
     InputValue, NameKey, NotifyEvent, NotifyFormat, PullRequests, Retries,
 };
 
+pub use super::station_file::{StationFile, StationGroupFile};
+
 pub type Name = Spanned<String>;
 
 /// A pipedeck project file (`pipedeck.toml`): services built and deployed through
@@ -62,26 +64,10 @@ pub struct ProjectFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<NameKey, StationFile>")]
     pub stations: BTreeMap<Name, StationFile>,
-}
-
-/// A station: where one service's releases are unpacked and switched to.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StationFile {
-    /// The service whose releases this station runs; it must declare `artifact`.
-    #[schemars(with = "String")]
-    pub service: Name,
-    /// Follow new releases built from this branch (production). Default: the service's default branch, unless `previews = true`.
-    pub branch: Option<String>,
-    /// Follow releases built from branches other than the service's default branch (previews) instead of a branch.
-    pub previews: Option<bool>,
-    /// The station's directory (relative to this file): releases go to `releases/<id>/`, `current` points at the active one.
-    #[schemars(with = "String")]
-    pub dir: Spanned<String>,
-    /// Run (as `sh -c`, in the new release's directory) after `current` points at it.
-    pub activate: Option<String>,
-    /// Run after `activate`; a failure switches `current` back to the release before.
-    pub health: Option<String>,
+    /// Station groups: what the stations that name a group (`group = "edge"`) share, such as a gate before every switch to a new release (`approval = true`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<NameKey, StationGroupFile>")]
+    pub station_groups: BTreeMap<Name, StationGroupFile>,
 }
 
 /// How much history to keep.

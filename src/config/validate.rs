@@ -224,7 +224,9 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
     super::chain::resolve_chains(&mut cx, &file.services, &mut services);
     let names: Vec<&str> = file.services.keys().map(|k| k.get_ref().as_str()).collect();
     let notify = super::outbound::notify(&mut cx, &file.notify, &names);
-    let stations = super::station::resolve_stations(&mut cx, &file.stations, &services);
+    let station_groups = super::station::resolve_groups(&mut cx, &file.station_groups);
+    let stations =
+        super::station::resolve_stations(&mut cx, &file.stations, &station_groups, &services);
     let mut infra = BTreeMap::new();
     for (name, f) in &file.infra {
         if let Some(p) = super::infra::resolve_infra(&mut cx, name, f, &envs, &file.policy, &engine)
@@ -246,6 +248,7 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
             engine,
             services,
             stations,
+            station_groups,
             retention,
             access: match file.access {
                 None => crate::domain::access::AccessPolicy::Open,

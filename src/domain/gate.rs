@@ -74,9 +74,50 @@ impl fmt::Display for GateKey {
     }
 }
 
+/// The gate before a station group's switches to one build's release (DP-3). It is a
+/// gate of the release's build run, decided like any other (`pipedeck approve RUN
+/// stations:GROUP`); no environment name has a `:`, so the two never mix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SwitchGateKey {
+    pub group: String,
+}
+
+impl SwitchGateKey {
+    const PREFIX: &'static str = "stations:";
+
+    pub fn new(group: &str) -> Self {
+        Self {
+            group: group.to_string(),
+        }
+    }
+
+    /// Parses the text written by `Display`; `None` for any other gate.
+    pub fn parse(s: &str) -> Option<Self> {
+        s.strip_prefix(Self::PREFIX)
+            .filter(|g| !g.is_empty() && !g.contains('/'))
+            .map(Self::new)
+    }
+}
+
+impl fmt::Display for SwitchGateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, self.group)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switch_gate_keys_round_trip_and_are_not_environments() {
+        let k = SwitchGateKey::new("edge");
+        assert_eq!(k.to_string(), "stations:edge");
+        assert_eq!(SwitchGateKey::parse("stations:edge"), Some(k));
+        assert_eq!(SwitchGateKey::parse("prod"), None);
+        assert_eq!(SwitchGateKey::parse("stations:"), None);
+        assert_eq!(SwitchGateKey::parse("stations:a/b"), None);
+    }
 
     #[test]
     fn keys_round_trip() {

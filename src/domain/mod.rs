@@ -47,7 +47,7 @@ pub use deploy::{
     DeployStatus, Deployment, EnvQueue, QueueEntry, QueueKey, QueuePolicy, QueueState, Supersession,
 };
 pub use event::Event;
-pub use gate::GateKey;
+pub use gate::{GateKey, SwitchGateKey};
 pub use operation::{InfraAction, Operation};
 pub use run::{
     Decision, GateInfo, GateStatus, GraphNode, RunDetail, RunInfo, RunKind, RunSpec, RunStatus,

@@ -100,12 +100,22 @@ pub struct StationInfo {
     pub jobs: u32,
     /// Why the last switch failed, if it did.
     pub error: Option<String>,
+    /// The gate the pending switch waits at (a gated station group's), if it does.
+    #[serde(default)]
+    pub awaiting: Option<super::GateInfo>,
 }
 
 impl StationInfo {
     /// What a pending switch waits for, in words.
     pub fn waiting_for(&self) -> Option<String> {
         self.pending?;
+        if let Some(g) = &self.awaiting {
+            return Some(format!(
+                "approval (pipedeck approve {} {})",
+                g.run_id,
+                super::ansi::inert(&g.env)
+            ));
+        }
         Some(match self.jobs {
             0 => "switching".to_string(),
             1 => "1 job in flight".to_string(),

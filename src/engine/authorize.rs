@@ -23,14 +23,18 @@ impl EngineHandle {
     ) -> Result<()> {
         let run = self.runner(|r| Msg::Detail(run_id, r)).await?.run;
         let project = self.project.get();
-        let policy = match run.kind {
-            RunKind::Service => project.service(&run.service).and_then(|s| {
+        let switch_gate = crate::domain::SwitchGateKey::parse(env);
+        let policy = match (run.kind, &switch_gate) {
+            (_, Some(key)) => project.switch_gate(key),
+            (RunKind::Service, None) => project.service(&run.service).and_then(|s| {
                 s.environments
                     .iter()
                     .find(|e| e.name == env)
                     .map(|e| &e.gate)
             }),
-            RunKind::Infra | RunKind::StackJob => project.infra.get(&run.service).map(|p| &p.gate),
+            (RunKind::Infra | RunKind::StackJob, None) => {
+                project.infra.get(&run.service).map(|p| &p.gate)
+            }
         };
         let Some(policy) = policy else {
             return Ok(()); // gone from the project: the recorded policy decides

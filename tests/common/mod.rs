@@ -4,6 +4,7 @@
 pub mod bin;
 pub mod git;
 pub mod http;
+pub mod stations;
 pub mod tfstate;
 pub mod tfstate_http;
 pub mod tmux;

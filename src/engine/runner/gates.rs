@@ -70,6 +70,7 @@ impl Runner {
         )?;
         out.event(Event::Gate { gate: gate.clone() });
         out.after(After::Decided(gate.clone()));
+        self.switch_gate_closed(&gate, out)?;
         Ok(gate)
     }
 
@@ -105,8 +106,11 @@ impl Runner {
                 )));
             }
         };
-        let policy = match run.kind {
-            RunKind::Service => {
+        let switch_gate = crate::domain::SwitchGateKey::parse(env);
+        let policy = match (run.kind, switch_gate) {
+            // A station group's gate on a build's release: the group's policy now.
+            (_, Some(key)) => self.switch_gate_policy(&key)?,
+            (RunKind::Service, None) => {
                 let def = self
                     .store
                     .definition(run_id)?
@@ -118,7 +122,7 @@ impl Runner {
                     .unwrap_or_default()
             }
             // Environment and node gates of an infra project share the environment's approvers.
-            RunKind::Infra | RunKind::StackJob => {
+            (RunKind::Infra | RunKind::StackJob, None) => {
                 let def: crate::config::infra::InfraProject = self
                     .store
                     .definition_as(run_id)?

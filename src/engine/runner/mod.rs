@@ -22,6 +22,7 @@ mod gates;
 mod release_ops;
 mod releases;
 mod runs;
+mod switch_gates;
 mod triggers;
 
 pub(crate) use triggers::TriggerMsg;

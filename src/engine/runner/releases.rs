@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::switch_gates::Clearance;
 use super::{After, EngineError, Out, Reply, Result, Runner};
 use crate::config::station::{ARTIFACT_ROW, Station, StationBinding};
 use crate::domain::release::{Release, ReleaseEnv, ReleaseStatus, ReleaseTrigger, StationInfo};
@@ -115,7 +116,7 @@ impl Runner {
             }};
         }
         match msg {
-            ReleaseMsg::Plan(reply) => answer!(reply, self.switch_plan()),
+            ReleaseMsg::Plan(reply) => answer!(reply, self.switch_plan(out)),
             ReleaseMsg::Switched {
                 station,
                 release,
@@ -187,11 +188,11 @@ impl Runner {
     }
 
     pub(super) fn station_infos(&self) -> Result<Vec<StationInfo>> {
-        Ok(self
-            .station_rows()?
-            .into_iter()
-            .map(|(st, r)| StationInfo {
+        let mut out = Vec::new();
+        for (st, r) in self.station_rows()? {
+            out.push(StationInfo {
                 follows: follows_text(&st),
+                awaiting: self.awaiting(&st, r.pending.filter(|p| Some(*p) != r.current))?,
                 name: r.name,
                 service: r.service,
                 current: r.current,
@@ -199,8 +200,9 @@ impl Runner {
                 pinned: r.pinned,
                 jobs: 0,
                 error: r.error,
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     pub(super) fn release(&self, id: i64) -> Result<Release> {
@@ -215,16 +217,36 @@ impl Runner {
         Ok(())
     }
 
-    fn switch_plan(&self) -> Result<Vec<SwitchPlan>> {
+    /// The switches that may start: a pending release, cleared by the station
+    /// group's gate if it has one (a switch at a gate waiting is left out, and jobs
+    /// on the station carry on meanwhile).
+    fn switch_plan(&mut self, out: &mut Out) -> Result<Vec<SwitchPlan>> {
         let mut plans = Vec::new();
+        let mut at_gates = Vec::new();
         for (station, row) in self.station_rows()? {
             let Some(p) = row.pending.filter(|p| Some(*p) != row.current) else {
                 continue;
             };
-            if let Some(release) = self.store.release_by_id(p)? {
-                plans.push(SwitchPlan { station, release });
+            let Some(release) = self.store.release_by_id(p)? else {
+                continue;
+            };
+            match self.switch_clearance(&station, &release, out)? {
+                Clearance::Clear => {
+                    let keep = self.kept_releases(&station, release.id)?;
+                    plans.push(SwitchPlan {
+                        station,
+                        release,
+                        keep,
+                    })
+                }
+                Clearance::Waiting => {
+                    if let Some(g) = &station.group {
+                        at_gates.push((g.clone(), release.run_id));
+                    }
+                }
             }
         }
+        self.close_stale_switch_gates(&at_gates, out)?;
         Ok(plans)
     }
 
@@ -259,6 +281,26 @@ impl Runner {
         };
         let target = format!("station {station} to release {release}");
         self.audit("pipedeck", action, run_id, Some(&target), error.as_deref())
+    }
+
+    /// The releases a station keeps unpacked once it runs release `cur`: that one,
+    /// the `keep_releases` newest ready ones before it that it follows (what a
+    /// rollback goes back to) and, after a rollback, as many of the newest after it
+    /// (what an unpin goes forward to). Whatever it is told to switch to later is
+    /// unpacked again from the artifact store if it had gone.
+    fn kept_releases(&self, st: &Station, cur: i64) -> Result<Vec<i64>> {
+        let followed: Vec<i64> = self
+            .store
+            .releases(Some(&st.service), 10_000)?
+            .iter()
+            .filter(|r| r.id != cur && follows(st, r))
+            .map(|r| r.id)
+            .collect();
+        let n = st.keep_releases;
+        let mut keep = vec![cur];
+        keep.extend(followed.iter().filter(|id| **id > cur).take(n));
+        keep.extend(followed.iter().filter(|id| **id < cur).take(n));
+        Ok(keep)
     }
 
     /// A new service run's release, if its service declares an artifact.

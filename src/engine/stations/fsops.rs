@@ -77,6 +77,32 @@ pub fn remove_release(station: &Path, id: i64) -> io::Result<()> {
     }
 }
 
+/// Removes every `releases/<id>/` of the station but those in `keep` and the one
+/// `current` points at; returns the ids removed. Only unpacked releases (numeric
+/// names) are looked at: a half-unpacked one is `ensure_release`'s to clear.
+pub fn prune_releases(station: &Path, keep: &[i64]) -> io::Result<Vec<i64>> {
+    let releases = station.join("releases");
+    let entries = match std::fs::read_dir(&releases) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r?,
+    };
+    let current = current_release(station);
+    let mut removed = Vec::new();
+    for e in entries {
+        let e = e?;
+        let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) else {
+            continue;
+        };
+        if keep.contains(&id) || current == Some(id) {
+            continue;
+        }
+        remove_release(station, id)?;
+        removed.push(id);
+    }
+    removed.sort_unstable();
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -132,5 +158,29 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         let reads = reader.join().expect("the reader failed");
         assert!(reads > 0);
+    }
+
+    #[test]
+    fn pruning_keeps_what_it_is_told_and_current() {
+        let tmp = tempfile::tempdir().unwrap();
+        let station = tmp.path();
+        for id in 1..=6 {
+            std::fs::create_dir_all(release_dir(station, id).join("dist")).unwrap();
+        }
+        std::fs::create_dir_all(station.join("releases/7.partial-1")).unwrap();
+        point_current(station, 2).unwrap();
+        // 2 is current although `keep` leaves it out.
+        let removed = prune_releases(station, &[5, 6]).unwrap();
+        assert_eq!(removed, vec![1, 3, 4]);
+        let mut left: Vec<String> = std::fs::read_dir(station.join("releases"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["2", "5", "6", "7.partial-1"]);
+        assert!(std::fs::canonicalize(current_link(station)).is_ok());
+        // A station that has no release yet has nothing to prune.
+        let empty = tmp.path().join("none");
+        assert_eq!(prune_releases(&empty, &[]).unwrap(), Vec::<i64>::new());
     }
 }

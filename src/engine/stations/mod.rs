@@ -23,6 +23,9 @@ pub use job::{JobOutput, StationJob};
 pub(crate) struct SwitchPlan {
     pub station: Station,
     pub release: Release,
+    /// The releases it keeps unpacked once it runs this one; the others are removed
+    /// after the switch (no job can start while it is under way).
+    pub keep: Vec<i64>,
 }
 
 /// A job's hold on a station's release: the switch waits until it is given back.
@@ -125,16 +128,27 @@ pub(crate) fn start(
 
 impl Switcher {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        // A command found behind a run of kicks, handled next.
+        let mut held = None;
         loop {
-            let cmd = tokio::select! {
-                c = rx.recv() => c,
-                _ = self.stop.cancelled() => None,
+            let cmd = match held.take() {
+                Some(c) => Some(c),
+                None => tokio::select! {
+                    c = rx.recv() => c,
+                    _ = self.stop.cancelled() => None,
+                },
             };
             let Some(cmd) = cmd else { return };
             match cmd {
                 Cmd::Kick => {
-                    // Many kicks at once need one look.
-                    while let Ok(Cmd::Kick) = rx.try_recv() {}
+                    // Many kicks at once need one look; what comes after them is
+                    // kept (a lost `Switched` would hold its station for good).
+                    while let Ok(c) = rx.try_recv() {
+                        if !matches!(c, Cmd::Kick) {
+                            held = Some(c);
+                            break;
+                        }
+                    }
                     self.look().await
                 }
                 Cmd::JobStart { station, reply } => {
@@ -221,6 +235,11 @@ impl Switcher {
             tokio::spawn(async move {
                 let name = plan.station.name.clone();
                 let error = switch(&artifacts, &plan).await.err();
+                if error.is_none() {
+                    // Still switching: no job runs on this station while its old
+                    // releases go, and the switch is reported once they have.
+                    prune(&plan.station, plan.keep.clone()).await;
+                }
                 if let Some(e) = &error {
                     tracing::warn!(
                         "station {name}: switch to release {} failed: {e}",
@@ -257,6 +276,20 @@ impl Switcher {
                 let _ = reply.send(lease);
             }
         }
+    }
+}
+
+/// Removes the station's releases it need not keep (see `Runner::switched`).
+async fn prune(station: &Station, keep: Vec<i64>) {
+    let (dir, name) = (station.dir.clone(), station.name.clone());
+    let done = tokio::task::spawn_blocking(move || fsops::prune_releases(&dir, &keep)).await;
+    match done {
+        Ok(Ok(removed)) if !removed.is_empty() => {
+            tracing::info!("station {name}: removed old releases {removed:?}")
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!("station {name}: cannot remove old releases: {e}"),
+        Err(e) => tracing::warn!("station {name}: removing old releases was lost: {e}"),
     }
 }
 

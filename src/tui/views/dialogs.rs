@@ -69,6 +69,17 @@ pub fn decision_text(run: i64, env: &str, decision: Decision) -> String {
         Decision::Approve => "Approve",
         Decision::Reject => "Reject",
     };
+    if let Some(k) = crate::domain::SwitchGateKey::parse(env) {
+        let group = crate::domain::ansi::inert(&k.group);
+        let what = match decision {
+            Decision::Approve => "switch to it in their idle windows",
+            Decision::Reject => "stay on the release they run now",
+        };
+        return format!(
+            "{verb} the switch of station group {group} to run {run}'s release? \
+             The stations of {group} {what}."
+        );
+    }
     // Service gates stand before an environment; infra gates stand before an
     // environment, after a node, or before a node's operation (a reviewed plan).
     let key = GateKey::parse(env).unwrap_or_else(|| GateKey::env(env));
@@ -410,5 +421,24 @@ pub fn render(f: &mut Frame, s: &AppState, d: &Dialog, area: Rect) {
             ],
             9,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_station_group_gate_says_what_its_decision_does() {
+        assert_eq!(
+            decision_text(13, "stations:edge", Decision::Approve),
+            "Approve the switch of station group edge to run 13's release? \
+             The stations of edge switch to it in their idle windows."
+        );
+        assert_eq!(
+            decision_text(13, "stations:edge", Decision::Reject),
+            "Reject the switch of station group edge to run 13's release? \
+             The stations of edge stay on the release they run now."
+        );
     }
 }

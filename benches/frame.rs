@@ -56,6 +56,7 @@ fn run(id: i64) -> RunInfo {
         environment: None,
         resource: None,
         operation: None,
+        targets: Vec::new(),
     }
 }
 

@@ -38,6 +38,7 @@ pub mod gate;
 pub mod operation;
 pub mod release;
 pub mod run;
+pub mod target;
 pub mod trigger;
 
 pub use command::{Request, Response, TriggerRequest};

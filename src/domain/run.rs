@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Millis;
 use super::operation::{InfraAction, Operation};
+use super::target::Address;
 
 /// Status of a run (SP-9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -228,6 +229,10 @@ pub enum RunSpec {
         resource: String,
         /// The operation the job ends in (SJ-1).
         operation: Operation,
+        /// Terraform addresses preview and apply are limited to (`-target`); empty:
+        /// the whole module, as always unless an operator names some.
+        #[serde(default)]
+        targets: Vec<Address>,
     },
 }
 
@@ -322,6 +327,9 @@ pub struct RunInfo {
     /// applies, or destroys when it undeploys).
     #[serde(default)]
     pub operation: Option<Operation>,
+    /// Stack jobs: the addresses a targeted job was limited to (empty: not targeted).
+    #[serde(default)]
+    pub targets: Vec<Address>,
 }
 
 impl RunInfo {
@@ -345,6 +353,7 @@ impl RunInfo {
                 environment,
                 resource: self.resource.clone().unwrap_or_default(),
                 operation: self.operation.unwrap_or(Operation::Apply),
+                targets: self.targets.clone(),
             },
         }
     }
@@ -357,7 +366,8 @@ impl RunInfo {
         }
     }
 
-    /// `deploy`, `undeploy` or `stack job: apply db` (empty for a service run).
+    /// `deploy`, `undeploy`, `stack job: apply db` or `stack job: apply db (targeted:
+    /// a.b)` (empty for a service run).
     pub fn what(&self) -> String {
         match self.spec() {
             RunSpec::Service { .. } => String::new(),
@@ -365,9 +375,24 @@ impl RunInfo {
             RunSpec::StackJob {
                 resource,
                 operation,
+                targets,
+                ..
+            } if !targets.is_empty() => format!(
+                "stack job: {} {resource} ({})",
+                operation.job_verb(),
+                super::target::marker(&targets)
+            ),
+            RunSpec::StackJob {
+                resource,
+                operation,
                 ..
             } => format!("stack job: {} {resource}", operation.job_verb()),
         }
+    }
+
+    /// `targeted: a, b` for a targeted stack job, else empty.
+    pub fn targeted(&self) -> String {
+        super::target::marker(&self.targets)
     }
 
     /// Duration in milliseconds: up to `now` while the run is still going.

@@ -94,6 +94,7 @@ fn schema_3_infra_runs_and_stack_jobs_get_typed_columns() {
                 environment: "staging".into(),
                 resource: "db".into(),
                 operation: Operation::Apply,
+                targets: Vec::new(),
             },
         ]
     );

@@ -203,6 +203,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 12: the Slurm job a step submitted (issue 20), so that a restarted engine
     // re-attaches to it, or stops it when its run was cancelled.
     "ALTER TABLE steps ADD COLUMN slurm_job INTEGER;",
+    // 13: Terraform as teams run it (issue 22): the addresses a targeted stack job was
+    // limited to (a JSON array; NULL: not targeted), and each infra resource's latest
+    // drift check (plan-only: drifted or not, the plan summary, when).
+    "ALTER TABLE runs ADD COLUMN targets TEXT;
+    CREATE TABLE drift (
+        project TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        status TEXT NOT NULL,
+        summary TEXT,
+        detail TEXT,
+        checked_at INTEGER NOT NULL,
+        PRIMARY KEY (project, resource)
+    );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -109,6 +109,8 @@ pub enum Effect {
     Release(ReleaseOp),
     /// Read the names the engine's project defines (services, infra, resources).
     LoadCatalog,
+    /// Each infra resource's latest drift check.
+    LoadDrift,
     /// Read the engine's status: its project file and the data dir's disk.
     LoadStatus,
     /// Ask the engine who it takes this dashboard's user for.
@@ -195,6 +197,7 @@ pub enum Reply {
     /// A deployment or station operation went through (`what`): read them again.
     ReleaseDone(String),
     Catalog(Catalog),
+    Drift(Vec<crate::domain::drift::DriftRecord>),
     /// The engine's status (project file, data-dir disk).
     Status(Box<crate::domain::command::ConfigStatus>),
     Identity(crate::domain::command::Identity),

@@ -51,6 +51,7 @@ where
     let first = state.reload();
     execute(&client, first, reply_tx.clone());
     execute(&client, Effect::LoadCatalog, reply_tx.clone());
+    execute(&client, Effect::LoadDrift, reply_tx.clone());
     execute(&client, Effect::LoadStatus, reply_tx.clone());
     execute(&client, Effect::LoadIdentity, reply_tx.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -223,6 +224,7 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     Reply::Started(Box::new(r), msg)
                 }),
             Effect::LoadCatalog => c.ask(Request::Catalog).await.map(Reply::Catalog),
+            Effect::LoadDrift => c.drift_results(None).await.map(Reply::Drift),
             Effect::LoadStatus => c
                 .ask(Request::ConfigStatus)
                 .await

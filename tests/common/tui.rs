@@ -53,6 +53,7 @@ pub fn run(id: i64, status: RunStatus, msg: &str, ago_s: i64, dur_s: i64) -> Run
         environment: None,
         resource: None,
         operation: None,
+        targets: Vec::new(),
     }
 }
 

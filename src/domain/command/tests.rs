@@ -19,6 +19,7 @@ fn every_request() -> Vec<Request> {
             resource: "db".into(),
             infra: Some("net".into()),
             operation: "preview".into(),
+            targets: vec!["terraform_data.a".into()],
         },
         Request::Cancel { run_id: 3 },
         Request::Rerun {
@@ -98,6 +99,9 @@ fn every_request() -> Vec<Request> {
             argv: vec!["cat".into(), "VERSION".into()],
         },
         Request::Whoami,
+        Request::DriftResults {
+            project: Some("net".into()),
+        },
     ]
 }
 
@@ -123,6 +127,7 @@ fn every_arm_is_listed() {
             | Request::SearchLog { .. }
             | Request::Preflight { .. }
             | Request::InfraDrift { .. }
+            | Request::DriftResults { .. }
             | Request::Catalog
             | Request::Reload
             | Request::ConfigStatus
@@ -140,7 +145,7 @@ fn every_arm_is_listed() {
             | Request::Whoami => {}
         }
     }
-    assert_eq!(every_request().len(), 32);
+    assert_eq!(every_request().len(), 33);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! here is on a scheduler's path: a status API that is down delays no run, and a
 //! call given up is recorded in the run's audit log.
 
+mod drift;
 mod send;
 mod watch;
 

@@ -305,7 +305,9 @@ impl Runner {
         } else {
             "trigger"
         };
-        self.audit(&new.triggered_by, action, run.id, None, None)?;
+        // A targeted stack job says so in its audit entry (`targeted: a, b`).
+        let targeted = Some(run.targeted()).filter(|t| !t.is_empty());
+        self.audit(&new.triggered_by, action, run.id, targeted.as_deref(), None)?;
         out.after(After::Start(Box::new((run.clone(), def, steps))));
         Ok(run)
     }

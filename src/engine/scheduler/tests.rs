@@ -138,6 +138,7 @@ async fn walk(
         environment: None,
         resource: None,
         operation: None,
+        targets: Vec::new(),
     };
     let steps: Vec<StepInfo> = names
         .iter()

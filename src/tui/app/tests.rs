@@ -26,6 +26,7 @@ pub(crate) fn run(id: i64, status: RunStatus) -> RunInfo {
         environment: None,
         resource: None,
         operation: None,
+        targets: Vec::new(),
     }
 }
 

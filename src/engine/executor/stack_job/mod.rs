@@ -5,6 +5,7 @@
 
 pub(crate) mod drift;
 mod files;
+mod targeted;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -94,6 +95,9 @@ struct Progress {
     applied: Option<Value>,
     /// A shared backend's state held no resource when `init` ran.
     remote_empty: bool,
+    /// A targeted apply left the module incomplete: the outputs of the last complete
+    /// apply stay recorded.
+    outputs_kept: bool,
 }
 
 pub(crate) struct StackJobExecutor {
@@ -101,6 +105,8 @@ pub(crate) struct StackJobExecutor {
     project: InfraProject,
     action: InfraAction,
     data_dir: PathBuf,
+    /// The addresses a targeted stack job is limited to (empty: the whole module).
+    targets: Vec<crate::domain::target::Address>,
     /// Each resource's outputs as they stand for this run (for `${id.outputs.key}`).
     outputs: Mutex<HashMap<String, Value>>,
     progress: Mutex<HashMap<usize, Progress>>,
@@ -172,6 +178,7 @@ impl StackJobExecutor {
             project,
             action,
             data_dir,
+            targets: run.targets.clone(),
             outputs: Mutex::new(outputs),
             progress: Mutex::new(progress),
         }
@@ -314,6 +321,37 @@ impl StackJobExecutor {
         .await?
     }
 
+    /// After a targeted apply: whether the module is left incomplete, so the outputs
+    /// of the last complete apply stay recorded (the log says which and why).
+    async fn kept_outputs(&self, bin: &Path, wd: &tf::Workdir, log: &LogTarget) -> bool {
+        if self.targets.is_empty() || self.action.destroys() {
+            return false;
+        }
+        let (bin, wd, data) = (bin.to_path_buf(), wd.clone(), self.data_dir.clone());
+        let check =
+            tokio::task::spawn_blocking(move || targeted::incomplete(&bin, &wd, &data)).await;
+        let why = match check {
+            Ok(Ok(None)) => {
+                write_note(
+                    log,
+                    "targeted apply: the whole module is now applied, so its outputs are recorded",
+                );
+                return false;
+            }
+            Ok(Ok(Some(why))) => why,
+            Ok(Err(e)) => format!("the check of the whole module could not run: {e}"),
+            Err(e) => format!("the check of the whole module stopped: {e}"),
+        };
+        write_note(
+            log,
+            &format!(
+                "targeted apply: {why}; the outputs of the last complete apply stay recorded \
+                 (an update without --target records new ones)"
+            ),
+        );
+        true
+    }
+
     async fn run_op(&self, w: &OpWork, ctx: UnitCtx) -> Result<Finished, StackJobError> {
         let ready = self.ready(w.resource).ok_or(StackJobError::NotReady)?;
         let r = self.resource(w.resource);
@@ -322,7 +360,12 @@ impl StackJobExecutor {
             .is_some_and(|p| p.planned);
         let cmd = match &ready.tf {
             Some((bin, wd)) => {
-                tf::op_command(bin, w.op.as_str(), self.action.destroys(), planned, wd)
+                let mut cmd =
+                    tf::op_command(bin, w.op.as_str(), self.action.destroys(), planned, wd);
+                if targeted::takes_targets(w.op, planned) {
+                    cmd.push_str(&targeted::args(&self.targets));
+                }
+                cmd
             }
             None => command(&r.commands, w.op)
                 .cloned()
@@ -335,6 +378,7 @@ impl StackJobExecutor {
         let mut extra_env = vec![("PIPEDECK_OPERATION".into(), w.op.to_string())];
         if let Some((_, wd)) = &ready.tf {
             extra_env.extend(wd.env(&self.data_dir));
+            extra_env.extend(targeted::env(&self.targets));
         }
         let spec = ProcSpec {
             command: cmd,
@@ -398,7 +442,13 @@ impl StackJobExecutor {
         }
         let mut unit_outputs = None;
         let mut remote_empty = false;
-        if let Some((bin, wd)) = &ready.tf {
+        let kept = match &ready.tf {
+            Some((bin, wd)) if w.op == Operation::Apply => self.kept_outputs(bin, wd, &log).await,
+            _ => false,
+        };
+        if let Some((bin, wd)) = &ready.tf
+            && !kept
+        {
             match self.after_terraform(bin, wd, w.op).await? {
                 Some(Value::Bool(empty)) => remote_empty = empty,
                 Some(s) => {
@@ -416,6 +466,7 @@ impl StackJobExecutor {
                 p.planned = true;
                 p.summary = unit_outputs.clone();
             }
+            Operation::Apply if kept => p.outputs_kept = true,
             Operation::Apply => {
                 let outs = read_outputs(&outputs_file)?;
                 p.applied = Some(files::shown(&ready.state_dir, outs.clone()));
@@ -535,8 +586,9 @@ impl Executor for StackJobExecutor {
         }
         let last = ready.state_dir.join(files::LAST_OUTPUTS);
         let next = ready.state_dir.join(files::NEXT_OUTPUTS);
-        if !p.changed {
-            // A preview or refresh leaves what was applied as it was.
+        if !p.changed || p.outputs_kept {
+            // A preview or refresh leaves what was applied as it was (as does a targeted
+            // apply that left the module incomplete).
             return last_outputs(&ready.state_dir).map(|o| files::shown(&ready.state_dir, o));
         }
         if self.action.destroys() {

@@ -13,7 +13,7 @@ use super::{EngineError, Result};
 use crate::domain::drift::{DriftRecord, DriftReport};
 use crate::store::RunFilter;
 
-/// The pipelines a drift check is running for.
+/// The pipelines (data dir and name) a drift check is running for.
 fn checking() -> &'static Mutex<HashSet<String>> {
     static SET: std::sync::OnceLock<Mutex<HashSet<String>>> = std::sync::OnceLock::new();
     SET.get_or_init(Default::default)
@@ -68,7 +68,9 @@ impl EngineHandle {
                 r.id, r.status
             )));
         }
-        let turn = Turn::take(name).ok_or_else(|| {
+        // Per engine (its data dir): engines in one process check their own pipelines.
+        let key = format!("{}\0{name}", self.data_dir().display());
+        let turn = Turn::take(&key).ok_or_else(|| {
             EngineError::Conflict(format!("a drift check of `{name}` is already running"))
         })?;
         let (def, data_dir) = (p.clone(), self.data_dir().to_path_buf());

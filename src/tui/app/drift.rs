@@ -53,7 +53,7 @@ impl DriftMarks {
     }
 
     /// The runs that carry a pipeline's drift marker in the runs table: its newest
-    /// infra deploy or stack job (`runs` newest first), for pipelines with drift.
+    /// deploy (`runs` newest first), for pipelines with drift.
     pub fn marked_runs(&self, runs: &[RunInfo]) -> HashMap<i64, String> {
         let mut out = HashMap::new();
         if self.by_project.is_empty() {
@@ -64,9 +64,9 @@ impl DriftMarks {
             if seen.len() == self.by_project.len() {
                 break;
             }
-            let undeploy = r.kind == RunKind::Infra && r.operation == Some(Operation::Destroy);
-            if !r.kind.is_infra()
-                || undeploy
+            // The pipeline's deploys, not one resource's stack job nor an undeploy.
+            if r.kind != RunKind::Infra
+                || r.operation == Some(Operation::Destroy)
                 || !self.by_project.contains_key(&r.service)
                 || !seen.insert(r.service.as_str())
             {

@@ -66,18 +66,7 @@ pub(super) fn resolve(
                 );
                 return None;
             }
-            let timezone = match &f.timezone {
-                Some(tz) if tz.get_ref().parse::<chrono_tz::Tz>().is_err() => {
-                    cx.err(
-                        tz.span(),
-                        format!("`{}` is not a time zone", tz.get_ref()),
-                        "write an IANA name such as \"UTC\" or \"Europe/Berlin\"",
-                    );
-                    return None;
-                }
-                Some(tz) => tz.get_ref().clone(),
-                None => "UTC".into(),
-            };
+            let timezone = super::triggers::timezone(cx, &f.timezone)?;
             Some(DriftSchedule::Cron(Schedule {
                 name: "drift".into(),
                 cron: cron.get_ref().clone(),

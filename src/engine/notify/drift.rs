@@ -55,19 +55,7 @@ pub(super) fn deliveries(project: &Project, report: &DriftReport) -> Vec<Deliver
         return Vec::new();
     }
     let mut out = Vec::new();
-    for n in &project.notify {
-        if !n.events.contains(&NotifyEvent::Drifted)
-            || (!n.services.is_empty() && !n.services.contains(&report.project))
-        {
-            continue;
-        }
-        let url = match n.url.resolve() {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::warn!("notify {}: {e}", n.name);
-                continue;
-            }
-        };
+    for (n, url) in super::listening(project, NotifyEvent::Drifted, &report.project) {
         out.push(Delivery {
             run_id: AuditEntry::NO_RUN,
             what: format!("notify {} (drift of {})", n.name, report.project),

@@ -237,19 +237,7 @@ impl Watch {
     }
 
     fn notify(&self, run: &RunInfo, event: NotifyEvent, env: Option<&str>) {
-        for n in &self.project.notify {
-            if !n.events.contains(&event)
-                || (!n.services.is_empty() && !n.services.contains(&run.service))
-            {
-                continue;
-            }
-            let url = match n.url.resolve() {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::warn!("notify {}: {e}", n.name);
-                    continue;
-                }
-            };
+        for (n, url) in super::listening(&self.project, event, &run.service) {
             let body = payload(n.format, event, run, env);
             let d = Delivery {
                 run_id: run.id,

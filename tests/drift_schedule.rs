@@ -174,3 +174,29 @@ fn a_drift_schedule_is_one_of_every_and_cron() {
     let e = bad("{ cron = \"0 3 * * *\", timezone = \"Mars/Olympus\" }");
     assert!(e.contains("`Mars/Olympus` is not a time zone"), "{e}");
 }
+
+/// `pipedeck infra drift PROJECT --last` shows what the latest check stored, through
+/// the real binary and a served engine.
+#[test]
+fn the_last_check_is_shown_from_the_command_line() {
+    use common::bin::{json, run_ok, serve};
+    let p = TestProject::new(PROJECT);
+    let _engine = serve(&p);
+    let none = run_ok(&p, &["infra", "drift", "net", "--last"]);
+    assert_eq!(
+        none.trim(),
+        "net has not been checked for drift yet (pipedeck infra drift net checks now)"
+    );
+    let now = run_ok(&p, &["infra", "drift", "net"]);
+    assert!(now.contains("vpc              not_checked"), "{now}");
+    let last = run_ok(&p, &["infra", "drift", "net", "--last"]);
+    assert!(
+        last.starts_with("  vpc              not_checked   ")
+            && last.contains("command driver: only terraform/tofu resources are checked"),
+        "{last}"
+    );
+    let stored = json(&p, &["infra", "drift", "net", "--last"]);
+    assert_eq!(stored[0]["resource"], "vpc");
+    assert_eq!(stored[0]["status"], "not_checked");
+    assert!(stored[0]["checked_at"].as_i64().unwrap() > 0);
+}

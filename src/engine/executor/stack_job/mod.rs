@@ -321,37 +321,6 @@ impl StackJobExecutor {
         .await?
     }
 
-    /// After a targeted apply: whether the module is left incomplete, so the outputs
-    /// of the last complete apply stay recorded (the log says which and why).
-    async fn kept_outputs(&self, bin: &Path, wd: &tf::Workdir, log: &LogTarget) -> bool {
-        if self.targets.is_empty() || self.action.destroys() {
-            return false;
-        }
-        let (bin, wd, data) = (bin.to_path_buf(), wd.clone(), self.data_dir.clone());
-        let check =
-            tokio::task::spawn_blocking(move || targeted::incomplete(&bin, &wd, &data)).await;
-        let why = match check {
-            Ok(Ok(None)) => {
-                write_note(
-                    log,
-                    "targeted apply: the whole module is now applied, so its outputs are recorded",
-                );
-                return false;
-            }
-            Ok(Ok(Some(why))) => why,
-            Ok(Err(e)) => format!("the check of the whole module could not run: {e}"),
-            Err(e) => format!("the check of the whole module stopped: {e}"),
-        };
-        write_note(
-            log,
-            &format!(
-                "targeted apply: {why}; the outputs of the last complete apply stay recorded \
-                 (an update without --target records new ones)"
-            ),
-        );
-        true
-    }
-
     async fn run_op(&self, w: &OpWork, ctx: UnitCtx) -> Result<Finished, StackJobError> {
         let ready = self.ready(w.resource).ok_or(StackJobError::NotReady)?;
         let r = self.resource(w.resource);
@@ -443,7 +412,9 @@ impl StackJobExecutor {
         let mut unit_outputs = None;
         let mut remote_empty = false;
         let kept = match &ready.tf {
-            Some((bin, wd)) if w.op == Operation::Apply => self.kept_outputs(bin, wd, &log).await,
+            Some((bin, wd)) if w.op == Operation::Apply && !self.action.destroys() => {
+                targeted::kept_outputs(&self.targets, bin, wd, &self.data_dir, &log).await
+            }
             _ => false,
         };
         if let Some((bin, wd)) = &ready.tf

@@ -17,8 +17,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use super::write_note;
 use crate::domain::Operation;
 use crate::domain::target::Address;
+use crate::engine::executor::process::LogTarget;
 use crate::engine::executor::terraform as tf;
 
 /// The variable holding the `n`th target argument.
@@ -84,6 +86,42 @@ pub(super) fn incomplete(
                 .trim()
         )),
     })
+}
+
+/// After a targeted apply: whether the module is left incomplete, so the outputs of
+/// the last complete apply stay recorded (the log says which and why).
+pub(super) async fn kept_outputs(
+    targets: &[Address],
+    bin: &Path,
+    wd: &tf::Workdir,
+    data_dir: &Path,
+    log: &LogTarget,
+) -> bool {
+    if targets.is_empty() {
+        return false;
+    }
+    let (bin, wd, data) = (bin.to_path_buf(), wd.clone(), data_dir.to_path_buf());
+    let check = tokio::task::spawn_blocking(move || incomplete(&bin, &wd, &data)).await;
+    let why = match check {
+        Ok(Ok(None)) => {
+            write_note(
+                log,
+                "targeted apply: the whole module is now applied, so its outputs are recorded",
+            );
+            return false;
+        }
+        Ok(Ok(Some(why))) => why,
+        Ok(Err(e)) => format!("the check of the whole module could not run: {e}"),
+        Err(e) => format!("the check of the whole module stopped: {e}"),
+    };
+    write_note(
+        log,
+        &format!(
+            "targeted apply: {why}; the outputs of the last complete apply stay recorded \
+             (an update without --target records new ones)"
+        ),
+    );
+    true
 }
 
 #[cfg(test)]

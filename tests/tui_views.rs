@@ -308,7 +308,44 @@ fn drift_and_targeted_markers() {
     job.operation = Some(Operation::Apply);
     job.targets =
         pipedeck::domain::target::parse_all(&["module.pg.terraform_data.main".into()]).unwrap();
-    s.apply_event(Event::Run { run: job });
+    s.apply_event(Event::Run { run: job.clone() });
     s.view = View::Runs;
     both("runs_drift_targeted", &s);
+
+    // The targeted job's own view says so in its title.
+    let mut res = fixtures::step(
+        200,
+        pipedeck::domain::Stage::Resource,
+        "db",
+        0,
+        pipedeck::domain::StepStatus::Succeeded,
+        Some((20, 4)),
+    );
+    res.run_id = 9;
+    let mut op = fixtures::step(
+        201,
+        pipedeck::domain::Stage::Operation,
+        "db.apply",
+        1,
+        pipedeck::domain::StepStatus::Succeeded,
+        Some((18, 2)),
+    );
+    op.run_id = 9;
+    op.parent_id = Some(200);
+    s.detail = Some(pipedeck::domain::RunDetail {
+        run: job,
+        steps: vec![res, op],
+        gates: Vec::new(),
+        graph: Vec::new(),
+        chain: Default::default(),
+        slurm_jobs: Default::default(),
+    });
+    s.view = View::Detail;
+    let screen = fixtures::draw(&s, 120, 30);
+    assert!(
+        screen.contains(
+            "stack job: update db (targeted: module.pg.terraform_data.main) in aws-staging@staging"
+        ),
+        "{screen}"
+    );
 }

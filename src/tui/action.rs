@@ -109,8 +109,6 @@ pub enum Effect {
     Release(ReleaseOp),
     /// Read the names the engine's project defines (services, infra, resources).
     LoadCatalog,
-    /// Each infra resource's latest drift check.
-    LoadDrift,
     /// Read the engine's status: its project file and the data dir's disk.
     LoadStatus,
     /// Ask the engine who it takes this dashboard's user for.

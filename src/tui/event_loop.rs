@@ -51,7 +51,6 @@ where
     let first = state.reload();
     execute(&client, first, reply_tx.clone());
     execute(&client, Effect::LoadCatalog, reply_tx.clone());
-    execute(&client, Effect::LoadDrift, reply_tx.clone());
     execute(&client, Effect::LoadStatus, reply_tx.clone());
     execute(&client, Effect::LoadIdentity, reply_tx.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -224,7 +223,6 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     Reply::Started(Box::new(r), msg)
                 }),
             Effect::LoadCatalog => c.ask(Request::Catalog).await.map(Reply::Catalog),
-            Effect::LoadDrift => c.drift_results(None).await.map(Reply::Drift),
             Effect::LoadStatus => c
                 .ask(Request::ConfigStatus)
                 .await
@@ -328,6 +326,11 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     .map_err(|e| send(&tx, Reply::Error(e.to_string())))
                     .ok();
                 send(&tx, Reply::Reloaded { runs, gates });
+                // Drift checks made while this dashboard was away.
+                match c.drift_results(None).await {
+                    Ok(d) => send(&tx, Reply::Drift(d)),
+                    Err(e) => send(&tx, Reply::Error(e.to_string())),
+                }
                 match detail {
                     Some(id) => c.detail(id).await.map(|d| Reply::Detail(Box::new(d))),
                     None => return,

@@ -155,6 +155,36 @@ fn a_targeted_update_changes_only_its_address_and_is_marked_everywhere() {
     assert_eq!(outputs(&p, &last)["a"], "two-1");
     assert_eq!(outputs(&p, &last)["b"], "two-1");
 
+    // A targeted destroy removes its address only; the resource stays deployed with
+    // its recorded outputs.
+    let out = run_ok(
+        &p,
+        &[
+            "stack-job",
+            "create",
+            "pair",
+            "--operation",
+            "destroy",
+            "--target",
+            "terraform_data.a",
+            "--wait",
+        ],
+    );
+    let destroyed = out.lines().next().unwrap().trim().to_string();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let names: Vec<&str> = v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, ["b"], "{v:#}");
+    assert_eq!(state_input(&state, "b"), "two-1");
+    assert_eq!(outputs(&p, &destroyed)["b"], "two-1");
+    let shown = run_ok(&p, &["show", &destroyed]);
+    assert!(shown.contains("targeted: terraform_data.a"), "{shown}");
+
     // A text that is no Terraform address never reaches Terraform.
     let bad = run_out(
         &p,

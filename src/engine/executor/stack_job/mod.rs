@@ -557,9 +557,11 @@ impl Executor for StackJobExecutor {
         }
         let last = ready.state_dir.join(files::LAST_OUTPUTS);
         let next = ready.state_dir.join(files::NEXT_OUTPUTS);
-        if !p.changed || p.outputs_kept {
-            // A preview or refresh leaves what was applied as it was (as does a targeted
-            // apply that left the module incomplete).
+        // A targeted destroy removes its addresses only: the resource stays deployed.
+        let partial_destroy = self.action.destroys() && !self.targets.is_empty();
+        if !p.changed || p.outputs_kept || partial_destroy {
+            // A preview or refresh leaves what was applied as it was (as do a targeted
+            // apply that left the module incomplete and a targeted destroy).
             return last_outputs(&ready.state_dir).map(|o| files::shown(&ready.state_dir, o));
         }
         if self.action.destroys() {

@@ -57,6 +57,7 @@ fn run(id: i64) -> RunInfo {
         resource: None,
         operation: None,
         state_op: None,
+        targets: Vec::new(),
     }
 }
 

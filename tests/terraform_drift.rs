@@ -118,3 +118,87 @@ async fn an_edited_module_is_drift_for_that_resource_only_and_nothing_is_applied
         "{e}"
     );
 }
+
+/// The drift schedule (issue 22, part 5) on a clock the test moves: at its time the
+/// edited module shows up as drift for exactly that resource, in the store, in an
+/// event and in a notification the test's HTTP server receives; nothing is applied.
+#[ignore = "needs terraform or tofu >= 1.4 on PATH (no registry here provides one); .ci/run runs it with --ignored where one is"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_check_stores_and_notifies_the_drift_of_an_edited_module() {
+    use common::http::TestServer;
+    use pipedeck::domain::Event;
+    use pipedeck::engine::triggers::ManualClock;
+    use std::sync::Arc;
+
+    find_binary("terraform", None).expect("neither terraform nor tofu is on PATH");
+    let hook = TestServer::start(0, 200, "ok").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    module(dir, "a", "first");
+    module(dir, "b", "second");
+    std::fs::write(dir.join("hook-url"), hook.url("/drift")).unwrap();
+    std::fs::write(
+        dir.join("pipedeck.toml"),
+        "[environments.dev]\n\n[[notify]]\nname = \"ops\"\nurl_file = \"hook-url\"\n\
+         events = [\"drifted\"]\nservices = [\"d\"]\nretries = 0\n\n\
+         [infra.d]\nenvironment = \"dev\"\ndriver = \"terraform\"\ndrift = { every = \"6h\" }\n\n\
+         [[infra.d.resources]]\nid = \"a\"\nkind = \"terraform_data\"\nmodule = \"a\"\ninputs = { value = \"1\" }\n\n\
+         [[infra.d.resources]]\nid = \"b\"\nkind = \"terraform_data\"\nmodule = \"b\"\ndepends_on = [\"a\"]\ninputs = { value = \"${a.outputs.id}\" }\n",
+    )
+    .unwrap();
+    let project = load_project(&dir.join("pipedeck.toml")).unwrap();
+    let data = dir.join("data");
+    let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let clock = Arc::new(ManualClock::new(t("2026-01-01T00:00:00Z")));
+    let (h, _) = pipedeck::engine::start_with_clock(project, &data, clock.clone())
+        .await
+        .unwrap();
+    let mut rx = h.subscribe();
+    let run = h.trigger_infra("d", false).await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    let state_b = data.join("infra/d/b/terraform.tfstate");
+    let sb = read(&state_b);
+    module(dir, "b", "edited");
+
+    // Not due before 06:00: nothing checked, nothing sent.
+    clock.set(t("2026-01-01T05:59:00Z"));
+    assert!(h.drift_results(None).await.unwrap().is_empty());
+    clock.set(t("2026-01-01T06:00:00Z"));
+    let report = match wait_for(&mut rx, |e| matches!(e, Event::Drift { .. })).await {
+        Event::Drift { report } => report,
+        _ => unreachable!(),
+    };
+    let drifted: Vec<&str> = report.drifted().map(|r| r.resource.as_str()).collect();
+    assert_eq!(drifted, ["b"], "{report:#?}");
+
+    // Stored per resource: b drifted with its plan, a in sync.
+    let stored = h.drift_results(Some("d")).await.unwrap();
+    let get = |id: &str| stored.iter().find(|r| r.resource == id).unwrap();
+    assert_eq!(get("a").status, DriftStatus::InSync, "{stored:#?}");
+    assert_eq!(get("b").status, DriftStatus::Drifted, "{stored:#?}");
+    assert_eq!(get("b").summary.as_ref().unwrap()["change"], 1);
+
+    // The notification server got it, naming b and its plan.
+    let got = hook.wait_for(1).await;
+    assert_eq!(got[0].path, "/drift");
+    let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["event"], "drifted", "{body}");
+    assert_eq!(body["project"], "d", "{body}");
+    assert_eq!(body["drifted"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["drifted"][0]["resource"], "b", "{body}");
+    assert_eq!(
+        body["drifted"][0]["plan"],
+        "plan: 0 to add, 1 to change, 0 to destroy (update terraform_data.thing)",
+        "{body}"
+    );
+    assert_eq!(
+        body["text"],
+        "d (dev): drift in b (0 to add, 1 to change, 0 to destroy)"
+    );
+
+    // Nothing applied, no run made.
+    assert_eq!(read(&state_b), sb);
+    assert_eq!(h.runs(Default::default()).await.unwrap().len(), 1);
+    h.shutdown().await;
+}

@@ -257,3 +257,95 @@ fn audit_log_view_from_the_command_line() {
     key(&mut s, KeyCode::Esc);
     assert_eq!(s.view, View::Runs);
 }
+
+/// A drift check found `lb` drifted: its box in the DAG view says `[drift]`, the head
+/// names it with its plan summary, and in the runs table the pipeline's newest infra
+/// run carries `[drift: …]`; a targeted stack job carries `[targeted: …]`.
+#[test]
+fn drift_and_targeted_markers() {
+    use pipedeck::domain::drift::{DriftReport, DriftStatus, ResourceDrift};
+    use pipedeck::domain::{Event, Operation, RunKind, RunStatus};
+    let mut s = infra_state();
+    s.apply_event(Event::Drift {
+        report: DriftReport {
+            project: "aws-staging".into(),
+            environment: "staging".into(),
+            checked_at: fixtures::NOW - 300_000,
+            elapsed_ms: 900,
+            resources: vec![
+                ResourceDrift {
+                    resource: "lb".into(),
+                    status: DriftStatus::Drifted,
+                    summary: Some(serde_json::json!({"add": 0, "change": 1, "destroy": 0,
+                        "changes": [{"address": "terraform_data.lb", "action": "update"}]})),
+                    detail: None,
+                    elapsed_ms: 400,
+                },
+                ResourceDrift {
+                    resource: "vpc".into(),
+                    status: DriftStatus::InSync,
+                    summary: None,
+                    detail: None,
+                    elapsed_ms: 400,
+                },
+            ],
+        },
+    });
+    both("graph_drift", &s);
+    let mut job = fixtures::run(
+        9,
+        RunStatus::Succeeded,
+        "stack job: update db in staging",
+        20,
+        4,
+    );
+    job.kind = RunKind::StackJob;
+    job.service = "aws-staging".into();
+    job.branch = String::new();
+    job.commit_sha = String::new();
+    job.environment = Some("staging".into());
+    job.resource = Some("db".into());
+    job.operation = Some(Operation::Apply);
+    job.targets =
+        pipedeck::domain::target::parse_all(&["module.pg.terraform_data.main".into()]).unwrap();
+    s.apply_event(Event::Run { run: job.clone() });
+    s.view = View::Runs;
+    both("runs_drift_targeted", &s);
+
+    // The targeted job's own view says so in its title.
+    let mut res = fixtures::step(
+        200,
+        pipedeck::domain::Stage::Resource,
+        "db",
+        0,
+        pipedeck::domain::StepStatus::Succeeded,
+        Some((20, 4)),
+    );
+    res.run_id = 9;
+    let mut op = fixtures::step(
+        201,
+        pipedeck::domain::Stage::Operation,
+        "db.apply",
+        1,
+        pipedeck::domain::StepStatus::Succeeded,
+        Some((18, 2)),
+    );
+    op.run_id = 9;
+    op.parent_id = Some(200);
+    s.detail = Some(pipedeck::domain::RunDetail {
+        run: job,
+        steps: vec![res, op],
+        gates: Vec::new(),
+        graph: Vec::new(),
+        chain: Default::default(),
+        slurm_jobs: Default::default(),
+    });
+    s.view = View::Detail;
+    let screen = fixtures::draw(&s, 120, 30);
+    assert!(
+        screen.contains(
+            "stack job: update db (targeted: module.pg.terraform_data.main) in aws-staging@staging"
+        ),
+        "{screen}"
+    );
+}

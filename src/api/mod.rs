@@ -87,6 +87,7 @@ pub trait EngineClient: Send + Sync {
             resource: resource.to_string(),
             infra: infra.map(str::to_string),
             operation: operation.to_string(),
+            targets: Vec::new(),
         })
     }
 
@@ -189,6 +190,16 @@ pub trait EngineClient: Send + Sync {
     ) -> impl Future<Output = Result<crate::domain::drift::DriftReport>> + Send {
         self.ask(Request::InfraDrift {
             project: project.to_string(),
+        })
+    }
+
+    /// The latest drift check of every resource, of infra project `project` or of all.
+    fn drift_results(
+        &self,
+        project: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<crate::domain::drift::DriftRecord>>> + Send {
+        self.ask(Request::DriftResults {
+            project: project.map(str::to_string),
         })
     }
 

@@ -4,7 +4,7 @@ use super::{Ctx, exit, fail};
 use crate::api::EngineClient;
 use crate::domain::Request;
 use crate::domain::ansi::sanitize;
-use crate::domain::drift::{DriftReport, DriftStatus, ResourceDrift};
+use crate::domain::drift::{DriftRecord, DriftReport, DriftStatus, ResourceDrift};
 use crate::engine::executor::terraform::summary_line;
 
 pub async fn drift(ctx: &Ctx, project: String) -> i32 {
@@ -26,6 +26,50 @@ pub async fn drift(ctx: &Ctx, project: String) -> i32 {
     } else {
         exit::RUN_FAILED
     }
+}
+
+/// `pipedeck infra drift PROJECT --last`: the latest check of each resource, as stored.
+pub async fn last(ctx: &Ctx, project: String) -> i32 {
+    let c = match ctx.connect() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let req = Request::DriftResults {
+        project: Some(project.clone()),
+    };
+    let records = match c.ask::<Vec<DriftRecord>>(req).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if ctx.json {
+        super::output::json(&records);
+    } else if records.is_empty() {
+        outln!(
+            "{project} has not been checked for drift yet (pipedeck infra drift {project} checks now)"
+        );
+    } else {
+        for r in &records {
+            let what = what(&ResourceDrift {
+                resource: r.resource.clone(),
+                status: r.status,
+                summary: r.summary.clone(),
+                detail: r.detail.clone(),
+                elapsed_ms: 0,
+            });
+            let line = format!(
+                "  {:<16} {:<13} {:<9} {}",
+                r.resource,
+                r.status.as_str(),
+                super::output::ago(r.checked_at),
+                what
+            );
+            outln!("{}", line.trim_end());
+        }
+    }
+    let clean = records
+        .iter()
+        .all(|r| !matches!(r.status, DriftStatus::Drifted | DriftStatus::Error));
+    if clean { exit::OK } else { exit::RUN_FAILED }
 }
 
 /// The report as lines: one per resource, with the plan summary or why.

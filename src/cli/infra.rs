@@ -31,6 +31,10 @@ pub enum InfraCommand {
     Drift {
         #[arg(value_name = "PROJECT", add = super::complete::infra_projects())]
         name: String,
+        /// Show what the latest check (on demand or scheduled) found, stored per
+        /// resource with when it was checked; runs nothing.
+        #[arg(long)]
+        last: bool,
     },
     /// Approve the environment gate (before any resource starts).
     ApproveEnv {
@@ -92,7 +96,8 @@ pub async fn infra(ctx: &Ctx, cmd: InfraCommand) -> i32 {
             )
             .await
         }
-        InfraCommand::Drift { name } => super::drift::drift(ctx, name).await,
+        InfraCommand::Drift { name, last: false } => super::drift::drift(ctx, name).await,
+        InfraCommand::Drift { name, last: true } => super::drift::last(ctx, name).await,
         InfraCommand::ApproveEnv { run, env, comment } => {
             super::control::decide(ctx, run, &env, Decision::Approve, comment).await
         }

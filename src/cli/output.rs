@@ -125,6 +125,13 @@ pub fn print_detail(d: &RunDetail, color: bool) {
     if let Some(reason) = &r.reason {
         outln!("reason: {}", inert(reason));
     }
+    if !r.targets.is_empty() {
+        // Addresses are checked against Terraform's grammar; inert all the same.
+        outln!(
+            "{} (preview and apply were limited to these addresses)",
+            inert(&r.targeted())
+        );
+    }
     for u in &d.chain.upstream {
         outln!(
             "upstream: run {} {}@{} {}",

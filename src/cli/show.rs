@@ -50,7 +50,12 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
     );
     let now = now_ms();
     for r in runs {
-        let msg: String = inert(&r.commit_message).chars().take(40).collect();
+        // A targeted stack job says so first (`[targeted: a.b] …`).
+        let msg = match r.targeted() {
+            t if t.is_empty() => inert(&r.commit_message),
+            t => format!("[{}] {}", inert(&t), inert(&r.commit_message)),
+        };
+        let msg: String = msg.chars().take(40).collect();
         outln!(
             "{:>5}  {:<12} {:<8} {:<40} {:<11} {} {:>8}  {:<9} {} / {}",
             r.id,

@@ -19,6 +19,11 @@ pub enum StackJobCommand {
         operation: String,
         #[arg(long, add = super::complete::infra_projects())]
         infra: Option<String>,
+        /// Limit preview and apply to this Terraform address (`-target`), e.g.
+        /// `terraform_data.web` or `module.net.aws_vpc.main`; repeat for several. Never
+        /// the default: the job is marked as targeted wherever it is shown.
+        #[arg(long = "target", value_name = "ADDR")]
+        targets: Vec<String>,
         #[arg(long)]
         wait: bool,
     },
@@ -99,14 +104,20 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
             resource,
             operation,
             infra,
+            targets,
             wait,
         } => {
+            if let Err(e) = crate::domain::target::parse_all(&targets) {
+                eprintln!("error: --target {e}");
+                return exit::USAGE;
+            }
             start(
                 ctx,
                 Request::TriggerStackJob {
                     resource,
                     infra,
                     operation,
+                    targets,
                 },
                 wait,
             )
@@ -149,16 +160,18 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
                 super::output::json(&jobs);
             } else {
                 outln!(
-                    "{:>5}  {:<16} {:<10} {:<10} {:<18} STARTED",
+                    "{:>5}  {:<16} {:<10} {:<10} {:<18} {:<9} TARGETED",
                     "JOB",
                     "RESOURCE",
                     "OPERATION",
                     "ENV",
-                    "STATUS"
+                    "STATUS",
+                    "STARTED"
                 );
                 for j in jobs {
-                    outln!(
-                        "{:>5}  {:<16} {:<10} {:<10} {} {}",
+                    let targets: Vec<&str> = j.targets.iter().map(|t| t.as_str()).collect();
+                    let line = format!(
+                        "{:>5}  {:<16} {:<10} {:<10} {} {:<9} {}",
                         j.id,
                         j.resource.as_deref().unwrap_or(""),
                         j.state_op
@@ -172,8 +185,10 @@ pub async fn stack_job(ctx: &Ctx, cmd: StackJobCommand) -> i32 {
                             &format!("{:<18}", j.status.as_str()),
                             ctx.color
                         ),
-                        super::output::ago(j.created_at)
+                        super::output::ago(j.created_at),
+                        targets.join(", ")
                     );
+                    outln!("{}", line.trim_end());
                 }
             }
             exit::OK

@@ -21,6 +21,9 @@ pub struct InfraProject {
     pub gate: GatePolicy,
     /// In declaration order.
     pub resources: Vec<Resource>,
+    /// When every resource is checked for drift (plan only), if on a schedule.
+    #[serde(default)]
+    pub drift: Option<super::drift::DriftSchedule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -323,6 +326,10 @@ pub(super) fn resolve_infra(
             "remove one of these dependencies (depends_on or an ${...outputs...} reference)",
         );
     }
+    let drift = f
+        .drift
+        .as_ref()
+        .and_then(|d| super::drift::resolve(cx, name, d));
     if cx.errors.len() > first_error {
         return None;
     }
@@ -331,6 +338,7 @@ pub(super) fn resolve_infra(
         environment: env_name.clone(),
         gate,
         resources,
+        drift,
     })
 }
 

@@ -152,7 +152,7 @@ fixed_schema!(
 fixed_schema!(
     /// A notification's event.
     NotifyEvent, "NotifyEvent", inline: false,
-    { "type": "string", "enum": ["gate_waiting", "run_failed", "run_succeeded", "deployed"] }
+    { "type": "string", "enum": ["gate_waiting", "run_failed", "run_succeeded", "deployed", "drifted"] }
 );
 
 fixed_schema!(

@@ -3,6 +3,7 @@
 pub mod backend;
 mod chain;
 mod cycle;
+pub mod drift;
 pub mod infra;
 pub mod json_schema;
 mod load;

@@ -45,6 +45,9 @@ pub enum NotifyEvent {
     RunFailed,
     RunSucceeded,
     Deployed,
+    /// A drift check (on demand or scheduled) found drifted resources in an infra
+    /// pipeline.
+    Drifted,
 }
 
 /// The payload's shape.
@@ -159,11 +162,12 @@ pub(super) fn notify(cx: &mut Ctx<'_>, files: &[NotifyFile], services: &[&str]) 
                 "run_failed" => NotifyEvent::RunFailed,
                 "run_succeeded" => NotifyEvent::RunSucceeded,
                 "deployed" => NotifyEvent::Deployed,
+                "drifted" => NotifyEvent::Drifted,
                 other => {
                     cx.err(
                         e.span(),
                         format!("event `{other}` is not known"),
-                        "use gate_waiting, run_failed, run_succeeded or deployed",
+                        "use gate_waiting, run_failed, run_succeeded, deployed or drifted",
                     );
                     continue;
                 }
@@ -174,11 +178,11 @@ pub(super) fn notify(cx: &mut Ctx<'_>, files: &[NotifyFile], services: &[&str]) 
                 cx.err(
                     s.span(),
                     format!(
-                        "notify `{}` names service `{}`, which is not a service here",
+                        "notify `{}` names `{}`, which is neither a service nor an infra pipeline here",
                         f.name.get_ref(),
                         s.get_ref()
                     ),
-                    "name a service declared under [services], or remove it",
+                    "name a service declared under [services] or a pipeline under [infra], or remove it",
                 );
             }
         }

@@ -182,18 +182,7 @@ fn schedules(
                 "write five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\"",
             );
         }
-        let timezone = match &f.timezone {
-            Some(tz) if tz.get_ref().parse::<chrono_tz::Tz>().is_err() => {
-                cx.err(
-                    tz.span(),
-                    format!("`{}` is not a time zone", tz.get_ref()),
-                    "write an IANA name such as \"UTC\" or \"Europe/Berlin\"",
-                );
-                "UTC".to_string()
-            }
-            Some(tz) => tz.get_ref().clone(),
-            None => "UTC".to_string(),
-        };
+        let timezone = timezone(cx, &f.timezone).unwrap_or_else(|| "UTC".into());
         let catch_up = match f.catch_up.as_ref().map(|c| (c.get_ref().as_str(), c)) {
             None | Some(("skip", _)) => CatchUp::Skip,
             Some(("once", _)) => CatchUp::Once,
@@ -218,6 +207,22 @@ fn schedules(
         });
     }
     out
+}
+
+/// A schedule's time zone (default "UTC"); `None` (and an error) if it is not one.
+pub(super) fn timezone(cx: &mut Ctx<'_>, tz: &Option<toml::Spanned<String>>) -> Option<String> {
+    match tz {
+        Some(tz) if tz.get_ref().parse::<chrono_tz::Tz>().is_err() => {
+            cx.err(
+                tz.span(),
+                format!("`{}` is not a time zone", tz.get_ref()),
+                "write an IANA name such as \"UTC\" or \"Europe/Berlin\"",
+            );
+            None
+        }
+        Some(tz) => Some(tz.get_ref().clone()),
+        None => Some("UTC".into()),
+    }
 }
 
 /// Whether `name` matches one of the globs (an invalid glob matches nothing).

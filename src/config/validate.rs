@@ -222,7 +222,10 @@ pub(super) fn resolve(loc: &Locator<'_>, file: ProjectFile) -> Result<Project, V
     }
     let retention = super::retention::resolve(&mut cx, &file.retention);
     super::chain::resolve_chains(&mut cx, &file.services, &mut services);
-    let names: Vec<&str> = file.services.keys().map(|k| k.get_ref().as_str()).collect();
+    // A notification may name services and infra pipelines (drift checks).
+    let names: Vec<&str> = (file.services.keys().chain(file.infra.keys()))
+        .map(|k| k.get_ref().as_str())
+        .collect();
     let notify = super::outbound::notify(&mut cx, &file.notify, &names);
     let station_groups = super::station::resolve_groups(&mut cx, &file.station_groups);
     let stations =

@@ -49,6 +49,10 @@ pub enum Request {
         #[serde(default)]
         infra: Option<String>,
         operation: String,
+        /// Terraform addresses preview and apply are limited to (`-target`); empty:
+        /// the whole module (the default, always).
+        #[serde(default)]
+        targets: Vec<String>,
     },
     /// A state job for one resource (SJ-7): list or show what its Terraform state
     /// holds, taint, untaint, remove, move or import (gated like apply, operators
@@ -63,6 +67,12 @@ pub enum Request {
     /// A drift check of an infra pipeline, now: a plan-only `terraform plan
     /// -detailed-exitcode` per resource; nothing is applied. → [`Response::Drift`]
     InfraDrift { project: String },
+    /// The latest drift check of every resource (stored by `InfraDrift` and by drift
+    /// schedules), of one infra pipeline or of all. → [`Response::DriftResults`]
+    DriftResults {
+        #[serde(default)]
+        project: Option<String>,
+    },
     /// Ask a run to stop. → [`Response::Run`]
     Cancel { run_id: i64 },
     /// A new attempt of a run; `allow_older` lets it deploy a commit older than an
@@ -194,12 +204,21 @@ impl Request {
             Request::TriggerStackJob {
                 resource,
                 operation,
+                targets,
+                ..
+            } if !targets.is_empty() => {
+                format!("{operation} {resource} (targeted: {})", targets.join(", "))
+            }
+            Request::TriggerStackJob {
+                resource,
+                operation,
                 ..
             } => format!("{operation} {resource}"),
             Request::StateJob { resource, op, .. } => {
                 format!("state {} on {resource}", op.describe())
             }
             Request::InfraDrift { project } => format!("drift check {project}"),
+            Request::DriftResults { .. } => "drift results".into(),
             Request::Cancel { .. } => "cancel".into(),
             Request::Rerun { .. } => "rerun".into(),
             Request::Decide { env, decision, .. } => match decision {
@@ -264,6 +283,7 @@ pub enum Response {
     LogMatch(Option<u64>),
     Preflight(PreflightReport),
     Drift(super::drift::DriftReport),
+    DriftResults(Vec<super::drift::DriftRecord>),
     Catalog(Catalog),
     Config(ConfigStatus),
     Gc(crate::store::retention::GcReport),
@@ -306,6 +326,7 @@ impl Response {
             Response::LogMatch(_) => "log_match",
             Response::Preflight(_) => "preflight",
             Response::Drift(_) => "drift",
+            Response::DriftResults(_) => "drift_results",
             Response::Catalog(_) => "catalog",
             Response::Config(_) => "config",
             Response::Gc(_) => "gc",
@@ -356,6 +377,7 @@ typed_answer! {
     Option<u64> => LogMatch(v) => v, "log_match";
     PreflightReport => Preflight(v) => v, "preflight";
     super::drift::DriftReport => Drift(v) => v, "drift";
+    Vec<super::drift::DriftRecord> => DriftResults(v) => v, "drift_results";
     Catalog => Catalog(v) => v, "catalog";
     ConfigStatus => Config(v) => v, "config";
     crate::store::retention::GcReport => Gc(v) => v, "gc";

@@ -63,3 +63,54 @@ impl DriftReport {
             .all(|r| !matches!(r.status, DriftStatus::Drifted | DriftStatus::Error))
     }
 }
+
+impl DriftReport {
+    /// The resources that drifted.
+    pub fn drifted(&self) -> impl Iterator<Item = &ResourceDrift> {
+        self.resources
+            .iter()
+            .filter(|r| r.status == DriftStatus::Drifted)
+    }
+}
+
+/// A resource's latest drift check, as stored: what the infra DAG view and the runs
+/// table mark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftRecord {
+    pub project: String,
+    pub resource: String,
+    pub status: DriftStatus,
+    /// The plan's summary when drifted (see [`ResourceDrift::summary`]).
+    #[serde(default)]
+    pub summary: Option<Value>,
+    /// Why it errored, or was not checked (untrusted).
+    #[serde(default)]
+    pub detail: Option<String>,
+    pub checked_at: Millis,
+}
+
+impl DriftRecord {
+    /// The records a report makes, one per resource.
+    pub fn of(report: &DriftReport) -> Vec<DriftRecord> {
+        report
+            .resources
+            .iter()
+            .map(|r| DriftRecord {
+                project: report.project.clone(),
+                resource: r.resource.clone(),
+                status: r.status,
+                summary: r.summary.clone(),
+                detail: r.detail.clone(),
+                checked_at: report.checked_at,
+            })
+            .collect()
+    }
+}
+
+/// `1 to add, 1 to change, 0 to destroy`: a drifted resource's plan in a few words.
+pub fn counts(summary: &Value) -> String {
+    format!(
+        "{} to add, {} to change, {} to destroy",
+        summary["add"], summary["change"], summary["destroy"]
+    )
+}

@@ -33,6 +33,8 @@ pub enum Event {
         pinned: bool,
         error: Option<String>,
     },
+    /// A drift check of an infra pipeline was stored (on demand or on its schedule).
+    Drift { report: super::drift::DriftReport },
 }
 
 impl Event {
@@ -44,7 +46,7 @@ impl Event {
             Event::Gate { gate } => Some(gate.run_id),
             Event::Log { run_id, .. } => Some(*run_id),
             Event::Release { release } => Some(release.run_id),
-            Event::Station { .. } => None,
+            Event::Station { .. } | Event::Drift { .. } => None,
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod release;
 pub mod run;
 pub mod state_lock;
 pub mod state_op;
+pub mod target;
 pub mod trigger;
 
 pub use command::{Request, Response, TriggerRequest};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::Millis;
 use super::operation::{InfraAction, Operation};
 use super::state_op::StateOp;
+use super::target::Address;
 
 /// Status of a run (SP-9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -232,6 +233,10 @@ pub enum RunSpec {
         /// A state job ([`Operation::State`]): which state operation, and on what.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         state: Option<StateOp>,
+        /// Terraform addresses preview and apply are limited to (`-target`); empty:
+        /// the whole module, as always unless an operator names some.
+        #[serde(default)]
+        targets: Vec<Address>,
     },
 }
 
@@ -342,6 +347,9 @@ pub struct RunInfo {
     /// State jobs: the state operation and its arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_op: Option<StateOp>,
+    /// Stack jobs: the addresses a targeted job was limited to (empty: not targeted).
+    #[serde(default)]
+    pub targets: Vec<Address>,
 }
 
 impl RunInfo {
@@ -366,6 +374,7 @@ impl RunInfo {
                 resource: self.resource.clone().unwrap_or_default(),
                 operation: self.operation.unwrap_or(Operation::Apply),
                 state: self.state_op.clone(),
+                targets: self.targets.clone(),
             },
         }
     }
@@ -378,7 +387,8 @@ impl RunInfo {
         }
     }
 
-    /// `deploy`, `undeploy` or `stack job: apply db` (empty for a service run).
+    /// `deploy`, `undeploy`, `stack job: apply db` or `stack job: apply db (targeted:
+    /// a.b)` (empty for a service run).
     pub fn what(&self) -> String {
         match self.spec() {
             RunSpec::Service { .. } => String::new(),
@@ -391,9 +401,24 @@ impl RunInfo {
             RunSpec::StackJob {
                 resource,
                 operation,
+                targets,
+                ..
+            } if !targets.is_empty() => format!(
+                "stack job: {} {resource} ({})",
+                operation.job_verb(),
+                super::target::marker(&targets)
+            ),
+            RunSpec::StackJob {
+                resource,
+                operation,
                 ..
             } => format!("stack job: {} {resource}", operation.job_verb()),
         }
+    }
+
+    /// `targeted: a, b` for a targeted stack job, else empty.
+    pub fn targeted(&self) -> String {
+        super::target::marker(&self.targets)
     }
 
     /// Duration in milliseconds: up to `now` while the run is still going.

@@ -115,6 +115,7 @@ impl EngineHandle {
             | Request::Preflight { .. }
             | Request::Catalog
             | Request::ConfigStatus
+            | Request::DriftResults { .. }
             | Request::Triggers => Action::Read,
             Request::ListReleases { .. } | Request::ShowRelease { .. } | Request::ListStations => {
                 Action::Read

@@ -8,11 +8,12 @@ use std::sync::Mutex;
 
 use super::handle::EngineHandle;
 use super::runner::Msg;
+use super::runner::drift::DriftMsg;
 use super::{EngineError, Result};
-use crate::domain::drift::DriftReport;
+use crate::domain::drift::{DriftRecord, DriftReport};
 use crate::store::RunFilter;
 
-/// The pipelines a drift check is running for.
+/// The pipelines (data dir and name) a drift check is running for.
 fn checking() -> &'static Mutex<HashSet<String>> {
     static SET: std::sync::OnceLock<Mutex<HashSet<String>>> = std::sync::OnceLock::new();
     SET.get_or_init(Default::default)
@@ -40,7 +41,9 @@ impl Drop for Turn {
 
 impl EngineHandle {
     /// Checks every resource of infra pipeline `name` for drift now; applies nothing.
-    pub(super) async fn drift(&self, name: &str) -> Result<DriftReport> {
+    /// What it found is stored, audited as `by`'s, and published (notifications
+    /// follow the event).
+    pub(crate) async fn check_drift(&self, name: &str, by: &str) -> Result<DriftReport> {
         let current = self.project.get();
         let p = current.infra.get(name).ok_or_else(|| {
             let names: Vec<&str> = current.infra.keys().map(String::as_str).collect();
@@ -65,7 +68,9 @@ impl EngineHandle {
                 r.id, r.status
             )));
         }
-        let turn = Turn::take(name).ok_or_else(|| {
+        // Per engine (its data dir): engines in one process check their own pipelines.
+        let key = format!("{}\0{name}", self.data_dir().display());
+        let turn = Turn::take(&key).ok_or_else(|| {
             EngineError::Conflict(format!("a drift check of `{name}` is already running"))
         })?;
         let (def, data_dir) = (p.clone(), self.data_dir().to_path_buf());
@@ -75,6 +80,21 @@ impl EngineHandle {
         .await
         .map_err(|e| EngineError::Internal(format!("the drift check stopped: {e}")))?;
         drop(turn);
+        let (stored, by) = (Box::new(report.clone()), by.to_string());
+        self.runner(|reply| {
+            Msg::Drift(DriftMsg::Record {
+                report: stored,
+                by,
+                reply,
+            })
+        })
+        .await?;
         Ok(report)
+    }
+
+    /// The latest drift check of every resource, of pipeline `project` or of all.
+    pub(crate) async fn drift_results(&self, project: Option<String>) -> Result<Vec<DriftRecord>> {
+        self.runner(|r| Msg::Drift(DriftMsg::Latest(project, r)))
+            .await
     }
 }

@@ -169,8 +169,9 @@ impl EngineHandle {
                 resource,
                 infra,
                 operation,
+                targets,
             } => Response::Run(
-                self.start_stack_job(caller, &resource, infra.as_deref(), &operation)
+                self.start_stack_job(caller, &resource, infra.as_deref(), &operation, &targets)
                     .await?,
             ),
             Request::StateJob {
@@ -181,7 +182,12 @@ impl EngineHandle {
                 self.start_state_job(caller, &resource, infra.as_deref(), op)
                     .await?,
             ),
-            Request::InfraDrift { project } => Response::Drift(self.drift(&project).await?),
+            Request::InfraDrift { project } => {
+                Response::Drift(self.check_drift(&project, caller.name()).await?)
+            }
+            Request::DriftResults { project } => {
+                Response::DriftResults(self.drift_results(project).await?)
+            }
             // Returns at once; the run shows `cancelling` until it settles (SP-5).
             Request::Cancel { run_id } => {
                 Response::Run(self.runner(|r| Msg::Cancel(run_id, by(), r)).await?)
@@ -412,8 +418,11 @@ impl EngineHandle {
         resource: &str,
         infra: Option<&str>,
         operation: &str,
+        targets: &[String],
     ) -> Result<RunInfo> {
         let project = self.project.get();
+        let targets = crate::domain::target::parse_all(targets)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         if !["update", "destroy", "preview", "refresh"].contains(&operation) {
             return Err(EngineError::Invalid(format!(
                 "`{operation}` is not a stack-job operation: use update, destroy, preview or refresh"
@@ -431,6 +440,13 @@ impl EngineHandle {
         if let Some(r) = def.resources.first_mut() {
             r.depends_on.clear();
             r.gate = false;
+            if !targets.is_empty() && !r.is_terraform() {
+                return Err(EngineError::Invalid(format!(
+                    "resource `{resource}` runs the {} driver: --target takes Terraform \
+                     addresses, for terraform/tofu resources only",
+                    r.driver
+                )));
+            }
             if operation == "destroy" && !r.is_terraform() && r.commands.destroy.is_none() {
                 return Err(EngineError::Invalid(format!(
                     "resource `{resource}` has no destroy command"
@@ -449,6 +465,7 @@ impl EngineHandle {
                 .find(|o| o.job_verb() == operation)
                 .unwrap_or(Operation::Apply),
             state: None,
+            targets,
         };
         self.create_infra(caller, &def, spec, message).await
     }

@@ -76,6 +76,7 @@ impl EngineHandle {
             resource: resource.to_string(),
             operation: Operation::State,
             state: Some(op),
+            targets: Vec::new(),
         };
         self.create_infra(caller, &def, spec, message).await
     }

@@ -95,6 +95,7 @@ fn schema_3_infra_runs_and_stack_jobs_get_typed_columns() {
                 resource: "db".into(),
                 operation: Operation::Apply,
                 state: None,
+                targets: Vec::new(),
             },
         ]
     );

@@ -206,6 +206,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 13: a state job's operation and its arguments (issue 22 part 3), as JSON
     // (`{"op":"taint","addresses":[…]}`), so that it shows, audits and reruns as given.
     "ALTER TABLE runs ADD COLUMN state_op TEXT;",
+    // 14: Terraform as teams run it (issue 22): the addresses a targeted stack job was
+    // limited to (a JSON array; NULL: not targeted), and each infra resource's latest
+    // drift check (plan-only: drifted or not, the plan summary, when).
+    "ALTER TABLE runs ADD COLUMN targets TEXT;
+    CREATE TABLE drift (
+        project TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        status TEXT NOT NULL,
+        summary TEXT,
+        detail TEXT,
+        checked_at INTEGER NOT NULL,
+        PRIMARY KEY (project, resource)
+    );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -5,6 +5,7 @@ mod audit;
 pub mod backup;
 mod chains;
 pub mod deploys;
+mod drift;
 mod log_writer;
 pub mod logs;
 mod migrations;
@@ -104,7 +105,7 @@ pub struct Store {
 
 const RUN_COLS: &str = "id, kind, service, run_type, trigger, branch, tag, commit_sha, commit_message, \
      author, triggered_by, status, reason, created_at, started_at, ended_at, rerun_of, attempt, operation, \
-     environment, resource, state_op";
+     environment, resource, state_op, targets";
 const STEP_COLS: &str = "id, run_id, stage, name, position, status, reason, exit_code, started_at, ended_at, \
      parent_id, outputs, superseded_by";
 const GATE_COLS: &str =
@@ -158,6 +159,19 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunInfo> {
                 })
             })
             .transpose()?,
+        targets: r
+            .get::<_, Option<String>>(22)?
+            .map(|t| {
+                serde_json::from_str(&t).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        22,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })
+            })
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -237,6 +251,12 @@ impl Store {
             })?),
             _ => None,
         };
+        let targets = match &new.spec {
+            RunSpec::StackJob { targets, .. } if !targets.is_empty() => {
+                Some(serde_json::to_string(targets)?)
+            }
+            _ => None,
+        };
         let (name, branch, tag, commit, environment, resource, operation) = match &new.spec {
             RunSpec::Service {
                 service,
@@ -284,8 +304,8 @@ impl Store {
             .prepare_cached(
                 "INSERT INTO runs (kind, service, run_type, trigger, branch, tag, commit_sha, \
                  commit_message, author, triggered_by, status, created_at, rerun_of, attempt, operation, \
-                 environment, resource, allow_older, state_op) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                 environment, resource, allow_older, state_op, targets) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?
             .execute(params![
                 new.spec.kind().as_str(),
@@ -305,7 +325,8 @@ impl Store {
                 environment,
                 resource,
                 new.allow_older,
-                state_op
+                state_op,
+                targets
             ])?;
         let id = self.conn.last_insert_rowid();
         self.conn

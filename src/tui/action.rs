@@ -212,6 +212,7 @@ pub enum Reply {
     /// A deployment or station operation went through (`what`): read them again.
     ReleaseDone(String),
     Catalog(Catalog),
+    Drift(Vec<crate::domain::drift::DriftRecord>),
     /// The engine's status (project file, data-dir disk).
     Status(Box<crate::domain::command::ConfigStatus>),
     Identity(crate::domain::command::Identity),

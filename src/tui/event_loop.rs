@@ -337,6 +337,11 @@ pub fn execute<C: EngineClient + Clone + 'static>(
                     .map_err(|e| send(&tx, Reply::Error(e.to_string())))
                     .ok();
                 send(&tx, Reply::Reloaded { runs, gates });
+                // Drift checks made while this dashboard was away.
+                match c.drift_results(None).await {
+                    Ok(d) => send(&tx, Reply::Drift(d)),
+                    Err(e) => send(&tx, Reply::Error(e.to_string())),
+                }
                 match detail {
                     Some(id) => c.detail(id).await.map(|d| Reply::Detail(Box::new(d))),
                     None => return,

@@ -54,6 +54,7 @@ pub fn run(id: i64, status: RunStatus, msg: &str, ago_s: i64, dur_s: i64) -> Run
         resource: None,
         operation: None,
         state_op: None,
+        targets: Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@ fn every_request() -> Vec<Request> {
             resource: "db".into(),
             infra: Some("net".into()),
             operation: "preview".into(),
+            targets: vec!["terraform_data.a".into()],
         },
         Request::StateJob {
             resource: "db".into(),
@@ -106,6 +107,9 @@ fn every_request() -> Vec<Request> {
             argv: vec!["cat".into(), "VERSION".into()],
         },
         Request::Whoami,
+        Request::DriftResults {
+            project: Some("net".into()),
+        },
     ]
 }
 
@@ -132,6 +136,7 @@ fn every_arm_is_listed() {
             | Request::SearchLog { .. }
             | Request::Preflight { .. }
             | Request::InfraDrift { .. }
+            | Request::DriftResults { .. }
             | Request::Catalog
             | Request::Reload
             | Request::ConfigStatus
@@ -149,7 +154,7 @@ fn every_arm_is_listed() {
             | Request::Whoami => {}
         }
     }
-    assert_eq!(every_request().len(), 33);
+    assert_eq!(every_request().len(), 34);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! here is on a scheduler's path: a status API that is down delays no run, and a
 //! call given up is recorded in the run's audit log.
 
+mod drift;
 mod send;
 mod watch;
 
@@ -28,6 +29,30 @@ pub(crate) fn any(project: &Project) -> bool {
             .services
             .values()
             .any(|s| s.status_reporting.is_some())
+}
+
+/// The `[[notify]]` entries told of `event` about `name` (a service, or an infra
+/// pipeline), each with its URL (an entry whose URL cannot be read is logged and left
+/// out).
+pub(crate) fn listening<'a>(
+    project: &'a Project,
+    event: crate::config::outbound::NotifyEvent,
+    name: &'a str,
+) -> impl Iterator<Item = (&'a crate::config::outbound::Notify, String)> + 'a {
+    project
+        .notify
+        .iter()
+        .filter(move |n| {
+            n.events.contains(&event)
+                && (n.services.is_empty() || n.services.iter().any(|s| s == name))
+        })
+        .filter_map(|n| match n.url.resolve() {
+            Ok(u) => Some((n, u)),
+            Err(e) => {
+                tracing::warn!("notify {}: {e}", n.name);
+                None
+            }
+        })
 }
 
 /// Starts the watcher and its two senders; they stop with `shutdown`.

@@ -76,6 +76,7 @@ pub(super) async fn watch(
             Ok(Event::Run { run }) => w.run(run),
             Ok(Event::Step { step }) => w.step(&step),
             Ok(Event::Gate { gate }) => w.gate(&gate),
+            Ok(Event::Drift { report }) => w.drift(&report),
             Ok(Event::Log { .. } | Event::Release { .. } | Event::Station { .. }) => {}
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!("outbound: {n} events were missed; statuses may lag")
@@ -199,6 +200,15 @@ impl Watch {
         }
     }
 
+    /// A drift check stored: drifted resources are notified.
+    fn drift(&self, report: &crate::domain::drift::DriftReport) {
+        for d in super::drift::deliveries(&self.project, report) {
+            if let Err(e) = self.notes.try_send(d) {
+                tracing::warn!("outbound: the notification queue is full, one dropped: {e}");
+            }
+        }
+    }
+
     /// Queues a commit status for run `id`'s context `ctx` (`build`, `deploy/<env>`).
     fn status(&mut self, id: i64, ctx: &str, state: State, description: &str) {
         let Some(t) = self.runs.get_mut(&id) else {
@@ -227,19 +237,7 @@ impl Watch {
     }
 
     fn notify(&self, run: &RunInfo, event: NotifyEvent, env: Option<&str>) {
-        for n in &self.project.notify {
-            if !n.events.contains(&event)
-                || (!n.services.is_empty() && !n.services.contains(&run.service))
-            {
-                continue;
-            }
-            let url = match n.url.resolve() {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::warn!("notify {}: {e}", n.name);
-                    continue;
-                }
-            };
+        for (n, url) in super::listening(&self.project, event, &run.service) {
             let body = payload(n.format, event, run, env);
             let d = Delivery {
                 run_id: run.id,
@@ -319,6 +317,8 @@ pub(crate) fn text(event: NotifyEvent, run: &RunInfo, env: Option<&str>) -> Stri
         NotifyEvent::Deployed => {
             format!("{who} deployed {} to {env}", short_sha(&run.commit_sha))
         }
+        // Drift is a pipeline's, not a run's: `notify::drift` words it.
+        NotifyEvent::Drifted => format!("{who}: drift"),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::domain::{
 use crate::store::{AuditEntry, NewRun, Store};
 
 mod deploys;
+pub(crate) mod drift;
 mod gates;
 mod release_ops;
 mod releases;
@@ -557,6 +558,7 @@ impl Runner {
                 logged(self.crashed(run_id, &why, out), || format!("run {run_id}"))
             }
             Msg::Trigger(t) => self.trigger_msg(t, out),
+            Msg::Drift(m) => self.drift_msg(m, out),
         }
     }
 }

@@ -56,6 +56,8 @@ pub(crate) enum Msg {
         slots: Vec<Option<i64>>,
         reply: Reply<()>,
     },
+    /// Drift checks (issue 22): stored, audited, published; the latest read.
+    Drift(super::drift::DriftMsg),
     // From drivers.
     RunStatus {
         run_id: i64,
@@ -126,5 +128,6 @@ impl Msg {
                 | Msg::ChainPending { .. }
         ) || matches!(self, Msg::Trigger(t) if t.is_decision())
             || matches!(self, Msg::Release(m) if m.is_decision())
+            || matches!(self, Msg::Drift(m) if m.is_decision())
     }
 }

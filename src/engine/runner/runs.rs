@@ -305,7 +305,11 @@ impl Runner {
         } else {
             "trigger"
         };
-        let target = new.spec.audit_target();
+        // A state job names its operation; a targeted stack job says so (`targeted: a, b`).
+        let target = new
+            .spec
+            .audit_target()
+            .or_else(|| Some(run.targeted()).filter(|t| !t.is_empty()));
         self.audit(&new.triggered_by, action, run.id, target.as_deref(), None)?;
         out.after(After::Start(Box::new((run.clone(), def, steps))));
         Ok(run)

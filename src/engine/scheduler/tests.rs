@@ -139,6 +139,7 @@ async fn walk(
         resource: None,
         operation: None,
         state_op: None,
+        targets: Vec::new(),
     };
     let steps: Vec<StepInfo> = names
         .iter()

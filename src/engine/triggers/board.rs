@@ -96,6 +96,21 @@ impl Board {
 
     /// Each trigger as shown, with the project in force (which says whether its
     /// service's pipelines are disabled) and the stored fires.
+    /// An infra pipeline's drift schedule (its "service" is the pipeline).
+    pub(super) fn add_drift(
+        &mut self,
+        pipeline: &str,
+        s: &crate::config::drift::DriftSchedule,
+        rx: watch::Receiver<TriggerStatus>,
+    ) {
+        self.entries.push(Entry {
+            service: pipeline.to_string(),
+            trigger: super::drift::TRIGGER.into(),
+            watches: format!("drift of infra {pipeline}: {} (plan only)", s.describe()),
+            status: Some(rx),
+        });
+    }
+
     pub fn infos(&self, project: &Project, fires: &[LastFire]) -> Vec<TriggerInfo> {
         self.entries
             .iter()
@@ -106,6 +121,10 @@ impl Board {
                     .map(|rx| rx.borrow().clone())
                     .unwrap_or_default();
                 let stopped = match project.service(&e.service) {
+                    _ if e.trigger == super::drift::TRIGGER => (!project
+                        .infra
+                        .contains_key(&e.service))
+                    .then(|| format!("infra {} is no longer in the project file", e.service)),
                     Some(svc) => super::stopped_because(svc),
                     None => Some(format!(
                         "service {} is no longer in the project file",

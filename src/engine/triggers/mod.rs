@@ -9,9 +9,11 @@
 //!   at once when a local repository's refs change; missed pushes fire on start.
 //! - [`hooks`]: signed GitHub and GitLab webhooks (pushes, tags, pull requests).
 //! - [`schedule`]: cron schedules, on an injectable clock.
+//! - [`drift`]: infra pipelines' drift schedules (plan-only checks), on the same clock.
 
 pub mod board;
 pub mod clock;
+pub mod drift;
 mod git;
 pub mod hooks;
 mod pull;
@@ -258,6 +260,20 @@ pub(crate) fn start(
             schedule::spawn(
                 h.clone(),
                 svc.name.clone(),
+                s.clone(),
+                clock.clone(),
+                tx,
+                stop.clone(),
+            );
+        }
+    }
+    for p in project.infra.values() {
+        if let Some(s) = &p.drift {
+            let (tx, rx) = watch::channel(TriggerStatus::default());
+            board.add_drift(&p.name, s, rx);
+            drift::spawn(
+                h.clone(),
+                p.name.clone(),
                 s.clone(),
                 clock.clone(),
                 tx,

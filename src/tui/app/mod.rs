@@ -1,5 +1,6 @@
 //! The dashboard's read model: built from engine events and replies, drawn by views.
 
+pub mod drift;
 mod logs;
 mod releases;
 mod rows;
@@ -133,6 +134,8 @@ pub struct AppState {
     pub queues: Vec<EnvQueue>,
     /// The selected node of the DAG view (index into the run's graph).
     pub graph_sel: usize,
+    /// Each infra resource's latest drift check.
+    pub drift: drift::DriftMarks,
     /// The audit log's newest entries, oldest first, as last read.
     pub audit: Vec<crate::store::AuditEntry>,
     pub audit_sel: usize,
@@ -204,6 +207,7 @@ impl AppState {
             deploys: Releases::default(),
             state: StateView::default(),
             graph_sel: 0,
+            drift: Default::default(),
             audit: Vec::new(),
             audit_sel: 0,
             dialog: None,
@@ -431,6 +435,10 @@ impl AppState {
                     .then(|| self.load_releases())
                     .flatten()
             }
+            Event::Drift { report } => {
+                self.drift.apply(&report);
+                None
+            }
             Event::Station {
                 name,
                 current,
@@ -501,6 +509,10 @@ impl AppState {
                     effect = self.apply_event(e).or(effect);
                 }
                 effect
+            }
+            Reply::Drift(records) => {
+                self.drift.load(records);
+                None
             }
             Reply::Catalog(c) => {
                 // The engine's project is the one runs start in.

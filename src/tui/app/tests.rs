@@ -27,6 +27,7 @@ pub(crate) fn run(id: i64, status: RunStatus) -> RunInfo {
         resource: None,
         operation: None,
         state_op: None,
+        targets: Vec::new(),
     }
 }
 

@@ -10,6 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{block, dialogs, duration};
+use crate::domain::ansi::inert;
 use crate::domain::{GateInfo, GateStatus, RunDetail, Stage, StepInfo};
 use crate::tui::action::{Action, Effect};
 use crate::tui::app::{AppState, View};
@@ -97,14 +98,15 @@ pub fn update(s: &mut AppState, a: Action) -> Option<Effect> {
     None
 }
 
-/// What node `i`'s box shows: its id (marked when a gate waits at it) and the
-/// status of its resource step.
+/// What node `i`'s box shows: its id (marked when a gate waits at it, or when its
+/// latest drift check found it drifted) and the status of its resource step.
 fn label(s: &AppState, d: &RunDetail, i: usize) -> Option<Label> {
     let g = d.graph.get(i)?;
     let waiting = d
         .gates
         .iter()
         .any(|x| gate_of_node(&x.env, &g.id) && x.status == GateStatus::Waiting);
+    let drifted = s.drift.drifted(&d.run.service, &g.id).is_some();
     let (status, color) = match resource_step(d, i) {
         Some(st) => {
             let look = step_look(st.status);
@@ -121,15 +123,45 @@ fn label(s: &AppState, d: &RunDetail, i: usize) -> Option<Label> {
         }
         None => ("?".into(), Color::Reset),
     };
+    let mut title = g.id.clone();
+    if waiting {
+        title.push_str(" [gate]");
+    }
+    if drifted {
+        title.push_str(" [drift]");
+    }
     Some(Label {
-        title: if waiting {
-            format!("{} [gate]", g.id)
-        } else {
-            g.id.clone()
-        },
+        title,
         status,
         color,
     })
+}
+
+/// The drifted resources of the run's pipeline, each with its plan summary
+/// (`drift: db 0 to add, 1 to change, 0 to destroy (checked 5m ago)`), or nothing.
+fn drift_line(s: &AppState, d: &RunDetail) -> Option<Line<'static>> {
+    let drifted = s.drift.drifted_in(&d.run.service);
+    let first = drifted.first()?;
+    let list: Vec<String> = drifted
+        .iter()
+        .map(|r| {
+            let plan = r
+                .summary
+                .as_ref()
+                .map(|x| format!(" {}", crate::domain::drift::counts(x)))
+                .unwrap_or_default();
+            format!("{}{plan}", inert(&r.resource))
+        })
+        .collect();
+    Some(Line::from(vec![
+        Span::styled("drift: ", super::marker(s)),
+        Span::raw(format!(
+            "{} (checked {} ago; pipedeck infra drift {} checks again)",
+            list.join(" · "),
+            super::duration(s.now.saturating_sub(first.checked_at)),
+            inert(&d.run.service)
+        )),
+    ]))
 }
 
 pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
@@ -140,7 +172,10 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
         );
         return;
     };
-    let [head, body] = Split::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(area);
+    let drift = drift_line(s, d);
+    let head_h = if drift.is_some() { 4 } else { 3 };
+    let [head, body] =
+        Split::vertical([Constraint::Length(head_h), Constraint::Min(0)]).areas(area);
     let r = &d.run;
     let env_gate = d.gates.iter().rev().find(|g| !g.env.contains('/'));
     let gate_note = match env_gate {
@@ -163,8 +198,9 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             r.place()
         )),
     ]);
+    let lines: Vec<Line> = std::iter::once(line).chain(drift).collect();
     f.render_widget(
-        Paragraph::new(line).block(block(s, format!(" infra run {} ", r.id), false)),
+        Paragraph::new(lines).block(block(s, format!(" infra run {} ", r.id), false)),
         head,
     );
     let Some(layout) = s.graph_layout() else {

@@ -141,6 +141,17 @@ pub fn accent(s: &AppState) -> Style {
     }
 }
 
+/// A marker on a row or box (`[drift: …]`, `[targeted: …]`): the waiting colour, bold.
+pub fn marker(s: &AppState) -> Style {
+    if s.color {
+        Style::new()
+            .fg(s.theme.waiting)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+}
+
 pub fn selected(s: &AppState) -> Style {
     if s.color {
         let st = Style::new()

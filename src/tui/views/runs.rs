@@ -108,6 +108,8 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
     let h = area.height.saturating_sub(3).max(1) as usize; // borders + header: s.table_rows()
     let offset = (s.runs_sel / h) * h;
     let wide = area.width >= 120;
+    // Each drifted pipeline's newest infra run carries its drift marker.
+    let drift = s.drift.marked_runs(&s.runs);
     let rows: Vec<Row> = s
         .visible_window(offset, h)
         .into_iter()
@@ -120,14 +122,24 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 .map(duration)
                 .unwrap_or_else(|| "-".into());
             let msg = inert(&r.commit_message);
+            let mut commit = vec![Span::raw(format!(
+                "{} ",
+                &r.commit_sha[..r.commit_sha.len().min(7)]
+            ))];
+            // Markers first: a targeted stack job, a drifted pipeline.
+            for m in [Some(r.targeted()), drift.get(&r.id).cloned()]
+                .into_iter()
+                .flatten()
+                .filter(|m| !m.is_empty())
+            {
+                commit.push(Span::styled(format!("[{}] ", inert(&m)), super::marker(s)));
+            }
+            commit.push(Span::raw(fit(&msg, 60)));
             let mut cells = vec![
                 Cell::from(Line::from(status)),
                 Cell::from(r.id.to_string()),
                 Cell::from(inert(&r.service)),
-                Cell::from(Line::from(vec![
-                    Span::raw(format!("{} ", &r.commit_sha[..r.commit_sha.len().min(7)])),
-                    Span::raw(fit(&msg, 60)),
-                ])),
+                Cell::from(Line::from(commit)),
                 Cell::from(r.run_type.as_str()),
                 Cell::from(dur),
                 Cell::from(ago(s.now, r.created_at)),

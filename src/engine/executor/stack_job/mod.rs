@@ -7,6 +7,7 @@ pub(crate) mod drift;
 mod files;
 mod lock;
 mod state;
+mod targeted;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -102,6 +103,9 @@ struct Progress {
     applied: Option<Value>,
     /// A shared backend's state held no resource when `init` ran.
     remote_empty: bool,
+    /// A targeted apply left the module incomplete: the outputs of the last complete
+    /// apply stay recorded.
+    outputs_kept: bool,
 }
 
 pub(crate) struct StackJobExecutor {
@@ -109,6 +113,8 @@ pub(crate) struct StackJobExecutor {
     project: InfraProject,
     action: InfraAction,
     data_dir: PathBuf,
+    /// The addresses a targeted stack job is limited to (empty: the whole module).
+    targets: Vec<crate::domain::target::Address>,
     /// Each resource's outputs as they stand for this run (for `${id.outputs.key}`).
     outputs: Mutex<HashMap<String, Value>>,
     progress: Mutex<HashMap<usize, Progress>>,
@@ -182,6 +188,7 @@ impl StackJobExecutor {
             project,
             action,
             data_dir,
+            targets: run.targets.clone(),
             outputs: Mutex::new(outputs),
             progress: Mutex::new(progress),
             state: run.state_op.clone(),
@@ -336,7 +343,12 @@ impl StackJobExecutor {
             .is_some_and(|p| p.planned);
         let cmd = match &ready.tf {
             Some((bin, wd)) => {
-                tf::op_command(bin, w.op.as_str(), self.action.destroys(), planned, wd)
+                let mut cmd =
+                    tf::op_command(bin, w.op.as_str(), self.action.destroys(), planned, wd);
+                if targeted::takes_targets(w.op, planned) {
+                    cmd.push_str(&targeted::args(&self.targets));
+                }
+                cmd
             }
             None => command(&r.commands, w.op)
                 .cloned()
@@ -349,6 +361,7 @@ impl StackJobExecutor {
         let mut extra_env = vec![("PIPEDECK_OPERATION".into(), w.op.to_string())];
         if let Some((_, wd)) = &ready.tf {
             extra_env.extend(wd.env(&self.data_dir));
+            extra_env.extend(targeted::env(&self.targets));
         }
         let spec = ProcSpec {
             command: cmd,
@@ -403,7 +416,15 @@ impl StackJobExecutor {
         }
         let mut unit_outputs = None;
         let mut remote_empty = false;
-        if let Some((bin, wd)) = &ready.tf {
+        let kept = match &ready.tf {
+            Some((bin, wd)) if w.op == Operation::Apply && !self.action.destroys() => {
+                targeted::kept_outputs(&self.targets, bin, wd, &self.data_dir, &log).await
+            }
+            _ => false,
+        };
+        if let Some((bin, wd)) = &ready.tf
+            && !kept
+        {
             match self.after_terraform(bin, wd, w.op).await? {
                 Some(Value::Bool(empty)) => remote_empty = empty,
                 Some(s) => {
@@ -421,6 +442,7 @@ impl StackJobExecutor {
                 p.planned = true;
                 p.summary = unit_outputs.clone();
             }
+            Operation::Apply if kept => p.outputs_kept = true,
             Operation::Apply => {
                 let outs = read_outputs(&outputs_file)?;
                 p.applied = Some(files::shown(&ready.state_dir, outs.clone()));
@@ -541,8 +563,11 @@ impl Executor for StackJobExecutor {
         }
         let last = ready.state_dir.join(files::LAST_OUTPUTS);
         let next = ready.state_dir.join(files::NEXT_OUTPUTS);
-        if !p.changed {
-            // A preview or refresh leaves what was applied as it was.
+        // A targeted destroy removes its addresses only: the resource stays deployed.
+        let partial_destroy = self.action.destroys() && !self.targets.is_empty();
+        if !p.changed || p.outputs_kept || partial_destroy {
+            // A preview or refresh leaves what was applied as it was (as do a targeted
+            // apply that left the module incomplete and a targeted destroy).
             return last_outputs(&ready.state_dir).map(|o| files::shown(&ready.state_dir, o));
         }
         if self.action.destroys() {

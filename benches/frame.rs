@@ -145,6 +145,7 @@ fn main() {
         parent_id: None,
         outputs: None,
         superseded_by: None,
+        slurm_job: None,
     };
     let mut r = run(1);
     r.status = RunStatus::Running;
@@ -154,7 +155,6 @@ fn main() {
         gates: vec![],
         graph: vec![],
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     let serve = |s: &mut AppState, e: Option<Effect>| {
         let mut e = e;
@@ -233,6 +233,7 @@ fn main() {
             parent_id: None,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         })
         .collect();
     s.wanted_detail = Some(2);
@@ -242,7 +243,6 @@ fn main() {
         gates: vec![],
         graph: vec![],
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     drop(e);
     let mut times = Vec::new();
@@ -326,6 +326,7 @@ fn main() {
             parent_id: None,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         })
         .collect();
     let graph = nodes
@@ -341,7 +342,6 @@ fn main() {
         gates: vec![],
         graph,
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     s.view = View::Graph;
     let mut times = Vec::new();

@@ -245,10 +245,8 @@ fn a_killed_engine_reattaches_to_its_jobs_after_a_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let shown = json(&p, &["show", &id]);
-    let job = shown["slurm_jobs"]
-        .as_object()
-        .and_then(|m| m.values().next())
-        .and_then(|v| v.as_u64())
+    let job = shown["steps"][0]["slurm_job"]
+        .as_u64()
         .unwrap_or_else(|| panic!("no Slurm job recorded: {shown}"));
     let first = shown["steps"][0]["id"].as_i64().unwrap();
     engine.child.kill().unwrap();
@@ -266,4 +264,98 @@ fn a_killed_engine_reattaches_to_its_jobs_after_a_restart() {
         "{log}"
     );
     assert!(run_ok(&p, &["logs", &id, "--step", "build/after"]).contains("after"));
+}
+
+/// A job of our own holding every CPU of the one-node cluster, cancelled when dropped.
+struct Holder(String);
+
+impl Holder {
+    fn start() -> Self {
+        let cpus = std::process::Command::new("sinfo")
+            .args(["-h", "-o", "%c"])
+            .output()
+            .unwrap();
+        let cpus = String::from_utf8_lossy(&cpus.stdout).trim().to_string();
+        let out = std::process::Command::new("sbatch")
+            .args([
+                "--parsable",
+                "--job-name=pipedeck-test-holder",
+                &format!("--cpus-per-task={cpus}"),
+                "--mem=64M",
+                "--output=/dev/null",
+                "--wrap=sleep 600",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let holder = Self(id);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while holder.state() != "RUNNING" {
+            assert!(Instant::now() < deadline, "the holder job never started");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        holder
+    }
+
+    fn state(&self) -> String {
+        squeue("%i %T")
+            .into_iter()
+            .find_map(|l| Some(l.strip_prefix(&format!("{} ", self.0))?.to_string()))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("scancel").arg(&self.0).status();
+    }
+}
+
+#[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_job_shows_as_queued_then_running_when_slurm_starts_it() {
+    cluster();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project(
+        tmp.path(),
+        "[[services.hpc.steps]]\nname = \"wait\"\nrun = \"echo started\"\nslurm = { cpus = 1, memory = \"64M\" }\n",
+    );
+    // Every CPU is taken: our job waits in the cluster's queue.
+    let holder = Holder::start();
+    let h = p.start().await;
+    let jobs = Jobs::of(&p);
+    let mut rx = h.subscribe();
+    let run = h.trigger(trigger("hpc")).await.unwrap();
+    let queued = wait_for(&mut rx, |e| {
+        matches!(e, Event::Step { step } if step.run_id == run.id
+            && step.status == StepStatus::Queued
+            && step.reason.as_deref().is_some_and(|r| r.starts_with("in Slurm's queue")))
+    })
+    .await;
+    let Event::Step { step: queued } = queued else {
+        unreachable!()
+    };
+    assert_eq!(jobs.in_queue(run.id, queued.id), ["PENDING"]);
+    assert!(queued.slurm_job.is_some(), "{queued:?}");
+    assert_eq!(queued.started_at, None, "a pending job has not started");
+    // The store (and so the CLI and the dashboard) says queued, with the job.
+    let shown = step(&h.detail(run.id).await.unwrap(), "build/wait").clone();
+    assert_eq!(shown.status, StepStatus::Queued);
+    assert_eq!(shown.slurm_job, queued.slurm_job);
+    assert_eq!(
+        h.detail(run.id).await.unwrap().run.status,
+        RunStatus::Running
+    );
+    // The CPUs come free: Slurm starts the job, and the step turns running.
+    drop(holder);
+    wait_step(&mut rx, run.id, "build/wait", "running").await;
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:?}");
+    let wait = step(&done, "build/wait");
+    assert!(wait.started_at.is_some());
+    assert_eq!(wait.slurm_job, queued.slurm_job);
+    let text = log_text(&h, run.id, wait.id).await;
+    assert!(text.contains("PENDING"), "{text}");
+    assert!(text.contains("started"), "{text}");
 }

@@ -132,6 +132,7 @@ pub fn step(
         parent_id: None,
         outputs: None,
         superseded_by: None,
+        slurm_job: None,
     }
 }
 
@@ -195,7 +196,6 @@ pub fn detail_state() -> AppState {
         gates: s.gates.clone(),
         graph: vec![],
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     };
     s.apply_reply(Reply::Detail(Box::new(detail)));
     s.select_step_id(3);
@@ -350,7 +350,6 @@ pub fn infra_state() -> AppState {
         gates,
         graph,
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     s.view = View::Graph;
     s

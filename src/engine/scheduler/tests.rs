@@ -156,6 +156,7 @@ async fn walk(
             parent_id: None,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         })
         .collect();
     let plan = Plan {

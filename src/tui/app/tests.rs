@@ -36,7 +36,6 @@ fn detail(id: i64) -> Reply {
         gates: vec![],
         graph: vec![],
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     }))
 }
 

@@ -27,11 +27,11 @@ const QUICK_FOR: Duration = Duration::from_secs(2);
 /// After this many failed reads in a row, the job is taken as lost.
 const MAX_READ_ERRORS: u32 = 10;
 
-/// What the engine gives the Slurm executor: where a job id is recorded, and the jobs
-/// a restarted engine found still submitted (by step id), to re-attach to.
+/// What the engine gives the Slurm executor: the jobs a restarted engine found still
+/// submitted (by step id), to re-attach to. (A job's id is recorded with its step
+/// through the unit's [`UnitCtx::status`].)
 #[derive(Clone)]
 pub struct Link {
-    pub record: Arc<dyn Fn(i64, JobId) + Send + Sync>,
     pub reattach: Arc<Mutex<HashMap<i64, JobId>>>,
     pub data_dir: PathBuf,
     /// The engine's store id: jobs are named `pipedeck-<store>-r<run>-s<step>`, so
@@ -53,6 +53,8 @@ pub struct JobSpec<'a> {
     /// The run's variables, then the unit's own.
     pub vars: Vec<(String, String)>,
     pub kill_grace: Duration,
+    /// Stop with SIGINT first (Terraform releases its state lock), not SIGTERM.
+    pub interrupt_first: bool,
     /// pipedeck's own time limit (stopped and timed out, as a local step).
     pub timeout: Option<Duration>,
     pub hold_slot: bool,
@@ -150,10 +152,12 @@ pub(crate) async fn run(spec: JobSpec<'_>, ctx: &mut UnitCtx, link: &Link) -> Jo
             (job, skip)
         }
         None => {
-            let text = match files::script(&spec.vars, &spec.cwd, spec.command) {
-                Ok(t) => t,
-                Err(e) => return error(format!("cannot write the job's batch script: {e}")),
-            };
+            ctx.status.waiting("submitting to Slurm".into());
+            let text =
+                match files::script(&spec.vars, &spec.cwd, spec.command, spec.interrupt_first) {
+                    Ok(t) => t,
+                    Err(e) => return error(format!("cannot write the job's batch script: {e}")),
+                };
             if let Err(e) = files::write_private(&script_path, &text) {
                 return error(format!(
                     "cannot write the job's batch script {}: {e}",
@@ -169,7 +173,7 @@ pub(crate) async fn run(spec: JobSpec<'_>, ctx: &mut UnitCtx, link: &Link) -> Jo
                     return error(format!("Slurm did not take the job: {e}"));
                 }
             };
-            (link.record)(step_id, job);
+            ctx.status.submitted(job);
             let part = spec
                 .job
                 .partition
@@ -216,6 +220,7 @@ async fn follow(
     let mut asked = Asked::Nothing;
     let mut kill_at: Option<Instant> = None;
     let mut last_state = String::new();
+    let mut ran = false;
     let mut errors = 0;
     let time_limit = async {
         match spec.timeout {
@@ -236,9 +241,11 @@ async fn follow(
         if let Some(a) = now_asked {
             asked = a;
             kill_at = Some(Instant::now() + spec.kill_grace);
-            // A pending job is simply taken off the queue; a running one gets SIGTERM.
+            // A pending job is simply taken off the queue; a running one gets SIGTERM
+            // (SIGINT, for Terraform).
             let r = if last_state == "RUNNING" {
-                cli::signal(job, "TERM").await
+                let sig = if spec.interrupt_first { "INT" } else { "TERM" };
+                cli::signal(job, sig).await
             } else {
                 cli::cancel(job).await
             };
@@ -276,6 +283,17 @@ async fn follow(
                     if let Err(e) = log.note(&format!("Slurm job {job} is {}{at}{why}", info.state))
                     {
                         log_error.get_or_insert(e);
+                    }
+                    // Waiting in the cluster's queue shows as queued; running (or
+                    // ended after running somewhere) as running.
+                    if info.waits() {
+                        ctx.status.waiting(match info.state.as_str() {
+                            "PENDING" => format!("in Slurm's queue{why}"),
+                            state => format!("Slurm job {state}{why}"),
+                        });
+                    } else if !ran && (!info.ended() || !info.nodes.is_empty()) {
+                        ran = true;
+                        ctx.status.running();
                     }
                 }
                 if info.ended() {

@@ -5,6 +5,7 @@
 
 pub(crate) mod drift;
 mod files;
+mod place;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -74,6 +75,8 @@ pub(crate) fn has_operation(r: &Resource, op: Operation) -> bool {
 struct Ready {
     state_dir: PathBuf,
     env: Arc<Env>,
+    /// The same variables as pairs (a Slurm job's script exports them).
+    vars: Arc<Vec<(String, String)>>,
     /// The Terraform/OpenTofu binary and where it runs; `None` runs the `command` driver.
     tf: Option<(PathBuf, tf::Workdir)>,
     /// No job has run in the state dir before.
@@ -104,6 +107,8 @@ pub(crate) struct StackJobExecutor {
     /// Each resource's outputs as they stand for this run (for `${id.outputs.key}`).
     outputs: Mutex<HashMap<String, Value>>,
     progress: Mutex<HashMap<usize, Progress>>,
+    /// How Slurm jobs are recorded and re-attached (resources with `executor = "slurm"`).
+    slurm: Option<super::slurm::Link>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -174,7 +179,13 @@ impl StackJobExecutor {
             data_dir,
             outputs: Mutex::new(outputs),
             progress: Mutex::new(progress),
+            slurm: None,
         }
+    }
+
+    pub fn with_slurm(mut self, link: super::slurm::Link) -> Self {
+        self.slurm = Some(link);
+        self
     }
 
     fn resource(&self, k: usize) -> &Resource {
@@ -267,11 +278,12 @@ impl StackJobExecutor {
             };
             env.push((format!("PIPEDECK_INPUT_{}", files::env_name(key)), text));
         }
-        let env = Env::new(&env)
+        let pairs = Env::new(&env)
             .map_err(|e| fail(format!("cannot set the environment: {e}"), "no environment"))?;
         Ok(Ready {
             state_dir,
-            env: Arc::new(env),
+            env: Arc::new(pairs),
+            vars: Arc::new(env),
             tf: tf_run,
             fresh,
         })
@@ -373,9 +385,13 @@ impl StackJobExecutor {
             }
             _ => None,
         };
-        let (result, ended_at) = process::run(spec, &mut ctx).await;
+        let (result, ended_at, detail) =
+            place::run(spec, &ready.vars, r, self.slurm.as_ref(), &mut ctx).await;
         drop(cache_turn);
         let mut fin = finished(result, ended_at);
+        if let (Outcome::Failed(why), Some(d)) = (&mut fin.outcome, detail) {
+            why.push_str(&format!(" ({d})"));
+        }
         match &mut fin.outcome {
             Outcome::Failed(why) if ready.tf.is_some() => {
                 let lines = log.logs.read(log.run_id, log.step_id, 0, 10_000);
@@ -463,6 +479,11 @@ impl Executor for StackJobExecutor {
         let ready = Arc::new(self.make_ready(k, log)?);
         locked(&self.progress).entry(k).or_default().ready = Some(ready);
         Ok(())
+    }
+
+    /// A resource on Slurm: each operation waits in the cluster's queue.
+    fn queues_elsewhere(&self, w: &OpWork) -> bool {
+        self.resource(w.resource).slurm.is_some() && self.slurm.is_some()
     }
 
     /// Flow control (SJ-3): the resolved policy may waive refresh or preview, and

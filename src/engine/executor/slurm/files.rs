@@ -27,9 +27,10 @@ fn is_name(k: &str) -> bool {
 
 /// The batch script: exports `vars` (the run's and the step's), goes to `cwd`, and
 /// runs `command` with `sh -c`, as a local step does. `interrupt_first` (Terraform):
-/// the shells ignore SIGINT, so that `scancel --signal=INT` stops Terraform alone
-/// (it catches the signal, releases its state lock and exits), not the shell that
-/// would take the job, and Terraform with it, down at once.
+/// the shells ignore SIGINT, so that `scancel --signal=INT` stops Terraform alone (it
+/// catches the signal, releases its state lock and exits) whatever the node's
+/// `/bin/sh` does on an interrupt while it waits: a shell that exited would end the
+/// job, and Slurm would kill Terraform with it.
 pub fn script<'a>(
     vars: impl IntoIterator<Item = &'a (String, String)>,
     cwd: &Path,

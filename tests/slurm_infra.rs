@@ -1,0 +1,192 @@
+//! Infra resources whose Terraform operations run as Slurm batch jobs (issue 20),
+//! against the real one-node cluster and the real binary, on modules built only from
+//! `terraform_data` (no provider download).
+//!
+//! Ignored by a plain `cargo test`, with the reason: they need a running cluster
+//! (`scripts/slurm-test-cluster.sh`) and `terraform` or `tofu` on PATH. `.ci/run`
+//! runs them with `--ignored` where both are; run so where either is missing, they
+//! fail saying so.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use pipedeck::api::EngineClient;
+use pipedeck::config::load_project;
+use pipedeck::domain::{RunStatus, StepStatus};
+use pipedeck::engine::executor::terraform::find_binary;
+
+fn needs() {
+    find_binary("terraform", None).expect("neither terraform nor tofu is on PATH");
+    let ok = std::process::Command::new("sinfo")
+        .arg("-h")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "no Slurm cluster answers `sinfo`: start one with scripts/slurm-test-cluster.sh"
+    );
+}
+
+/// `scontrol show job -o ID`: the job as the controller knows it (this cluster keeps
+/// ended jobs for ten minutes and has no accounting database for `sacct`).
+fn scontrol(job: u64) -> String {
+    let out = std::process::Command::new("scontrol")
+        .args(["show", "job", "-o", &job.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scontrol does not know job {job}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `a` on Slurm (its apply sleeping `sleep` seconds in a provisioner when not 0),
+/// then `b`, local, taking `a`'s output.
+fn project(dir: &Path, sleep: u32, extra: &str) -> pipedeck::config::Project {
+    std::fs::create_dir_all(dir.join("mod")).unwrap();
+    let slow = if sleep > 0 {
+        format!(
+            "resource \"terraform_data\" \"wait\" {{\n  input = var.value\n  provisioner \"local-exec\" {{ command = \"touch ${{path.cwd}}/applying && sleep {sleep}\" }}\n}}\n"
+        )
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        dir.join("mod/main.tf"),
+        format!("variable \"value\" {{ type = string }}\nresource \"terraform_data\" \"thing\" {{ input = var.value }}\n{slow}output \"value\" {{ value = terraform_data.thing.output }}\n"),
+    )
+    .unwrap();
+    let toml = format!(
+        r#"
+[slurm]
+poll = "500ms"
+
+[environments.dev]
+
+[infra.c]
+environment = "dev"
+driver = "terraform"
+module = "mod"
+
+[[infra.c.resources]]
+id = "a"
+kind = "terraform_data"
+inputs = {{ value = "from slurm" }}
+executor = "slurm"
+slurm = {{ cpus = 1, memory = "256M" }}
+{extra}
+
+[[infra.c.resources]]
+id = "b"
+kind = "terraform_data"
+inputs = {{ value = "${{a.outputs.value}}" }}
+"#
+    );
+    std::fs::write(dir.join("pipedeck.toml"), toml).unwrap();
+    load_project(&dir.join("pipedeck.toml")).unwrap()
+}
+
+fn tfstate_value(dir: &Path) -> serde_json::Value {
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("terraform.tfstate")).unwrap())
+            .unwrap();
+    st["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "thing")
+        .map(|r| r["instances"][0]["attributes"]["input"]["value"].clone())
+        .unwrap_or_default()
+}
+
+#[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh) and terraform or tofu on PATH"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_on_slurm_deploys_as_batch_jobs_and_its_outputs_are_recorded() {
+    needs();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (h, _) = pipedeck::engine::start(project(tmp.path(), 0, ""), &data)
+        .await
+        .unwrap();
+    let mut rx = h.subscribe();
+    let run = h.trigger_infra("c", false).await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    // Each of a's operations that ran was its own Slurm job, named after the run and
+    // the operation's step, run in the resource's copy of the module.
+    for op in ["init", "preview", "apply"] {
+        let st = step(&done, &format!("operation/a.{op}"));
+        assert_eq!(st.status, StepStatus::Succeeded, "{st:?}");
+        let job = st
+            .slurm_job
+            .unwrap_or_else(|| panic!("a.{op} ran as no job"));
+        let shown = scontrol(job);
+        assert!(shown.contains("JobState=COMPLETED"), "{shown}");
+        assert!(
+            shown.contains(&format!("-r{}-s{} ", run.id, st.id)),
+            "{shown}"
+        );
+        assert!(shown.contains("/infra/c/a/tree"), "{shown}");
+        let log = h.logs(run.id, st.id, 0, 10_000).await.unwrap();
+        assert!(
+            log.iter()
+                .any(|l| l.text.contains(&format!("Slurm job {job} submitted"))),
+            "{log:?}"
+        );
+    }
+    // Terraform's own output came through the job's output file.
+    let apply = step(&done, "operation/a.apply");
+    let log = h.logs(run.id, apply.id, 0, 10_000).await.unwrap();
+    assert!(
+        log.iter().any(|l| l.text.contains("Apply complete!")),
+        "{log:?}"
+    );
+    // Its outputs are recorded, and the local dependent got them.
+    assert_eq!(
+        step(&done, "resource/a").outputs,
+        Some(serde_json::json!({"value": "from slurm"}))
+    );
+    assert_eq!(step(&done, "operation/b.apply").slurm_job, None);
+    assert_eq!(tfstate_value(&data.join("infra/c/a")), "from slurm");
+    assert_eq!(tfstate_value(&data.join("infra/c/b")), "from slurm");
+}
+
+/// pipedeck's time limit stops a running apply the way a cancel of a local one does:
+/// SIGINT first, so that Terraform stops and releases its state lock.
+#[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh) and terraform or tofu on PATH"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_on_slurm_stopped_gets_sigint_first_and_releases_its_lock() {
+    needs();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let p = project(tmp.path(), 120, "timeout = \"12s\"\nkill_grace = \"20s\"");
+    let (h, _) = pipedeck::engine::start(p, &data).await.unwrap();
+    let mut rx = h.subscribe();
+    let run = h.trigger_infra("c", false).await.unwrap();
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Failed, "{done:#?}");
+    let apply = step(&done, "operation/a.apply");
+    assert_eq!(apply.status, StepStatus::Failed);
+    let why = apply.reason.clone().unwrap_or_default();
+    assert!(why.contains("timed out after 12s"), "{why}");
+    let log: Vec<String> = h
+        .logs(run.id, apply.id, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    // Terraform itself got the interrupt (the job's shells ignore it) and stopped.
+    assert!(
+        log.iter().any(|l| l.contains("Interrupt received")),
+        "{log:#?}"
+    );
+    assert!(
+        !data.join("infra/c/a/.terraform.tfstate.lock.info").exists(),
+        "a stale state lock was left"
+    );
+    let job = apply.slurm_job.unwrap();
+    let shown = scontrol(job);
+    assert!(!shown.contains("JobState=RUNNING"), "{shown}");
+    assert_eq!(step(&done, "resource/b").status, StepStatus::Skipped);
+}

@@ -10,6 +10,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::*;
 use pipedeck::api::EngineClient;
@@ -40,16 +41,15 @@ fn scontrol(job: u64) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `a` on Slurm (its apply sleeping `sleep` seconds in a provisioner when not 0),
-/// then `b`, local, taking `a`'s output.
-fn project(dir: &Path, sleep: u32, extra: &str) -> pipedeck::config::Project {
+/// `a` on Slurm (its apply running `slow` in a provisioner after it touched
+/// `applying` in its working dir), then `b`, local, taking `a`'s output.
+fn project(dir: &Path, slow: Option<&str>, extra: &str) -> pipedeck::config::Project {
     std::fs::create_dir_all(dir.join("mod")).unwrap();
-    let slow = if sleep > 0 {
-        format!(
-            "resource \"terraform_data\" \"wait\" {{\n  input = var.value\n  provisioner \"local-exec\" {{ command = \"touch ${{path.cwd}}/applying && sleep {sleep}\" }}\n}}\n"
-        )
-    } else {
-        String::new()
+    let slow = match slow {
+        Some(cmd) => format!(
+            "resource \"terraform_data\" \"wait\" {{\n  input = var.value\n  provisioner \"local-exec\" {{ command = \"touch ${{path.cwd}}/applying && {cmd}\" }}\n}}\n"
+        ),
+        None => String::new(),
     };
     std::fs::write(
         dir.join("mod/main.tf"),
@@ -105,7 +105,7 @@ async fn a_resource_on_slurm_deploys_as_batch_jobs_and_its_outputs_are_recorded(
     needs();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (h, _) = pipedeck::engine::start(project(tmp.path(), 0, ""), &data)
+    let (h, _) = pipedeck::engine::start(project(tmp.path(), None, ""), &data)
         .await
         .unwrap();
     let mut rx = h.subscribe();
@@ -159,7 +159,11 @@ async fn an_apply_on_slurm_stopped_gets_sigint_first_and_releases_its_lock() {
     needs();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let p = project(tmp.path(), 120, "timeout = \"12s\"\nkill_grace = \"20s\"");
+    let p = project(
+        tmp.path(),
+        Some("sleep 120"),
+        "timeout = \"12s\"\nkill_grace = \"20s\"",
+    );
     let (h, _) = pipedeck::engine::start(p, &data).await.unwrap();
     let mut rx = h.subscribe();
     let run = h.trigger_infra("c", false).await.unwrap();
@@ -189,4 +193,87 @@ async fn an_apply_on_slurm_stopped_gets_sigint_first_and_releases_its_lock() {
     let shown = scontrol(job);
     assert!(!shown.contains("JobState=RUNNING"), "{shown}");
     assert_eq!(step(&done, "resource/b").status, StepStatus::Skipped);
+}
+
+/// Cancels a job when dropped (whatever a failed test leaves in the queue).
+struct Scancel(u64);
+
+impl Drop for Scancel {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("scancel")
+            .arg(self.0.to_string())
+            .status();
+    }
+}
+
+/// Polls `what` (bounded) until it holds.
+fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: never");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh) and terraform or tofu on PATH"]
+#[test]
+fn a_killed_engine_reattaches_to_a_running_apply_and_finishes_the_deploy() {
+    use common::bin::{json, run_ok, serve};
+    needs();
+    let p = TestProject::new("");
+    let go = p.file("go");
+    let wait = format!(
+        "while [ ! -e {} ]; do sleep 0.2; done; echo let go",
+        go.display()
+    );
+    project(p.path(), Some(&wait), "");
+    let tree = p.data_dir().join("infra/c/a/tree");
+    let mut engine = serve(&p);
+    let id = run_ok(&p, &["infra", "run", "c"]).trim().to_string();
+    until("the apply job started", || tree.join("applying").exists());
+    let shown = json(&p, &["show", &id]);
+    let apply = shown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "a.apply")
+        .unwrap_or_else(|| panic!("{shown:#}"));
+    let job = apply["slurm_job"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no job recorded: {apply}"));
+    let _cancel = Scancel(job);
+    engine.child.kill().unwrap();
+    engine.child.wait().unwrap();
+    // The apply outlives the engine.
+    assert!(scontrol(job).contains("JobState=RUNNING"));
+    let _engine = serve(&p);
+    std::fs::write(&go, "").unwrap();
+    until("the run succeeded", || {
+        json(&p, &["show", &id])["run"]["status"] == "succeeded"
+    });
+    let log = run_ok(&p, &["logs", &id, "--step", "operation/a.apply"]);
+    assert!(
+        log.contains(&format!("Slurm job {job} re-attached")),
+        "{log}"
+    );
+    assert!(log.contains("Apply complete!"), "{log}");
+    // One job, submitted once: the restarted engine submitted none of its own.
+    assert_eq!(log.matches("submitted").count(), 1, "{log}");
+    assert!(log.contains(&format!("Slurm job {job} submitted")), "{log}");
+    // The job's working copy of the module was left as it was (not copied again
+    // under it), and what it applied is recorded and reached the dependent.
+    assert!(tree.join("applying").exists());
+    let shown = json(&p, &["show", &id]);
+    let a = shown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "resource" && s["name"] == "a")
+        .unwrap();
+    assert_eq!(
+        a["outputs"],
+        serde_json::json!({"value": "from slurm"}),
+        "{a}"
+    );
+    assert_eq!(tfstate_value(&p.data_dir().join("infra/c/b")), "from slurm");
 }

@@ -109,6 +109,9 @@ pub(crate) struct StackJobExecutor {
     progress: Mutex<HashMap<usize, Progress>>,
     /// How Slurm jobs are recorded and re-attached (resources with `executor = "slurm"`).
     slurm: Option<super::slurm::Link>,
+    /// Resources with an operation re-attaching to its Slurm job after a restart: their
+    /// module copy, where the job runs, is left as it is.
+    reattaching: std::collections::HashSet<usize>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,6 +139,7 @@ impl StackJobExecutor {
             }
         }
         let mut progress: HashMap<usize, Progress> = HashMap::new();
+        let mut reattaching = std::collections::HashSet::new();
         let index: HashMap<&str, usize> = project
             .resources
             .iter()
@@ -150,6 +154,13 @@ impl StackJobExecutor {
                     let dir = files::state_dir(&data_dir, &project.name, &s.name);
                     if let Some(o) = last_outputs(&dir).or_else(|| s.outputs.clone()) {
                         outputs.insert(s.name.clone(), o);
+                    }
+                }
+                // A resumed run's unfinished operation with a job: a restarted engine
+                // re-attaches to it.
+                Stage::Operation if !s.status.is_terminal() && s.slurm_job.is_some() => {
+                    if let Some(&k) = s.name.rsplit_once('.').and_then(|(r, _)| index.get(r)) {
+                        reattaching.insert(k);
                     }
                 }
                 Stage::Operation if s.status == StepStatus::Succeeded => {
@@ -180,6 +191,7 @@ impl StackJobExecutor {
             outputs: Mutex::new(outputs),
             progress: Mutex::new(progress),
             slurm: None,
+            reattaching,
         }
     }
 
@@ -238,6 +250,7 @@ impl StackJobExecutor {
                         project: &self.project.name,
                         resource: &r.id,
                         backend: r.backend.as_ref(),
+                        keep_tree: self.reattaching.contains(&k),
                     };
                     let wd = tf::prepare(&module, &state_dir, &inputs, &target)
                         .map_err(|e| fail(e.to_string(), "the module could not be prepared"))?;

@@ -319,7 +319,7 @@ async fn a_pending_job_shows_as_queued_then_running_when_slurm_starts_it() {
     let tmp = tempfile::tempdir().unwrap();
     let p = project(
         tmp.path(),
-        "[[services.hpc.steps]]\nname = \"wait\"\nrun = \"echo started\"\nslurm = { cpus = 1, memory = \"64M\" }\n",
+        "[[services.hpc.steps]]\nname = \"wait\"\nrun = \"echo started\"\ntimeout = \"5s\"\nslurm = { cpus = 1, memory = \"64M\" }\n",
     );
     // Every CPU is taken: our job waits in the cluster's queue.
     let holder = Holder::start();
@@ -347,6 +347,9 @@ async fn a_pending_job_shows_as_queued_then_running_when_slurm_starts_it() {
         h.detail(run.id).await.unwrap().run.status,
         RunStatus::Running
     );
+    // Its time limit counts from when it starts: waiting longer in the queue is fine.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(jobs.in_queue(run.id, queued.id), ["PENDING"]);
     // The CPUs come free: Slurm starts the job, and the step turns running.
     drop(holder);
     wait_step(&mut rx, run.id, "build/wait", "running").await;

@@ -256,6 +256,9 @@ fn a_killed_engine_reattaches_to_a_running_apply_and_finishes_the_deploy() {
         log.contains(&format!("Slurm job {job} re-attached")),
         "{log}"
     );
+    // `pipedeck show` names each operation's job.
+    let text = run_ok(&p, &["show", &id]);
+    assert!(text.contains(&format!("slurm job {job}")), "{text}");
     assert!(log.contains("Apply complete!"), "{log}");
     // One job, submitted once: the restarted engine submitted none of its own.
     assert_eq!(log.matches("submitted").count(), 1, "{log}");

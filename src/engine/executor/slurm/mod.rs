@@ -55,7 +55,8 @@ pub struct JobSpec<'a> {
     pub kill_grace: Duration,
     /// Stop with SIGINT first (Terraform releases its state lock), not SIGTERM.
     pub interrupt_first: bool,
-    /// pipedeck's own time limit (stopped and timed out, as a local step).
+    /// pipedeck's own time limit (stopped and timed out, as a local step), counted from
+    /// when the job starts running.
     pub timeout: Option<Duration>,
     pub hold_slot: bool,
     pub attempt: u32,
@@ -222,13 +223,11 @@ async fn follow(
     let mut last_state = String::new();
     let mut ran = false;
     let mut errors = 0;
-    let time_limit = async {
-        match spec.timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending().await,
-        }
-    };
+    // pipedeck's time limit counts from when the job starts, not while it waits in the
+    // cluster's queue: armed once it runs.
+    let time_limit = tokio::time::sleep(Duration::from_secs(3_600));
     tokio::pin!(time_limit);
+    let mut armed = false;
     let stop = ctx.stop.clone();
     let mut log_error = None;
     let (info, ended_at) = loop {
@@ -236,7 +235,7 @@ async fn follow(
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = stop.cancelled(), if asked == Asked::Nothing => now_asked = Some(Asked::Stop),
-            _ = &mut time_limit, if asked == Asked::Nothing => now_asked = Some(Asked::TimedOut),
+            _ = &mut time_limit, if armed && asked == Asked::Nothing => now_asked = Some(Asked::TimedOut),
         }
         if let Some(a) = now_asked {
             asked = a;
@@ -294,6 +293,10 @@ async fn follow(
                     } else if !ran && (!info.ended() || !info.nodes.is_empty()) {
                         ran = true;
                         ctx.status.running();
+                        if let Some(t) = spec.timeout {
+                            time_limit.as_mut().reset(tokio::time::Instant::now() + t);
+                            armed = true;
+                        }
                     }
                 }
                 if info.ended() {

@@ -17,18 +17,6 @@ use pipedeck::domain::{Event, RunStatus, StepStatus};
 
 const NEEDS: &str = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)";
 
-/// The cluster answers, or the test fails saying how to start one.
-fn cluster() {
-    let ok = std::process::Command::new("sinfo")
-        .arg("-h")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "no Slurm cluster answers `sinfo`: start one with scripts/slurm-test-cluster.sh"
-    );
-}
-
 /// `squeue -h -o FORMAT`, one line a job still queued or running.
 fn squeue(format: &str) -> Vec<String> {
     let out = std::process::Command::new("squeue")
@@ -114,7 +102,7 @@ async fn wait_line(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_run_as_parallel_jobs_with_their_output_streamed_while_they_run() {
     let _ = NEEDS;
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display();
     // Both wait for the same file: they can only both print `waiting` if they run at once.
@@ -156,7 +144,7 @@ async fn steps_run_as_parallel_jobs_with_their_output_streamed_while_they_run() 
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_job_fails_its_step_with_slurms_reason() {
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     let p = project(
         tmp.path(),
@@ -180,7 +168,7 @@ async fn a_failing_job_fails_its_step_with_slurms_reason() {
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_past_its_slurm_time_limit_is_reported_as_timed_out() {
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     // Slurm's limits are whole minutes, and it checks them every half minute or so.
     let p = project(
@@ -202,7 +190,7 @@ async fn a_job_past_its_slurm_time_limit_is_reported_as_timed_out() {
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_leaves_no_job_in_the_queue() {
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     let p = project(
         tmp.path(),
@@ -227,7 +215,7 @@ async fn cancel_leaves_no_job_in_the_queue() {
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
 #[test]
 fn a_killed_engine_reattaches_to_its_jobs_after_a_restart() {
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display();
     let p = project(
@@ -315,7 +303,7 @@ impl Drop for Holder {
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_job_shows_as_queued_then_running_when_slurm_starts_it() {
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     let p = project(
         tmp.path(),

@@ -20,14 +20,7 @@ use pipedeck::engine::executor::terraform::find_binary;
 
 fn needs() {
     find_binary("terraform", None).expect("neither terraform nor tofu is on PATH");
-    let ok = std::process::Command::new("sinfo")
-        .arg("-h")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "no Slurm cluster answers `sinfo`: start one with scripts/slurm-test-cluster.sh"
-    );
+    slurm_cluster();
 }
 
 /// `scontrol show job -o ID`: the job as the controller knows it (this cluster keeps
@@ -84,19 +77,6 @@ inputs = {{ value = "${{a.outputs.value}}" }}
     );
     std::fs::write(dir.join("pipedeck.toml"), toml).unwrap();
     load_project(&dir.join("pipedeck.toml")).unwrap()
-}
-
-fn tfstate_value(dir: &Path) -> serde_json::Value {
-    let st: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("terraform.tfstate")).unwrap())
-            .unwrap();
-    st["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "thing")
-        .map(|r| r["instances"][0]["attributes"]["input"]["value"].clone())
-        .unwrap_or_default()
 }
 
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh) and terraform or tofu on PATH"]

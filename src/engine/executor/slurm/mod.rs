@@ -221,7 +221,8 @@ async fn follow(
     let mut asked = Asked::Nothing;
     let mut kill_at: Option<Instant> = None;
     let mut last_state = String::new();
-    let mut ran = false;
+    // Whether the step was last said to run (a requeued job waits again).
+    let mut running = false;
     let mut errors = 0;
     // pipedeck's time limit counts from when the job starts, not while it waits in the
     // cluster's queue: armed once it runs.
@@ -286,14 +287,15 @@ async fn follow(
                     // Waiting in the cluster's queue shows as queued; running (or
                     // ended after running somewhere) as running.
                     if info.waits() {
+                        running = false;
                         ctx.status.waiting(match info.state.as_str() {
                             "PENDING" => format!("in Slurm's queue{why}"),
                             state => format!("Slurm job {state}{why}"),
                         });
-                    } else if !ran && (!info.ended() || !info.nodes.is_empty()) {
-                        ran = true;
+                    } else if !running && (!info.ended() || !info.nodes.is_empty()) {
+                        running = true;
                         ctx.status.running();
-                        if let Some(t) = spec.timeout {
+                        if let (Some(t), false) = (spec.timeout, armed) {
                             time_limit.as_mut().reset(tokio::time::Instant::now() + t);
                             armed = true;
                         }

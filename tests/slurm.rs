@@ -350,3 +350,44 @@ async fn a_pending_job_shows_as_queued_then_running_when_slurm_starts_it() {
     assert!(text.contains("PENDING"), "{text}");
     assert!(text.contains("started"), "{text}");
 }
+
+#[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
+#[test]
+fn a_killed_engine_reattaches_to_a_job_still_waiting_in_the_queue() {
+    slurm_cluster();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project(
+        tmp.path(),
+        "[[services.hpc.steps]]\nname = \"job\"\nrun = \"echo ran\"\nslurm = { cpus = 1, memory = \"64M\" }\n",
+    );
+    let holder = Holder::start();
+    let mut engine = serve(&p);
+    let jobs = Jobs::of(&p);
+    let id = run_ok(&p, &["run", "hpc"]).trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (step_id, job) = loop {
+        let shown = json(&p, &["show", &id]);
+        let st = &shown["steps"][0];
+        if st["status"] == "queued"
+            && let Some(job) = st["slurm_job"].as_u64()
+        {
+            break (st["id"].as_i64().unwrap(), job);
+        }
+        assert!(Instant::now() < deadline, "never queued on Slurm: {shown}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    engine.child.kill().unwrap();
+    engine.child.wait().unwrap();
+    assert_eq!(jobs.in_queue(&id, step_id), ["PENDING"]);
+    let _engine = serve(&p);
+    drop(holder);
+    wait_status(&p, &id, &["succeeded"]);
+    let log = run_ok(&p, &["logs", &id, "--step", "build/job"]);
+    // The job it had submitted ran; no second one was.
+    assert!(
+        log.contains(&format!("Slurm job {job} re-attached")),
+        "{log}"
+    );
+    assert_eq!(log.matches("submitted").count(), 1, "{log}");
+    assert!(log.contains("ran"), "{log}");
+}

@@ -147,6 +147,7 @@ fn main() {
         parent_id: None,
         outputs: None,
         superseded_by: None,
+        slurm_job: None,
     };
     let mut r = run(1);
     r.status = RunStatus::Running;
@@ -156,7 +157,6 @@ fn main() {
         gates: vec![],
         graph: vec![],
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     let serve = |s: &mut AppState, e: Option<Effect>| {
         let mut e = e;
@@ -235,6 +235,7 @@ fn main() {
             parent_id: None,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         })
         .collect();
     s.wanted_detail = Some(2);
@@ -244,7 +245,6 @@ fn main() {
         gates: vec![],
         graph: vec![],
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     drop(e);
     let mut times = Vec::new();
@@ -328,6 +328,7 @@ fn main() {
             parent_id: None,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         })
         .collect();
     let graph = nodes
@@ -343,7 +344,6 @@ fn main() {
         gates: vec![],
         graph,
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     s.view = View::Graph;
     let mut times = Vec::new();

@@ -22,6 +22,7 @@ const SCHEMA_MATTERS: &[&str] = &[
     "retries_on_apply",
     "retries_on_deploy",
     "secret_two_sources",
+    "slurm_resource_bad_cpus",
     "too_many_retries",
     "unknown_key",
     "wrong_type",

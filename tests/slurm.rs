@@ -17,18 +17,6 @@ use pipedeck::domain::{Event, RunStatus, StepStatus};
 
 const NEEDS: &str = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)";
 
-/// The cluster answers, or the test fails saying how to start one.
-fn cluster() {
-    let ok = std::process::Command::new("sinfo")
-        .arg("-h")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "no Slurm cluster answers `sinfo`: start one with scripts/slurm-test-cluster.sh"
-    );
-}
-
 /// `squeue -h -o FORMAT`, one line a job still queued or running.
 fn squeue(format: &str) -> Vec<String> {
     let out = std::process::Command::new("squeue")
@@ -114,7 +102,7 @@ async fn wait_line(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_run_as_parallel_jobs_with_their_output_streamed_while_they_run() {
     let _ = NEEDS;
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display();
     // Both wait for the same file: they can only both print `waiting` if they run at once.
@@ -156,7 +144,7 @@ async fn steps_run_as_parallel_jobs_with_their_output_streamed_while_they_run() 
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_job_fails_its_step_with_slurms_reason() {
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     let p = project(
         tmp.path(),
@@ -180,7 +168,7 @@ async fn a_failing_job_fails_its_step_with_slurms_reason() {
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_past_its_slurm_time_limit_is_reported_as_timed_out() {
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     // Slurm's limits are whole minutes, and it checks them every half minute or so.
     let p = project(
@@ -202,7 +190,7 @@ async fn a_job_past_its_slurm_time_limit_is_reported_as_timed_out() {
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_leaves_no_job_in_the_queue() {
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     let p = project(
         tmp.path(),
@@ -227,7 +215,7 @@ async fn cancel_leaves_no_job_in_the_queue() {
 #[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
 #[test]
 fn a_killed_engine_reattaches_to_its_jobs_after_a_restart() {
-    cluster();
+    slurm_cluster();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display();
     let p = project(
@@ -245,10 +233,8 @@ fn a_killed_engine_reattaches_to_its_jobs_after_a_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let shown = json(&p, &["show", &id]);
-    let job = shown["slurm_jobs"]
-        .as_object()
-        .and_then(|m| m.values().next())
-        .and_then(|v| v.as_u64())
+    let job = shown["steps"][0]["slurm_job"]
+        .as_u64()
         .unwrap_or_else(|| panic!("no Slurm job recorded: {shown}"));
     let first = shown["steps"][0]["id"].as_i64().unwrap();
     engine.child.kill().unwrap();
@@ -266,4 +252,142 @@ fn a_killed_engine_reattaches_to_its_jobs_after_a_restart() {
         "{log}"
     );
     assert!(run_ok(&p, &["logs", &id, "--step", "build/after"]).contains("after"));
+}
+
+/// A job of our own holding every CPU of the one-node cluster, cancelled when dropped.
+struct Holder(String);
+
+impl Holder {
+    fn start() -> Self {
+        let cpus = std::process::Command::new("sinfo")
+            .args(["-h", "-o", "%c"])
+            .output()
+            .unwrap();
+        let cpus = String::from_utf8_lossy(&cpus.stdout).trim().to_string();
+        let out = std::process::Command::new("sbatch")
+            .args([
+                "--parsable",
+                "--job-name=pipedeck-test-holder",
+                &format!("--cpus-per-task={cpus}"),
+                "--mem=64M",
+                "--output=/dev/null",
+                "--wrap=sleep 600",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let holder = Self(id);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while holder.state() != "RUNNING" {
+            assert!(Instant::now() < deadline, "the holder job never started");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        holder
+    }
+
+    fn state(&self) -> String {
+        squeue("%i %T")
+            .into_iter()
+            .find_map(|l| Some(l.strip_prefix(&format!("{} ", self.0))?.to_string()))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("scancel").arg(&self.0).status();
+    }
+}
+
+#[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_job_shows_as_queued_then_running_when_slurm_starts_it() {
+    slurm_cluster();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project(
+        tmp.path(),
+        "[[services.hpc.steps]]\nname = \"wait\"\nrun = \"echo started\"\ntimeout = \"5s\"\nslurm = { cpus = 1, memory = \"64M\" }\n",
+    );
+    // Every CPU is taken: our job waits in the cluster's queue.
+    let holder = Holder::start();
+    let h = p.start().await;
+    let jobs = Jobs::of(&p);
+    let mut rx = h.subscribe();
+    let run = h.trigger(trigger("hpc")).await.unwrap();
+    let queued = wait_for(&mut rx, |e| {
+        matches!(e, Event::Step { step } if step.run_id == run.id
+            && step.status == StepStatus::Queued
+            && step.reason.as_deref().is_some_and(|r| r.starts_with("in Slurm's queue")))
+    })
+    .await;
+    let Event::Step { step: queued } = queued else {
+        unreachable!()
+    };
+    assert_eq!(jobs.in_queue(run.id, queued.id), ["PENDING"]);
+    assert!(queued.slurm_job.is_some(), "{queued:?}");
+    assert_eq!(queued.started_at, None, "a pending job has not started");
+    // The store (and so the CLI and the dashboard) says queued, with the job.
+    let shown = step(&h.detail(run.id).await.unwrap(), "build/wait").clone();
+    assert_eq!(shown.status, StepStatus::Queued);
+    assert_eq!(shown.slurm_job, queued.slurm_job);
+    assert_eq!(
+        h.detail(run.id).await.unwrap().run.status,
+        RunStatus::Running
+    );
+    // Its time limit counts from when it starts: waiting longer in the queue is fine.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(jobs.in_queue(run.id, queued.id), ["PENDING"]);
+    // The CPUs come free: Slurm starts the job, and the step turns running.
+    drop(holder);
+    wait_step(&mut rx, run.id, "build/wait", "running").await;
+    let done = wait_done(&h, &mut rx, run.id).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:?}");
+    let wait = step(&done, "build/wait");
+    assert!(wait.started_at.is_some());
+    assert_eq!(wait.slurm_job, queued.slurm_job);
+    let text = log_text(&h, run.id, wait.id).await;
+    assert!(text.contains("PENDING"), "{text}");
+    assert!(text.contains("started"), "{text}");
+}
+
+#[ignore = "needs a Slurm cluster (scripts/slurm-test-cluster.sh)"]
+#[test]
+fn a_killed_engine_reattaches_to_a_job_still_waiting_in_the_queue() {
+    slurm_cluster();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project(
+        tmp.path(),
+        "[[services.hpc.steps]]\nname = \"job\"\nrun = \"echo ran\"\nslurm = { cpus = 1, memory = \"64M\" }\n",
+    );
+    let holder = Holder::start();
+    let mut engine = serve(&p);
+    let jobs = Jobs::of(&p);
+    let id = run_ok(&p, &["run", "hpc"]).trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (step_id, job) = loop {
+        let shown = json(&p, &["show", &id]);
+        let st = &shown["steps"][0];
+        if st["status"] == "queued"
+            && let Some(job) = st["slurm_job"].as_u64()
+        {
+            break (st["id"].as_i64().unwrap(), job);
+        }
+        assert!(Instant::now() < deadline, "never queued on Slurm: {shown}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    engine.child.kill().unwrap();
+    engine.child.wait().unwrap();
+    assert_eq!(jobs.in_queue(&id, step_id), ["PENDING"]);
+    let _engine = serve(&p);
+    drop(holder);
+    wait_status(&p, &id, &["succeeded"]);
+    let log = run_ok(&p, &["logs", &id, "--step", "build/job"]);
+    // The job it had submitted ran; no second one was.
+    assert!(
+        log.contains(&format!("Slurm job {job} re-attached")),
+        "{log}"
+    );
+    assert_eq!(log.matches("submitted").count(), 1, "{log}");
+    assert!(log.contains("ran"), "{log}");
 }

@@ -347,19 +347,6 @@ inputs = {{ value = "${{a.outputs.value}}" }}
     load_project(&dir.join("pipedeck.toml")).unwrap()
 }
 
-fn tfstate_value(dir: &Path) -> serde_json::Value {
-    let st: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("terraform.tfstate")).unwrap())
-            .unwrap();
-    st["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "thing")
-        .map(|r| r["instances"][0]["attributes"]["input"]["value"].clone())
-        .unwrap_or_default()
-}
-
 #[ignore = "needs terraform or tofu >= 1.4 on PATH (no registry here provides one); .ci/run runs it with --ignored where one is"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_input_shows_in_the_next_preview_and_applies_exactly() {

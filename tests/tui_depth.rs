@@ -197,7 +197,6 @@ fn stack_job_state() -> AppState {
         gates: vec![gate],
         graph: vec![],
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     s.view = View::Detail;
     s

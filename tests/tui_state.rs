@@ -51,7 +51,6 @@ fn listed(id: i64, addresses: &[&str]) -> RunDetail {
         gates: Vec::new(),
         graph: Vec::new(),
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     }
 }
 
@@ -272,7 +271,6 @@ fn a_stack_job_stopped_by_a_lock_shows_its_holder_in_its_header() {
         gates: Vec::new(),
         graph: Vec::new(),
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     let screen = draw(&s, 120, 30);
     assert!(

@@ -38,6 +38,28 @@ fn run_detail_with_log() {
     both("detail", &detail_state());
 }
 
+/// Steps on Slurm (issue 20), as their live changes come: the job id under each and
+/// in the log's title; a job still waiting in the cluster's queue shows as queued,
+/// with Slurm's reason.
+#[test]
+fn run_detail_shows_slurm_jobs_queued_and_running() {
+    use pipedeck::domain::{Event, StepStatus};
+    let mut s = detail_state();
+    let d = s.detail.clone().unwrap();
+    let mut test = d.steps[2].clone();
+    test.status = StepStatus::Running;
+    test.ended_at = None;
+    test.slurm_job = Some(4242);
+    let mut dev = d.steps[3].clone();
+    dev.status = StepStatus::Queued;
+    dev.reason = Some("in Slurm's queue (Resources)".into());
+    (dev.started_at, dev.ended_at) = (None, None);
+    dev.slurm_job = Some(4243);
+    s.apply_event(Event::Step { step: test });
+    s.apply_event(Event::Step { step: dev });
+    both("detail_slurm", &s);
+}
+
 #[test]
 fn run_detail_timestamps_streams_and_search() {
     let mut s = detail_state();
@@ -338,7 +360,6 @@ fn drift_and_targeted_markers() {
         gates: Vec::new(),
         graph: Vec::new(),
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     });
     s.view = View::Detail;
     let screen = fixtures::draw(&s, 120, 30);

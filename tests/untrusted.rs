@@ -145,7 +145,6 @@ fn escape_sequences_draw_inert_in_the_dashboard() {
         gates: Vec::new(),
         graph: Default::default(),
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     let detail = draw(&s);
     assert_inert("run detail", &detail);

@@ -151,7 +151,7 @@ pub fn print_detail(d: &RunDetail, color: bool) {
     }
     for s in &d.steps {
         outln!("{}", step_line(s, color));
-        if let Some(job) = d.slurm_jobs.get(&s.id) {
+        if let Some(job) = s.slurm_job {
             outln!("      slurm job {job}");
         }
         // What the step wrote to $PIPEDECK_OUTPUT (masked), or a resource's outputs.

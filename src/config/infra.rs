@@ -57,6 +57,9 @@ pub struct Resource {
     /// Each operation is stopped and fails after this long.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Its operations run as Slurm jobs (issue 20).
+    #[serde(default)]
+    pub slurm: Option<super::slurm::SlurmJob>,
 }
 
 /// One knob's value and the level it came from.
@@ -308,6 +311,14 @@ pub(super) fn resolve_infra(
             commands,
             kill_grace_ms: cx.duration(&r.kill_grace, default_grace, &KILL_GRACE),
             timeout_ms: cx.timeout(&r.timeout, engine.timeout_ms),
+            slurm: super::slurm::resolve_job(
+                cx,
+                &engine.slurm,
+                &r.executor,
+                &r.slurm,
+                &format!("resource `{rid}` of infra project `{}`", name.get_ref()),
+                r.id.span(),
+            ),
         });
         cx.never_retried(&r.retries, "apply and destroy are never retried (SJ-5)");
     }

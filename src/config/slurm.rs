@@ -1,6 +1,7 @@
 //! Running steps on a Slurm cluster (issue 20): the project's `[slurm]` table (the
-//! cluster), a step's or deploy's `executor` and `slurm = { ... }` (its job), and what
-//! they resolve to: a [`SlurmJob`] stored with the run's definition.
+//! cluster), a step's, deploy's or infra resource's `executor` and `slurm = { ... }`
+//! (its job), and what they resolve to: a [`SlurmJob`] stored with the run's
+//! definition.
 
 use std::path::PathBuf;
 
@@ -16,7 +17,7 @@ use super::validate::{Ctx, DurationRange};
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlurmFile {
-    /// Run every step and deploy as a Slurm job unless it says `executor = "local"` (default false). The one setting that moves a project onto the cluster.
+    /// Run every step, deploy and infra resource's operations as Slurm jobs unless it says `executor = "local"` (default false). The one setting that moves a project onto the cluster.
     pub default: Option<bool>,
     /// A directory every node of the cluster sees at the same path (a shared filesystem): each job's batch script and output file go there. Default: `slurm` in the engine's data dir (right for a one-node cluster). The run's workspace and data dir must be visible to the nodes as well.
     #[schemars(with = "Option<String>")]
@@ -77,7 +78,8 @@ pub struct SlurmJob {
 /// The cluster as the project file sets it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SlurmCluster {
-    /// Steps and deploys run on the cluster unless they say `executor = "local"`.
+    /// Steps, deploys and infra resources run on the cluster unless they say
+    /// `executor = "local"`.
     pub default: bool,
     pub shared_dir: Option<PathBuf>,
     pub partition: Option<String>,

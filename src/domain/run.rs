@@ -451,6 +451,9 @@ pub struct StepInfo {
     /// A deploy skipped because a newer run took the environment: that run's id.
     #[serde(default)]
     pub superseded_by: Option<i64>,
+    /// The Slurm job it runs as, or ran as last (issue 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<u64>,
 }
 
 impl StepInfo {
@@ -487,9 +490,6 @@ pub struct RunDetail {
     /// Service runs: the runs that started this one and those it started (SP-7a).
     #[serde(default)]
     pub chain: super::chain::ChainLinks,
-    /// The Slurm job each step submitted (by step id; issue 20).
-    #[serde(default)]
-    pub slurm_jobs: std::collections::BTreeMap<i64, u64>,
 }
 
 /// A resource in an infra run's DAG.

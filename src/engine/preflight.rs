@@ -269,6 +269,7 @@ mod tests {
             commands: CommandsFile::default(),
             kill_grace_ms: 1000,
             timeout_ms: None,
+            slurm: None,
         }
     }
 

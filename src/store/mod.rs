@@ -107,7 +107,7 @@ const RUN_COLS: &str = "id, kind, service, run_type, trigger, branch, tag, commi
      author, triggered_by, status, reason, created_at, started_at, ended_at, rerun_of, attempt, operation, \
      environment, resource, state_op, targets";
 const STEP_COLS: &str = "id, run_id, stage, name, position, status, reason, exit_code, started_at, ended_at, \
-     parent_id, outputs, superseded_by";
+     parent_id, outputs, superseded_by, slurm_job";
 const GATE_COLS: &str =
     "id, run_id, env, status, opened_at, expires_at, decided_by, decided_at, comment";
 
@@ -192,6 +192,7 @@ fn step_row(r: &Row<'_>) -> rusqlite::Result<StepInfo> {
             .get::<_, Option<String>>(11)?
             .and_then(|s| serde_json::from_str(&s).ok()),
         superseded_by: r.get(12)?,
+        slurm_job: r.get::<_, Option<i64>>(13)?.map(|j| j as u64),
     })
 }
 
@@ -364,6 +365,7 @@ impl Store {
             parent_id,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         })
     }
 
@@ -459,7 +461,6 @@ impl Store {
             gates: self.gates(run_id)?,
             graph,
             chain: self.chain_links(run_id)?,
-            slurm_jobs: self.slurm_jobs(run_id)?.into_iter().collect(),
         }))
     }
 

@@ -172,3 +172,30 @@ run = "echo dev"
 run = "echo prod"
 approval = true
 "#;
+
+/// The `input` of the `terraform_data.thing` in the local Terraform state of a
+/// resource's state dir `dir`.
+pub fn tfstate_value(dir: &Path) -> serde_json::Value {
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("terraform.tfstate")).unwrap())
+            .unwrap();
+    st["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "thing")
+        .map(|r| r["instances"][0]["attributes"]["input"]["value"].clone())
+        .unwrap_or_default()
+}
+
+/// A Slurm cluster answers, or the test fails saying how to start one.
+pub fn slurm_cluster() {
+    let ok = std::process::Command::new("sinfo")
+        .arg("-h")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "no Slurm cluster answers `sinfo`: start one with scripts/slurm-test-cluster.sh"
+    );
+}

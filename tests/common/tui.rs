@@ -134,6 +134,7 @@ pub fn step(
         parent_id: None,
         outputs: None,
         superseded_by: None,
+        slurm_job: None,
     }
 }
 
@@ -197,7 +198,6 @@ pub fn detail_state() -> AppState {
         gates: s.gates.clone(),
         graph: vec![],
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     };
     s.apply_reply(Reply::Detail(Box::new(detail)));
     s.select_step_id(3);
@@ -352,7 +352,6 @@ pub fn infra_state() -> AppState {
         gates,
         graph,
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     })));
     s.view = View::Graph;
     s

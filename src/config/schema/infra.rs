@@ -114,6 +114,11 @@ pub struct ResourceFile {
     /// Not allowed: apply and destroy are never retried (SJ-5).
     #[schemars(skip)]
     pub retries: Option<Spanned<i64>>,
+    /// Where its operations run: "local" (Terraform or its commands here) or "slurm" (each operation a batch job on the cluster of [slurm]; the data dir must be on a filesystem the nodes share). Default: "slurm" when it has a `slurm` table or `[slurm] default = true`, else "local".
+    #[schemars(with = "Option<super::super::slurm::ExecutorName>")]
+    pub executor: Option<Spanned<super::super::slurm::ExecutorName>>,
+    /// Its Slurm jobs' resources: partition, cpus, memory, time_limit, extra sbatch options.
+    pub slurm: Option<super::super::slurm::SlurmJobFile>,
 }
 
 /// A Terraform state backend, given to `init` as `-backend-config` (the module's own backend block, if any, is replaced). Each resource gets its own state: the workspace `<project>.<resource>` (pg, s3, gcs, azurerm), `/<project>/<resource>` after the http addresses, `infra/<project>/<resource>/terraform.tfstate` in the data dir (local).

@@ -205,6 +205,11 @@ impl Executor for CommandExecutor {
     type Work = Work;
     type PrepareError = PrepareError;
 
+    /// A Slurm job waits in the cluster's queue: it says itself when it starts.
+    fn queues_elsewhere(&self, work: &Work) -> bool {
+        matches!(work, Work::Command(c) if c.slurm.is_some()) && self.slurm.is_some()
+    }
+
     /// The workspace at the run's commit, the secrets read, the variables set.
     async fn prepare(&self) -> Result<Vec<String>, PrepareError> {
         let (def, data_dir, ws, sha) = (
@@ -276,6 +281,7 @@ impl Executor for CommandExecutor {
                         cwd: self.workspace.clone(),
                         vars: vars.iter().chain(&extra_env).cloned().collect(),
                         kill_grace: work.kill_grace,
+                        interrupt_first: false,
                         timeout: work.timeout,
                         hold_slot: attempt < attempts,
                         attempt,

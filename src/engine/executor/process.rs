@@ -232,6 +232,7 @@ pub(crate) async fn run(spec: ProcSpec, ctx: &mut UnitCtx) -> (Outcome, i64) {
         stop,
         slot,
         owner,
+        ..
     } = ctx;
     let target = &*target;
     let fail = |why: String| (Outcome::Error(why), now_ms());
@@ -415,6 +416,7 @@ mod tests {
                 store: "process-tests".into(),
                 started: Arc::new(|_, _| {}),
             },
+            status: crate::engine::scheduler::UnitStatus::detached(),
         }
     }
 

@@ -64,21 +64,12 @@ pub(crate) fn plan(new: &NewRun) -> Result<(Vec<Planned>, Definition)> {
     Ok((rows, def))
 }
 
-/// How a run's Slurm jobs are recorded (through the runner) and re-attached.
+/// Where a run's Slurm jobs go, and those it re-attaches to.
 fn slurm_link(
     shared: &Shared,
-    tx: &mpsc::Sender<Msg>,
     data_dir: std::path::PathBuf,
 ) -> crate::engine::executor::slurm::Link {
-    let tx = tx.clone();
     crate::engine::executor::slurm::Link {
-        record: Arc::new(move |step_id, job| {
-            // A full queue loses only the record: the job is named after its run and
-            // step (`pipedeck-<store>-r<run>-s<step>`), and the step's log names it.
-            if let Err(e) = tx.try_send(Msg::SlurmJob { step_id, job }) {
-                tracing::warn!(step_id, "cannot record Slurm job {job}: {e}");
-            }
-        }),
         reattach: shared.slurm_attach.clone(),
         data_dir,
         store: shared.store_id.clone(),
@@ -109,13 +100,14 @@ pub(crate) fn start(
             let wiring = Wiring::new(names, before);
             let exec = CommandExecutor::new(run.clone(), svc, data_dir.clone(), &steps, wiring)
                 .with_upstream(facts.upstream.clone())
-                .with_slurm(slurm_link(&shared, &tx, data_dir))
+                .with_slurm(slurm_link(&shared, data_dir))
                 .with_ahead(shared.ahead.clone());
             tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
         }
         Definition::Infra(p, action) => {
             let plan = infra::graph(&p, action, &steps);
-            let exec = StackJobExecutor::new(&run, p, action, &steps, data_dir);
+            let exec = StackJobExecutor::new(&run, p, action, &steps, data_dir.clone())
+                .with_slurm(slurm_link(&shared, data_dir));
             tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
         }
     }

@@ -83,17 +83,13 @@ impl Runner {
                 let steps = s.steps(run.id)?;
                 let parents: Vec<i64> = steps.iter().filter_map(|st| st.parent_id).collect();
                 // A group's row (an infra resource) says where its operations got to;
-                // only an operation or a step itself runs a process.
-                let executing = steps
-                    .iter()
-                    .any(|st| st.status == StepStatus::Running && !parents.contains(&st.id));
-                if run.status != RunStatus::Cancelling && !executing {
-                    resume.push(run.id);
-                    continue;
-                }
-                // Units that run as Slurm jobs outlive the engine: when every unit
-                // that was executing is one, the run resumes and they re-attach.
+                // only an operation or a step itself runs a process. Units that run as
+                // Slurm jobs outlive the engine, running or still waiting in the
+                // cluster's queue (queued): when every unit that was executing is one
+                // (or none was), the run resumes and they re-attach.
                 let jobs: HashMap<i64, u64> = s.slurm_jobs(run.id)?.into_iter().collect();
+                let on_slurm =
+                    |st: &&StepInfo| st.status == StepStatus::Queued && jobs.contains_key(&st.id);
                 let running: Vec<&StepInfo> = steps
                     .iter()
                     .filter(|st| st.status == StepStatus::Running && !parents.contains(&st.id))
@@ -101,7 +97,11 @@ impl Runner {
                 if run.status != RunStatus::Cancelling
                     && running.iter().all(|st| jobs.contains_key(&st.id))
                 {
-                    for st in running {
+                    let queued = steps
+                        .iter()
+                        .filter(|st| !parents.contains(&st.id))
+                        .filter(on_slurm);
+                    for st in running.into_iter().chain(queued) {
                         let job = jobs[&st.id];
                         if let Err(e) = logs.repair(run.id, st.id) {
                             tracing::error!(

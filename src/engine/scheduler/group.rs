@@ -75,6 +75,7 @@ mod tests {
             parent_id: None,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         }
     }
 

@@ -149,7 +149,11 @@ pub(crate) struct UnitCtx {
     pub slot: Option<OwnedSemaphorePermit>,
     /// Whose its processes are (they are marked with it, and recorded as started).
     pub owner: Owner,
+    /// Where a unit that waits in another scheduler's queue says so (a Slurm job).
+    pub status: UnitStatus,
 }
+
+pub(crate) use task::UnitStatus;
 
 /// Why a group could not be made ready: the group's reason, and its units'.
 #[derive(Debug, Clone)]
@@ -182,6 +186,13 @@ pub(crate) trait Executor: Send + Sync + 'static {
     /// Just before a unit would wait for a slot: `Some(why)` waives it.
     fn waive(&self, _work: &Self::Work) -> Option<String> {
         None
+    }
+
+    /// The unit is handed to another scheduler that queues it (a Slurm job): it is not
+    /// reported running when it gets its slot, but reports through
+    /// [`UnitCtx::status`] when it waits there and when it starts.
+    fn queues_elsewhere(&self, _work: &Self::Work) -> bool {
+        false
     }
 
     /// Runs one unit to its end.

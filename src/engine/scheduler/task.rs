@@ -23,6 +23,45 @@ pub(crate) const QUEUED_AFTER: Duration = Duration::from_millis(50);
 pub(super) enum Progress {
     Queued,
     Running,
+    /// It waits in another scheduler's queue (why: that scheduler's words).
+    Waiting(String),
+    /// It was handed to Slurm as this job (recorded with its row, for re-attaching).
+    Submitted(crate::engine::executor::slurm::JobId),
+}
+
+/// How a running unit tells the scheduler that it waits in another scheduler's queue
+/// (`queued`, with that scheduler's reason), and when it starts there (`running`).
+/// Each change goes through the step status table like any other.
+#[derive(Clone)]
+pub(crate) struct UnitStatus {
+    unit: usize,
+    reports: Reports,
+}
+
+impl UnitStatus {
+    /// Reports that go nowhere (a unit run outside a scheduler, in tests).
+    #[cfg(test)]
+    pub fn detached() -> Self {
+        Self {
+            unit: 0,
+            reports: mpsc::unbounded_channel().0,
+        }
+    }
+
+    pub fn waiting(&self, why: String) {
+        // The scheduler outlives its tasks; a send fails only while it is dropped.
+        let _ = self.reports.send((self.unit, Progress::Waiting(why)));
+    }
+
+    pub fn running(&self) {
+        let _ = self.reports.send((self.unit, Progress::Running));
+    }
+
+    /// The unit was submitted as Slurm job `job`: recorded with its row before any
+    /// later change of it.
+    pub fn submitted(&self, job: crate::engine::executor::slurm::JobId) {
+        let _ = self.reports.send((self.unit, Progress::Submitted(job)));
+    }
 }
 
 pub(super) type Reports = mpsc::UnboundedSender<(usize, Progress)>;
@@ -133,12 +172,19 @@ pub(super) async fn run<E: Executor>(j: RunJob<E>) -> RunEnd {
     let Some(slot) = acquire_slot(&j.slots, &j.halt, || report(Progress::Queued)).await else {
         return RunEnd::Halted;
     };
-    report(Progress::Running);
+    // A unit queued elsewhere says itself when it starts.
+    if !j.exec.queues_elsewhere(&j.work) {
+        report(Progress::Running);
+    }
     let ctx = UnitCtx {
         log: j.log.clone(),
         stop: j.stop.clone(),
         slot: Some(slot),
         owner: j.owner.clone(),
+        status: UnitStatus {
+            unit: j.unit,
+            reports: j.reports.clone(),
+        },
     };
     RunEnd::Finished(j.exec.run(&j.work, ctx).await)
 }

@@ -26,6 +26,9 @@ enum Does {
     RunUntilStopped,
     /// Succeeds once released.
     WaitFor(Arc<Notify>),
+    /// Handed to another scheduler (a Slurm job 7): waits in its queue, runs, is
+    /// requeued, runs again, succeeds.
+    Elsewhere,
 }
 
 #[derive(Default)]
@@ -42,6 +45,10 @@ impl Executor for Fake {
         Ok(Vec::new())
     }
 
+    fn queues_elsewhere(&self, work: &Does) -> bool {
+        matches!(work, Does::Elsewhere)
+    }
+
     async fn run(&self, work: &Does, ctx: UnitCtx) -> Finished {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_at_once.fetch_max(now, Ordering::SeqCst);
@@ -54,6 +61,16 @@ impl Executor for Fake {
             }
             Does::WaitFor(n) => {
                 n.notified().await;
+                Outcome::Succeeded { outputs: None }
+            }
+            Does::Elsewhere => {
+                ctx.status.waiting("submitting".into());
+                ctx.status
+                    .submitted(crate::engine::executor::slurm::JobId(7));
+                ctx.status.waiting("in the queue (Resources)".into());
+                ctx.status.running();
+                ctx.status.waiting("requeued".into());
+                ctx.status.running();
                 Outcome::Succeeded { outputs: None }
             }
         };
@@ -92,6 +109,10 @@ fn unit(step: usize, needs: &[usize], does: Does, p: Policy) -> Unit<Does> {
 
 struct Walk {
     rows: HashMap<String, StepInfo>,
+    /// Every row change, in order.
+    history: Vec<StepInfo>,
+    /// The Slurm jobs recorded (step id, job).
+    jobs: Vec<(i64, u64)>,
     run: Vec<(RunStatus, Option<String>)>,
     most_at_once: usize,
 }
@@ -158,6 +179,7 @@ async fn walk(
             parent_id: None,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         })
         .collect();
     let plan = Plan {
@@ -173,6 +195,8 @@ async fn walk(
     let exec = sched.exec.clone();
     let task = tokio::spawn(sched.drive());
     let mut out = Walk {
+        history: Vec::new(),
+        jobs: Vec::new(),
         rows: HashMap::new(),
         run: Vec::new(),
         most_at_once: 0,
@@ -191,8 +215,10 @@ async fn walk(
                     cancel.cancel();
                     at.then_release.notify_one();
                 }
+                out.history.push(s.clone());
                 out.rows.insert(s.name.clone(), s);
             }
+            Msg::SlurmJob { step_id, job } => out.jobs.push((step_id, job.0)),
             Msg::RunStatus { status, reason, .. } => out.run.push((status, reason)),
             Msg::OpenGate { env, reply, .. } => {
                 let mut id = gate_ids.lock().unwrap();
@@ -363,4 +389,45 @@ async fn cancel_lets_a_unit_in_flight_finish_and_cancels_the_rest() {
         (StepStatus::Cancelled, Some("cancelled by an operator"))
     );
     assert_eq!(w.ended().0, RunStatus::Cancelled);
+}
+
+/// A unit queued in another scheduler shows queued (with that scheduler's reason) until
+/// it says it runs, never running before; it may go back to queued (a requeue) as the
+/// status table allows; its job is recorded before its next change, and carried by it.
+#[tokio::test]
+async fn a_unit_queued_elsewhere_is_queued_until_it_says_it_runs() {
+    let p = policy(OnFailure::FailRun, OnCancel::Terminate);
+    let w = walk(
+        &["x"],
+        vec![unit(0, &[], Does::Elsewhere, p)],
+        1,
+        approve_all(),
+        None,
+    )
+    .await;
+    let seen: Vec<(StepStatus, Option<&str>, bool, Option<u64>)> = w
+        .history
+        .iter()
+        .map(|s| {
+            (
+                s.status,
+                s.reason.as_deref(),
+                s.started_at.is_some(),
+                s.slurm_job,
+            )
+        })
+        .collect();
+    use StepStatus::*;
+    assert_eq!(
+        seen,
+        [
+            (Queued, Some("submitting"), false, None),
+            (Queued, Some("in the queue (Resources)"), false, Some(7)),
+            (Running, None, true, Some(7)),
+            (Queued, Some("requeued"), true, Some(7)),
+            (Running, None, true, Some(7)),
+            (Succeeded, None, true, Some(7)),
+        ]
+    );
+    assert_eq!(w.jobs, [(1, 7)]);
 }

@@ -489,12 +489,23 @@ impl<E: Executor> Scheduler<E> {
         if row.status.is_terminal() {
             return;
         }
-        let status = match p {
+        let (status, why) = match p {
+            Progress::Submitted(job) => {
+                let step_id = row.id;
+                self.steps[self.plan.units[u].step].slurm_job = Some(job.0);
+                self.send(Msg::SlurmJob { step_id, job }).await;
+                return;
+            }
             Progress::Queued if row.status == StepStatus::Running => return,
-            Progress::Queued => StepStatus::Queued,
-            Progress::Running => StepStatus::Running,
+            Progress::Queued => (StepStatus::Queued, None),
+            Progress::Running => (StepStatus::Running, None),
+            // Back from running (a requeued job) only as the status table allows.
+            Progress::Waiting(why) => (StepStatus::Queued, Some(why)),
         };
-        self.set_unit(u, status, None, now_ms()).await;
+        if !row.status.can_become(status) {
+            return;
+        }
+        self.set_unit(u, status, why, now_ms()).await;
     }
 
     pub(super) async fn start(

@@ -156,6 +156,7 @@ mod tests {
             parent_id: None,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         };
         s.apply_reply(Reply::Detail(Box::new(RunDetail {
             run: run(1, RunStatus::Running),
@@ -163,7 +164,6 @@ mod tests {
             gates: vec![],
             graph: vec![],
             chain: Default::default(),
-            slurm_jobs: Default::default(),
         })));
         let lines = (900..1000)
             .map(|n| LogLine {

@@ -38,7 +38,6 @@ fn detail(id: i64) -> Reply {
         gates: vec![],
         graph: vec![],
         chain: Default::default(),
-        slurm_jobs: Default::default(),
     }))
 }
 

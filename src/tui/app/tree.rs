@@ -275,6 +275,7 @@ mod tests {
             parent_id: parent,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         }
     }
 
@@ -293,7 +294,6 @@ mod tests {
             gates: vec![],
             graph: vec![],
             chain: Default::default(),
-            slurm_jobs: Default::default(),
         })));
         s
     }

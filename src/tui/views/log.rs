@@ -82,8 +82,11 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
     };
     let title = match step {
         Some(st) => format!(
-            " {} · {} lines · {mode}{}{}{searching} ",
+            " {}{} · {} lines · {mode}{}{}{searching} ",
             st.path(),
+            st.slurm_job
+                .map(|j| format!(" · slurm job {j}"))
+                .unwrap_or_default(),
             lv.total.max(lv.first + lv.lines.len() as u64),
             if lv.wrap {
                 " · wrap".to_string()

@@ -80,8 +80,14 @@ fn glyph(look: Look, lk: &TreeLook) -> Span<'static> {
     Span::styled(sym, style)
 }
 
-/// The dimmed lines under a step: its gate, its reason, its outputs or plan summary.
+/// The dimmed lines under a step: its Slurm job, then its gate, its reason, its
+/// outputs or plan summary.
 fn notes(d: &RunDetail, st: &StepInfo, now: Millis) -> Vec<String> {
+    let job = st.slurm_job.map(|j| format!("slurm job {j}"));
+    job.into_iter().chain(more_notes(d, st, now)).collect()
+}
+
+fn more_notes(d: &RunDetail, st: &StepInfo, now: Millis) -> Vec<String> {
     let gate: Option<&GateInfo> = d
         .gates
         .iter()
@@ -233,6 +239,7 @@ mod tests {
             parent_id: None,
             outputs: None,
             superseded_by: None,
+            slurm_job: None,
         }
     }
 

@@ -42,6 +42,15 @@ pub struct JobInfo {
 }
 
 impl JobInfo {
+    /// The job waits in the cluster's queue (or for its nodes to boot): it has not
+    /// started.
+    pub fn waits(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED"
+        )
+    }
+
     /// Slurm is done with the job.
     pub fn ended(&self) -> bool {
         !matches!(
@@ -52,6 +61,8 @@ impl JobInfo {
                 | "COMPLETING"
                 | "SUSPENDED"
                 | "REQUEUED"
+                | "REQUEUE_HOLD"
+                | "REQUEUE_FED"
                 | "RESIZING"
                 | "SIGNALING"
                 | "STAGE_OUT"
@@ -244,6 +255,8 @@ mod tests {
         let pending =
             parse_scontrol("JobId=8 JobState=PENDING Reason=Resources NodeList=(null)").unwrap();
         assert!(!pending.ended());
+        assert!(pending.waits());
+        assert!(!info.waits());
         assert_eq!(pending.nodes, "");
         assert_eq!(
             parse_scontrol("slurm_load_jobs error: Invalid job id"),

@@ -26,11 +26,16 @@ fn is_name(k: &str) -> bool {
 }
 
 /// The batch script: exports `vars` (the run's and the step's), goes to `cwd`, and
-/// runs `command` with `sh -c`, as a local step does.
+/// runs `command` with `sh -c`, as a local step does. `interrupt_first` (Terraform):
+/// the shells ignore SIGINT, so that `scancel --signal=INT` stops Terraform alone (it
+/// catches the signal, releases its state lock and exits) whatever the node's
+/// `/bin/sh` does on an interrupt while it waits: a shell that exited would end the
+/// job, and Slurm would kill Terraform with it.
 pub fn script<'a>(
     vars: impl IntoIterator<Item = &'a (String, String)>,
     cwd: &Path,
     command: &str,
+    interrupt_first: bool,
 ) -> io::Result<String> {
     let mut s = String::from(
         "#!/bin/sh\n# Written by pipedeck for one step (it holds the step's variables); \
@@ -47,6 +52,9 @@ pub fn script<'a>(
     }
     let cwd = cwd.to_string_lossy();
     s.push_str(&format!("cd {} || exit 127\n", quote(&cwd)));
+    if interrupt_first {
+        s.push_str("trap '' INT\n");
+    }
     s.push_str(&format!("exec /bin/sh -c {}\n", quote(command)));
     Ok(s)
 }
@@ -165,7 +173,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cwd = dir.path().join("w'x");
         std::fs::create_dir(&cwd).unwrap();
-        let s = script(&vars, &cwd, "echo \"$A\"; pwd").unwrap();
+        let s = script(&vars, &cwd, "echo \"$A\"; pwd", false).unwrap();
         let path = dir.path().join("s.sh");
         std::fs::write(&path, s).unwrap();
         let out = std::process::Command::new("/bin/sh")
@@ -176,6 +184,28 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             format!("it's $(rm -rf /)\nnext\n{}\n", cwd.display())
         );
-        assert!(script(&[("A B".into(), "x".into())], Path::new("/"), "true").is_err());
+        assert!(script(&[("A B".into(), "x".into())], Path::new("/"), "true", false).is_err());
+    }
+
+    #[test]
+    fn a_terraform_job_s_shells_outlive_an_interrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |interrupt_first| {
+            let s = script(
+                &[],
+                dir.path(),
+                "kill -INT $$; echo outlived",
+                interrupt_first,
+            );
+            let path = dir.path().join("s.sh");
+            std::fs::write(&path, s.unwrap()).unwrap();
+            let out = std::process::Command::new("/bin/sh")
+                .arg(&path)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(run(true), "outlived\n");
+        assert_eq!(run(false), "");
     }
 }

@@ -27,11 +27,11 @@ const QUICK_FOR: Duration = Duration::from_secs(2);
 /// After this many failed reads in a row, the job is taken as lost.
 const MAX_READ_ERRORS: u32 = 10;
 
-/// What the engine gives the Slurm executor: where a job id is recorded, and the jobs
-/// a restarted engine found still submitted (by step id), to re-attach to.
+/// What the engine gives the Slurm executor: the jobs a restarted engine found still
+/// submitted (by step id), to re-attach to. (A job's id is recorded with its step
+/// through the unit's [`UnitCtx::status`].)
 #[derive(Clone)]
 pub struct Link {
-    pub record: Arc<dyn Fn(i64, JobId) + Send + Sync>,
     pub reattach: Arc<Mutex<HashMap<i64, JobId>>>,
     pub data_dir: PathBuf,
     /// The engine's store id: jobs are named `pipedeck-<store>-r<run>-s<step>`, so
@@ -53,7 +53,10 @@ pub struct JobSpec<'a> {
     /// The run's variables, then the unit's own.
     pub vars: Vec<(String, String)>,
     pub kill_grace: Duration,
-    /// pipedeck's own time limit (stopped and timed out, as a local step).
+    /// Stop with SIGINT first (Terraform releases its state lock), not SIGTERM.
+    pub interrupt_first: bool,
+    /// pipedeck's own time limit (stopped and timed out, as a local step), counted from
+    /// when the job starts running.
     pub timeout: Option<Duration>,
     pub hold_slot: bool,
     pub attempt: u32,
@@ -150,10 +153,12 @@ pub(crate) async fn run(spec: JobSpec<'_>, ctx: &mut UnitCtx, link: &Link) -> Jo
             (job, skip)
         }
         None => {
-            let text = match files::script(&spec.vars, &spec.cwd, spec.command) {
-                Ok(t) => t,
-                Err(e) => return error(format!("cannot write the job's batch script: {e}")),
-            };
+            ctx.status.waiting("submitting to Slurm".into());
+            let text =
+                match files::script(&spec.vars, &spec.cwd, spec.command, spec.interrupt_first) {
+                    Ok(t) => t,
+                    Err(e) => return error(format!("cannot write the job's batch script: {e}")),
+                };
             if let Err(e) = files::write_private(&script_path, &text) {
                 return error(format!(
                     "cannot write the job's batch script {}: {e}",
@@ -169,7 +174,7 @@ pub(crate) async fn run(spec: JobSpec<'_>, ctx: &mut UnitCtx, link: &Link) -> Jo
                     return error(format!("Slurm did not take the job: {e}"));
                 }
             };
-            (link.record)(step_id, job);
+            ctx.status.submitted(job);
             let part = spec
                 .job
                 .partition
@@ -216,14 +221,14 @@ async fn follow(
     let mut asked = Asked::Nothing;
     let mut kill_at: Option<Instant> = None;
     let mut last_state = String::new();
+    // Whether the step was last said to run (a requeued job waits again).
+    let mut running = false;
     let mut errors = 0;
-    let time_limit = async {
-        match spec.timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending().await,
-        }
-    };
+    // pipedeck's time limit counts from when the job starts, not while it waits in the
+    // cluster's queue: armed once it runs.
+    let time_limit = tokio::time::sleep(Duration::from_secs(3_600));
     tokio::pin!(time_limit);
+    let mut armed = false;
     let stop = ctx.stop.clone();
     let mut log_error = None;
     let (info, ended_at) = loop {
@@ -231,14 +236,16 @@ async fn follow(
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = stop.cancelled(), if asked == Asked::Nothing => now_asked = Some(Asked::Stop),
-            _ = &mut time_limit, if asked == Asked::Nothing => now_asked = Some(Asked::TimedOut),
+            _ = &mut time_limit, if armed && asked == Asked::Nothing => now_asked = Some(Asked::TimedOut),
         }
         if let Some(a) = now_asked {
             asked = a;
             kill_at = Some(Instant::now() + spec.kill_grace);
-            // A pending job is simply taken off the queue; a running one gets SIGTERM.
+            // A pending job is simply taken off the queue; a running one gets SIGTERM
+            // (SIGINT, for Terraform).
             let r = if last_state == "RUNNING" {
-                cli::signal(job, "TERM").await
+                let sig = if spec.interrupt_first { "INT" } else { "TERM" };
+                cli::signal(job, sig).await
             } else {
                 cli::cancel(job).await
             };
@@ -276,6 +283,22 @@ async fn follow(
                     if let Err(e) = log.note(&format!("Slurm job {job} is {}{at}{why}", info.state))
                     {
                         log_error.get_or_insert(e);
+                    }
+                    // Waiting in the cluster's queue shows as queued; running (or
+                    // ended after running somewhere) as running.
+                    if info.waits() {
+                        running = false;
+                        ctx.status.waiting(match info.state.as_str() {
+                            "PENDING" => format!("in Slurm's queue{why}"),
+                            state => format!("Slurm job {state}{why}"),
+                        });
+                    } else if !running && (!info.ended() || !info.nodes.is_empty()) {
+                        running = true;
+                        ctx.status.running();
+                        if let (Some(t), false) = (spec.timeout, armed) {
+                            time_limit.as_mut().reset(tokio::time::Instant::now() + t);
+                            armed = true;
+                        }
                     }
                 }
                 if info.ended() {

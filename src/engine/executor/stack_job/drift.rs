@@ -124,6 +124,7 @@ fn status_of(
         project: &project.name,
         resource: &r.id,
         backend: r.backend.as_ref(),
+        keep_tree: false,
     };
     let wd = tf::prepare(&module, &state_dir, &inputs, &target).map_err(error)?;
     if wd.local && !tf::has_state(&wd) {

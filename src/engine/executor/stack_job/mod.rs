@@ -6,6 +6,7 @@
 pub(crate) mod drift;
 mod files;
 mod lock;
+mod place;
 mod state;
 mod targeted;
 
@@ -83,6 +84,8 @@ pub(crate) fn has_operation(r: &Resource, op: Operation) -> bool {
 struct Ready {
     state_dir: PathBuf,
     env: Arc<Env>,
+    /// The same variables as pairs (a Slurm job's script exports them).
+    vars: Arc<Vec<(String, String)>>,
     /// The Terraform/OpenTofu binary and where it runs; `None` runs the `command` driver.
     tf: Option<(PathBuf, tf::Workdir)>,
     /// No job has run in the state dir before.
@@ -120,6 +123,11 @@ pub(crate) struct StackJobExecutor {
     progress: Mutex<HashMap<usize, Progress>>,
     /// A state job's state operation.
     state: Option<crate::domain::state_op::StateOp>,
+    /// How Slurm jobs are recorded and re-attached (resources with `executor = "slurm"`).
+    slurm: Option<super::slurm::Link>,
+    /// Resources with an operation re-attaching to its Slurm job after a restart: their
+    /// module copy, where the job runs, is left as it is.
+    reattaching: std::collections::HashSet<usize>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -147,6 +155,7 @@ impl StackJobExecutor {
             }
         }
         let mut progress: HashMap<usize, Progress> = HashMap::new();
+        let mut reattaching = std::collections::HashSet::new();
         let index: HashMap<&str, usize> = project
             .resources
             .iter()
@@ -161,6 +170,13 @@ impl StackJobExecutor {
                     let dir = files::state_dir(&data_dir, &project.name, &s.name);
                     if let Some(o) = last_outputs(&dir).or_else(|| s.outputs.clone()) {
                         outputs.insert(s.name.clone(), o);
+                    }
+                }
+                // A resumed run's unfinished operation with a job: a restarted engine
+                // re-attaches to it.
+                Stage::Operation if !s.status.is_terminal() && s.slurm_job.is_some() => {
+                    if let Some(&k) = s.name.rsplit_once('.').and_then(|(r, _)| index.get(r)) {
+                        reattaching.insert(k);
                     }
                 }
                 Stage::Operation if s.status == StepStatus::Succeeded => {
@@ -192,7 +208,14 @@ impl StackJobExecutor {
             outputs: Mutex::new(outputs),
             progress: Mutex::new(progress),
             state: run.state_op.clone(),
+            slurm: None,
+            reattaching,
         }
+    }
+
+    pub fn with_slurm(mut self, link: super::slurm::Link) -> Self {
+        self.slurm = Some(link);
+        self
     }
 
     fn resource(&self, k: usize) -> &Resource {
@@ -245,6 +268,7 @@ impl StackJobExecutor {
                         project: &self.project.name,
                         resource: &r.id,
                         backend: r.backend.as_ref(),
+                        keep_tree: self.reattaching.contains(&k),
                     };
                     let wd = tf::prepare(&module, &state_dir, &inputs, &target)
                         .map_err(|e| fail(e.to_string(), "the module could not be prepared"))?;
@@ -285,11 +309,12 @@ impl StackJobExecutor {
             };
             env.push((format!("PIPEDECK_INPUT_{}", files::env_name(key)), text));
         }
-        let env = Env::new(&env)
+        let pairs = Env::new(&env)
             .map_err(|e| fail(format!("cannot set the environment: {e}"), "no environment"))?;
         Ok(Ready {
             state_dir,
-            env: Arc::new(env),
+            env: Arc::new(pairs),
+            vars: Arc::new(env),
             tf: tf_run,
             fresh,
         })
@@ -401,9 +426,13 @@ impl StackJobExecutor {
             }
             _ => None,
         };
-        let (result, ended_at) = process::run(spec, &mut ctx).await;
+        let (result, ended_at, detail) =
+            place::run(spec, &ready.vars, r, self.slurm.as_ref(), &mut ctx).await;
         drop(cache_turn);
         let mut fin = finished(result, ended_at);
+        if let (Outcome::Failed(why), Some(d)) = (&mut fin.outcome, detail) {
+            why.push_str(&format!(" ({d})"));
+        }
         match &mut fin.outcome {
             Outcome::Failed(why) if ready.tf.is_some() => {
                 if let Some(reason) = self.failure_reason(&log, w) {
@@ -490,6 +519,11 @@ impl Executor for StackJobExecutor {
         let ready = Arc::new(self.make_ready(k, log)?);
         locked(&self.progress).entry(k).or_default().ready = Some(ready);
         Ok(())
+    }
+
+    /// A resource on Slurm: each operation waits in the cluster's queue.
+    fn queues_elsewhere(&self, w: &OpWork) -> bool {
+        self.resource(w.resource).slurm.is_some() && self.slurm.is_some()
     }
 
     /// Flow control (SJ-3): the resolved policy may waive refresh or preview, and

@@ -224,6 +224,9 @@ pub struct Target<'a> {
     pub project: &'a str,
     pub resource: &'a str,
     pub backend: Option<&'a Backend>,
+    /// The copy made before is kept as it is (a Slurm job re-attached to after a
+    /// restart runs in it): nothing is copied or written.
+    pub keep_tree: bool,
 }
 
 /// Makes the state dir hold a fresh copy of the module tree as it is now, the inputs
@@ -246,13 +249,18 @@ pub fn prepare(
             module: module.to_path_buf(),
         });
     }
-    let work = tree::copy_tree(module, &state_dir.join(tree::TREE_DIR))?;
-    std::fs::write(
-        work.join(VARS_FILE),
-        Value::Object(inputs.clone()).to_string(),
-    )
-    .map_err(TerraformError::WriteVars)?;
-    backend::write(t.backend, &work, state_dir, t.project, t.resource)?;
+    let work = if t.keep_tree {
+        tree::copied_root(module, &state_dir.join(tree::TREE_DIR))?
+    } else {
+        let work = tree::copy_tree(module, &state_dir.join(tree::TREE_DIR))?;
+        std::fs::write(
+            work.join(VARS_FILE),
+            Value::Object(inputs.clone()).to_string(),
+        )
+        .map_err(TerraformError::WriteVars)?;
+        backend::write(t.backend, &work, state_dir, t.project, t.resource)?;
+        work
+    };
     Ok(Workdir {
         state_dir: state_dir.to_path_buf(),
         work,
@@ -497,6 +505,7 @@ mod tests {
             project: "p",
             resource: "r",
             backend: None,
+            keep_tree: false,
         };
         let e = prepare(module.path(), dir.path(), &Map::new(), &t).unwrap_err();
         assert_eq!(

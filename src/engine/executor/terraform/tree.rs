@@ -270,8 +270,25 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), TreeError> {
 /// Replaces `into` with a copy of the module tree of `root`; returns the folder of the
 /// root module inside the copy (where Terraform runs).
 pub fn copy_tree(root: &Path, into: &Path) -> Result<PathBuf, TreeError> {
+    copy_or_find(root, into, true)
+}
+
+/// The folder of the root module inside the copy at `into` made before (left as it
+/// is: a Slurm job re-attached to after a restart still runs in it).
+pub fn copied_root(root: &Path, into: &Path) -> Result<PathBuf, TreeError> {
+    copy_or_find(root, into, false)
+}
+
+fn copy_or_find(root: &Path, into: &Path, copy: bool) -> Result<PathBuf, TreeError> {
     let dirs = local_modules(root)?;
     let base = common_ancestor(&dirs);
+    let root_in = |base: &Path| {
+        let root = normalize(root);
+        into.join(root.strip_prefix(base).unwrap_or(&root))
+    };
+    if !copy {
+        return Ok(root_in(&base));
+    }
     if into.exists() {
         std::fs::remove_dir_all(into).map_err(|source| TreeError::Copy {
             from: root.to_path_buf(),
@@ -289,8 +306,7 @@ pub fn copy_tree(root: &Path, into: &Path) -> Result<PathBuf, TreeError> {
         copy_dir(d, &into.join(rel))?;
         copied.push(d);
     }
-    let root = normalize(root);
-    Ok(into.join(root.strip_prefix(&base).unwrap_or(&root)))
+    Ok(root_in(&base))
 }
 
 #[cfg(test)]

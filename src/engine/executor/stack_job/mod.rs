@@ -4,6 +4,7 @@
 //! upstream outputs substituted, preflight (SJ-4), the module copied in.
 
 pub(crate) mod drift;
+mod error;
 mod files;
 mod lock;
 mod place;
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use files::{NotReady, OutputsError, last_outputs, read_outputs, remove};
+use error::StackJobError;
+use files::{NotReady, last_outputs, read_outputs, remove};
 
 use super::command::finished;
 use super::process::{self, LogTarget, ProcSpec};
@@ -29,32 +31,6 @@ use crate::config::schema::CommandsFile;
 use crate::domain::{InfraAction, Operation, Stage, StepInfo, StepStatus, now_ms};
 use crate::engine::preflight;
 use crate::engine::scheduler::{Executor, Finished, GroupFailure, Outcome, UnitCtx};
-
-/// Why an operation that ran could not be carried through (the unit fails with it).
-#[derive(Debug, thiserror::Error)]
-enum StackJobError {
-    #[error("internal error: the resource was not made ready")]
-    NotReady,
-    #[error("no command for this operation")]
-    NoCommand,
-    #[error("internal error: a state job without its state operation")]
-    NoStateOp,
-    #[error("no terraform or tofu binary on PATH: state operations need one")]
-    NoBinary,
-    #[error(transparent)]
-    Terraform(#[from] tf::TerraformError),
-    /// Apply's outputs could not be written where the command driver's go.
-    #[error("cannot write {}: {source}", path.display())]
-    WriteOutputs {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Outputs(#[from] OutputsError),
-    /// The blocking task reading Terraform's results panicked or was cancelled.
-    #[error("{0}")]
-    Join(#[from] tokio::task::JoinError),
-}
 
 /// One operation of one resource (its index in the project).
 pub(crate) struct OpWork {

@@ -58,6 +58,7 @@ fn run(id: i64) -> RunInfo {
         operation: None,
         state_op: None,
         targets: Vec::new(),
+        release: None,
     }
 }
 

@@ -149,6 +149,8 @@ pub enum Stage {
     Operation,
     /// A check after an environment deploy (SP-3a), under its environment: `env.check`.
     Verify,
+    /// A station's switch to a release (DP-2), in a rollout run: named after the station.
+    Switch,
 }
 words!(Stage {
     Build => "build",
@@ -156,6 +158,7 @@ words!(Stage {
     Resource => "resource",
     Operation => "operation",
     Verify => "verify",
+    Switch => "switch",
 });
 
 /// Production for branch and tag runs, Preview for pull requests (SP-7).
@@ -199,8 +202,10 @@ pub enum RunKind {
     Infra,
     /// One resource's stack job, outside a pipeline run.
     StackJob,
+    /// A release switched to on stations (DP-2): one unit per station.
+    Rollout,
 }
-words!(RunKind { Service => "service", Infra => "infra", StackJob => "stack_job" });
+words!(RunKind { Service => "service", Infra => "infra", StackJob => "stack_job", Rollout => "rollout" });
 
 impl RunKind {
     /// Infra projects and stack jobs: runs of resources, drawn as a DAG.
@@ -238,6 +243,15 @@ pub enum RunSpec {
         #[serde(default)]
         targets: Vec<Address>,
     },
+    /// Stations switch to a service's release (DP-2); which stations, and how, is the
+    /// run's definition.
+    Rollout {
+        service: String,
+        release: i64,
+        /// The release's branch and commit (what the stations will run).
+        branch: String,
+        commit: String,
+    },
 }
 
 impl RunSpec {
@@ -246,6 +260,7 @@ impl RunSpec {
             Self::Service { .. } => RunKind::Service,
             Self::Infra { .. } => RunKind::Infra,
             Self::StackJob { .. } => RunKind::StackJob,
+            Self::Rollout { .. } => RunKind::Rollout,
         }
     }
 
@@ -265,7 +280,7 @@ impl RunSpec {
     /// What an infra run or stack job does to its resources.
     pub fn infra_action(&self) -> Option<InfraAction> {
         match self {
-            Self::Service { .. } => None,
+            Self::Service { .. } | Self::Rollout { .. } => None,
             Self::Infra {
                 undeploy: false, ..
             } => Some(InfraAction::Deploy),
@@ -350,6 +365,9 @@ pub struct RunInfo {
     /// Stack jobs: the addresses a targeted job was limited to (empty: not targeted).
     #[serde(default)]
     pub targets: Vec<Address>,
+    /// Rollouts: the release the stations switch to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<i64>,
 }
 
 impl RunInfo {
@@ -376,13 +394,19 @@ impl RunInfo {
                 state: self.state_op.clone(),
                 targets: self.targets.clone(),
             },
+            RunKind::Rollout => RunSpec::Rollout {
+                service: self.service.clone(),
+                release: self.release.unwrap_or_default(),
+                branch: self.branch.clone(),
+                commit: self.commit_sha.clone(),
+            },
         }
     }
 
     /// Where the run goes: a service run's branch, an infra run's environment.
     pub fn place(&self) -> &str {
         match self.kind {
-            RunKind::Service => &self.branch,
+            RunKind::Service | RunKind::Rollout => &self.branch,
             _ => self.environment.as_deref().unwrap_or(""),
         }
     }
@@ -392,6 +416,7 @@ impl RunInfo {
     pub fn what(&self) -> String {
         match self.spec() {
             RunSpec::Service { .. } => String::new(),
+            RunSpec::Rollout { release, .. } => format!("rollout of release {release}"),
             RunSpec::Infra { undeploy, .. } => if undeploy { "undeploy" } else { "deploy" }.into(),
             RunSpec::StackJob {
                 resource,

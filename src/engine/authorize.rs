@@ -35,6 +35,8 @@ impl EngineHandle {
             (RunKind::Infra | RunKind::StackJob, None) => {
                 project.infra.get(&run.service).map(|p| &p.gate)
             }
+            // A rollout waits only at its station groups' gates.
+            (RunKind::Rollout, None) => None,
         };
         let Some(policy) = policy else {
             return Ok(()); // gone from the project: the recorded policy decides

@@ -95,7 +95,7 @@ impl EngineHandle {
                 && match r.kind {
                     RunKind::Infra => true,
                     RunKind::StackJob => r.resource.as_deref() == Some(resource),
-                    RunKind::Service => false,
+                    RunKind::Service | RunKind::Rollout => false,
                 }
         });
         match busy {

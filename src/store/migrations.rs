@@ -219,6 +219,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         checked_at INTEGER NOT NULL,
         PRIMARY KEY (project, resource)
     );",
+    // 15: stations switch in rollout runs (issue 18): a rollout's release, and the
+    // rollout that switches each station to its pending release.
+    "ALTER TABLE runs ADD COLUMN release_id INTEGER;
+    ALTER TABLE stations ADD COLUMN switch_run INTEGER;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -105,7 +105,7 @@ pub struct Store {
 
 const RUN_COLS: &str = "id, kind, service, run_type, trigger, branch, tag, commit_sha, commit_message, \
      author, triggered_by, status, reason, created_at, started_at, ended_at, rerun_of, attempt, operation, \
-     environment, resource, state_op, targets";
+     environment, resource, state_op, targets, release_id";
 const STEP_COLS: &str = "id, run_id, stage, name, position, status, reason, exit_code, started_at, ended_at, \
      parent_id, outputs, superseded_by, slurm_job";
 const GATE_COLS: &str =
@@ -172,6 +172,7 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunInfo> {
             })
             .transpose()?
             .unwrap_or_default(),
+        release: r.get(23)?,
     })
 }
 
@@ -300,13 +301,32 @@ impl Store {
                 Some(resource),
                 Some(*operation),
             ),
+            RunSpec::Rollout {
+                service,
+                branch,
+                commit,
+                ..
+            } => (
+                service,
+                branch.as_str(),
+                None,
+                commit.as_str(),
+                None,
+                None,
+                None,
+            ),
+        };
+        let release = match &new.spec {
+            RunSpec::Rollout { release, .. } => Some(*release),
+            _ => None,
         };
         self.conn
             .prepare_cached(
                 "INSERT INTO runs (kind, service, run_type, trigger, branch, tag, commit_sha, \
                  commit_message, author, triggered_by, status, created_at, rerun_of, attempt, operation, \
-                 environment, resource, allow_older, state_op, targets) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                 environment, resource, allow_older, state_op, targets, release_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12, ?13, ?14, ?15, ?16, \
+                 ?17, ?18, ?19, ?20)",
             )?
             .execute(params![
                 new.spec.kind().as_str(),
@@ -327,7 +347,8 @@ impl Store {
                 resource,
                 new.allow_older,
                 state_op,
-                targets
+                targets,
+                release
             ])?;
         let id = self.conn.last_insert_rowid();
         self.conn
@@ -453,7 +474,7 @@ impl Store {
                         .collect()
                 })
                 .unwrap_or_default(),
-            RunKind::Service => Vec::new(),
+            RunKind::Service | RunKind::Rollout => Vec::new(),
         };
         Ok(Some(RunDetail {
             run,

@@ -40,6 +40,8 @@ pub struct StationRow {
     pub pending: Option<i64>,
     pub pinned: bool,
     pub error: Option<String>,
+    /// The rollout run that switches it to `pending`.
+    pub switch_run: Option<i64>,
 }
 
 fn station_row(r: &Row<'_>) -> rusqlite::Result<StationRow> {
@@ -50,6 +52,7 @@ fn station_row(r: &Row<'_>) -> rusqlite::Result<StationRow> {
         pending: r.get(3)?,
         pinned: r.get(4)?,
         error: r.get(5)?,
+        switch_run: r.get(6)?,
     })
 }
 
@@ -155,7 +158,8 @@ impl Store {
     /// Every stored station.
     pub fn stations(&self) -> Result<Vec<StationRow>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT name, service, current, pending, pinned, error FROM stations ORDER BY name",
+            "SELECT name, service, current, pending, pinned, error, switch_run FROM stations \
+             ORDER BY name",
         )?;
         let rows = st.query_map([], station_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -165,12 +169,19 @@ impl Store {
     pub fn put_station(&self, s: &StationRow) -> Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO stations (name, service, current, pending, pinned, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO UPDATE SET \
-                 service = ?2, current = ?3, pending = ?4, pinned = ?5, error = ?6",
+                "INSERT INTO stations (name, service, current, pending, pinned, error, switch_run) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name) DO UPDATE SET \
+                 service = ?2, current = ?3, pending = ?4, pinned = ?5, error = ?6, \
+                 switch_run = ?7",
             )?
             .execute(params![
-                s.name, s.service, s.current, s.pending, s.pinned, s.error
+                s.name,
+                s.service,
+                s.current,
+                s.pending,
+                s.pinned,
+                s.error,
+                s.switch_run
             ])?;
         Ok(())
     }

@@ -55,6 +55,7 @@ pub fn run(id: i64, status: RunStatus, msg: &str, ago_s: i64, dur_s: i64) -> Run
         operation: None,
         state_op: None,
         targets: Vec::new(),
+        release: None,
     }
 }
 

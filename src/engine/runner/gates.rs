@@ -129,6 +129,8 @@ impl Runner {
                     .ok_or_else(|| no_run(run_id))?;
                 def.gate
             }
+            // A rollout waits only at its station groups' gates (found above).
+            (RunKind::Rollout, None) => GatePolicy::default(),
         };
         let (status, action) = match decision {
             Decision::Approve => (GateStatus::Approved, Action::Approve),

@@ -161,6 +161,7 @@ async fn walk(
         operation: None,
         state_op: None,
         targets: Vec::new(),
+        release: None,
     };
     let steps: Vec<StepInfo> = names
         .iter()

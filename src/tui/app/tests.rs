@@ -28,6 +28,7 @@ pub(crate) fn run(id: i64, status: RunStatus) -> RunInfo {
         operation: None,
         state_op: None,
         targets: Vec::new(),
+        release: None,
     }
 }
 

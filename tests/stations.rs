@@ -4,10 +4,12 @@
 mod common;
 
 use common::stations::*;
+use common::tfstate::log_text;
 use common::*;
 use pipedeck::api::EngineClient;
 use pipedeck::domain::command::{JobOutput, Request};
 use pipedeck::domain::release::{Release, ReleaseEnv, ReleaseStatus, StationInfo};
+use pipedeck::domain::{RunDetail, RunKind, RunStatus, StepStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_fans_out_to_both_stations_rolls_back_and_a_held_release_is_not_deleted() {
@@ -188,7 +190,22 @@ async fn a_job_in_flight_keeps_its_release_while_the_switch_waits() {
         (Some(r1.id), Some(r2.id), 1),
         "{e1:#?}"
     );
-    assert_eq!(e1.waiting_for().as_deref(), Some("1 job in flight"));
+    // The switch is a unit of the rollout run, queued behind the job, saying so.
+    let rollout = e1.switch_run.expect("a rollout");
+    assert_eq!(
+        e1.waiting_for(),
+        Some(format!("1 job in flight (rollout run {rollout})"))
+    );
+    wait_step(&mut rx, rollout, "switch/edge-2", "succeeded").await;
+    let d: RunDetail = h.ask(Request::Detail { run_id: rollout }).await.unwrap();
+    assert_eq!(d.run.kind, RunKind::Rollout);
+    assert_eq!(d.run.release, Some(r2.id));
+    let row = step(&d, "switch/edge-1");
+    assert_eq!(row.status, StepStatus::Queued, "{row:#?}");
+    assert_eq!(
+        row.reason.as_deref(),
+        Some("waits for 1 job in flight on station edge-1")
+    );
     assert_eq!(current_target(&p, "edge-1"), format!("releases/{}", r1.id));
 
     std::fs::write(p.file("go"), "").unwrap();
@@ -197,9 +214,19 @@ async fn a_job_in_flight_keeps_its_release_while_the_switch_waits() {
     assert_eq!(out.release, r1.id);
     let v1 = r1.run_id.to_string();
     assert_eq!(out.stdout, format!("{v1}\n{v1}\n{}\n", r1.id));
-    // Then the switch happens.
+    // Then the switch happens, and its log says what it did.
     runs(&h, &mut rx, "edge-1", r2.id).await;
     assert_eq!(version(&p, "edge-1"), r2.run_id.to_string());
+    let done = wait_done(&h, &mut rx, rollout).await;
+    assert_eq!(done.run.status, RunStatus::Succeeded, "{done:#?}");
+    let log = log_text(&h, rollout, step(&done, "switch/edge-1").id).await;
+    assert!(
+        log.contains(&format!(
+            "switching station edge-1 from release {} to release {}",
+            r1.id, r2.id
+        )),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

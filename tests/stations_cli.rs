@@ -183,15 +183,22 @@ fn station_list_shows_a_switch_at_its_group_gate_and_approve_lets_it_through() {
             s["name"] == "edge-2" && s["pending"] == r1 && s["awaiting"]["status"] == "waiting"
         })
     });
+    // The gate is the rollout run's (the build's downstream run).
+    let listed = json(&p, &["station", "list"]);
+    let edge2 = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "edge-2");
+    let rollout = edge2.unwrap()["switch_run"].to_string();
+    assert_ne!(rollout, run1);
     let list = run_ok(&p, &["station", "list"]);
-    let wanted = format!("pending: approval (pipedeck approve {run1} stations:fleet)");
+    let wanted = format!("pending: approval (pipedeck approve {rollout} stations:fleet)");
     assert!(list.contains(&wanted), "{list}");
-    let out = run_ok(&p, &["approve", &run1, "stations:fleet"]);
+    let out = run_ok(&p, &["approve", &rollout, "stations:fleet"]);
     assert!(out.contains("gate stations:fleet approved by"), "{out}");
     wait_stations(&p, "both on the first release", all_run(r1));
+    wait_status(&p, &rollout, &["succeeded"]);
     let audit = run_ok(&p, &["audit"]);
-    assert!(
-        audit.contains("open_switch_gate") && audit.contains("approve"),
-        "{audit}"
-    );
+    assert!(audit.contains("approve"), "{audit}");
 }

@@ -65,6 +65,7 @@ fn station(name: &str, current: Option<i64>, pending: Option<i64>, pinned: bool)
         jobs: 0,
         error: None,
         awaiting: None,
+        switch_run: None,
     }
 }
 

@@ -19,14 +19,14 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
     t.wait_for("trigger a run");
     t.keys(&["Enter"]);
     t.wait_for("awaiting approval");
-    // The prod gate, and the demo's gated station group's (opened first, when the
-    // build's deployment was ready).
+    // The prod gate, and the demo's gated station group's in the rollout of the
+    // build's deployment (run 2).
     t.wait_for("2 gates waiting");
 
     // Approve the prod gate from the inbox, with a comment and the confirmation.
     t.keys(&["i"]);
     t.wait_for("approvals inbox (2 waiting)");
-    t.keys(&["Down"]);
+    t.select_row("ENV", " prod ");
     t.keys(&["a"]);
     t.wait_for("Comment");
     t.keys(&["-l", "ship it"]);
@@ -48,15 +48,20 @@ fn trigger_approve_and_cancel_from_the_dashboard() {
     t.keys(&["Escape"]);
     t.wait_for("sort: newest");
 
-    // A second run, cancelled with `c` while it waits at the gate.
+    // A second run, cancelled with `c` while it waits at the gate, and the rollout of
+    // its deployment (run 4, above it) while that waits at the station group's gate.
     t.keys(&["t"]);
     t.wait_for("trigger a run");
     t.keys(&["Enter"]);
-    t.wait_for("awaiting approval");
+    t.wait_for("awaiting approval 4 ");
     t.keys(&["c"]);
-    t.wait_for("Cancel run 2?");
+    t.wait_for("Cancel run 3?");
     t.keys(&["y"]);
-    let screen = t.wait_for("⊘ cancelled");
+    t.wait_for("⊘ cancelled");
+    t.keys(&["Up", "c"]);
+    t.wait_for("Cancel run 4?");
+    t.keys(&["y"]);
+    let screen = t.wait_until("both cancelled", |s| s.matches("⊘ cancelled").count() == 2);
     assert!(screen.contains("✓ succeeded"), "{screen}");
 
     // Quit: nothing is active, so the dashboard stops the engine it started.
@@ -283,14 +288,14 @@ fn deployments_and_stations_views_in_the_demo_and_a_refused_delete() {
     t.keys(&[":", "-l", "stations"]);
     t.keys(&["Enter"]);
     // edge-1 switches; edge-2, in the gated group `fleet`, waits for an approval.
-    t.wait_for("pending: approval (pipedeck approve 1 stations:fleet)");
+    t.wait_for("pending: approval (pipedeck approve 2 stations:fleet)");
     t.keys(&["i"]);
     // Oldest first: the station group's gate (the ENV column cuts it to 12 columns).
     t.wait_for("stations:fle");
     t.keys(&["a"]);
     t.wait_for("Comment");
     t.keys(&["Enter"]);
-    t.wait_for("Approve the switch of station group fleet to run 1's release?");
+    t.wait_for("Approve the switch of station group fleet in rollout run 2?");
     t.keys(&["y"]);
     t.keys(&["Escape", ":", "-l", "stations"]);
     t.keys(&["Enter"]);

@@ -50,8 +50,8 @@ pub async fn runs(ctx: &Ctx, service: Option<String>, status: Option<String>, li
     );
     let now = now_ms();
     for r in runs {
-        // A targeted stack job says so first (`[targeted: a.b] …`).
-        let msg = match r.targeted() {
+        // A targeted stack job or a rollout says so first (`[targeted: a.b] …`).
+        let msg = match r.marker() {
             t if t.is_empty() => inert(&r.commit_message),
             t => format!("[{}] {}", inert(&t), inert(&r.commit_message)),
         };

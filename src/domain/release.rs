@@ -103,6 +103,9 @@ pub struct StationInfo {
     /// The gate the pending switch waits at (a gated station group's), if it does.
     #[serde(default)]
     pub awaiting: Option<super::GateInfo>,
+    /// The rollout run that makes the pending switch.
+    #[serde(default)]
+    pub switch_run: Option<i64>,
 }
 
 impl StationInfo {
@@ -116,10 +119,14 @@ impl StationInfo {
                 super::ansi::inert(&g.env)
             ));
         }
-        Some(match self.jobs {
+        let what = match self.jobs {
             0 => "switching".to_string(),
             1 => "1 job in flight".to_string(),
             n => format!("{n} jobs in flight"),
+        };
+        Some(match self.switch_run {
+            Some(run) => format!("{what} (rollout run {run})"),
+            None => what,
         })
     }
 }

@@ -441,6 +441,15 @@ impl RunInfo {
         }
     }
 
+    /// What the runs lists mark a run with before its message: `targeted: a, b` for a
+    /// targeted stack job, `rollout of release 7` for a rollout, else empty.
+    pub fn marker(&self) -> String {
+        match self.kind {
+            RunKind::Rollout => self.what(),
+            _ => self.targeted(),
+        }
+    }
+
     /// `targeted: a, b` for a targeted stack job, else empty.
     pub fn targeted(&self) -> String {
         super::target::marker(&self.targets)

@@ -37,8 +37,6 @@ pub struct EngineHandle {
     pub(super) engine_user: Arc<str>,
     /// The triggers started with the engine, once they are.
     pub(super) board: Arc<std::sync::OnceLock<super::triggers::Board>>,
-    /// The station executor (jobs hold a station's release).
-    pub(super) stations: super::stations::Stations,
 }
 
 impl EngineHandle {
@@ -46,14 +44,12 @@ impl EngineHandle {
         tx: mpsc::Sender<Msg>,
         shared: Arc<Shared>,
         project: Arc<LiveProject>,
-        stations: super::stations::Stations,
     ) -> Self {
         let caller = Caller::local();
         Self {
             tx,
             shared,
             project,
-            stations,
             engine_user: caller.name().into(),
             caller,
             board: Default::default(),

@@ -10,31 +10,37 @@
 //!   What a unit runs is its executor's business.
 //!
 //! ```text
-//!  Request ─► handle ─► runner ─► plan::{service,infra} ─► scheduler ─► executor::{command,stack_job}
+//!  Request ─► handle ─► runner ─► plan::{service,infra,rollout} ─► scheduler ─► executor::{command,stack_job,switch}
 //!                        ▲  commit, then publish                 │ rows, gates, run status
 //!                        └───────────────────────────────────────┘
 //! ```
 //!
 //! # Adding a kind of run
-//! Take deployments to stations as the example: a run that switches each station to a
-//! new artifact in its idle window.
+//! Rollouts (DP-2) were added this way: a run that switches stations to a release,
+//! each in its idle window.
 //!
-//! 1. **Domain.** Add an arm to [`RunSpec`](crate::domain::RunSpec), e.g.
-//!    `Deployment { service, artifact, stations }`, and a [`RunKind`](crate::domain::RunKind)
-//!    word for it. The store maps the spec to its columns (`store::Store::insert_run`,
-//!    with a migration if it needs a column), and `RunInfo::spec` reads it back.
-//! 2. **Planner.** Add `plan/deployment.rs` with `rows` (the steps a new run shows:
-//!    one per station) and `graph` (a `scheduler::Plan`: one unit per row; what each
-//!    unit needs, its failure policy (fail the run or skip downstream), its cancel
-//!    policy (terminate now or let it finish), gates before or after it, an
-//!    environment line (`scheduler::QueueSpec`: never overlapping, trigger order, never
-//!    older over newer) if units deploy somewhere). Wire it into `plan::plan` and
-//!    `plan::start`.
-//! 3. **Executor.** If the units run something new, implement `scheduler::Executor`
-//!    for it (`prepare` once per run, `run` per unit, and the optional hooks). Units
-//!    that run commands reuse `executor::command`.
-//! 4. **Clients.** A `Request` arm and its handler line in [`EngineHandle::handle`], a
-//!    CLI verb under `cli/`, and a view (or a key in an existing one) under `tui/`.
+//! 1. **Domain.** An arm of [`RunSpec`](crate::domain::RunSpec),
+//!    `Rollout { service, release, branch, commit }`, and a
+//!    [`RunKind`](crate::domain::RunKind) word for it (`rollout`). The store maps the
+//!    spec to its columns (`store::Store::insert_run`; migration 15 added
+//!    `runs.release_id`), and `RunInfo::spec` reads it back.
+//! 2. **Planner.** `plan/rollout.rs`: `rows` (the steps a new run shows: one per
+//!    station, stage `switch`) and `graph` (a `scheduler::Plan`: one unit per row;
+//!    what each unit needs, its failure policy (fail the run or skip downstream), its
+//!    cancel policy (terminate now or let it finish), gates before or after it (a
+//!    station group's `stations:GROUP`), a line (`scheduler::QueueSpec`: never
+//!    overlapping, trigger order, never older over newer; a station's own). Wired
+//!    into `plan::plan` and `plan::start`.
+//! 3. **Executor.** `executor/switch.rs` implements `scheduler::Executor` (`prepare`
+//!    once per run, `run` per unit, and the optional hooks: `queues_elsewhere` says
+//!    that a switch reports its wait for the station's idle window itself). Units
+//!    that run commands reuse `executor::process`.
+//! 4. **Clients.** The runner makes rollouts itself (`runner/rollouts.rs`), from a
+//!    release that became ready, a pin, an unpin, a rollback or a promotion; the
+//!    runs list, `pipedeck runs` and the run view show them like any run, and the
+//!    stations view names the rollout a pending switch belongs to. A kind a person
+//!    starts directly adds a `Request` arm and its handler line in
+//!    [`EngineHandle::handle`], a CLI verb under `cli/`, and a key or view under `tui/`.
 //!
 //! Nothing in `scheduler/` changes: readiness, the concurrency limit, gates, queues,
 //! skip reasons, cancel, timestamps and the run's end are the same for every kind. A
@@ -144,6 +150,8 @@ pub(crate) struct Shared {
     pub slurm_attach: Arc<std::sync::Mutex<std::collections::HashMap<i64, executor::slurm::JobId>>>,
     /// Workspaces checked out while their runs are being stored.
     pub ahead: Arc<prefetch::Ahead>,
+    /// Station jobs in flight and switches under way (DP-2).
+    pub stations: stations::Stations,
 }
 
 impl Shared {
@@ -160,6 +168,7 @@ impl Shared {
             space: Arc::new(space::Space::new(data_dir)),
             slurm_attach: Default::default(),
             ahead: Default::default(),
+            stations: Default::default(),
         }
     }
 }
@@ -236,12 +245,11 @@ pub async fn start_with_clock(
         let shutdown = shared.shutdown.clone();
         notify::start(at_start.clone(), events, tx.clone(), shutdown);
     }
-    let stations = stations::start(tx.clone(), data_dir, shared.shutdown.clone());
-    let mut runner = runner::Runner::new(store, shared.clone(), tx.clone(), rx)
-        .with_stations(project.clone(), stations.clone());
+    let mut runner =
+        runner::Runner::new(store, shared.clone(), tx.clone(), rx).with_project(project.clone());
     runner.recover()?;
     let task = tokio::spawn(runner.run());
-    let handle = EngineHandle::new(tx, shared.clone(), project.clone(), stations);
+    let handle = EngineHandle::new(tx, shared.clone(), project.clone());
     if let Some(events) = chained {
         let shutdown = shared.shutdown.clone();
         tokio::spawn(chain::watch(

@@ -81,7 +81,7 @@ impl EngineHandle {
         let mut list = self
             .runner(|r| Msg::Release(ReleaseMsg::Stations(r)))
             .await?;
-        let jobs = self.stations.jobs().await;
+        let jobs = self.shared.stations.jobs();
         for s in &mut list {
             s.jobs = jobs.get(&s.name).copied().unwrap_or(0);
         }
@@ -103,8 +103,9 @@ impl EngineHandle {
             )));
         };
         let lease = self
+            .shared
             .stations
-            .lease(station)
+            .lease(&station)
             .await
             .map_err(EngineError::Conflict)?;
         let out = job::run_argv(&argv, &lease.dir, name, lease.release).await;

@@ -26,6 +26,23 @@ impl Tmux {
         String::from_utf8_lossy(&self.cmd(&["capture-pane", "-t", "pd", "-p"]).stdout).into_owned()
     }
 
+    /// Moves the selection from a table's first row down to the first row that shows
+    /// `needle`; the table is the one under the header line that shows `header`.
+    pub fn select_row(&self, header: &str, needle: &str) {
+        let s = self.screen();
+        let rows: Vec<&str> = s
+            .lines()
+            .skip_while(|l| !l.contains(header))
+            .skip(1)
+            .collect();
+        let Some(n) = rows.iter().position(|l| l.contains(needle)) else {
+            panic!("no row under {header:?} shows {needle:?}:\n{s}");
+        };
+        for _ in 0..n {
+            self.keys(&["Down"]);
+        }
+    }
+
     /// Reads the screen until it shows `needle` (a bound guards against hangs).
     pub fn wait_for(&self, needle: &str) -> String {
         self.wait_until(&format!("{needle:?}"), |s| s.contains(needle))

@@ -10,5 +10,6 @@ pub mod process;
 pub mod slurm;
 pub mod spawn;
 pub(crate) mod stack_job;
+pub(crate) mod switch;
 pub mod terraform;
 pub mod token;

@@ -2,6 +2,7 @@
 //! created) and a graph of units over those rows, which the one scheduler walks.
 
 mod infra;
+pub(crate) mod rollout;
 mod service;
 
 pub(crate) use service::deployed_env;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::executor::command::CommandExecutor;
 use super::executor::outputs::Wiring;
 use super::executor::stack_job::StackJobExecutor;
+use super::executor::switch::SwitchExecutor;
 use super::queue::RunFacts;
 use super::runner::Msg;
 use super::scheduler::Scheduler;
@@ -35,6 +37,7 @@ pub(crate) struct Planned {
 pub(crate) enum Definition {
     Service(Service),
     Infra(InfraProject, InfraAction),
+    Rollout(rollout::RolloutDef),
 }
 
 fn bad(e: impl std::fmt::Display) -> EngineError {
@@ -45,6 +48,10 @@ impl Definition {
     /// Reads the definition stored with a run of `spec`.
     pub fn read(spec: &RunSpec, definition: &serde_json::Value) -> Result<Self> {
         use serde::Deserialize;
+        if let RunSpec::Rollout { .. } = spec {
+            let def = rollout::RolloutDef::deserialize(definition).map_err(bad)?;
+            return Ok(Definition::Rollout(def));
+        }
         Ok(match spec.infra_action() {
             None => Definition::Service(Service::deserialize(definition).map_err(bad)?),
             Some(action) => {
@@ -60,6 +67,7 @@ pub(crate) fn plan(new: &NewRun) -> Result<(Vec<Planned>, Definition)> {
     let rows = match &def {
         Definition::Service(svc) => service::rows(svc),
         Definition::Infra(p, action) => infra::rows(p, *action),
+        Definition::Rollout(def) => rollout::rows(def),
     };
     Ok((rows, def))
 }
@@ -108,6 +116,13 @@ pub(crate) fn start(
             let plan = infra::graph(&p, action, &steps);
             let exec = StackJobExecutor::new(&run, p, action, &steps, data_dir.clone())
                 .with_slurm(slurm_link(&shared, data_dir));
+            tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
+        }
+        Definition::Rollout(def) => {
+            let plan = rollout::graph(&run, &def);
+            let grace = std::time::Duration::from_millis(def.kill_grace_ms);
+            let stations = shared.stations.clone();
+            let exec = SwitchExecutor::new(run.id, def.release, stations, &data_dir, grace);
             tokio::spawn(Scheduler::new(run, plan, steps, exec, shared, tx, cancel).drive())
         }
     }

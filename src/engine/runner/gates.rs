@@ -70,7 +70,6 @@ impl Runner {
         )?;
         out.event(Event::Gate { gate: gate.clone() });
         out.after(After::Decided(gate.clone()));
-        self.switch_gate_closed(&gate, out)?;
         Ok(gate)
     }
 

@@ -1,5 +1,5 @@
-//! What the runner is sent: by clients (requests), drivers (step changes), triggers
-//! and the station executor.
+//! What the runner is sent: by clients (requests), drivers (step changes) and
+//! triggers.
 
 use tokio::sync::oneshot;
 

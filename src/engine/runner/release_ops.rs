@@ -1,11 +1,14 @@
 //! Operations on releases and stations (DP-3): pin, unpin, promote, rollback and
-//! delete, each stored and audited; the station executor is told to look.
+//! delete, each stored and audited; the stations that move do so in a rollout run.
+
+use std::collections::BTreeMap;
 
 use super::releases::follows;
+use super::rollouts::Asked;
 use super::{After, EngineError, Out, Result, Runner};
 use crate::config::station::Station;
 use crate::domain::release::{Release, ReleaseEnv, ReleaseStatus, ReleaseTrigger, StationInfo};
-use crate::domain::{Event, now_ms};
+use crate::domain::{Event, Trigger, now_ms};
 use crate::store::releases::StationRow;
 
 impl Runner {
@@ -35,11 +38,40 @@ impl Runner {
             .collect())
     }
 
-    fn pin_one(&self, rel: &Release, mut row: StationRow, out: &mut Out) -> Result<()> {
+    /// Moves stations to releases on an operator's word: each release's stations in
+    /// one rollout; a station already there stops any switch it had pending.
+    fn move_to(
+        &mut self,
+        moves: Vec<(Release, Station, StationRow)>,
+        by: &str,
+        out: &mut Out,
+    ) -> Result<()> {
+        let mut by_release: BTreeMap<i64, (Release, Vec<(Station, StationRow)>)> = BTreeMap::new();
+        for (rel, st, row) in moves {
+            if row.current == Some(rel.id) {
+                self.switch_none(row, out)?;
+            } else {
+                let entry = by_release
+                    .entry(rel.id)
+                    .or_insert_with(|| (rel, Vec::new()));
+                entry.1.push((st, row));
+            }
+        }
+        for (_, (rel, stations)) in by_release {
+            let asked = Asked {
+                by,
+                trigger: Trigger::Manual,
+                allow_older: true,
+            };
+            self.roll_out(&rel, stations, asked, out)?;
+        }
+        Ok(())
+    }
+
+    fn pinned(rel: &Release, st: Station, mut row: StationRow) -> (Release, Station, StationRow) {
         row.pinned = true;
         row.error = None;
-        row.pending = (row.current != Some(rel.id)).then_some(rel.id);
-        self.put_station(&row, out)
+        (rel.clone(), st, row)
     }
 
     pub(super) fn pin(
@@ -56,6 +88,7 @@ impl Runner {
                 rel.status
             )));
         }
+        let mut moves = Vec::new();
         for (st, row) in self.named(names)? {
             if st.service != rel.service {
                 return Err(EngineError::Invalid(format!(
@@ -63,11 +96,11 @@ impl Runner {
                     st.name, st.service, rel.service
                 )));
             }
-            self.pin_one(&rel, row, out)?;
+            moves.push(Self::pinned(&rel, st, row));
         }
+        self.move_to(moves, by, out)?;
         let target = format!("release {id} on {}", names.join(", "));
         self.audit(by, "release_pin", rel.run_id, Some(&target), None)?;
-        out.after(After::KickStations);
         self.station_infos()
     }
 
@@ -79,17 +112,18 @@ impl Runner {
     ) -> Result<Vec<StationInfo>> {
         let releases = self.store.releases(None, 10_000)?;
         let mut run_id = 0;
+        let mut moves = Vec::new();
         for (st, mut row) in self.named(names)? {
             row.pinned = false;
+            self.put_station(&row, out)?;
             // It follows again: the newest release it follows, if it runs another.
             if let Some(latest) = releases.iter().find(|r| follows(&st, r)) {
                 run_id = latest.run_id;
-                row.pending = (row.current != Some(latest.id)).then_some(latest.id);
+                moves.push((latest.clone(), st, row));
             }
-            self.put_station(&row, out)?;
         }
+        self.move_to(moves, by, out)?;
         self.audit(by, "station_unpin", run_id, Some(&names.join(", ")), None)?;
-        out.after(After::KickStations);
         self.station_infos()
     }
 
@@ -115,7 +149,12 @@ impl Runner {
         });
         let target = format!("release {id} as release {}", promoted.id);
         self.audit(by, "release_promote", rel.run_id, Some(&target), None)?;
-        self.fan_out(&promoted, out)?;
+        let asked = Asked {
+            by,
+            trigger: Trigger::Manual,
+            allow_older: true,
+        };
+        self.fan_out(&promoted, asked, out)?;
         Ok(promoted)
     }
 
@@ -139,6 +178,7 @@ impl Runner {
             )));
         }
         let mut moved = Vec::new();
+        let mut moves = Vec::new();
         for (st, row) in rows {
             let Some(cur) = row.current else { continue };
             let Some(prev) = releases
@@ -149,7 +189,7 @@ impl Runner {
             };
             moved.push(format!("{} {cur} -> {}", st.name, prev.id));
             let run_id = prev.run_id;
-            self.pin_one(&prev.clone(), row, out)?;
+            moves.push(Self::pinned(prev, st, row));
             self.audit(
                 by,
                 "release_rollback",
@@ -163,7 +203,7 @@ impl Runner {
                 "no production station of {service} has an earlier ready release to go back to"
             )));
         }
-        out.after(After::KickStations);
+        self.move_to(moves, by, out)?;
         self.station_infos()
     }
 

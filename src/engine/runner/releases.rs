@@ -1,36 +1,25 @@
 //! Releases and stations in the runner (DP-1..DP-3): a service run's release follows
-//! its build rows; a ready release fans out to the stations that follow it; pin,
-//! unpin, promote, rollback and delete are stored and audited here, then the station
-//! executor is told to look.
+//! its build rows; a ready release fans out (a rollout run) to the stations that
+//! follow it; pin, unpin, promote, rollback and delete are stored and audited here.
 
 use std::collections::HashMap;
 
-use super::switch_gates::Clearance;
-use super::{After, EngineError, Out, Reply, Result, Runner};
+use super::rollouts::Asked;
+use super::{EngineError, Out, Reply, Result, Runner};
 use crate::config::station::{ARTIFACT_ROW, Station, StationBinding};
 use crate::domain::release::{Release, ReleaseEnv, ReleaseStatus, ReleaseTrigger, StationInfo};
 use crate::domain::{Event, RunInfo, Stage, StepInfo, StepStatus, Trigger, now_ms};
-use crate::engine::stations::SwitchPlan;
 use crate::store::releases::StationRow;
 
 /// What the runner does for releases and stations.
 pub(crate) enum ReleaseMsg {
-    /// What each station should switch to now (the station executor asks).
-    Plan(Reply<Vec<SwitchPlan>>),
-    /// A switch ended: with `error`, `current` still points at what it did before.
-    Switched {
-        station: String,
-        release: i64,
-        error: Option<String>,
-        reply: Reply<()>,
-    },
     List {
         service: Option<String>,
         limit: usize,
         reply: Reply<Vec<Release>>,
     },
     Show(i64, Reply<Release>),
-    /// Stations as stored (jobs in flight are the station executor's).
+    /// Stations as stored (jobs in flight are `engine::stations`').
     Stations(Reply<Vec<StationInfo>>),
     Pin {
         release: i64,
@@ -70,7 +59,6 @@ impl ReleaseMsg {
                 | ReleaseMsg::Promote { .. }
                 | ReleaseMsg::Rollback { .. }
                 | ReleaseMsg::Delete { .. }
-                | ReleaseMsg::Switched { .. }
         )
     }
 }
@@ -116,13 +104,6 @@ impl Runner {
             }};
         }
         match msg {
-            ReleaseMsg::Plan(reply) => answer!(reply, self.switch_plan(out)),
-            ReleaseMsg::Switched {
-                station,
-                release,
-                error,
-                reply,
-            } => answer!(reply, self.switched(&station, release, error, out)),
             ReleaseMsg::List {
                 service,
                 limit,
@@ -192,7 +173,7 @@ impl Runner {
         for (st, r) in self.station_rows()? {
             out.push(StationInfo {
                 follows: follows_text(&st),
-                awaiting: self.awaiting(&st, r.pending.filter(|p| Some(*p) != r.current))?,
+                awaiting: self.awaiting(&st, &r)?,
                 name: r.name,
                 service: r.service,
                 current: r.current,
@@ -200,6 +181,7 @@ impl Runner {
                 pinned: r.pinned,
                 jobs: 0,
                 error: r.error,
+                switch_run: r.switch_run,
             });
         }
         Ok(out)
@@ -217,78 +199,12 @@ impl Runner {
         Ok(())
     }
 
-    /// The switches that may start: a pending release, cleared by the station
-    /// group's gate if it has one (a switch at a gate waiting is left out, and jobs
-    /// on the station carry on meanwhile).
-    fn switch_plan(&mut self, out: &mut Out) -> Result<Vec<SwitchPlan>> {
-        let mut plans = Vec::new();
-        let mut at_gates = Vec::new();
-        for (station, row) in self.station_rows()? {
-            let Some(p) = row.pending.filter(|p| Some(*p) != row.current) else {
-                continue;
-            };
-            let Some(release) = self.store.release_by_id(p)? else {
-                continue;
-            };
-            match self.switch_clearance(&station, &release, out)? {
-                Clearance::Clear => {
-                    let keep = self.kept_releases(&station, release.id)?;
-                    plans.push(SwitchPlan {
-                        station,
-                        release,
-                        keep,
-                    })
-                }
-                Clearance::Waiting => {
-                    if let Some(g) = &station.group {
-                        at_gates.push((g.clone(), release.run_id));
-                    }
-                }
-            }
-        }
-        self.close_stale_switch_gates(&at_gates, out)?;
-        Ok(plans)
-    }
-
-    fn switched(
-        &mut self,
-        station: &str,
-        release: i64,
-        error: Option<String>,
-        out: &mut Out,
-    ) -> Result<()> {
-        let Some((_, mut row)) = self
-            .station_rows()?
-            .into_iter()
-            .find(|(s, _)| s.name == station)
-        else {
-            return Ok(()); // gone from the project meanwhile
-        };
-        if error.is_none() {
-            row.current = Some(release);
-        }
-        if row.pending == Some(release) {
-            // A failed switch is not tried again on its own (DP-3).
-            row.pending = None;
-        }
-        row.error = error.clone();
-        self.put_station(&row, out)?;
-        let run_id = self.store.release_by_id(release)?.map_or(0, |r| r.run_id);
-        let action = if error.is_some() {
-            "station_switch_failed"
-        } else {
-            "station_switch"
-        };
-        let target = format!("station {station} to release {release}");
-        self.audit("pipedeck", action, run_id, Some(&target), error.as_deref())
-    }
-
     /// The releases a station keeps unpacked once it runs release `cur`: that one,
     /// the `keep_releases` newest ready ones before it that it follows (what a
     /// rollback goes back to) and, after a rollback, as many of the newest after it
     /// (what an unpin goes forward to). Whatever it is told to switch to later is
     /// unpacked again from the artifact store if it had gone.
-    fn kept_releases(&self, st: &Station, cur: i64) -> Result<Vec<i64>> {
+    pub(super) fn kept_releases(&self, st: &Station, cur: i64) -> Result<Vec<i64>> {
         let followed: Vec<i64> = self
             .store
             .releases(Some(&st.service), 10_000)?
@@ -400,7 +316,17 @@ impl Runner {
             release: rel.clone(),
         });
         if rel.status == ReleaseStatus::Ready {
-            self.fan_out(&rel, out)?;
+            // The rollout is the build's: whoever started the build asked for it.
+            let by = self
+                .store
+                .run(rel.run_id)?
+                .map_or_else(|| "pipedeck".to_string(), |r| r.triggered_by);
+            let asked = Asked {
+                by: &by,
+                trigger: Trigger::Chain,
+                allow_older: false,
+            };
+            self.fan_out(&rel, asked, out)?;
         }
         Ok(())
     }
@@ -438,17 +364,14 @@ impl Runner {
         Ok(())
     }
 
-    /// Every station that follows `rel` and is not pinned switches to it next.
-    pub(super) fn fan_out(&mut self, rel: &Release, out: &mut Out) -> Result<()> {
-        for (st, mut row) in self.station_rows()? {
-            if row.pinned || !follows(&st, rel) || row.current == Some(rel.id) {
-                continue;
-            }
-            row.pending = Some(rel.id);
-            row.error = None;
-            self.put_station(&row, out)?;
-        }
-        out.after(After::KickStations);
-        Ok(())
+    /// Every station that follows `rel` and is not pinned switches to it next, in
+    /// one rollout run.
+    pub(super) fn fan_out(&mut self, rel: &Release, asked: Asked<'_>, out: &mut Out) -> Result<()> {
+        let to: Vec<_> = self
+            .station_rows()?
+            .into_iter()
+            .filter(|(st, row)| !row.pinned && follows(st, rel) && row.current != Some(rel.id))
+            .collect();
+        self.roll_out(rel, to, asked, out)
     }
 }

@@ -94,6 +94,26 @@ impl Runner {
                     .iter()
                     .filter(|st| st.status == StepStatus::Running && !parents.contains(&st.id))
                     .collect();
+                // A rollout's switches are idempotent: one the engine died in runs
+                // again (its station is on one whole release or the other meanwhile).
+                if run.status != RunStatus::Cancelling && run.kind == RunKind::Rollout {
+                    for st in running {
+                        if let Err(e) = logs.repair(run.id, st.id) {
+                            tracing::error!(
+                                "run {}: cannot repair the log of {}: {e}",
+                                run.id,
+                                st.path()
+                            );
+                        }
+                        let mut st = st.clone();
+                        st.status = StepStatus::Queued;
+                        st.reason =
+                            Some("switching again: the engine stopped while this ran".into());
+                        s.update_step(&st)?;
+                    }
+                    resume.push(run.id);
+                    continue;
+                }
                 if run.status != RunStatus::Cancelling
                     && running.iter().all(|st| jobs.contains_key(&st.id))
                 {
@@ -159,6 +179,10 @@ impl Runner {
         for job in stop_jobs {
             crate::engine::executor::slurm::cancel_now(JobId(job));
         }
+        // Before any rollout resumes: which switch each station waits for.
+        for (st, row) in self.station_rows()? {
+            self.shared.stations.want(&st.name, row.switch_run);
+        }
         for id in resume {
             let Some(run) = self.store.run(id)? else {
                 continue;
@@ -169,7 +193,7 @@ impl Runner {
                 self.unresumable(run, &e)?;
             }
         }
-        Ok(())
+        self.resume_rollouts()
     }
 
     /// Ends a run that cannot resume after a restart: its unfinished steps and the run
@@ -204,7 +228,7 @@ impl Runner {
         let token = self.shared.shutdown.child_token();
         let svc = match &def {
             Definition::Service(svc) => Some(svc),
-            Definition::Infra(..) => None,
+            Definition::Infra(..) | Definition::Rollout(_) => None,
         };
         let facts = self.run_facts(run, svc).unwrap_or_else(|e| {
             // The lines still order the run by its id; only the store's history is lost.

@@ -1,4 +1,4 @@
-//! Station jobs and hooks: real child processes in a release's directory, in their own
+//! Station jobs: real child processes in a release's directory, in their own
 //! process group, with the station and release as variables (never in the command).
 
 use std::path::Path;
@@ -81,10 +81,4 @@ pub(crate) async fn run_argv(
         stdout: cut(out.stdout),
         stderr: cut(out.stderr),
     }
-}
-
-/// Runs a hook from the project file (trusted) as `sh -c`.
-pub(crate) async fn run_sh(cmd: &str, dir: &Path, station: &str, release: i64) -> JobOutput {
-    let argv = ["sh".to_string(), "-c".to_string(), cmd.to_string()];
-    run_argv(&argv, dir, station, release).await
 }

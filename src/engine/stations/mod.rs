@@ -1,337 +1,264 @@
-//! The station executor (DP-2): switches each station to the release it should run,
-//! in its idle window, and runs station jobs on the release that was current when
-//! they started. What each station runs and should run is the runner's (stored); the
-//! jobs in flight and the switches under way are this task's.
+//! Stations at run time (DP-2): the jobs in flight on each station, and its idle
+//! window. A station job holds the release that was current when it started (a
+//! [`Lease`]); a switch (a unit of a rollout run, `executor::switch`) waits until no
+//! job is in flight, and holds the station (a [`Hold`]) while it switches. New jobs
+//! wait behind a switch that waits, so that a busy station still gets its turn.
 
 pub mod fsops;
 pub(crate) mod job;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::runner::{Msg, ReleaseMsg};
 use crate::config::station::Station;
-use crate::domain::release::Release;
-use crate::store::artifacts::ArtifactStore;
 
 pub use job::{JobOutput, StationJob};
-
-/// A station to switch: its definition and the release it should run.
-#[derive(Debug, Clone)]
-pub(crate) struct SwitchPlan {
-    pub station: Station,
-    pub release: Release,
-    /// The releases it keeps unpacked once it runs this one; the others are removed
-    /// after the switch (no job can start while it is under way).
-    pub keep: Vec<i64>,
-}
-
-/// A job's hold on a station's release: the switch waits until it is given back.
-#[derive(Debug)]
-pub(crate) struct Lease {
-    pub station: String,
-    pub release: i64,
-    pub dir: PathBuf,
-    tx: mpsc::UnboundedSender<Cmd>,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        // The switcher is gone only when the engine stopped.
-        let _ = self.tx.send(Cmd::JobEnd(self.station.clone()));
-    }
-}
-
-enum Cmd {
-    /// Something changed: look at what each station should run.
-    Kick,
-    JobStart {
-        station: Station,
-        reply: oneshot::Sender<Result<Lease, String>>,
-    },
-    JobEnd(String),
-    /// A switch ended (its outcome is stored).
-    Switched(String),
-    Jobs(oneshot::Sender<HashMap<String, u32>>),
-}
-
-/// The handle on the station executor.
-#[derive(Clone)]
-pub(crate) struct Stations {
-    tx: mpsc::UnboundedSender<Cmd>,
-}
-
-impl Stations {
-    /// Look again at what each station should run.
-    pub fn kick(&self) {
-        let _ = self.tx.send(Cmd::Kick);
-    }
-
-    /// Holds `station`'s current release for a job (waiting for a switch under way,
-    /// or one that waits for the station's idle window, to finish first).
-    pub async fn lease(&self, station: Station) -> Result<Lease, String> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::JobStart { station, reply })
-            .map_err(|_| "the engine is stopping".to_string())?;
-        rx.await.map_err(|_| "the engine is stopping".to_string())?
-    }
-
-    /// Jobs in flight by station.
-    pub async fn jobs(&self) -> HashMap<String, u32> {
-        let (reply, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Jobs(reply)).is_err() {
-            return HashMap::new();
-        }
-        rx.await.unwrap_or_default()
-    }
-}
 
 #[derive(Default)]
 struct Slot {
     jobs: u32,
     switching: bool,
-    /// A switch waits for the jobs in flight: new jobs wait for it.
-    pending: bool,
-    waiting: Vec<(Station, oneshot::Sender<Result<Lease, String>>)>,
+    /// Switches waiting for the jobs in flight: new jobs wait for them.
+    pending: u32,
+    /// The rollout run whose switch the station should make next, as the runner
+    /// last stored it: a switch of another run finds itself not needed any more.
+    wanted: Option<i64>,
 }
 
-struct Switcher {
-    runner: mpsc::Sender<Msg>,
-    artifacts: ArtifactStore,
-    tx: mpsc::UnboundedSender<Cmd>,
-    slots: HashMap<String, Slot>,
-    stop: tokio_util::sync::CancellationToken,
+#[derive(Default)]
+struct Inner {
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Bumped at every change of a slot: whoever waits looks again.
+    changed: watch::Sender<u64>,
 }
 
-/// Starts the station executor; it looks at every station at once (a fan-out a
-/// stopped engine left half done is finished).
-pub(crate) fn start(
-    runner: mpsc::Sender<Msg>,
-    data_dir: &std::path::Path,
-    stop: tokio_util::sync::CancellationToken,
-) -> Stations {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let sw = Switcher {
-        runner,
-        artifacts: ArtifactStore::new(data_dir),
-        tx: tx.clone(),
-        slots: HashMap::new(),
-        stop,
-    };
-    let _ = tx.send(Cmd::Kick);
-    tokio::spawn(sw.run(rx));
-    Stations { tx }
+/// The engine's stations at run time: cheap to clone, shared by the station jobs and
+/// the switch executor.
+#[derive(Clone, Default)]
+pub(crate) struct Stations {
+    inner: Arc<Inner>,
 }
 
-impl Switcher {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-        // A command found behind a run of kicks, handled next.
-        let mut held = None;
-        loop {
-            let cmd = match held.take() {
-                Some(c) => Some(c),
-                None => tokio::select! {
-                    c = rx.recv() => c,
-                    _ = self.stop.cancelled() => None,
-                },
-            };
-            let Some(cmd) = cmd else { return };
-            match cmd {
-                Cmd::Kick => {
-                    // Many kicks at once need one look; what comes after them is
-                    // kept (a lost `Switched` would hold its station for good).
-                    while let Ok(c) = rx.try_recv() {
-                        if !matches!(c, Cmd::Kick) {
-                            held = Some(c);
-                            break;
-                        }
-                    }
-                    self.look().await
-                }
-                Cmd::JobStart { station, reply } => {
-                    let slot = self.slots.entry(station.name.clone()).or_default();
-                    if slot.switching || slot.pending {
-                        slot.waiting.push((station, reply));
-                    } else {
-                        let lease = self.lease(&station);
-                        let _ = reply.send(lease);
-                    }
-                }
-                Cmd::JobEnd(name) => {
-                    let slot = self.slots.entry(name).or_default();
-                    slot.jobs = slot.jobs.saturating_sub(1);
-                    if slot.jobs == 0 {
-                        self.look().await;
-                    }
-                }
-                Cmd::Switched(name) => {
-                    let slot = self.slots.entry(name.clone()).or_default();
-                    slot.switching = false;
-                    slot.pending = false;
-                    self.look().await;
-                }
-                Cmd::Jobs(reply) => {
-                    let jobs = self
-                        .slots
-                        .iter()
-                        .filter(|(_, s)| s.jobs > 0)
-                        .map(|(k, s)| (k.clone(), s.jobs))
-                        .collect();
-                    let _ = reply.send(jobs);
-                }
-            }
-        }
+/// A job's hold on a station's release: a switch waits until it is given back.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub release: i64,
+    pub dir: PathBuf,
+    _end: Release,
+}
+
+/// A switch's hold on a station: no job starts on it until this drops.
+#[derive(Debug)]
+pub(crate) struct Hold {
+    _end: Release,
+}
+
+/// Gives a lease or a hold back when dropped.
+#[derive(Debug)]
+struct Release {
+    stations: Stations,
+    station: String,
+    what: Held,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Job,
+    Switch,
+    /// A switch's place in the queue, before it holds the station.
+    Waiting,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.stations.change(&self.station, |s| match self.what {
+            Held::Job => s.jobs = s.jobs.saturating_sub(1),
+            Held::Switch => s.switching = false,
+            Held::Waiting => s.pending = s.pending.saturating_sub(1),
+        });
     }
+}
 
-    /// A job's hold on what `current` points at now.
-    fn lease(&mut self, station: &Station) -> Result<Lease, String> {
-        let Some(release) = fsops::current_release(&station.dir) else {
-            return Err(format!(
-                "station {} runs no release yet ({} points nowhere)",
-                station.name,
-                fsops::current_link(&station.dir).display()
-            ));
-        };
-        self.slots.entry(station.name.clone()).or_default().jobs += 1;
-        Ok(Lease {
-            station: station.name.clone(),
-            release,
-            dir: fsops::release_dir(&station.dir, release),
-            tx: self.tx.clone(),
-        })
+impl std::fmt::Debug for Stations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stations")
     }
+}
 
-    /// Starts the switches that may start: a station with a release to switch to,
-    /// no switch under way and no job in flight.
-    async fn look(&mut self) {
-        let (reply, rx) = oneshot::channel();
-        if self
-            .runner
-            .send(Msg::Release(ReleaseMsg::Plan(reply)))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let Ok(Ok(plans)) = rx.await else { return };
-        for slot in self.slots.values_mut() {
-            slot.pending = false;
-        }
-        for plan in plans {
-            let slot = self.slots.entry(plan.station.name.clone()).or_default();
-            if slot.switching {
-                continue;
-            }
-            slot.pending = true;
-            if slot.jobs > 0 {
-                continue;
-            }
-            slot.switching = true;
-            let (runner, artifacts, tx) =
-                (self.runner.clone(), self.artifacts.clone(), self.tx.clone());
-            tokio::spawn(async move {
-                let name = plan.station.name.clone();
-                let error = switch(&artifacts, &plan).await.err();
-                if error.is_none() {
-                    // Still switching: no job runs on this station while its old
-                    // releases go, and the switch is reported once they have.
-                    prune(&plan.station, plan.keep.clone()).await;
-                }
-                if let Some(e) = &error {
-                    tracing::warn!(
-                        "station {name}: switch to release {} failed: {e}",
-                        plan.release.id
-                    );
-                }
-                let (reply, rx) = oneshot::channel();
-                let msg = ReleaseMsg::Switched {
-                    station: name.clone(),
-                    release: plan.release.id,
-                    error,
-                    reply,
-                };
-                if runner.send(Msg::Release(msg)).await.is_ok() {
-                    let _ = rx.await;
-                }
-                let _ = tx.send(Cmd::Switched(name));
-            });
-        }
-        // Jobs that waited for a switch no longer planned start now.
-        let free: Vec<String> = self
+impl Stations {
+    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        self.inner
             .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn change(&self, station: &str, f: impl FnOnce(&mut Slot)) {
+        f(self.slots().entry(station.to_string()).or_default());
+        self.inner.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn release(&self, station: &str, what: Held) -> Release {
+        Release {
+            stations: self.clone(),
+            station: station.to_string(),
+            what,
+        }
+    }
+
+    /// Holds `station`'s current release for a job, once no switch is under way or
+    /// waiting for the station's idle window.
+    pub async fn lease(&self, station: &Station) -> Result<Lease, String> {
+        let mut changed = self.inner.changed.subscribe();
+        loop {
+            changed.borrow_and_update();
+            {
+                let mut slots = self.slots();
+                let slot = slots.entry(station.name.clone()).or_default();
+                if !slot.switching && slot.pending == 0 {
+                    let Some(release) = fsops::current_release(&station.dir) else {
+                        return Err(format!(
+                            "station {} runs no release yet ({} points nowhere)",
+                            station.name,
+                            fsops::current_link(&station.dir).display()
+                        ));
+                    };
+                    slot.jobs += 1;
+                    return Ok(Lease {
+                        release,
+                        dir: fsops::release_dir(&station.dir, release),
+                        _end: self.release(&station.name, Held::Job),
+                    });
+                }
+            }
+            changed
+                .changed()
+                .await
+                .map_err(|_| "the engine is stopping".to_string())?;
+        }
+    }
+
+    /// Waits for `station`'s idle window (no job in flight, no other switch), then
+    /// holds it; `waiting` is told how many jobs it waits for whenever that changes.
+    /// `None` if `stop` fired first.
+    pub async fn hold(
+        &self,
+        station: &str,
+        stop: &CancellationToken,
+        mut waiting: impl FnMut(u32),
+    ) -> Option<Hold> {
+        let mut changed = self.inner.changed.subscribe();
+        self.change(station, |s| s.pending += 1);
+        let queued = self.release(station, Held::Waiting);
+        let mut told = None;
+        loop {
+            changed.borrow_and_update();
+            {
+                let mut slots = self.slots();
+                let slot = slots.entry(station.to_string()).or_default();
+                if slot.jobs == 0 && !slot.switching {
+                    slot.switching = true;
+                    drop(slots);
+                    drop(queued);
+                    return Some(Hold {
+                        _end: self.release(station, Held::Switch),
+                    });
+                }
+                if told != Some(slot.jobs) {
+                    told = Some(slot.jobs);
+                    waiting(slot.jobs);
+                }
+            }
+            tokio::select! {
+                r = changed.changed() => r.ok()?,
+                _ = stop.cancelled() => return None,
+            }
+        }
+    }
+
+    /// The runner stored that `station` should be switched by rollout `run` (or by
+    /// none: pinned where it is).
+    pub fn want(&self, station: &str, run: Option<i64>) {
+        self.change(station, |s| s.wanted = run);
+    }
+
+    /// The rollout run `station` should be switched by.
+    pub fn wanted(&self, station: &str) -> Option<i64> {
+        self.slots().get(station).and_then(|s| s.wanted)
+    }
+
+    /// Jobs in flight by station.
+    pub fn jobs(&self) -> HashMap<String, u32> {
+        self.slots()
             .iter()
-            .filter(|(_, s)| !s.switching && !s.pending && !s.waiting.is_empty())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for name in free {
-            let waiting = self
-                .slots
-                .get_mut(&name)
-                .map(|s| std::mem::take(&mut s.waiting));
-            for (station, reply) in waiting.unwrap_or_default() {
-                let lease = self.lease(&station);
-                let _ = reply.send(lease);
-            }
-        }
+            .filter(|(_, s)| s.jobs > 0)
+            .map(|(k, s)| (k.clone(), s.jobs))
+            .collect()
     }
 }
 
-/// Removes the station's releases it need not keep (see `Runner::switched`).
-async fn prune(station: &Station, keep: Vec<i64>) {
-    let (dir, name) = (station.dir.clone(), station.name.clone());
-    let done = tokio::task::spawn_blocking(move || fsops::prune_releases(&dir, &keep)).await;
-    match done {
-        Ok(Ok(removed)) if !removed.is_empty() => {
-            tracing::info!("station {name}: removed old releases {removed:?}")
-        }
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!("station {name}: cannot remove old releases: {e}"),
-        Err(e) => tracing::warn!("station {name}: removing old releases was lost: {e}"),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Unpacks the release, points `current` at it, then runs `activate` and `health`;
-/// a failure of either points `current` back at the release before.
-async fn switch(artifacts: &ArtifactStore, plan: &SwitchPlan) -> Result<(), String> {
-    let Some(digest) = plan.release.digest.clone() else {
-        return Err(format!("release {} has no artifact", plan.release.id));
-    };
-    let (artifacts, dir, id) = (artifacts.clone(), plan.station.dir.clone(), plan.release.id);
-    let before = tokio::task::spawn_blocking(move || {
-        let before = fsops::current_release(&dir);
-        fsops::ensure_release(&artifacts, &dir, id, &digest)?;
-        fsops::point_current(&dir, id)?;
-        Ok::<_, fsops::SwitchError>(before)
-    })
-    .await
-    .map_err(|e| format!("switching: {e}"))?
-    .map_err(|e| e.to_string())?;
-    let st = &plan.station;
-    let release_dir = fsops::release_dir(&st.dir, id);
-    for (what, cmd) in [("activate", &st.activate), ("health", &st.health)] {
-        let Some(cmd) = cmd else { continue };
-        let out = job::run_sh(cmd, &release_dir, &st.name, id).await;
-        if out.exit_code != Some(0) {
-            let why = format!(
-                "{what} `{cmd}` failed ({}){}",
-                out.describe(),
-                match before {
-                    Some(b) if b != id => format!("; switched back to release {b}"),
-                    _ => String::new(),
-                }
-            );
-            if let Some(b) = before.filter(|b| *b != id) {
-                let dir = st.dir.clone();
-                let back = tokio::task::spawn_blocking(move || fsops::point_current(&dir, b)).await;
-                if let Ok(Err(e)) = back {
-                    return Err(format!("{why}, but switching back failed: {e}"));
-                }
-            }
-            return Err(why);
+    fn station(dir: &std::path::Path) -> Station {
+        Station {
+            name: "edge".into(),
+            service: "web".into(),
+            binding: crate::config::station::StationBinding::Branch("main".into()),
+            dir: dir.to_path_buf(),
+            activate: None,
+            health: None,
+            group: None,
+            keep_releases: 3,
         }
     }
-    Ok(())
+
+    #[tokio::test]
+    async fn a_switch_waits_for_the_jobs_in_flight_and_new_jobs_wait_for_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("releases/1")).unwrap();
+        fsops::point_current(tmp.path(), 1).unwrap();
+        let st = station(tmp.path());
+        let s = Stations::default();
+        let job = s.lease(&st).await.unwrap();
+        assert_eq!(job.release, 1);
+        assert_eq!(s.jobs()["edge"], 1);
+
+        let stop = CancellationToken::new();
+        let (told_tx, mut told) = tokio::sync::mpsc::unbounded_channel();
+        let s2 = s.clone();
+        let stop2 = stop.clone();
+        let switch = tokio::spawn(async move {
+            s2.hold("edge", &stop2, move |n| told_tx.send(n).unwrap())
+                .await
+        });
+        assert_eq!(told.recv().await, Some(1));
+        // A job that comes now waits behind the switch.
+        let (s3, st3) = (s.clone(), st.clone());
+        let later = tokio::spawn(async move { s3.lease(&st3).await });
+        tokio::task::yield_now().await;
+        assert!(!switch.is_finished() && !later.is_finished());
+        drop(job);
+        let hold = switch.await.unwrap().expect("the idle window");
+        assert!(!later.is_finished());
+        drop(hold);
+        assert_eq!(later.await.unwrap().unwrap().release, 1);
+
+        // A switch stopped while it waits leaves no trace.
+        let job = s.lease(&st).await.unwrap();
+        let s4 = s.clone();
+        let stop4 = stop.clone();
+        let waiting = tokio::spawn(async move { s4.hold("edge", &stop4, |_| {}).await });
+        tokio::task::yield_now().await;
+        stop.cancel();
+        assert!(waiting.await.unwrap().is_none());
+        drop(job);
+        let again = s.lease(&st).await.unwrap();
+        assert_eq!(again.release, 1);
+    }
 }

@@ -72,11 +72,11 @@ pub fn decision_text(run: i64, env: &str, decision: Decision) -> String {
     if let Some(k) = crate::domain::SwitchGateKey::parse(env) {
         let group = crate::domain::ansi::inert(&k.group);
         let what = match decision {
-            Decision::Approve => "switch to it in their idle windows",
+            Decision::Approve => "switch to its release in their idle windows",
             Decision::Reject => "stay on the release they run now",
         };
         return format!(
-            "{verb} the switch of station group {group} to run {run}'s release? \
+            "{verb} the switch of station group {group} in rollout run {run}? \
              The stations of {group} {what}."
         );
     }
@@ -432,12 +432,12 @@ mod tests {
     fn a_station_group_gate_says_what_its_decision_does() {
         assert_eq!(
             decision_text(13, "stations:edge", Decision::Approve),
-            "Approve the switch of station group edge to run 13's release? \
-             The stations of edge switch to it in their idle windows."
+            "Approve the switch of station group edge in rollout run 13? \
+             The stations of edge switch to its release in their idle windows."
         );
         assert_eq!(
             decision_text(13, "stations:edge", Decision::Reject),
-            "Reject the switch of station group edge to run 13's release? \
+            "Reject the switch of station group edge in rollout run 13? \
              The stations of edge stay on the release they run now."
         );
     }

@@ -126,8 +126,8 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
                 "{} ",
                 &r.commit_sha[..r.commit_sha.len().min(7)]
             ))];
-            // Markers first: a targeted stack job, a drifted pipeline.
-            for m in [Some(r.targeted()), drift.get(&r.id).cloned()]
+            // Markers first: a targeted stack job or a rollout, a drifted pipeline.
+            for m in [Some(r.marker()), drift.get(&r.id).cloned()]
                 .into_iter()
                 .flatten()
                 .filter(|m| !m.is_empty())

@@ -322,3 +322,73 @@ dir = "stations/edge-1"
     assert!(err.to_string().contains("only a ready release"), "{err}");
     assert_eq!(stations(&h).await[0].current, None);
 }
+
+/// Starts a station job on `station` that holds its release until the file `go`
+/// appears in the project; returns once the job runs.
+async fn hold_station(
+    h: &pipedeck::engine::EngineHandle,
+    p: &TestProject,
+    station: &str,
+) -> tokio::task::JoinHandle<Result<JobOutput, pipedeck::engine::EngineError>> {
+    let t = p.path().display().to_string();
+    let script = format!(
+        "touch {t}/started; i=0; while [ ! -f {t}/go ]; do i=$((i+1)); \
+         [ $i -gt 6000 ] && exit 9; sleep 0.01; done"
+    );
+    let job = {
+        let (h, station) = (h.clone(), station.to_string());
+        tokio::spawn(async move {
+            h.ask::<JobOutput>(Request::StationExec {
+                station,
+                argv: vec!["sh".into(), "-c".into(), script],
+            })
+            .await
+        })
+    };
+    assert!(wait_file(&p.file("started")).await, "the job never started");
+    job
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_waiting_for_its_idle_window_is_cancelled_or_outlives_a_restart() {
+    let p = project(
+        false,
+        "[access]\nusers = { tester = \"admin\" }\ndefault = \"operator\"\n",
+    );
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let r1 = build(&h, &mut rx, "main").await;
+    runs(&h, &mut rx, "edge-1", r1.id).await;
+    let job = hold_station(&h, &p, "edge-1").await;
+
+    // Cancelled while it waits: edge-1 stays on r1 and says why.
+    let r2 = build(&h, &mut rx, "main").await;
+    runs(&h, &mut rx, "edge-2", r2.id).await;
+    let e1 = stations(&h).await.into_iter().find(|s| s.name == "edge-1");
+    let rollout = e1.unwrap().switch_run.expect("a rollout");
+    h.cancel(rollout).await.unwrap();
+    let done = wait_done(&h, &mut rx, rollout).await;
+    assert_eq!(done.run.status, RunStatus::Cancelled, "{done:#?}");
+    let e1 = stations(&h).await.into_iter().find(|s| s.name == "edge-1");
+    let e1 = e1.unwrap();
+    assert_eq!((e1.current, e1.pending), (Some(r1.id), None), "{e1:#?}");
+    let error = e1.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!("the switch to release {} was cancelled", r2.id)),
+        "{error}"
+    );
+    assert_eq!(current_target(&p, "edge-1"), format!("releases/{}", r1.id));
+
+    // The next one waits too, and the engine stops meanwhile: the switch stays
+    // pending, and the next engine makes it once the job has ended.
+    let r3 = build(&h, &mut rx, "main").await;
+    runs(&h, &mut rx, "edge-2", r3.id).await;
+    h.shutdown().await;
+    std::fs::write(p.file("go"), "").unwrap();
+    assert_eq!(job.await.unwrap().unwrap().exit_code, Some(0));
+    assert_eq!(current_target(&p, "edge-1"), format!("releases/{}", r1.id));
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    runs(&h, &mut rx, "edge-1", r3.id).await;
+    assert_eq!(version(&p, "edge-1"), r3.run_id.to_string());
+}

@@ -232,7 +232,7 @@ impl Runner {
         if !holders.is_empty() {
             return Err(EngineError::Conflict(format!(
                 "release {id} cannot be deleted: stations {} hold it; move them to another \
-                 release first (pipedeck station pin STATION RELEASE)",
+                 release first (pipedeck station pin RELEASE STATION)",
                 holders.join(", ")
             )));
         }

@@ -132,7 +132,11 @@ impl Runner {
         else {
             return Ok(()); // gone from the project meanwhile
         };
-        let mine = row.switch_run == Some(run.id);
+        // A switch the engine's shutdown stopped stays pending: the next engine
+        // finishes it (`resume_rollouts`).
+        let stopped = self.shutdown.is_some()
+            && !matches!(step.status, StepStatus::Succeeded | StepStatus::Failed);
+        let mine = row.switch_run == Some(run.id) && !stopped;
         let why = step.reason.clone().unwrap_or_default();
         match step.status {
             StepStatus::Succeeded => {

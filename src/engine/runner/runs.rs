@@ -329,11 +329,12 @@ impl Runner {
         } else {
             "trigger"
         };
-        // A state job names its operation; a targeted stack job says so (`targeted: a, b`).
+        // A state job names its operation; a targeted stack job says so (`targeted: a, b`),
+        // a rollout names its release.
         let target = new
             .spec
             .audit_target()
-            .or_else(|| Some(run.targeted()).filter(|t| !t.is_empty()));
+            .or_else(|| Some(run.marker()).filter(|t| !t.is_empty()));
         self.audit(&new.triggered_by, action, run.id, target.as_deref(), None)?;
         out.after(After::Start(Box::new((run.clone(), def, steps))));
         Ok(run)
@@ -347,6 +348,14 @@ impl Runner {
         out: &mut Out,
     ) -> Result<RunInfo> {
         let orig = self.store.run(id)?.ok_or_else(|| no_run(id))?;
+        if orig.kind == RunKind::Rollout {
+            // Which release each station runs is the stations' business now, not a
+            // past rollout's.
+            return Err(EngineError::Invalid(format!(
+                "run {id} is a rollout: it is not run again; move stations with `pipedeck \
+                 station pin RELEASE STATION` (or unpin them to follow new releases)"
+            )));
+        }
         let definition: serde_json::Value =
             self.store.definition_as(id)?.ok_or_else(|| no_run(id))?;
         let new = NewRun {

@@ -208,6 +208,27 @@ pub fn note(t: &LogTarget, text: &str) -> std::io::Result<()> {
         .map(|_| ())
 }
 
+/// Writes one note line into a step's log without waiting for it: the log writer
+/// appends it in order with whatever comes next, and a failure is only logged.
+pub(crate) fn note_later(t: &LogTarget, text: &str) {
+    let step = t.step_id;
+    let sent = t
+        .logs
+        .stream(t.run_id, step, publisher(t))
+        .and_then(|mut s| {
+            s.note(text)?;
+            s.close(Box::new(move |r| {
+                if let Err(e) = r {
+                    tracing::warn!("step {step}: cannot write a note to its log: {e}");
+                }
+            }));
+            Ok(())
+        });
+    if let Err(e) = sent {
+        tracing::warn!("step {step}: cannot write a note to its log: {e}");
+    }
+}
+
 /// Closes `log` once its reader is done; the log's first write or sync error, if any.
 pub(crate) async fn close(log: LogStream) -> io::Result<u64> {
     let (tx, rx) = tokio::sync::oneshot::channel();

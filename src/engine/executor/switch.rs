@@ -56,10 +56,9 @@ impl SwitchExecutor {
     }
 }
 
+/// A line of the switch's own in its log (not waited for: the switch goes on).
 fn note(log: &LogTarget, text: &str) {
-    if let Err(e) = process::note(log, text) {
-        tracing::warn!("step {}: cannot write a note to its log: {e}", log.step_id);
-    }
+    process::note_later(log, text);
 }
 
 fn ended(outcome: Outcome) -> Finished {

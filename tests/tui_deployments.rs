@@ -347,3 +347,44 @@ async fn a_confirmed_rollback_sends_the_request_and_the_stations_go_back() {
     }
     h.shutdown().await;
 }
+
+/// A rollout run (issue 18): the runs table marks it, and its detail names its
+/// release and shows one row per station, a switch that waits for a job saying so.
+#[test]
+fn a_rollout_in_the_runs_table_and_its_detail() {
+    use pipedeck::domain::{RunDetail, RunKind, Stage, StepStatus};
+    let mut s = state();
+    let mut run = fixtures::run(9, RunStatus::Running, "Add the login page", 30, 12);
+    run.kind = RunKind::Rollout;
+    run.release = Some(3);
+    run.ended_at = None;
+    s.apply_event(Event::Run { run: run.clone() });
+    let screen = draw(&s, 160, 48);
+    assert!(
+        screen.contains("[rollout of release 3] Add the login page"),
+        "{screen}"
+    );
+
+    let mut edge1 = fixtures::step(
+        1,
+        Stage::Switch,
+        "edge-1",
+        0,
+        StepStatus::Succeeded,
+        Some((30, 1)),
+    );
+    edge1.run_id = 9;
+    edge1.outputs = Some(serde_json::json!({"station": "edge-1", "release": 3, "previous": 2}));
+    let mut edge2 = fixtures::step(2, Stage::Switch, "edge-2", 1, StepStatus::Queued, None);
+    edge2.run_id = 9;
+    edge2.reason = Some("waits for 1 job in flight on station edge-2".into());
+    s.detail = Some(RunDetail {
+        run,
+        steps: vec![edge1, edge2],
+        gates: Vec::new(),
+        graph: Vec::new(),
+        chain: Default::default(),
+    });
+    s.view = View::Detail;
+    insta::assert_snapshot!("rollout_detail_160x48", draw(&s, 160, 48));
+}

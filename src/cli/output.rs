@@ -125,6 +125,12 @@ pub fn print_detail(d: &RunDetail, color: bool) {
     if let Some(reason) = &r.reason {
         outln!("reason: {}", inert(reason));
     }
+    if r.kind == crate::domain::RunKind::Rollout {
+        outln!(
+            "{}: each station below switches in its idle window",
+            r.what()
+        );
+    }
     if !r.targets.is_empty() {
         // Addresses are checked against Terraform's grammar; inert all the same.
         outln!(

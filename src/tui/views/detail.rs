@@ -145,6 +145,17 @@ pub fn render(f: &mut Frame, s: &AppState, area: Rect) {
             inert(&r.service),
             inert(r.place())
         )
+    } else if r.kind == RunKind::Rollout {
+        // `rollout of release 3 · web@main a1b2c3d · production · chain`
+        format!(
+            "{} · {}@{} {} · {} · {}",
+            inert(&r.what()),
+            inert(&r.service),
+            inert(r.place()),
+            inert(&r.commit_sha[..r.commit_sha.len().min(7)]),
+            r.run_type,
+            r.trigger,
+        )
     } else {
         format!(
             "{}@{} {} {}  · {} · {}",

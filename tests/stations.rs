@@ -141,15 +141,8 @@ async fn identical_builds_store_one_artifact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_in_flight_keeps_its_release_while_the_switch_waits() {
-    // A station job runs any command as the engine's account: admins only.
-    let p = project(
-        false,
-        "[access]\nusers = { tester = \"admin\" }\ndefault = \"operator\"\n",
-    );
-    let h = p.start().await;
-    let mut rx = h.subscribe();
-    let r1 = build(&h, &mut rx, "main").await;
-    runs(&h, &mut rx, "edge-1", r1.id).await;
+    let p = admin_project();
+    let (h, mut rx, r1) = on_a_first_release(&p).await;
     let err = h
         .as_caller("bob")
         .ask::<JobOutput>(Request::StationExec {
@@ -323,6 +316,32 @@ dir = "stations/edge-1"
     assert_eq!(stations(&h).await[0].current, None);
 }
 
+/// The stations project where the test's account is an admin: a station job runs
+/// any command as the engine's account, so only admins may start one.
+fn admin_project() -> TestProject {
+    project(
+        false,
+        "[access]\nusers = { tester = \"admin\" }\ndefault = \"operator\"\n",
+    )
+}
+
+/// The engine on `p`, once both stations run a first release.
+async fn on_a_first_release(
+    p: &TestProject,
+) -> (
+    pipedeck::engine::EngineHandle,
+    tokio::sync::broadcast::Receiver<pipedeck::domain::Event>,
+    Release,
+) {
+    let h = p.start().await;
+    let mut rx = h.subscribe();
+    let r1 = build(&h, &mut rx, "main").await;
+    for s in ["edge-1", "edge-2"] {
+        runs(&h, &mut rx, s, r1.id).await;
+    }
+    (h, rx, r1)
+}
+
 /// Starts a station job on `station` that holds its release until the file `go`
 /// appears in the project; returns once the job runs.
 async fn hold_station(
@@ -351,14 +370,8 @@ async fn hold_station(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switch_waiting_for_its_idle_window_is_cancelled_or_outlives_a_restart() {
-    let p = project(
-        false,
-        "[access]\nusers = { tester = \"admin\" }\ndefault = \"operator\"\n",
-    );
-    let h = p.start().await;
-    let mut rx = h.subscribe();
-    let r1 = build(&h, &mut rx, "main").await;
-    runs(&h, &mut rx, "edge-1", r1.id).await;
+    let p = admin_project();
+    let (h, mut rx, r1) = on_a_first_release(&p).await;
     let job = hold_station(&h, &p, "edge-1").await;
 
     // Cancelled while it waits: edge-1 stays on r1 and says why.

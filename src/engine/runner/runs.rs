@@ -5,6 +5,7 @@ use super::*;
 use crate::domain::RunSpec;
 use crate::engine::executor::slurm::JobId;
 use crate::engine::queue::{Deployed, RunFacts};
+use crate::store::LogStore;
 
 /// How a run that cannot carry on after a restart ends: the run, its unfinished steps
 /// and its waiting gates, each with a reason.
@@ -59,6 +60,22 @@ fn end_run(
     s.update_run(run)
 }
 
+/// A step that was executing when the engine stopped, made queued with `why`: the
+/// scheduler of its resumed run starts it again (its log is repaired first).
+fn requeue(s: &Store, logs: &LogStore, st: &StepInfo, why: String) -> crate::store::Result<()> {
+    if let Err(e) = logs.repair(st.run_id, st.id) {
+        tracing::error!(
+            "run {}: cannot repair the log of {}: {e}",
+            st.run_id,
+            st.path()
+        );
+    }
+    let mut st = st.clone();
+    st.status = StepStatus::Queued;
+    st.reason = Some(why);
+    s.update_step(&st)
+}
+
 impl Runner {
     /// After a crash (or a stop): a run that had a step executing becomes
     /// `interrupted` (its unfinished steps too, their logs trimmed of torn records, and
@@ -98,18 +115,8 @@ impl Runner {
                 // again (its station is on one whole release or the other meanwhile).
                 if run.status != RunStatus::Cancelling && run.kind == RunKind::Rollout {
                     for st in running {
-                        if let Err(e) = logs.repair(run.id, st.id) {
-                            tracing::error!(
-                                "run {}: cannot repair the log of {}: {e}",
-                                run.id,
-                                st.path()
-                            );
-                        }
-                        let mut st = st.clone();
-                        st.status = StepStatus::Queued;
-                        st.reason =
-                            Some("switching again: the engine stopped while this ran".into());
-                        s.update_step(&st)?;
+                        let why = "switching again: the engine stopped while this ran";
+                        requeue(s, &logs, st, why.into())?;
                     }
                     resume.push(run.id);
                     continue;
@@ -123,19 +130,8 @@ impl Runner {
                         .filter(on_slurm);
                     for st in running.into_iter().chain(queued) {
                         let job = jobs[&st.id];
-                        if let Err(e) = logs.repair(run.id, st.id) {
-                            tracing::error!(
-                                "run {}: cannot repair the log of {}: {e}",
-                                run.id,
-                                st.path()
-                            );
-                        }
-                        let mut st = st.clone();
-                        // Queued: the scheduler starts it again, and its executor
-                        // finds the job to re-attach to.
-                        st.status = StepStatus::Queued;
-                        st.reason = Some(format!("re-attaching to Slurm job {job}"));
-                        s.update_step(&st)?;
+                        // Its executor finds the job to re-attach to.
+                        requeue(s, &logs, st, format!("re-attaching to Slurm job {job}"))?;
                         reattach.push((st.id, job));
                     }
                     resume.push(run.id);

@@ -108,7 +108,7 @@ fn is_url(repo: &str) -> bool {
 fn watch_refs(dir: &Path, tx: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
     use notify::{RecursiveMode, Watcher};
     let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if ev.is_ok() {
+        if ev.is_ok_and(|e| changes(&e.kind)) {
             // Full: a look is already due, and it will see this change too.
             let _ = tx.try_send(());
         }
@@ -117,6 +117,13 @@ fn watch_refs(dir: &Path, tx: mpsc::Sender<()>) -> notify::Result<notify::Recomm
     // `packed-refs` is replaced by a rename into the git dir itself.
     w.watch(dir, RecursiveMode::NonRecursive)?;
     Ok(w)
+}
+
+/// Whether an event under the git dir may be a change of its refs. Reading them is
+/// not: `git ls-remote` (the look itself) opens them, and waking on that made an idle
+/// engine look again and again (measured: about half a core on the demo).
+fn changes(kind: &notify::EventKind) -> bool {
+    !matches!(kind, notify::EventKind::Access(_))
 }
 
 /// One look: the refs now against those seen; each new head or tag that a glob
@@ -221,6 +228,55 @@ fn parse_ls_remote(text: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `git ls-remote` does to a watched repository is all reading: none of it
+    /// wakes the watcher. A ref written afterwards does (inotify keeps the order).
+    #[test]
+    fn reading_the_refs_is_no_change_and_writing_one_is() {
+        use notify::Watcher;
+        let tmp = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(tmp.path())
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        };
+        git(&["init", "-q", "--bare"]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            let _ = tx.send(ev.unwrap());
+        })
+        .unwrap();
+        w.watch(&tmp.path().join("refs"), notify::RecursiveMode::Recursive)
+            .unwrap();
+        w.watch(tmp.path(), notify::RecursiveMode::NonRecursive)
+            .unwrap();
+        let repo = tmp.path().display().to_string();
+        for _ in 0..3 {
+            let out = std::process::Command::new("git")
+                .args(["ls-remote", "--heads", "--tags", &repo])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        }
+        let sentinel = tmp.path().join("refs/tags/sentinel");
+        std::fs::write(&sentinel, "0000000000000000000000000000000000000000\n").unwrap();
+        let mut before = Vec::new();
+        loop {
+            let ev = rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the sentinel's event");
+            if ev.paths.contains(&sentinel) && changes(&ev.kind) {
+                break;
+            }
+            before.push(ev);
+        }
+        let woke: Vec<_> = before.iter().filter(|e| changes(&e.kind)).collect();
+        assert!(woke.is_empty(), "reading woke the watcher: {woke:#?}");
+    }
 
     #[test]
     fn annotated_tags_are_peeled() {

@@ -79,9 +79,8 @@ fn the_state_view_taints_what_was_marked_in_a_real_terminal() {
     let out = cli(dir, &["infra", "run", "d", "--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 
-    let t = common::tmux::Tmux {
-        socket: format!("pipedeck-state-{}", std::process::id()),
-    };
+    let t = common::tmux::Tmux::new(format!("pipedeck-state-{}", std::process::id()));
+    t.owns_engine(&dir.join("data"));
     let cmd = format!(
         "{} --data-dir {} --project {}",
         env!("CARGO_BIN_EXE_pipedeck"),

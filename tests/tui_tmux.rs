@@ -84,6 +84,7 @@ fn dashboard(name: &str, args: &str) -> (Tmux, tempfile::TempDir) {
         &format!("--demo --data-dir {} {args}", data.path().display()),
         data.path(),
     );
+    t.owns_engine(data.path());
     (t, data)
 }
 
@@ -95,9 +96,7 @@ fn open_dashboard(name: &str, args: &str, cwd: &std::path::Path) -> Tmux {
         tmux.is_ok_and(|o| o.status.success()),
         "tmux is not installed: install it (apt-get install tmux; .ci/run does)"
     );
-    let t = Tmux {
-        socket: format!("pipedeck-{name}-{}", std::process::id()),
-    };
+    let t = Tmux::new(format!("pipedeck-{name}-{}", std::process::id()));
     let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_pipedeck"));
     let out = t.cmd(&[
         "new-session",
@@ -208,6 +207,7 @@ run = '''echo header; echo needle-near-start; seq 1 1000000; printf 'wide:%0200d
         ),
         &out,
     );
+    t.owns_engine(&dir.path().join("data"));
     t.keys(&["t"]);
     t.wait_for("trigger a run");
     t.keys(&["Enter"]);

@@ -337,3 +337,46 @@ async fn old_release_dirs_go_after_a_switch_but_not_while_a_job_uses_one() {
     runs(&h, &mut rx, "edge-2", r5.id).await;
     assert_eq!(unpacked(&p, "edge-2"), vec![r5.id]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinning_a_station_where_it_is_closes_the_gate_its_switch_waited_at() {
+    let p = gated_project();
+    let h = p.start().await;
+    let alice = h.as_caller("alice");
+    let mut rx = h.subscribe();
+    let r1 = build(&h, &mut rx, "main").await;
+    let g1 = at_gate(&h, &mut rx, r1.id).await;
+    alice
+        .ask::<GateInfo>(decide(g1.run_id, Decision::Approve, None))
+        .await
+        .unwrap();
+    runs(&h, &mut rx, "edge-1", r1.id).await;
+
+    // The next build's switch waits at the gate; edge-1 is pinned where it is.
+    let r2 = build(&h, &mut rx, "main").await;
+    let g2 = at_gate(&h, &mut rx, r2.id).await;
+    let after: Vec<StationInfo> = h
+        .ask(Request::PinRelease {
+            release: r1.id,
+            stations: vec!["edge-1".into()],
+        })
+        .await
+        .unwrap();
+    let e1 = station(&after, "edge-1");
+    assert_eq!(
+        (e1.current, e1.pending, e1.pinned, e1.switch_run),
+        (Some(r1.id), None, true, None),
+        "{e1:#?}"
+    );
+    // Nothing is left to approve, and the rollout ends without switching it.
+    let done = wait_done(&h, &mut rx, g2.run_id).await;
+    assert_eq!(
+        step(&done, "switch/edge-1").status,
+        pipedeck::domain::StepStatus::Skipped,
+        "{done:#?}"
+    );
+    let waiting: Vec<GateInfo> = h.ask(Request::WaitingGates).await.unwrap();
+    assert!(!waiting.iter().any(|g| g.id == g2.id), "{waiting:#?}");
+    assert_eq!(version(&p, "edge-1"), r1.run_id.to_string());
+    assert!(station(&stations(&h).await, "edge-1").error.is_none());
+}

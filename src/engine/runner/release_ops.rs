@@ -49,7 +49,7 @@ impl Runner {
         let mut by_release: BTreeMap<i64, (Release, Vec<(Station, StationRow)>)> = BTreeMap::new();
         for (rel, st, row) in moves {
             if row.current == Some(rel.id) {
-                self.switch_none(row, out)?;
+                self.switch_none(&st, row, out)?;
             } else {
                 let entry = by_release
                     .entry(rel.id)

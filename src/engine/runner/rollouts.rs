@@ -6,7 +6,9 @@ use super::{After, Out, Result, Runner};
 use crate::config::station::Station;
 use crate::domain::chain::Upstream;
 use crate::domain::release::{Release, ReleaseEnv};
-use crate::domain::{RunSpec, RunStatus, RunType, Stage, StepInfo, StepStatus, Trigger};
+use crate::domain::{
+    GateStatus, RunSpec, RunStatus, RunType, Stage, StepInfo, StepStatus, SwitchGateKey, Trigger,
+};
 use crate::engine::plan::rollout::{RolloutDef, SwitchDef};
 use crate::store::NewRun;
 use crate::store::releases::StationRow;
@@ -106,12 +108,37 @@ impl Runner {
     }
 
     /// A station no longer switches (pinned where it is): an older rollout's switch
-    /// of it gives way.
-    pub(super) fn switch_none(&mut self, mut row: StationRow, out: &mut Out) -> Result<()> {
+    /// of it gives way, and so does its group's gate there once no station of the
+    /// group waits at it any more.
+    pub(super) fn switch_none(
+        &mut self,
+        st: &Station,
+        mut row: StationRow,
+        out: &mut Out,
+    ) -> Result<()> {
+        let old = row.switch_run.take();
         row.pending = None;
-        row.switch_run = None;
         out.after(After::Want(row.name.clone(), None));
-        self.put_station(&row, out)
+        self.put_station(&row, out)?;
+        let (Some(old), Some(group)) = (old, &st.group) else {
+            return Ok(());
+        };
+        let still = self
+            .station_rows()?
+            .into_iter()
+            .any(|(s, r)| r.switch_run == Some(old) && s.group.as_deref() == Some(group.as_str()));
+        let env = SwitchGateKey::new(group).to_string();
+        let waiting = self
+            .store
+            .gates(old)?
+            .into_iter()
+            .rev()
+            .find(|g| g.env == env);
+        if let Some(gate) = waiting.filter(|g| g.status == GateStatus::Waiting && !still) {
+            let why = format!("no station of group {group} switches in this rollout any more");
+            self.close_gate(gate, GateStatus::Superseded, "pipedeck", Some(why), out)?;
+        }
+        Ok(())
     }
 
     /// A switch row ended: its station runs the release, or says why it does not.
@@ -193,7 +220,7 @@ impl Runner {
         }
         for (p, st, row) in orphans {
             let Some(rel) = self.store.release_by_id(p)? else {
-                self.switch_none(row, &mut out)?;
+                self.switch_none(&st, row, &mut out)?;
                 continue;
             };
             let asked = Asked {

@@ -204,10 +204,8 @@ impl Runner {
     /// rollback goes back to) and, after a rollback, as many of the newest after it
     /// (what an unpin goes forward to). Whatever it is told to switch to later is
     /// unpacked again from the artifact store if it had gone.
-    pub(super) fn kept_releases(&self, st: &Station, cur: i64) -> Result<Vec<i64>> {
-        let followed: Vec<i64> = self
-            .store
-            .releases(Some(&st.service), 10_000)?
+    pub(super) fn kept_releases(st: &Station, cur: i64, releases: &[Release]) -> Vec<i64> {
+        let followed: Vec<i64> = releases
             .iter()
             .filter(|r| r.id != cur && follows(st, r))
             .map(|r| r.id)
@@ -216,7 +214,7 @@ impl Runner {
         let mut keep = vec![cur];
         keep.extend(followed.iter().filter(|id| **id > cur).take(n));
         keep.extend(followed.iter().filter(|id| **id < cur).take(n));
-        Ok(keep)
+        keep
     }
 
     /// A new service run's release, if its service declares an artifact.

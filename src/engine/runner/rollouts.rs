@@ -35,6 +35,8 @@ impl Runner {
             return Ok(());
         }
         let project = self.project.as_ref().map(|p| p.get());
+        // The service's releases, read once for every station of the rollout.
+        let releases = self.store.releases(Some(&rel.service), 10_000)?;
         let mut switches = Vec::with_capacity(stations.len());
         for (st, row) in &stations {
             let gate = st
@@ -43,13 +45,12 @@ impl Runner {
                 .and_then(|g| project.as_ref()?.station_groups.get(g))
                 .filter(|g| g.gate.approval)
                 .map(|g| g.gate.clone());
-            let before = match row.current {
-                Some(id) => self.store.release_by_id(id)?,
-                None => None,
-            };
+            let before = row
+                .current
+                .and_then(|id| releases.iter().find(|r| r.id == id).cloned());
             switches.push(SwitchDef {
                 station: st.clone(),
-                keep: self.kept_releases(st, rel.id)?,
+                keep: Self::kept_releases(st, rel.id, &releases),
                 gate,
                 before,
             });

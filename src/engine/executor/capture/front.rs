@@ -7,13 +7,21 @@
 //! [`HANDOFF`] bytes, its pipes move to a blocking thread ([`super::run`]): a flood
 //! is cut, masked and handed over there, off the runtime that also serves the
 //! actor, the API and the dashboard.
+//!
+//! What only a flood needs is made at the hand-over: the pipe that tells the
+//! blocking reader to stop, and the larger pipes. Made for every step, they cost a
+//! pipe and eight more system calls a step. With this and the first read at the
+//! step's exit (`process::WATCH_AFTER`), the engine thread of a 2,000-step DAG of
+//! `/bin/true` took 289 ms of CPU instead of 340 ms (medians of 5 interleaved runs),
+//! and the DAG's ratio to `make -j2` went from 1.29 to 1.26 (medians of 9 pairs).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+use tokio_util::sync::CancellationToken;
 
 use super::{Got, Pipes};
 use crate::engine::executor::process::Masker;
@@ -22,12 +30,12 @@ use crate::store::logs::LogStream;
 /// Bytes read on the runtime before the blocking reader takes over.
 const HANDOFF: usize = 64 * 1024;
 
-/// Reads the pipes to their ends (or until `stop` is readable or closed), handing
-/// their lines to `log`; then the log back, and the first failure to read or to
-/// hand lines over. `Err` when the blocking reader was lost (it panicked).
+/// Reads the pipes to their ends (or until `stop` is cancelled), handing their
+/// lines to `log`; then the log back, and the first failure to read or to hand
+/// lines over. `Err` when the blocking reader was lost (it panicked).
 pub async fn read(
     mut pipes: Pipes,
-    stop: OwnedFd,
+    stop: CancellationToken,
     mut log: LogStream,
     masker: Arc<Masker>,
 ) -> io::Result<(LogStream, io::Result<()>)> {
@@ -36,27 +44,26 @@ pub async fn read(
         Ok(false) => {}
         Err(e) => return Ok((log, Err(e))),
     }
-    tokio::task::spawn_blocking(move || {
-        let read = super::run(pipes, &stop, &mut log, &masker);
+    // Closing `stop_w` tells the blocking reader to stop.
+    let (stop_r, stop_w) = crate::engine::executor::spawn::pipe_pair()?;
+    let mut reader = tokio::task::spawn_blocking(move || {
+        pipes.enlarge();
+        let read = super::run(pipes, &stop_r, &mut log, &masker);
         (log, read)
-    })
-    .await
-    .map_err(|e| io::Error::other(format!("the output reader failed: {e}")))
-}
-
-/// Borrows a descriptor owned elsewhere (the stop pipe, which outlives the watch).
-struct Borrowed(RawFd);
-
-impl AsRawFd for Borrowed {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
+    });
+    let joined = tokio::select! {
+        r = &mut reader => r,
+        () = stop.cancelled() => {
+            drop(stop_w);
+            reader.await
+        }
+    };
+    joined.map_err(|e| io::Error::other(format!("the output reader failed: {e}")))
 }
 
 /// Registers `fd` with the runtime's reactor; on failure gives it back.
-fn watch<T: AsRawFd>(fd: T) -> Result<AsyncFd<T>, T> {
-    // SAFETY: `fd` is open and stays open, the same file, while the AsyncFd holds
-    // it: an OwnedFd is owned by the AsyncFd, and the stop pipe outlives the watch.
+fn watch(fd: OwnedFd) -> Result<AsyncFd<OwnedFd>, OwnedFd> {
+    // SAFETY: `fd` is open and stays open, the same file, while the AsyncFd owns it.
     unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(|e| e.into_parts().0)
 }
 
@@ -83,10 +90,22 @@ enum Wake {
 /// (`false`: the pipes are back in `pipes`, for the blocking reader).
 async fn front(
     pipes: &mut Pipes,
-    stop: &OwnedFd,
+    stop: &CancellationToken,
     log: &mut LogStream,
     masker: &Masker,
 ) -> io::Result<bool> {
+    // Most often the step has ended by the first call (see `process::run`), and the
+    // pipes hold all it wrote: read them before asking the reactor to watch them.
+    let mut read = 0;
+    for i in 0..2 {
+        read += pipes.read_now(i, log, masker)?;
+    }
+    if pipes.fds.iter().all(Option::is_none) {
+        return Ok(true);
+    }
+    if read >= HANDOFF {
+        return Ok(false);
+    }
     let mut watched: [Option<AsyncFd<OwnedFd>>; 2] = [None, None];
     let mut refused = false;
     for (slot, fd) in watched.iter_mut().zip(pipes.fds.iter_mut()) {
@@ -100,12 +119,7 @@ async fn front(
             }
         }
     }
-    let stop = if refused {
-        None
-    } else {
-        watch(Borrowed(stop.as_raw_fd())).ok()
-    };
-    let Some(stop) = stop else {
+    if refused {
         // The reactor would not take them: the blocking reader reads all.
         for (fd, w) in pipes.fds.iter_mut().zip(watched) {
             if let Some(w) = w {
@@ -113,8 +127,7 @@ async fn front(
             }
         }
         return Ok(false);
-    };
-    let mut read = 0;
+    }
     let ended = loop {
         if watched.iter().all(Option::is_none) {
             break true;
@@ -143,7 +156,7 @@ async fn front(
         let wake = tokio::select! {
             g = readable(&watched[0]) => pump(0, g, pipes)?,
             g = readable(&watched[1]) => pump(1, g, pipes)?,
-            _ = stop.readable() => Wake::Stop,
+            () = stop.cancelled() => Wake::Stop,
             _ = sleep => Wake::Due,
         };
         let now = std::time::Instant::now();
@@ -194,13 +207,12 @@ mod tests {
         let log = store.stream(1, 1, Arc::new(|_| {})).unwrap();
         let (out_r, mut out_w) = std::io::pipe().unwrap();
         let (err_r, mut err_w) = std::io::pipe().unwrap();
-        let (stop_r, _stop_w) = std::io::pipe().unwrap();
         let writers = [
             std::thread::spawn(move || out_w.write_all(&out).unwrap()),
             std::thread::spawn(move || err_w.write_all(&err).unwrap()),
         ];
         let pipes = Pipes::new(Some(out_r.into()), Some(err_r.into())).unwrap();
-        let (log, read) = read(pipes, stop_r.into(), log, Arc::new(masker))
+        let (log, read) = read(pipes, CancellationToken::new(), log, Arc::new(masker))
             .await
             .unwrap();
         read.unwrap();

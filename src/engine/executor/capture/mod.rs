@@ -68,17 +68,11 @@ enum Got {
     End,
 }
 
-/// Makes `fd` non-blocking, and its pipe larger where the system allows.
-fn prepare(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL/F_SETPIPE_SZ on a descriptor the caller owns.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags == -1 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == -1
-        {
-            return Err(io::Error::last_os_error());
-        }
-        // A larger pipe is only a help: failing to get one is no error.
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE);
+/// Makes `fd`, the read end of a pipe just made (no status flags set), non-blocking.
+fn nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: F_SETFL on a descriptor the caller owns.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } == -1 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -204,15 +198,25 @@ pub struct Pipes {
 }
 
 impl Pipes {
+    /// The read ends of a child's stdout and stderr pipes, freshly made.
     pub fn new(out: Option<OwnedFd>, err: Option<OwnedFd>) -> io::Result<Self> {
         for fd in out.iter().chain(err.iter()) {
-            prepare(fd)?;
+            nonblocking(fd)?;
         }
         Ok(Self {
             pumps: [Pump::new(b'o'), Pump::new(b'e')],
             fds: [out, err],
             failed: None,
         })
+    }
+
+    /// Enlarges the open pipes where the system allows (failing to is no error), so
+    /// that a flooding producer does not block while the reader gathers.
+    fn enlarge(&self) {
+        for fd in self.fds.iter().flatten() {
+            // SAFETY: F_SETPIPE_SZ on a pipe this value owns.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+        }
     }
 
     /// Hands pump `i`'s complete lines to `log`.
@@ -237,6 +241,26 @@ impl Pipes {
             .filter_map(|p| p.held)
             .min()
             .map(|t| t + LINGER)
+    }
+
+    /// Reads what pump `i`'s pipe holds now, handing its lines to `log`; closes the
+    /// pipe at its end. The bytes read.
+    fn read_now(&mut self, i: usize, log: &mut LogStream, masker: &Masker) -> io::Result<usize> {
+        let mut read = 0;
+        while let Some(fd) = &self.fds[i] {
+            let got = self.pumps[i].fill(fd.as_raw_fd(), masker)?;
+            read += self.pumps[i].got;
+            if got == Got::End {
+                self.fds[i] = None;
+            }
+            if got != Got::Empty {
+                self.ship(i, self.fds[i].is_some(), log, masker);
+            }
+            if got != Got::Full {
+                break;
+            }
+        }
+        Ok(read)
     }
 
     /// Told to stop: takes what pipe `fd` (pump `i`'s) holds now, then no more.
@@ -339,7 +363,7 @@ mod tests {
         use std::io::Write;
         let (r, w) = std::io::pipe().unwrap();
         let r: OwnedFd = r.into();
-        prepare(&r).unwrap();
+        nonblocking(&r).unwrap();
         let mut p = Pump::new(b'o');
         let mut w = Some(w);
         let mut out = Vec::new();

@@ -496,6 +496,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn output_that_fills_the_pipe_before_it_is_watched_is_all_kept() {
+        // 300 KiB at once: the step blocks on the full pipe until its output is first
+        // read (WATCH_AFTER), and the flood moves on to the blocking reader.
+        let dir = tempfile::tempdir().unwrap();
+        let t = target(dir.path(), &[]);
+        let step = "seq 1 50000 | sed 's/$/ xxxx/'";
+        let (outcome, _) = run(spec(step), &mut ctx(&t, CancellationToken::new())).await;
+        assert_eq!(outcome, Outcome::Exited(0));
+        let lines = t.logs.read(1, 1, 0, 60_000).unwrap();
+        assert_eq!(lines.len(), 50_000);
+        assert!(
+            lines
+                .iter()
+                .enumerate()
+                .all(|(i, l)| l.text == format!("{} xxxx", i + 1))
+        );
+    }
+
+    #[tokio::test]
     async fn output_held_open_by_an_unmarked_process_is_read_until_the_drain_ends() {
         let dir = tempfile::tempdir().unwrap();
         let t = target(dir.path(), &[]);

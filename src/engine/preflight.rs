@@ -54,6 +54,26 @@ pub(super) fn for_resource(
 /// Runs every check for `r`, whose state lives in `state_dir`; `with_version` also
 /// asks the binary for its version (one more process).
 pub fn preflight(r: &Resource, state_dir: &Path, with_version: bool) -> Vec<Check> {
+    checks(r, state_dir, with_version, StateDir::Check)
+}
+
+/// What preflight knows of the state dir before its state check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateDir {
+    /// Make it if need be, then check that it is writable.
+    Check,
+    /// This process has just made it (so it exists and its owner may write it):
+    /// nothing to look up.
+    JustMade,
+}
+
+/// [`preflight`], told what is already known of the state dir.
+pub(crate) fn checks(
+    r: &Resource,
+    state_dir: &Path,
+    with_version: bool,
+    known: StateDir,
+) -> Vec<Check> {
     let mut out = Vec::new();
     let mut check = |name: &str, ok: bool, detail: String| {
         out.push(Check {
@@ -159,15 +179,11 @@ pub fn preflight(r: &Resource, state_dir: &Path, with_version: bool) -> Vec<Chec
         );
     }
     // The state location.
-    let writable = std::fs::create_dir_all(state_dir).and_then(|_| {
-        let c = std::ffi::CString::new(state_dir.as_os_str().as_encoded_bytes())
-            .map_err(std::io::Error::other)?;
-        // SAFETY: access(2) reads a valid NUL-terminated path and has no other preconditions.
-        match unsafe { libc::access(c.as_ptr(), libc::W_OK) } {
-            0 => Ok(()),
-            _ => Err(std::io::Error::last_os_error()),
-        }
-    });
+    let writable = if known == StateDir::JustMade {
+        Ok(())
+    } else {
+        state_dir_writable(state_dir)
+    };
     match writable {
         Ok(()) => check(
             "state",
@@ -247,13 +263,26 @@ pub fn report(checks: &[Check]) -> Vec<String> {
         .collect()
 }
 
+/// Makes the state dir if need be; an error if it cannot be made or written.
+fn state_dir_writable(state_dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(state_dir)?;
+    let c = std::ffi::CString::new(state_dir.as_os_str().as_encoded_bytes())
+        .map_err(std::io::Error::other)?;
+    // SAFETY: access(2) reads a valid NUL-terminated path and has no other preconditions.
+    match unsafe { libc::access(c.as_ptr(), libc::W_OK) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::infra::Policy;
     use crate::config::schema::CommandsFile;
 
-    fn resource(driver: &str, module: Option<std::path::PathBuf>) -> Resource {
+    /// Resource `db` with `driver` and `module`, nothing else set.
+    pub(crate) fn resource(driver: &str, module: Option<std::path::PathBuf>) -> Resource {
         Resource {
             id: "db".into(),
             kind: "x".into(),

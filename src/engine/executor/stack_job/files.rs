@@ -16,6 +16,9 @@ pub(super) const SENSITIVE: &str = "outputs.sensitive.json";
 /// `outputs` as they may be stored and shown: the sensitive ones (as the state dir
 /// `dir` lists them) as `***`.
 pub(super) fn shown(dir: &Path, mut outputs: Value) -> Value {
+    if outputs.as_object().is_some_and(|m| m.is_empty()) {
+        return outputs; // nothing to hide, nothing to look up
+    }
     let names: Vec<String> = std::fs::read_to_string(dir.join(SENSITIVE))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -193,9 +196,18 @@ pub(super) enum NotReady {
 /// so nothing in it needs to be replaced or removed.
 pub(super) fn ready_state(r: &Resource, state_dir: &Path, inputs: &str) -> Result<bool, NotReady> {
     let file = state_dir.join(INPUTS);
-    let fresh = std::fs::symlink_metadata(&file).is_err();
-    // Preflight's state check makes the dir (or fails saying why).
-    let checks = preflight::preflight(r, state_dir, false);
+    // A resource's first job makes its state dir: then nothing in it needs looking up
+    // (three path lookups fewer a node; the 10,000-node infra benchmark's engine
+    // process used 1-4% less CPU in each of 3 interleaved pairs, data dir on tmpfs).
+    // Otherwise preflight's state check makes it or says why not.
+    let made = make_dir(state_dir);
+    let fresh = made || std::fs::symlink_metadata(&file).is_err();
+    let known = if made {
+        preflight::StateDir::JustMade
+    } else {
+        preflight::StateDir::Check
+    };
+    let checks = preflight::checks(r, state_dir, false, known);
     if let Some(why) = preflight::failures(&checks) {
         return Err(NotReady::Preflight(checks, why));
     }
@@ -205,6 +217,18 @@ pub(super) fn ready_state(r: &Resource, state_dir: &Path, inputs: &str) -> Resul
     std::fs::write(&file, inputs)
         .map_err(|e| NotReady::Io(format!("cannot write {}: {e}", file.display())))?;
     Ok(fresh)
+}
+
+/// Whether this call made `dir` (and its parents where missing). False when it was
+/// there, or could not be made: preflight's state check then says why.
+fn make_dir(dir: &Path) -> bool {
+    match std::fs::create_dir(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir.parent().is_some_and(|p| {
+            std::fs::create_dir_all(p).is_ok() && std::fs::create_dir(dir).is_ok()
+        }),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +247,26 @@ mod tests {
             e.to_string(),
             "input subnet: `${vpc.outputs.cidr}`: resource vpc has no output `cidr`"
         );
+    }
+
+    #[test]
+    fn a_state_dir_is_fresh_until_a_job_wrote_its_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = crate::engine::preflight::tests::resource("command", None);
+        let state = dir.path().join("infra/p/db");
+        // Made now, parents and all: fresh, with the inputs written.
+        assert!(ready_state(&r, &state, "{}").unwrap_or_else(|_| panic!("not ready")));
+        assert_eq!(std::fs::read_to_string(state.join(INPUTS)).unwrap(), "{}");
+        // There, with inputs: not fresh, whether the inputs changed or not.
+        assert!(!ready_state(&r, &state, "{}").unwrap_or_else(|_| panic!("not ready")));
+        assert!(!ready_state(&r, &state, r#"{"a":1}"#).unwrap_or_else(|_| panic!("not ready")));
+        assert_eq!(
+            std::fs::read_to_string(state.join(INPUTS)).unwrap(),
+            r#"{"a":1}"#
+        );
+        // There without inputs (a job never ran in it): fresh.
+        std::fs::remove_file(state.join(INPUTS)).unwrap();
+        assert!(ready_state(&r, &state, "{}").unwrap_or_else(|_| panic!("not ready")));
     }
 
     #[test]

@@ -584,12 +584,16 @@ impl Executor for StackJobExecutor {
             remove(&last);
             return None;
         }
-        if next.exists() {
-            if let Err(e) = std::fs::rename(&next, &last) {
-                tracing::error!("cannot keep the outputs in {}: {e}", last.display());
+        // What apply wrote becomes the last applied outputs; when it wrote none, the
+        // last ones (of an earlier apply) go.
+        match std::fs::rename(&next, &last) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !ready.fresh {
+                    remove(&last);
+                }
             }
-        } else if !ready.fresh {
-            remove(&last);
+            Err(e) => tracing::error!("cannot keep the outputs in {}: {e}", last.display()),
         }
         p.applied.clone()
     }

@@ -462,3 +462,40 @@ run = "echo fine"
     run_ok(&p, &["run", "small", "--wait"]);
     assert!(engine.child.try_wait().unwrap().is_none());
 }
+
+/// A descriptor the engine's process inherited (past 0-2) never reaches a step: a
+/// step that leaves a daemon behind must not hold its caller's pipe open.
+#[test]
+fn a_step_holds_no_descriptor_its_engine_inherited() {
+    let p = TestProject::new(&format!(
+        "{HEADER}\n[services.fds]\nrepo_seed = \"src\"\n[[services.fds.steps]]\nname = \"list\"\nrun = \"ls /proc/self/fd > \\\"$PIPEDECK_DATA_DIR/fds\\\"\"\n"
+    ));
+    let engine = pipedeck(&p);
+    // The shell opens descriptor 7 without close-on-exec and becomes pipedeck.
+    let mut c = Command::new("sh");
+    c.args(["-c", r#"exec 7>>"$0"; exec "$@""#])
+        .arg(p.file("held"))
+        .arg(engine.get_program())
+        .args(engine.get_args())
+        .args(["run", "fds", "--wait"]);
+    for (k, v) in engine.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fds = std::fs::read_to_string(p.data_dir().join("fds")).unwrap();
+    let fds: Vec<&str> = fds.lines().collect();
+    // Its own: stdin, the two output pipes, and ls's listing.
+    assert!(fds.contains(&"2"), "{fds:?}");
+    assert!(
+        !fds.contains(&"7"),
+        "the step holds the engine's inherited descriptor: {fds:?}"
+    );
+}

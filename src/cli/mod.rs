@@ -373,6 +373,7 @@ pub fn no_engine_code(e: &crate::api::client::NoEngine) -> i32 {
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
+    process::close_inherited_on_exec();
     complete::answer_if_asked();
     process::block_sigchld();
     process::prompt_wakeups();

@@ -1,4 +1,5 @@
-//! The CLI process's own setup: signals, scheduler slice, and the tracing log file.
+//! The CLI process's own setup: signals, inherited descriptors, scheduler slice, and the
+//! tracing log file.
 
 /// Blocks SIGCHLD in this thread and so in every thread started after it.
 ///
@@ -15,6 +16,45 @@ pub(super) fn block_sigchld() {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Marks every descriptor this process inherited past stdin, stdout and stderr
+/// close-on-exec, so that no step (nor git, nor terraform) holds one: a step that
+/// leaves a daemon behind must not keep its caller's pipe open (a `$(pipedeck run
+/// ...)` would wait on it), nor see files it was never given. Runs before any thread
+/// or child starts; pipedeck takes no descriptors from its parent.
+pub(super) fn close_inherited_on_exec() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors.
+    let all = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if all == 0 {
+        return;
+    }
+    // Kernels before 5.11: one by one. The listing's own descriptor is closed by then.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<libc::c_int> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl on a descriptor number only reads or sets its flags (one that
+        // is gone fails with EBADF).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
     }
 }
 

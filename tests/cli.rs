@@ -499,3 +499,38 @@ fn a_step_holds_no_descriptor_its_engine_inherited() {
         "the step holds the engine's inherited descriptor: {fds:?}"
     );
 }
+
+/// `run --wait` with no engine up hosts one, which others' clients use meanwhile:
+/// when its own run ends, it stops only once their running steps have ended.
+#[test]
+fn a_hosting_run_wait_stops_its_engine_only_after_the_others_steps_end() {
+    // Each step waits (bounded) for its file to appear.
+    let waits = |svc: &str| {
+        format!(
+            "[services.{svc}]\nrepo_seed = \"src\"\n[[services.{svc}.steps]]\nname = \"wait\"\n\
+             run = \"i=0; while [ ! -e \\\"$PIPEDECK_DATA_DIR/{svc}-go\\\" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\"\n"
+        )
+    };
+    let p = TestProject::new(&format!("{HEADER}\n{}\n{}", waits("mine"), waits("theirs")));
+    let mut c = pipedeck(&p);
+    c.args(["run", "mine", "--wait"]);
+    let mut host = Proc::spawn(c, false);
+    // Its first line (the run's id) comes once the engine it hosts is up.
+    assert_eq!(host.until(""), "1");
+    let mut stderr = host.child.stderr.take().unwrap();
+    // Another client's run, in the engine that command hosts.
+    assert_eq!(run_ok(&p, &["run", "theirs"]).lines().next(), Some("2"));
+    wait_status(&p, "2", &["running"]);
+    std::fs::write(p.data_dir().join("mine-go"), "").unwrap();
+    host.until("run 1 succeeded");
+    // Still answering: its engine waits for run 2's step.
+    assert_eq!(json(&p, &["show", "2"])["run"]["status"], "running");
+    std::fs::write(p.data_dir().join("theirs-go"), "").unwrap();
+    let (code, said) = host.rest();
+    assert_eq!(code, 0, "{said:?}");
+    let mut told = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut told).unwrap();
+    assert!(told.contains("other runs have steps running (2)"), "{told}");
+    let _engine = serve(&p);
+    assert_eq!(json(&p, &["show", "2"])["run"]["status"], "succeeded");
+}

@@ -22,6 +22,7 @@ pub mod color;
 mod complete;
 mod control;
 mod drift;
+mod hosting;
 mod infra;
 mod init;
 mod logs;

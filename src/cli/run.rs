@@ -37,13 +37,18 @@ pub async fn start(ctx: &Ctx, req: Request, wait: bool) -> i32 {
             super::no_engine_code(&e)
         }
         Err(_) => {
-            // Nobody hosts an engine: host one for as long as this run takes.
+            // Nobody hosts an engine: host one for as long as this run takes, and the
+            // runs others start in it meanwhile (see `hosting`).
             let hosted = match ctx.host(None, None, None).await {
                 Ok(h) => h,
                 Err(code) => return code,
             };
             let code = tokio::select! {
-                c = trigger(ctx, &hosted.handle, req, true) => c,
+                c = async {
+                    let code = trigger(ctx, &hosted.handle, req, true).await;
+                    super::hosting::others_finish(&hosted.handle).await;
+                    code
+                } => c,
                 _ = super::serve::wait_for_stop_signal() => {
                     eprintln!("interrupted: stopping the engine this command hosted \
                                (running steps are cancelled; a waiting gate stays waiting)");

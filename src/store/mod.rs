@@ -351,6 +351,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Run `run_id`'s latest gate at `env` (a gate opened again after a restart or a
+    /// supersession is a new row), whatever its status.
+    pub fn last_gate(&self, run_id: i64, env: &str) -> Result<Option<GateInfo>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {GATE_COLS} FROM gates WHERE run_id = ?1 AND env = ?2 ORDER BY id DESC LIMIT 1"
+            ))?
+            .query_row(params![run_id, env], gate_row)
+            .optional()?)
+    }
+
     pub fn detail(&self, run_id: i64) -> Result<Option<RunDetail>> {
         let Some(run) = self.run(run_id)? else {
             return Ok(None);

@@ -52,33 +52,30 @@ pub(super) fn run_row(r: &Row<'_>) -> rusqlite::Result<RunInfo> {
             .transpose()?,
         environment: r.get(19)?,
         resource: r.get(20)?,
-        state_op: r
-            .get::<_, Option<String>>(21)?
-            .map(|s| {
-                serde_json::from_str(&s).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        21,
-                        rusqlite::types::Type::Text,
-                        format!("unreadable state operation {s:?}: {e}").into(),
-                    )
-                })
-            })
-            .transpose()?,
-        targets: r
-            .get::<_, Option<String>>(22)?
-            .map(|t| {
-                serde_json::from_str(&t).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        22,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })
-            })
-            .transpose()?
-            .unwrap_or_default(),
+        state_op: json_column(r, 21, "state operation")?,
+        targets: json_column(r, 22, "targets")?.unwrap_or_default(),
         release: r.get(23)?,
     })
+}
+
+/// Column `idx`, JSON text or NULL, as a `T`; unreadable JSON is a conversion error
+/// that names `what`.
+fn json_column<T: serde::de::DeserializeOwned>(
+    r: &Row<'_>,
+    idx: usize,
+    what: &str,
+) -> rusqlite::Result<Option<T>> {
+    r.get::<_, Option<String>>(idx)?
+        .map(|s| {
+            serde_json::from_str(&s).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    idx,
+                    rusqlite::types::Type::Text,
+                    format!("unreadable {what} {s:?}: {e}").into(),
+                )
+            })
+        })
+        .transpose()
 }
 
 pub(super) fn step_row(r: &Row<'_>) -> rusqlite::Result<StepInfo> {

@@ -13,12 +13,7 @@ impl Runner {
         out: &mut Out,
     ) -> Result<()> {
         // A resumed run finds its gate as it was: still waiting, or decided meanwhile.
-        let existing = self
-            .store
-            .gates(run_id)?
-            .into_iter()
-            .rev()
-            .find(|g| g.env == env);
+        let existing = self.store.last_gate(run_id, env)?;
         let gate = match existing {
             Some(g) if g.status != GateStatus::Waiting => {
                 out.after(After::Wait(g.clone(), reply));
@@ -84,12 +79,7 @@ impl Runner {
     ) -> Result<GateInfo> {
         use crate::domain::access::Action;
         let run = self.store.run(run_id)?.ok_or_else(|| no_run(run_id))?;
-        let last = self
-            .store
-            .gates(run_id)?
-            .into_iter()
-            .rev()
-            .find(|g| g.env == env);
+        let last = self.store.last_gate(run_id, env)?;
         let gate = match last {
             Some(g) if g.status == GateStatus::Waiting => g,
             Some(g) if g.status == GateStatus::Superseded => {

@@ -129,12 +129,7 @@ impl Runner {
             .into_iter()
             .any(|(s, r)| r.switch_run == Some(old) && s.group.as_deref() == Some(group.as_str()));
         let env = SwitchGateKey::new(group).to_string();
-        let waiting = self
-            .store
-            .gates(old)?
-            .into_iter()
-            .rev()
-            .find(|g| g.env == env);
+        let waiting = self.store.last_gate(old, &env)?;
         if let Some(gate) = waiting.filter(|g| g.status == GateStatus::Waiting && !still) {
             let why = format!("no station of group {group} switches in this rollout any more");
             self.close_gate(gate, GateStatus::Superseded, "pipedeck", Some(why), out)?;

@@ -19,10 +19,7 @@ impl Runner {
         let env = SwitchGateKey::new(group).to_string();
         Ok(self
             .store
-            .gates(run)?
-            .into_iter()
-            .rev()
-            .find(|g| g.env == env)
+            .last_gate(run, &env)?
             .filter(|g| g.status == GateStatus::Waiting))
     }
 

@@ -36,6 +36,13 @@ case "$cmd" in
     as_pg "$bin/pg_ctl" -D "$dir" -w -t 30 -l "$dir/server.log" \
       -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c fsync=off" start >/dev/null \
       || { cat "$dir/server.log" >&2; exit 1; }
+    # Terraform's pg backend keeps one sequence for all its schemas and makes it on a
+    # schema's first init with CREATE SEQUENCE IF NOT EXISTS, which is not safe against
+    # a concurrent one: one of two first inits at once fails on a duplicate key. The
+    # tests init in parallel (each in its own schema, and plain terraform beside the
+    # engine's), so the sequence is made here, once.
+    as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt \
+      -c "CREATE SEQUENCE IF NOT EXISTS public.global_states_id_seq AS bigint" >/dev/null
     echo "$url"
     ;;
   stop)

@@ -1,6 +1,7 @@
 //! Why a Terraform operation failed, in words a person can act on: a state lock
 //! someone holds (who, since when, and how an admin releases it if it is stale), or a
-//! saved plan made stale by a change of the state.
+//! saved plan made stale by a change of the state, or two first inits of a pg backend
+//! racing.
 
 use crate::config::backend::{Backend, BackendKind};
 use crate::domain::state_lock::{LOCKED, LockInfo};
@@ -37,6 +38,18 @@ pub(super) fn failure_reason<'a>(
                  changed"
             ),
         });
+    }
+    if backend.is_some_and(|b| b.kind == BackendKind::Pg)
+        && said("duplicate key value violates unique constraint")
+    {
+        // The pg backend makes its tables and its one sequence for all schemas with
+        // IF NOT EXISTS, which two first inits at once can both attempt.
+        return Some(
+            "another Terraform was setting up the pg backend's tables in this database at \
+             the same moment (a race in Terraform's pg backend on a database's first use); \
+             nothing was changed: run it again"
+                .into(),
+        );
     }
     if changes && said("Saved plan is stale") {
         // Terraform refuses a plan made against a state that has changed since.
@@ -89,6 +102,20 @@ mod tests {
         let why = failure_reason(LOCKED.iter().copied(), false, Some(&pg), "db").unwrap();
         assert!(why.starts_with("the state is locked by another PostgreSQL session"));
         assert!(!why.contains("alice"));
+    }
+
+    #[test]
+    fn a_pg_setup_race_says_to_run_again() {
+        let race = [
+            "│ Error: pq: duplicate key value violates unique constraint \"pg_class_relname_nsp_index\"",
+        ];
+        let pg = backend(BackendKind::Pg);
+        let why = failure_reason(race.iter().copied(), false, Some(&pg), "db").unwrap();
+        assert!(why.ends_with("nothing was changed: run it again"), "{why}");
+        assert_eq!(
+            failure_reason(race.iter().copied(), false, None, "db"),
+            None
+        );
     }
 
     #[test]

@@ -83,7 +83,7 @@ fn history(dir: &Path, n: i64, log_bytes: usize) {
                     rerun_of: None,
                     attempt: 1,
                     allow_older: false,
-                    definition: serde_json::json!({}),
+                    definition: "{}".into(),
                     upstream: Vec::new(),
                 };
                 let at = t0 + i * 60_000;

@@ -364,7 +364,7 @@ impl EngineHandle {
             rerun_of: None,
             attempt: 1,
             allow_older,
-            definition: serde_json::to_value(svc)
+            definition: serde_json::to_string(svc)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
             upstream,
         };
@@ -485,7 +485,7 @@ impl EngineHandle {
             attempt: 1,
             allow_older: false,
             upstream: Vec::new(),
-            definition: serde_json::to_value(def)
+            definition: serde_json::to_string(def)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };
         self.runner(|reply| Msg::Create(Box::new(new), reply)).await

@@ -125,7 +125,7 @@ mod tests {
             rerun_of: None,
             attempt: 1,
             allow_older: false,
-            definition: serde_json::json!({}),
+            definition: "{}".into(),
             upstream: Vec::new(),
         };
         let run = s.insert_run(&new(targets.clone()), 1).unwrap();

@@ -201,7 +201,7 @@ mod tests {
             rerun_of,
             attempt: 1,
             allow_older: false,
-            definition: serde_json::json!({}),
+            definition: "{}".into(),
             upstream: Vec::new(),
         }
     }

@@ -46,17 +46,15 @@ fn bad(e: impl std::fmt::Display) -> EngineError {
 
 impl Definition {
     /// Reads the definition stored with a run of `spec`.
-    pub fn read(spec: &RunSpec, definition: &serde_json::Value) -> Result<Self> {
-        use serde::Deserialize;
+    pub fn read(spec: &RunSpec, definition: &str) -> Result<Self> {
+        use serde_json::from_str;
         if let RunSpec::Rollout { .. } = spec {
-            let def = rollout::RolloutDef::deserialize(definition).map_err(bad)?;
+            let def = from_str(definition).map_err(bad)?;
             return Ok(Definition::Rollout(def));
         }
         Ok(match spec.infra_action() {
-            None => Definition::Service(Service::deserialize(definition).map_err(bad)?),
-            Some(action) => {
-                Definition::Infra(InfraProject::deserialize(definition).map_err(bad)?, action)
-            }
+            None => Definition::Service(from_str(definition).map_err(bad)?),
+            Some(action) => Definition::Infra(from_str(definition).map_err(bad)?, action),
         })
     }
 }

@@ -82,7 +82,7 @@ impl Runner {
             rerun_of: None,
             attempt: 1,
             allow_older: asked.allow_older,
-            definition: serde_json::to_value(&def).map_err(|e| {
+            definition: serde_json::to_string(&def).map_err(|e| {
                 super::EngineError::Internal(format!("cannot store a rollout: {e}"))
             })?,
             // A rollout of a build's release shows as that build's downstream run.

@@ -211,9 +211,9 @@ impl Runner {
     /// Starts the scheduler of a run found in the store (after a restart).
     pub(super) fn spawn_driver(&mut self, run: &RunInfo) -> Result<()> {
         let steps = self.store.steps(run.id)?;
-        let stored: serde_json::Value = self
+        let stored = self
             .store
-            .definition_as(run.id)?
+            .definition_text(run.id)?
             .ok_or_else(|| no_run(run.id))?;
         let def = Definition::read(&run.spec(), &stored)?;
         self.start_driver(run, def, steps);
@@ -352,8 +352,7 @@ impl Runner {
                  station pin RELEASE STATION` (or unpin them to follow new releases)"
             )));
         }
-        let definition: serde_json::Value =
-            self.store.definition_as(id)?.ok_or_else(|| no_run(id))?;
+        let definition = self.store.definition_text(id)?.ok_or_else(|| no_run(id))?;
         let new = NewRun {
             spec: orig.spec(),
             run_type: orig.run_type,

@@ -43,7 +43,7 @@ fn new_run() -> NewRun {
         rerun_of: None,
         attempt: 1,
         allow_older: false,
-        definition: serde_json::json!({}),
+        definition: "{}".into(),
     }
 }
 

@@ -189,7 +189,7 @@ impl EngineHandle {
             rerun_of: None,
             attempt: 1,
             allow_older: false,
-            definition: serde_json::to_value(&def)
+            definition: serde_json::to_string(&def)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
             upstream: Vec::new(),
         };

@@ -8,6 +8,7 @@ mod error;
 mod files;
 mod lock;
 mod place;
+mod resume;
 mod state;
 mod targeted;
 
@@ -28,7 +29,7 @@ use super::spawn::Env;
 use super::terraform as tf;
 use crate::config::infra::{InfraProject, Resource};
 use crate::config::schema::CommandsFile;
-use crate::domain::{InfraAction, Operation, Stage, StepInfo, StepStatus, now_ms};
+use crate::domain::{InfraAction, Operation, StepInfo, now_ms};
 use crate::engine::preflight;
 use crate::engine::scheduler::{Executor, Finished, GroupFailure, Outcome, UnitCtx};
 
@@ -119,73 +120,18 @@ impl StackJobExecutor {
         steps: &[StepInfo],
         data_dir: PathBuf,
     ) -> Self {
-        let mut outputs = HashMap::new();
-        if action.destroys() || action.is_stack_job() {
-            // Destroy takes the inputs it was applied with, and a lone stack job its
-            // upstream's: outputs as last applied, from every resource's state dir.
-            let dir = data_dir.join("infra").join(&project.name);
-            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if let Some(o) = last_outputs(&e.path()) {
-                    outputs.insert(e.file_name().to_string_lossy().into_owned(), o);
-                }
-            }
-        }
-        let mut progress: HashMap<usize, Progress> = HashMap::new();
-        let mut reattaching = std::collections::HashSet::new();
-        let index: HashMap<&str, usize> = project
-            .resources
-            .iter()
-            .enumerate()
-            .map(|(k, r)| (r.id.as_str(), k))
-            .collect();
-        for s in steps {
-            match s.stage {
-                Stage::Resource => {
-                    // The row shows sensitive outputs as `***`: dependents take the
-                    // values from the resource's state dir.
-                    let dir = files::state_dir(&data_dir, &project.name, &s.name);
-                    if let Some(o) = last_outputs(&dir).or_else(|| s.outputs.clone()) {
-                        outputs.insert(s.name.clone(), o);
-                    }
-                }
-                // A resumed run's unfinished operation with a job: a restarted engine
-                // re-attaches to it.
-                Stage::Operation if !s.status.is_terminal() && s.slurm_job.is_some() => {
-                    if let Some(&k) = s.name.rsplit_once('.').and_then(|(r, _)| index.get(r)) {
-                        reattaching.insert(k);
-                    }
-                }
-                Stage::Operation if s.status == StepStatus::Succeeded => {
-                    let Some((rid, op)) = s.name.rsplit_once('.') else {
-                        continue;
-                    };
-                    let Some(&k) = index.get(rid) else {
-                        continue;
-                    };
-                    let p = progress.entry(k).or_default();
-                    match Operation::parse(op) {
-                        Some(Operation::Preview) => {
-                            p.planned = true;
-                            p.summary = s.outputs.clone();
-                        }
-                        Some(o) if o.changes() => p.changed = true,
-                        _ => {}
-                    }
-                }
-                _ => {}
-            }
-        }
+        let known = resume::known(&project, action, steps, &data_dir);
         Self {
             run_id: run.id,
             project,
             action,
             data_dir,
             targets: run.targets.clone(),
-            outputs: Mutex::new(outputs),
-            progress: Mutex::new(progress),
+            outputs: Mutex::new(known.outputs),
+            progress: Mutex::new(known.progress),
             state: run.state_op.clone(),
             slurm: None,
-            reattaching,
+            reattaching: known.reattaching,
         }
     }
 
@@ -567,7 +513,8 @@ impl Executor for StackJobExecutor {
     fn finish_group(&self, k: usize, succeeded: bool) -> Option<Value> {
         let mut progress = locked(&self.progress);
         let p = progress.get_mut(&k)?;
-        let ready = p.ready.clone()?;
+        // Freed now, not with all the others at the run's end (~60 ms for 10,000).
+        let ready = p.ready.take()?;
         if !succeeded {
             return None;
         }

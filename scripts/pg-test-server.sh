@@ -41,7 +41,8 @@ case "$cmd" in
     # a concurrent one: one of two first inits at once fails on a duplicate key. The
     # tests init in parallel (each in its own schema, and plain terraform beside the
     # engine's), so the sequence is made here, once.
-    as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt \
+    psql="$bin/psql"; [ -x "$psql" ] || psql="psql"
+    as_pg "$psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt \
       -c "CREATE SEQUENCE IF NOT EXISTS public.global_states_id_seq AS bigint" >/dev/null
     echo "$url"
     ;;

@@ -42,7 +42,7 @@ pub(super) fn for_resource(
     infra: Option<&str>,
 ) -> Result<PreflightReport> {
     let (p, r) = locate(project, resource, infra)?;
-    let state_dir = data_dir.join("infra").join(&p.name).join(&r.id);
+    let state_dir = crate::engine::executor::stack_job::state_dir(data_dir, &p.name, &r.id);
     Ok(PreflightReport {
         project: p.name.clone(),
         resource: r.id.clone(),

@@ -70,9 +70,14 @@ pub(super) enum OutputsError {
     NotJson(#[source] serde_json::Error),
 }
 
+/// Where an infra project's resources keep their state dirs.
+pub(super) fn project_dir(data_dir: &Path, project: &str) -> PathBuf {
+    data_dir.join("infra").join(project)
+}
+
 /// Where a resource's state lives across runs (the command driver's working dir).
-pub(super) fn state_dir(data_dir: &Path, project: &str, resource: &str) -> PathBuf {
-    data_dir.join("infra").join(project).join(resource)
+pub(crate) fn state_dir(data_dir: &Path, project: &str, resource: &str) -> PathBuf {
+    project_dir(data_dir, project).join(resource)
 }
 
 /// Replaces `${id.outputs.key}` references with upstream outputs. A string that is one

@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use error::StackJobError;
+pub(crate) use files::state_dir;
 use files::{NotReady, last_outputs, read_outputs, remove};
 
 use super::command::finished;

@@ -29,7 +29,7 @@ pub(super) fn known(
 ) -> Known {
     let mut outputs = HashMap::new();
     // No state dir yet (a first deploy): no outputs to look for in each.
-    let dir = data_dir.join("infra").join(&project.name);
+    let dir = files::project_dir(data_dir, &project.name);
     let applied_before = dir.is_dir();
     if action.destroys() || action.is_stack_job() {
         // Destroy takes the inputs it was applied with, and a lone stack job its

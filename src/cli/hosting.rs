@@ -1,7 +1,7 @@
 //! A command that hosts the engine for its own run (`run --wait` while no engine is
 //! up) is everyone's engine meanwhile: other clients find its socket and start runs
 //! in it. Once its own run has ended it stops only when no other run has a step
-//! running, since stopping would cancel those steps. Runs that only wait (at a gate,
+//! running or about to start, since stopping would cut those runs short. Runs that only wait (at a gate,
 //! for a slot or for their environment) stay waiting for the next engine, as on any
 //! shutdown.
 
@@ -10,15 +10,15 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use crate::api::{EngineClient, Feed};
-use crate::domain::{Event, Request, RunDetail, RunInfo, RunStatus, StepStatus};
+use crate::domain::{Event, Request, RunDetail, RunInfo, RunStatus, StepInfo, StepStatus};
 use crate::store::RunFilter;
 
 /// After a change, how long further changes are let in before looking again: one
 /// look per burst of a big run's step changes, not one per change.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// Waits until no run in the engine `c` has a step running (or is being cancelled),
-/// saying once on stderr which runs it waits for. Returns at once when the engine is
+/// Waits until no run in the engine `c` has a step running or about to start (nor is
+/// being cancelled), saying once on stderr which runs it waits for. Returns at once when the engine is
 /// idle, and when it cannot tell (the engine is gone, or a request failed: logged).
 pub(super) async fn others_finish<C: EngineClient>(c: &C) {
     // Subscribed before the first look, so that no change after it is missed.
@@ -73,7 +73,18 @@ pub(super) async fn others_finish<C: EngineClient>(c: &C) {
     }
 }
 
-/// The runs with a step running, or being cancelled.
+/// Whether a run with `status` and `steps` is doing something, rather than only
+/// waiting: a step runs, or (the run `running`, so no gate waits) a step is pending
+/// while none is queued. Pending steps then wait for the run's checkout or for steps
+/// that just ended, and start at once; a queued one may wait in its environment's
+/// line behind a run parked at a gate.
+fn in_progress(status: RunStatus, steps: &[StepInfo]) -> bool {
+    let any = |s: StepStatus| steps.iter().any(|x| x.status == s);
+    any(StepStatus::Running)
+        || (status == RunStatus::Running && any(StepStatus::Pending) && !any(StepStatus::Queued))
+}
+
+/// The runs with a step running or about to start, or being cancelled.
 async fn busy_runs<C: EngineClient>(c: &C) -> crate::engine::Result<Vec<i64>> {
     let mut busy = Vec::new();
     for status in [
@@ -93,11 +104,61 @@ async fn busy_runs<C: EngineClient>(c: &C) -> crate::engine::Result<Vec<i64>> {
             let d = c
                 .ask::<RunDetail>(Request::Detail { run_id: run.id })
                 .await?;
-            if d.steps.iter().any(|s| s.status == StepStatus::Running) {
+            if in_progress(status, &d.steps) {
                 busy.push(run.id);
             }
         }
     }
     busy.sort_unstable();
     Ok(busy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Stage;
+
+    fn steps(statuses: &[StepStatus]) -> Vec<StepInfo> {
+        statuses
+            .iter()
+            .enumerate()
+            .map(|(i, &status)| StepInfo {
+                id: i as i64,
+                run_id: 2,
+                stage: Stage::Build,
+                name: format!("s{i}"),
+                position: i as i64,
+                status,
+                reason: None,
+                exit_code: None,
+                started_at: None,
+                ended_at: None,
+                parent_id: None,
+                outputs: None,
+                superseded_by: None,
+                slurm_job: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_starting_or_between_steps_is_in_progress_and_one_in_a_line_is_not() {
+        use RunStatus::{AwaitingApproval, Running};
+        use StepStatus::{Pending, Queued, Succeeded};
+        // A step runs: whatever else waits.
+        assert!(in_progress(
+            AwaitingApproval,
+            &steps(&[StepStatus::Running, Pending])
+        ));
+        // Checking out, or between one step and the next.
+        assert!(in_progress(Running, &steps(&[Pending])));
+        assert!(in_progress(Running, &steps(&[Succeeded, Pending])));
+        // Queued (maybe in a line behind a gate), or behind its own gate: only waiting.
+        assert!(!in_progress(Running, &steps(&[Queued, Pending])));
+        assert!(!in_progress(
+            AwaitingApproval,
+            &steps(&[Succeeded, Pending])
+        ));
+        assert!(!in_progress(Running, &steps(&[Succeeded])));
+    }
 }

@@ -116,28 +116,12 @@ async fn busy_runs<C: EngineClient>(c: &C) -> crate::engine::Result<Vec<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Stage;
 
     fn steps(statuses: &[StepStatus]) -> Vec<StepInfo> {
         statuses
             .iter()
             .enumerate()
-            .map(|(i, &status)| StepInfo {
-                id: i as i64,
-                run_id: 2,
-                stage: Stage::Build,
-                name: format!("s{i}"),
-                position: i as i64,
-                status,
-                reason: None,
-                exit_code: None,
-                started_at: None,
-                ended_at: None,
-                parent_id: None,
-                outputs: None,
-                superseded_by: None,
-                slurm_job: None,
-            })
+            .map(|(i, &status)| StepInfo::sample(i as i64, 2, status))
             .collect()
     }
 

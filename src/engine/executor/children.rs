@@ -115,8 +115,11 @@ pub fn register(pid: i32, token: Option<&StepToken>) {
 pub fn ended(token: &StepToken) {
     let mut s = state();
     s.live.remove(token);
-    s.ended = true;
-    reaper().wake.notify_one();
+    // Already set, the reaper has not taken the last one yet and looks anyway: no
+    // wake (a futex call a step, most of them, in a DAG of short steps).
+    if !std::mem::replace(&mut s.ended, true) {
+        reaper().wake.notify_one();
+    }
 }
 
 /// Calls [`ended`] when dropped: however a step's task ends (even aborted), what

@@ -24,6 +24,7 @@ mod release_ops;
 mod releases;
 mod rollouts;
 mod runs;
+mod steps;
 mod switch_gates;
 mod triggers;
 
@@ -200,11 +201,6 @@ impl Runner {
             if let Err(e) = self.store.set_durable(durable) {
                 tracing::error!("cannot set the commit's durability: {e}");
             }
-            // One transaction for the whole batch: many small state changes, one commit.
-            let began = self.store.begin();
-            for msg in batch.drain(..) {
-                self.handle_one(msg, &mut out);
-            }
             // A busy engine commits step changes at most once per COMMIT_EVERY: what
             // arrives until then joins this commit. An idle one commits at once.
             let due = last_commit + COMMIT_EVERY;
@@ -215,7 +211,18 @@ impl Runner {
                         held = Some(msg);
                         break;
                     }
-                    self.handle_one(msg, &mut out);
+                    batch.push(msg);
+                }
+            }
+            // One transaction for the whole batch: many small state changes, one commit.
+            let began = self.store.begin();
+            let superseded = steps::superseded(&batch);
+            for (msg, superseded) in batch.drain(..).zip(superseded) {
+                match msg {
+                    Msg::Step(step) if superseded => {
+                        self.step_changed(step, false, &mut out);
+                    }
+                    msg => self.handle_one(msg, &mut out),
                 }
             }
             // Without a transaction (BEGIN failed) each statement committed on its own.
@@ -489,27 +496,7 @@ impl Runner {
             } => logged(self.set_run_status(run_id, status, reason, out), || {
                 format!("run {run_id}")
             }),
-            Msg::Step(step) => match self.store.update_step(&step) {
-                Ok(()) => {
-                    // The deployment record follows its row; a failure is logged and
-                    // leaves the row's change standing.
-                    if let Err(e) = self.record_deploy(&step) {
-                        tracing::error!("deployment of step {}: {e}", step.id);
-                    }
-                    if let Err(e) = self.record_release(&step, out) {
-                        tracing::error!("release of run {}: {e}", step.run_id);
-                    }
-                    if let Err(e) = self.record_switch(&step, out) {
-                        tracing::error!("station {} in run {}: {e}", step.name, step.run_id);
-                    }
-                    out.event(Event::Step { step });
-                    true
-                }
-                Err(e) => {
-                    tracing::error!("step {}: {e}", step.id);
-                    false
-                }
-            },
+            Msg::Step(step) => self.step_changed(step, true, out),
             Msg::StepProcess {
                 step_id,
                 pid,

@@ -18,6 +18,8 @@ use crate::store::logs::{Batch, LogStream};
 pub const MAX_LINE: usize = 1024 * 1024;
 /// The most one read takes from a pipe.
 const READ_CHUNK: usize = 128 * 1024;
+/// The most a pipe's first read takes.
+const FIRST_READ: usize = 4 * 1024;
 /// A batch goes to the writer once it holds this much.
 const BATCH: usize = 256 * 1024;
 /// ... or once its first line has waited this long (the writer makes lines durable
@@ -96,7 +98,15 @@ impl Pump {
         self.got = 0;
         loop {
             let partial = self.buf.len() - self.line_start;
-            let want = READ_CHUNK.min(MAX_LINE - partial);
+            // A pipe's first read takes little: most steps print little or nothing,
+            // and a first read of READ_CHUNK was an allocation of that size (and
+            // its free, at times a heap trim) per pipe and step.
+            let chunk = if self.buf.capacity() == 0 {
+                FIRST_READ
+            } else {
+                READ_CHUNK
+            };
+            let want = chunk.min(MAX_LINE - partial);
             if want == 0 {
                 // A line as long as the cap: it ends here, or a little before.
                 let carry = masker.open_prefix(&self.buf[self.line_start..]);

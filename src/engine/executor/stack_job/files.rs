@@ -152,14 +152,19 @@ pub(super) fn env_name(key: &str) -> String {
 
 /// An outputs file: a JSON object, or none (an empty object).
 pub(super) fn read_outputs(path: &Path) -> Result<Value, OutputsError> {
+    Ok(read_outputs_if_any(path)?.unwrap_or_else(|| Value::Object(Default::default())))
+}
+
+/// The outputs in `path`; `None` when there is no such file.
+pub(super) fn read_outputs_if_any(path: &Path) -> Result<Option<Value>, OutputsError> {
     match std::fs::read_to_string(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Object(Default::default())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(OutputsError::Read {
             path: path.to_path_buf(),
             source,
         }),
         Ok(text) => match serde_json::from_str::<Value>(&text) {
-            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(v @ Value::Object(_)) => Ok(Some(v)),
             Ok(_) => Err(OutputsError::NotAnObject),
             Err(e) => Err(OutputsError::NotJson(e)),
         },

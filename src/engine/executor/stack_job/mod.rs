@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use error::StackJobError;
 pub(crate) use files::state_dir;
-use files::{NotReady, last_outputs, read_outputs, remove};
+use files::{NotReady, last_outputs, remove};
 
 use super::command::finished;
 use super::process::{self, LogTarget, ProcSpec};
@@ -87,6 +87,10 @@ struct Progress {
     /// A targeted apply left the module incomplete: the outputs of the last complete
     /// apply stay recorded.
     outputs_kept: bool,
+    /// Whether this run's apply left a next-outputs file (`None`: not known, as for
+    /// an apply done before the engine restarted). Known to be absent, there is
+    /// nothing to rename: one failing system call a node fewer.
+    next_outputs: Option<bool>,
 }
 
 pub(crate) struct StackJobExecutor {
@@ -396,7 +400,9 @@ impl StackJobExecutor {
             }
             Operation::Apply if kept => p.outputs_kept = true,
             Operation::Apply => {
-                let outs = read_outputs(&outputs_file)?;
+                let found = files::read_outputs_if_any(&outputs_file)?;
+                p.next_outputs = Some(found.is_some());
+                let outs = found.unwrap_or_else(|| Value::Object(Default::default()));
                 p.applied = Some(files::shown(&ready.state_dir, outs.clone()));
                 locked(&self.outputs).insert(r.id.clone(), outs);
             }
@@ -534,7 +540,11 @@ impl Executor for StackJobExecutor {
         }
         // What apply wrote becomes the last applied outputs; when it wrote none, the
         // last ones (of an earlier apply) go.
-        match std::fs::rename(&next, &last) {
+        let renamed = match p.next_outputs {
+            Some(false) => Err(std::io::ErrorKind::NotFound.into()),
+            _ => std::fs::rename(&next, &last),
+        };
+        match renamed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !ready.fresh {

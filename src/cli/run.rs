@@ -97,6 +97,12 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Request, wait: bool) ->
     let flush = tokio::time::sleep(std::time::Duration::ZERO);
     tokio::pin!(flush);
     let mut unflushed = false;
+    // After missing events, the run's row is read once the stream has caught up a
+    // little, not at each miss: a burst (a 10,000-node run's 20,000 new rows) made
+    // this reader miss events again while it waited for the row, ~70 times in a row.
+    let recheck = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(recheck);
+    let mut lagged = false;
     loop {
         let next = tokio::select! {
             e = events.next() => e,
@@ -104,6 +110,14 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Request, wait: bool) ->
                 out.flush();
                 unflushed = false;
                 continue;
+            }
+            _ = &mut recheck, if lagged => {
+                lagged = false;
+                match run_row(c, id).await {
+                    Ok(Some(run)) => Some(Feed::Event(Box::new(Event::Run { run }))),
+                    Ok(None) => continue,
+                    Err(e) => return fail(e),
+                }
             }
         };
         if !unflushed {
@@ -146,12 +160,17 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Request, wait: bool) ->
                 continue;
             }
             Some(Some(Event::Run { run })) if run.id == id => run.status,
-            // Fell behind: ask for the run's status only (cheap, whatever its size).
-            Some(None) => match run_row(c, id).await {
-                Ok(Some(r)) => r.status,
-                Ok(None) => continue,
-                Err(e) => return fail(e),
-            },
+            // Fell behind: the run's status is read shortly (its row only: cheap,
+            // whatever the run's size).
+            Some(None) => {
+                if !lagged {
+                    lagged = true;
+                    recheck
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + LAG_RECHECK);
+                }
+                continue;
+            }
             Some(_) => continue,
             None => {
                 eprintln!(
@@ -170,6 +189,9 @@ async fn trigger<C: EngineClient>(ctx: &Ctx, c: &C, req: Request, wait: bool) ->
         }
     }
 }
+
+/// How long after missing events `run --wait` reads its run's row.
+const LAG_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Run `id`'s row alone (cheap, whatever the run's size).
 async fn run_row<C: EngineClient>(c: &C, id: i64) -> Result<Option<RunInfo>, EngineError> {
@@ -269,5 +291,84 @@ impl Progress {
             self.failed = true;
             output::stdout_failed(&e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::EventStream;
+    use crate::domain::Response;
+    use crate::tui::app::tests::run as run_info;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An engine whose event stream says `lags` times that events were missed, then
+    /// gives `then` (if any) and nothing more; run 7's row says it succeeded.
+    struct Lagging {
+        lags: usize,
+        then: Option<Event>,
+        rows_read: AtomicUsize,
+    }
+
+    impl EngineClient for Lagging {
+        async fn call(&self, req: Request) -> crate::engine::Result<Response> {
+            Ok(match req {
+                Request::ListRuns { .. } => {
+                    self.rows_read.fetch_add(1, Ordering::SeqCst);
+                    Response::Runs(vec![run_info(7, RunStatus::Succeeded)])
+                }
+                _ => Response::Run(run_info(7, RunStatus::Running)),
+            })
+        }
+
+        async fn events(&self) -> crate::engine::Result<EventStream> {
+            let mut feed = vec![Feed::Lagged; self.lags];
+            feed.extend(self.then.clone().map(|e| Feed::Event(Box::new(e))));
+            let feed = futures_util::stream::iter(feed);
+            Ok(Box::pin(feed.chain(futures_util::stream::pending())))
+        }
+    }
+
+    /// `run --wait` against `c`: its exit code and how often it read the run's row.
+    async fn wait_on(c: Lagging) -> (i32, usize) {
+        let ctx = Ctx {
+            data_dir: "/nonexistent".into(),
+            project_path: "/nonexistent/pipedeck.toml".into(),
+            socket: "/nonexistent/engine.sock".into(),
+            json: false,
+            color: false,
+            keymap: Default::default(),
+        };
+        let req = Request::Rerun {
+            run_id: 6,
+            allow_older: false,
+        };
+        let code = trigger(&ctx, &c, req, true).await;
+        (code, c.rows_read.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_missed_events_does_not_read_the_runs_row_at_each_miss() {
+        let end = Event::Run {
+            run: run_info(7, RunStatus::Succeeded),
+        };
+        let c = Lagging {
+            lags: 50,
+            then: Some(end),
+            rows_read: AtomicUsize::new(0),
+        };
+        // The closing line's read only.
+        assert_eq!(wait_on(c).await, (exit::OK, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_runs_end_among_the_missed_events_is_read_from_its_row() {
+        let c = Lagging {
+            lags: 3,
+            then: None,
+            rows_read: AtomicUsize::new(0),
+        };
+        // One look shortly after the misses, one for the closing line.
+        assert_eq!(wait_on(c).await, (exit::OK, 2));
     }
 }

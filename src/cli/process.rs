@@ -4,7 +4,7 @@
 /// Blocks SIGCHLD in this thread and so in every thread started after it.
 ///
 /// Nothing here handles SIGCHLD: a step's exit is read from its pidfd. Left at its
-/// default the signal is discarded, except while posix_spawn briefly blocks all
+/// default the signal is discarded, except while a spawn (ours or posix_spawn) briefly blocks all
 /// signals in the spawning thread: then the kernel hands it to another thread,
 /// waking an idle one for nothing, once per step that ends during a spawn. Blocked,
 /// it just stays pending. Children start with an empty mask (std and our spawn both

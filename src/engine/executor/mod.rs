@@ -13,3 +13,4 @@ pub(crate) mod stack_job;
 pub(crate) mod switch;
 pub mod terraform;
 pub mod token;
+mod vfork;

@@ -1,4 +1,4 @@
-//! Starting a step's process with `posix_spawn`, everything prepared up front.
+//! Starting a step's process ([`super::vfork`]), everything prepared up front.
 //!
 //! `std::process::Command` rebuilds the whole environment (a sorted map of the
 //! engine's own variables and the step's) and opens `/dev/null` in the parent for
@@ -185,33 +185,6 @@ fn search(path: &[u8], prog: &CStr, cwd: &Path) -> io::Result<CString> {
     ))
 }
 
-/// posix_spawn's file actions and attributes, destroyed on drop.
-struct Actions(libc::posix_spawn_file_actions_t);
-struct Attrs(libc::posix_spawnattr_t);
-
-impl Drop for Actions {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `spawn` before this value was made.
-        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
-    }
-}
-
-impl Drop for Attrs {
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
-    }
-}
-
-/// Errors from posix_spawn* come back as the return value, not in errno.
-fn spawn_check(r: libc::c_int) -> io::Result<()> {
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(r))
-    }
-}
-
 /// A started step: its pid (also its process group), the read ends of its output
 /// pipes (blocking; read them off the async runtime), and its exit.
 pub struct Child {
@@ -249,72 +222,23 @@ pub fn spawn(
     let (out_r, out_w) = pipe_pair()?;
     let (err_r, err_w) = pipe_pair()?;
 
-    // SAFETY: zeroed storage is what the *_init functions expect to initialise.
-    let mut actions = Actions(unsafe { std::mem::zeroed() });
-    let mut attrs = Attrs(unsafe { std::mem::zeroed() });
-    let mut pid: libc::pid_t = 0;
-    // SAFETY: every pointer handed over stays alive until posix_spawn returns: the
-    // strings and pointer arrays above, the descriptors, and the action/attr objects
-    // (destroyed by their Drop only after). No memory of ours is touched by the child.
-    unsafe {
-        spawn_check(libc::posix_spawn_file_actions_init(&mut actions.0))?;
-        let a = &mut actions.0;
-        spawn_check(libc::posix_spawn_file_actions_addopen(
-            a,
-            0,
-            c"/dev/null".as_ptr(),
-            libc::O_RDONLY,
-            0,
-        ))?;
-        spawn_check(libc::posix_spawn_file_actions_adddup2(
-            a,
-            out_w.as_raw_fd(),
-            1,
-        ))?;
-        spawn_check(libc::posix_spawn_file_actions_adddup2(
-            a,
-            err_w.as_raw_fd(),
-            2,
-        ))?;
-        spawn_check(libc::posix_spawn_file_actions_addchdir_np(a, dir.as_ptr()))?;
-
-        spawn_check(libc::posix_spawnattr_init(&mut attrs.0))?;
-        let t = &mut attrs.0;
-        // The child starts as std would start it: its own group, no signals blocked,
-        // SIGPIPE back to its default (Rust ignores it in this process), and SIGXFSZ
-        // too (the engine ignores it: see `children::start`).
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        spawn_check(libc::posix_spawnattr_setsigmask(t, &set))?;
-        libc::sigaddset(&mut set, libc::SIGPIPE);
-        libc::sigaddset(&mut set, libc::SIGXFSZ);
-        spawn_check(libc::posix_spawnattr_setsigdefault(t, &set))?;
-        spawn_check(libc::posix_spawnattr_setpgroup(t, 0))?;
-        spawn_check(libc::posix_spawnattr_setflags(
-            t,
-            (libc::POSIX_SPAWN_SETPGROUP
-                | libc::POSIX_SPAWN_SETSIGMASK
-                | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
-        ))?;
-
-        // A program named without a slash is looked up on PATH: the step's, when it
-        // sets one, else the engine's.
-        let start = if prog.as_bytes().contains(&b'/') || found.is_some() {
-            libc::posix_spawn
-        } else {
-            libc::posix_spawnp
-        };
+    // A program named without a slash is looked up on PATH: the step's, when it sets
+    // one (done above), else the engine's.
+    let plan = super::vfork::Plan {
+        program: found.as_deref().unwrap_or(prog),
+        search: found.is_none() && !prog.as_bytes().contains(&b'/'),
+        argv: argp.as_ptr().cast(),
+        envp: envp.as_ptr().cast(),
+        dir: &dir,
+        stdout: out_w.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+    };
+    let pid = {
         let _spawning = children::spawning();
-        spawn_check(start(
-            &mut pid,
-            found.as_ref().unwrap_or(prog).as_ptr(),
-            &actions.0,
-            &attrs.0,
-            argp.as_ptr(),
-            envp.as_ptr(),
-        ))?;
+        let pid = super::vfork::spawn(&plan)?;
         children::register(pid, token);
-    }
+        pid
+    };
     drop((out_w, err_w));
     let mut child = Child {
         pid,

@@ -9,8 +9,8 @@ use crate::domain::{Event, StepInfo};
 /// For each message of a batch: whether it is a step's row that a later message of
 /// the same batch writes again. A row is written whole, so only its last version in a
 /// commit needs writing; every version is still published, in order. (A short step's
-/// `running` and its end mostly share a commit: in a DAG of 2,000 `true`s this halves
-/// the row writes.)
+/// `running` and its end mostly share a commit, 5 ms apart at most: one row write a
+/// step instead of two.)
 pub(super) fn superseded(batch: &[Msg]) -> Vec<bool> {
     let mut later = HashSet::new();
     let mut out = vec![false; batch.len()];

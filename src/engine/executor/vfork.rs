@@ -13,7 +13,7 @@
 //! installs no handler for any, and one ignored stays ignored, as with `posix_spawn`.
 //!
 //! Measured on the 2,000-step DAG of `/bin/true` (data dir on tmpfs): the engine
-//! thread's CPU 12-17% lower in each of 6 interleaved rounds; the run faster in 13 of
+//! thread's CPU 10-17% lower in each of 6 interleaved rounds; the run faster in 13 of
 //! 16 interleaved rounds, median 0.94 of the time with `posix_spawn`.
 
 use std::cell::RefCell;

@@ -155,13 +155,27 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// A pipe: (read end, write end), both close-on-exec.
+/// A pipe: (read end, write end), both close-on-exec, neither 0, 1 nor 2 (an engine
+/// started with those closed gets them for its pipes; a child's stdio set-up would
+/// then close or overwrite them).
 pub(super) fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 writes two new descriptors into `fds`, which we then own.
     check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
     // SAFETY: both were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((above_stdio(r)?, above_stdio(w)?))
+}
+
+/// `fd`, or a close-on-exec copy numbered 3 or more when it is 0, 1 or 2.
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor (ours) or -1.
+    let copy = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: just made, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
 /// `prog` on `path` (relative entries from `cwd`, an empty one meaning `cwd`), as

@@ -38,6 +38,8 @@ pub mod gate;
 pub mod operation;
 pub mod release;
 pub mod run;
+#[cfg(test)]
+mod samples;
 pub mod state_lock;
 pub mod state_op;
 pub mod target;

@@ -62,20 +62,10 @@ mod tests {
 
     fn step(name: &str, status: StepStatus, reason: Option<&str>) -> StepInfo {
         StepInfo {
-            id: 0,
-            run_id: 1,
             stage: Stage::Operation,
             name: name.into(),
-            position: 0,
-            status,
             reason: reason.map(str::to_string),
-            exit_code: None,
-            started_at: None,
-            ended_at: None,
-            parent_id: None,
-            outputs: None,
-            superseded_by: None,
-            slurm_job: None,
+            ..StepInfo::sample(0, 1, status)
         }
     }
 

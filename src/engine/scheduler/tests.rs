@@ -12,8 +12,8 @@ use super::{
     UnitCtx,
 };
 use crate::domain::{
-    GateInfo, GateKey, GateStatus, RunInfo, RunKind, RunStatus, RunType, Stage, StepInfo,
-    StepStatus, Trigger, now_ms,
+    GateInfo, GateKey, GateStatus, RunInfo, RunKind, RunStatus, RunType, StepInfo, StepStatus,
+    Trigger, now_ms,
 };
 use crate::engine::Shared;
 use crate::engine::runner::Msg;
@@ -167,20 +167,9 @@ async fn walk(
         .iter()
         .enumerate()
         .map(|(i, n)| StepInfo {
-            id: i as i64 + 1,
-            run_id: 1,
-            stage: Stage::Build,
             name: n.to_string(),
             position: i as i64,
-            status: StepStatus::Pending,
-            reason: None,
-            exit_code: None,
-            started_at: None,
-            ended_at: None,
-            parent_id: None,
-            outputs: None,
-            superseded_by: None,
-            slurm_job: None,
+            ..StepInfo::sample(i as i64 + 1, 1, StepStatus::Pending)
         })
         .collect();
     let plan = Plan {

@@ -226,20 +226,9 @@ mod tests {
 
     fn st(status: StepStatus) -> StepInfo {
         StepInfo {
-            id: 1,
-            run_id: 1,
-            stage: Stage::Build,
             name: "x".into(),
             position: 0,
-            status,
-            reason: None,
-            exit_code: None,
-            started_at: None,
-            ended_at: None,
-            parent_id: None,
-            outputs: None,
-            superseded_by: None,
-            slurm_job: None,
+            ..StepInfo::sample(1, 1, status)
         }
     }
 

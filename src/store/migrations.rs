@@ -223,6 +223,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // rollout that switches each station to its pending release.
     "ALTER TABLE runs ADD COLUMN release_id INTEGER;
     ALTER TABLE stations ADD COLUMN switch_run INTEGER;",
+    // 16: the index that finds an environment's deploys holds deploy steps only. Every
+    // step's status change also rewrote its entry there: build steps, infra resources
+    // and operations, which no query looks up by it. (The queries name
+    // `stage = 'deploy'`, so SQLite uses the partial index.)
+    "DROP INDEX steps_deploy;
+    CREATE INDEX steps_deploy ON steps(name, status) WHERE stage = 'deploy';",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -114,6 +114,13 @@ fn is_bidi_control(c: char) -> bool {
 /// inert for a terminal: no C0 or C1 controls, no escape sequences, no bidi
 /// overrides; a line break becomes a space, so one field stays one line.
 pub fn inert(text: &str) -> String {
+    // Printable ASCII has nothing to remove, and nearly every name, reason and message
+    // is that. `run --wait` prints a line for each row that ends; the three passes and
+    // three strings below were more than half of what those lines cost (callgrind, a
+    // 2,000-node infra DAG: the lines' instructions 52.8 M -> 23.8 M with this).
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return text.to_string();
+    }
     let flat: String = text
         .chars()
         .map(|c| {
@@ -153,6 +160,10 @@ mod tests {
         let evil = "feat\u{1b}]0;pwned\u{7}/x\u{1b}[2J\u{1b}[31mred\u{9b}1;1H\u{202e}gnp.exe\nnext";
         assert_eq!(super::inert(evil), "feat/xredgnp.exe next");
         assert_eq!(super::inert("plain main"), "plain main");
+        // Each of the slow path's changes, one at a time.
+        assert_eq!(super::inert("a\tb\nc"), "a b c");
+        assert_eq!(super::inert("x\u{7f}y\u{7}z"), "xyz");
+        assert_eq!(super::inert("\u{2066}é\u{2069}"), "é");
     }
 
     use super::*;

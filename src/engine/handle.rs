@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::live_project::LiveProject;
+use super::plan::Definition;
 use super::runner::Msg;
 use super::{Caller, EngineError, Result, Shared, preflight, workspace};
 use crate::config::Project;
@@ -368,7 +369,9 @@ impl EngineHandle {
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
             upstream,
         };
-        self.runner(|reply| Msg::Create(Box::new(new), reply)).await
+        let def = Definition::Service(svc.clone());
+        self.runner(|reply| Msg::Create(Box::new((new, Some(def))), reply))
+            .await
     }
 
     /// Starts an infra pipeline run: deploy, or undeploy in reverse dependency order.
@@ -474,6 +477,9 @@ impl EngineHandle {
         spec: RunSpec,
         message: String,
     ) -> Result<RunInfo> {
+        let pinned = spec
+            .infra_action()
+            .map(|action| Definition::Infra(def.clone(), action));
         let new = NewRun {
             spec,
             run_type: RunType::Production,
@@ -488,7 +494,8 @@ impl EngineHandle {
             definition: serde_json::to_string(def)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
         };
-        self.runner(|reply| Msg::Create(Box::new(new), reply)).await
+        self.runner(|reply| Msg::Create(Box::new((new, pinned)), reply))
+            .await
     }
 
     /// Whether a rerun of run `run_id` may go back to its older commit: refused if it

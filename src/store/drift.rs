@@ -61,7 +61,7 @@ mod tests {
     use crate::domain::Millis;
     use crate::domain::drift::ResourceDrift;
     use crate::domain::target::parse_all;
-    use crate::domain::{Operation, RunSpec, RunType, Trigger};
+    use crate::domain::{Operation, RunSpec};
     use crate::store::NewRun;
 
     fn report(at: Millis, resources: &[(&str, DriftStatus)]) -> DriftReport {
@@ -108,25 +108,15 @@ mod tests {
     fn a_targeted_stack_job_keeps_its_addresses() {
         let s = Store::in_memory().unwrap();
         let targets = parse_all(&["terraform_data.a".into(), "module.m.x.y[0]".into()]).unwrap();
-        let new = |targets| NewRun {
-            spec: RunSpec::StackJob {
+        let new = |targets| {
+            NewRun::sample(RunSpec::StackJob {
                 project: "net".into(),
                 environment: "prod".into(),
                 resource: "db".into(),
                 operation: Operation::Apply,
                 state: None,
                 targets,
-            },
-            run_type: RunType::Production,
-            trigger: Trigger::Manual,
-            commit_message: "m".into(),
-            author: "a".into(),
-            triggered_by: "a".into(),
-            rerun_of: None,
-            attempt: 1,
-            allow_older: false,
-            definition: "{}".into(),
-            upstream: Vec::new(),
+            })
         };
         let run = s.insert_run(&new(targets.clone()), 1).unwrap();
         assert_eq!(run.targets, targets);

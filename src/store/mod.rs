@@ -9,10 +9,13 @@ mod drift;
 mod log_writer;
 pub mod logs;
 mod migrations;
+mod new_steps;
 mod procs;
 pub mod releases;
 pub mod retention;
 mod rows;
+#[cfg(test)]
+mod samples;
 mod transaction;
 pub mod triggers;
 
@@ -27,6 +30,7 @@ use crate::domain::{
 };
 
 pub use logs::{Direction, LogLine, LogStore, LogWriter};
+pub use new_steps::NewStep;
 use rows::{GATE_COLS, RUN_COLS, STEP_COLS, gate_row, run_row, step_row, word};
 
 #[derive(Debug, thiserror::Error)]

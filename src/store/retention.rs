@@ -180,29 +180,30 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{RunSpec, RunType, Stage, Trigger};
+    use crate::domain::{RunSpec, Stage};
     use crate::store::NewRun;
 
     const HOUR: i64 = 3_600_000;
 
     fn new_run(service: &str, rerun_of: Option<i64>) -> NewRun {
+        let RunSpec::Service {
+            branch,
+            tag,
+            commit,
+            ..
+        } = RunSpec::sample()
+        else {
+            unreachable!("a service run")
+        };
+        let spec = RunSpec::Service {
+            service: service.into(),
+            branch,
+            tag,
+            commit,
+        };
         NewRun {
-            spec: RunSpec::Service {
-                service: service.into(),
-                branch: "main".into(),
-                tag: None,
-                commit: "abc".into(),
-            },
-            run_type: RunType::Production,
-            trigger: Trigger::Manual,
-            commit_message: "m".into(),
-            author: "a".into(),
-            triggered_by: "t".into(),
             rerun_of,
-            attempt: 1,
-            allow_older: false,
-            definition: "{}".into(),
-            upstream: Vec::new(),
+            ..NewRun::sample(spec)
         }
     }
 

@@ -59,9 +59,12 @@ impl Definition {
     }
 }
 
-/// The rows a new run starts with, and its definition read from `new`.
-pub(crate) fn plan(new: &NewRun) -> Result<(Vec<Planned>, Definition)> {
-    let def = Definition::read(&new.spec, &new.definition)?;
+/// The rows a new run starts with, and its definition: `def`, or else read from `new`.
+pub(crate) fn plan(new: &NewRun, def: Option<Definition>) -> Result<(Vec<Planned>, Definition)> {
+    let def = match def {
+        Some(def) => def,
+        None => Definition::read(&new.spec, &new.definition)?,
+    };
     let rows = match &def {
         Definition::Service(svc) => service::rows(svc),
         Definition::Infra(p, action) => infra::rows(p, *action),

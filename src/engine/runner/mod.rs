@@ -368,7 +368,8 @@ impl Runner {
     fn handle(&mut self, msg: Msg, out: &mut Out) -> bool {
         match msg {
             Msg::Create(new, reply) => {
-                let r = self.create(&new, out);
+                let (new, def) = *new;
+                let r = self.create(&new, def, out);
                 let ok = r.is_ok();
                 out.reply(reply, r);
                 ok

@@ -9,11 +9,15 @@ use crate::domain::{
     Decision, Deployment, EnvQueue, GateInfo, QueueKey, QueuePolicy, RunDetail, RunInfo, RunStatus,
     StepInfo, Supersession,
 };
+use crate::engine::plan::Definition;
 use crate::store::{AuditEntry, NewRun, RunFilter};
 
 pub(crate) enum Msg {
     // From clients.
-    Create(Box<NewRun>, Reply<RunInfo>),
+    /// A new run, with its definition as typed values when the sender has them (the
+    /// planner then need not parse back the text just written: ~8% of a 2,000-node
+    /// infra run's instructions on the engine's thread).
+    Create(Box<(NewRun, Option<Definition>)>, Reply<RunInfo>),
     Cancel(i64, String, Reply<RunInfo>),
     /// Rerun run `.0` for `.1`; `.2`: it may go back to an older commit on purpose.
     Rerun(i64, String, bool, Reply<RunInfo>),

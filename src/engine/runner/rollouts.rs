@@ -97,7 +97,7 @@ impl Runner {
                 _ => Vec::new(),
             },
         };
-        let run = self.create(&new, out)?;
+        let run = self.create(&new, None, out)?;
         for (st, mut row) in stations {
             row.pending = Some(rel.id);
             row.error = None;

@@ -5,7 +5,7 @@ use super::*;
 use crate::domain::RunSpec;
 use crate::engine::executor::slurm::JobId;
 use crate::engine::queue::{Deployed, RunFacts};
-use crate::store::LogStore;
+use crate::store::{LogStore, NewStep};
 
 /// How a run that cannot carry on after a restart ends: the run, its unfinished steps
 /// and its waiting gates, each with a reason.
@@ -291,7 +291,14 @@ impl Runner {
         Ok(())
     }
 
-    pub(super) fn create(&mut self, new: &NewRun, out: &mut Out) -> Result<RunInfo> {
+    /// Creates run `new`; `def` is its definition as typed values, if the caller has them
+    /// (else it is read from `new`'s text).
+    pub(super) fn create(
+        &mut self,
+        new: &NewRun,
+        def: Option<Definition>,
+        out: &mut Out,
+    ) -> Result<RunInfo> {
         if self.shutdown.is_some() {
             return Err(EngineError::Stopped);
         }
@@ -307,18 +314,21 @@ impl Runner {
         self.shared.metrics.run_created();
         out.event(Event::Run { run: run.clone() });
         // The driver starts from what was just stored, not from reading it back.
-        let (planned, def) = crate::engine::plan::plan(new)?;
+        let (planned, def) = crate::engine::plan::plan(new, def)?;
         if let Definition::Service(svc) = &def {
             self.release_for_run(&run, svc, out)?;
         }
-        let mut steps: Vec<StepInfo> = Vec::with_capacity(planned.len());
-        for (pos, p) in planned.into_iter().enumerate() {
-            let parent = p.parent.and_then(|i| steps.get(i).map(|s| s.id));
-            let step = self
-                .store
-                .insert_step(run.id, p.stage, &p.name, pos as i64, parent)?;
+        let rows: Vec<NewStep<'_>> = planned
+            .iter()
+            .map(|p| NewStep {
+                stage: p.stage,
+                name: &p.name,
+                parent: p.parent,
+            })
+            .collect();
+        let steps = self.store.insert_steps(run.id, &rows)?;
+        for step in &steps {
             out.event(Event::Step { step: step.clone() });
-            steps.push(step);
         }
         let action = if new.trigger == Trigger::Rerun {
             "rerun"
@@ -367,7 +377,7 @@ impl Runner {
             // A rerun of a chained run gets what its original got.
             upstream: self.store.upstream(id)?,
         };
-        self.create(&new, out)
+        self.create(&new, None, out)
     }
 
     pub(super) fn cancel(&mut self, id: i64, by: &str, out: &mut Out) -> Result<RunInfo> {

@@ -1,6 +1,6 @@
 //! The runner's commit-then-publish and crash handling.
 use super::*;
-use crate::domain::{RunType, Stage, Trigger};
+use crate::domain::Stage;
 
 #[tokio::test]
 async fn a_driver_that_panics_is_reported() {
@@ -27,24 +27,7 @@ fn runner(dir: &std::path::Path) -> (Runner, tokio::sync::broadcast::Receiver<Ev
 }
 
 fn new_run() -> NewRun {
-    NewRun {
-        upstream: Vec::new(),
-        spec: crate::domain::RunSpec::Service {
-            service: "svc".into(),
-            branch: "main".into(),
-            tag: None,
-            commit: "abc".into(),
-        },
-        run_type: RunType::Production,
-        trigger: Trigger::Manual,
-        commit_message: "m".into(),
-        author: "a".into(),
-        triggered_by: "t".into(),
-        rerun_of: None,
-        attempt: 1,
-        allow_older: false,
-        definition: "{}".into(),
-    }
+    NewRun::sample(crate::domain::RunSpec::sample())
 }
 
 /// EN-3: a batch whose COMMIT fails publishes nothing, carries out none of its

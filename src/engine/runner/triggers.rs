@@ -116,7 +116,7 @@ impl Runner {
         if self.store.fired(key)?.is_some() {
             return Ok(None);
         }
-        let run = self.create(new, out)?;
+        let run = self.create(new, None, out)?;
         self.store.insert_fire(key, run.id, now_ms())?;
         Ok(Some(run))
     }

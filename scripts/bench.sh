@@ -12,6 +12,10 @@
 # Each pipedeck figure is measured in three pairs, alternating with its peer, and the
 # medians are compared: one pair alone swings by 10-20% on a shared 2-core machine.
 # Prints figures and ratios; it never fails on time.
+# The data dirs go where `mktemp -d` puts them: TMPDIR=/dev/shm runs them on tmpfs. On
+# an ext4 mounted without a journal (this project's VMs), creating files is several
+# times slower for minutes after many were deleted (a test suite, an earlier run of
+# this script): the infra benchmark's 20,000 new inodes then weigh on its figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # PD_BIN: measure a binary built elsewhere (e.g. the code before a change).

@@ -206,6 +206,10 @@ pub struct Child {
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
     exit: Option<AsyncFd<OwnedFd>>,
+    /// Without a pidfd: the thread's `waitpid`, kept when a wait is given up, so the
+    /// next wait takes its answer instead of starting a second one (which would find
+    /// no child once the first had reaped it).
+    waiter: Option<tokio::task::JoinHandle<io::Result<Option<ExitStatus>>>>,
     reaped: bool,
 }
 
@@ -259,6 +263,7 @@ pub fn spawn(
         stdout: None,
         stderr: None,
         exit: None,
+        waiter: None,
         reaped: false,
     };
     child.stdout = Some(out_r);
@@ -280,14 +285,19 @@ impl Child {
     /// Waits for the process to exit and reaps it (cancel safe).
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         let Some(pidfd) = &self.exit else {
-            // No pidfd (a kernel older than 5.3): wait on a thread of its own.
+            // No pidfd (a kernel older than 5.3): wait on a thread of its own, the same
+            // one however many times this is called.
             let pid = self.pid;
-            let status = tokio::task::spawn_blocking(move || waitpid(pid, 0))
-                .await
-                .map_err(io::Error::other)??;
+            let waiter = self
+                .waiter
+                .get_or_insert_with(|| tokio::task::spawn_blocking(move || waitpid(pid, 0)));
+            let status = waiter.await;
+            self.waiter = None;
             self.reaped = true;
             children::reaped(pid);
-            return status.ok_or_else(|| io::Error::other("the process vanished"));
+            return status
+                .map_err(io::Error::other)??
+                .ok_or_else(|| io::Error::other("the process vanished"));
         };
         loop {
             let mut ready = pidfd.readable().await?;
@@ -409,6 +419,31 @@ mod tests {
             lines.next().map(str::trim),
             Some(c.pid.to_string().as_str())
         );
+    }
+
+    /// Without a pidfd (a kernel before 5.3: RHEL 8's 4.18) the exit is waited for on
+    /// a thread; a wait given up (another branch of a `select!` won) and asked again
+    /// gets the same exit, not ECHILD from a second `waitpid` racing the first.
+    #[tokio::test]
+    async fn waiting_without_a_pidfd_survives_a_wait_given_up() {
+        let dir = std::env::temp_dir();
+        let mut c = spawn(
+            &argv("sleep 0.2; exit 4"),
+            &dir,
+            &Env::default(),
+            &Env::default(),
+            None,
+        )
+        .unwrap();
+        c.exit = None;
+        for _ in 0..3 {
+            tokio::select! {
+                _ = c.wait() => panic!("the process ended too soon"),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+        }
+        let status = c.wait().await.unwrap();
+        assert_eq!(status.code(), Some(4));
     }
 
     #[tokio::test]

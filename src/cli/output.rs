@@ -76,21 +76,37 @@ pub fn short(sha: &str) -> &str {
 }
 
 /// One step: its path, its status (coloured when `color`), how long, why.
+///
+/// Built by pushes, not `format!`s: `run --wait` prints four of these a node (its
+/// operation and its resource, running then ended), and three `format!`s a line were
+/// ~30 M of the 684 M instructions of a 2,000-node infra run.
 pub fn step_line(s: &StepInfo, color: bool) -> String {
-    let dur = match (s.started_at, s.ended_at) {
-        (Some(a), Some(b)) => format!(" ({})", duration(b - a)),
-        _ => String::new(),
+    let path = inert(&s.path());
+    let status = s.status.as_str();
+    let words = if status.contains('_') {
+        std::borrow::Cow::Owned(status.replace('_', " "))
+    } else {
+        std::borrow::Cow::Borrowed(status)
     };
-    let reason = s
-        .reason
-        .as_deref()
-        .map(|r| format!(" — {}", inert(r)))
-        .unwrap_or_default();
-    format!(
-        "  {:<24} {}{dur}{reason}",
-        inert(&s.path()),
-        color::step_status(s.status, &s.status.as_str().replace('_', " "), color)
-    )
+    let mut line = String::with_capacity(path.len() + 64);
+    line.push_str("  ");
+    line.push_str(&path);
+    line.extend(std::iter::repeat_n(
+        ' ',
+        24usize.saturating_sub(path.chars().count()),
+    ));
+    line.push(' ');
+    line.push_str(&color::step_status(s.status, &words, color));
+    if let (Some(a), Some(b)) = (s.started_at, s.ended_at) {
+        line.push_str(" (");
+        line.push_str(&duration(b - a));
+        line.push(')');
+    }
+    if let Some(r) = &s.reason {
+        line.push_str(" — ");
+        line.push_str(&inert(r));
+    }
+    line
 }
 
 pub fn run_header(r: &RunInfo) -> String {
@@ -180,5 +196,41 @@ pub fn print_detail(d: &RunDetail, color: bool) {
             .map(|c| format!(": {}", inert(c)))
             .unwrap_or_default();
         outln!("  gate {:<19} {}{who}{c}", inert(&g.env), g.status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Stage, StepStatus};
+
+    #[test]
+    fn a_step_line_pads_the_path_and_says_how_long_and_why() {
+        let mut s = StepInfo::sample(1, 1, StepStatus::AwaitingApproval);
+        s.stage = Stage::Operation;
+        s.name = "vpc.apply".into();
+        assert_eq!(
+            step_line(&s, false),
+            "  operation/vpc.apply      awaiting approval"
+        );
+        s.status = StepStatus::Failed;
+        s.started_at = Some(1_000);
+        s.ended_at = Some(3_500);
+        s.reason = Some("exit 2\\x1b[31m".into());
+        assert_eq!(
+            step_line(&s, false),
+            "  operation/vpc.apply      failed (2.5s) — exit 2\\x1b[31m"
+        );
+        // A path past the column is not cut; untrusted text stays inert.
+        s.name = "a-resource-with-a-long-name.apply".into();
+        s.reason = Some("bad\x1b[2Jthing".into());
+        assert_eq!(
+            step_line(&s, false),
+            format!(
+                "  operation/a-resource-with-a-long-name.apply failed (2.5s) — {}",
+                inert("bad\x1b[2Jthing")
+            )
+        );
+        assert!(!step_line(&s, false).contains('\x1b'));
     }
 }

@@ -47,7 +47,7 @@ pub fn argv(line: &str) -> Vec<String> {
     }
 }
 
-fn cstring(s: &[u8], what: &str) -> io::Result<CString> {
+fn cstring(s: impl Into<Vec<u8>>, what: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -104,7 +104,13 @@ impl Env {
                         format!("environment variable name `{k}` is not valid"),
                     ));
                 }
-                cstring(format!("{k}={v}").as_bytes(), "an environment value")
+                // Joined by hand: `format!` cost ~1,300 instructions a variable, and a
+                // stack job's step sets ten of them (~5% of a 2,000-node infra run).
+                let mut kv = Vec::with_capacity(k.len() + 1 + v.len());
+                kv.extend_from_slice(k.as_bytes());
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                cstring(kv, "an environment value")
             })
             .collect::<io::Result<_>>()?;
         Ok(Self { vars })

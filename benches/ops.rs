@@ -22,7 +22,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use pipedeck::api::EngineClient;
 use pipedeck::config::parse_project;
 use pipedeck::domain::{RunSpec, RunStatus, RunType, Stage, StepStatus, Trigger};
-use pipedeck::store::{LogStore, NewRun, RunFilter, Store};
+use pipedeck::store::{LogStore, NewRun, NewStep, RunFilter, Store};
 use pipedeck::tui::action::Reply;
 use pipedeck::tui::app::AppState;
 use pipedeck::tui::event_loop::INITIAL_RUNS;
@@ -88,7 +88,12 @@ fn history(dir: &Path, n: i64, log_bytes: usize) {
                 };
                 let at = t0 + i * 60_000;
                 let mut run = s.insert_run(&new, at)?;
-                let mut step = s.insert_step(run.id, Stage::Build, "build", 0, None)?;
+                let build = NewStep {
+                    stage: Stage::Build,
+                    name: "build",
+                    parent: None,
+                };
+                let mut step = s.insert_steps(run.id, &[build])?.remove(0);
                 step.status = StepStatus::Succeeded;
                 step.started_at = Some(at);
                 step.ended_at = Some(at + 30_000);

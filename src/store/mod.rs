@@ -26,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::config::Service;
 use crate::domain::{
     GateInfo, GateStatus, Millis, Operation, RunDetail, RunInfo, RunKind, RunSpec, RunStatus,
-    RunType, Stage, StepInfo, StepStatus, Trigger,
+    RunType, StepInfo, Trigger,
 };
 
 pub use logs::{Direction, LogLine, LogStore, LogWriter};
@@ -256,38 +256,6 @@ impl Store {
             .execute(params![id, new.definition])?;
         self.run(id)?
             .ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
-    }
-
-    pub fn insert_step(
-        &self,
-        run_id: i64,
-        stage: Stage,
-        name: &str,
-        position: i64,
-        parent_id: Option<i64>,
-    ) -> Result<StepInfo> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO steps (run_id, stage, name, position, status, parent_id) \
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-            )?
-            .execute(params![run_id, stage.as_str(), name, position, parent_id])?;
-        Ok(StepInfo {
-            id: self.conn.last_insert_rowid(),
-            run_id,
-            stage,
-            name: name.to_string(),
-            position,
-            status: StepStatus::Pending,
-            reason: None,
-            exit_code: None,
-            started_at: None,
-            ended_at: None,
-            parent_id,
-            outputs: None,
-            superseded_by: None,
-            slurm_job: None,
-        })
     }
 
     pub fn update_run(&self, r: &RunInfo) -> Result<()> {

@@ -55,29 +55,7 @@ impl Store {
             |r| r.get(0),
         )?;
         let first = last + 1;
-        // The statement of a full chunk is written once (building its text took a
-        // quarter as long as running it).
-        static FULL: LazyLock<String> = LazyLock::new(|| insert_sql(CHUNK));
-        for (c, chunk) in steps.chunks(CHUNK).enumerate() {
-            let sql = if chunk.len() == CHUNK {
-                Cow::Borrowed(FULL.as_str())
-            } else {
-                Cow::Owned(insert_sql(chunk.len()))
-            };
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            stmt.raw_bind_parameter(1, run_id)?;
-            for (i, s) in chunk.iter().enumerate() {
-                let pos = (c * CHUNK + i) as i64;
-                let at = 2 + 5 * i;
-                stmt.raw_bind_parameter(at, first + pos)?;
-                stmt.raw_bind_parameter(at + 1, s.stage.as_str())?;
-                stmt.raw_bind_parameter(at + 2, s.name)?;
-                stmt.raw_bind_parameter(at + 3, pos)?;
-                stmt.raw_bind_parameter(at + 4, s.parent.map(|p| first + p as i64))?;
-            }
-            stmt.raw_execute()?;
-        }
-        Ok(steps
+        let rows: Vec<StepInfo> = steps
             .iter()
             .enumerate()
             .map(|(pos, s)| StepInfo {
@@ -96,7 +74,29 @@ impl Store {
                 superseded_by: None,
                 slurm_job: None,
             })
-            .collect())
+            .collect();
+        // The statement of a full chunk is written once (building its text took a
+        // quarter as long as running it).
+        static FULL: LazyLock<String> = LazyLock::new(|| insert_sql(CHUNK));
+        for chunk in rows.chunks(CHUNK) {
+            let sql = if chunk.len() == CHUNK {
+                Cow::Borrowed(FULL.as_str())
+            } else {
+                Cow::Owned(insert_sql(chunk.len()))
+            };
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            stmt.raw_bind_parameter(1, run_id)?;
+            for (i, row) in chunk.iter().enumerate() {
+                let at = 2 + 5 * i;
+                stmt.raw_bind_parameter(at, row.id)?;
+                stmt.raw_bind_parameter(at + 1, row.stage.as_str())?;
+                stmt.raw_bind_parameter(at + 2, row.name.as_str())?;
+                stmt.raw_bind_parameter(at + 3, row.position)?;
+                stmt.raw_bind_parameter(at + 4, row.parent_id)?;
+            }
+            stmt.raw_execute()?;
+        }
+        Ok(rows)
     }
 }
 
@@ -111,10 +111,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("state.db")).unwrap();
         let run = s.insert_run(&NewRun::sample(RunSpec::sample()), 0).unwrap();
-        // An earlier step, since deleted: its id is not given again (AUTOINCREMENT).
-        let old = s.insert_step(run.id, Stage::Build, "old", 0, None).unwrap();
+        // A step stored by a plain INSERT, since deleted: its id is not given again
+        // (AUTOINCREMENT).
+        let plain = |name: &str| -> i64 {
+            s.conn
+                .execute(
+                    "INSERT INTO steps (run_id, stage, name, position, status) \
+                     VALUES (?1, 'build', ?2, 0, 'pending')",
+                    rusqlite::params![run.id, name],
+                )
+                .unwrap();
+            s.conn.last_insert_rowid()
+        };
+        let old = plain("old");
         s.conn
-            .execute("DELETE FROM steps WHERE id = ?1", [old.id])
+            .execute("DELETE FROM steps WHERE id = ?1", [old])
             .unwrap();
         let made = s
             .insert_steps(
@@ -133,14 +144,12 @@ mod tests {
                 ],
             )
             .unwrap();
-        assert_eq!(made[0].id, old.id + 1);
+        assert_eq!(made[0].id, old + 1);
         assert_eq!(made[1].parent_id, Some(made[0].id));
         let stored = s.steps(run.id).unwrap();
         assert_eq!(stored, made);
-        // The next step, stored one at a time, comes after them.
-        let next = s
-            .insert_step(run.id, Stage::Resource, "x", 2, None)
-            .unwrap();
-        assert_eq!(next.id, made[1].id + 1);
+        // The next step stored by a plain INSERT comes after them.
+        let next = plain("x");
+        assert_eq!(next, made[1].id + 1);
     }
 }

@@ -186,20 +186,11 @@ mod tests {
     const HOUR: i64 = 3_600_000;
 
     fn new_run(service: &str, rerun_of: Option<i64>) -> NewRun {
-        let RunSpec::Service {
-            branch,
-            tag,
-            commit,
-            ..
-        } = RunSpec::sample()
-        else {
-            unreachable!("a service run")
-        };
         let spec = RunSpec::Service {
             service: service.into(),
-            branch,
-            tag,
-            commit,
+            branch: "main".into(),
+            tag: None,
+            commit: "abc".into(),
         };
         NewRun {
             rerun_of,
@@ -231,7 +222,12 @@ mod tests {
         // Waiting at a gate, long ago; the newest deployment of a to dev, long ago.
         s.execute_raw("UPDATE runs SET status = 'awaiting_approval' WHERE id IN (8, 1000)")
             .unwrap();
-        let step = s.insert_step(100, Stage::Deploy, "dev", 0, None).unwrap();
+        let dev = crate::store::NewStep {
+            stage: Stage::Deploy,
+            name: "dev",
+            parent: None,
+        };
+        let step = s.insert_steps(100, &[dev]).unwrap().remove(0);
         s.execute_raw(&format!(
             "INSERT INTO deployments (run_id, step_id, service, env, commit_sha, branch, status, \
              started_at) VALUES (50, {0}, 'a', 'dev', 'abc', 'main', 'succeeded', 0), \

@@ -1,6 +1,7 @@
 //! The runner's commit-then-publish and crash handling.
 use super::*;
 use crate::domain::Stage;
+use crate::store::NewStep;
 
 #[tokio::test]
 async fn a_driver_that_panics_is_reported() {
@@ -117,16 +118,19 @@ async fn a_crashed_run_fails_with_its_unfinished_steps() {
     let (mut r, mut seen) = runner(dir.path());
     let new = new_run();
     let run = r.store.insert_run(&new, now_ms()).unwrap();
-    let mut done = r
-        .store
-        .insert_step(run.id, Stage::Build, "a", 0, None)
-        .unwrap();
+    let build = |name| NewStep {
+        stage: Stage::Build,
+        name,
+        parent: None,
+    };
+    let [mut done, mut running] = <[StepInfo; 2]>::try_from(
+        r.store
+            .insert_steps(run.id, &[build("a"), build("b")])
+            .unwrap(),
+    )
+    .unwrap();
     done.status = StepStatus::Succeeded;
     r.store.update_step(&done).unwrap();
-    let mut running = r
-        .store
-        .insert_step(run.id, Stage::Build, "b", 1, None)
-        .unwrap();
     running.status = StepStatus::Running;
     r.store.update_step(&running).unwrap();
     let mut out = Out::default();

@@ -4,14 +4,59 @@ measure key-to-screen latency (tmux send-keys until the change shows in capture-
 and the dashboard process's CPU share. Peer: the same key round trip on an idle
 dashboard. Usage: scripts/bench_tui.py BIN [MiB] [RUNS]
 Each run starts a fresh dashboard and data dir; with RUNS > 1 a summary follows."""
-import os, re, shutil, signal, subprocess, sys, tempfile, time
+import os, re, shlex, shutil, signal, subprocess, sys, tempfile, time
 
 BIN = sys.argv[1]
 MIB = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
 RUNS = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-SOCK = f"pdbench{os.getpid()}"
+SOCK = None  # a tmux server of its own each run (one being killed may linger)
+
+class Control:
+    """One tmux control-mode client (`tmux -C`) that the keys and screen reads go
+    through. Spawning a tmux client per read (every 10 ms) cost ~3 ms of CPU each on a
+    machine whose two cores the flood keeps busy, and those clients waited up to 78 ms
+    to be scheduled (perf sched): the tool's own delay, counted as the dashboard's.
+    Output notifications are off: only command replies come back."""
+
+    def __init__(self):
+        self.p = subprocess.Popen(
+            ["tmux", "-L", SOCK, "-C", "attach-session", "-t", "b", "-f", "no-output"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.cmd("display-message -p ready")
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        return self.reply()
+
+    def reply(self):
+        out, inside = [], False
+        while True:
+            got = self.p.stdout.readline()
+            if not got:
+                raise SystemExit("the tmux control client ended")
+            if got.startswith("%begin"):
+                # Flags 1: the reply to a command of this client (not the attach's).
+                out, inside = [], got.split()[-1] == "1"
+            elif inside and got.startswith("%end"):
+                return "\n".join(out)
+            elif inside and got.startswith("%error"):
+                raise SystemExit("tmux: " + "\n".join(out))
+            elif inside:
+                out.append(got.rstrip("\n"))
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        self.p.wait(5)
+
+CTL = None
 
 def tmux(*a):
+    if CTL is not None and a[0] in ("send-keys", "capture-pane", "list-panes"):
+        return CTL.cmd(" ".join(shlex.quote(x) for x in a))
     return subprocess.run(["tmux", "-L", SOCK, *a], capture_output=True, text=True).stdout
 
 def screen():
@@ -41,7 +86,9 @@ def latency_samples(n):
             out.append((time.perf_counter() - t) * 1000)
     return sorted(out)
 
-def one_run():
+def one_run(run):
+    global CTL, SOCK
+    SOCK = f"pdbench{os.getpid()}-{run}"
     d = tempfile.mkdtemp()
     os.makedirs(f"{d}/proj/src")
     os.mkfifo(f"{d}/go")  # the `idle` step waits on it; opening it to write ends the wait
@@ -62,6 +109,7 @@ def one_run():
     try:
         tmux("new-session", "-d", "-s", "b", "-x", "200", "-y", "50",
              f"{BIN} --project {d}/proj/pipedeck.toml --data-dir {d}/data")
+        CTL = Control()
         pid = int(tmux("list-panes", "-t", "b", "-F", "#{pane_pid}").split()[0])
         wait(lambda s: "No runs yet" in s)
         # The engine the dashboard started (a child of it, `serve`): it does the capture.
@@ -115,6 +163,9 @@ def one_run():
     finally:
         tmux("send-keys", "-t", "b", "q")
         time.sleep(0.5)
+        if CTL is not None:
+            CTL.close()
+            CTL = None
         tmux("kill-server")
         # The dashboard and the engine this run started, if they are still there.
         for p in (pid, engine):
@@ -129,7 +180,7 @@ def one_run():
 
 results = []
 for r in range(RUNS):
-    results.append(one_run())
+    results.append(one_run(r))
 if RUNS > 1:
     meds = sorted(m for m, _, _ in results)
     print(f"== {RUNS} runs: loaded median per run " + ", ".join(f"{m:.1f}" for m, _, _ in results)

@@ -4,7 +4,7 @@
 
 use super::handle::EngineHandle;
 use super::runner::{Msg, ReleaseMsg};
-use super::stations::job;
+use super::stations::{LeaseError, job};
 use super::{Caller, EngineError, Result};
 use crate::domain::command::{Request, Response};
 
@@ -107,7 +107,10 @@ impl EngineHandle {
             .stations
             .lease(&station)
             .await
-            .map_err(EngineError::Conflict)?;
+            .map_err(|e| match e {
+                LeaseError::Stopping => EngineError::Stopped,
+                e @ LeaseError::NoRelease { .. } => EngineError::Conflict(e.to_string()),
+            })?;
         let out = job::run_argv(&argv, &lease.dir, name, lease.release).await;
         // The switch that waited may go once the lease is given back.
         drop(lease);

@@ -45,7 +45,18 @@ pub fn local_repo(svc: &crate::config::Service, data_dir: &Path) -> Option<PathB
     candidates.into_iter().flatten().find(|p| p.exists())
 }
 
-fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
+/// Why the commits could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot run git: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("git {args}: {stderr}")]
+    Failed { args: String, stderr: String },
+    #[error("git rev-list --count said no number")]
+    NoCount,
+}
+
+fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -54,21 +65,24 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
+        .map_err(GitError::Spawn)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(GitError::Failed {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
 /// The commits in `repo` reachable from `to` and not from `from` (all of `to`'s
 /// history when nothing is deployed), newest first: at most [`SHOWN`], and the count.
-pub fn between(repo: &Path, from: Option<&str>, to: &str) -> Result<(Vec<Commit>, usize), String> {
+pub fn between(
+    repo: &Path,
+    from: Option<&str>,
+    to: &str,
+) -> Result<(Vec<Commit>, usize), GitError> {
     let range = match from {
         Some(f) => format!("{f}..{to}"),
         None => to.to_string(),
@@ -76,7 +90,7 @@ pub fn between(repo: &Path, from: Option<&str>, to: &str) -> Result<(Vec<Commit>
     let total: usize = git(repo, &["rev-list", "--count", &range, "--"])?
         .trim()
         .parse()
-        .map_err(|_| "git rev-list --count said no number".to_string())?;
+        .map_err(|_| GitError::NoCount)?;
     let shown = format!("--max-count={SHOWN}");
     let log = git(
         repo,

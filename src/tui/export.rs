@@ -30,14 +30,24 @@ impl LineRange {
     }
 }
 
+/// Why what the operator typed names no lines to write.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error(
+        "`{input}` is not a line range: write FROM-TO (e.g. 1-{total}), one line number, or +COUNT"
+    )]
+    NotARange { input: String, total: u64 },
+    #[error("no lines there: the log has {total} line{}", if *total == 1 { "" } else { "s" })]
+    NoLines { total: u64 },
+}
+
 /// What the operator typed, as lines of a log of `total` lines: `120-180` (1-based,
 /// both ends included), `120` (one line), `+50` (50 lines from line `top`, the
 /// pane's first, 0-based), or empty (the lines the pane shows: `top` and `rows` after).
-pub fn parse_range(input: &str, top: u64, rows: u64, total: u64) -> Result<LineRange, String> {
-    let bad = || {
-        format!(
-            "`{input}` is not a line range: write FROM-TO (e.g. 1-{total}), one line number, or +COUNT"
-        )
+pub fn parse_range(input: &str, top: u64, rows: u64, total: u64) -> Result<LineRange, RangeError> {
+    let bad = || RangeError::NotARange {
+        input: input.to_string(),
+        total,
     };
     let num = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
     let t = input.trim();
@@ -60,10 +70,7 @@ pub fn parse_range(input: &str, top: u64, rows: u64, total: u64) -> Result<LineR
     };
     let to = to.min(total);
     if from >= to {
-        return Err(format!(
-            "no lines there: the log has {total} line{}",
-            if total == 1 { "" } else { "s" }
-        ));
+        return Err(RangeError::NoLines { total });
     }
     Ok(LineRange { from, to })
 }
@@ -161,11 +168,17 @@ mod tests {
                 to: 1000
             })
         );
-        assert!(r("7-3").unwrap_err().contains("not a line range"));
+        assert!(
+            r("7-3")
+                .unwrap_err()
+                .to_string()
+                .contains("not a line range")
+        );
         assert!(r("0").is_err() && r("x").is_err() && r("1-").is_err());
+        assert_eq!(r("1001"), Err(RangeError::NoLines { total: 1000 }));
         assert_eq!(
-            r("1001"),
-            Err("no lines there: the log has 1000 lines".into())
+            r("1001").unwrap_err().to_string(),
+            "no lines there: the log has 1000 lines"
         );
     }
 

@@ -69,14 +69,20 @@ fn ended(outcome: Outcome) -> Finished {
     }
 }
 
+/// Why a switch's file work failed.
+#[derive(Debug, thiserror::Error)]
+enum FileWork {
+    #[error(transparent)]
+    Failed(#[from] fsops::SwitchError),
+    #[error("the file work was lost: {0}")]
+    Lost(#[from] tokio::task::JoinError),
+}
+
 /// Runs blocking file work off the runtime.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, fsops::SwitchError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("the file work was lost: {e}")),
-    }
+) -> Result<T, FileWork> {
+    Ok(tokio::task::spawn_blocking(f).await??)
 }
 
 impl SwitchExecutor {
@@ -115,7 +121,7 @@ impl SwitchExecutor {
         })
         .await;
         if let Err(e) = done {
-            return Outcome::Failed(e);
+            return Outcome::Failed(e.to_string());
         }
         note(&ctx.log, &format!("{}: current -> releases/{id}", st.name));
         let release_dir = fsops::release_dir(&st.dir, id);

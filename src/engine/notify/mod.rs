@@ -98,7 +98,7 @@ async fn sender(
                 let msg = Msg::OutboundFailed {
                     run_id: d.run_id,
                     what: d.what.clone(),
-                    why,
+                    why: why.to_string(),
                 };
                 // Only a stopped engine refuses it, and then the log keeps it.
                 let _ = runner.send(msg).await;

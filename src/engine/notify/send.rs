@@ -29,8 +29,18 @@ impl Delivery {
     }
 }
 
+/// Why a call was given up; what the last attempt got has its secrets masked.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DeliveryError {
+    /// An answer that another attempt would not change (a 4xx other than 429).
+    #[error("{last} (not retried)")]
+    NotRetried { last: String },
+    #[error("gave up after {attempts} attempt{}: {last}", if *attempts == 1 { "" } else { "s" })]
+    GaveUp { attempts: u32, last: String },
+}
+
 /// Posts `d`; the number of attempts it took, or why it was given up.
-pub(crate) async fn post(client: &reqwest::Client, d: &Delivery) -> Result<u32, String> {
+pub(crate) async fn post(client: &reqwest::Client, d: &Delivery) -> Result<u32, DeliveryError> {
     let attempts = d.retry.retries + 1;
     let mut last = String::new();
     for n in 1..=attempts {
@@ -69,11 +79,11 @@ pub(crate) async fn post(client: &reqwest::Client, d: &Delivery) -> Result<u32, 
             }
         };
         if !retry {
-            return Err(d.mask(format!("{last} (not retried)")));
+            return Err(DeliveryError::NotRetried { last: d.mask(last) });
         }
     }
-    Err(d.mask(format!(
-        "gave up after {attempts} attempt{}: {last}",
-        if attempts == 1 { "" } else { "s" }
-    )))
+    Err(DeliveryError::GaveUp {
+        attempts,
+        last: d.mask(last),
+    })
 }

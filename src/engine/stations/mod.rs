@@ -43,6 +43,15 @@ pub(crate) struct Stations {
     inner: Arc<Inner>,
 }
 
+/// Why a job cannot hold a station's release.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("station {station} runs no release yet ({} points nowhere)", link.display())]
+    NoRelease { station: String, link: PathBuf },
+    #[error("the engine is stopping")]
+    Stopping,
+}
+
 /// A job's hold on a station's release: a switch waits until it is given back.
 #[derive(Debug)]
 pub(crate) struct Lease {
@@ -112,7 +121,7 @@ impl Stations {
 
     /// Holds `station`'s current release for a job, once no switch is under way or
     /// waiting for the station's idle window.
-    pub async fn lease(&self, station: &Station) -> Result<Lease, String> {
+    pub async fn lease(&self, station: &Station) -> Result<Lease, LeaseError> {
         let mut changed = self.inner.changed.subscribe();
         loop {
             changed.borrow_and_update();
@@ -121,11 +130,10 @@ impl Stations {
                 let slot = slots.entry(station.name.clone()).or_default();
                 if !slot.switching && slot.pending == 0 {
                     let Some(release) = fsops::current_release(&station.dir) else {
-                        return Err(format!(
-                            "station {} runs no release yet ({} points nowhere)",
-                            station.name,
-                            fsops::current_link(&station.dir).display()
-                        ));
+                        return Err(LeaseError::NoRelease {
+                            station: station.name.clone(),
+                            link: fsops::current_link(&station.dir),
+                        });
                     };
                     slot.jobs += 1;
                     return Ok(Lease {
@@ -135,10 +143,7 @@ impl Stations {
                     });
                 }
             }
-            changed
-                .changed()
-                .await
-                .map_err(|_| "the engine is stopping".to_string())?;
+            changed.changed().await.map_err(|_| LeaseError::Stopping)?;
         }
     }
 

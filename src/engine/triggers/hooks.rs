@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::Fire;
 use super::pull::{PullAction, PullRun};
+use super::{Fire, Ignored};
 use crate::config::{PullRequestLevel, Service};
 use crate::domain::Trigger;
 use crate::engine::EngineHandle;
@@ -235,7 +235,7 @@ impl EngineHandle {
                         service = svc.name,
                         "webhook ignored: {why}"
                     );
-                    out.ignored.push(why);
+                    out.ignored.push(why.to_string());
                 }
             }
         }
@@ -247,7 +247,7 @@ impl EngineHandle {
 }
 
 /// What an accepted event asks of `svc` (none: why it is ignored).
-fn fires(forge: Forge, event: &str, p: &Value, svc: &Service) -> Result<Vec<Fire>, String> {
+fn fires(forge: Forge, event: &str, p: &Value, svc: &Service) -> Result<Vec<Fire>, Ignored> {
     let by = forge.caller();
     let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
     let push_like = matches!(
@@ -256,10 +256,15 @@ fn fires(forge: Forge, event: &str, p: &Value, svc: &Service) -> Result<Vec<Fire
     );
     if push_like {
         let (Some(r), Some(after)) = (s("/ref"), s("/after")) else {
-            return Err(format!("{event}: no ref or commit in the payload"));
+            return Err(Ignored::NoRef {
+                event: event.into(),
+            });
         };
         if after.bytes().all(|b| b == b'0') {
-            return Err(format!("{event}: {r} was deleted"));
+            return Err(Ignored::Deleted {
+                event: event.into(),
+                git_ref: r.into(),
+            });
         }
         return super::ref_fire(svc, r, after, &|_| by.clone()).map(|f| vec![f]);
     }
@@ -268,7 +273,12 @@ fn fires(forge: Forge, event: &str, p: &Value, svc: &Service) -> Result<Vec<Fire
             let action = match s("/action") {
                 Some("opened" | "synchronize" | "reopened") => PullAction::Head,
                 Some("closed") => PullAction::Closed,
-                other => return Err(format!("pull_request action {other:?} is not acted on")),
+                other => {
+                    return Err(Ignored::Action {
+                        what: "pull_request",
+                        action: other.map(Into::into),
+                    });
+                }
             };
             let n = p.pointer("/number").and_then(Value::as_u64);
             let sha = s("/pull_request/head/sha");
@@ -279,26 +289,31 @@ fn fires(forge: Forge, event: &str, p: &Value, svc: &Service) -> Result<Vec<Fire
             let action = match s("/object_attributes/action") {
                 Some("open" | "reopen" | "update") => PullAction::Head,
                 Some("close" | "merge") => PullAction::Closed,
-                other => return Err(format!("merge request action {other:?} is not acted on")),
+                other => {
+                    return Err(Ignored::Action {
+                        what: "merge request",
+                        action: other.map(Into::into),
+                    });
+                }
             };
             let n = p.pointer("/object_attributes/iid").and_then(Value::as_u64);
             let sha = s("/object_attributes/last_commit/id");
             let branch = s("/object_attributes/source_branch");
             (n, sha, branch, action)
         }
-        _ => return Err(format!("event {event:?} is not acted on")),
+        _ => return Err(Ignored::Event(event.into())),
     };
     let (Some(n), Some(sha), Some(branch), action) = pr else {
-        return Err(format!(
-            "{event}: no number, head commit or branch in the payload"
-        ));
+        return Err(Ignored::NoPullFields {
+            event: event.into(),
+        });
     };
     match (svc.pull_requests, action) {
         (PullRequestLevel::Off, _) => {
-            return Err(format!("service {} ignores pull requests", svc.name));
+            return Err(Ignored::PullsOff(svc.name.clone()));
         }
         (PullRequestLevel::Build, PullAction::Closed) => {
-            return Err(format!("pull request {n} closed: it had no preview"));
+            return Err(Ignored::ClosedWithoutPreview(n));
         }
         _ => {}
     }
@@ -383,7 +398,10 @@ mod tests {
     fn pull_request_levels() {
         let gh = Forge::GitHub;
         let none = service("none");
-        assert!(fires(gh, "pull_request", &pr("opened"), &none).is_err());
+        assert_eq!(
+            fires(gh, "pull_request", &pr("opened"), &none).unwrap_err(),
+            Ignored::PullsOff("api".into())
+        );
         let build = service("build");
         let f = fires(gh, "pull_request", &pr("opened"), &build).unwrap();
         let def = f[0]
@@ -394,11 +412,15 @@ mod tests {
             .unwrap();
         assert!(def.environments.is_empty(), "build only");
         assert_eq!(def.pull_request, Some(3));
-        assert!(
-            fires(gh, "pull_request", &pr("closed"), &build).is_err(),
-            "no preview"
+        assert_eq!(
+            fires(gh, "pull_request", &pr("closed"), &build).unwrap_err(),
+            Ignored::ClosedWithoutPreview(3)
         );
-        assert!(fires(gh, "pull_request", &pr("labeled"), &build).is_err());
+        let labeled = fires(gh, "pull_request", &pr("labeled"), &build).unwrap_err();
+        assert_eq!(
+            labeled.to_string(),
+            r#"pull_request action Some("labeled") is not acted on"#
+        );
         let preview = service("preview");
         let f = fires(gh, "pull_request", &pr("synchronize"), &preview).unwrap();
         assert_eq!(
@@ -423,11 +445,25 @@ mod tests {
         // Pushes follow the globs; a deleted branch starts nothing.
         let push = |r: &str, after: &str| serde_json::json!({"ref": r, "after": after});
         assert!(fires(gh, "push", &push("refs/heads/main", "abc"), &preview).is_ok());
-        assert!(fires(gh, "push", &push("refs/heads/dev", "abc"), &preview).is_err());
-        assert!(fires(gh, "push", &push("refs/heads/main", "0000"), &preview).is_err());
+        assert_eq!(
+            fires(gh, "push", &push("refs/heads/dev", "abc"), &preview).unwrap_err(),
+            Ignored::Branch {
+                branch: "dev".into(),
+                service: "api".into()
+            }
+        );
+        assert_eq!(
+            fires(gh, "push", &push("refs/heads/main", "0000"), &preview)
+                .unwrap_err()
+                .to_string(),
+            "push: refs/heads/main was deleted"
+        );
         let tag = fires(gh, "push", &push("refs/tags/v1", "abc"), &preview).unwrap();
         assert_eq!(tag[0].tag.as_deref(), Some("v1"));
-        assert!(fires(gh, "deployment", &push("x", "y"), &preview).is_err());
+        assert_eq!(
+            fires(gh, "deployment", &push("x", "y"), &preview).unwrap_err(),
+            Ignored::Event("deployment".into())
+        );
     }
 
     fn dummy() -> crate::config::Project {

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod drift;
 mod git;
 pub mod hooks;
+mod ignored;
 mod pull;
 pub mod schedule;
 
@@ -31,6 +32,7 @@ use crate::domain::deploy::short_sha;
 use crate::domain::{RunInfo, RunSpec, RunType, Trigger};
 use crate::store::NewRun;
 use crate::store::triggers::FireKey;
+pub(crate) use ignored::Ignored;
 
 pub use board::{Board, TriggerInfo, TriggerStatus};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -72,16 +74,22 @@ pub(crate) fn ref_fire(
     r: &str,
     sha: &str,
     by: &dyn Fn(&str) -> String,
-) -> std::result::Result<Fire, String> {
+) -> std::result::Result<Fire, Ignored> {
     use crate::config::triggers::matches;
     let (branch, tag, trigger, kind) = if let Some(b) = r.strip_prefix("refs/heads/") {
         if !matches(&svc.branches, b) {
-            return Err(format!("branch {b} matches no `branches` of {}", svc.name));
+            return Err(Ignored::Branch {
+                branch: b.into(),
+                service: svc.name.clone(),
+            });
         }
         (b.to_string(), None, "push", Trigger::Push)
     } else if let Some(t) = r.strip_prefix("refs/tags/") {
         if !matches(&svc.tags, t) {
-            return Err(format!("tag {t} matches no `tags` of {}", svc.name));
+            return Err(Ignored::Tag {
+                tag: t.into(),
+                service: svc.name.clone(),
+            });
         }
         (
             svc.default_branch.clone(),
@@ -90,7 +98,7 @@ pub(crate) fn ref_fire(
             Trigger::Tag,
         )
     } else {
-        return Err(format!("ref {r} is neither a branch nor a tag"));
+        return Err(Ignored::NotARef(r.into()));
     };
     Ok(Fire {
         service: svc.name.clone(),

@@ -193,7 +193,7 @@ pub fn on_key(s: &mut AppState, key: KeyEvent) -> Option<Effect> {
                         })
                     }
                     Err(why) => {
-                        s.error(why);
+                        s.error(why.to_string());
                         s.dialog = Some(Dialog::WriteLog {
                             run,
                             step,

@@ -164,11 +164,20 @@ async fn a_gated_group_switches_after_approval_and_stays_put_after_a_rejection()
     let g3 = at_gate(&h, &mut rx, r3.id).await;
     let r4 = build(&h, &mut rx, "main").await;
     let g4 = at_gate(&h, &mut rx, r4.id).await;
-    let waiting: Vec<GateInfo> = h.ask(Request::WaitingGates).await.unwrap();
-    assert!(
-        !waiting.iter().any(|g| g.id == g3.id) && waiting.iter().any(|g| g.id == g4.id),
-        "{waiting:#?}"
-    );
+    // The older run's walk hears of the newer build and closes its gate: it may not
+    // have yet when the newer gate opens.
+    loop {
+        let waiting: Vec<GateInfo> = h.ask(Request::WaitingGates).await.unwrap();
+        assert!(waiting.iter().any(|g| g.id == g4.id), "{waiting:#?}");
+        if !waiting.iter().any(|g| g.id == g3.id) {
+            break;
+        }
+        wait_for(
+            &mut rx,
+            |e| matches!(e, Event::Gate { gate } if gate.id == g3.id),
+        )
+        .await;
+    }
 
     // Every step is audited.
     let audit: Vec<pipedeck::store::AuditEntry> =

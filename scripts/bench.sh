@@ -16,7 +16,7 @@
 # an ext4 mounted without a journal (this project's VMs), creating files is several
 # times slower for minutes after many were deleted (a test suite, an earlier run of
 # this script): the infra benchmark's 20,000 new inodes then weigh on its figure, so
-# it also runs on /dev/shm when the data dirs were elsewhere.
+# it runs on /dev/shm first when the data dirs are elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # PD_BIN: measure a binary built elsewhere (e.g. the code before a change).
@@ -117,18 +117,24 @@ fi
 if [ "$ONLY" = capture ]; then exit 0; fi
 
 echo "== step overhead: $STEPS x /bin/true, width 16, 2 needs each"
-mks=(); pdds=(); ratios=()
-for i in $(seq 1 $PAIRS); do
-  t0=$(now); make -s -j2 -f "$WORK/dag.mk" all; t1=$(now)
-  mks+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-  t0=$(now); "${PD[@]}" run dag --wait > "$WORK/dag.out"; t1=$(now)
-  pdds+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-  ratios+=("$(ratio "${pdds[-1]}" "${mks[-1]}")")
-  echo "  pair $i: make -j2 ${mks[-1]}s, pipedeck ${pdds[-1]}s ($(tail -n 1 "$WORK/dag.out")), ratio ${ratios[-1]}"
-done
-mk=$(median "${mks[@]}"); pdd=$(median "${pdds[@]}")
-echo "  medians: make -j2 ${mk}s   pipedeck (concurrency 2, state persisted, output captured): ${pdd}s"
-echo "  ratio: $(ratio "$pdd" "$mk")   median of the pairs' ratios: $(median "${ratios[@]}")   (target <= 1.2)"
+# vs_make MAKEFILE TARGET WHAT RUN: PAIRS pairs of `make -j2 -f MAKEFILE all` then
+# `RUN i` (a function: pipedeck's run for pair i), and their medians and ratios.
+vs_make() {
+  local makefile=$1 target=$2 what=$3 run=$4 mks=() pds=() ratios=() i t0 t1 mk pd
+  for i in $(seq 1 $PAIRS); do
+    t0=$(now); make -s -j2 -f "$makefile" all; t1=$(now)
+    mks+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+    t0=$(now); "$run" "$i" > "$WORK/run.out"; t1=$(now)
+    pds+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+    ratios+=("$(ratio "${pds[-1]}" "${mks[-1]}")")
+    echo "  pair $i: make -j2 ${mks[-1]}s, pipedeck ${pds[-1]}s ($(tail -n 1 "$WORK/run.out")), ratio ${ratios[-1]}"
+  done
+  mk=$(median "${mks[@]}"); pd=$(median "${pds[@]}")
+  echo "  medians: make -j2 ${mk}s   pipedeck $what (concurrency 2, state persisted, output captured): ${pd}s"
+  echo "  ratio: $(ratio "$pd" "$mk")   median of the pairs' ratios: $(median "${ratios[@]}")   (target <= $target)"
+}
+run_dag() { "${PD[@]}" run dag --wait; }
+vs_make "$WORK/dag.mk" 1.2 run "run_dag"
 
 echo "== infra scheduling: $((STEPS * 5)) command-driver nodes running /bin/true, width 32"
 NODES=$((STEPS * 5))
@@ -154,33 +160,29 @@ PY
 # Each pipedeck run is a first deploy into a fresh data dir under $1 (10,000 state
 # dirs made, each with its inputs file; make writes nothing).
 infra_pairs() {
-  local parent=$1 mks=() pdis=() ratios=() i t0 t1 mk pdi
-  echo "  data dirs in $parent ($(df --output=fstype "$parent" | tail -n 1))"
-  for i in $(seq 1 $PAIRS); do
-    t0=$(now); make -s -j2 -f "$WORK/infra.mk" all; t1=$(now)
-    mks+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-    t0=$(now); "$BIN" --data-dir "$parent/idata$i" --project "$WORK/infra.toml" infra run big --wait > "$WORK/infra.out"; t1=$(now)
-    pdis+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-    ratios+=("$(ratio "${pdis[-1]}" "${mks[-1]}")")
-    echo "  pair $i: make -j2 ${mks[-1]}s, pipedeck ${pdis[-1]}s ($(tail -n 1 "$WORK/infra.out")), ratio ${ratios[-1]}"
-  done
-  mk=$(median "${mks[@]}"); pdi=$(median "${pdis[@]}")
-  echo "  medians: make -j2 ${mk}s   pipedeck infra run (concurrency 2, state persisted, output captured): ${pdi}s"
-  echo "  ratio: $(ratio "$pdi" "$mk")   median of the pairs' ratios: $(median "${ratios[@]}")   (target <= 1.5)"
+  INFRA_PARENT=$1
+  echo "  data dirs in $INFRA_PARENT ($(df --output=fstype "$INFRA_PARENT" | tail -n 1))"
+  vs_make "$WORK/infra.mk" 1.5 "infra run" run_infra
 }
-infra_pairs "$WORK"
+run_infra() {
+  "$BIN" --data-dir "$INFRA_PARENT/idata$1" --project "$WORK/infra.toml" infra run big --wait
+}
 # A disk's file creation weighs on this figure, and on some more than on others: on an
 # ext4 without a journal (this project's VMs) the kernel skips every inode freed in the
 # last minutes when it looks for a free one (perf: recently_deleted() under
 # find_inode_bit() took half of a file-creating thread's time after a test suite's
-# deletions). So where the data dirs were not on tmpfs, the same again on tmpfs: the
-# scheduling alone, with the same rows, files and logs kept in memory.
+# deletions). So where the data dirs are not on tmpfs, the same runs go first on
+# /dev/shm: the scheduling alone, with the same rows, files and logs kept in memory.
+# Each series starts after a sync, so that no earlier writeback lands in its pairs.
 SHM=/dev/shm
 if [ "$(stat -f -c %T "$WORK")" != tmpfs ] && [ "$(stat -f -c %T "$SHM" 2>/dev/null)" = tmpfs ] && [ -w "$SHM" ]; then
   SHM_WORK=$(mktemp -d -p "$SHM")
   trap 'rm -rf "$WORK" "$SHM_WORK"' EXIT
+  sync
   infra_pairs "$SHM_WORK"
 fi
+sync
+infra_pairs "$WORK"
 if [ "$ONLY" = sched ]; then exit 0; fi
 
 bash scripts/bench_tf.sh "$BIN"

@@ -159,9 +159,10 @@ for k in range(n):
 PY
 # Each pipedeck run is a first deploy into a fresh data dir under $1 (10,000 state
 # dirs made, each with its inputs file; make writes nothing).
+fstype() { df --output=fstype "$1" | tail -n 1; }
 infra_pairs() {
   INFRA_PARENT=$1
-  echo "  data dirs in $INFRA_PARENT ($(df --output=fstype "$INFRA_PARENT" | tail -n 1))"
+  echo "  data dirs in $INFRA_PARENT ($(fstype "$INFRA_PARENT"))"
   vs_make "$WORK/infra.mk" 1.5 "infra run" run_infra
 }
 run_infra() {
@@ -175,7 +176,7 @@ run_infra() {
 # /dev/shm: the scheduling alone, with the same rows, files and logs kept in memory.
 # Each series starts after a sync, so that no earlier writeback lands in its pairs.
 SHM=/dev/shm
-if [ "$(stat -f -c %T "$WORK")" != tmpfs ] && [ "$(stat -f -c %T "$SHM" 2>/dev/null)" = tmpfs ] && [ -w "$SHM" ]; then
+if [ -d "$SHM" ] && [ -w "$SHM" ] && [ "$(fstype "$WORK")" != tmpfs ] && [ "$(fstype "$SHM")" = tmpfs ]; then
   SHM_WORK=$(mktemp -d -p "$SHM")
   trap 'rm -rf "$WORK" "$SHM_WORK"' EXIT
   sync

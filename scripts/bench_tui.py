@@ -25,11 +25,9 @@ class Control:
         self.cmd("display-message -p ready")
 
     def cmd(self, line):
+        """Runs one tmux command; its reply's lines."""
         self.p.stdin.write(line + "\n")
         self.p.stdin.flush()
-        return self.reply()
-
-    def reply(self):
         out, inside = [], False
         while True:
             got = self.p.stdout.readline()

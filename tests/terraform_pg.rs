@@ -132,7 +132,10 @@ fn hold_lock(dir: &Path, schema: &str, url: &str) -> std::process::Child {
         "{}",
         String::from_utf8_lossy(&init.stderr)
     );
-    let select = tf(&["workspace", "select", "-or-create=true", "c.a"])
+    // Every pg lock also takes the server-wide workspace-creation lock for a moment, so
+    // the other tests' Terraform (other schemas, same server) can make one attempt
+    // fail: wait for it, as the engine does (its pg default is PG_LOCK_TIMEOUT_MS).
+    let select = tf(&["workspace", "new", "-lock-timeout=60s", "c.a"])
         .output()
         .unwrap();
     assert!(
@@ -144,13 +147,14 @@ fn hold_lock(dir: &Path, schema: &str, url: &str) -> std::process::Child {
         "apply",
         "-auto-approve",
         "-input=false",
+        "-lock-timeout=60s",
         "-var",
         "value=other",
         "-var",
         "hold=true",
     ])
     .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
+    .stderr(std::fs::File::create(dir.join("other.err")).unwrap())
     .spawn()
     .unwrap()
 }
@@ -253,7 +257,11 @@ async fn a_locked_state_fails_the_run_with_terraform_s_lock_message() {
     // Someone else's apply holds a's state.
     let mut other = hold_lock(tmp.path(), &schema, &url);
     while !tmp.path().join("applying").exists() {
-        assert!(other.try_wait().unwrap().is_none(), "the other apply ended");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "the other apply ended: {}",
+            std::fs::read_to_string(tmp.path().join("other.err")).unwrap()
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mut rx = h.subscribe();

@@ -385,7 +385,11 @@ pub(crate) async fn run(spec: ProcSpec, ctx: &mut UnitCtx) -> (Outcome, i64) {
             }
         }
     }
+    let not_started = child.start_error();
     let outcome = match status {
+        Some(Ok(_)) if let Some(e) = not_started => {
+            Outcome::Error(format!("cannot start `{}`: {e}", spec.command))
+        }
         Some(Ok(_)) if timed_out => Outcome::TimedOut(spec.timeout.unwrap_or_default()),
         Some(Ok(_)) if stopped => Outcome::Stopped,
         Some(Ok(st)) => {

@@ -1,4 +1,4 @@
-//! Starting a step's process ([`super::vfork`]), everything prepared up front.
+//! Starting a step's process ([`super::launch`]), everything prepared up front.
 //!
 //! `std::process::Command` rebuilds the whole environment (a sorted map of the
 //! engine's own variables and the step's) and opens `/dev/null` in the parent for
@@ -126,8 +126,8 @@ impl Env {
     }
 
     /// The child's environment: the engine's own, then these variables, then `extra`,
-    /// each set once (a later one wins); pointers into strings that outlive them.
-    fn pointers(&self, extra: &Env) -> Vec<*mut libc::c_char> {
+    /// each set once (a later one wins).
+    fn entries<'a>(&'a self, extra: &'a Env) -> Vec<&'a CStr> {
         let ours: Vec<&[u8]> = self.vars.iter().map(|kv| key(kv)).collect();
         let theirs: Vec<&[u8]> = extra.vars.iter().map(|kv| key(kv)).collect();
         let inherited = inherited()
@@ -137,19 +137,19 @@ impl Env {
         inherited
             .chain(own)
             .chain(extra.vars.iter())
-            .map(|kv| kv.as_ptr() as *mut libc::c_char)
-            .chain(std::iter::once(std::ptr::null_mut()))
+            .map(CString::as_c_str)
             .collect()
     }
 }
 
-/// A NULL-terminated array of pointers into `strings` (which must outlive it).
-fn argv_pointers(strings: &[CString]) -> Vec<*mut libc::c_char> {
-    strings
+/// The engine's PATH (a step inherits it unless it sets its own), or the default
+/// execvp uses without one.
+fn engine_path() -> &'static [u8] {
+    inherited()
         .iter()
-        .map(|s| s.as_ptr() as *mut libc::c_char)
-        .chain(std::iter::once(std::ptr::null_mut()))
-        .collect()
+        .rev()
+        .find(|kv| key(kv) == b"PATH")
+        .map_or(b"/bin:/usr/bin", |kv| &kv.to_bytes()[b"PATH=".len()..])
 }
 
 /// Fails with the OS error when a libc call returned -1.
@@ -217,6 +217,7 @@ pub struct Child {
     /// no child once the first had reaped it).
     waiter: Option<tokio::task::JoinHandle<io::Result<Option<ExitStatus>>>>,
     reaped: bool,
+    start: super::launch::StartError,
 }
 
 /// Starts `argv` in `cwd` with `env`, then `extra`, over the engine's environment:
@@ -238,30 +239,30 @@ pub fn spawn(
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
     };
     let dir = cstring(cwd.as_os_str().as_bytes(), "the working directory")?;
-    let found = match extra.path().or_else(|| env.path()) {
-        Some(path) if !prog.as_bytes().contains(&b'/') => Some(search(path, prog, cwd)?),
-        _ => None,
+    // A program named without a slash is looked up on PATH: the step's, when it sets
+    // one, else the engine's.
+    let found = if prog.as_bytes().contains(&b'/') {
+        None
+    } else {
+        let path = extra.path().or_else(|| env.path()).unwrap_or(engine_path());
+        Some(search(path, prog, cwd)?)
     };
-    let (argp, envp) = (argv_pointers(&args), env.pointers(extra));
+    let argv: Vec<&CStr> = args.iter().map(CString::as_c_str).collect();
     let (out_r, out_w) = pipe_pair()?;
     let (err_r, err_w) = pipe_pair()?;
-
-    // A program named without a slash is looked up on PATH: the step's, when it sets
-    // one (done above), else the engine's.
-    let plan = super::vfork::Plan {
+    let request = super::launch::Request {
         program: found.as_deref().unwrap_or(prog),
-        search: found.is_none() && !prog.as_bytes().contains(&b'/'),
-        argv: argp.as_ptr().cast(),
-        envp: envp.as_ptr().cast(),
+        argv: &argv,
+        env: &env.entries(extra),
         dir: &dir,
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
     };
-    let pid = {
+    let (pid, start) = {
         let _spawning = children::spawning();
-        let pid = super::vfork::spawn(&plan)?;
-        children::register(pid, token);
-        pid
+        let started = super::launch::spawn(&request)?;
+        children::register(started.0, token);
+        started
     };
     drop((out_w, err_w));
     let mut child = Child {
@@ -271,6 +272,7 @@ pub fn spawn(
         exit: None,
         waiter: None,
         reaped: false,
+        start,
     };
     child.stdout = Some(out_r);
     child.stderr = Some(err_r);
@@ -288,6 +290,12 @@ pub fn spawn(
 }
 
 impl Child {
+    /// Why the program did not run (a missing working directory, a file that is not
+    /// executable): known once the process has exited (then with status 127).
+    pub fn start_error(&self) -> Option<io::Error> {
+        self.start.get()
+    }
+
     /// Waits for the process to exit and reaps it (cancel safe).
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         let Some(pidfd) = &self.exit else {
@@ -366,12 +374,9 @@ mod tests {
 
     /// The `KEY=VALUE` strings a child would get.
     fn child_env(env: &Env, extra: &Env) -> Vec<String> {
-        env.pointers(extra)
+        env.entries(extra)
             .into_iter()
-            .take_while(|p| !p.is_null())
-            // SAFETY: pointers into strings that `env`, `extra` and the engine's
-            // captured environment keep alive.
-            .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            .map(|kv| kv.to_string_lossy().into_owned())
             .collect()
     }
 
@@ -476,21 +481,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_missing_program_is_an_error_at_spawn() {
+    async fn a_program_not_on_path_is_an_error_at_spawn() {
         let none = Env::default();
         let e = spawn(
             &argv("no-such-program-pd"),
             Path::new("/"),
-            &none,
-            &none,
-            None,
-        )
-        .err()
-        .expect("spawn fails");
-        assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        let e = spawn(
-            &argv("/bin/true"),
-            Path::new("/no/such/dir"),
             &none,
             &none,
             None,

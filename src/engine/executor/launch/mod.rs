@@ -93,6 +93,7 @@ pub(super) fn spawn(req: &Request) -> io::Result<(libc::pid_t, StartError)> {
     let slot = &mut *slots[i];
     slot.plan.fill(req);
     slot.error = Arc::default();
+    let started = StartError(slot.error.clone());
     slot.busy.store(1, Ordering::Relaxed);
     // The stack grows down from its 16-byte-aligned top.
     let top = (slot.stack.as_mut_ptr() as usize + STACK) & !15;
@@ -100,11 +101,13 @@ pub(super) fn spawn(req: &Request) -> io::Result<(libc::pid_t, StartError)> {
     if !sys::CONCURRENT {
         flags |= libc::CLONE_VFORK;
     }
+    let busy = slot.busy.as_ptr();
     let arg: *const Slot = slot;
     // SAFETY: every signal is blocked in this thread while it clones, so the child
     // starts with all blocked and no handler of ours runs in it. The child reads
-    // only its slot, which stays as it is (no spawn takes a busy slot, and slots
-    // are never freed) until the kernel zeroes `busy`, after the child's last look.
+    // only its slot, which stays as it is (no spawn takes a busy slot, slots are
+    // never freed, and this one is not touched here after the clone) until the
+    // kernel zeroes `busy`, after the child's last look.
     let pid = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
@@ -117,12 +120,13 @@ pub(super) fn spawn(req: &Request) -> io::Result<(libc::pid_t, StartError)> {
             arg.cast_mut().cast(),
             std::ptr::null_mut::<libc::pid_t>(),
             std::ptr::null_mut::<libc::c_void>(),
-            slot.busy.as_ptr(),
+            busy,
         );
         let cloned = io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         if pid < 0 {
-            slot.busy.store(0, Ordering::Release);
+            // No child: the slot is free again.
+            (*arg).busy.store(0, Ordering::Release);
             return Err(cloned);
         }
         pid
@@ -131,7 +135,7 @@ pub(super) fn spawn(req: &Request) -> io::Result<(libc::pid_t, StartError)> {
     // (a cancel) must find it. Once the child ran `exec` this fails, and is moot.
     // SAFETY: setpgid takes two pids.
     unsafe { libc::setpgid(pid, pid) };
-    Ok((pid, StartError(slot.error.clone())))
+    Ok((pid, started))
 }
 
 /// The child, until its `exec`: every signal blocked, in the engine's memory.

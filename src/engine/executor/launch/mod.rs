@@ -12,7 +12,7 @@
 //! a busy engine is the other one, where the step queues behind the running one
 //! while the engine sleeps (perf sched, 10,000-node infra run: 310 µs a spawn on
 //! average, make's 50 µs). Here, on x86-64 and AArch64, the engine goes on at once:
-//! the 10,000-node infra benchmark took 0.72-0.85 of the time in each of 6
+//! the 10,000-node infra benchmark took 0.73-0.91 of the time in each of 6
 //! interleaved rounds (tmpfs). So the child must not depend on the engine's memory
 //! staying put: it runs on a stack and reads a [`Plan`] (every string it needs) of a
 //! [`Slot`] that no other spawn takes until the kernel says the child has left this
